@@ -1,0 +1,180 @@
+"""Training augmentations on (image, target) pairs: multi-scale resize, chart-aware flip, colour jitter.
+
+``image`` is a float tensor (3, H, W), RGB 0..255; ``target`` is the per-image dict of the model
+contract (``boxes`` (G, 4) xyxy, optional ``keypoints`` (G, 17, 3) and ``masks`` (G, H, W), ``dp``
+list of G entries each None or a dict with ``x``, ``y``, ``I``, ``U``, ``V``, ``mask``).
+Functions never modify their inputs in place; they return new tensors/dicts.
+
+Randomness comes from an explicit ``torch.Generator`` so that a sample's augmentation depends only
+on the seed the sampler hands out with it (reproducible across workers and across a resume).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from densepose.data.coco import KEYPOINT_FLIP
+from densepose.data.rle import DP_MASK_SIZE
+from densepose.surface.parts import MASK_PART_FLIP
+
+
+class FlipSurface(Protocol):
+    """What the flip needs from a ``BodySurface``: its left/right symmetry on IUV."""
+
+    def flip_iuv(self, charts: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+# ----------------------------------------------------------------------------- resize
+def resize_shape(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """Scale so the short side is ``min_size`` unless the long side would pass ``max_size``."""
+    scale = min_size / min(height, width)
+    if max(height, width) * scale > max_size:
+        scale = max_size / max(height, width)
+    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+
+
+def resize(image: torch.Tensor, target: dict, size: tuple[int, int]) -> tuple[torch.Tensor, dict]:
+    """Resize to ``size`` = (h, w); boxes, keypoints and instance masks follow.
+
+    DensePose points and part masks live in box-relative 256x256 coordinates and need no change.
+    """
+    h0, w0 = image.shape[-2:]
+    h, w = size
+    if (h, w) == (h0, w0):
+        return image, target
+    image = F.interpolate(image[None], size=(h, w), mode="bilinear", align_corners=False, antialias=h < h0)[0]
+    sx, sy = w / w0, h / h0
+    out = dict(target)
+    out["boxes"] = target["boxes"] * torch.tensor([sx, sy, sx, sy], dtype=target["boxes"].dtype)
+    if "keypoints" in target:
+        out["keypoints"] = target["keypoints"] * torch.tensor([sx, sy, 1.0], dtype=target["keypoints"].dtype)
+    if "masks" in target:
+        m = target["masks"]
+        out["masks"] = (
+            F.interpolate(m[:, None].float(), size=(h, w), mode="nearest")[:, 0].to(m.dtype) if len(m)
+            else m.new_zeros((0, h, w))
+        )
+    return image.clamp_(0, 255), out
+
+
+# ----------------------------------------------------------------------------- flip
+def hflip(image: torch.Tensor, target: dict, surface: FlipSurface) -> tuple[torch.Tensor, dict]:
+    """Mirror left/right, chart-aware.
+
+    Pixel column c covers [c, c+1), so an x coordinate maps to ``W - x`` (boxes swap x1/x2).
+    Keypoints swap left and right. DensePose: ``x -> 256 - x``, the 256x256 part mask is mirrored
+    and its labels swapped by ``MASK_PART_FLIP``, and (I, U, V) go through ``surface.flip_iuv``.
+    """
+    width = image.shape[-1]
+    out = dict(target)
+    boxes = target["boxes"]
+    out["boxes"] = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
+    if "keypoints" in target:
+        kp = target["keypoints"][:, KEYPOINT_FLIP].clone()
+        kp[..., 0] = width - kp[..., 0]
+        out["keypoints"] = kp
+    if "masks" in target:
+        out["masks"] = target["masks"].flip(-1)
+    out["dp"] = [None if dp is None else _flip_dp(dp, surface) for dp in target["dp"]]
+    return image.flip(-1), out
+
+
+def _flip_dp(dp: dict, surface: FlipSurface) -> dict:
+    charts, uv = surface.flip_iuv(dp["I"].numpy(), torch.stack([dp["U"], dp["V"]], dim=1).double().numpy())
+    uv = torch.from_numpy(np.asarray(uv, dtype=np.float32))
+    mask = torch.from_numpy(MASK_PART_FLIP.astype(np.uint8))[dp["mask"].flip(-1).long()]
+    return {
+        "x": DP_MASK_SIZE - dp["x"],
+        "y": dp["y"].clone(),
+        "I": torch.from_numpy(np.asarray(charts, dtype=np.int64)),
+        "U": uv[:, 0].contiguous(),
+        "V": uv[:, 1].contiguous(),
+        "mask": mask,
+    }
+
+
+# ----------------------------------------------------------------------------- colour
+# RGB -> YIQ; a hue shift is a rotation of the (I, Q) chroma plane.
+_RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ2RGB = torch.linalg.inv(_RGB2YIQ)
+
+
+def color_jitter(
+    image: torch.Tensor,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+) -> torch.Tensor:
+    """Photometric change of a (3, H, W) 0..255 image by explicit factors.
+
+    ``brightness``, ``contrast``, ``saturation`` are multiplicative factors (1 = no change);
+    ``hue`` is a rotation of the chroma plane in turns (0 = no change, 0.5 = opposite hues).
+    """
+    luma = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype).view(3, 1, 1)
+    out = image * brightness
+    mean = (out * luma).sum(0).mean()
+    out = mean + (out - mean) * contrast
+    gray = (out * luma).sum(0, keepdim=True)
+    out = gray + (out - gray) * saturation
+    if hue != 0.0:
+        a = 2 * np.pi * hue
+        rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]], dtype=torch.float32)
+        m = (_YIQ2RGB @ rot @ _RGB2YIQ).to(out.dtype)
+        out = torch.einsum("ij,jhw->ihw", m, out)
+    return out.clamp(0, 255)
+
+
+# ----------------------------------------------------------------------------- composition
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation; the defaults follow the reference recipe (640-800 / 1333, flip)."""
+
+    min_sizes: Sequence[int] = (640, 672, 704, 736, 768, 800)
+    max_size: int = 1333
+    flip_prob: float = 0.5
+    brightness: float = 0.0  # factor drawn from [1 - b, 1 + b]
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0  # shift drawn from [-h, h] turns
+
+
+class TrainTransform:
+    """Random multi-scale resize, chart-aware flip and colour jitter, driven by a per-sample seed."""
+
+    def __init__(self, cfg: AugmentConfig, surface: FlipSurface | None = None):
+        if cfg.flip_prob > 0 and surface is None:
+            raise ValueError("horizontal flip needs a surface with flip_iuv (or set flip_prob to 0)")
+        self.cfg = cfg
+        self.surface = surface
+
+    def __call__(self, image: torch.Tensor, target: dict, seed: int) -> tuple[torch.Tensor, dict]:
+        g = torch.Generator().manual_seed(seed)
+        cfg = self.cfg
+
+        def uniform(spread: float) -> float:
+            return float(torch.empty(()).uniform_(-spread, spread, generator=g)) if spread > 0 else 0.0
+
+        min_size = cfg.min_sizes[int(torch.randint(len(cfg.min_sizes), (), generator=g))]
+        flip = float(torch.rand((), generator=g)) < cfg.flip_prob
+        b, c, s, h = (uniform(v) for v in (cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue))
+        image, target = resize(image, target, resize_shape(*image.shape[-2:], min_size, cfg.max_size))
+        if flip:
+            image, target = hflip(image, target, self.surface)
+        if b or c or s or h:
+            image = color_jitter(image, 1 + b, 1 + c, 1 + s, h)
+        return image, target
+
+
+class TestTransform:
+    """Deterministic resize to one scale (the reference tests at 800 / 1333)."""
+
+    def __init__(self, min_size: int = 800, max_size: int = 1333):
+        self.min_size, self.max_size = min_size, max_size
+
+    def __call__(self, image: torch.Tensor, target: dict, seed: int = 0) -> tuple[torch.Tensor, dict]:
+        return resize(image, target, resize_shape(*image.shape[-2:], self.min_size, self.max_size))
