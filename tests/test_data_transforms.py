@@ -1,0 +1,92 @@
+"""Augmentations: resize moves targets consistently; the chart-aware flip is an involution."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from densepose.data.coco import KEYPOINT_FLIP, image_target
+from densepose.data.transforms import AugmentConfig, TrainTransform, color_jitter, hflip, resize, resize_shape
+from densepose.surface.parts import CHART_FLIP, MASK_PART_FLIP
+from test_data_dataset import FakeSurface, make_person
+
+
+def _sample(with_masks=True):
+    rng = np.random.default_rng(0)
+    anns = [make_person(rng, k, 1, 40, 48) for k in (1, 2)]
+    image = torch.from_numpy(rng.uniform(0, 255, (3, 40, 48)).astype(np.float32))
+    return image, image_target(anns, 40, 48, with_masks)
+
+
+def _assert_same(t1, t2):
+    assert torch.allclose(t1["boxes"], t2["boxes"], atol=1e-4)
+    assert torch.allclose(t1["keypoints"], t2["keypoints"], atol=1e-4)
+    assert torch.equal(t1["masks"], t2["masks"])
+    for a, b in zip(t1["dp"], t2["dp"]):
+        assert torch.equal(a["I"], b["I"]) and torch.equal(a["mask"], b["mask"])
+        for k in ("x", "y", "U", "V"):
+            assert torch.allclose(a[k], b[k], atol=1e-4)
+
+
+def test_flip_twice_is_identity():
+    image, target = _sample()
+    im1, t1 = hflip(image, target, FakeSurface())
+    im2, t2 = hflip(im1, t1, FakeSurface())
+    assert torch.equal(im2, image)
+    _assert_same(t2, target)
+
+
+def test_flip_moves_everything_consistently():
+    image, target = _sample()
+    W = image.shape[-1]
+    im1, t1 = hflip(image, target, FakeSurface())
+    assert torch.equal(im1[..., 0], image[..., -1])
+    b, b1 = target["boxes"], t1["boxes"]
+    assert torch.allclose(b1[:, 0], W - b[:, 2]) and torch.allclose(b1[:, 2], W - b[:, 0])
+    assert (b1[:, 2] >= b1[:, 0]).all()
+    # left_eye (1) of the flipped person is the mirrored right_eye (2) of the original
+    assert torch.allclose(t1["keypoints"][:, 1, 0], W - target["keypoints"][:, 2, 0])
+    assert torch.equal(t1["keypoints"][:, :, 2], target["keypoints"][:, KEYPOINT_FLIP, 2])
+    # an instance mask pixel at column c moves to W - 1 - c
+    assert torch.equal(t1["masks"], target["masks"].flip(-1))
+    dp, dp1 = target["dp"][0], t1["dp"][0]
+    assert torch.allclose(dp1["x"], 256 - dp["x"]) and torch.equal(dp1["y"], dp["y"])
+    assert torch.equal(dp1["I"], torch.from_numpy(CHART_FLIP[dp["I"].numpy()]))
+    assert torch.allclose(dp1["U"], 1 - dp["U"]) and torch.allclose(dp1["V"], dp["V"])
+    assert np.array_equal(dp1["mask"].numpy(), MASK_PART_FLIP[dp["mask"].flip(-1).numpy()])
+    # A DensePose point's part label in the mask agrees before and after (labels move with points).
+    for k in range(len(dp["x"])):
+        c, r = int(dp["x"][k]), int(dp["y"][k])
+        assert int(dp1["mask"][r, 255 - c]) == MASK_PART_FLIP[int(dp["mask"][r, c])]
+
+
+def test_resize_scales_targets():
+    image, target = _sample()
+    assert resize_shape(40, 48, 20, 100) == (20, 24)
+    assert resize_shape(40, 48, 80, 60) == (50, 60)  # capped by the long side
+    im, t = resize(image, target, (20, 24))
+    assert im.shape == (3, 20, 24)
+    assert torch.allclose(t["boxes"], target["boxes"] / 2)
+    assert torch.allclose(t["keypoints"][..., :2], target["keypoints"][..., :2] / 2)
+    assert torch.equal(t["keypoints"][..., 2], target["keypoints"][..., 2])
+    assert t["masks"].shape == (2, 20, 24) and t["masks"].dtype == torch.uint8
+    assert t["dp"][0] is target["dp"][0]  # box-relative DensePose data does not change
+
+
+def test_color_jitter():
+    image, _ = _sample()
+    assert torch.allclose(color_jitter(image, 1, 1, 1, 0), image, atol=1e-3)
+    assert torch.allclose(color_jitter(image, 1, 1, 1, 1.0), image, atol=1e-2)  # a full hue turn
+    gray = color_jitter(image, 1, 1, 0, 0)
+    assert torch.allclose(gray[0], gray[1], atol=1e-3)
+    out = color_jitter(image, 1.5, 1.3, 1.2, 0.1)
+    assert out.min() >= 0 and out.max() <= 255 and not torch.allclose(out, image)
+
+
+def test_train_transform_is_seeded():
+    image, target = _sample(with_masks=False)
+    tf = TrainTransform(AugmentConfig(min_sizes=(20, 30, 40), max_size=80, flip_prob=0.5, brightness=0.3), FakeSurface())
+    a = tf(image, target, 123)
+    b = tf(image, target, 123)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1]["boxes"], b[1]["boxes"])
+    shapes = {tuple(tf(image, target, s)[0].shape) for s in range(12)}
+    assert len(shapes) > 1
