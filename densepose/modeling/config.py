@@ -1,0 +1,137 @@
+"""``ModelConfig``: every knob of DensePose-RCNN in one flat dataclass, plus two presets."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from densepose.errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    # Backbone
+    backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50 | resnet101
+    backbone_width: int = 64  # stem channels; < 64 only for tiny test/CPU models
+    norm: str = "frozen_bn"  # frozen_bn (pretrained, reference) | bn | gn (from scratch)
+    freeze_at: int = 2  # 0 none, 1 stem, 2 stem + res2 (reference)
+    backbone_weights: str | None = None  # torchvision or detectron2 ResNet file (see backbone.py)
+    fpn_channels: int = 256
+    # Input (the model resizes and normalises itself)
+    min_size_train: tuple[int, ...] = (640, 672, 704, 736, 768, 800)
+    min_size_test: int = 800
+    max_size: int = 1333
+    size_divisibility: int = 32
+    pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)  # ImageNet RGB, 0..255
+    pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
+    # RPN
+    anchor_sizes: tuple[float, ...] = (32, 64, 128, 256, 512)
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    rpn_fg_iou: float = 0.7
+    rpn_bg_iou: float = 0.3
+    rpn_batch_size_per_image: int = 256
+    rpn_positive_fraction: float = 0.5
+    rpn_pre_nms_topk_train: int = 2000  # per level
+    rpn_pre_nms_topk_test: int = 1000
+    rpn_post_nms_topk_train: int = 1000  # per image
+    rpn_post_nms_topk_test: int = 1000
+    rpn_nms_thresh: float = 0.7
+    rpn_smooth_l1_beta: float = 0.0
+    # Box head (person vs background)
+    roi_fg_iou: float = 0.5
+    roi_batch_size_per_image: int = 512
+    roi_positive_fraction: float = 0.25
+    box_pool: int = 7
+    box_fc_dim: int = 1024
+    box_reg_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
+    box_smooth_l1_beta: float = 0.0
+    score_thresh_test: float = 0.05
+    nms_thresh_test: float = 0.5
+    detections_per_image: int = 100
+    # Mask head
+    mask_on: bool = False
+    mask_pool: int = 14
+    mask_num_convs: int = 4
+    mask_dim: int = 256
+    # Keypoint head
+    keypoint_on: bool = False
+    num_keypoints: int = 17
+    keypoint_pool: int = 14
+    keypoint_num_convs: int = 8
+    keypoint_dim: int = 512
+    keypoint_loss_weight: float = 1.0
+    # DensePose head
+    densepose_on: bool = True
+    dp_decoder_conv_dim: int = 256
+    dp_decoder_channels: int = 256
+    dp_pool: int = 28  # RoIAlign size; heatmaps are 4x this (112)
+    dp_pool_aligned: bool = False  # reference POOLER_TYPE ROIAlign (not V2)
+    dp_num_convs: int = 8
+    dp_dim: int = 512
+    dp_fg_iou: float = 0.7
+    dp_weight_segm: float = 5.0  # S (INDEX_WEIGHTS)
+    dp_weight_part: float = 1.0  # I (PART_WEIGHTS)
+    dp_weight_uv: float = 0.01  # U, V (POINT_REGRESSION_WEIGHTS)
+    dp_uv_reduction: str = "sum"  # reference; "mean" normalises by the number of points
+    # Cross-cascading (paper Fig. 7): second DensePose stage fed with stage-1 + mask + keypoint outputs
+    cascade: bool = False
+    cascade_dim: int = 256
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # YAML/JSON give lists; keep tuples so configs compare and hash
+            v = getattr(self, f.name)
+            if isinstance(v, list):
+                setattr(self, f.name, tuple(v))
+        if self.dp_uv_reduction not in ("sum", "mean"):
+            raise UserError(f"model config: dp_uv_reduction must be 'sum' or 'mean', not {self.dp_uv_reduction!r}")
+        if self.norm not in ("frozen_bn", "bn", "gn"):
+            raise UserError(f"model config: norm must be frozen_bn, bn or gn, not {self.norm!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"model config: unknown key {unknown[0]!r}")
+        return cls(**d)
+
+
+def r50_fpn_config(**overrides) -> ModelConfig:
+    """The reference: R-50-FPN, FrozenBN, freeze_at 2, DP head 8 x 512, 640-800 / 1333 input."""
+    return ModelConfig(**overrides)
+
+
+def light_config(**overrides) -> ModelConfig:
+    """Fast on CPU: ResNet-18 FPN-128, GroupNorm from scratch, shorter side 512, DP head 4 x 256.
+
+    With ImageNet weights (``backbone_weights=...``) pass ``norm="frozen_bn", freeze_at=2``.
+    """
+    base = dict(
+        backbone="resnet18", norm="gn", freeze_at=0, fpn_channels=128,
+        min_size_train=(448, 480, 512, 544, 576), min_size_test=512, max_size=853,
+        rpn_pre_nms_topk_train=1000, rpn_pre_nms_topk_test=500,
+        rpn_post_nms_topk_train=500, rpn_post_nms_topk_test=300,
+        roi_batch_size_per_image=256, box_fc_dim=512,
+        mask_dim=128, keypoint_dim=256, keypoint_num_convs=4,
+        dp_decoder_conv_dim=128, dp_decoder_channels=128, dp_num_convs=4, dp_dim=256, cascade_dim=128,
+    )
+    base.update(overrides)
+    return ModelConfig(**base)
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    """For tests only: a ResNet-18 at 1/4 width, FPN-32, 2 x 64 DP head, 128 px input."""
+    base = dict(
+        backbone="resnet18", backbone_width=16, norm="gn", freeze_at=0, fpn_channels=32,
+        min_size_train=(128,), min_size_test=128, max_size=256,
+        anchor_sizes=(16, 32, 64, 128, 256),
+        rpn_pre_nms_topk_train=300, rpn_pre_nms_topk_test=200,
+        rpn_post_nms_topk_train=100, rpn_post_nms_topk_test=50,
+        rpn_batch_size_per_image=64, roi_batch_size_per_image=64, box_fc_dim=64,
+        mask_num_convs=1, mask_dim=32, keypoint_num_convs=1, keypoint_dim=32,
+        dp_decoder_conv_dim=32, dp_decoder_channels=32, dp_num_convs=2, dp_dim=64, cascade_dim=32,
+        detections_per_image=20,
+    )
+    base.update(overrides)
+    return ModelConfig(**base)

@@ -1,0 +1,122 @@
+"""Box utilities: area, pairwise IoU, clipping, delta coding and NMS.
+
+Boxes are ``(N, 4)`` float tensors ``[x0, y0, x1, y1]`` in pixels (``x1``/``y1`` exclusive edges,
+so the width is ``x1 - x0``, as in detectron2 and torchvision).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+#: Largest log-scale a predicted ``dw``/``dh`` may have: exp(clamp) * 16 px = 1000 px at most.
+BBOX_XFORM_CLIP = math.log(1000.0 / 16)
+
+
+def box_area(boxes: Tensor) -> Tensor:
+    """(N, 4) -> (N,)."""
+    return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+
+
+def box_iou(a: Tensor, b: Tensor) -> Tensor:
+    """Pairwise IoU of (N, 4) and (M, 4) boxes -> (N, M); empty boxes give IoU 0."""
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
+
+
+def clip_boxes(boxes: Tensor, height: int, width: int) -> Tensor:
+    """Clip (N, 4) boxes to an image of (height, width)."""
+    x = boxes[:, 0::2].clamp(0, width)
+    y = boxes[:, 1::2].clamp(0, height)
+    return torch.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], dim=1)
+
+
+def nonempty(boxes: Tensor, min_size: float = 0.0) -> Tensor:
+    """(N,) bool: width and height both > min_size."""
+    return ((boxes[:, 2] - boxes[:, 0]) > min_size) & ((boxes[:, 3] - boxes[:, 1]) > min_size)
+
+
+def encode_boxes(ref: Tensor, target: Tensor, weights: tuple[float, float, float, float]) -> Tensor:
+    """Deltas (N, 4) ``(dx, dy, dw, dh)`` that turn ``ref`` (N, 4) into ``target`` (N, 4).
+
+    R-CNN parameterisation: ``dx = wx * (cx_t - cx_r) / w_r``, ``dw = ww * log(w_t / w_r)``.
+    The weights rescale the deltas so their variance is near one (RPN (1,1,1,1), box head
+    (10,10,5,5)).
+    """
+    wx, wy, ww, wh = weights
+    rw, rh = ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1]
+    rx, ry = ref[:, 0] + 0.5 * rw, ref[:, 1] + 0.5 * rh
+    tw, th = target[:, 2] - target[:, 0], target[:, 3] - target[:, 1]
+    tx, ty = target[:, 0] + 0.5 * tw, target[:, 1] + 0.5 * th
+    return torch.stack(
+        [wx * (tx - rx) / rw, wy * (ty - ry) / rh, ww * torch.log(tw / rw), wh * torch.log(th / rh)], dim=1
+    )
+
+
+def decode_boxes(deltas: Tensor, ref: Tensor, weights: tuple[float, float, float, float]) -> Tensor:
+    """Inverse of :func:`encode_boxes`: deltas (N, 4) applied to ``ref`` (N, 4) -> boxes (N, 4).
+
+    ``dw``/``dh`` are clamped at :data:`BBOX_XFORM_CLIP` so an untrained head cannot produce inf.
+    """
+    wx, wy, ww, wh = weights
+    deltas = deltas.to(ref.dtype)
+    rw, rh = ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1]
+    rx, ry = ref[:, 0] + 0.5 * rw, ref[:, 1] + 0.5 * rh
+    dx, dy = deltas[:, 0] / wx, deltas[:, 1] / wy
+    dw = (deltas[:, 2] / ww).clamp(max=BBOX_XFORM_CLIP)
+    dh = (deltas[:, 3] / wh).clamp(max=BBOX_XFORM_CLIP)
+    cx, cy = dx * rw + rx, dy * rh + ry
+    w, h = torch.exp(dw) * rw, torch.exp(dh) * rh
+    return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=1)
+
+
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, block: int = 256) -> Tensor:
+    """Greedy NMS: indices (K,) of kept boxes, by decreasing score (same result as torchvision).
+
+    Vectorised in blocks of ``block`` boxes, like the torchvision CUDA kernel: inside a block the
+    greedy rule ``keep[j] = not any(keep[i] and iou[i, j] > t for i < j)`` is solved by fixed-point
+    iteration (its fixed point is unique because the dependency is triangular, so it equals the
+    greedy answer); the kept boxes of the block then suppress every later box at once. Memory is
+    O(block * N), the Python loop runs over N / block blocks, never over boxes.
+    """
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
+    order = scores.argsort(descending=True)
+    b = boxes[order]
+    n = b.shape[0]
+    keep = torch.ones(n, dtype=torch.bool, device=b.device)
+    for start in range(0, n, block):
+        end = min(start + block, n)
+        k0 = keep[start:end]
+        if not bool(k0.any()):
+            continue
+        blk = b[start:end]
+        over = torch.triu(box_iou(blk, blk) > iou_threshold, diagonal=1)  # over[i, j], i < j
+        k = k0.clone()
+        for _ in range(end - start + 1):
+            new = k0 & ~(over & k[:, None]).any(dim=0)
+            if torch.equal(new, k):
+                break
+            k = new
+        keep[start:end] = k
+        if end < n and bool(k.any()):
+            keep[end:] &= ~(box_iou(blk[k], b[end:]) > iou_threshold).any(dim=0)
+    return order[keep]
+
+
+def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+    """NMS run independently per group ``idxs`` (N,) (class or FPN level); kept indices by score.
+
+    Groups are separated by offsetting each group's boxes by ``idx * (max coordinate + 1)`` so boxes
+    of different groups never overlap; one NMS call handles all groups.
+    """
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
+    offsets = idxs.to(boxes.dtype) * (boxes.max() - boxes.min() + 1)
+    shifted = boxes - boxes.min() + offsets[:, None]
+    return nms(shifted, scores, iou_threshold)

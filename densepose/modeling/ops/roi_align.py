@@ -1,0 +1,131 @@
+"""RoIAlign (Mask R-CNN) in plain torch, vectorised with gathers; and the FPN multi-level pooler.
+
+Semantics follow the reference CPU kernel of detectron2/torchvision exactly (checked against a
+naive loop in tests/test_modeling_ops.py): each output bin averages ``sampling_ratio**2`` regularly
+spaced bilinear samples; a sample more than one pixel outside the map contributes 0, a sample in
+[-1, 0) is clamped to 0, and ``aligned=True`` shifts the box by -0.5 px (pixel-centre model,
+"ROIAlignV2"). Adaptive sampling (``sampling_ratio=0``) is not supported: it makes the number of
+samples depend on the box, which defeats vectorisation; every reference config uses 2.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+#: Rows gathered per chunk (x channels) — bounds memory for large RoI batches (e.g. 28x28 x sr 2).
+_CHUNK_ELEMS = 1 << 24
+
+
+def _axis_weights(start: Tensor, bin_size: Tensor, out: int, sr: int, size: int):
+    """Sample positions along one axis -> (low idx, high idx, low w, high w, valid), each (K, out*sr)."""
+    grid = (torch.arange(out * sr, device=start.device, dtype=start.dtype) + 0.5) / sr  # in bins
+    pos = start[:, None] + grid[None, :] * bin_size[:, None]
+    valid = (pos >= -1.0) & (pos <= size)
+    pos = pos.clamp(min=0)
+    lo = pos.floor().long()
+    at_end = lo >= size - 1
+    lo = torch.where(at_end, torch.full_like(lo, size - 1), lo)
+    hi = torch.where(at_end, lo, lo + 1)
+    pos = torch.where(at_end, lo.to(pos.dtype), pos)
+    w_hi = pos - lo.to(pos.dtype)
+    return lo, hi, 1.0 - w_hi, w_hi, valid
+
+
+def roi_align(
+    features: Tensor,
+    rois: Tensor,
+    output_size: int | tuple[int, int],
+    spatial_scale: float,
+    sampling_ratio: int = 2,
+    aligned: bool = True,
+) -> Tensor:
+    """Pool ``features`` (N, C, H, W) inside ``rois`` (K, 5) = [batch index, x0, y0, x1, y1].
+
+    ``rois`` are in image pixels; ``spatial_scale`` = 1 / stride. Returns (K, C, ph, pw).
+    """
+    ph, pw = (output_size, output_size) if isinstance(output_size, int) else output_size
+    n, c, h, w = features.shape
+    k = rois.shape[0]
+    if k == 0:
+        return features.new_zeros((0, c, ph, pw))
+    sr = int(sampling_ratio)
+    if sr <= 0:
+        raise ValueError("roi_align: sampling_ratio must be > 0 (adaptive sampling is not supported)")
+    rois = rois.to(features.dtype)
+    off = 0.5 if aligned else 0.0
+    x0 = rois[:, 1] * spatial_scale - off
+    y0 = rois[:, 2] * spatial_scale - off
+    rw = rois[:, 3] * spatial_scale - off - x0
+    rh = rois[:, 4] * spatial_scale - off - y0
+    if not aligned:  # legacy: force boxes to be at least one pixel
+        rw, rh = rw.clamp(min=1.0), rh.clamp(min=1.0)
+    ylo, yhi, wylo, wyhi, vy = _axis_weights(y0, rh / ph, ph, sr, h)
+    xlo, xhi, wxlo, wxhi, vx = _axis_weights(x0, rw / pw, pw, sr, w)
+    # Gather from channels-last rows: row index = (b * H + y) * W + x.
+    flat = features.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    base = rois[:, 0].long() * (h * w)  # (K,)
+    sy, sx = ph * sr, pw * sr
+    out = []
+    per_roi = sy * sx * c
+    step = max(1, _CHUNK_ELEMS // max(per_roi, 1))
+    for s in range(0, k, step):
+        e = min(k, s + step)
+        acc = None
+        for yi, wy in ((ylo[s:e], wylo[s:e]), (yhi[s:e], wyhi[s:e])):
+            for xi, wx in ((xlo[s:e], wxlo[s:e]), (xhi[s:e], wxhi[s:e])):
+                idx = base[s:e, None, None] + yi[:, :, None] * w + xi[:, None, :]  # (k, sy, sx)
+                wgt = (wy[:, :, None] * wx[:, None, :]) * (vy[s:e, :, None] & vx[s:e, None, :])
+                term = flat[idx.reshape(-1)].reshape(e - s, sy, sx, c) * wgt[..., None]
+                acc = term if acc is None else acc + term
+        # Average the sr x sr samples of each bin.
+        acc = acc.reshape(e - s, ph, sr, pw, sr, c).mean(dim=(2, 4))
+        out.append(acc.permute(0, 3, 1, 2))
+    return torch.cat(out, dim=0).contiguous()
+
+
+def boxes_to_rois(boxes: list[Tensor]) -> Tensor:
+    """Per-image boxes [(K_i, 4)] -> (sum K_i, 5) rois with the batch index in column 0."""
+    rois = [torch.cat([b.new_full((b.shape[0], 1), float(i)), b], dim=1) for i, b in enumerate(boxes)]
+    return torch.cat(rois, dim=0) if rois else torch.zeros((0, 5))
+
+
+def assign_fpn_levels(boxes: Tensor, min_level: int, max_level: int, canonical_size: float = 224.0,
+                      canonical_level: int = 4) -> Tensor:
+    """FPN level mapper (FPN paper eq. 1): ``floor(4 + log2(sqrt(area) / 224))`` clamped -> (K,)."""
+    size = torch.sqrt((boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0))
+    lvl = torch.floor(canonical_level + torch.log2(size / canonical_size + 1e-8))
+    return lvl.clamp(min_level, max_level).long() - min_level
+
+
+class MultiScaleRoIAlign(nn.Module):
+    """RoIAlign over FPN levels: each box is pooled from the level its size maps to.
+
+    With one level it is plain RoIAlign. Input features: list of (N, C, H_l, W_l) with strides
+    ``strides``; boxes: per-image list of (K_i, 4) in padded-image pixels. Output (sum K_i, C, S, S).
+    """
+
+    def __init__(self, output_size: int, strides: tuple[int, ...], sampling_ratio: int = 2, aligned: bool = True):
+        super().__init__()
+        self.output_size = output_size
+        self.strides = strides
+        self.sampling_ratio = sampling_ratio
+        self.aligned = aligned
+        self.min_level = int(round(math.log2(strides[0])))
+        self.max_level = int(round(math.log2(strides[-1])))
+
+    def forward(self, features: list[Tensor], boxes: list[Tensor]) -> Tensor:
+        rois = boxes_to_rois(boxes).to(features[0].device)
+        if len(features) == 1:
+            return roi_align(features[0], rois, self.output_size, 1.0 / self.strides[0], self.sampling_ratio,
+                             self.aligned)
+        levels = assign_fpn_levels(rois[:, 1:], self.min_level, self.max_level)
+        c = features[0].shape[1]
+        out = features[0].new_zeros((rois.shape[0], c, self.output_size, self.output_size))
+        for lvl, (feat, stride) in enumerate(zip(features, self.strides)):
+            idx = torch.nonzero(levels == lvl).squeeze(1)
+            if idx.numel():
+                out[idx] = roi_align(feat, rois[idx], self.output_size, 1.0 / stride, self.sampling_ratio,
+                                     self.aligned)
+        return out

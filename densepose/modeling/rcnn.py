@@ -1,0 +1,281 @@
+"""``DensePoseRCNN``: backbone + FPN, RPN, box head, optional mask / keypoint heads, DensePose head.
+
+I/O contract (docs/ARCHITECTURE.md): input a list of (3, H, W) float RGB tensors in 0..255; the
+model resizes (shorter side ``min_size``, longer <= ``max_size``), normalises with ImageNet mean/std
+and pads to a multiple of 32 itself. Training returns a dict of scalar losses; eval returns per
+image ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N,), ``coarse_segm`` (N, 2, 112, 112),
+``fine_segm``/``u``/``v`` (N, 25, 112, 112), and ``masks`` (N, 1, 28, 28) probabilities /
+``keypoints`` (N, 17, 3) (x, y, score) in input pixels when those heads are on.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from densepose.modeling.backbone import Backbone, load_backbone_weights
+from densepose.modeling.config import ModelConfig
+from densepose.modeling.densepose_head import (
+    CascadeFusion,
+    Decoder,
+    DensePoseHead,
+    DensePosePredictor,
+    densepose_losses,
+    pack_targets,
+)
+from densepose.modeling.ops import MultiScaleRoIAlign
+from densepose.modeling.roi_heads import (
+    BoxHead,
+    KeypointHead,
+    MaskHead,
+    box_inference,
+    box_losses,
+    heatmaps_to_keypoints,
+    keypoint_loss,
+    keypoint_targets,
+    mask_targets,
+    sample_proposals,
+)
+from densepose.modeling.rpn import RPN
+
+DP_OUTPUT_KEYS = ("coarse_segm", "fine_segm", "u", "v")
+
+
+class DensePoseRCNN(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = Backbone(cfg.backbone, cfg.fpn_channels, cfg.norm, cfg.freeze_at, cfg.backbone_width)
+        if cfg.backbone_weights:
+            load_backbone_weights(self.backbone, cfg.backbone_weights)
+        c = cfg.fpn_channels
+        strides = self.backbone.strides
+        self.rpn = RPN(cfg, c, strides)
+        self.register_buffer("pixel_mean", torch.tensor(cfg.pixel_mean).view(3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(3, 1, 1), persistent=False)
+        # Box/mask/keypoint pooling uses P2..P5 (P6 is RPN-only, as in d2).
+        self.box_pooler = MultiScaleRoIAlign(cfg.box_pool, strides[:4], 2, aligned=True)
+        self.box_head = BoxHead(c, cfg.box_pool, cfg.box_fc_dim)
+        if cfg.mask_on:
+            self.mask_pooler = MultiScaleRoIAlign(cfg.mask_pool, strides[:4], 2, aligned=True)
+            self.mask_head = MaskHead(c, cfg.mask_num_convs, cfg.mask_dim)
+        if cfg.keypoint_on:
+            self.keypoint_pooler = MultiScaleRoIAlign(cfg.keypoint_pool, strides[:4], 2, aligned=True)
+            self.keypoint_head = KeypointHead(c, cfg.num_keypoints, cfg.keypoint_num_convs, cfg.keypoint_dim)
+        if cfg.densepose_on:
+            self.dp_decoder = Decoder(c, cfg.dp_decoder_conv_dim, cfg.dp_decoder_channels)
+            self.dp_pooler = MultiScaleRoIAlign(cfg.dp_pool, (4,), 2, aligned=cfg.dp_pool_aligned)
+            self.dp_head = DensePoseHead(cfg.dp_decoder_channels, cfg.dp_num_convs, cfg.dp_dim)
+            self.dp_predictor = DensePosePredictor(cfg.dp_dim)
+            if cfg.cascade:
+                cin = cfg.dp_decoder_channels + cfg.dp_dim + 2 + 3 * 25
+                if cfg.mask_on:
+                    cin += cfg.mask_dim + 1
+                if cfg.keypoint_on:
+                    cin += cfg.keypoint_dim + cfg.num_keypoints
+                self.cascade_fusion = CascadeFusion(cin, cfg.cascade_dim)
+                self.dp_head2 = DensePoseHead(cfg.cascade_dim, cfg.dp_num_convs, cfg.dp_dim)
+                self.dp_predictor2 = DensePosePredictor(cfg.dp_dim)
+        elif cfg.cascade:
+            raise ValueError("cascade needs densepose_on")
+
+    # ------------------------------------------------------------------ preprocessing
+
+    def preprocess(self, images: list[Tensor], targets: list[dict] | None):
+        """Resize, normalise, pad. Returns (batch (N,3,H,W), sizes [(h,w)], scales [(sy,sx)], targets)."""
+        cfg = self.cfg
+        dev = self.pixel_mean.device
+        resized, sizes, scales, out_t = [], [], [], []
+        for i, img in enumerate(images):
+            if img.dim() != 3 or img.shape[0] != 3:
+                raise ValueError(f"image {i}: expected a (3, H, W) tensor, got shape {tuple(img.shape)}")
+            h, w = img.shape[-2:]
+            short = random.choice(cfg.min_size_train) if self.training else cfg.min_size_test
+            s = short / min(h, w)
+            if max(h, w) * s > cfg.max_size:
+                s = cfg.max_size / max(h, w)
+            nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
+            x = img.to(dev, torch.float32)
+            if (nh, nw) != (h, w):
+                x = F.interpolate(x[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
+            resized.append((x - self.pixel_mean) / self.pixel_std)
+            sy, sx = nh / h, nw / w
+            sizes.append((nh, nw))
+            scales.append((sy, sx))
+            if targets is not None:
+                out_t.append(_scale_target(targets[i], sy, sx, (nh, nw), dev))
+        d = cfg.size_divisibility
+        H = -(-max(s[0] for s in sizes) // d) * d
+        W = -(-max(s[1] for s in sizes) // d) * d
+        batch = resized[0].new_zeros((len(images), 3, H, W))
+        for i, x in enumerate(resized):
+            batch[i, :, : x.shape[1], : x.shape[2]] = x
+        return batch, sizes, scales, (out_t if targets is not None else None)
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, images: list[Tensor], targets: list[dict] | None = None):
+        if self.training and targets is None:
+            raise ValueError("DensePoseRCNN in training mode needs targets")
+        batch, sizes, scales, targets = self.preprocess(images, targets if self.training else None)
+        feats = self.backbone(batch)
+        gt_boxes = [t["boxes"] for t in targets] if self.training else None
+        proposals, losses = self.rpn(feats, sizes, gt_boxes)
+        fpn4 = feats[:4]
+        if self.training:
+            losses.update(self._train_heads(feats, fpn4, proposals, sizes, targets))
+            return losses
+        return self._inference(feats, fpn4, proposals, sizes, scales, [im.shape[-2:] for im in images])
+
+    def _dp_features(self, feats: list[Tensor], boxes: list[Tensor]) -> Tensor:
+        return self.dp_pooler([self.dp_decoder(feats[:4])], boxes)
+
+    def _dp_forward(self, roi_feat: Tensor, mask_extra, kp_extra):
+        """Stage 1 (and stage 2 when cascading) -> list of output dicts, last one is final."""
+        h1 = self.dp_head(roi_feat)
+        out1 = self.dp_predictor(h1)
+        if not self.cfg.cascade:
+            return [out1]
+        x = CascadeFusion.gather(roi_feat.shape[-1], roi_feat, h1, out1, mask_extra, kp_extra)
+        out2 = self.dp_predictor2(self.dp_head2(self.cascade_fusion(x)))
+        return [out1, out2]
+
+    def _train_heads(self, feats, fpn4, proposals, sizes, targets) -> dict[str, Tensor]:
+        cfg = self.cfg
+        losses: dict[str, Tensor] = {}
+        gt_boxes = [t["boxes"] for t in targets]
+        samples = sample_proposals(proposals, gt_boxes, cfg)
+        boxes = [s.boxes for s in samples]
+        logits, deltas = self.box_head(self.box_pooler(fpn4, boxes))
+        losses.update(box_losses(logits, deltas, samples, gt_boxes, cfg.box_reg_weights, cfg.box_smooth_l1_beta))
+
+        fg_boxes = [s.boxes[s.is_fg] for s in samples]
+        fg_gt = [s.gt_index[s.is_fg] for s in samples]
+        mask_out = kp_out = None
+        if cfg.mask_on:
+            logits_m, feat_m = self.mask_head(self.mask_pooler(fpn4, fg_boxes))
+            mask_out = (logits_m, feat_m)
+            tgt, has = [], []
+            for b, g, t in zip(fg_boxes, fg_gt, targets):
+                m = t.get("masks")
+                if m is None or b.shape[0] == 0:
+                    tgt.append(b.new_zeros((b.shape[0],) + logits_m.shape[-2:]))
+                    has.append(torch.zeros(b.shape[0], dtype=torch.bool, device=b.device))
+                else:
+                    tgt.append(mask_targets(b, m, g, logits_m.shape[-1]))
+                    has.append(torch.ones(b.shape[0], dtype=torch.bool, device=b.device))
+            tgt, has = torch.cat(tgt), torch.cat(has)
+            losses["loss_mask"] = (F.binary_cross_entropy_with_logits(logits_m[has, 0], tgt[has]) if bool(has.any())
+                                   else logits_m.sum() * 0)
+        if cfg.keypoint_on:
+            heat, feat_k = self.keypoint_head(self.keypoint_pooler(fpn4, fg_boxes))
+            kp_out = (heat, feat_k)
+            idx, valid = [], []
+            for b, g, t in zip(fg_boxes, fg_gt, targets):
+                kps = t.get("keypoints")
+                if kps is None:
+                    kps = b.new_zeros((0, cfg.num_keypoints, 3))
+                    g = g[:0]
+                if b.shape[0] and kps.shape[0]:
+                    i, v = keypoint_targets(b, kps[g], heat.shape[-1])
+                else:
+                    i = torch.zeros((b.shape[0], cfg.num_keypoints), dtype=torch.long, device=b.device)
+                    v = torch.zeros_like(i, dtype=torch.bool)
+                idx.append(i)
+                valid.append(v)
+            losses["loss_keypoint"] = keypoint_loss(heat, torch.cat(idx), torch.cat(valid)) * cfg.keypoint_loss_weight
+        if cfg.densepose_on:
+            losses.update(self._train_densepose(feats, fg_boxes, fg_gt, samples, targets, mask_out, kp_out))
+        return losses
+
+    def _train_densepose(self, feats, fg_boxes, fg_gt, samples, targets, mask_out, kp_out):
+        cfg = self.cfg
+        dev = fg_boxes[0].device
+        # Global index of every DP-carrying GT across the batch; -1 where a GT has no DP data.
+        dp_entries, dp_boxes, gmap = [], [], []
+        for t in targets:
+            dps = t.get("dp") or [None] * t["boxes"].shape[0]
+            m = torch.full((t["boxes"].shape[0],), -1, dtype=torch.long)
+            for g, d in enumerate(dps):
+                if d is not None:
+                    m[g] = len(dp_entries)
+                    dp_entries.append(d)
+                    dp_boxes.append(t["boxes"][g])
+            gmap.append(m.to(dev))
+        packed = pack_targets(dp_entries, torch.stack(dp_boxes) if dp_boxes else torch.zeros((0, 4), device=dev), dev)
+        sel_boxes, sel_gt, sel_fg = [], [], []
+        for s, b, g, m in zip(samples, fg_boxes, fg_gt, gmap):
+            iou = s.iou[s.is_fg]
+            dpg = m[g] if g.numel() else g
+            keep = (iou > cfg.dp_fg_iou) & (dpg >= 0)
+            sel_boxes.append(b[keep])
+            sel_gt.append(dpg[keep])
+            sel_fg.append(keep)
+        roi_feat = self._dp_features(feats, sel_boxes)
+        keep_all = torch.cat(sel_fg)
+        mask_extra = (mask_out[0][keep_all], mask_out[1][keep_all]) if mask_out is not None else None
+        kp_extra = (kp_out[0][keep_all], kp_out[1][keep_all]) if kp_out is not None else None
+        outs = self._dp_forward(roi_feat, mask_extra, kp_extra)
+        boxes, gt_index = torch.cat(sel_boxes), torch.cat(sel_gt)
+        losses = {}
+        for k, out in enumerate(outs):
+            losses.update(densepose_losses(out, boxes, gt_index, packed, cfg.dp_weight_segm, cfg.dp_weight_part,
+                                           cfg.dp_weight_uv, cfg.dp_uv_reduction, suffix="" if k == 0 else "_stage2"))
+        return losses
+
+    @torch.no_grad()
+    def _inference(self, feats, fpn4, proposals, sizes, scales, input_sizes) -> list[dict[str, Tensor]]:
+        cfg = self.cfg
+        logits, deltas = self.box_head(self.box_pooler(fpn4, proposals))
+        dets = box_inference(logits, deltas, proposals, sizes, cfg, cfg.box_reg_weights)
+        boxes = [b for b, _ in dets]
+        counts = [b.shape[0] for b in boxes]
+        results = [{"boxes": b, "scores": s} for b, s in dets]
+        mask_extra = kp_extra = None
+        if cfg.mask_on:
+            logits_m, feat_m = self.mask_head(self.mask_pooler(fpn4, boxes))
+            mask_extra = (logits_m, feat_m)
+            for r, m in zip(results, logits_m.sigmoid().split(counts)):
+                r["masks"] = m
+        if cfg.keypoint_on:
+            heat, feat_k = self.keypoint_head(self.keypoint_pooler(fpn4, boxes))
+            kp_extra = (heat, feat_k)
+            kps = heatmaps_to_keypoints(heat, torch.cat(boxes))
+            for r, k in zip(results, kps.split(counts)):
+                r["keypoints"] = k
+        if cfg.densepose_on:
+            out = self._dp_forward(self._dp_features(feats, boxes), mask_extra, kp_extra)[-1]
+            for key in DP_OUTPUT_KEYS:
+                for r, o in zip(results, out[key].split(counts)):
+                    r[key] = o
+        # Back to input pixels.
+        for r, (sy, sx), (h, w) in zip(results, scales, input_sizes):
+            scale = r["boxes"].new_tensor([sx, sy, sx, sy])
+            b = r["boxes"] / scale
+            b[:, 0::2] = b[:, 0::2].clamp(0, int(w))
+            b[:, 1::2] = b[:, 1::2].clamp(0, int(h))
+            r["boxes"] = b
+            if "keypoints" in r:
+                r["keypoints"][..., 0] /= sx
+                r["keypoints"][..., 1] /= sy
+        return results
+
+
+def _scale_target(t: dict, sy: float, sx: float, size: tuple[int, int], dev) -> dict:
+    """Targets in input pixels -> resized-image pixels (boxes, keypoints, masks; dp is box-relative)."""
+    out = dict(t)
+    boxes = torch.as_tensor(t["boxes"], dtype=torch.float32, device=dev).reshape(-1, 4)
+    out["boxes"] = boxes * boxes.new_tensor([sx, sy, sx, sy])
+    if t.get("keypoints") is not None:
+        k = torch.as_tensor(t["keypoints"], dtype=torch.float32, device=dev).clone().reshape(boxes.shape[0], -1, 3)
+        k[..., 0] *= sx
+        k[..., 1] *= sy
+        out["keypoints"] = k
+    if t.get("masks") is not None:
+        m = torch.as_tensor(t["masks"], device=dev)
+        if m.shape[0] and tuple(m.shape[-2:]) != size:
+            m = F.interpolate(m[:, None].float(), size=size, mode="nearest")[:, 0]
+        out["masks"] = m.to(torch.uint8) if m.shape[0] else m.new_zeros((0,) + size, dtype=torch.uint8)
+    return out

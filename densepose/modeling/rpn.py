@@ -1,0 +1,108 @@
+"""Region proposal network: shared conv head over P2..P6, anchor matching, losses, proposals."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from densepose.modeling.matching import match, sample_fg_bg
+from densepose.modeling.ops import AnchorGenerator, batched_nms, box_iou, clip_boxes, decode_boxes, encode_boxes, nonempty
+
+RPN_BOX_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
+
+
+class RPNHead(nn.Module):
+    """conv3x3 + ReLU, then 1x1 objectness (A) and 1x1 deltas (4A), shared by all levels."""
+
+    def __init__(self, channels: int, num_anchors: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.objectness = nn.Conv2d(channels, num_anchors, 1)
+        self.deltas = nn.Conv2d(channels, 4 * num_anchors, 1)
+        for m in (self.conv, self.objectness, self.deltas):
+            nn.init.normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, feats: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """-> per level objectness (N, H*W*A) and deltas (N, H*W*A, 4), in anchor order (y, x, a)."""
+        logits, deltas = [], []
+        for x in feats:
+            t = F.relu(self.conv(x))
+            n, _, h, w = t.shape
+            lo = self.objectness(t)
+            a = lo.shape[1]
+            logits.append(lo.permute(0, 2, 3, 1).reshape(n, h * w * a))
+            deltas.append(self.deltas(t).view(n, a, 4, h, w).permute(0, 3, 4, 1, 2).reshape(n, h * w * a, 4))
+        return logits, deltas
+
+
+class RPN(nn.Module):
+    def __init__(self, cfg, channels: int, strides: tuple[int, ...]):
+        super().__init__()
+        self.cfg = cfg
+        self.anchor_generator = AnchorGenerator(cfg.anchor_sizes, cfg.aspect_ratios, strides)
+        self.head = RPNHead(channels, self.anchor_generator.num_anchors)
+
+    def forward(self, feats: list[Tensor], image_sizes: list[tuple[int, int]],
+                gt_boxes: list[Tensor] | None = None) -> tuple[list[Tensor], dict[str, Tensor]]:
+        """Features [P2..P6] -> (proposals per image (K_i, 4), losses (training only))."""
+        anchors = self.anchor_generator([f.shape[-2:] for f in feats])
+        logits, deltas = self.head(feats)
+        proposals = self._proposals(anchors, logits, deltas, image_sizes)
+        losses: dict[str, Tensor] = {}
+        if self.training:
+            assert gt_boxes is not None
+            losses = self._losses(torch.cat(anchors), torch.cat(logits, 1), torch.cat(deltas, 1), gt_boxes)
+        return proposals, losses
+
+    @torch.no_grad()
+    def _proposals(self, anchors, logits, deltas, image_sizes) -> list[Tensor]:
+        cfg = self.cfg
+        pre = cfg.rpn_pre_nms_topk_train if self.training else cfg.rpn_pre_nms_topk_test
+        post = cfg.rpn_post_nms_topk_train if self.training else cfg.rpn_post_nms_topk_test
+        n = logits[0].shape[0]
+        boxes_l, scores_l, levels_l = [], [], []
+        for lvl, (anc, lo, de) in enumerate(zip(anchors, logits, deltas)):
+            k = min(pre, lo.shape[1])
+            top, idx = lo.topk(k, dim=1)  # (N, k)
+            d = de.gather(1, idx[..., None].expand(-1, -1, 4))
+            b = decode_boxes(d.reshape(-1, 4), anc[idx.reshape(-1)], RPN_BOX_WEIGHTS).view(n, k, 4)
+            boxes_l.append(b)
+            scores_l.append(top)
+            levels_l.append(torch.full((k,), lvl, dtype=torch.long, device=lo.device))
+        boxes, scores, levels = torch.cat(boxes_l, 1), torch.cat(scores_l, 1), torch.cat(levels_l)
+        out = []
+        for i, (h, w) in enumerate(image_sizes):
+            b, s, lv = clip_boxes(boxes[i], h, w), scores[i], levels
+            ok = nonempty(b) & torch.isfinite(s)
+            b, s, lv = b[ok], s[ok], lv[ok]
+            keep = batched_nms(b, s, lv, cfg.rpn_nms_thresh)[:post]
+            out.append(b[keep])
+        return out
+
+    def _losses(self, anchors: Tensor, logits: Tensor, deltas: Tensor, gt_boxes: list[Tensor]) -> dict[str, Tensor]:
+        cfg = self.cfg
+        n = logits.shape[0]
+        obj_loss = logits.new_zeros(())
+        reg_loss = logits.new_zeros(())
+        for i in range(n):
+            gt = gt_boxes[i]
+            matched, labels = match(box_iou(gt, anchors), cfg.rpn_fg_iou, cfg.rpn_bg_iou, allow_low_quality=True)
+            fg, bg = sample_fg_bg(labels, cfg.rpn_batch_size_per_image, cfg.rpn_positive_fraction)
+            idx = torch.cat([fg, bg])
+            target = torch.cat([torch.ones_like(fg), torch.zeros_like(bg)]).to(logits.dtype)
+            obj_loss = obj_loss + F.binary_cross_entropy_with_logits(logits[i, idx], target, reduction="sum")
+            if fg.numel():
+                tgt = encode_boxes(anchors[fg], gt[matched[fg]], RPN_BOX_WEIGHTS)
+                reg_loss = reg_loss + _smooth_l1(deltas[i, fg], tgt, cfg.rpn_smooth_l1_beta).sum()
+        # d2 normalises both by the number of sampled anchors (batch size x images), not by #fg.
+        norm = float(cfg.rpn_batch_size_per_image * n)
+        return {"loss_rpn_cls": obj_loss / norm, "loss_rpn_loc": reg_loss / norm}
+
+
+def _smooth_l1(x: Tensor, y: Tensor, beta: float) -> Tensor:
+    """Elementwise smooth-L1; beta = 0 is plain L1 (d2's default for both RPN and box head)."""
+    d = (x - y).abs()
+    if beta <= 0:
+        return d
+    return torch.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta)
