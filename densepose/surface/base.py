@@ -24,9 +24,6 @@ from densepose.surface.parts import CHART_FLIP, CHART_TO_KAPPA_GROUP, NUM_CHARTS
 if TYPE_CHECKING:
     from densepose.surface.geodesics import GeodesicDistance
 
-_GRID = 64  # point-location grid cells per chart side
-
-
 @dataclass
 class BodySurface:
     """A body mesh with 24 DensePose charts.
@@ -58,7 +55,7 @@ class BodySurface:
     geodesic_factory: Callable[["BodySurface"], "GeodesicDistance"] | None = None
     _geodesics: "GeodesicDistance | None" = field(default=None, repr=False)
     _kdtrees: dict = field(default_factory=dict, repr=False)
-    _grid: tuple | None = field(default=None, repr=False)
+    _incident: tuple | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ basic properties
     @property
@@ -98,45 +95,37 @@ class BodySurface:
         return np.einsum("nk,nkc->nc", np.asarray(bary, dtype=np.float64), verts[self.faces[np.asarray(face)]])
 
     # ------------------------------------------------------------------ IUV -> surface point
-    def points_from_iuv(self, charts: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def points_from_iuv(self, charts: np.ndarray, uv: np.ndarray, candidates: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """IUV -> the exact surface point: the triangle of chart I that contains (U, V).
 
-        A (U, V) outside every triangle of its chart (in a gap of the chart) goes to the nearest
-        triangle found among the candidates, with barycentrics clamped onto it; with no candidate
-        near, to the nearest chart vertex. Returns (face (N,) int64, bary (N, 3) float64).
+        Candidate triangles are those around the ``candidates`` chart vertices nearest in UV, which
+        stays fast however unevenly a chart is sampled. A (U, V) in a gap of the chart goes to the
+        best candidate with its barycentrics clamped onto it. Returns (face (N,) int64, bary (N, 3)).
         """
-        charts = np.asarray(charts, dtype=np.int64)
+        charts = np.asarray(charts, dtype=np.int64).ravel()
         uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
         self._check_charts(charts)
-        cell_start, cell_faces = self._point_grid()
-        cx = np.clip((uv[:, 0] * _GRID).astype(np.int64), 0, _GRID - 1)
-        cy = np.clip((uv[:, 1] * _GRID).astype(np.int64), 0, _GRID - 1)
-        cell = (charts - 1) * _GRID * _GRID + cy * _GRID + cx
-        counts = cell_start[cell + 1] - cell_start[cell]
-        query = np.repeat(np.arange(len(uv)), counts)
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        cand = cell_faces[np.repeat(cell_start[cell], counts) + offsets]
-        bary = _barycentric_2d(uv[query], self.chart_uv[self.chart_faces[cand]])
-        score = bary.min(axis=1)  # >= 0 inside the triangle
-        best_face = np.full(len(uv), -1, dtype=np.int64)
-        best_bary = np.zeros((len(uv), 3))
-        if len(query):
-            order = np.lexsort((-score, query))
-            first = order[np.r_[True, query[order][1:] != query[order][:-1]]]
-            best_face[query[first]] = cand[first]
-            b = np.clip(bary[first], 0.0, None)
-            best_bary[query[first]] = b / b.sum(axis=1, keepdims=True)
-        missing = np.flatnonzero(best_face < 0)
-        if len(missing):
-            vert = self.nearest_chart_vertex(charts[missing], uv[missing])
-            corner_of = np.full(len(self.chart_uv), -1, dtype=np.int64)
-            flat = self.chart_faces.ravel()
-            corner_of[flat] = np.arange(len(flat))
-            corner = corner_of[vert]
-            best_face[missing] = corner // 3
-            best_bary[missing, :] = 0.0
-            best_bary[missing, corner % 3] = 1.0
-        return best_face, best_bary
+        start, incident = self._incident_faces()
+        face = np.zeros(len(uv), dtype=np.int64)
+        bary = np.zeros((len(uv), 3))
+        for part in np.unique(charts):
+            sel = np.flatnonzero(charts == part)
+            tree, ids = self._chart_kdtree(int(part))
+            k = min(candidates, len(ids))
+            _, near = tree.query(uv[sel], k=k)
+            verts = ids[np.asarray(near).reshape(len(sel), k)].ravel()
+            counts = start[verts + 1] - start[verts]
+            owner = np.repeat(np.repeat(np.arange(len(sel)), k), counts)
+            offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            cand = incident[np.repeat(start[verts], counts) + offs]
+            b = _barycentric_2d(uv[sel][owner], self.chart_uv[self.chart_faces[cand]])
+            score = b.min(axis=1)  # >= 0 inside the triangle
+            order = np.lexsort((-score, owner))
+            first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
+            face[sel[owner[first]]] = cand[first]
+            best = np.clip(b[first], 0.0, None)
+            bary[sel[owner[first]]] = best / best.sum(axis=1, keepdims=True)
+        return face, bary
 
     def nearest_chart_vertex(self, charts: np.ndarray, uv: np.ndarray) -> np.ndarray:
         """IUV -> the chart vertex of chart I nearest to (U, V) in UV space (N,) int64.
@@ -205,23 +194,14 @@ class BodySurface:
             self._kdtrees[part] = (cKDTree(self.chart_uv[ids]), ids)
         return self._kdtrees[part]
 
-    def _point_grid(self) -> tuple[np.ndarray, np.ndarray]:
-        """CSR lists of the faces overlapping each (chart, cell) of a 64x64 grid per chart."""
-        if self._grid is None:
-            tri = self.chart_uv[self.chart_faces]  # (F, 3, 2)
-            lo = np.clip((tri.min(axis=1) * _GRID).astype(np.int64), 0, _GRID - 1)
-            hi = np.clip((tri.max(axis=1) * _GRID).astype(np.int64), 0, _GRID - 1)
-            nx, ny = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
-            n = nx * ny
-            face = np.repeat(np.arange(len(tri)), n)
-            k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-            gx = lo[face, 0] + k % nx[face]
-            gy = lo[face, 1] + k // nx[face]
-            cell = (self.face_part[face] - 1) * _GRID * _GRID + gy * _GRID + gx
-            order = np.argsort(cell, kind="stable")
-            counts = np.bincount(cell, minlength=NUM_CHARTS * _GRID * _GRID)
-            self._grid = (np.r_[0, np.cumsum(counts)], face[order])
-        return self._grid
+    def _incident_faces(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR lists of the faces around every chart vertex."""
+        if self._incident is None:
+            flat = self.chart_faces.ravel()
+            order = np.argsort(flat, kind="stable")
+            counts = np.bincount(flat, minlength=len(self.chart_uv))
+            self._incident = (np.r_[0, np.cumsum(counts)], order // 3)
+        return self._incident
 
 
 def _barycentric_2d(p: np.ndarray, tri: np.ndarray) -> np.ndarray:

