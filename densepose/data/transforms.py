@@ -132,7 +132,10 @@ def color_jitter(
 # ----------------------------------------------------------------------------- composition
 @dataclass
 class AugmentConfig:
-    """Training-time augmentation; the defaults follow the reference recipe (640-800 / 1333, flip)."""
+    """Training-time augmentation; the defaults follow the reference recipe (640-800 / 1333, flip).
+
+    An empty ``min_sizes`` skips the resize (for models that resize their input themselves).
+    """
 
     min_sizes: Sequence[int] = (640, 672, 704, 736, 768, 800)
     max_size: int = 1333
@@ -159,10 +162,11 @@ class TrainTransform:
         def uniform(spread: float) -> float:
             return float(torch.empty(()).uniform_(-spread, spread, generator=g)) if spread > 0 else 0.0
 
-        min_size = cfg.min_sizes[int(torch.randint(len(cfg.min_sizes), (), generator=g))]
+        pick = int(torch.randint(max(len(cfg.min_sizes), 1), (), generator=g))
         flip = float(torch.rand((), generator=g)) < cfg.flip_prob
         b, c, s, h = (uniform(v) for v in (cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue))
-        image, target = resize(image, target, resize_shape(*image.shape[-2:], min_size, cfg.max_size))
+        if cfg.min_sizes:  # empty: the model resizes (DensePoseRCNN does, on the device)
+            image, target = resize(image, target, resize_shape(*image.shape[-2:], cfg.min_sizes[pick], cfg.max_size))
         if flip:
             image, target = hflip(image, target, self.surface)
         if b or c or s or h:

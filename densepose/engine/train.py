@@ -1,0 +1,296 @@
+"""The training loop: ``train(cfg)``.
+
+One iteration = one batch of ``solver.ims_per_batch`` images per process. The learning rate is a
+plain function of the iteration (``solver.lr_factor``), the data order a function of the number
+of samples consumed (``SeededSampler``), so a checkpoint at iteration k plus the RNG states is
+enough to continue exactly as if the run had never stopped.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import random
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from densepose.data.dataset import DensePoseDataset, build_train_loader, to_device
+from densepose.data.transforms import AugmentConfig, TrainTransform
+from densepose.engine import checkpoint as ckpt
+from densepose.engine.config import TrainConfig, config_to_dict, dump_config
+from densepose.engine.distributed import DistInfo, barrier, cleanup_distributed, init_distributed, reduce_mean
+from densepose.engine.metrics import MetricsWriter
+from densepose.engine.solver import build_optimizer, lr_factor, set_lr
+from densepose.errors import UserError
+
+log = logging.getLogger("densepose.train")
+
+#: ``evaluate(model, iteration) -> {metric: value}`` or None; called on rank 0 with the bare model.
+EvalFn = Callable[[nn.Module, int], "dict[str, float] | None"]
+
+
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    model: nn.Module | None = None,
+    dataset: Dataset | None = None,
+    evaluate: EvalFn | None = None,
+) -> nn.Module:
+    """Train ``cfg`` into the run folder ``cfg.out``; returns the trained (unwrapped) model.
+
+    ``model``, ``dataset`` and ``evaluate`` default to ``DensePoseRCNN(cfg.model)``, the dataset
+    under ``cfg.data.root`` and the evaluator on ``cfg.data.val_root``; tests pass their own.
+    With ``resume`` the newest checkpoint in ``cfg.out`` is loaded (none: a fresh start).
+    """
+    device = _pick_device(cfg.device)
+    info = init_distributed(device.type)
+    try:
+        return _train(cfg, resume, model, dataset, evaluate, device, info)
+    finally:
+        cleanup_distributed()
+
+
+def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.Module:
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    run_dir = Path(cfg.out)
+    last = ckpt.find_last(run_dir) if run_dir.is_dir() else None
+    if last is not None and not resume:
+        raise UserError(f"{run_dir}: already holds a run ({last.name}); pass --resume or choose another --out")
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _log_to_file(run_dir / "log.txt")
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+
+    # Same seed on every rank for the model init (DDP also broadcasts rank 0's weights), then a
+    # per-rank seed so that random choices inside the model differ between ranks.
+    _seed_all(cfg.seed)
+    if model is None:
+        from densepose.modeling import DensePoseRCNN
+
+        model = DensePoseRCNN(cfg.model)
+    model.to(device)
+    if dataset is None:
+        dataset = build_train_dataset(cfg)
+    _seed_all(cfg.seed + 1000003 * info.rank)
+
+    optimizer = build_optimizer(model, cfg.solver)
+    use_amp = cfg.amp and device.type == "cuda"
+    amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.amp_dtype)
+    if amp_dtype is None:
+        raise UserError(f"amp_dtype must be 'bfloat16' or 'float16', got {cfg.amp_dtype!r}")
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
+
+    start_iter, state = 0, None
+    if resume and last is not None:
+        state = ckpt.load_checkpoint(last)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        start_iter = state["iteration"]
+        if state["data"]["world_size"] != info.world_size or state["data"]["ims_per_batch"] != cfg.solver.ims_per_batch:
+            raise UserError(f"{last}: was written with {state['data']['world_size']} processes x "
+                            f"{state['data']['ims_per_batch']} images; resume with the same setting")
+        log.info("resumed from %s at iteration %d", last, start_iter)
+    elif resume:
+        log.info("--resume: no checkpoint in %s, starting from scratch", run_dir)
+
+    ddp_model = model
+    if info.enabled:
+        ddp_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.find_unused_parameters,
+        )
+    batch = cfg.solver.ims_per_batch
+    loader, sampler = build_train_loader(
+        dataset, batch, cfg.seed, cfg.data.num_workers, info.rank, info.world_size, start=start_iter * batch,
+    )
+    data_iter = iter(loader)
+    if state is not None:
+        # After every object that might draw from the RNGs has been built.
+        rngs = state["rng"]
+        ckpt.set_rng_state(rngs[info.rank] if len(rngs) == info.world_size else rngs[0])
+
+    writer = MetricsWriter(run_dir, start_iter) if info.is_main else None
+    if evaluate is None and cfg.data.val_root:
+        evaluate = default_evaluator(cfg, device)
+    max_iter = cfg.solver.max_iter
+    bar = tqdm(total=max_iter, initial=start_iter, desc="train", disable=not info.is_main, dynamic_ncols=True)
+    autocast = (
+        torch.autocast(device_type="cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    it = start_iter
+    window: list[dict] = []
+    t_last = time.perf_counter()
+    while it < max_iter:
+        lr = cfg.solver.base_lr * lr_factor(it, cfg.solver)
+        set_lr(optimizer, lr)
+        t0 = time.perf_counter()
+        images, targets = next(data_iter)
+        images = to_device(images, device, non_blocking=True)
+        targets = to_device(targets, device, non_blocking=True)
+        t_data = time.perf_counter() - t0
+
+        with autocast:
+            losses = ddp_model(images, targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise UserError(
+                f"training diverged at iteration {it} ({', '.join(f'{k}={float(v):.3g}' for k, v in losses.items())}); "
+                "lower solver.base_lr or raise solver.warmup_iters"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        record = {"loss": float(loss), **{k: float(v) for k, v in losses.items()}, "lr": lr, "data_time": t_data}
+        if cfg.solver.clip_grad_norm > 0:
+            scaler.unscale_(optimizer)
+            record["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.solver.clip_grad_norm))
+        scaler.step(optimizer)
+        scaler.update()
+        it += 1
+        window.append(record)
+
+        if it % cfg.log_period == 0 or it == max_iter:
+            now = time.perf_counter()
+            metrics = {k: float(np.mean([r[k] for r in window if k in r])) for k in window[-1]}
+            metrics["lr"] = lr
+            metrics["time"] = (now - t_last) / len(window)
+            metrics = reduce_mean(metrics, info, device)
+            metrics["images_per_s"] = batch * info.world_size * len(window) / max(now - t_last, 1e-9)
+            if device.type == "cuda":
+                metrics["max_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+            if writer is not None:
+                writer.write(it, metrics)
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", lr=f"{lr:.2g}")
+            window, t_last = [], time.perf_counter()
+        bar.update(1)
+
+        if it % cfg.checkpoint_period == 0 or it == max_iter:
+            _save(cfg, run_dir, it, model, optimizer, scaler, sampler, info)
+        if evaluate is not None and ((cfg.eval_period and it % cfg.eval_period == 0) or it == max_iter):
+            if info.is_main:
+                model.eval()
+                with torch.no_grad(), autocast:
+                    results = evaluate(model, it)
+                model.train()
+                if results and writer is not None:
+                    writer.write(it, {f"eval/{k}": v for k, v in results.items()})
+                    log.info("iteration %d evaluation: %s", it, results)
+            barrier(info)
+    bar.close()
+    if writer is not None:
+        writer.close()
+    return model
+
+
+def build_train_dataset(cfg: TrainConfig) -> DensePoseDataset:
+    """The training set of ``cfg.data`` with the training transform (flip needs the body surface)."""
+    d = cfg.data
+    if not d.root:
+        raise UserError("no training data: pass --data DIR (or set data.root)")
+    root = Path(d.root)
+    surface = None
+    if d.flip_prob > 0:
+        from densepose.surface import load_surface
+
+        surface = load_surface(d.surface)
+    aug = AugmentConfig(d.min_sizes, d.max_size, d.flip_prob, d.brightness, d.contrast, d.saturation, d.hue)
+    return DensePoseDataset(root / d.images, root / d.annotations, TrainTransform(aug, surface), d.skip_empty, d.with_masks)
+
+
+def default_evaluator(cfg: TrainConfig, device: torch.device) -> EvalFn | None:
+    """Periodic evaluation on ``cfg.data.val_root`` through ``densepose.evaluation.evaluate_model``.
+
+    Expected signature: ``evaluate_model(model, image_dir, annotations, surface, device) -> dict``
+    (nested metrics); arguments it does not declare are not passed. Without it: a logged note.
+    """
+    try:
+        from densepose.evaluation import evaluate_model
+    except ImportError:
+        log.warning("densepose.evaluation.evaluate_model is not available: skipping periodic evaluation")
+        return None
+    root = Path(cfg.data.val_root)
+    offered = {"image_dir": root / cfg.data.images, "annotations": root / cfg.data.annotations,
+               "surface": cfg.data.surface, "device": device}
+    params = inspect.signature(evaluate_model).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in offered.items() if takes_all or k in params}
+
+    def run(model: nn.Module, iteration: int) -> dict[str, float] | None:
+        return flatten_metrics(evaluate_model(model, **kwargs))
+
+    return run
+
+
+def flatten_metrics(results, prefix: str = "") -> dict[str, float]:
+    """Nested dict of results -> ``{"a/b/c": number}`` keeping only finite numbers."""
+    out: dict[str, float] = {}
+    if isinstance(results, dict):
+        for k, v in results.items():
+            out.update(flatten_metrics(v, f"{prefix}{k}/"))
+    elif isinstance(results, (int, float)) and not isinstance(results, bool) and np.isfinite(results):
+        out[prefix.rstrip("/")] = float(results)
+    return out
+
+
+def _save(cfg, run_dir: Path, it: int, model, optimizer, scaler, sampler, info: DistInfo) -> None:
+    rngs = ckpt.rng_state()
+    if info.enabled:
+        gathered: list = [None] * info.world_size
+        torch.distributed.all_gather_object(gathered, rngs)
+        rngs = gathered
+    else:
+        rngs = [rngs]
+    if info.is_main:
+        name = f"model_{it:07d}.pt"
+        ckpt.save_checkpoint(run_dir / name, {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": {"iteration": it, "base_lr": cfg.solver.base_lr, "schedule": cfg.solver.schedule},
+            "scaler": scaler.state_dict(),
+            "rng": rngs,
+            "data": {**sampler.state(it * cfg.solver.ims_per_batch), "world_size": info.world_size,
+                     "ims_per_batch": cfg.solver.ims_per_batch},
+            "iteration": it,
+            "config": config_to_dict(cfg),
+        })
+        ckpt.write_last(run_dir, name)
+        if cfg.keep_checkpoints > 0:
+            for old in sorted(run_dir.glob("model_*.pt"))[: -cfg.keep_checkpoints]:
+                old.unlink()
+    barrier(info)
+
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _log_to_file(path: Path) -> None:
+    logger = logging.getLogger("densepose")
+    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in logger.handlers):
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
