@@ -1,7 +1,8 @@
 """Video reading and MP4 writing through PyAV (``pip install av``; the ``video`` extra).
 
-`iter_frames` yields decoded RGB frames one by one; when the stream breaks midway it raises
-`VideoDecodeError` *after* the good frames were yielded, so the caller keeps what decoded.
+`iter_frames` yields decoded RGB frames one by one; when the stream breaks midway (a decoder
+error, or fewer frames than the container header declares) it raises `VideoDecodeError` *after*
+the good frames were yielded, so the caller keeps what decoded.
 `Mp4Writer` encodes H.264 (yuv420p) into a temporary file that is renamed on `close()`.
 """
 from __future__ import annotations
@@ -65,7 +66,7 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Itera
     """Yield RGB uint8 (H, W, 3) frames. Raises `VideoDecodeError` when decoding fails midway."""
     av = _import_av()
     path = Path(path)
-    probe_video(path)  # clear errors for missing/empty/non-video files
+    info = probe_video(path)  # clear errors for missing/empty/non-video files
     count = 0
     try:
         with av.open(str(path)) as container:
@@ -85,6 +86,13 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Itera
         ) from None
     if count == 0:
         raise VideoDecodeError(f"{path}: no frame could be decoded", 0)
+    if info.num_frames and count < info.num_frames:
+        # A truncated file often just ends: compare with the frame count the container declares.
+        raise VideoDecodeError(
+            f"{path}: stream ended after {count} of the {info.num_frames} frames its header declares "
+            "(truncated file?); kept the decoded frames",
+            count,
+        )
 
 
 class Mp4Writer:
@@ -98,7 +106,7 @@ class Mp4Writer:
         os.close(fd)
         self.fps = fps
         self.crf = crf
-        self.container = self.av.open(self.tmp, mode="w")
+        self.container = self.av.open(self.tmp, mode="w", format="mp4", options={"movflags": "faststart"})
         self.stream = None
         self.frames = 0
 
