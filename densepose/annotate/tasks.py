@@ -1,0 +1,265 @@
+"""What an annotator can do, independent of HTTP: claim a task, box persons, paint parts, click points.
+
+A *task* is one person (steps 1 and 2) or, for images imported without boxes, one image (step 0:
+draw the person boxes). A task belongs to the annotator who claimed it; nobody else but an admin
+may read or change it. Every function here is one committed transaction.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from densepose.annotate import db
+from densepose.annotate.sampling import sample_part_points
+from densepose.data.rle import DP_MASK_SIZE, decode_dp_masks, encode_dp_masks
+from densepose.surface.parts import NUM_MASK_PARTS
+
+
+class Forbidden(Exception):
+    """The user may not touch this record (HTTP 403)."""
+
+
+class NotFound(Exception):
+    """No such record (HTTP 404)."""
+
+
+class Conflict(Exception):
+    """The record is not in a state that allows this action (HTTP 409)."""
+
+
+class BadRequest(Exception):
+    """Malformed input (HTTP 400)."""
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def person_row(con: sqlite3.Connection, user: sqlite3.Row, person_id: int) -> sqlite3.Row:
+    """The person record, if ``user`` owns it (or is admin)."""
+    row = con.execute("SELECT * FROM persons WHERE id=?", (person_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no person {person_id}")
+    if not user["is_admin"] and row["owner"] != user["id"]:
+        raise Forbidden(f"person {person_id} is not your task")
+    return row
+
+
+def image_row(con: sqlite3.Connection, user: sqlite3.Row, image_id: int) -> sqlite3.Row:
+    """The image record, if ``user`` owns a task on it (or is admin)."""
+    row = con.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no image {image_id}")
+    if user["is_admin"] or row["boxes_owner"] == user["id"]:
+        return row
+    if con.execute("SELECT 1 FROM persons WHERE image_id=? AND owner=?", (image_id, user["id"])).fetchone():
+        return row
+    raise Forbidden(f"image {image_id} is not part of your tasks")
+
+
+def person_labels(row: sqlite3.Row) -> np.ndarray:
+    """(256, 256) uint8 part labels of a person (zeros before step 1)."""
+    if not row["dp_masks"]:
+        return np.zeros((DP_MASK_SIZE, DP_MASK_SIZE), dtype=np.uint8)
+    return decode_dp_masks(json.loads(row["dp_masks"]))
+
+
+def person_task(con: sqlite3.Connection, row: sqlite3.Row) -> dict:
+    img = con.execute("SELECT * FROM images WHERE id=?", (row["image_id"],)).fetchone()
+    pts = con.execute("SELECT * FROM points WHERE person_id=? ORDER BY idx", (row["id"],)).fetchall()
+    return {
+        "kind": "person",
+        "person_id": row["id"],
+        "image_id": img["id"],
+        "image_size": [img["width"], img["height"]],
+        "bbox": [row["x"], row["y"], row["w"], row["h"]],
+        "stage": row["stage"],
+        "points": [point_dict(p) for p in pts],
+    }
+
+
+def point_dict(p: sqlite3.Row) -> dict:
+    out = {"id": p["id"], "idx": p["idx"], "x": p["x"], "y": p["y"], "part": p["part"], "status": p["status"]}
+    if p["status"] == "done":
+        out.update(I=p["I"], U=p["U"], V=p["V"], view=p["view"], px=p["px"], py=p["py"])
+    return out
+
+
+def box_task(con: sqlite3.Connection, img: sqlite3.Row) -> dict:
+    return {"kind": "boxes", "image_id": img["id"], "image_size": [img["width"], img["height"]]}
+
+
+# ---------------------------------------------------------------------------------------------- claiming
+def next_task(con: sqlite3.Connection, user: sqlite3.Row) -> dict:
+    """The user's unfinished task, else a newly claimed one, else ``{"kind": "none"}``."""
+    with db.transaction(con):
+        row = con.execute("SELECT * FROM persons WHERE owner=? AND stage!='done' ORDER BY id LIMIT 1",
+                          (user["id"],)).fetchone()
+        if row is not None:
+            return person_task(con, row)
+        img = con.execute("SELECT * FROM images WHERE boxes_owner=? AND boxes_done=0 ORDER BY id LIMIT 1",
+                          (user["id"],)).fetchone()
+        if img is not None:
+            return box_task(con, img)
+        row = con.execute("SELECT * FROM persons WHERE owner IS NULL AND stage!='done' ORDER BY id LIMIT 1").fetchone()
+        if row is not None:
+            con.execute("UPDATE persons SET owner=? WHERE id=?", (user["id"], row["id"]))
+            return person_task(con, con.execute("SELECT * FROM persons WHERE id=?", (row["id"],)).fetchone())
+        img = con.execute("SELECT * FROM images WHERE boxes_owner IS NULL AND boxes_done=0 ORDER BY id LIMIT 1").fetchone()
+        if img is not None:
+            con.execute("UPDATE images SET boxes_owner=? WHERE id=?", (user["id"], img["id"]))
+            return box_task(con, img)
+    return {"kind": "none"}
+
+
+def list_tasks(con: sqlite3.Connection, user: sqlite3.Row) -> list[dict]:
+    """The user's persons (all of them for an admin) with their progress."""
+    q = ("SELECT p.id, p.image_id, p.stage, p.owner, "
+         "(SELECT COUNT(*) FROM points WHERE person_id=p.id) AS n, "
+         "(SELECT COUNT(*) FROM points WHERE person_id=p.id AND status!='todo') AS answered FROM persons p")
+    rows = con.execute(q + ("" if user["is_admin"] else " WHERE p.owner=?") + " ORDER BY p.id",
+                       () if user["is_admin"] else (user["id"],)).fetchall()
+    return [dict(r) for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------- step 0
+def save_boxes(con: sqlite3.Connection, user: sqlite3.Row, image_id: int, boxes: list) -> list[int]:
+    """Step 0: the person boxes (xywh pixels) of an image imported without them; they become
+    the user's person tasks."""
+    with db.transaction(con):
+        img = con.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
+        if img is None:
+            raise NotFound(f"no image {image_id}")
+        if not user["is_admin"] and img["boxes_owner"] != user["id"]:
+            raise Forbidden(f"image {image_id} is not your task")
+        if img["boxes_done"]:
+            raise Conflict(f"image {image_id} already has its boxes")
+        if not isinstance(boxes, list) or len(boxes) > 100:
+            raise BadRequest("boxes must be a list of at most 100 [x, y, w, h]")
+        ids = []
+        for b in boxes:
+            try:
+                x, y, w, h = (float(v) for v in b)
+            except (TypeError, ValueError):
+                raise BadRequest(f"bad box {b!r}") from None
+            x, y = max(0.0, x), max(0.0, y)
+            w, h = min(w, img["width"] - x), min(h, img["height"] - y)
+            if not (w >= 4 and h >= 4):
+                raise BadRequest(f"box {b!r} is smaller than 4 pixels or outside the image")
+            cur = con.execute("INSERT INTO persons (image_id, x, y, w, h, extra, owner) VALUES (?,?,?,?,?,?,?)",
+                              (image_id, x, y, w, h, db.dumps({"iscrowd": 0}), user["id"]))
+            ids.append(int(cur.lastrowid))
+        con.execute("UPDATE images SET boxes_done=1 WHERE id=?", (image_id,))
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------- step 1
+def decode_labels_b64(text: str) -> np.ndarray:
+    """Base64 of 256*256 raw uint8 labels (row-major) -> (256, 256) array, values checked 0..14."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (ValueError, TypeError):
+        raise BadRequest("labels must be base64") from None
+    if len(raw) != DP_MASK_SIZE * DP_MASK_SIZE:
+        raise BadRequest(f"labels must be {DP_MASK_SIZE}x{DP_MASK_SIZE} bytes, got {len(raw)}")
+    labels = np.frombuffer(raw, dtype=np.uint8).reshape(DP_MASK_SIZE, DP_MASK_SIZE)
+    if labels.max() > NUM_MASK_PARTS:
+        raise BadRequest(f"labels must be 0..{NUM_MASK_PARTS}")
+    return labels
+
+
+def encode_labels_b64(labels: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(labels, dtype=np.uint8).tobytes()).decode("ascii")
+
+
+def save_parts(con: sqlite3.Connection, user: sqlite3.Row, person_id: int, labels: np.ndarray) -> dict:
+    """Step 1: store the person's part labels as ``dp_masks`` and sample the step-2 points.
+
+    Allowed until the first point is answered (then the points would no longer match the parts).
+    """
+    labels = np.asarray(labels, dtype=np.uint8)
+    with db.transaction(con):
+        row = person_row(con, user, person_id)
+        answered = con.execute("SELECT COUNT(*) FROM points WHERE person_id=? AND status!='todo'",
+                               (person_id,)).fetchone()[0]
+        if answered:
+            raise Conflict(f"person {person_id} already has answered points; undo them to repaint")
+        xy, part = sample_part_points(labels, seed=person_id)
+        con.execute("DELETE FROM points WHERE person_id=?", (person_id,))
+        con.executemany("INSERT INTO points (person_id, idx, x, y, part) VALUES (?,?,?,?,?)",
+                        [(person_id, i, float(p[0]), float(p[1]), int(k)) for i, (p, k) in enumerate(zip(xy, part))])
+        stage = "points" if len(xy) else "done"
+        con.execute("UPDATE persons SET dp_masks=?, stage=? WHERE id=?",
+                    (db.dumps(encode_dp_masks(labels)), stage, row["id"]))
+        return person_task(con, con.execute("SELECT * FROM persons WHERE id=?", (person_id,)).fetchone())
+
+
+# ---------------------------------------------------------------------------------------------- step 2
+def _point_for_update(con: sqlite3.Connection, user: sqlite3.Row, point_id: int) -> tuple[sqlite3.Row, sqlite3.Row]:
+    p = con.execute("SELECT * FROM points WHERE id=?", (point_id,)).fetchone()
+    if p is None:
+        raise NotFound(f"no point {point_id}")
+    person = person_row(con, user, p["person_id"])
+    if person["stage"] == "parts":
+        raise Conflict(f"person {person['id']} has no parts yet")
+    return p, person
+
+
+def _finish_if_complete(con: sqlite3.Connection, person_id: int) -> str:
+    todo = con.execute("SELECT COUNT(*) FROM points WHERE person_id=? AND status='todo'", (person_id,)).fetchone()[0]
+    stage = "points" if todo else "done"
+    con.execute("UPDATE persons SET stage=? WHERE id=?", (stage, person_id))
+    return stage
+
+
+def answer_point(con: sqlite3.Connection, user: sqlite3.Row, point_id: int, face: int, bary, iuv: tuple,
+                 view: str, px: float, py: float, error: float | None) -> dict:
+    """Store a click: the surface point (face, bary), its (I, U, V), where it was clicked, its error."""
+    with db.transaction(con):
+        p, person = _point_for_update(con, user, point_id)
+        seq = con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM points WHERE person_id=?", (person["id"],)).fetchone()[0]
+        con.execute("UPDATE points SET status='done', seq=?, face=?, b0=?, b1=?, b2=?, I=?, U=?, V=?, view=?, px=?, py=?,"
+                    " user_id=?, error=? WHERE id=?",
+                    (seq, int(face), *map(float, bary), int(iuv[0]), float(iuv[1]), float(iuv[2]), view,
+                     float(px), float(py), user["id"], None if error is None else float(error), point_id))
+        stage = _finish_if_complete(con, person["id"])
+    return {"point_id": point_id, "I": int(iuv[0]), "U": float(iuv[1]), "V": float(iuv[2]), "stage": stage}
+
+
+def skip_point(con: sqlite3.Connection, user: sqlite3.Row, point_id: int) -> dict:
+    """'Not visible / skip': the point gets no correspondence (and is left out of the export)."""
+    with db.transaction(con):
+        p, person = _point_for_update(con, user, point_id)
+        seq = con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM points WHERE person_id=?", (person["id"],)).fetchone()[0]
+        con.execute("UPDATE points SET status='skipped', seq=?, face=NULL, I=NULL, U=NULL, V=NULL, error=NULL,"
+                    " user_id=? WHERE id=?", (seq, user["id"], point_id))
+        stage = _finish_if_complete(con, person["id"])
+    return {"point_id": point_id, "stage": stage}
+
+
+def undo(con: sqlite3.Connection, user: sqlite3.Row, person_id: int) -> dict:
+    """Take back the person's last answer (click or skip); returns the point that is open again."""
+    with db.transaction(con):
+        person = person_row(con, user, person_id)
+        p = con.execute("SELECT * FROM points WHERE person_id=? AND status!='todo' ORDER BY seq DESC LIMIT 1",
+                        (person_id,)).fetchone()
+        if p is None:
+            raise Conflict(f"person {person_id} has nothing to undo")
+        con.execute("UPDATE points SET status='todo', seq=NULL, face=NULL, b0=NULL, b1=NULL, b2=NULL, I=NULL, U=NULL,"
+                    " V=NULL, view=NULL, px=NULL, py=NULL, user_id=NULL, error=NULL WHERE id=?", (p["id"],))
+        con.execute("UPDATE persons SET stage='points' WHERE id=?", (person["id"],))
+    return {"point_id": p["id"], "stage": "points"}
+
+
+def reopen_parts(con: sqlite3.Connection, user: sqlite3.Row, person_id: int) -> None:
+    """Go back from step 2 to step 1 (only while no point is answered)."""
+    with db.transaction(con):
+        person_row(con, user, person_id)
+        if con.execute("SELECT 1 FROM points WHERE person_id=? AND status!='todo'", (person_id,)).fetchone():
+            raise Conflict(f"person {person_id} already has answered points; undo them first")
+        con.execute("UPDATE persons SET stage='parts' WHERE id=?", (person_id,))
+
+
+def project_path(con: sqlite3.Connection) -> Path:
+    return Path(con.execute("PRAGMA database_list").fetchone()["file"]).parent

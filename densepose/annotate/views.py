@@ -1,0 +1,182 @@
+"""Step 2's pictures: the rest-pose body surface seen from several sides, framed on one part.
+
+For every coarse part (1..14) we render four views (front, back, and the person's left and right
+side) of the whole body, centred on the part, with the part's faces in their chart colours and the
+rest of the body grey. The surface point (face, barycentrics) of every pixel is kept, so a click
+at (px, py) in a view is a point on the body surface, hence an (I, U, V).
+
+Views depend only on the surface, so they are rendered once per project and kept under
+``PROJECT/views/<surface>/``.
+"""
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from densepose.cache import atomic_write_bytes
+from densepose.surface.parts import CHART_COLORS, CHART_TO_MASK_PART
+
+VIEW_SIZE = 288
+#: (name, azimuth of the camera around the body's vertical axis in degrees; 0 looks at the front)
+VIEW_DIRECTIONS: tuple[tuple[str, float], ...] = (("front", 0.0), ("back", 180.0), ("left", 90.0), ("right", -90.0))
+CAMERA_DISTANCE = 3.0  # metres: far enough that no body part lies behind the camera, near-orthographic
+FILL = 0.42  # fraction of the view's half-size that the part's radius covers
+
+
+@dataclass
+class View:
+    """One rendered view.
+
+    Attributes:
+        name: "front", "back", "left" or "right".
+        rgb: (H, W, 3) uint8 picture.
+        face: (H, W) int32 face index of each pixel, -1 off the body.
+        bary: (H, W, 3) float32 barycentric weights of each pixel's surface point.
+    """
+
+    name: str
+    rgb: np.ndarray
+    face: np.ndarray
+    bary: np.ndarray
+
+    def surface_point(self, px: float, py: float, search: int = 3) -> tuple[int, np.ndarray] | None:
+        """The surface point under pixel (px, py), or of the nearest body pixel within ``search``."""
+        h, w = self.face.shape
+        x, y = int(np.floor(px)), int(np.floor(py))
+        if not (0 <= x < w and 0 <= y < h):
+            return None
+        y0, y1, x0, x1 = max(0, y - search), min(h, y + search + 1), max(0, x - search), min(w, x + search + 1)
+        win = self.face[y0:y1, x0:x1]
+        ys, xs = np.nonzero(win >= 0)
+        if len(ys) == 0:
+            return None
+        k = np.argmin((ys + y0 - y) ** 2 + (xs + x0 - x) ** 2)
+        yy, xx = ys[k] + y0, xs[k] + x0
+        return int(self.face[yy, xx]), self.bary[yy, xx].astype(np.float64)
+
+
+def look_at(target: np.ndarray, azimuth_deg: float, distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """World -> camera (OpenCV: x right, y down, z forward) rotation R (3,3) and translation t (3,).
+
+    The body frame is Anny's: Z up, the person faces -Y; azimuth 0 looks at the front, +90 at the
+    person's left side.
+    """
+    a = np.deg2rad(azimuth_deg)
+    forward = np.array([-np.sin(a), np.cos(a), 0.0])  # azimuth 0: camera on -Y looking along +Y
+    up = np.array([0.0, 0.0, 1.0])
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    R = np.stack([right, down, forward])
+    eye = target - distance * forward
+    return R, -R @ eye
+
+
+def render_view(vertices: np.ndarray, faces: np.ndarray, face_rgb: np.ndarray, R: np.ndarray, t: np.ndarray,
+                focal: float, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rasterise a mesh with flat per-face colours and head-light shading.
+
+    Returns rgb (size, size, 3) uint8 (white background), face (size, size) int32, bary (size, size, 3) float32.
+    """
+    from densepose.synth.raster import rasterize
+
+    verts_cam = vertices @ R.T + t  # (V, 3)
+    K = np.array([[focal, 0.0, size / 2], [0.0, focal, size / 2], [0.0, 0.0, 1.0]])
+    face_id, bary, _ = rasterize(verts_cam, faces, K, size, size)
+    tri = verts_cam[faces]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
+    centre = tri.mean(1)
+    view_dir = centre / np.linalg.norm(centre, axis=1, keepdims=True)
+    shade = 0.35 + 0.65 * np.abs((normal * view_dir).sum(1))  # (F,)
+    shaded = np.clip(face_rgb * shade[:, None], 0, 255)
+    rgb = np.full((size, size, 3), 255, dtype=np.uint8)
+    fg = face_id >= 0
+    rgb[fg] = shaded[face_id[fg]].astype(np.uint8)
+    return rgb, face_id, bary
+
+
+def part_face_colors(face_part: np.ndarray, part: int) -> np.ndarray:
+    """(F, 3) float colours: the part's faces in their chart colours, the rest of the body grey."""
+    in_part = CHART_TO_MASK_PART[face_part] == part
+    rgb = np.full((len(face_part), 3), 150.0)
+    rgb[in_part] = CHART_COLORS[face_part[in_part]]
+    return rgb
+
+
+def render_part_views(surface, part: int, size: int = VIEW_SIZE) -> list[View]:
+    """The four views of coarse part ``part`` (1..14) of ``surface`` in its rest pose."""
+    verts = np.asarray(surface.vertices, dtype=np.float64)
+    faces = np.asarray(surface.faces, dtype=np.int64)
+    face_part = np.asarray(surface.face_part, dtype=np.int64)
+    in_part = CHART_TO_MASK_PART[face_part] == part
+    pv = verts[np.unique(faces[in_part])]
+    lo, hi = pv.min(0), pv.max(0)
+    centre = (lo + hi) / 2
+    radius = max(float(np.linalg.norm(pv - centre, axis=1).max()), 0.02)
+    focal = FILL * size * CAMERA_DISTANCE / radius
+    colors = part_face_colors(face_part, part)
+    views = []
+    for name, az in VIEW_DIRECTIONS:
+        R, t = look_at(centre, az, CAMERA_DISTANCE)
+        rgb, face_id, bary = render_view(verts, faces, colors, R, t, focal, size)
+        views.append(View(name, rgb, face_id, bary))
+    return views
+
+
+class ViewStore:
+    """Rendered part views of one surface, kept on disk under ``root`` and in memory."""
+
+    def __init__(self, root: Path, get_surface):
+        self.root = Path(root)
+        self.get_surface = get_surface
+        self._views: dict[int, list[View]] = {}
+        self._lock = threading.Lock()
+
+    def views(self, part: int) -> list[View]:
+        if not 1 <= part <= 14:
+            raise KeyError(part)
+        with self._lock:
+            if part not in self._views:
+                self._views[part] = self._load_or_render(part)
+            return self._views[part]
+
+    def view(self, part: int, name: str) -> View:
+        for v in self.views(part):
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def png(self, part: int, name: str) -> bytes:
+        path = self.root / f"part{part:02d}_{name}.png"
+        self.views(part)
+        return path.read_bytes()
+
+    def _load_or_render(self, part: int) -> list[View]:
+        npz = self.root / f"part{part:02d}.npz"
+        if npz.is_file():
+            with np.load(npz) as z:
+                names = [str(n) for n in z["names"]]
+                out = []
+                for i, n in enumerate(names):
+                    b = z["bary"][i].astype(np.float32)
+                    bary = np.concatenate([b, 1.0 - b.sum(-1, keepdims=True)], -1)
+                    rgb = np.asarray(Image.open(self.root / f"part{part:02d}_{n}.png").convert("RGB"))
+                    out.append(View(n, rgb, z["face"][i], bary))
+                return out
+        views = render_part_views(self.get_surface(), part)
+        for v in views:
+            buf = io.BytesIO()
+            Image.fromarray(v.rgb).save(buf, format="PNG")
+            atomic_write_bytes(self.root / f"part{part:02d}_{v.name}.png", buf.getvalue())
+        buf = io.BytesIO()
+        # two barycentrics in float32 are enough (the third is 1 - both); saves a third of the file
+        np.savez_compressed(buf, names=np.array([v.name for v in views]), face=np.stack([v.face for v in views]),
+                            bary=np.stack([v.bary[..., :2] for v in views]).astype(np.float32))
+        atomic_write_bytes(npz, buf.getvalue())
+        return views
