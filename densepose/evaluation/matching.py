@@ -1,0 +1,175 @@
+"""COCO-style greedy matching, accumulation and the 10-number summary of the DensePose protocol.
+
+Given per image (and category) a similarity matrix between its top-scoring detections and its
+ground truth (GPS, GPSm or mask IoU), this reproduces the official DensePose evaluator's
+``evaluateImg`` / ``accumulate`` / ``_summarizeUvs``:
+
+- thresholds 0.50:0.05:0.95, 101 recall points, at most 20 detections per image, area ranges
+  all / medium / large (no small);
+- ground truth without DensePose points is ignored, and so are people outside the area range;
+- a detection that ends unmatched (at the last threshold) and overlaps an unmatched ground truth
+  with box IoU >= 0.8 takes that ground truth's ignore flag at *all* thresholds, and is matched to
+  it if it is ignored (the reference quirk, kept on purpose);
+- in an image whose ground truth is all ignored (or empty) every detection is ignored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10, endpoint=True)
+RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101, endpoint=True)
+MAX_DETS = 20
+AREA_RANGES = {"all": (0.0, 1e5 ** 2), "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, 1e5 ** 2)}
+BOX_IGNORE_IOU = 0.8
+
+#: The printed summary: (name, AP?, IoU threshold or None, area range).
+SUMMARY = (
+    ("AP", True, None, "all"), ("AP50", True, 0.5, "all"), ("AP75", True, 0.75, "all"),
+    ("APm", True, None, "medium"), ("APl", True, None, "large"),
+    ("AR", False, None, "all"), ("AR50", False, 0.5, "all"), ("AR75", False, 0.75, "all"),
+    ("ARm", False, None, "medium"), ("ARl", False, None, "large"),
+)
+
+
+@dataclass
+class ImageEval:
+    """Matching of one image and category at one area range (``evaluateImg`` output).
+
+    matched: (T, D) bool, detection matched at threshold t; ignored: (T, D) bool;
+    scores: (D,); gt_ignored: (G,) bool.
+    """
+
+    matched: np.ndarray
+    ignored: np.ndarray
+    scores: np.ndarray
+    gt_ignored: np.ndarray
+
+
+def box_iou_xywh(dt: np.ndarray, gt: np.ndarray, gt_crowd: np.ndarray) -> np.ndarray:
+    """(D, 4), (G, 4) xywh boxes -> (D, G) IoU as pycocotools computes it (crowd: over the detection area)."""
+    dt = np.asarray(dt, dtype=np.float64).reshape(-1, 4)
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
+    w = np.minimum(dt[:, None, 0] + dt[:, None, 2], gt[None, :, 0] + gt[None, :, 2]) - np.maximum(dt[:, None, 0], gt[None, :, 0])
+    h = np.minimum(dt[:, None, 1] + dt[:, None, 3], gt[None, :, 1] + gt[None, :, 3]) - np.maximum(dt[:, None, 1], gt[None, :, 1])
+    inter = np.where((w > 0) & (h > 0), w * h, 0.0)
+    da = (dt[:, 2] * dt[:, 3])[:, None]
+    ga = (gt[:, 2] * gt[:, 3])[None, :]
+    union = np.where(np.asarray(gt_crowd, dtype=bool)[None, :], da, da + ga - inter)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(inter > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def evaluate_image(sim: np.ndarray, box_iou: np.ndarray, gt_ignore: np.ndarray, gt_area: np.ndarray,
+                   gt_crowd: np.ndarray, dt_area: np.ndarray, dt_score: np.ndarray,
+                   area_range: tuple[float, float]) -> ImageEval | None:
+    """Greedy matching of one image (and category) at one area range.
+
+    Args:
+        sim: (D, G) similarity (GPS, GPSm or IoU); detections sorted by score, at most 20.
+        box_iou: (D, G) box IoU (for the 0.8 ignore rule).
+        gt_ignore: (G,) bool, ground truth without DensePose points.
+        gt_area, gt_crowd: (G,); dt_area, dt_score: (D,).
+    Returns:
+        ``ImageEval`` or None when the image has neither detections nor ground truth.
+    """
+    D, G = len(dt_score), len(gt_ignore)
+    if D == 0 and G == 0:
+        return None
+    T = len(IOU_THRESHOLDS)
+    lo, hi = area_range
+    ig = np.asarray(gt_ignore, dtype=bool) | (gt_area < lo) | (gt_area > hi)
+    order = np.argsort(ig, kind="mergesort")  # regular ground truth first
+    ig = ig[order]
+    crowd = np.asarray(gt_crowd, dtype=bool)[order]
+    dtm = np.full((T, D), -1, dtype=np.int64)  # index (in `order`) of the matched ground truth
+    gtm = np.zeros((T, G), dtype=bool)
+    dt_ig = np.zeros((T, D), dtype=bool)
+    if G == 0 or ig.all():
+        dt_ig[:] = True
+    if D and G:
+        sim = np.asarray(sim, dtype=np.float64)[:, order]
+        box = np.asarray(box_iou, dtype=np.float64)[:, order]
+        thr = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[:, None]
+        rows = np.arange(T)
+        for d in range(D):
+            s = sim[d][None, :]
+            free = ~gtm | crowd[None, :]
+            ok = free & (s >= thr) & (s != 0.0)
+            # Regular ground truth first; ignored ones only when no regular one qualifies (the
+            # reference loop stops at the first ignored one once it holds a regular match).
+            # Among equals the later one wins (the reference replaces on >=).
+            m = np.full(T, -1, dtype=np.int64)
+            for group in (~ig, ig):
+                cand = np.where(ok & group[None, :], s, -np.inf)
+                last = G - 1 - np.argmax(cand[:, ::-1], axis=1)
+                has = np.isfinite(cand[rows, last]) & (m < 0)
+                m[has] = last[has]
+            hit = m >= 0
+            dtm[hit, d] = m[hit]
+            dt_ig[hit, d] = ig[m[hit]]
+            gtm[rows[hit], m[hit]] = True
+        # The 0.8 box rule, evaluated at the last threshold as the reference does.
+        t = T - 1
+        for d in range(D):
+            if dtm[t, d] >= 0:
+                continue
+            cand = np.where(~gtm[t] | crowd, box[d], -np.inf)
+            cand = np.where(cand >= BOX_IGNORE_IOU, cand, -np.inf)
+            if not np.isfinite(cand).any():
+                continue
+            g = G - 1 - int(np.argmax(cand[::-1]))
+            dt_ig[:, d] = ig[g]
+            if ig[g]:
+                dtm[t, d] = g
+                gtm[t, g] = True
+    out_of_range = (np.asarray(dt_area) < lo) | (np.asarray(dt_area) > hi)
+    dt_ig |= (dtm < 0) & out_of_range[None, :]
+    return ImageEval(dtm >= 0, dt_ig, np.asarray(dt_score, dtype=np.float64), ig)
+
+
+def accumulate(evals: list[list[ImageEval | None]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per category k, the image evaluations -> precision (T, R, K) and recall (T, K); -1 where undefined."""
+    T, R, K = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(evals)
+    precision = -np.ones((T, R, K))
+    recall = -np.ones((T, K))
+    for k, cat_evals in enumerate(evals):
+        E = [e for e in cat_evals if e is not None]
+        if not E:
+            continue
+        scores = np.concatenate([e.scores for e in E])
+        inds = np.argsort(-scores, kind="mergesort")
+        dtm = np.concatenate([e.matched for e in E], axis=1)[:, inds]
+        dt_ig = np.concatenate([e.ignored for e in E], axis=1)[:, inds]
+        npig = int(np.count_nonzero(~np.concatenate([e.gt_ignored for e in E])))
+        if npig == 0:
+            continue
+        tp = np.cumsum(dtm & ~dt_ig, axis=1).astype(np.float64)
+        fp = np.cumsum(~dtm & ~dt_ig, axis=1).astype(np.float64)
+        nd = tp.shape[1]
+        for t in range(T):
+            rc = tp[t] / npig
+            pr = tp[t] / (fp[t] + tp[t] + np.spacing(1))
+            recall[t, k] = rc[-1] if nd else 0.0
+            q = np.zeros(R)
+            if nd:
+                pr = np.maximum.accumulate(pr[::-1])[::-1]  # precision envelope
+                idx = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
+                keep = idx < nd
+                q[keep] = pr[idx[keep]]
+            precision[t, :, k] = q
+    return precision, recall
+
+
+def summarize(per_area: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """{area: (precision, recall)} -> the 10 numbers AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl."""
+    out = {}
+    for name, is_ap, thr, area in SUMMARY:
+        precision, recall = per_area[area]
+        s = precision if is_ap else recall
+        if thr is not None:
+            s = s[np.flatnonzero(np.abs(IOU_THRESHOLDS - thr) < 1e-3)]
+        valid = s[s > -1]
+        out[name] = float(np.mean(valid)) if valid.size else -1.0
+    return out
