@@ -41,6 +41,7 @@ class BodySurface:
         flip_uv: (24, 256, 256, 2) float32 or None; ``flip_uv[i-1, row, col]`` is the (U', V') in
             chart ``CHART_FLIP[i]`` of the mirror image of the point (U=col/255, V=row/255) of chart i.
         geodesic_factory: builds the geodesic distance object on first use (it can be costly).
+        flip_factory: builds ``flip_uv`` on first use when it is not given.
     """
 
     name: str
@@ -53,6 +54,7 @@ class BodySurface:
     kappa_groups: np.ndarray | None = None
     flip_uv: np.ndarray | None = None
     geodesic_factory: Callable[["BodySurface"], "GeodesicDistance"] | None = None
+    flip_factory: Callable[["BodySurface"], np.ndarray] | None = None
     _geodesics: "GeodesicDistance | None" = field(default=None, repr=False)
     _kdtrees: dict = field(default_factory=dict, repr=False)
     _incident: tuple | None = field(default=None, repr=False)
@@ -95,7 +97,7 @@ class BodySurface:
         return np.einsum("nk,nkc->nc", np.asarray(bary, dtype=np.float64), verts[self.faces[np.asarray(face)]])
 
     # ------------------------------------------------------------------ IUV -> surface point
-    def points_from_iuv(self, charts: np.ndarray, uv: np.ndarray, candidates: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    def points_from_iuv(self, charts: np.ndarray, uv: np.ndarray, candidates: int = 6) -> tuple[np.ndarray, np.ndarray]:
         """IUV -> the exact surface point: the triangle of chart I that contains (U, V).
 
         Candidate triangles are those around the ``candidates`` chart vertices nearest in UV, which
@@ -120,8 +122,7 @@ class BodySurface:
             cand = incident[np.repeat(start[verts], counts) + offs]
             b = _barycentric_2d(uv[sel][owner], self.chart_uv[self.chart_faces[cand]])
             score = b.min(axis=1)  # >= 0 inside the triangle
-            order = np.lexsort((-score, owner))
-            first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
+            first = _first_argmax_per_group(score, owner, len(sel))
             face[sel[owner[first]]] = cand[first]
             best = np.clip(b[first], 0.0, None)
             bary[sel[owner[first]]] = best / best.sum(axis=1, keepdims=True)
@@ -153,6 +154,8 @@ class BodySurface:
 
         Background (I = 0) stays background with its UV untouched.
         """
+        if self.flip_uv is None and self.flip_factory is not None:
+            self.flip_uv = self.flip_factory(self)
         if self.flip_uv is None:
             raise RuntimeError(f"surface {self.name!r} has no symmetry tables")
         charts = np.asarray(charts, dtype=np.int64)
@@ -202,6 +205,15 @@ class BodySurface:
             counts = np.bincount(flat, minlength=len(self.chart_uv))
             self._incident = (np.r_[0, np.cumsum(counts)], order // 3)
         return self._incident
+
+
+def _first_argmax_per_group(score: np.ndarray, group: np.ndarray, num_groups: int) -> np.ndarray:
+    """Index of the best score of each group; ``group`` is sorted and covers 0..num_groups-1."""
+    starts = np.searchsorted(group, np.arange(num_groups))
+    best = np.maximum.reduceat(score, starts)
+    hit = np.flatnonzero(score == best[group])
+    _, first = np.unique(group[hit], return_index=True)
+    return hit[first]
 
 
 def _barycentric_2d(p: np.ndarray, tri: np.ndarray) -> np.ndarray:

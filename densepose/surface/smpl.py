@@ -96,7 +96,7 @@ def load_smpl_geometry(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return verts, faces
 
 
-def smpl_surface(vertices: np.ndarray, uv_processed: str | Path | None = None, with_symmetry: bool = True) -> BodySurface:
+def smpl_surface(vertices: np.ndarray, uv_processed: str | Path | None = None) -> BodySurface:
     """The official chart on SMPL geometry ``vertices`` (6890, 3) (the model's or a stand-in)."""
     from densepose.surface.kappa import compute_kappa_groups
     from densepose.surface.symmetry import build_flip_tables
@@ -108,8 +108,7 @@ def smpl_surface(vertices: np.ndarray, uv_processed: str | Path | None = None, w
         name="smpl", vertices=np.asarray(vertices, dtype=np.float64), faces=chart["vertex"][chart["faces_uv"]],
         face_part=chart["face_part"], chart_faces=chart["faces_uv"], chart_uv=chart["uv"],
         chart_vertex_mesh=chart["vertex"], geodesic_factory=lambda s: build_geodesics(s.vertices, s.faces),
+        flip_factory=build_flip_tables,
     )
     surface.kappa_groups = compute_kappa_groups(surface)
-    if with_symmetry:
-        surface.flip_uv = build_flip_tables(surface)
     return surface
