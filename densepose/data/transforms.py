@@ -83,10 +83,13 @@ def hflip(image: torch.Tensor, target: dict, surface: FlipSurface) -> tuple[torc
     return image.flip(-1), out
 
 
+_MASK_FLIP_U8 = MASK_PART_FLIP.astype(np.uint8)
+
+
 def _flip_dp(dp: dict, surface: FlipSurface) -> dict:
     charts, uv = surface.flip_iuv(dp["I"].numpy(), torch.stack([dp["U"], dp["V"]], dim=1).double().numpy())
     uv = torch.from_numpy(np.asarray(uv, dtype=np.float32))
-    mask = torch.from_numpy(MASK_PART_FLIP.astype(np.uint8))[dp["mask"].flip(-1).long()]
+    mask = torch.from_numpy(_MASK_FLIP_U8[dp["mask"].numpy()[:, ::-1]])
     return {
         "x": DP_MASK_SIZE - dp["x"],
         "y": dp["y"].clone(),
@@ -114,19 +117,23 @@ def color_jitter(
 
     ``brightness``, ``contrast``, ``saturation`` are multiplicative factors (1 = no change);
     ``hue`` is a rotation of the chroma plane in turns (0 = no change, 0.5 = opposite hues).
+    Applied in that order; every step is affine in RGB, so the image is touched by one 3x3
+    matrix and one offset (plus one mean for the contrast pivot).
     """
-    luma = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype).view(3, 1, 1)
-    out = image * brightness
-    mean = (out * luma).sum(0).mean()
-    out = mean + (out - mean) * contrast
-    gray = (out * luma).sum(0, keepdim=True)
-    out = gray + (out - gray) * saturation
+    luma = _RGB2YIQ[0].double()
+    eye = torch.eye(3, dtype=torch.float64)
+    pivot = brightness * float((image.reshape(3, -1).mean(1).double() * luma).sum())
+    # x -> b x -> c (b x) + (1 - c) pivot -> saturation blend with luma -> hue rotation
+    sat = saturation * eye + (1 - saturation) * torch.ones(3, 1, dtype=torch.float64) * luma[None]
+    m = sat * 1.0
     if hue != 0.0:
         a = 2 * np.pi * hue
-        rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]], dtype=torch.float32)
-        m = (_YIQ2RGB @ rot @ _RGB2YIQ).to(out.dtype)
-        out = torch.einsum("ij,jhw->ihw", m, out)
-    return out.clamp(0, 255)
+        rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]], dtype=torch.float64)
+        m = _YIQ2RGB.double() @ rot @ _RGB2YIQ.double() @ sat
+    offset = m @ torch.full((3,), (1 - contrast) * pivot, dtype=torch.float64)
+    m = m * (contrast * brightness)
+    out = torch.addmm(offset.to(image.dtype)[:, None], m.to(image.dtype), image.reshape(3, -1))
+    return out.reshape(image.shape).clamp_(0, 255)
 
 
 # ----------------------------------------------------------------------------- composition

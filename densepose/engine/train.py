@@ -153,7 +153,7 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
             )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        record = {"loss": float(loss), **{k: float(v) for k, v in losses.items()}, "lr": lr, "data_time": t_data}
+        record = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()}, "lr": lr, "data_time": t_data}
         if cfg.solver.clip_grad_norm > 0:
             scaler.unscale_(optimizer)
             record["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.solver.clip_grad_norm))
