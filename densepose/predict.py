@@ -48,11 +48,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from densepose.api import PersonResult, Predictor, compose, int_box
+from densepose.api import PersonResult, Predictor, compose
 from densepose.cache import atomic_write_bytes
 from densepose.data.uv_encoding import encode_uv_data, quantize_iuv
 from densepose.errors import UserError
-from densepose.io.images import encode_png, expand_inputs, is_video_path, load_image, write_jpeg
+from densepose.io.images import encode_png, expand_inputs, is_video_path, load_image
 from densepose.vis.render import visualize
 
 
@@ -120,7 +120,8 @@ def coco_records(results: list[PersonResult], image_id: int, file_name: str | No
         rec = {
             "image_id": int(image_id),
             "category_id": 1,
-            "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+            # Unrounded: the evaluator requires uv_shape == (int(h), int(w)) of exactly this bbox.
+            "bbox": [x0, y0, x1 - x0, y1 - y0],
             "score": round(float(r.score), 5),
             "uv_shape": uv_shape,
             "uv_data": uv_data,
