@@ -13,7 +13,6 @@ from pathlib import Path
 
 from densepose.annotate import db
 from densepose.cache import atomic_write_bytes
-from densepose.data.coco import KEYPOINT_NAMES
 
 #: COCO person skeleton (1-based keypoint pairs), as in the COCO categories record.
 COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9],
@@ -22,6 +21,8 @@ COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 
 
 def export_coco(con: sqlite3.Connection) -> dict:
     """The project as a DensePose-COCO dict."""
+    from densepose.data.coco import KEYPOINT_NAMES  # imports torch: only when exporting
+
     images = [{"id": r["id"], "file_name": r["file_name"], "width": r["width"], "height": r["height"]}
               for r in con.execute("SELECT * FROM images ORDER BY id")]
     anns = []

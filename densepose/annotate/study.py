@@ -107,7 +107,7 @@ class SimulatedAnnotator:
 
     def click(self, part: int, face: int, bary: np.ndarray) -> tuple[str, float, float]:
         """Where the simulated person clicks for the true point (face, bary): (view, px, py)."""
-        if self.rng.random() < self.confusion and self.surface.flip_uv is not None:
+        if self.rng.random() < self.confusion:
             I, uv = self.surface.iuv_from_points(np.array([face]), bary[None])
             I2, uv2 = self.surface.flip_iuv(I, uv)
             f2, b2 = self.surface.points_from_iuv(I2, uv2)

@@ -136,3 +136,21 @@ def run_study(args: argparse.Namespace) -> int:
 
 
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m densepose.cli.annotate ACTION ...``: the annotate commands alone (used by tests)."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="densepose annotate")
+    register(parser.add_subparsers())
+    args = parser.parse_args(["annotate", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
