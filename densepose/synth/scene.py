@@ -1,0 +1,241 @@
+"""Compose one synthetic image: people (shape, pose, look), camera, lighting, background, ground truth.
+
+``Synthesizer(config).render(seed, index)`` is a pure function of (seed, index): the per-image
+random generator is seeded with ``SeedSequence([seed, index])``, so shards, worker counts and
+resumed runs give identical images.
+
+World frame: metres, Z up, ground at z = 0. The camera sits at (0, 0, h) looking along +Y,
+pitched down and rolled a little; people stand on the ground in front of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from densepose.synth import appearance
+from densepose.synth.groundtruth import person_annotation
+from densepose.synth.poses import pose_tensor, sample_pose
+from densepose.synth.raster import rasterize_multi
+
+PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
+
+
+@dataclass
+class SynthConfig:
+    """What the generator draws. Sizes in pixels, distances in metres."""
+
+    height: int = 512
+    width: int = 512
+    max_people: int = 4
+    min_people: int = 1
+    min_dp_pixels: int = 300       # visible pixels a person needs for dp_* fields
+    photos: list[str] = field(default_factory=list)  # background photo paths
+
+
+@dataclass
+class Sample:
+    """One rendered image and its ground truth."""
+
+    rgb: np.ndarray          # (H, W, 3) uint8
+    instance: np.ndarray     # (H, W) uint8, 0 background, k = k-th entry of ``people``
+    I: np.ndarray            # (H, W) uint8 chart 0..24
+    U: np.ndarray            # (H, W) float16
+    V: np.ndarray            # (H, W) float16
+    people: list[dict]       # DensePose-COCO annotation fields, without ids
+
+
+def image_rng(seed: int, index: int) -> np.random.Generator:
+    """The random generator of image ``index`` of a run with ``seed`` (independent of sharding)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+
+
+def sample_phenotype(rng: np.random.Generator) -> dict[str, float]:
+    """Anny phenotype in [0, 1]: children to elderly, every build and height."""
+    age = rng.uniform(0.22, 0.5) if rng.random() < 0.2 else rng.uniform(0.5, 1.0)
+    return {
+        "gender": float(rng.uniform(0, 1)),
+        "age": float(age),
+        "muscle": float(rng.beta(2, 2)),
+        "weight": float(rng.beta(2, 2.5)),
+        "height": float(rng.uniform(0, 1)),
+        "proportions": float(rng.uniform(0, 1)),
+    }
+
+
+def rotation_z(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+class Synthesizer:
+    """Holds the body model, the chart surface and per-vertex tables; renders samples."""
+
+    def __init__(self, config: SynthConfig):
+        import anny
+        import torch
+
+        from densepose.surface import load_surface
+        from densepose.surface.anny import body_vertex_ids, load_anny_model
+
+        torch.set_num_threads(1)  # one image per process; parallelism comes from worker processes
+        self.config = config
+        self.model = load_anny_model()
+        self.keypoints = anny.KeypointsRegressor.coco(self.model)
+        self.surface = load_surface("anny")
+        self.body_ids = body_vertex_ids()
+        self.faces = np.ascontiguousarray(self.surface.faces)
+        self.features = appearance.vertex_features(self.surface.vertices)
+        nv, nf = len(self.surface.vertices), len(self.faces)
+        # Vertex normals = sum of the adjacent faces' area-weighted normals: one sparse product.
+        self.incidence = sp.csr_matrix(
+            (np.ones(3 * nf), (self.faces.ravel(), np.repeat(np.arange(nf), 3))), shape=(nv, nf)
+        )
+
+    # ------------------------------------------------------------------ people
+    def _people(self, rng: np.random.Generator, n: int):
+        import torch
+
+        phen = [sample_phenotype(rng) for _ in range(n)]
+        poses = [sample_pose(self.model, rng) for _ in range(n)]
+        P = pose_tensor(self.model, [rot for _, rot in poses])
+        kwargs = {k: torch.tensor([p[k] for p in phen], dtype=torch.float32) for k in PHENOTYPES}
+        with torch.no_grad():
+            out = self.model(pose_parameters=P, phenotype_kwargs=kwargs)
+            kps = self.keypoints(out)[:, :17].double().numpy()
+        verts = out["vertices"].double().numpy()[:, self.body_ids]
+        return phen, [f for f, _ in poses], verts, kps
+
+    # ------------------------------------------------------------------ camera + placement
+    def _scene(self, rng: np.random.Generator, verts: np.ndarray, kps: np.ndarray):
+        """Camera (K, R, C) and people moved to their ground positions; drops those that do not fit."""
+        H, W = self.config.height, self.config.width
+        fov = np.radians(rng.uniform(35, 70))
+        f = 0.5 * max(H, W) / np.tan(fov / 2)
+        K = np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1.0]])
+        cam_h = rng.uniform(0.5, 2.3)
+        frac = rng.uniform(0.35, 1.0)  # apparent height of a 1.7 m person, fraction of the image
+        D = f * 1.7 / (frac * H)
+        target_z = rng.uniform(0.5, 1.3)
+        pitch = np.arctan2(cam_h - target_z, D) + rng.normal(0, 0.05)
+        roll = rng.normal(0, np.radians(4))
+        # World -> camera: x right, y down, z forward (+Y world pitched down by `pitch`).
+        fwd = np.array([0.0, np.cos(pitch), -np.sin(pitch)])
+        right = np.array([1.0, 0.0, 0.0])
+        down = np.cross(fwd, right)
+        R = np.stack([right, down, fwd])
+        cr, sr = np.cos(roll), np.sin(roll)
+        R = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1.0]]) @ R
+        C = np.array([0.0, 0.0, cam_h])
+
+        placed_v, placed_k, placed, spots = [], [], [], []
+        for i, (v, kp) in enumerate(zip(verts, kps)):
+            yaw = rng.uniform(-np.pi, np.pi)
+            Rz = rotation_z(yaw)
+            v = v @ Rz.T
+            kp = kp @ Rz.T
+            lift = -v[:, 2].min()
+            radius = min(0.6, np.sqrt((v[:, 0] ** 2 + v[:, 1] ** 2).max()) * 0.75)
+            for _ in range(30):
+                depth = D * rng.uniform(0.8, 1.4)
+                u = rng.uniform(-0.1, 1.1) * W
+                x = (u - W / 2) / f * depth
+                if all(np.hypot(x - sx, depth - sy) > radius + sr_ for sx, sy, sr_ in spots):
+                    break
+            else:
+                continue
+            spots.append((x, depth, radius))
+            shift = np.array([x, depth, lift])
+            placed_v.append(v + shift)
+            placed_k.append(kp + shift)
+            placed.append(i)
+        return K, R, C, placed_v, placed_k, placed
+
+    # ------------------------------------------------------------------ render
+    def render(self, seed: int, index: int) -> Sample:
+        cfg = self.config
+        H, W = cfg.height, cfg.width
+        rng = image_rng(seed, index)
+        n = int(rng.integers(cfg.min_people, cfg.max_people + 1))
+        phen, families, verts, kps = self._people(rng, n)
+        looks = [appearance.sample_look(rng, p["age"]) for p in phen]
+        K, R, C, world_v, world_k, placed = self._scene(rng, verts, kps)
+        phen = [phen[i] for i in placed]
+        families = [families[i] for i in placed]
+        looks = [looks[i] for i in placed]
+        cam_v = [(v - C) @ R.T for v in world_v]
+        cam_k = [(k - C) @ R.T for k in world_k]
+
+        inst, face, bary, depth = rasterize_multi(cam_v, self.faces, K, H, W)
+        fg = np.flatnonzero(inst.ravel() >= 0)
+        k_pix = inst.ravel()[fg]
+        f_pix = face.ravel()[fg]
+        b_pix = bary.reshape(-1, 3)[fg].astype(np.float64)
+        I_pix, uv_pix = self.surface.iuv_from_points(f_pix, b_pix)
+
+        # Appearance per pixel.
+        corners = self.faces[f_pix]  # (N, 3)
+        b32 = b_pix.astype(np.float32)
+        ftab = self.features
+        feat = b32[:, 0:1] * ftab[corners[:, 0]] + b32[:, 1:2] * ftab[corners[:, 1]] + b32[:, 2:3] * ftab[corners[:, 2]]
+        normals = self._pixel_normals(cam_v, k_pix, corners, b_pix)
+        light = rng.normal(0, 1, 3) * np.array([0.8, 0.5, 0.5]) + np.array([0.0, -0.6, -0.8])
+        light /= np.linalg.norm(light)
+        ambient = rng.uniform(0.25, 0.6)
+        tint = np.clip(rng.normal(1.0, 0.06, 3), 0.8, 1.2)
+        colour = np.zeros((len(fg), 3))
+        for k, look in enumerate(looks):
+            sel = np.flatnonzero(k_pix == k)
+            if len(sel):
+                reg = appearance.regions(I_pix[sel], feat[sel], look)
+                colour[sel] = appearance.albedo(feat[sel], reg, look)
+        colour = appearance.shade(colour, normals, light, ambient, tint)
+
+        rgb = appearance.background(rng, cfg.photos, H, W).reshape(-1, 3)
+        rgb[fg] = (colour * 255 + 0.5).astype(np.uint8)
+        rgb = rgb.reshape(H, W, 3)
+        rgb = appearance.degrade(rng, rgb)
+
+        # Dense maps; people renumbered 1..M in order, skipping those with no visible pixel.
+        visible = np.bincount(k_pix, minlength=len(cam_v))
+        keep = np.flatnonzero(visible > 0)
+        renum = np.zeros(len(cam_v) + 1, dtype=np.uint8)
+        renum[keep + 1] = np.arange(1, len(keep) + 1)
+        instance = renum[inst + 1]
+        I = np.zeros(H * W, dtype=np.uint8)
+        U = np.zeros(H * W, dtype=np.float16)
+        V = np.zeros(H * W, dtype=np.float16)
+        I[fg] = I_pix
+        U[fg] = uv_pix[:, 0]
+        V[fg] = uv_pix[:, 1]
+        I, U, V = I.reshape(H, W), U.reshape(H, W), V.reshape(H, W)
+
+        people = []
+        for new_id, k in enumerate(keep, start=1):
+            ann = person_annotation(
+                rng, instance == new_id, I, U, V, depth, cam_k[k], K, new_id, instance, cfg.min_dp_pixels
+            )
+            ann["synth"] = {"family": families[k], **{p: round(phen[k][p], 4) for p in PHENOTYPES}}
+            people.append(ann)
+        return Sample(rgb, instance, I, U, V, people)
+
+    def _pixel_normals(self, cam_v, k_pix, corners, b_pix) -> np.ndarray:
+        """Interpolated unit vertex normals (N, 3) in camera coordinates."""
+        if not cam_v:
+            return np.zeros((0, 3))
+        nv = len(cam_v[0])
+        f0, f1, f2 = self.faces.T
+        fn = []
+        for v in cam_v:
+            e1, e2 = v[f1] - v[f0], v[f2] - v[f0]
+            fn.append(np.column_stack([
+                e1[:, 1] * e2[:, 2] - e1[:, 2] * e2[:, 1],
+                e1[:, 2] * e2[:, 0] - e1[:, 0] * e2[:, 2],
+                e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0],
+            ]))
+        vn = self.incidence @ np.hstack(fn)  # (V, 3B): area-weighted sums of face normals
+        vn = vn.reshape(nv, len(cam_v), 3).transpose(1, 0, 2).reshape(-1, 3)
+        flat = corners + (k_pix * nv)[:, None]
+        n = b_pix[:, 0:1] * vn[flat[:, 0]] + b_pix[:, 1:2] * vn[flat[:, 1]] + b_pix[:, 2:3] * vn[flat[:, 2]]
+        return n / (np.linalg.norm(n, axis=1, keepdims=True) + 1e-12)

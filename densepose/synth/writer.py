@@ -1,0 +1,247 @@
+"""Write a synthetic DensePose-COCO dataset: resumable, shardable, mergeable.
+
+Layout of ``DIR`` (or of ``DIR/train`` and ``DIR/val`` with a split)::
+
+    images/<stem>.jpg        RGB (or .png)
+    dense/<stem>.npz         instance, I (uint8), U, V (float16)
+    parts/<stem>.json        the image record and its people, written last (the "done" marker)
+    annotations.json         assembled from parts/ once every image of the run exists
+    synth.json               the run's settings (a resumed run must use the same ones)
+
+Every file goes through a temporary file and a rename, so a killed run leaves only whole files;
+re-running skips the images whose ``parts/<stem>.json`` exists.
+"""
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing as mp
+import os
+import shutil
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from densepose.cache import atomic_write_bytes
+from densepose.data.coco import KEYPOINT_NAMES
+from densepose.errors import UserError
+
+#: COCO person skeleton (1-based keypoint indices).
+SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9],
+            [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
+CATEGORIES = [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(KEYPOINT_NAMES),
+               "skeleton": SKELETON}]
+
+
+@dataclass
+class RunSettings:
+    """What determines the images of a run (stored in synth.json)."""
+
+    num: int
+    size: int
+    seed: int
+    max_people: int = 4
+    image_format: str = "jpg"
+    quality: int = 95
+    split: float | None = None
+    min_dp_pixels: int = 300
+
+
+def stem(index: int) -> str:
+    return f"{index:08d}"
+
+
+def split_of(settings: RunSettings, index: int) -> str:
+    """'' without a split, else 'train' or 'val' (a fixed draw per image, independent of sharding)."""
+    if settings.split is None:
+        return ""
+    u = np.random.default_rng(np.random.SeedSequence([settings.seed, index, 0x5917])).random()
+    return "train" if u < settings.split else "val"
+
+
+def split_dirs(settings: RunSettings) -> list[str]:
+    return [""] if settings.split is None else ["train", "val"]
+
+
+# --------------------------------------------------------------------------- one image
+def encode_dense(instance: np.ndarray, I: np.ndarray, U: np.ndarray, V: np.ndarray) -> bytes:
+    """The ``dense/<stem>.npz`` bytes (fast deflate: maps are mostly background)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, arr in (("instance", instance), ("I", I), ("U", U), ("V", V)):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
+            zf.writestr(f"{name}.npy", member.getvalue())
+    return buf.getvalue()
+
+
+def write_image(root: Path, settings: RunSettings, index: int, sample) -> None:
+    """Write image, dense maps, then the per-image annotation fragment (the completion marker)."""
+    sub = root / split_of(settings, index)
+    name = f"{stem(index)}.{settings.image_format}"
+    buf = io.BytesIO()
+    img = Image.fromarray(sample.rgb)
+    if settings.image_format == "jpg":
+        img.save(buf, format="JPEG", quality=settings.quality)
+    else:
+        img.save(buf, format="PNG", compress_level=1)
+    atomic_write_bytes(sub / "images" / name, buf.getvalue())
+    atomic_write_bytes(sub / "dense" / f"{stem(index)}.npz", encode_dense(sample.instance, sample.I, sample.U, sample.V))
+    H, W = sample.rgb.shape[:2]
+    fragment = {
+        "image": {"id": index + 1, "file_name": name, "height": H, "width": W},
+        "annotations": sample.people,
+    }
+    atomic_write_bytes(sub / "parts" / f"{stem(index)}.json", json.dumps(fragment, separators=(",", ":")).encode())
+
+
+def load_dense(path: str | Path) -> dict[str, np.ndarray]:
+    """Read ``dense/<stem>.npz`` -> {instance, I, U, V}."""
+    with np.load(path) as data:
+        return {k: data[k] for k in ("instance", "I", "U", "V")}
+
+
+# --------------------------------------------------------------------------- the run
+def _settings_path(out: Path) -> Path:
+    return out / "synth.json"
+
+
+def check_settings(out: Path, settings: RunSettings) -> None:
+    """Record the run's settings; refuse to resume a directory made with other settings."""
+    path = _settings_path(out)
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != asdict(settings):
+            diff = ", ".join(f"{k}={old.get(k)!r} (now {v!r})" for k, v in asdict(settings).items() if old.get(k) != v)
+            raise UserError(f"{path}: this directory was made with other settings: {diff}; use another --out")
+    else:
+        atomic_write_bytes(path, json.dumps(asdict(settings), indent=1).encode())
+
+
+def done(out: Path, settings: RunSettings, index: int) -> bool:
+    return (out / split_of(settings, index) / "parts" / f"{stem(index)}.json").exists()
+
+
+_WORKER = {}
+
+
+def _init_worker(settings: RunSettings, photos: list[str]) -> None:
+    from densepose.synth.scene import SynthConfig, Synthesizer
+
+    config = SynthConfig(height=settings.size, width=settings.size, max_people=settings.max_people,
+                         min_dp_pixels=settings.min_dp_pixels, photos=photos)
+    _WORKER["synth"] = Synthesizer(config)
+
+
+def _work(args: tuple[Path, RunSettings, int]) -> int:
+    out, settings, index = args
+    write_image(out, settings, index, _WORKER["synth"].render(settings.seed, index))
+    return index
+
+
+def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: tuple[int, int] = (0, 1),
+             workers: int = 1, progress: bool = True) -> int:
+    """Render the images of ``shard`` (i, n: indices with index % n == i) not yet done; assemble.
+
+    Returns the number of images rendered by this call.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_settings(out, settings)
+    i, n = shard
+    todo = [k for k in range(i, settings.num, n) if not done(out, settings, k)]
+    jobs = [(out, settings, k) for k in todo]
+    if workers <= 1 or len(todo) <= 1:
+        if todo:
+            _init_worker(settings, photos)
+        bar = tqdm(total=len(todo), desc="synth", unit="img", disable=not progress)
+        for job in jobs:
+            _work(job)
+            bar.update(1)
+    else:
+        bar = tqdm(total=len(todo), desc="synth", unit="img", disable=not progress)
+        ctx = mp.get_context("fork")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(settings, photos)) as pool:
+            for _ in pool.imap_unordered(_work, jobs, chunksize=4):
+                bar.update(1)
+    bar.close()
+    assemble(out, settings, shard)
+    return len(todo)
+
+
+def assemble(out: Path, settings: RunSettings | None = None, shard: tuple[int, int] = (0, 1)) -> None:
+    """Join ``parts/*.json`` into ``annotations.json`` in each split folder (ids renumbered).
+
+    With ``settings``, every image of the shard must be done first (else nothing is written).
+    """
+    out = Path(out)
+    if settings is not None:
+        i, n = shard
+        missing = [k for k in range(i, settings.num, n) if not done(out, settings, k)]
+        if missing:
+            return
+        subs = split_dirs(settings)
+    else:
+        subs = [s for s in ("", "train", "val") if (out / s / "parts").is_dir()]
+    for sub in subs:
+        folder = out / sub
+        images, annotations = [], []
+        parts = sorted((folder / "parts").glob("*.json")) if (folder / "parts").is_dir() else []
+        for path in parts:
+            frag = json.loads(path.read_text())
+            images.append(frag["image"])
+            for ann in frag["annotations"]:
+                annotations.append({"id": len(annotations) + 1, "image_id": frag["image"]["id"], **ann})
+        data = {"info": {"description": "densepose synth (Anny)"}, "images": images, "annotations": annotations,
+                "categories": CATEGORIES}
+        atomic_write_bytes(folder / "annotations.json", json.dumps(data, separators=(",", ":")).encode())
+
+
+def merge(inputs: list[str | Path], out: str | Path) -> int:
+    """Join shard directories into ``out`` (files hard-linked or copied); returns the image count."""
+    out = Path(out)
+    settings = None
+    for d in map(Path, inputs):
+        path = _settings_path(d)
+        if not path.exists():
+            raise UserError(f"{path}: not found; is {d} a `densepose synth` output?")
+        s = json.loads(path.read_text())
+        if settings is not None and s != settings:
+            raise UserError(f"{path}: settings differ from {inputs[0]}'s; shards of one run must share them")
+        settings = s
+    out.mkdir(parents=True, exist_ok=True)
+    check_settings(out, RunSettings(**settings))
+    count = 0
+    for d in map(Path, inputs):
+        for frag in sorted(d.glob("**/parts/*.json")):
+            sub = frag.parent.parent.relative_to(d)
+            name = json.loads(frag.read_text())["image"]["file_name"]
+            s = frag.stem
+            for src, dst in ((d / sub / "images" / name, out / sub / "images" / name),
+                             (d / sub / "dense" / f"{s}.npz", out / sub / "dense" / f"{s}.npz"),
+                             (frag, out / sub / "parts" / frag.name)):  # the fragment last: it marks "done"
+                if not src.exists():
+                    raise UserError(f"{src}: missing (the shard is incomplete)")
+                _link_or_copy(src, dst)
+            count += 1
+    assemble(out)
+    return count
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        if dst.samefile(src):
+            return
+        dst.unlink()
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
