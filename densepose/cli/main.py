@@ -18,7 +18,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="densepose", description="DensePose in pure PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"densepose.cli.{name}").register(sub)
+        try:
+            module = importlib.import_module(f"densepose.cli.{name}")
+        except ModuleNotFoundError as exc:  # TODO(integration): remove once every command exists
+            if exc.name != f"densepose.cli.{name}":
+                raise
+            continue
+        module.register(sub)
     return parser
 
 
