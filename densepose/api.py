@@ -220,7 +220,7 @@ class Predictor:
         scale = self.min_size / min(h, w)
         if max(h, w) * scale > self.max_size:
             scale = self.max_size / max(h, w)
-        t = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1).float()
+        t = torch.from_numpy(np.array(image, copy=True)).to(self.device).permute(2, 0, 1).float()
         if abs(scale - 1.0) > 1e-3:
             nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
             t = F.interpolate(t[None], size=(nh, nw), mode="bilinear", align_corners=False, antialias=scale < 1)[0]

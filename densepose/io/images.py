@@ -143,6 +143,8 @@ def load_image(
     except UnidentifiedImageError:
         raise UserError(f"{path}: not a readable image (unknown or corrupt format)") from None
     except OSError as exc:
+        if exc.errno is None:  # Pillow's own parse errors, e.g. "Truncated File Read"
+            raise UserError(f"{path}: image data is corrupt or truncated ({exc})") from None
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         with im:

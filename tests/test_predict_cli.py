@@ -1,0 +1,211 @@
+"""`densepose predict` and `densepose demo` end to end (in process), with a fake and a real random model."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import densepose.api
+from densepose.cli.main import main
+from densepose.errors import UserError
+from test_predict_common import FakeModel, random_image
+
+av = pytest.importorskip("av")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny ops are far slower with several threads on a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fake_model(tmp_path, monkeypatch):
+    """--model points at a file; building it returns the deterministic FakeModel."""
+    path = tmp_path / "fake.pt"
+    path.write_bytes(b"not used")
+    monkeypatch.setattr(densepose.api, "build_model_from_checkpoint", lambda p: FakeModel())
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_file(tmp_path_factory):
+    """A randomly initialised DensePoseRCNN saved like the bundled weights (no trained weights needed)."""
+    from densepose.modeling import DensePoseRCNN, tiny_config
+
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    path = tmp_path_factory.mktemp("model") / "model_light.pt"
+    torch.save({"config": cfg.to_dict(), "model": DensePoseRCNN(cfg).state_dict()}, path)
+    return path
+
+
+def _images(folder, n=2):
+    folder.mkdir(exist_ok=True)
+    Image.fromarray(random_image(120, 160, 1)).save(folder / "000000000785.jpg")
+    if n > 1:
+        Image.fromarray(random_image(90, 100, 2)).save(folder / "second.png")
+    return folder
+
+
+def test_predict_all_outputs_with_bad_files(tmp_path, fake_model, capsys):
+    inp = _images(tmp_path / "in")
+    cut = (inp / "second.png").read_bytes()
+    (inp / "broken.jpg").write_bytes((inp / "000000000785.jpg").read_bytes()[:300])
+    (inp / "empty.png").write_bytes(b"")
+    (inp / "text.jpg").write_text("hello")
+    out = tmp_path / "out"
+    rc = main(["predict", str(inp), "--out", str(out), "--all", "--model", fake_model, "--min-score", "0.3", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "broken.jpg: image data is corrupt or truncated" in err
+    assert "empty.png: file is empty (0 bytes)" in err and "text.jpg: not a readable image" in err
+    for stem in ("000000000785", "second"):
+        for suffix in ("_IUV.png", "_INDS.png", ".npz", "_parts.jpg", "_contours.jpg", "_texture.jpg", "_u.jpg", "_v.jpg", "_boxes.jpg"):
+            assert (out / f"{stem}{suffix}").is_file(), stem + suffix
+    records = json.loads((out / "results.json").read_text())
+    assert sorted({r["image_id"] for r in records}) == [1, 785]  # COCO digits, else a running number
+    assert len(records) == 4 and len(cut) > 0
+    assert not list(out.glob(".*tmp"))  # atomic writes leave no temp files
+
+
+def test_predict_default_outputs_and_glob(tmp_path, fake_model):
+    inp = _images(tmp_path / "in")
+    out = tmp_path / "out"
+    assert main(["predict", str(inp / "*.png"), "--out", str(out), "--model", fake_model, "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["second_INDS.png", "second_IUV.png", "second_parts.jpg"]
+
+
+def test_output_dir_not_writable(tmp_path, fake_model, capsys):
+    inp = _images(tmp_path / "in")
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output folder should be")
+    rc = main(["predict", str(inp), "--out", str(blocker), "--model", fake_model, "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.count("error: ") == 2 and err.count("cannot write") == 2  # one clear message per input
+
+
+def test_one_blocked_output_does_not_stop_the_run(tmp_path, fake_model, capsys):
+    inp = _images(tmp_path / "in")
+    out = tmp_path / "out"
+    (out / "000000000785_IUV.png").mkdir(parents=True)  # cannot be replaced by a file
+    rc = main(["predict", str(inp), "--out", str(out), "--model", fake_model, "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "000000000785.jpg: cannot write" in err
+    assert (out / "second_IUV.png").is_file()
+
+
+def test_usage_errors(tmp_path, fake_model, capsys):
+    inp = _images(tmp_path / "in", 1)
+    out = str(tmp_path / "o")
+    assert main(["predict", str(inp), "--out", out, "--vis", "nope", "--model", fake_model]) == 2
+    assert main(["predict", str(tmp_path / "nothing*.jpg"), "--out", out, "--model", fake_model]) == 2
+    err = capsys.readouterr().err
+    assert "unknown visualisation 'nope'" in err and "no input files found" in err
+
+
+def test_missing_model_file(tmp_path, capsys):
+    inp = _images(tmp_path / "in", 1)
+    assert main(["predict", str(inp), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt: model file not found" in capsys.readouterr().err
+
+
+def _write_video(path, n=6, size=(48, 64)):
+    from densepose.io.video import Mp4Writer
+
+    with Mp4Writer(path, fps=10) as w:
+        for i in range(n):
+            w.write(random_image(*size, seed=i))
+
+
+def _count_frames(path):
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def test_video_predict_with_smoothing(tmp_path, fake_model):
+    clip = tmp_path / "clip.mp4"
+    _write_video(clip)
+    assert _count_frames(clip) == 6
+    out = tmp_path / "out"
+    rc = main(["predict", str(clip), "--out", str(out), "--model", fake_model, "--npz", "--iuv", "--json",
+               "--smooth", "0.5", "--batch-size", "4", "--min-score", "0.3", "--quiet"])
+    assert rc == 0
+    assert _count_frames(out / "clip_parts.mp4") == 6
+    frames = sorted((out / "clip_frames").glob("*_IUV.png"))
+    assert [p.name for p in frames] == [f"clip_f{i:06d}_IUV.png" for i in range(6)]
+    with np.load(out / "clip_frames" / "clip_f000005.npz") as z:
+        assert z["track_ids"].tolist() == [1, 2] and int(z["frame_index"]) == 5  # same people tracked
+    records = json.loads((out / "clip_results.json").read_text())
+    assert sorted({r["image_id"] for r in records}) == [1, 2, 3, 4, 5, 6]
+
+
+def test_video_broken_midway_keeps_decoded_frames(tmp_path, fake_model, capsys):
+    clip = tmp_path / "clip.mp4"
+    _write_video(clip, n=20, size=(96, 128))
+    data = bytearray(clip.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 3000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[: len(data) * 6 // 10])
+    out = tmp_path / "out"
+    rc = main(["predict", str(bad), str(cut), "--out", str(out), "--model", fake_model, "--iuv", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    for stem in ("bad", "cut"):
+        assert f"{stem}.mp4:" in err
+        n = len(list((out / f"{stem}_frames").glob("*_IUV.png")))
+        assert 0 < n < 20
+        assert f"{n} frame(s) processed and written" in err
+        assert _count_frames(out / f"{stem}_parts.mp4") == n
+
+
+def test_demo_end_to_end_with_random_weights(tmp_path, tiny_model_file, monkeypatch, capsys, one_thread):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "model_light.pt").write_bytes(tiny_model_file.read_bytes())
+    Image.fromarray(random_image(96, 128, 3)).save(assets / "photo.jpg")
+    monkeypatch.setattr(densepose.api, "ASSETS_DIR", assets)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--min-score", "0"]) == 0
+    printed = capsys.readouterr().out
+    target = out / "photo_demo.png"
+    assert str(target) in printed and target.is_file()
+    with Image.open(target) as im:
+        assert im.width > 4 * 128  # input + 3 visualisations side by side
+
+
+def test_demo_without_bundled_weights_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(densepose.api, "ASSETS_DIR", tmp_path)
+    assert main(["demo", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "model_light.pt are not installed" in err
+
+
+def test_api_load_real_model(tiny_model_file, tmp_path, one_thread):
+    model = densepose.api.load(tiny_model_file, min_score=0.0)
+    image = random_image(100, 140, 4)
+    Image.fromarray(image).save(tmp_path / "p.png")
+    people = model(str(tmp_path / "p.png"))
+    assert people == sorted(people, key=lambda r: -r.score)
+    for r in people[:3]:
+        assert r.labels.shape == (max(int(r.box[3] - r.box[1]), 1), max(int(r.box[2] - r.box[0]), 1))
+        assert 0 <= r.box[0] <= r.box[2] <= 140 and 0 <= r.box[1] <= r.box[3] <= 100
+        assert r.iuv_image(100, 140).shape == (100, 140, 3)
+    assert len(model(Image.fromarray(image))) == len(people)  # PIL input, same result
+    bad = tmp_path / "bad.pt"
+    torch.save({"weights": 1}, bad)
+    with pytest.raises(UserError, match="'config' and 'model'"):
+        densepose.api.load(bad)
+    bad.write_bytes(b"garbage")
+    with pytest.raises(UserError, match="not a readable model checkpoint"):
+        densepose.api.load(bad)
