@@ -137,3 +137,24 @@ def test_ddp_two_processes_keep_weights_identical(tmp_path):
     assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])  # per-rank RNG streams
     records = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()  # rank 0 only
     assert [json.loads(r)["iteration"] for r in records] == [1, 2, 3]
+
+
+@pytest.mark.slow  # ~20-40 s: the real (tiny) DensePoseRCNN, the Anny surface for the flip
+def test_resume_is_exact_with_densepose_rcnn(tmp_path):
+    from densepose.engine.config import load_config
+
+    root = make_tiny_coco(tmp_path / "data", n_images=4, size=(64, 80))
+
+    def cfg(out, n):
+        return load_config("configs/light_synth.yaml", [
+            "model_preset=tiny", "model.min_size_train=[96, 112]", "model.max_size=160", f"data.root={root}",
+            f"out={out}", f"solver.max_iter={n}", "solver.ims_per_batch=2", "data.num_workers=0",
+            "log_period=1", "checkpoint_period=1", "deterministic=true", "device=cpu",
+        ])
+
+    straight = train(cfg(tmp_path / "a", 2))
+    train(cfg(tmp_path / "b", 1))
+    resumed = train(cfg(tmp_path / "b", 2), resume=True)
+    wa, wb = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not torch.are_deterministic_algorithms_enabled()  # restored after train()

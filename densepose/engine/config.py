@@ -81,7 +81,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # autocast on CUDA only (ignored on CPU)
     amp_dtype: str = "bfloat16"  # bfloat16 | float16 (float16 adds a GradScaler)
-    deterministic: bool = False  # torch.use_deterministic_algorithms (slower on GPU)
+    # torch.use_deterministic_algorithms: needed for bit-exact reruns/resumes of DensePoseRCNN
+    # with more than one CPU thread (its scatter-adds are otherwise order-dependent); slower on GPU.
+    deterministic: bool = False
     find_unused_parameters: bool = False  # DDP, for models whose graph varies between steps
     log_period: int = 20
     checkpoint_period: int = 1000

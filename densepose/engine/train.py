@@ -52,9 +52,13 @@ def train(
     """
     device = _pick_device(cfg.device)
     info = init_distributed(device.type)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
         return _train(cfg, resume, model, dataset, evaluate, device, info)
     finally:
+        torch.use_deterministic_algorithms(was_deterministic)
         cleanup_distributed()
 
 
@@ -69,8 +73,6 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
         run_dir.mkdir(parents=True, exist_ok=True)
         _log_to_file(run_dir / "log.txt")
         (run_dir / "config.yaml").write_text(dump_config(cfg))
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True)
 
     # Same seed on every rank for the model init (DDP also broadcasts rank 0's weights), then a
     # per-rank seed so that random choices inside the model differ between ranks.
