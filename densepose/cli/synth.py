@@ -43,6 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--shard", type=_shard, default=(0, 1), help="render only indices with index %% N == i")
     p.add_argument("--max-people", type=int, default=4)
+    p.add_argument("--min-people", type=int, default=1)
     p.add_argument("--split", type=float, default=None, help="train fraction: write train/ and val/ subfolders")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality")
@@ -70,14 +71,17 @@ def run_generate(args) -> int:
 
     if not args.out or args.num is None:
         raise UserError("densepose synth needs --out DIR and --num N")
-    if args.num < 1 or args.size < 32 or args.max_people < 1 or args.workers < 1:
-        raise UserError("--num, --max-people and --workers must be >= 1 and --size >= 32")
+    if args.num < 1 or args.size < 32 or args.min_people < 1 or args.workers < 1:
+        raise UserError("--num, --min-people and --workers must be >= 1 and --size >= 32")
+    if args.max_people < args.min_people:
+        raise UserError(f"--max-people {args.max_people} is below --min-people {args.min_people}")
     if args.split is not None and not 0.0 < args.split < 1.0:
         raise UserError(f"--split must be a fraction in (0, 1), got {args.split}")
     if args.backgrounds and not Path(args.backgrounds).is_dir():
         raise UserError(f"{args.backgrounds}: background folder not found")
     photos = list_backgrounds(args.backgrounds or None)
     settings = RunSettings(num=args.num, size=args.size, seed=args.seed, max_people=args.max_people,
+                           min_people=args.min_people,
                            image_format=args.format, quality=args.quality, split=args.split,
                            min_dp_pixels=args.min_dp_pixels)
     n = generate(args.out, settings, photos, shard=args.shard, workers=args.workers, progress=not args.no_progress)

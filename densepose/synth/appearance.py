@@ -20,11 +20,12 @@ NUM_REGIONS = 5
 # Patterns of a region.
 SOLID, STRIPES, CHECKS, NOISE = range(4)
 
-# Template landmarks (metres, rest pose of the default Anny, person's left side).
-_SHOULDER = np.array([0.162, -0.017, 0.467])
-_WRIST = np.array([0.446, -0.179, 0.164])
-_HIP_Z, _ANKLE_Z = 0.039, -0.749
-_NECK_Z, _HEAD_Z = 0.56, 0.657
+# Template landmarks: bone heads of the default Anny in the posed frame (pelvis at the origin;
+# metres, person's left side). The top of the head is at z = 0.76.
+_SHOULDER = np.array([0.165, -0.013, 0.427])
+_WRIST = np.array([0.450, -0.174, 0.121])
+_HIP_Z, _ANKLE_Z = -0.007, -0.796
+_NECK_Z, _HEAD_Z = 0.513, 0.609
 
 SKIN_TONES = np.array(
     [[255, 226, 204], [244, 204, 176], [232, 185, 150], [214, 160, 120], [189, 131, 94],
@@ -86,7 +87,7 @@ def sample_look(rng: np.random.Generator, age: float) -> PersonLook:
     sleeve = float(rng.choice([0.0, rng.uniform(0.2, 0.45), rng.uniform(0.9, 1.05)], p=[0.15, 0.4, 0.45]))
     leg = float(rng.choice([rng.uniform(0.25, 0.5), rng.uniform(0.3, 0.75), rng.uniform(0.9, 1.02)], p=[0.2, 0.15, 0.65]))
     hair_style = int(rng.choice(3, p=[0.08, 0.55, 0.37]))
-    return PersonLook(base, second, pattern, period, phase, sleeve, leg, float(rng.uniform(-0.02, 0.12)),
+    return PersonLook(base, second, pattern, period, phase, sleeve, leg, float(rng.uniform(0.0, 0.15)),
                       hair_style, bool(rng.random() < 0.07))
 
 
@@ -106,7 +107,7 @@ def regions(I: np.ndarray, feat: np.ndarray, look: PersonLook) -> np.ndarray:
     r = np.full(len(I), SKIN, dtype=np.int64)
     head = I >= 23
     if look.hair:
-        hairline = _HEAD_Z + np.where(y < -0.02, 0.075, 0.0)  # forehead stays free; the back is covered
+        hairline = _HEAD_Z + np.where(y < -0.02, 0.08, 0.02)  # forehead stays free; the back is covered
         bottom = _NECK_Z + 0.02 if look.hair == 2 else _HEAD_Z - 0.01
         hairy = head & (z > hairline) | head & (y > 0.0) & (z > bottom)
         r[hairy] = HAIR

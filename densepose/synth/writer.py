@@ -44,6 +44,7 @@ class RunSettings:
     size: int
     seed: int
     max_people: int = 4
+    min_people: int = 1
     image_format: str = "jpg"
     quality: int = 95
     split: float | None = None
@@ -74,7 +75,9 @@ def encode_dense(instance: np.ndarray, I: np.ndarray, U: np.ndarray, V: np.ndarr
         for name, arr in (("instance", instance), ("I", I), ("U", U), ("V", V)):
             member = io.BytesIO()
             np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
-            zf.writestr(f"{name}.npy", member.getvalue())
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))  # fixed: byte-identical reruns
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, member.getvalue(), compresslevel=1)
     return buf.getvalue()
 
 
@@ -132,6 +135,7 @@ def _init_worker(settings: RunSettings, photos: list[str]) -> None:
     from densepose.synth.scene import SynthConfig, Synthesizer
 
     config = SynthConfig(height=settings.size, width=settings.size, max_people=settings.max_people,
+                         min_people=settings.min_people,
                          min_dp_pixels=settings.min_dp_pixels, photos=photos)
     _WORKER["synth"] = Synthesizer(config)
 
