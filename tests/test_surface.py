@@ -58,6 +58,19 @@ def test_all_charts_injective(anny_surface):
         assert inside.sum(axis=1).max() == 1, f"chart {chart} overlaps itself"
 
 
+def test_charts_have_low_distortion(anny_surface):
+    """Limbs and torso are near-conformal; hands and feet, slit open along the digits, stay moderate."""
+    from densepose.surface.charts import distortion
+
+    s = anny_surface
+    for chart in range(1, 23):
+        f = np.flatnonzero(s.face_part == chart)
+        local, inv = np.unique(s.chart_faces[f], return_inverse=True)
+        area_d, angle_d, _ = distortion(s.vertices[s.chart_vertex_mesh[local]], inv.reshape(-1, 3), s.chart_uv[local])
+        assert angle_d < 1.2, chart
+        assert area_d < 1.5, chart
+
+
 def test_parts_are_sided_like_densepose(anny_surface):
     s = anny_surface
     centre = s.vertices[s.faces].mean(axis=1)

@@ -147,25 +147,85 @@ def _merge_islands(faces: np.ndarray, part: np.ndarray) -> np.ndarray:
     return part
 
 
-def build_charts(verts: np.ndarray, faces: np.ndarray, face_part: np.ndarray):
-    """Flatten every chart.
+def digit_cuts(
+    verts: np.ndarray,
+    faces: np.ndarray,
+    face_part: np.ndarray,
+    bone_names: list[str],
+    bone_heads: np.ndarray,
+    vertex_bones: np.ndarray,
+    vertex_weights: np.ndarray,
+) -> dict[int, np.ndarray]:
+    """Cut edges that open each finger and toe, per hand/foot chart: {chart: (C, 2) mesh-vertex pairs}.
+
+    A closed tube (a finger) flattened conformally shrinks exponentially along its length; slit
+    open from its tip to the chart boundary it unrolls into a flap. Each cut is the shortest edge
+    path from the digit's tip to the boundary or to an earlier cut, so the cuts form a forest
+    attached to the boundary and the chart stays a disc.
+    """
+    from scipy.sparse.csgraph import dijkstra
+
+    from densepose.surface.charts import boundary_loops
+
+    top_bone = vertex_bones[np.arange(len(verts)), np.argmax(vertex_weights, axis=1)]
+    last_segment: dict[str, tuple[int, int]] = {}  # digit "finger2.L" -> (segment, bone index)
+    for j, name in enumerate(bone_names):
+        base, _, side = name.partition(".")
+        if (base.startswith("finger") or base.startswith("toe")) and "-" in base:
+            digit, seg = base.split("-")
+            key = f"{digit}.{side}"
+            if key not in last_segment or int(seg) > last_segment[key][0]:
+                last_segment[key] = (int(seg), j)
+    cuts: dict[int, np.ndarray] = {}
+    for chart in (3, 4, 5, 6):
+        fsel = faces[face_part == chart]
+        local_ids, local_faces = np.unique(fsel, return_inverse=True)
+        local_faces = local_faces.reshape(-1, 3)
+        e = np.unique(np.sort(np.concatenate([local_faces[:, [0, 1]], local_faces[:, [1, 2]], local_faces[:, [2, 0]]]), axis=1), axis=0)
+        n = len(local_ids)
+        w = np.linalg.norm(verts[local_ids[e[:, 0]]] - verts[local_ids[e[:, 1]]], axis=1)
+        graph = sp.csr_matrix((np.r_[w, w], (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n))
+        targets = set(boundary_loops(local_faces)[0].tolist())
+        edges = []
+        for j in [j for key, (_, j) in sorted(last_segment.items())]:
+            members = np.flatnonzero(top_bone[local_ids] == j)
+            if len(members) == 0:
+                continue
+            tip = members[np.argmax(np.linalg.norm(verts[local_ids[members]] - bone_heads[j], axis=1))]
+            dist, pred = dijkstra(graph, indices=int(tip), return_predecessors=True)
+            reach = np.array(sorted(targets))
+            end = int(reach[np.argmin(dist[reach])])
+            path = [end]
+            while path[-1] != tip:
+                path.append(int(pred[path[-1]]))
+            edges += list(zip(path[:-1], path[1:]))
+            targets.update(path)
+        if edges:
+            cuts[chart] = local_ids[np.array(edges)]
+    return cuts
+
+
+def build_charts(verts: np.ndarray, faces: np.ndarray, face_part: np.ndarray, cuts: dict[int, np.ndarray] | None = None):
+    """Flatten every chart, slit open along ``cuts`` ({chart: (C, 2) mesh-vertex pairs}).
 
     Returns chart_faces (F, 3), chart_uv (M, 2), chart_vertex_mesh (M,) and a list of 24 ChartStats.
     """
+    from densepose.surface.charts import chart_vertices_with_cuts
+
+    cuts = cuts or {}
     chart_faces = np.zeros_like(faces)
     uv_list, mesh_list, stats = [], [], []
     offset = 0
     for p in range(1, 25):
         fsel = np.flatnonzero(face_part == p)
-        local_verts, local_faces = np.unique(faces[fsel], return_inverse=True)
-        local_faces = local_faces.reshape(-1, 3)
-        uv, st = flatten_chart(verts[local_verts], local_faces)
+        local_faces, mesh_of_local = chart_vertices_with_cuts(faces[fsel], cuts.get(p))
+        uv, st = flatten_chart(verts[mesh_of_local], local_faces)
         uv_list.append(fit_unit_square(uv, local_faces))
-        mesh_list.append(local_verts)
+        mesh_list.append(mesh_of_local)
         chart_faces[fsel] = local_faces + offset
-        offset += len(local_verts)
+        offset += len(mesh_of_local)
         stats.append(st)
     return chart_faces, np.concatenate(uv_list), np.concatenate(mesh_list), stats
 
 
-__all__ = ["label_faces", "build_charts", "face_adjacency", "ChartStats"]
+__all__ = ["label_faces", "digit_cuts", "build_charts", "face_adjacency", "ChartStats"]

@@ -13,7 +13,7 @@ from densepose.cache import atomic_write_bytes, cache_dir
 from densepose.surface.base import BodySurface
 from densepose.surface.geodesics import build_geodesics
 
-_VERSION = 1  # bump when the chart construction changes
+_VERSION = 2  # bump when the chart construction changes
 
 
 def _rest_geometry():
@@ -39,7 +39,7 @@ def _geodesic_factory(surface: BodySurface):
 @functools.lru_cache(maxsize=1)
 def anny_surface() -> BodySurface:
     """The open default 24-chart surface on the Anny template (rest pose, default phenotype)."""
-    from densepose.surface.anny_chart import build_charts, label_faces
+    from densepose.surface.anny_chart import build_charts, digit_cuts, label_faces
     from densepose.surface.kappa import compute_kappa_groups
     from densepose.surface.symmetry import build_flip_tables
 
@@ -53,8 +53,10 @@ def anny_surface() -> BodySurface:
             chart_uv=data["chart_uv"], chart_vertex_mesh=data["chart_vertex_mesh"], kappa_groups=data["kappa_groups"],
             flip_uv=data["flip_uv"], geodesic_factory=_geodesic_factory,
         )
-    face_part = label_faces(verts, faces, list(model.bone_labels), heads, bones, weights)
-    chart_faces, chart_uv, chart_vertex_mesh, stats = build_charts(verts, faces, face_part)
+    names = list(model.bone_labels)
+    face_part = label_faces(verts, faces, names, heads, bones, weights)
+    cuts = digit_cuts(verts, faces, face_part, names, heads, bones, weights)
+    chart_faces, chart_uv, chart_vertex_mesh, stats = build_charts(verts, faces, face_part, cuts)
     surface = BodySurface(
         name="anny", vertices=verts, faces=faces, face_part=face_part, chart_faces=chart_faces, chart_uv=chart_uv,
         chart_vertex_mesh=chart_vertex_mesh, geodesic_factory=_geodesic_factory,

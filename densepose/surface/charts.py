@@ -204,3 +204,43 @@ def fit_unit_square(uv: np.ndarray, faces: np.ndarray, margin: float = 0.01) -> 
     lo, hi = rot.min(axis=0), rot.max(axis=0)
     scale = (1 - 2 * margin) / (hi - lo).max()
     return (rot - (lo + hi) / 2) * scale + 0.5
+
+
+def chart_vertices_with_cuts(faces: np.ndarray, cut_edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Chart vertices of a patch whose mesh is slit open along ``cut_edges``.
+
+    Corners of one mesh vertex share a chart vertex when their faces meet across an edge of the
+    patch that is not cut; so a vertex on a cut gets one chart vertex per side.
+
+    Args:
+        faces: (T, 3) mesh-vertex ids of the patch's faces.
+        cut_edges: (C, 2) mesh-vertex pairs to cut along, or None.
+    Returns:
+        local_faces (T, 3) chart-vertex ids, and chart_vertex_mesh (M,) the mesh vertex of each.
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    t = len(faces)
+    corner = np.arange(3 * t).reshape(t, 3)
+    e_v = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    e_c = np.concatenate([corner[:, [0, 1]], corner[:, [1, 2]], corner[:, [2, 0]]])
+    key = np.sort(e_v, axis=1)
+    swapped = e_v[:, 0] > e_v[:, 1]
+    e_c = np.where(swapped[:, None], e_c[:, ::-1], e_c)  # corners ordered like the sorted key
+    order = np.lexsort((key[:, 1], key[:, 0]))
+    key, e_c = key[order], e_c[order]
+    pair = np.flatnonzero((key[1:] == key[:-1]).all(axis=1))  # interior edges: rows pair, pair+1
+    if cut_edges is not None and len(cut_edges):
+        cut = np.sort(np.asarray(cut_edges), axis=1)
+        n = int(max(faces.max(), cut.max())) + 1
+        is_cut = np.isin(key[pair, 0] * n + key[pair, 1], cut[:, 0] * n + cut[:, 1])
+        pair = pair[~is_cut]
+    a = np.concatenate([e_c[pair, 0], e_c[pair, 1]])
+    b = np.concatenate([e_c[pair + 1, 0], e_c[pair + 1, 1]])
+    graph = sp.coo_matrix((np.ones(len(a)), (a, b)), shape=(3 * t, 3 * t))
+    _, comp = connected_components(graph, directed=False)
+    _, local = np.unique(comp, return_inverse=True)
+    local_faces = local.reshape(t, 3)
+    mesh = np.zeros(local.max() + 1, dtype=np.int64)
+    mesh[local_faces.ravel()] = faces.ravel()
+    return local_faces, mesh

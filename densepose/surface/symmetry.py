@@ -29,10 +29,28 @@ def mirror_vertex_map(vertices: np.ndarray, axis: int = 0, tolerance: float = 5e
     return idx
 
 
+def mirror_face_map(faces: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """(F,) index of the face made of the mirrored vertices of each face, -1 where there is none."""
+    key = np.sort(faces, axis=1)
+    mkey = np.sort(mirror[faces], axis=1)
+    both = np.concatenate([key, mkey])
+    _, inv = np.unique(both, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    slot = np.full(inv.max() + 1, -1, dtype=np.int64)
+    slot[inv[: len(faces)]] = np.arange(len(faces))
+    return slot[inv[len(faces):]]
+
+
 def build_flip_tables(surface: BodySurface, axis: int = 0) -> np.ndarray:
-    """(24, 256, 256, 2) float32 flip tables for ``surface`` (see the module docstring)."""
+    """(24, 256, 256, 2) float32 flip tables for ``surface`` (see the module docstring).
+
+    A point (face, barycentrics) maps to the mirrored face with the barycentrics carried to the
+    mirrored corners, and its (U', V') is interpolated from that face's own chart corners, which is
+    right even where a chart is slit open (a cut vertex has one chart vertex per side).
+    """
     mirror = mirror_vertex_map(surface.vertices, axis)
-    # chart vertex of (mesh vertex, chart); -1 where the vertex is not on that chart
+    mface = mirror_face_map(surface.faces, mirror)
+    # fallback for faces without an exact mirror: chart vertex of (mesh vertex, chart)
     lookup = np.full((surface.num_vertices, NUM_CHARTS + 1), -1, dtype=np.int64)
     lookup[surface.chart_vertex_mesh, surface.chart_vertex_part] = np.arange(len(surface.chart_uv))
     grid = (np.stack(np.meshgrid(np.arange(TABLE_SIZE), np.arange(TABLE_SIZE)), axis=-1).reshape(-1, 2)) / 255.0
@@ -42,6 +60,12 @@ def build_flip_tables(surface: BodySurface, axis: int = 0) -> np.ndarray:
         face, bary = surface.points_from_iuv(np.full(len(grid), chart), grid)
         corners = mirror[surface.faces[face]]  # (N, 3) mirrored mesh vertices
         cv = lookup[corners, target]
+        mf = mface[face]
+        ok = (mf >= 0) & (surface.face_part[np.maximum(mf, 0)] == target)
+        if ok.any():  # position of each mirrored corner inside the mirrored face
+            mverts = surface.faces[mf[ok]]  # (n, 3)
+            pos = np.argmax(mverts[:, None, :] == corners[ok][:, :, None], axis=2)  # (n, 3)
+            cv[ok] = np.take_along_axis(surface.chart_faces[mf[ok]], pos, axis=1)
         missing = cv < 0
         if missing.any():  # a mirrored corner off the target chart: use its nearest chart vertex there
             ids = np.flatnonzero(surface.chart_vertex_part == target)
