@@ -353,6 +353,7 @@ async function saveParts() {
     let bin = "";
     for (let i = 0; i < state.labels.length; i += 8192) bin += String.fromCharCode.apply(null, state.labels.subarray(i, i + 8192));
     const t = await api("PUT", "/api/persons/" + state.task.person_id + "/parts", { labels: btoa(bin) });
+    state.busy = false;
     say(t.points.length + " points to place");
     await showTask(t);
   } catch (e) { say(e.message, true); } finally { state.busy = false; }
