@@ -64,69 +64,101 @@ def box_iou_xywh(dt: np.ndarray, gt: np.ndarray, gt_crowd: np.ndarray) -> np.nda
 def evaluate_image(sim: np.ndarray, box_iou: np.ndarray, gt_ignore: np.ndarray, gt_area: np.ndarray,
                    gt_crowd: np.ndarray, dt_area: np.ndarray, dt_score: np.ndarray,
                    area_range: tuple[float, float]) -> ImageEval | None:
-    """Greedy matching of one image (and category) at one area range.
+    """Greedy matching of one image (and category) at one area range, for one similarity (D, G).
+
+    See ``match_image`` for the arguments.
+    """
+    out = match_image(np.asarray(sim, dtype=np.float64)[None], box_iou, gt_ignore, gt_area, gt_crowd, dt_area,
+                      dt_score, [area_range])
+    return None if out is None else out[0][0]
+
+
+def match_image(sims: np.ndarray, box_iou: np.ndarray, gt_ignore: np.ndarray, gt_area: np.ndarray,
+                gt_crowd: np.ndarray, dt_area: np.ndarray, dt_score: np.ndarray,
+                area_ranges: list[tuple[float, float]]) -> list[list[ImageEval]] | None:
+    """Greedy matching of one image (and category) for several similarities and area ranges at once.
+
+    Every (similarity, area range, threshold) is an independent matching problem; they are solved
+    together, one detection at a time, as rows of one array.
 
     Args:
-        sim: (D, G) similarity (GPS, GPSm or IoU); detections sorted by score, at most 20.
+        sims: (M, D, G) similarities (e.g. GPS, GPSm, IoU); detections sorted by score, at most 20.
         box_iou: (D, G) box IoU (for the 0.8 ignore rule).
         gt_ignore: (G,) bool, ground truth without DensePose points.
         gt_area, gt_crowd: (G,); dt_area, dt_score: (D,).
+        area_ranges: A (lo, hi) ranges.
     Returns:
-        ``ImageEval`` or None when the image has neither detections nor ground truth.
+        ``out[m][a]`` an ``ImageEval``, or None when the image has neither detections nor ground truth.
     """
-    D, G = len(dt_score), len(gt_ignore)
+    sims = np.asarray(sims, dtype=np.float64)
+    M, D, G = sims.shape
     if D == 0 and G == 0:
         return None
-    T = len(IOU_THRESHOLDS)
-    lo, hi = area_range
-    ig = np.asarray(gt_ignore, dtype=bool) | (gt_area < lo) | (gt_area > hi)
-    order = np.argsort(ig, kind="mergesort")  # regular ground truth first
-    ig = ig[order]
-    crowd = np.asarray(gt_crowd, dtype=bool)[order]
-    dtm = np.full((T, D), -1, dtype=np.int64)  # index (in `order`) of the matched ground truth
-    gtm = np.zeros((T, G), dtype=bool)
-    dt_ig = np.zeros((T, D), dtype=bool)
-    if G == 0 or ig.all():
-        dt_ig[:] = True
+    A, T = len(area_ranges), len(IOU_THRESHOLDS)
+    lo = np.array([r[0] for r in area_ranges], dtype=np.float64)[:, None]
+    hi = np.array([r[1] for r in area_ranges], dtype=np.float64)[:, None]
+    gt_area = np.asarray(gt_area, dtype=np.float64)
+    ig = np.asarray(gt_ignore, dtype=bool)[None, :] | (gt_area[None, :] < lo) | (gt_area[None, :] > hi)  # (A, G)
+    crowd = np.asarray(gt_crowd, dtype=bool)
+    shape = (M, A, T)
+    R = M * A * T
+    ig_r = np.broadcast_to(ig[None, :, None, :], shape + (G,)).reshape(R, G)
+    thr = np.broadcast_to(np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[None, None, :, None], shape + (1,)).reshape(R, 1)
+    dtm = np.full((R, D), -1, dtype=np.int64)  # matched ground truth (index) per row and detection
+    gtm = np.zeros((R, G), dtype=bool)
+    dt_ig = np.zeros((R, D), dtype=bool)
+    dt_ig[ig_r.all(axis=1)] = True  # all ground truth ignored (or none): every detection ignored
+    rows = np.arange(R)
     if D and G:
-        sim = np.asarray(sim, dtype=np.float64)[:, order]
-        box = np.asarray(box_iou, dtype=np.float64)[:, order]
-        thr = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[:, None]
-        rows = np.arange(T)
+        box = np.asarray(box_iou, dtype=np.float64)
         for d in range(D):
-            s = sim[d][None, :]
-            free = ~gtm | crowd[None, :]
-            ok = free & (s >= thr) & (s != 0.0)
+            s = np.broadcast_to(sims[:, d, None, None, :], shape + (G,)).reshape(R, G)
+            ok = (~gtm | crowd[None, :]) & (s >= thr) & (s != 0.0)
             # Regular ground truth first; ignored ones only when no regular one qualifies (the
             # reference loop stops at the first ignored one once it holds a regular match).
             # Among equals the later one wins (the reference replaces on >=).
-            m = np.full(T, -1, dtype=np.int64)
-            for group in (~ig, ig):
-                cand = np.where(ok & group[None, :], s, -np.inf)
-                last = G - 1 - np.argmax(cand[:, ::-1], axis=1)
-                has = np.isfinite(cand[rows, last]) & (m < 0)
-                m[has] = last[has]
-            hit = m >= 0
+            m = _last_argmax(s, ok & ~ig_r)
+            none = m < 0
+            m[none] = _last_argmax(s[none], ok[none] & ig_r[none])
+            hit = rows[m >= 0]
             dtm[hit, d] = m[hit]
-            dt_ig[hit, d] = ig[m[hit]]
-            gtm[rows[hit], m[hit]] = True
-        # The 0.8 box rule, evaluated at the last threshold as the reference does.
-        t = T - 1
+            dt_ig[hit, d] = ig_r[hit, m[hit]]
+            gtm[hit, m[hit]] = True
+        # The 0.8 box rule, at the last threshold as the reference does; it sets the flag at all
+        # thresholds of that (similarity, area range).
+        dtm4, gtm4, ig4 = dtm.reshape(M, A, T, D), gtm.reshape(M, A, T, G), ig_r.reshape(M, A, T, G)
+        dt_ig4 = dt_ig.reshape(M, A, T, D)
         for d in range(D):
-            if dtm[t, d] >= 0:
-                continue
-            cand = np.where(~gtm[t] | crowd, box[d], -np.inf)
-            cand = np.where(cand >= BOX_IGNORE_IOU, cand, -np.inf)
-            if not np.isfinite(cand).any():
-                continue
-            g = G - 1 - int(np.argmax(cand[::-1]))
-            dt_ig[:, d] = ig[g]
-            if ig[g]:
-                dtm[t, d] = g
-                gtm[t, g] = True
-    out_of_range = (np.asarray(dt_area) < lo) | (np.asarray(dt_area) > hi)
-    dt_ig |= (dtm < 0) & out_of_range[None, :]
-    return ImageEval(dtm >= 0, dt_ig, np.asarray(dt_score, dtype=np.float64), ig)
+            un = dtm4[:, :, -1, d] < 0  # (M, A)
+            free = ~gtm4[:, :, -1, :] | crowd  # (M, A, G)
+            cand = (free & (box[d] >= BOX_IGNORE_IOU)[None, None, :] & un[:, :, None]).reshape(-1, G)
+            # Best box IoU; among equals the later in the reference's order (regular ones first).
+            val = np.where(cand, box[d][None, :], -np.inf)
+            tie = cand & (val == val.max(axis=1, keepdims=True))
+            rank = np.where(tie, ig4[:, :, -1, :].reshape(-1, G) * G + np.arange(G), -1)
+            g = np.where(cand.any(axis=1), np.argmax(rank, axis=1), -1).reshape(M, A)
+            for mi, ai in zip(*np.nonzero(g >= 0)):
+                gi = g[mi, ai]
+                dt_ig4[mi, ai, :, d] = ig4[mi, ai, -1, gi]
+                if ig4[mi, ai, -1, gi]:
+                    dtm4[mi, ai, -1, d] = gi
+                    gtm4[mi, ai, -1, gi] = True
+    dt_area = np.asarray(dt_area, dtype=np.float64)
+    out_of_range = (dt_area[None, :] < lo) | (dt_area[None, :] > hi)  # (A, D)
+    matched = (dtm >= 0).reshape(M, A, T, D)
+    ignored = dt_ig.reshape(M, A, T, D) | (~matched & out_of_range[None, :, None, :])
+    scores = np.asarray(dt_score, dtype=np.float64)
+    return [[ImageEval(matched[mi, ai], ignored[mi, ai], scores, ig[ai]) for ai in range(A)] for mi in range(M)]
+
+
+def _last_argmax(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per row, the last index of the largest value where ``mask`` holds; -1 for rows without any."""
+    if values.shape[1] == 0:
+        return np.full(len(values), -1, dtype=np.int64)
+    cand = np.where(mask, values, -np.inf)
+    idx = values.shape[1] - 1 - np.argmax(cand[:, ::-1], axis=1)
+    idx[~mask.any(axis=1)] = -1
+    return idx
 
 
 def accumulate(evals: list[list[ImageEval | None]]) -> tuple[np.ndarray, np.ndarray]:

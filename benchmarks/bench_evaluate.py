@@ -1,0 +1,101 @@
+"""Evaluator speed and memory on a synthetic set on the Anny surface.
+
+    python benchmarks/bench_evaluate.py [--people 1000] [--points 100] [--json]
+
+Builds >= ``--people`` annotated people (``--points`` DensePose points each, 1-3 per image, plus
+one unannotated person and one false positive per image), predictions with UV noise, and times
+``densepose.evaluation.evaluate`` (all three modes GPS / GPSm / IOU come out of one pass) on:
+  - NPZ results, official vertex snap;
+  - NPZ results, exact surface points (``--exact``);
+  - COCO JSON results (PNG ``uv_data`` decoding included), official vertex snap.
+A pair is one (detection, annotated GT) couple of an image, the unit the reference evaluator
+loops over (~2.3 ms per pair per mode, densepose_reference.md §3.6). Peak memory is the
+tracemalloc peak of a separate run (Python + NumPy allocations), and the process max RSS.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from densepose.data.coco import parse_coco  # noqa: E402
+from densepose.evaluation import evaluate, load_results, write_results_npz  # noqa: E402
+from densepose.evaluation.synthetic import detections_to_records, make_synthetic_set  # noqa: E402
+from densepose.surface import load_surface  # noqa: E402
+
+REFERENCE_MS_PER_PAIR = 2.3  # detectron2 DensePoseCocoEval, per pair and per mode (measured, §3.6)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--people", type=int, default=1000)
+    ap.add_argument("--points", type=int, default=100)
+    ap.add_argument("--json", action="store_true", help="also time the COCO JSON (PNG) input")
+    args = ap.parse_args()
+
+    t = time.perf_counter()
+    surface = load_surface("anny")
+    surface.geodesics  # build / load the geodesic tables outside the timings
+    print(f"anny surface: {surface.num_vertices} vertices, {len(surface.chart_uv)} chart vertices "
+          f"({time.perf_counter() - t:.1f} s to load)")
+
+    t = time.perf_counter()
+    num_images = max(1, args.people // 2)
+    gt, dets = make_synthetic_set(surface, num_images=num_images, people_per_image=(1, 3), num_points=args.points,
+                                  uv_noise=0.05, false_positives=1, unannotated_per_image=1, seed=0)
+    people = sum("dp_x" in a for a in gt["annotations"])
+    points = sum(len(a["dp_x"]) for a in gt["annotations"] if "dp_x" in a)
+    print(f"synthetic set: {len(gt['images'])} images, {people} annotated people ({points} points), "
+          f"{len(gt['annotations']) - people} unannotated, {len(dets)} detections "
+          f"({time.perf_counter() - t:.1f} s to generate)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = Path(tmp) / "results.npz"
+        write_results_npz(npz, [d.image_id for d in dets], [d.bbox for d in dets], [d.score for d in dets],
+                          [d.iuv for d in dets])
+        runs = [("npz, vertex snap", str(npz), False), ("npz, exact points", str(npz), True)]
+        if args.json:
+            path = Path(tmp) / "results.json"
+            path.write_text(json.dumps(detections_to_records(dets)))
+            runs.append(("json, vertex snap", str(path), False))
+        t = time.perf_counter()
+        coco = parse_coco(gt)
+        print(f"ground truth validated in {time.perf_counter() - t:.2f} s (not in the timings below)")
+        print(f"{'input':<20}{'pairs':>7}{'time s':>9}{'pairs/s':>10}{'us/pair':>9}{'x ref':>8}"
+              f"{'py peak MiB':>13}   GPS AP  GPSm AP  IOU AP   time split (s)")
+        for name, path, exact in runs:
+            res = load_results(path)
+            evaluate(coco, res, surface, exact=exact, coco_metrics=False)  # warm caches (KD-trees, grids)
+            t = time.perf_counter()
+            m = evaluate(coco, res, surface, exact=exact, coco_metrics=False)
+            dt = time.perf_counter() - t
+            res = load_results(path)  # fresh: no decoded state carried over
+            tracemalloc.start()
+            evaluate(coco, res, surface, exact=exact, coco_metrics=False)
+            peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+            tracemalloc.stop()
+            pairs = m["counts"]["pairs"]
+            us = 1e6 * dt / pairs
+            # The reference needs one pass per mode: 3 x 2.3 ms per pair for the three modes.
+            speedup = 3 * REFERENCE_MS_PER_PAIR * 1e3 / us
+            d = m["densepose"]
+            print(f"{name:<20}{pairs:>7}{dt:>9.2f}{pairs / dt:>10.0f}{us:>9.1f}{speedup:>8.0f}{peak:>13.1f}"
+                  f"   {100 * d['gps']['AP']:6.2f}  {100 * d['gpsm']['AP']:7.2f}  {100 * d['iou']['AP']:6.2f}   "
+                  + " ".join(f"{k} {v:.2f}" for k, v in m["timing_s"].items()))
+            gps_us = 1e6 * (m["timing_s"].get("gather", 0) + m["timing_s"].get("snap+geodesic", 0)) / pairs
+            print(f"{'':<20}GPS part alone: {gps_us:.1f} us/pair = {REFERENCE_MS_PER_PAIR * 1e3 / gps_us:.0f}x "
+                  f"the reference's {REFERENCE_MS_PER_PAIR} ms/pair for one GPS pass")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"process max RSS {rss:.0f} MiB (includes the surface, its geodesic tables and torch)")
+    print("x ref: speed-up over the reference's 3 passes x 2.3 ms per pair (all three modes)")
+
+
+if __name__ == "__main__":
+    main()
