@@ -36,6 +36,7 @@ class DataConfig:
     annotations: str = "annotations.json"
     images: str = "images"
     val_root: str = ""  # dataset for periodic evaluation ("" = none)
+    val_max_images: int = 0  # evaluate on the first N images only (0 = all)
     num_workers: int = 2
     skip_empty: bool = True  # drop training images without people
     with_masks: bool = False  # decode instance masks (only for a mask head)

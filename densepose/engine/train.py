@@ -76,14 +76,14 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
 
     # Same seed on every rank for the model init (DDP also broadcasts rank 0's weights), then a
     # per-rank seed so that random choices inside the model differ between ranks.
+    if dataset is None:  # first: bad data should fail before minutes of model building
+        dataset = build_train_dataset(cfg)
     _seed_all(cfg.seed)
     if model is None:
         from densepose.modeling import DensePoseRCNN
 
         model = DensePoseRCNN(cfg.model)
     model.to(device)
-    if dataset is None:
-        dataset = build_train_dataset(cfg)
     _seed_all(cfg.seed + 1000003 * info.rank)
 
     optimizer = build_optimizer(model, cfg.solver)
@@ -189,7 +189,8 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
                 model.train()
                 if results and writer is not None:
                     writer.write(it, {f"eval/{k}": v for k, v in results.items()})
-                    log.info("iteration %d evaluation: %s", it, results)
+                    headline = {k: round(v, 4) for k, v in results.items() if k.endswith("/AP")}
+                    log.info("iteration %d evaluation (all in metrics.jsonl): %s", it, headline or results)
             barrier(info)
     bar.close()
     if writer is not None:
@@ -215,7 +216,7 @@ def build_train_dataset(cfg: TrainConfig) -> DensePoseDataset:
 def default_evaluator(cfg: TrainConfig, device: torch.device) -> EvalFn | None:
     """Periodic evaluation on ``cfg.data.val_root`` through ``densepose.evaluation.evaluate_model``.
 
-    Expected signature: ``evaluate_model(model, image_dir, annotations, surface, device) -> dict``
+    ``evaluate_model(model, image_dir, annotations, surface, device, max_images, progress) -> dict``
     (nested metrics); arguments it does not declare are not passed. Without it: a logged note.
     """
     try:
@@ -225,13 +226,16 @@ def default_evaluator(cfg: TrainConfig, device: torch.device) -> EvalFn | None:
         return None
     root = Path(cfg.data.val_root)
     offered = {"image_dir": root / cfg.data.images, "annotations": root / cfg.data.annotations,
-               "surface": cfg.data.surface, "device": device}
+               "surface": cfg.data.surface, "device": device, "progress": False,
+               "max_images": cfg.data.val_max_images or None}
     params = inspect.signature(evaluate_model).parameters
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     kwargs = {k: v for k, v in offered.items() if takes_all or k in params}
 
     def run(model: nn.Module, iteration: int) -> dict[str, float] | None:
-        return flatten_metrics(evaluate_model(model, **kwargs))
+        results = evaluate_model(model, **kwargs)
+        # The AP tables; counts, warnings and curves stay in the evaluator's own outputs.
+        return flatten_metrics({k: results[k] for k in ("densepose", "coco") if k in results})
 
     return run
 
