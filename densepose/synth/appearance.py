@@ -154,11 +154,15 @@ def albedo(feat: np.ndarray, region: np.ndarray, look: PersonLook) -> np.ndarray
 
 def shade(albedo_srgb: np.ndarray, normals: np.ndarray, light_dir: np.ndarray, ambient: float,
           light_colour: np.ndarray) -> np.ndarray:
-    """Lambert + ambient in linear light. normals (N, 3) unit, light_dir (3,) towards the light."""
-    lin = albedo_srgb ** 2.2
-    diffuse = np.clip(normals @ light_dir, 0.0, None)[:, None]
-    lit = lin * (ambient + (1.0 - ambient) * diffuse * light_colour)
-    return np.clip(lit, 0, 1) ** (1 / 2.2)
+    """Lambert + ambient in linear light. normals (N, 3) unit, light_dir (3,) towards the light.
+
+    With a pure 2.2 gamma, sRGB(albedo_linear * s) = albedo_srgb * s ** (1 / 2.2): one power per
+    pixel instead of two per channel.
+    """
+    diffuse = np.clip(normals @ light_dir.astype(np.float32), 0.0, None)
+    s = (ambient + (1.0 - ambient) * diffuse) ** np.float32(1 / 2.2)
+    tint = (np.asarray(light_colour) ** (1 / 2.2)).astype(np.float32)
+    return np.clip(albedo_srgb * s[:, None] * tint, 0, 1)
 
 
 # --------------------------------------------------------------------------- backgrounds

@@ -18,34 +18,69 @@ MAX_POINTS_PER_PART = 14
 KEYPOINT_DEPTH_TOLERANCE = 0.2  # metres: a joint centre lies inside the body, behind its surface
 
 
-def kmeans_pixels(rng: np.random.Generator, xy: np.ndarray, k: int, iters: int = 4, samples_per_centre: int = 20) -> np.ndarray:
-    """Indices (<= k,) of pixels of ``xy`` (N, 2) near the k-means centres: roughly equidistant points.
+def kmeans_pixels(rng: np.random.Generator, xy: np.ndarray, label: np.ndarray, k: np.ndarray, iters: int = 4,
+                  samples_per_centre: int = 20) -> np.ndarray:
+    """k-means in several regions at once: indices of pixels near the centres (roughly equidistant points).
 
-    Runs on an even subsample; each centre snaps to the nearest sampled pixel, so every
-    returned point is a real pixel of the region (centres of curved regions may lie outside).
+    Args:
+        xy: (N, 2) pixel coordinates; label: (N,) region 0..R-1 of each pixel, sorted ascending;
+        k: (R,) centres per region (0 skips the region).
+    Returns: indices into ``xy`` of the chosen pixels, grouped by region (<= k[r] per region).
+
+    Each region is evenly subsampled (<= samples_per_centre * k points); centres start at
+    farthest points, then Lloyd iterations; each centre snaps to the nearest sampled pixel,
+    so every point is a real pixel of its region (centres of curved regions may lie outside).
     """
-    n = len(xy)
-    m = samples_per_centre * k
-    # A random-offset stride over the pixels (in raster order) is an even spatial subsample.
-    sub = np.arange(n) if n <= m else (rng.uniform(0, n / m) + np.arange(m) * (n / m)).astype(np.int64)
-    px = xy[sub, 0].astype(np.float64)
-    py = xy[sub, 1].astype(np.float64)
-    k = min(k, len(px))
-    # Farthest-point initialisation from the first sample: deterministic and well spread.
-    first = np.zeros(k, dtype=np.int64)
-    dist = (px - px[0]) ** 2 + (py - py[0]) ** 2
-    for j in range(1, k):
-        first[j] = np.argmax(dist)
-        dist = np.minimum(dist, (px - px[first[j]]) ** 2 + (py - py[first[j]]) ** 2)
-    cx, cy = px[first], py[first]
+    R = len(k)
+    bounds = np.searchsorted(label, np.arange(R + 1))
+    sizes = np.diff(bounds)
+    k = np.minimum(k, sizes)
+    m = np.minimum(sizes, samples_per_centre * k)
+    M, K = int(m.max(initial=0)), int(k.max(initial=0))
+    if K == 0:
+        return np.zeros(0, dtype=np.int64)
+    # (R, M) sample indices: a random-offset stride over each region's pixels (raster order -> even spread).
+    slot = np.arange(M)
+    step = sizes / np.maximum(m, 1)
+    offset = rng.uniform(0, 1, R) * step
+    sub = bounds[:R, None] + np.minimum((offset[:, None] + slot * step[:, None]).astype(np.int64), sizes[:, None] - 1)
+    valid = slot < m[:, None]
+    sub = np.where(valid, sub, bounds[:R, None].clip(max=max(len(xy) - 1, 0)))
+    far = 1e7  # padding samples sit far away: never nearest to a live centre
+    px = np.where(valid, xy[sub, 0], far).astype(np.float64)
+    py = np.where(valid, xy[sub, 1], far).astype(np.float64)
+    rows = np.arange(R)
+    # Farthest-point initialisation from each region's first sample.
+    first = np.zeros((R, K), dtype=np.int64)
+    dist = np.where(valid, (px - px[:, :1]) ** 2 + (py - py[:, :1]) ** 2, -1.0)
+    for j in range(1, K):
+        first[:, j] = np.argmax(dist, axis=1)
+        cxj, cyj = px[rows, first[:, j]], py[rows, first[:, j]]
+        dist = np.where(valid, np.minimum(dist, (px - cxj[:, None]) ** 2 + (py - cyj[:, None]) ** 2), -1.0)
+    cx, cy = px[rows[:, None], first], py[rows[:, None], first]
+    live = np.arange(K) < k[:, None]  # (R, K) centres in use
+    big = 1e18
     for _ in range(iters):
-        assign = ((px[:, None] - cx) ** 2 + (py[:, None] - cy) ** 2).argmin(1)
-        counts = np.bincount(assign, minlength=k)
+        d = (px[:, :, None] - cx[:, None, :]) ** 2 + (py[:, :, None] - cy[:, None, :]) ** 2
+        d = np.where(live[:, None, :], d, big)
+        assign = d.argmin(axis=2)  # (R, M)
+        key = (rows[:, None] * K + assign)[valid]
+        counts = np.bincount(key, minlength=R * K).reshape(R, K)
+        sx = np.bincount(key, weights=px[valid], minlength=R * K).reshape(R, K)
+        sy = np.bincount(key, weights=py[valid], minlength=R * K).reshape(R, K)
         ok = counts > 0
-        cx = np.where(ok, np.bincount(assign, weights=px, minlength=k) / np.maximum(counts, 1), cx)
-        cy = np.where(ok, np.bincount(assign, weights=py, minlength=k) / np.maximum(counts, 1), cy)
-    nearest = ((px[:, None] - cx) ** 2 + (py[:, None] - cy) ** 2).argmin(0)
-    return sub[np.unique(nearest)]
+        cx = np.where(ok, sx / np.maximum(counts, 1), cx)
+        cy = np.where(ok, sy / np.maximum(counts, 1), cy)
+    d = (px[:, :, None] - cx[:, None, :]) ** 2 + (py[:, :, None] - cy[:, None, :]) ** 2
+    d = np.where(valid[:, :, None], d, big)
+    nearest = d.argmin(axis=1)  # (R, K) sample slot nearest to each centre
+    chosen = sub[rows[:, None], nearest][live]
+    region = np.broadcast_to(rows[:, None], (R, K))[live]
+    # Drop duplicates (two centres snapping to one pixel), keep region grouping.
+    _, first_idx = np.unique(chosen, return_index=True)
+    keep = np.sort(first_idx)
+    order = np.lexsort((chosen[keep], region[keep]))
+    return chosen[keep][order]
 
 
 def keypoints_with_visibility(kp_cam: np.ndarray, K: np.ndarray, instance: np.ndarray, depth: np.ndarray,
@@ -115,18 +150,12 @@ def person_annotation(
     # dp points: k-means per coarse part, points allocated by visible area, capped per part.
     py, px = np.nonzero(crop_mask)
     pp = parts[py, px]
-    total = len(pp)
-    sel_y, sel_x = [], []
-    order = np.argsort(pp, kind="stable")
-    bounds = np.searchsorted(pp[order], np.arange(1, NUM_MASK_PARTS + 2))
-    for p in range(NUM_MASK_PARTS):
-        idx = order[bounds[p]:bounds[p + 1]]
-        if len(idx) == 0:
-            continue
-        k = int(np.clip(round(POINTS_PER_PERSON * len(idx) / total), 1, MAX_POINTS_PER_PART))
-        chosen = idx[kmeans_pixels(rng, np.column_stack([px[idx], py[idx]]), k)]
-        sel_y.append(py[chosen])
-        sel_x.append(px[chosen])
+    order = np.argsort(pp, kind="stable")  # group pixels by part, raster order inside
+    py, px, pp = py[order], px[order], pp[order]
+    count = np.bincount(pp, minlength=NUM_MASK_PARTS + 1)[1:]
+    k = np.where(count > 0, np.clip(np.round(POINTS_PER_PERSON * count / len(pp)), 1, MAX_POINTS_PER_PART), 0)
+    chosen = kmeans_pixels(rng, np.column_stack([px, py]), pp - 1, k.astype(np.int64))
+    sel_y, sel_x = [py[chosen]], [px[chosen]]
     cy = np.concatenate(sel_y)
     cx = np.concatenate(sel_x)
     gy, gx = cy + y0, cx + x0

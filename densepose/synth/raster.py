@@ -22,6 +22,24 @@ def project(verts_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
     return xy @ K[:2, :2].T + K[:2, 2]
 
 
+def interpolate(values_t: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """Barycentric interpolation of per-vertex values at N surface points.
+
+    Args:
+        values_t: (C, V) per-vertex values, channel-major (one contiguous row per channel:
+            ``take`` on 1-D rows is several times faster than gathering (N, 3, C) blocks).
+        corners: (N, 3) vertex indices of each point's face; bary: (N, 3) weights.
+    Returns: (N, C) in the dtype of ``values_t``.
+    """
+    out = np.empty((len(corners), len(values_t)), dtype=values_t.dtype)
+    b = bary.astype(values_t.dtype, copy=False)
+    b0, b1, b2 = b[:, 0], b[:, 1], b[:, 2]
+    for c, row in enumerate(values_t):
+        t = row.take(corners)
+        out[:, c] = b0 * t[:, 0] + b1 * t[:, 1] + b2 * t[:, 2]
+    return out
+
+
 def rasterize(
     verts_cam: np.ndarray,
     faces: np.ndarray,

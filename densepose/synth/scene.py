@@ -9,6 +9,7 @@ pitched down and rolled a little; people stand on the ground in front of it.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,7 @@ import scipy.sparse as sp
 from densepose.synth import appearance
 from densepose.synth.groundtruth import person_annotation
 from densepose.synth.poses import pose_tensor, sample_pose
-from densepose.synth.raster import rasterize_multi
+from densepose.synth.raster import interpolate, rasterize_multi
 
 PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
 
@@ -69,6 +70,24 @@ def rotation_z(angle: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
+class _Clock:
+    """Adds the CPU seconds since the previous call to ``timings[stage]`` (no-op without a dict).
+
+    CPU time, not wall time: on a shared machine it is the figure that does not depend on the
+    other jobs (the renderer is single-threaded).
+    """
+
+    def __init__(self, timings: dict | None):
+        self.timings = timings
+        self.last = time.process_time()
+
+    def __call__(self, stage: str) -> None:
+        if self.timings is not None:
+            now = time.process_time()
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+            self.last = now
+
+
 class Synthesizer:
     """Holds the body model, the chart surface and per-vertex tables; renders samples."""
 
@@ -86,11 +105,11 @@ class Synthesizer:
         self.surface = load_surface("anny")
         self.body_ids = body_vertex_ids()
         self.faces = np.ascontiguousarray(self.surface.faces)
-        self.features = appearance.vertex_features(self.surface.vertices)
+        self.features_t = np.ascontiguousarray(appearance.vertex_features(self.surface.vertices).T)  # (5, V)
         nv, nf = len(self.surface.vertices), len(self.faces)
         # Vertex normals = sum of the adjacent faces' area-weighted normals: one sparse product.
         self.incidence = sp.csr_matrix(
-            (np.ones(3 * nf), (self.faces.ravel(), np.repeat(np.arange(nf), 3))), shape=(nv, nf)
+            (np.ones(3 * nf, dtype=np.float32), (self.faces.ravel(), np.repeat(np.arange(nf), 3))), shape=(nv, nf)
         )
 
     # ------------------------------------------------------------------ people
@@ -153,12 +172,15 @@ class Synthesizer:
         return K, R, C, placed_v, placed_k, placed
 
     # ------------------------------------------------------------------ render
-    def render(self, seed: int, index: int) -> Sample:
+    def render(self, seed: int, index: int, timings: dict | None = None) -> Sample:
+        """Image ``index`` of the run ``seed``; ``timings`` (optional) accumulates seconds per stage."""
+        clock = _Clock(timings)
         cfg = self.config
         H, W = cfg.height, cfg.width
         rng = image_rng(seed, index)
         n = int(rng.integers(cfg.min_people, cfg.max_people + 1))
         phen, families, verts, kps = self._people(rng, n)
+        clock("body model")
         looks = [appearance.sample_look(rng, p["age"]) for p in phen]
         K, R, C, world_v, world_k, placed = self._scene(rng, verts, kps)
         phen = [phen[i] for i in placed]
@@ -167,18 +189,19 @@ class Synthesizer:
         cam_v = [(v - C) @ R.T for v in world_v]
         cam_k = [(k - C) @ R.T for k in world_k]
 
+        clock("poses, looks, camera")
         inst, face, bary, depth = rasterize_multi(cam_v, self.faces, K, H, W)
+        clock("rasterise")
         fg = np.flatnonzero(inst.ravel() >= 0)
         k_pix = inst.ravel()[fg]
         f_pix = face.ravel()[fg]
         b_pix = bary.reshape(-1, 3)[fg].astype(np.float64)
         I_pix, uv_pix = self.surface.iuv_from_points(f_pix, b_pix)
+        clock("I, U, V")
 
         # Appearance per pixel.
         corners = self.faces[f_pix]  # (N, 3)
-        b32 = b_pix.astype(np.float32)
-        ftab = self.features
-        feat = b32[:, 0:1] * ftab[corners[:, 0]] + b32[:, 1:2] * ftab[corners[:, 1]] + b32[:, 2:3] * ftab[corners[:, 2]]
+        feat = interpolate(self.features_t, corners, b_pix)
         normals = self._pixel_normals(cam_v, k_pix, corners, b_pix)
         light = rng.normal(0, 1, 3) * np.array([0.8, 0.5, 0.5]) + np.array([0.0, -0.6, -0.8])
         light /= np.linalg.norm(light)
@@ -191,11 +214,13 @@ class Synthesizer:
                 reg = appearance.regions(I_pix[sel], feat[sel], look)
                 colour[sel] = appearance.albedo(feat[sel], reg, look)
         colour = appearance.shade(colour, normals, light, ambient, tint)
+        clock("appearance + shading")
 
         rgb = appearance.background(rng, cfg.photos, H, W).reshape(-1, 3)
         rgb[fg] = (colour * 255 + 0.5).astype(np.uint8)
         rgb = rgb.reshape(H, W, 3)
         rgb = appearance.degrade(rng, rgb)
+        clock("background + blur/noise")
 
         # Dense maps; people renumbered 1..M in order, skipping those with no visible pixel.
         visible = np.bincount(k_pix, minlength=len(cam_v))
@@ -218,24 +243,19 @@ class Synthesizer:
             )
             ann["synth"] = {"family": families[k], **{p: round(phen[k][p], 4) for p in PHENOTYPES}}
             people.append(ann)
+        clock("annotations")
         return Sample(rgb, instance, I, U, V, people)
 
     def _pixel_normals(self, cam_v, k_pix, corners, b_pix) -> np.ndarray:
-        """Interpolated unit vertex normals (N, 3) in camera coordinates."""
+        """Interpolated unit vertex normals (N, 3) float32 in camera coordinates."""
         if not cam_v:
-            return np.zeros((0, 3))
+            return np.zeros((0, 3), dtype=np.float32)
         nv = len(cam_v[0])
-        f0, f1, f2 = self.faces.T
         fn = []
         for v in cam_v:
-            e1, e2 = v[f1] - v[f0], v[f2] - v[f0]
-            fn.append(np.column_stack([
-                e1[:, 1] * e2[:, 2] - e1[:, 2] * e2[:, 1],
-                e1[:, 2] * e2[:, 0] - e1[:, 0] * e2[:, 2],
-                e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0],
-            ]))
-        vn = self.incidence @ np.hstack(fn)  # (V, 3B): area-weighted sums of face normals
+            tri = v.astype(np.float32)[self.faces]  # (F, 3, 3)
+            fn.append(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]))
+        vn = self.incidence @ np.concatenate(fn, axis=1)  # (V, 3B): area-weighted sums of face normals
         vn = vn.reshape(nv, len(cam_v), 3).transpose(1, 0, 2).reshape(-1, 3)
-        flat = corners + (k_pix * nv)[:, None]
-        n = b_pix[:, 0:1] * vn[flat[:, 0]] + b_pix[:, 1:2] * vn[flat[:, 1]] + b_pix[:, 2:3] * vn[flat[:, 2]]
-        return n / (np.linalg.norm(n, axis=1, keepdims=True) + 1e-12)
+        n = interpolate(np.ascontiguousarray(vn.T), corners + (k_pix * nv)[:, None], b_pix)
+        return n / (np.sqrt((n * n).sum(axis=1, keepdims=True)) + 1e-12)
