@@ -74,6 +74,35 @@ def rasterize(
     return face_id.reshape(height, width), bary.reshape(height, width, 3), depth.reshape(height, width)
 
 
+def fragments_multi(
+    verts_cam: list[np.ndarray],
+    faces: np.ndarray | list[np.ndarray],
+    K: np.ndarray,
+    height: int,
+    width: int,
+    cull_backfaces: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The visible fragment of every covered pixel of several meshes in one z-buffer (sparse output).
+
+    Returns (P = covered pixels, in increasing flat pixel order): pixel (P,) flat index
+    ``row * width + col``; instance (P,) index of the mesh; face (P,) face inside that mesh;
+    bary (P, 3) float64; depth (P,) float64.
+    """
+    n = len(verts_cam)
+    face_list = [faces] * n if isinstance(faces, np.ndarray) else list(faces)
+    if len(face_list) != n:
+        raise ValueError(f"{n} meshes but {len(face_list)} face arrays")
+    if n == 0:
+        return (np.zeros(0, np.int64),) * 3 + (np.zeros((0, 3)), np.zeros(0))
+    v_off = np.cumsum([0] + [len(v) for v in verts_cam])
+    f_off = np.cumsum([0] + [len(f) for f in face_list])
+    all_verts = np.concatenate([np.asarray(v, dtype=np.float64) for v in verts_cam])
+    all_faces = np.concatenate([np.asarray(f, dtype=np.int64) + v_off[k] for k, f in enumerate(face_list)])
+    gface, pix, bary, z = _visible_fragments(all_verts, all_faces, K, height, width, cull_backfaces)
+    inst = np.searchsorted(f_off, gface, side="right") - 1
+    return pix, inst, gface - f_off[inst], bary, z
+
+
 def rasterize_multi(
     verts_cam: list[np.ndarray],
     faces: np.ndarray | list[np.ndarray],
@@ -93,26 +122,14 @@ def rasterize_multi(
         face_id (H, W) int32: face index inside that mesh (-1 background); bary, depth as
         in :func:`rasterize`.
     """
-    n = len(verts_cam)
-    face_list = [faces] * n if isinstance(faces, np.ndarray) else list(faces)
-    if len(face_list) != n:
-        raise ValueError(f"{n} meshes but {len(face_list)} face arrays")
-    v_off = np.cumsum([0] + [len(v) for v in verts_cam])
-    f_off = np.cumsum([0] + [len(f) for f in face_list])
-    all_verts = np.concatenate([np.asarray(v, dtype=np.float64) for v in verts_cam]) if n else np.zeros((0, 3))
-    all_faces = (
-        np.concatenate([np.asarray(f, dtype=np.int64) + v_off[k] for k, f in enumerate(face_list)])
-        if n
-        else np.zeros((0, 3), dtype=np.int64)
-    )
-    gface, bary, depth = rasterize(all_verts, all_faces, K, height, width, cull_backfaces)
-    fg = gface >= 0
-    instance = np.full((height, width), -1, dtype=np.int32)
-    face_id = np.full((height, width), -1, dtype=np.int32)
-    inst = np.searchsorted(f_off, gface[fg], side="right") - 1
-    instance[fg] = inst
-    face_id[fg] = gface[fg] - f_off[inst]
-    return instance, face_id, bary, depth
+    pix, inst, face, b, z = fragments_multi(verts_cam, faces, K, height, width, cull_backfaces)
+    instance = np.full(height * width, -1, dtype=np.int32)
+    face_id = np.full(height * width, -1, dtype=np.int32)
+    bary = np.zeros((height * width, 3), dtype=np.float32)
+    depth = np.full(height * width, np.inf, dtype=np.float32)
+    instance[pix], face_id[pix], bary[pix], depth[pix] = inst, face, b, z
+    shape = (height, width)
+    return instance.reshape(shape), face_id.reshape(shape), bary.reshape(*shape, 3), depth.reshape(shape)
 
 
 def _visible_fragments(verts_cam, faces, K, height, width, cull_backfaces):

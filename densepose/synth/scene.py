@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from densepose.synth import appearance
 from densepose.synth.groundtruth import person_annotation
 from densepose.synth.poses import pose_tensor, sample_pose
-from densepose.synth.raster import interpolate, rasterize_multi
+from densepose.synth.raster import fragments_multi, interpolate
 
 PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
 
@@ -190,12 +190,13 @@ class Synthesizer:
         cam_k = [(k - C) @ R.T for k in world_k]
 
         clock("poses, looks, camera")
-        inst, face, bary, depth = rasterize_multi(cam_v, self.faces, K, H, W)
+        fg, k_pix, f_pix, b_pix, z_pix = fragments_multi(cam_v, self.faces, K, H, W)
+        inst = np.full(H * W, -1, dtype=np.int64)
+        inst[fg] = k_pix
+        depth = np.full(H * W, np.inf, dtype=np.float32)
+        depth[fg] = z_pix
+        inst, depth = inst.reshape(H, W), depth.reshape(H, W)
         clock("rasterise")
-        fg = np.flatnonzero(inst.ravel() >= 0)
-        k_pix = inst.ravel()[fg]
-        f_pix = face.ravel()[fg]
-        b_pix = bary.reshape(-1, 3)[fg].astype(np.float64)
         I_pix, uv_pix = self.surface.iuv_from_points(f_pix, b_pix)
         clock("I, U, V")
 
