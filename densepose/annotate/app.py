@@ -24,7 +24,7 @@ from densepose.annotate import db, tasks
 from densepose.annotate.export import export_coco
 from densepose.annotate.importer import MAX_IMAGE_BYTES, add_image
 from densepose.annotate.study import click_point
-from densepose.annotate.views import VIEW_DIRECTIONS, ViewStore
+from densepose.annotate.views import PART_VIEWS, ViewStore, views_dir
 from densepose.errors import UserError
 from densepose.surface.parts import MASK_PART_NAMES, NUM_MASK_PARTS
 
@@ -126,7 +126,7 @@ def create_app(project: str | Path, surface=None) -> Starlette:
     def get_store() -> ViewStore:
         if store_box[0] is None:
             name = surface_box[0].name if surface_box[0] is not None else db.get_meta(get_con(), "surface", "anny")
-            store_box[0] = ViewStore(project / "views" / name, get_surface)
+            store_box[0] = ViewStore(views_dir(project, name), get_surface)
         return store_box[0]
 
     def endpoint(fn, admin: bool = False, body: str | None = None):
@@ -174,7 +174,7 @@ def create_app(project: str | Path, surface=None) -> Starlette:
 
         # one representative colour per coarse part: its first chart's
         colors = [CHART_COLORS[int(np.flatnonzero(CHART_TO_MASK_PART == k)[0])].tolist() for k in range(1, NUM_MASK_PARTS + 1)]
-        return {"names": list(MASK_PART_NAMES), "colors": colors, "views": [n for n, _ in VIEW_DIRECTIONS]}
+        return {"names": list(MASK_PART_NAMES), "colors": colors}
 
     def next_task(con, user, request, _):
         return tasks.next_task(con, user)
@@ -239,7 +239,7 @@ def create_app(project: str | Path, surface=None) -> Starlette:
     def view_png(con, user, request, _):
         part = _int(request.path_params["part"], "part")
         name = request.path_params["name"]
-        if not 1 <= part <= NUM_MASK_PARTS or name not in dict(VIEW_DIRECTIONS):
+        if part not in PART_VIEWS or name not in PART_VIEWS[part]:
             raise HTTPError(404, "no such view")
         return Response(get_store().png(part, name), media_type="image/png",
                         headers={"cache-control": "private, max-age=86400"})

@@ -19,7 +19,7 @@ from scipy.spatial import cKDTree
 
 from densepose.annotate import db, tasks
 from densepose.annotate.importer import load_truth
-from densepose.annotate.views import CAMERA_DISTANCE, ViewStore, look_at, render_view
+from densepose.annotate.views import CAMERA_DISTANCE, ViewStore, look_at, render_view, views_dir
 from densepose.cache import atomic_write_bytes
 from densepose.errors import UserError
 from densepose.surface.parts import CHART_TO_MASK_PART, MASK_PART_NAMES
@@ -131,7 +131,7 @@ def simulate(project: str | os.PathLike, user_name: str, surface, sigma: float =
 
     project = Path(project)
     con = db.connect(project)
-    store = ViewStore(project / "views" / surface.name, lambda: surface)
+    store = ViewStore(views_dir(project, surface.name), lambda: surface)
     sim = SimulatedAnnotator(surface, store, sigma=sigma, confusion=confusion, seed=seed)
     user = db.user_by_name(con, user_name)
     n_persons = n_clicks = n_skips = 0
@@ -233,8 +233,8 @@ def render_heat(surface, vertex_value: np.ndarray, vmax: float, size: int = 512)
     radius = float(np.linalg.norm(verts - centre, axis=1).max())
     focal = 0.47 * size * CAMERA_DISTANCE / radius
     out = {}
-    for name, az in (("front", 0.0), ("back", 180.0)):
-        R, t = look_at(centre, az, CAMERA_DISTANCE)
+    for name in ("front", "back"):
+        R, t = look_at(centre, name, CAMERA_DISTANCE)
         shade_rgb, face_id, bary = render_view(verts, faces, np.full((len(faces), 3), 255.0), R, t, focal, size)
         fg = face_id >= 0
         value = (bary[fg] * vertex_value[faces[face_id[fg]]]).sum(1)
@@ -302,7 +302,11 @@ def _save_figure(path: Path, pics: dict[str, np.ndarray], vmax: float) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 4.6))
     for ax, name in zip(axes, ("front", "back")):
-        ax.imshow(pics[name])
+        img = pics[name]
+        ys, xs = np.nonzero((img < 250).any(-1))  # crop to the body, a few pixels around it
+        if len(ys):
+            img = img[max(ys.min() - 8, 0):ys.max() + 9, max(xs.min() - 8, 0):xs.max() + 9]
+        ax.imshow(img)
         ax.set_title(name)
         ax.axis("off")
     sm = plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, vmax * 100))

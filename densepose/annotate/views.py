@@ -22,10 +22,24 @@ from densepose.cache import atomic_write_bytes
 from densepose.surface.parts import CHART_COLORS, CHART_TO_MASK_PART
 
 VIEW_SIZE = 288
-#: (name, azimuth of the camera around the body's vertical axis in degrees; 0 looks at the front)
-VIEW_DIRECTIONS: tuple[tuple[str, float], ...] = (("front", 0.0), ("back", 180.0), ("left", 90.0), ("right", -90.0))
+VIEWS_VERSION = 2  # bump when the pictures change: cached views live under views/<surface>-v<N>/
+#: view name -> (camera forward direction, world direction shown up) in Anny's frame (Z up, the
+#: person faces -Y, the person's left is +X). "left" looks at the person's left side.
+VIEW_DIRECTIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "front": ((0, 1, 0), (0, 0, 1)),
+    "back": ((0, -1, 0), (0, 0, 1)),
+    "left": ((-1, 0, 0), (0, 0, 1)),
+    "right": ((1, 0, 0), (0, 0, 1)),
+    "top": ((0, 0, -1), (0, -1, 0)),
+    "bottom": ((0, 0, 1), (0, -1, 0)),
+}
+#: views of each coarse part: the four sides, plus top/bottom where soles, palms and crown hide
+PART_VIEWS: dict[int, tuple[str, ...]] = {k: ("front", "back", "left", "right") for k in range(1, 15)}
+PART_VIEWS.update({2: (*PART_VIEWS[2], "top", "bottom"), 3: (*PART_VIEWS[3], "top", "bottom"),
+                   4: (*PART_VIEWS[4], "bottom"), 5: (*PART_VIEWS[5], "bottom"), 14: (*PART_VIEWS[14], "top")})
 CAMERA_DISTANCE = 3.0  # metres: far enough that no body part lies behind the camera, near-orthographic
 FILL = 0.42  # fraction of the view's half-size that the part's radius covers
+CONTEXT = 1.6  # faces farther than this many part radii from the part are not drawn (no far occluders)
 
 
 @dataclass
@@ -60,15 +74,10 @@ class View:
         return int(self.face[yy, xx]), self.bary[yy, xx].astype(np.float64)
 
 
-def look_at(target: np.ndarray, azimuth_deg: float, distance: float) -> tuple[np.ndarray, np.ndarray]:
-    """World -> camera (OpenCV: x right, y down, z forward) rotation R (3,3) and translation t (3,).
-
-    The body frame is Anny's: Z up, the person faces -Y; azimuth 0 looks at the front, +90 at the
-    person's left side.
-    """
-    a = np.deg2rad(azimuth_deg)
-    forward = np.array([-np.sin(a), np.cos(a), 0.0])  # azimuth 0: camera on -Y looking along +Y
-    up = np.array([0.0, 0.0, 1.0])
+def look_at(target: np.ndarray, view: str, distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """World -> camera (OpenCV: x right, y down, z forward) rotation R (3,3) and translation t (3,)
+    for the named view (``VIEW_DIRECTIONS``) of ``target`` from ``distance`` metres."""
+    forward, up = (np.asarray(v, dtype=np.float64) for v in VIEW_DIRECTIONS[view])
     right = np.cross(forward, up)
     right /= np.linalg.norm(right)
     down = np.cross(forward, right)
@@ -110,21 +119,27 @@ def part_face_colors(face_part: np.ndarray, part: int) -> np.ndarray:
 
 
 def render_part_views(surface, part: int, size: int = VIEW_SIZE) -> list[View]:
-    """The four views of coarse part ``part`` (1..14) of ``surface`` in its rest pose."""
+    """The views (``PART_VIEWS[part]``) of coarse part ``part`` (1..14) of ``surface`` in its rest pose.
+
+    Only the part and its surroundings (``CONTEXT`` part radii) are drawn, so that the other hand
+    or the far side of the torso never hides the part.
+    """
     verts = np.asarray(surface.vertices, dtype=np.float64)
     faces = np.asarray(surface.faces, dtype=np.int64)
     face_part = np.asarray(surface.face_part, dtype=np.int64)
     in_part = CHART_TO_MASK_PART[face_part] == part
     pv = verts[np.unique(faces[in_part])]
-    lo, hi = pv.min(0), pv.max(0)
-    centre = (lo + hi) / 2
+    centre = (pv.min(0) + pv.max(0)) / 2
     radius = max(float(np.linalg.norm(pv - centre, axis=1).max()), 0.02)
+    near = in_part | (np.linalg.norm(verts[faces].mean(1) - centre, axis=1) < CONTEXT * radius)
+    drawn = np.flatnonzero(near)
     focal = FILL * size * CAMERA_DISTANCE / radius
-    colors = part_face_colors(face_part, part)
+    colors = part_face_colors(face_part[drawn], part)
     views = []
-    for name, az in VIEW_DIRECTIONS:
-        R, t = look_at(centre, az, CAMERA_DISTANCE)
-        rgb, face_id, bary = render_view(verts, faces, colors, R, t, focal, size)
+    for name in PART_VIEWS[part]:
+        R, t = look_at(centre, name, CAMERA_DISTANCE)
+        rgb, face_id, bary = render_view(verts, faces[drawn], colors, R, t, focal, size)
+        face_id = np.where(face_id >= 0, drawn[np.maximum(face_id, 0)], -1).astype(np.int32)
         views.append(View(name, rgb, face_id, bary))
     return views
 
@@ -139,7 +154,7 @@ class ViewStore:
         self._lock = threading.Lock()
 
     def views(self, part: int) -> list[View]:
-        if not 1 <= part <= 14:
+        if part not in PART_VIEWS:
             raise KeyError(part)
         with self._lock:
             if part not in self._views:
@@ -180,3 +195,8 @@ class ViewStore:
                             bary=np.stack([v.bary[..., :2] for v in views]).astype(np.float32))
         atomic_write_bytes(npz, buf.getvalue())
         return views
+
+
+def views_dir(project: Path, surface_name: str) -> Path:
+    """Where a project keeps the rendered views of one surface (versioned: old pictures are not reused)."""
+    return Path(project) / "views" / f"{surface_name}-v{VIEWS_VERSION}"
