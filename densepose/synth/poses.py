@@ -8,8 +8,6 @@ the chain. Axes are derived from the rest skeleton (Z up, the person faces -Y, t
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 
@@ -52,10 +50,17 @@ def twist(direction: np.ndarray, degrees: float) -> np.ndarray:
     return rotvec_to_matrix(direction / np.linalg.norm(direction) * np.radians(degrees))
 
 
-@functools.lru_cache(maxsize=4)
-def _rest_directions(model_id: int) -> dict[str, np.ndarray]:
-    """Unit rest directions of the bones we pose, from the default-phenotype rest skeleton."""
-    model = _MODELS[model_id]
+_DIRECTIONS: dict[int, dict[str, np.ndarray]] = {}
+
+
+def rest_directions(model) -> dict[str, np.ndarray]:
+    """Unit rest directions of the bones we pose, from the default-phenotype rest skeleton (cached)."""
+    if id(model) not in _DIRECTIONS:
+        _DIRECTIONS[id(model)] = _compute_rest_directions(model)
+    return _DIRECTIONS[id(model)]
+
+
+def _compute_rest_directions(model) -> dict[str, np.ndarray]:
     with torch.no_grad():
         heads = model()["rest_bone_heads"][0].double().numpy()
     index = {name: i for i, name in enumerate(model.bone_labels)}
@@ -75,15 +80,14 @@ def _rest_directions(model_id: int) -> dict[str, np.ndarray]:
     return dirs
 
 
-_MODELS: dict[int, object] = {}
-
-
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(rng.uniform(lo, hi))
 
 
-def sample_angles(rng: np.random.Generator, family: str) -> dict[str, float]:
+def sample_angles(rng: np.random.Generator, family: str, weight: float = 0.5) -> dict[str, float]:
     """Anatomical angles in degrees for one pose of ``family``.
+
+    ``weight`` (Anny phenotype, 0..1) keeps the arms of heavier bodies further from the trunk.
 
     Keys: spine_flex/lat/twist, neck_flex/turn/tilt, root_pitch, and per side s in (L, R):
     hip_flex_s, hip_abd_s, hip_twist_s, knee_s, sh_raise_s (towards up, from the A-pose),
@@ -98,7 +102,7 @@ def sample_angles(rng: np.random.Generator, family: str) -> dict[str, float]:
         a.update({
             f"hip_flex_{s}": _u(rng, -8, 12), f"hip_abd_{s}": _u(rng, -3, 10), f"hip_twist_{s}": _u(rng, -15, 20),
             f"knee_{s}": _u(rng, 0, 12),
-            f"sh_raise_{s}": _u(rng, -30, 25), f"sh_flex_{s}": _u(rng, -15, 35), f"sh_twist_{s}": _u(rng, -25, 25),
+            f"sh_raise_{s}": _u(rng, -30 + 35 * max(0.0, weight - 0.4), 25), f"sh_flex_{s}": _u(rng, -15, 35), f"sh_twist_{s}": _u(rng, -25, 25),
             f"elbow_{s}": _u(rng, 0, 60),
         })
     if family == "standing":
@@ -142,9 +146,9 @@ def sample_angles(rng: np.random.Generator, family: str) -> dict[str, float]:
     elif family == "arms_raised":
         sides = SIDES if rng.random() < 0.6 else (SIDES[rng.integers(2)],)
         for s in sides:
-            a[f"sh_raise_{s}"] = _u(rng, 80, 165)
-            a[f"sh_flex_{s}"] = _u(rng, -10, 30)
-            a[f"elbow_{s}"] = _u(rng, 0, 70)
+            a[f"sh_raise_{s}"] = _u(rng, 80, 160)
+            a[f"sh_flex_{s}"] = _u(rng, 0, 30)
+            a[f"elbow_{s}"] = _u(rng, 0, 45)  # more would put the hand into the head
     elif family == "bending":
         a["root_pitch"] = _u(rng, 15, 60)  # the trunk tips forward at the hips
         a["spine_flex"] = _u(rng, 10, 40)
@@ -201,12 +205,12 @@ def angles_to_rotations(a: dict[str, float], dirs: dict[str, np.ndarray]) -> dic
     return rot
 
 
-def sample_pose(model, rng: np.random.Generator, family: str | None = None) -> tuple[str, dict[str, np.ndarray]]:
-    """One random pose: (family, {bone name: (3, 3) rotation})."""
-    _MODELS[id(model)] = model
+def sample_pose(model, rng: np.random.Generator, family: str | None = None,
+                weight: float = 0.5) -> tuple[str, dict[str, np.ndarray]]:
+    """One random pose: (family, {bone name: (3, 3) rotation}); ``weight`` is the body's phenotype."""
     if family is None:
         family = FAMILIES[rng.choice(len(FAMILIES), p=FAMILY_WEIGHTS / FAMILY_WEIGHTS.sum())]
-    return family, angles_to_rotations(sample_angles(rng, family), _rest_directions(id(model)))
+    return family, angles_to_rotations(sample_angles(rng, family, weight), rest_directions(model))
 
 
 def pose_tensor(model, rotations: list[dict[str, np.ndarray]]) -> torch.Tensor:

@@ -117,7 +117,7 @@ class Synthesizer:
         import torch
 
         phen = [sample_phenotype(rng) for _ in range(n)]
-        poses = [sample_pose(self.model, rng) for _ in range(n)]
+        poses = [sample_pose(self.model, rng, weight=p["weight"]) for p in phen]
         P = pose_tensor(self.model, [rot for _, rot in poses])
         kwargs = {k: torch.tensor([p[k] for p in phen], dtype=torch.float32) for k in PHENOTYPES}
         with torch.no_grad():

@@ -157,6 +157,7 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, settings)
+    _remove_stale_temp_files(out)
     i, n = shard
     todo = [k for k in range(i, settings.num, n) if not done(out, settings, k)]
     jobs = [(out, settings, k) for k in todo]
@@ -235,6 +236,19 @@ def merge(inputs: list[str | Path], out: str | Path) -> int:
             count += 1
     assemble(out)
     return count
+
+
+def _remove_stale_temp_files(out: Path, min_age_s: float = 60.0) -> None:
+    """Delete temp files left by a killed run (old enough not to belong to a live concurrent shard)."""
+    import time
+
+    now = time.time()
+    for tmp in out.glob("**/.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > min_age_s:
+                tmp.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
