@@ -245,6 +245,13 @@ def _gt_mask(a: dict, im_h: int, im_w: int, where: str) -> tuple[int, int, np.nd
     return 0, 0, np.zeros((0, 0), dtype=bool)
 
 
+def _overlaps(region: tuple[int, int, int, int], box) -> bool:
+    """Does the pixel region (y0, x0, y1, x1) meet the integer box of an xywh ``box``?"""
+    x, y, w, h = (float(v) for v in box)
+    bx0, by0, bx1, by1 = int(x), int(y), int(x + w), int(y + h)
+    return region[0] < by1 and by0 < region[2] and region[1] < bx1 and bx0 < region[3]
+
+
 def _dp_union(dp_masks: list, where: str) -> np.ndarray:
     """The 14 ``dp_masks`` RLEs -> their union (256, 256) float64 in {0, 1} (one merge, one decode)."""
     rles = [{"size": list(m["size"]), "counts": m["counts"].encode("ascii") if isinstance(m["counts"], str) else m["counts"]}
@@ -331,7 +338,15 @@ class _PairScorer:
         # Mask IoU against every GT (ignored ones too: the IOU mode can match them).
         where = f"ground truth of image {cell.image_id}"
         dt_masks = [_paste(a[0], dets.bbox[k], cell.height, cell.width) for a, k in zip(iuvs, cell.dets)]
-        gt_masks = [_gt_mask(a, cell.height, cell.width, f"{where} (annotation id {a.get('id')})") for a in cell.gts]
+        # A dp_masks mask lies inside its integer box: with no detection mask reaching that box the
+        # IoU is 0 and the (costly) zoom is skipped.
+        reach = [(y, x, y + m.shape[0], x + m.shape[1]) for y, x, m in dt_masks if m.any()]
+        gt_masks = []
+        for a in cell.gts:
+            if "dp_masks" in a and not any(_overlaps(r, a["bbox"]) for r in reach):
+                gt_masks.append((0, 0, np.zeros((0, 0), dtype=bool)))
+            else:
+                gt_masks.append(_gt_mask(a, cell.height, cell.width, f"{where} (annotation id {a.get('id')})"))
         cell.mask_iou = _mask_iou(dt_masks, gt_masks, crowd)
         t2 = time.perf_counter()
         self.timing["masks"] += t2 - t1
