@@ -252,3 +252,14 @@ def test_evaluate_model_runs_a_model_over_images(surface, tmp_path):
     # Full-box foreground against the elliptic GT mask: IoU about 0.58, above 0.5 only.
     assert m["densepose"]["iou"]["AP50"] == pytest.approx(1.0)
     assert m["coco"]["bbox"]["AP"] == pytest.approx(1.0)
+
+
+def test_coco_mask_ap_when_results_carry_segmentation(surface):
+    gt, dets = make_synthetic_set(surface, num_images=2, num_points=10, seed=14)
+    seg = {a["id"]: a["segmentation"] for a in gt["annotations"]}
+    records = detections_to_records(dets)
+    for r, d in zip(records, dets):
+        r["segmentation"] = seg[d.gt_id]
+    m = evaluate(gt, records, surface)
+    assert m["coco"]["segm"]["AP"] == pytest.approx(1.0)
+    assert "keypoints" not in m["coco"]
