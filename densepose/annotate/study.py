@@ -131,9 +131,13 @@ def simulate(project: str | os.PathLike, user_name: str, surface, sigma: float =
 
     project = Path(project)
     con = db.connect(project)
+    try:
+        user = db.user_by_name(con, user_name)
+    except UserError:
+        con.close()
+        raise
     store = ViewStore(views_dir(project, surface.name), lambda: surface)
     sim = SimulatedAnnotator(surface, store, sigma=sigma, confusion=confusion, seed=seed)
-    user = db.user_by_name(con, user_name)
     n_persons = n_clicks = n_skips = 0
     total = con.execute("SELECT COUNT(*) FROM persons WHERE stage!='done'").fetchone()[0]
     bar = tqdm(total=total if max_persons is None else min(total, max_persons), desc="simulate", unit="person",

@@ -115,8 +115,14 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    from densepose.annotate import db
     from densepose.annotate.study import simulate
 
+    con = db.connect(args.project)
+    try:
+        db.user_by_name(con, args.user)  # fail before the surface is loaded
+    finally:
+        con.close()
     res = simulate(args.project, args.user, _surface(args.project), sigma=args.sigma, confusion=args.confusion,
                    seed=args.seed, max_persons=args.max_persons)
     print(f"simulated annotator {args.user}: {res['persons']} persons, {res['clicks']} clicks, {res['skipped']} skipped")
