@@ -149,3 +149,15 @@ def test_preview_contact_sheet(reference, tmp_path):
     sheet = contact_sheet(reference, num=2, tile=64)
     assert sheet.size == (4 * 64, 2 * 64)
     assert np.asarray(sheet)[:, 64:].any()  # the part colours are drawn
+
+
+def test_split_writes_train_and_val(tmp_path):
+    settings = RunSettings(num=5, size=64, seed=2, max_people=2, split=0.5, min_dp_pixels=20)
+    generate(tmp_path, settings, photos=[], progress=False)
+    ids = []
+    for sub in ("train", "val"):
+        data = json.loads((tmp_path / sub / "annotations.json").read_text())
+        ids += [im["id"] for im in data["images"]]
+        for im in data["images"]:
+            assert (tmp_path / sub / "images" / im["file_name"]).exists()
+    assert sorted(ids) == [1, 2, 3, 4, 5]

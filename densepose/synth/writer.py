@@ -179,17 +179,17 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
     return len(todo)
 
 
-def assemble(out: Path, settings: RunSettings | None = None, shard: tuple[int, int] = (0, 1)) -> None:
-    """Join ``parts/*.json`` into ``annotations.json`` in each split folder (ids renumbered).
+def assemble(out: Path, settings: RunSettings | None = None, shard: tuple[int, int] | None = None) -> None:
+    """Join ``parts/*.json`` into ``annotations.json`` in each split folder (annotation ids renumbered).
 
-    With ``settings``, every image of the shard must be done first (else nothing is written).
+    With ``shard``, nothing is written until every image of that shard is done.
     """
     out = Path(out)
-    if settings is not None:
+    if settings is not None and shard is not None:
         i, n = shard
-        missing = [k for k in range(i, settings.num, n) if not done(out, settings, k)]
-        if missing:
+        if any(not done(out, settings, k) for k in range(i, settings.num, n)):
             return
+    if settings is not None:
         subs = split_dirs(settings)
     else:
         subs = [s for s in ("", "train", "val") if (out / s / "parts").is_dir()]
@@ -220,7 +220,8 @@ def merge(inputs: list[str | Path], out: str | Path) -> int:
             raise UserError(f"{path}: settings differ from {inputs[0]}'s; shards of one run must share them")
         settings = s
     out.mkdir(parents=True, exist_ok=True)
-    check_settings(out, RunSettings(**settings))
+    run = RunSettings(**settings)
+    check_settings(out, run)
     count = 0
     for d in map(Path, inputs):
         for frag in sorted(d.glob("**/parts/*.json")):
@@ -234,7 +235,7 @@ def merge(inputs: list[str | Path], out: str | Path) -> int:
                     raise UserError(f"{src}: missing (the shard is incomplete)")
                 _link_or_copy(src, dst)
             count += 1
-    assemble(out)
+    assemble(out, run)
     return count
 
 
