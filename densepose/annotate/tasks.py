@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from pathlib import Path
 
 import numpy as np
 
@@ -259,7 +258,3 @@ def reopen_parts(con: sqlite3.Connection, user: sqlite3.Row, person_id: int) -> 
         if con.execute("SELECT 1 FROM points WHERE person_id=? AND status!='todo'", (person_id,)).fetchone():
             raise Conflict(f"person {person_id} already has answered points; undo them first")
         con.execute("UPDATE persons SET stage='parts' WHERE id=?", (person_id,))
-
-
-def project_path(con: sqlite3.Connection) -> Path:
-    return Path(con.execute("PRAGMA database_list").fetchone()["file"]).parent
