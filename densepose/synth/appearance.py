@@ -251,6 +251,28 @@ def background(rng: np.random.Generator, photos: list[str], height: int, width: 
     return procedural_background(rng, height, width)
 
 
+def ground_shadow(rgb: np.ndarray, centre: np.ndarray, radius: float, K: np.ndarray, R: np.ndarray, C: np.ndarray,
+                  strength: float) -> None:
+    """Darken (in place) a soft ellipse: the projection of a ground disc of ``radius`` at ``centre``."""
+    H, W = rgb.shape[:2]
+    pts = centre + np.array([[0, 0, 0], [radius, 0, 0], [-radius, 0, 0], [0, radius, 0], [0, -radius, 0]])
+    cam = (pts - C) @ R.T
+    if (cam[:, 2] < 0.1).any():
+        return
+    uv = cam[:, :2] / cam[:, 2:] @ K[:2, :2].T + K[:2, 2]
+    ax = np.abs(uv[1] - uv[2]).max() / 2 + 1
+    ay = np.abs(uv[3] - uv[4]).max() / 2 + 1
+    cx, cy = uv[0]
+    x0, x1 = int(max(0, cx - 2 * ax)), int(min(W, cx + 2 * ax + 1))
+    y0, y1 = int(max(0, cy - 2 * ay)), int(min(H, cy + 2 * ay + 1))
+    if x0 >= x1 or y0 >= y1:
+        return
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    alpha = np.exp(-(((xx + 0.5 - cx) / ax) ** 2 + ((yy + 0.5 - cy) / ay) ** 2) * 1.5) * strength
+    patch = rgb[y0:y1, x0:x1].astype(np.float32) * (1 - alpha[..., None])
+    rgb[y0:y1, x0:x1] = patch.astype(np.uint8)
+
+
 @functools.lru_cache(maxsize=2)
 def _noise_tile(size: int) -> np.ndarray:
     # Fixed seed: the tile is the same in every process; images pick a random window of it.

@@ -169,7 +169,7 @@ class Synthesizer:
             placed_v.append(v + shift)
             placed_k.append(kp + shift)
             placed.append(i)
-        return K, R, C, placed_v, placed_k, placed
+        return K, R, C, placed_v, placed_k, placed, spots
 
     # ------------------------------------------------------------------ render
     def render(self, seed: int, index: int, timings: dict | None = None) -> Sample:
@@ -182,7 +182,7 @@ class Synthesizer:
         phen, families, verts, kps = self._people(rng, n)
         clock("body model")
         looks = [appearance.sample_look(rng, p["age"]) for p in phen]
-        K, R, C, world_v, world_k, placed = self._scene(rng, verts, kps)
+        K, R, C, world_v, world_k, placed, spots = self._scene(rng, verts, kps)
         phen = [phen[i] for i in placed]
         families = [families[i] for i in placed]
         looks = [looks[i] for i in placed]
@@ -217,7 +217,10 @@ class Synthesizer:
         colour = appearance.shade(colour, normals, light, ambient, tint)
         clock("appearance + shading")
 
-        rgb = appearance.background(rng, cfg.photos, H, W).reshape(-1, 3)
+        rgb = appearance.background(rng, cfg.photos, H, W)
+        for x, y, radius in spots:  # soft contact shadows so people stand on the ground
+            appearance.ground_shadow(rgb, np.array([x, y, 0.0]), radius, K, R, C, strength=rng.uniform(0.25, 0.6))
+        rgb = rgb.reshape(-1, 3)
         rgb[fg] = (colour * 255 + 0.5).astype(np.uint8)
         rgb = rgb.reshape(H, W, 3)
         rgb = appearance.degrade(rng, rgb)
