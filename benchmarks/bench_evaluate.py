@@ -2,8 +2,8 @@
 
     python benchmarks/bench_evaluate.py [--people 1000] [--points 100] [--json]
 
-Builds >= ``--people`` annotated people (``--points`` DensePose points each, 1-3 per image, plus
-one unannotated person and one false positive per image), predictions with UV noise, and times
+Builds about ``--people`` annotated people (``--points`` DensePose points each, 1-3 per image, plus
+one unannotated person and ``--false-positives`` low-score false detections per image), predictions with UV noise, and times
 ``densepose.evaluation.evaluate`` (all three modes GPS / GPSm / IOU come out of one pass) on:
   - NPZ results, official vertex snap;
   - NPZ results, exact surface points (``--exact``);
@@ -37,6 +37,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--people", type=int, default=1000)
     ap.add_argument("--points", type=int, default=100)
+    ap.add_argument("--false-positives", type=int, default=5, help="low-score false detections per image")
+    ap.add_argument("--repeat", type=int, default=2, help="timed runs per input (the fastest is reported)")
     ap.add_argument("--json", action="store_true", help="also time the COCO JSON (PNG) input")
     args = ap.parse_args()
 
@@ -49,7 +51,8 @@ def main() -> None:
     t = time.perf_counter()
     num_images = max(1, args.people // 2)
     gt, dets = make_synthetic_set(surface, num_images=num_images, people_per_image=(1, 3), num_points=args.points,
-                                  uv_noise=0.05, false_positives=1, unannotated_per_image=1, seed=0)
+                                  uv_noise=0.05, false_positives=args.false_positives,
+                                  unannotated_per_image=1, seed=0)
     people = sum("dp_x" in a for a in gt["annotations"])
     points = sum(len(a["dp_x"]) for a in gt["annotations"] if "dp_x" in a)
     print(f"synthetic set: {len(gt['images'])} images, {people} annotated people ({points} points), "
@@ -73,10 +76,13 @@ def main() -> None:
         for name, path, exact in runs:
             res = load_results(path)
             evaluate(coco, res, surface, exact=exact, coco_metrics=False)  # warm caches (KD-trees, grids)
-            t = time.perf_counter()
-            m = evaluate(coco, res, surface, exact=exact, coco_metrics=False)
-            dt = time.perf_counter() - t
-            res = load_results(path)  # fresh: no decoded state carried over
+            dt = float("inf")
+            for _ in range(args.repeat):  # the machine is shared: keep the fastest run
+                res = load_results(path)  # fresh: no decoded state carried over
+                t = time.perf_counter()
+                run = evaluate(coco, res, surface, exact=exact, coco_metrics=False)
+                if time.perf_counter() - t < dt:
+                    dt, m = time.perf_counter() - t, run
             tracemalloc.start()
             evaluate(coco, res, surface, exact=exact, coco_metrics=False)
             peak = tracemalloc.get_traced_memory()[1] / 2 ** 20

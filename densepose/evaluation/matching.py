@@ -112,6 +112,8 @@ def match_image(sims: np.ndarray, box_iou: np.ndarray, gt_ignore: np.ndarray, gt
     if D and G:
         box = np.asarray(box_iou, dtype=np.float64)
         for d in range(D):
+            if not sims[:, d, :].any():
+                continue  # similar to nothing (a far false positive): matches nowhere
             s = np.broadcast_to(sims[:, d, None, None, :], shape + (G,)).reshape(R, G)
             ok = (~gtm | crowd[None, :]) & (s >= thr) & (s != 0.0)
             # Regular ground truth first; ignored ones only when no regular one qualifies (the
@@ -129,6 +131,8 @@ def match_image(sims: np.ndarray, box_iou: np.ndarray, gt_ignore: np.ndarray, gt
         dtm4, gtm4, ig4 = dtm.reshape(M, A, T, D), gtm.reshape(M, A, T, G), ig_r.reshape(M, A, T, G)
         dt_ig4 = dt_ig.reshape(M, A, T, D)
         for d in range(D):
+            if not (box[d] >= BOX_IGNORE_IOU).any():
+                continue
             un = dtm4[:, :, -1, d] < 0  # (M, A)
             free = ~gtm4[:, :, -1, :] | crowd  # (M, A, G)
             cand = (free & (box[d] >= BOX_IGNORE_IOU)[None, None, :] & un[:, :, None]).reshape(-1, G)
