@@ -214,6 +214,9 @@ class Predictor:
         if cfg is not None and hasattr(cfg, "min_size_test"):
             # The model resizes again internally: make it a no-op on our (antialiased) resize.
             cfg.min_size_test, cfg.max_size = self.min_size, self.max_size
+        if cfg is not None and hasattr(cfg, "score_thresh_test"):
+            # Drop low scores before the DensePose head runs, not after: its cost grows per box.
+            cfg.score_thresh_test = float(np.nextafter(self.min_score, -np.inf))  # model keeps s > thresh
 
     def _prepare(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[float, float]]:
         h, w = image.shape[:2]
