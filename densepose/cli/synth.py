@@ -47,7 +47,8 @@ def register(subparsers) -> None:
     p.add_argument("--split", type=float, default=None, help="train fraction: write train/ and val/ subfolders")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality")
-    p.add_argument("--min-dp-pixels", type=int, default=300, help="visible pixels a person needs for dp points")
+    p.add_argument("--min-dp-pixels", type=int, default=None,
+                   help="visible pixels a person needs for dp points (default 300 at 512 px, scaled by image area)")
     p.add_argument("--backgrounds", default=default_backgrounds(), help="folder of background photos ('' for none)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_generate)
@@ -73,6 +74,8 @@ def run_generate(args) -> int:
         raise UserError("densepose synth needs --out DIR and --num N")
     if args.num < 1 or args.size < 32 or args.min_people < 1 or args.workers < 1:
         raise UserError("--num, --min-people and --workers must be >= 1 and --size >= 32")
+    if args.max_people > 255:
+        raise UserError("--max-people must be <= 255 (the instance map is uint8)")
     if args.max_people < args.min_people:
         raise UserError(f"--max-people {args.max_people} is below --min-people {args.min_people}")
     if args.split is not None and not 0.0 < args.split < 1.0:
@@ -80,10 +83,11 @@ def run_generate(args) -> int:
     if args.backgrounds and not Path(args.backgrounds).is_dir():
         raise UserError(f"{args.backgrounds}: background folder not found")
     photos = list_backgrounds(args.backgrounds or None)
+    min_dp = args.min_dp_pixels if args.min_dp_pixels is not None else max(20, round(300 * (args.size / 512) ** 2))
     settings = RunSettings(num=args.num, size=args.size, seed=args.seed, max_people=args.max_people,
                            min_people=args.min_people,
                            image_format=args.format, quality=args.quality, split=args.split,
-                           min_dp_pixels=args.min_dp_pixels)
+                           min_dp_pixels=min_dp)
     n = generate(args.out, settings, photos, shard=args.shard, workers=args.workers, progress=not args.no_progress)
     print(f"rendered {n} images into {args.out}")
     return 0
