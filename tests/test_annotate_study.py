@@ -86,3 +86,15 @@ def test_study_needs_truth(tmp_path, sphere_surface):
     project = _study_project(tmp_path, sphere_surface, n_images=1)
     with pytest.raises(UserError, match="no clicks"):
         run_study(project, sphere_surface, tmp_path / "study")
+
+
+@pytest.mark.slow
+def test_study_on_anny(tmp_path, anny_surface):
+    """The real surface: part views, mirror confusion, geodesics and the heat map on Anny."""
+    project = _study_project(tmp_path, anny_surface, n_images=1)
+    res = simulate(project, "sim", anny_surface, sigma=0.01, confusion=0.0, progress=False)
+    report = run_study(project, anny_surface, tmp_path / "study")
+    assert report["clicks"] == res["clicks"] > 10
+    # a 1 cm 3D offset plus the views' pixel size: around a centimetre or two on the body
+    assert 0.3 < report["median_cm"] < 3.0, report
+    assert (tmp_path / "study" / "heatmap.png").is_file()

@@ -26,7 +26,7 @@ from densepose.annotate.importer import MAX_IMAGE_BYTES, add_image
 from densepose.annotate.study import click_point
 from densepose.annotate.views import PART_VIEWS, ViewStore, views_dir
 from densepose.errors import UserError
-from densepose.surface.parts import MASK_PART_NAMES, NUM_MASK_PARTS
+from densepose.surface.parts import CHART_COLORS, CHART_TO_MASK_PART, MASK_PART_NAMES, NUM_MASK_PARTS
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_JSON_BYTES = 1 << 20  # a step-1 label map is 87 KB of base64
@@ -170,8 +170,6 @@ def create_app(project: str | Path, surface=None) -> Starlette:
         return {"name": user["name"], "is_admin": bool(user["is_admin"])}
 
     def parts(con, user, request, _):
-        from densepose.surface.parts import CHART_COLORS, CHART_TO_MASK_PART
-
         # one representative colour per coarse part: its first chart's
         colors = [CHART_COLORS[int(np.flatnonzero(CHART_TO_MASK_PART == k)[0])].tolist() for k in range(1, NUM_MASK_PARTS + 1)]
         return {"names": list(MASK_PART_NAMES), "colors": colors}
