@@ -38,8 +38,11 @@ def main() -> None:
     photos = list_backgrounds(default_backgrounds())
     settings = RunSettings(num=args.num, size=args.size, seed=1234, max_people=args.people, min_people=args.people)
 
+    import torch
+
     from densepose.synth.scene import SynthConfig, Synthesizer
 
+    torch.set_num_threads(1)  # as in the writer's workers
     synth = Synthesizer(SynthConfig(height=args.size, width=args.size, max_people=args.people,
                                     min_people=args.people, photos=photos))
     synth.render(0, 0)  # warm caches

@@ -93,12 +93,10 @@ class Synthesizer:
 
     def __init__(self, config: SynthConfig):
         import anny
-        import torch
 
         from densepose.surface import load_surface
         from densepose.surface.anny import body_vertex_ids, load_anny_model
 
-        torch.set_num_threads(1)  # one image per process; parallelism comes from worker processes
         self.config = config
         self.model = load_anny_model()
         self.keypoints = anny.KeypointsRegressor.coco(self.model)

@@ -132,8 +132,11 @@ _WORKER = {}
 
 
 def _init_worker(settings: RunSettings, photos: list[str]) -> None:
+    import torch
+
     from densepose.synth.scene import SynthConfig, Synthesizer
 
+    torch.set_num_threads(1)  # one image at a time per process; parallelism comes from worker processes
     config = SynthConfig(height=settings.size, width=settings.size, max_people=settings.max_people,
                          min_people=settings.min_people,
                          min_dp_pixels=settings.min_dp_pixels, photos=photos)
@@ -162,12 +165,18 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
     todo = [k for k in range(i, settings.num, n) if not done(out, settings, k)]
     jobs = [(out, settings, k) for k in todo]
     if workers <= 1 or len(todo) <= 1:
-        if todo:
-            _init_worker(settings, photos)
-        bar = tqdm(total=len(todo), desc="synth", unit="img", disable=not progress)
-        for job in jobs:
-            _work(job)
-            bar.update(1)
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            if todo:
+                _init_worker(settings, photos)
+            bar = tqdm(total=len(todo), desc="synth", unit="img", disable=not progress)
+            for job in jobs:
+                _work(job)
+                bar.update(1)
+        finally:
+            torch.set_num_threads(threads)  # in-process use (tests, notebooks) gets its threads back
     else:
         bar = tqdm(total=len(todo), desc="synth", unit="img", disable=not progress)
         ctx = mp.get_context("fork")
