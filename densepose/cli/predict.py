@@ -35,8 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=1, help="images or frames per forward pass")
     p.add_argument("--min-score", type=float, default=0.5, help="keep detections scoring at least this")
-    p.add_argument("--size", type=int, default=512, help="shorter image side fed to the model (default: %(default)s)")
-    p.add_argument("--max-size", type=int, default=1333, help="cap on the longer side fed to the model")
+    p.add_argument("--size", type=int, default=None,
+                   help="shorter image side fed to the model (default: the model's test size, 512 for the light model)")
+    p.add_argument("--max-size", type=int, default=None, help="cap on the longer side fed to the model (default: the model's)")
     p.add_argument("--iuv", action="store_true", help="write <stem>_IUV.png")
     p.add_argument("--inds", action="store_true", help="write <stem>_INDS.png")
     p.add_argument("--npz", action="store_true", help="write <stem>.npz")
