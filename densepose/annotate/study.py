@@ -204,24 +204,29 @@ def collect_errors(con) -> list:
     return rows
 
 
-def heat_vertices(surface, xyz: np.ndarray, err: np.ndarray, bandwidth: float = 0.05) -> np.ndarray:
-    """Interpolate point errors (N,) at rest-pose positions xyz (N, 3) to every mesh vertex (V,).
+def heat_vertices(surface, xyz: np.ndarray, err: np.ndarray, part: np.ndarray, bandwidth: float = 0.05) -> np.ndarray:
+    """Interpolate point errors (N,) at rest-pose positions xyz (N, 3) of coarse parts ``part``
+    (N,) to every mesh vertex -> (V,).
 
-    Gaussian-kernel (Nadaraya-Watson) average over the sampled points within 3 bandwidths, in the
-    rest pose's 3D space; a vertex with no sample nearby takes its nearest sample's error.
+    Gaussian-kernel (Nadaraya-Watson) average, in the rest pose's 3D space, over the samples of the
+    vertex's own coarse part within 3 bandwidths (so the torso does not bleed into the arm beside
+    it); a vertex with none takes its part's nearest sample, or the nearest sample at all.
     """
     verts = np.asarray(surface.vertices)
-    tree = cKDTree(xyz)
-    out = np.empty(len(verts))
-    d_near, j_near = tree.query(verts)
-    neigh = tree.query_ball_point(verts, 3 * bandwidth)
-    for v, idx in enumerate(neigh):
-        if not idx:
-            out[v] = err[j_near[v]]
-            continue
-        d2 = ((xyz[idx] - verts[v]) ** 2).sum(1)
-        w = np.exp(-0.5 * d2 / bandwidth**2)
-        out[v] = (w * err[idx]).sum() / w.sum()
+    faces = np.asarray(surface.faces)
+    vpart = np.zeros(len(verts), dtype=np.int64)
+    vpart[faces.ravel()] = np.repeat(CHART_TO_MASK_PART[np.asarray(surface.face_part)], 3)
+    out = err[cKDTree(xyz).query(verts)[1]]
+    for k in np.unique(part):
+        vids = np.flatnonzero(vpart == k)
+        sel = np.flatnonzero(part == k)
+        tree = cKDTree(xyz[sel])
+        out[vids] = err[sel[tree.query(verts[vids])[1]]]
+        for v, idx in zip(vids, tree.query_ball_point(verts[vids], 3 * bandwidth)):
+            if idx:
+                d2 = ((xyz[sel[idx]] - verts[v]) ** 2).sum(1)
+                w = np.exp(-0.5 * d2 / bandwidth**2)
+                out[v] = (w * err[sel[idx]]).sum() / w.sum()
     return out
 
 
@@ -282,7 +287,7 @@ def run_study(project: str | os.PathLike, surface, out: str | os.PathLike) -> di
     report = {"clicks": int(len(errors)), "answered_points": int(n_points),
               "mean_cm": float(errors.mean() * 100), "median_cm": float(np.median(errors) * 100),
               "per_part": per_part}
-    vertex_err = heat_vertices(surface, truth_xyz, errors)
+    vertex_err = heat_vertices(surface, truth_xyz, errors, truth_part)
     vmax = float(np.percentile(vertex_err, 98)) or 1e-3
     pics = render_heat(surface, vertex_err, vmax)
     _save_png(out / "heatmap_front.png", pics["front"])
