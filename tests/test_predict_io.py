@@ -120,15 +120,31 @@ def _huge_png(path, width: int, height: int) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
 
 
-def test_huge_png_refused_from_header_without_decoding(tmp_path):
-    p = tmp_path / "huge.png"
+@pytest.fixture(scope="module")
+def huge_png(tmp_path_factory):
+    p = tmp_path_factory.mktemp("huge") / "huge.png"
     _huge_png(p, 20000, 20000)
     assert p.stat().st_size < 2_000_000
-    # Pillow's own guard would raise DecompressionBombError here; we must give a clear UserError.
+    return p
+
+
+def test_huge_png_refused_from_header_without_decoding(huge_png, monkeypatch):
+    # Pillow's own guard raises DecompressionBombError here; we must give a clear UserError instead.
     with pytest.raises(Image.DecompressionBombError):
-        Image.open(p)
-    with pytest.raises(UserError, match=r"huge.png: image is 20000x20000 \(400 megapixels\)"):
-        load_image(p)
+        Image.open(huge_png)
+    # A machine without the memory for the raster (simulated by the limit): refused before decoding.
+    with pytest.raises(UserError, match=r"huge.png: image is 20000x20000 \(400 megapixels\), above the 100-megapixel"):
+        load_image(huge_png, max_decode_pixels=100_000_000)
+    monkeypatch.setenv("DENSEPOSE_MAX_DECODE_PIXELS", "5e7")
+    with pytest.raises(UserError, match="above the 50-megapixel limit"):
+        load_image(huge_png)
+
+
+@pytest.mark.slow
+def test_huge_png_downscaled_when_memory_allows(huge_png):
+    """~15 s and ~1 GB: the 400-megapixel raster is decoded once, then reduced to 4096 px."""
+    rgb, notes = load_image(huge_png, max_decode_pixels=500_000_000)
+    assert rgb.shape == (4096, 4096, 3) and notes == ["downscaled from 20000x20000 to 4096x4096"]
 
 
 def test_moderate_png_decoded_then_downscaled(tmp_path):

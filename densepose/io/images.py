@@ -4,8 +4,9 @@ Decoding rules (`load_image`):
 - 0-byte, non-image, unreadable and truncated files raise `UserError` naming the file.
 - The size is read from the header *before* decoding. JPEGs larger than ``max_side`` are decoded
   at a reduced DCT scale (``Image.draft``), so a 20000x20000 JPEG never needs its full-size buffer.
-  Other formats above ``max_decode_pixels`` are refused with a clear message (decoding them would
-  need the whole raster in memory); smaller ones are decoded and then downscaled.
+  Other formats need their whole raster in memory: they are decoded and then downscaled when the
+  raster (with a working copy) fits in half the available memory (or under ``max_decode_pixels``
+  / ``$DENSEPOSE_MAX_DECODE_PIXELS`` when set), and refused with a clear message otherwise.
   Pillow's decompression-bomb guard is replaced by these explicit limits.
 - EXIF orientation is applied (``ImageOps.exif_transpose``).
 - Modes: grayscale and palette are expanded to RGB; alpha (RGBA, LA, PA, palette transparency) is
@@ -32,8 +33,25 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".m
 
 #: Longest side kept after decoding; larger images are downscaled (with a note) before inference.
 DEFAULT_MAX_SIDE = 4096
-#: Non-JPEG images with more pixels than this are refused instead of decoded (memory safety).
-DEFAULT_MAX_DECODE_PIXELS = 120_000_000
+_BYTES_PER_SAMPLE = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
+
+
+def _decode_budget_pixels(mode: str) -> int:
+    """How many pixels of ``mode`` we dare decode: env override, else half the available memory
+    for the raster plus one converted RGB copy."""
+    env = os.environ.get("DENSEPOSE_MAX_DECODE_PIXELS")
+    if env:
+        return int(float(env))
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume 4 GB
+        available = 4 << 30
+    try:
+        bands = Image.getmodebands(mode)
+    except (KeyError, ValueError):
+        bands = 4
+    per_pixel = bands * _BYTES_PER_SAMPLE.get(mode, 1) + 3
+    return int(available * 0.5 / per_pixel)
 
 _BOMB_LOCK = threading.Lock()
 
@@ -123,7 +141,7 @@ def _open_without_bomb_guard(path: Path) -> Image.Image:
 def load_image(
     path: str | os.PathLike,
     max_side: int = DEFAULT_MAX_SIDE,
-    max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS,
+    max_decode_pixels: int | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Read an image file as RGB uint8 (H, W, 3). Returns the array and human-readable notes
     (e.g. "downscaled from 20000x20000 to 4096x4096"). Raises `UserError` for unusable files."""
@@ -155,11 +173,11 @@ def load_image(
                 # DCT-domain downscale: decodes at 1/2, 1/4 or 1/8 scale without the full raster.
                 scale = max_side / max(width, height)
                 im.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
-            elif width * height > max_decode_pixels:
+            elif width * height > (limit := max_decode_pixels or _decode_budget_pixels(im.mode)):
                 raise UserError(
                     f"{path}: image is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the "
-                    f"{max_decode_pixels / 1e6:.0f}-megapixel limit for decoding {im.format or 'this format'} "
-                    "safely; downscale it first (JPEGs of any size are accepted)"
+                    f"{limit / 1e6:.0f}-megapixel limit for decoding {im.format or 'this format'} safely in "
+                    "the available memory; downscale it first (JPEGs of any size are accepted)"
                 )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
