@@ -75,6 +75,10 @@ def _compute_rest_directions(model) -> dict[str, np.ndarray]:
         dirs[f"shin.{s}"] = direction(f"lowerleg01.{s}", f"foot.{s}")
         dirs[f"upperarm.{s}"] = direction(f"upperarm01.{s}", f"lowerarm01.{s}")
         dirs[f"forearm.{s}"] = direction(f"lowerarm01.{s}", f"wrist.{s}")
+        for f in range(1, 6):
+            for j in (1, 2):
+                dirs[f"finger{f}-{j}.{s}"] = direction(f"finger{f}-{j}.{s}", f"finger{f}-{j + 1}.{s}")
+            dirs[f"finger{f}-3.{s}"] = dirs[f"finger{f}-2.{s}"]
     dirs["spine"] = direction("spine05", "spine01")
     dirs["neck"] = direction("neck01", "head")
     return dirs
@@ -104,6 +108,7 @@ def sample_angles(rng: np.random.Generator, family: str, weight: float = 0.5) ->
             f"knee_{s}": _u(rng, 0, 12),
             f"sh_raise_{s}": _u(rng, -30 + 35 * max(0.0, weight - 0.4), 25), f"sh_flex_{s}": _u(rng, -15, 35), f"sh_twist_{s}": _u(rng, -25, 25),
             f"elbow_{s}": _u(rng, 0, 60),
+            f"curl_{s}": _u(rng, 0, 1) ** 0.7,  # 0 open hand .. 1 loose fist
         })
     if family == "standing":
         if rng.random() < 0.3:  # weight on one leg
@@ -202,6 +207,12 @@ def angles_to_rotations(a: dict[str, float], dirs: dict[str, np.ndarray]) -> dic
         )
         # Elbow flexion turns the forearm towards the front, about the axis across the upper arm.
         rot[f"lowerarm01.{s}"] = swing(upper, FORWARD, a[f"elbow_{s}"])
+        # Fingers curl towards the palm, which faces the thigh in the rest A-pose (medial: -X for L).
+        palm = -out
+        curl = a[f"curl_{s}"]
+        for f in range(1, 6):
+            for j, deg in zip((1, 2, 3), (15, 25, 15) if f == 1 else (45, 65, 40)):
+                rot[f"finger{f}-{j}.{s}"] = swing(dirs[f"finger{f}-{j}.{s}"], palm, deg * curl)
     return rot
 
 
