@@ -145,6 +145,7 @@ def evaluate(gt, results, surface, kappa: str = "per-part", exact: bool = False,
         out["timing_s"] = {k: round(v, 4) for k, v in scorer.timing.items()}
         out["pointwise"] = scorer.pointwise()
         out["counts"]["pairs"] = scorer.num_pairs
+        out["counts"]["pairs_overlapping"] = scorer.num_pairs_overlapping
         out["counts"]["points"] = scorer.num_points_scored
     else:
         warnings["results carry no uv_data: DensePose metrics skipped"] += 1
@@ -303,6 +304,7 @@ class _PairScorer:
         self.pointwise_gt = 0
         self.pointwise_matched = 0
         self.num_pairs = 0
+        self.num_pairs_overlapping = 0  # pairs with at least one GT point inside the detection box
         self.num_points_scored = 0
         self.timing = Counter()  # seconds: decode, masks, gather, geodesic
 
@@ -381,6 +383,9 @@ class _PairScorer:
         dw = np.trunc(box[:, 2:3]).astype(np.int64)
         dh = np.trunc(box[:, 3:4]).astype(np.int64)
         inside = (px >= 0) & (px < dw) & (py >= 0) & (py < dh)
+        starts = np.r_[0, np.cumsum(npts)[:-1]][np.asarray(npts) > 0]
+        if len(starts):
+            self.num_pairs_overlapping += int(np.logical_or.reduceat(inside, starts, axis=1).sum())
         hw = dets.uv_hw[cell.dets]
         plane = hw[:, 0] * hw[:, 1]
         flat = np.concatenate([a.reshape(-1) for a in iuvs])
