@@ -145,6 +145,11 @@ def test_video_predict_with_smoothing(tmp_path, fake_model):
         assert z["track_ids"].tolist() == [1, 2] and int(z["frame_index"]) == 5  # same people tracked
     records = json.loads((out / "clip_results.json").read_text())
     assert sorted({r["image_id"] for r in records}) == [1, 2, 3, 4, 5, 6]
+    out2 = tmp_path / "out2"
+    rc = main(["predict", str(clip), "--out", str(out2), "--model", fake_model, "--every", "2", "--max-frames", "2",
+               "--no-frame-outputs", "--video-vis", "contours", "--quiet"])
+    assert rc == 0 and sorted(p.name for p in out2.iterdir()) == ["clip_contours.mp4"]
+    assert _count_frames(out2 / "clip_contours.mp4") == 2
 
 
 def test_video_broken_midway_keeps_decoded_frames(tmp_path, fake_model, capsys):
@@ -209,3 +214,23 @@ def test_api_load_real_model(tiny_model_file, tmp_path, one_thread):
     bad.write_bytes(b"garbage")
     with pytest.raises(UserError, match="not a readable model checkpoint"):
         densepose.api.load(bad)
+
+
+@pytest.mark.slow
+def test_predict_with_random_light_model(tmp_path, one_thread):
+    """The light preset end to end (random weights: whatever it detects must be well-formed)."""
+    from densepose.evaluation.results import load_results
+    from densepose.modeling import DensePoseRCNN, light_config
+
+    torch.manual_seed(0)
+    cfg = light_config()
+    model_path = tmp_path / "light.pt"
+    torch.save({"config": cfg.to_dict(), "model": DensePoseRCNN(cfg).state_dict()}, model_path)
+    inp = _images(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    rc = main(["predict", str(inp), "--out", str(out), "--model", str(model_path), "--json", "--iuv", "--npz",
+               "--min-score", "0.5", "--quiet"])
+    assert rc == 0
+    dets = load_results(out / "results.json")  # the evaluator's reader accepts it
+    with np.load(out / "000000000785.npz") as z:
+        assert len(z["scores"]) == len(dets.score) and (z["scores"] >= 0.5).all()
