@@ -94,6 +94,15 @@ def test_auth_and_ownership(env):
     assert client.post(f"/api/points/{q}/click", json={"view": "front", "px": 1, "py": 1}, headers=hdr["alice"]).status_code == 403
     assert client.post(f"/api/persons/{pb}/undo", headers=hdr["alice"]).status_code == 403
     assert client.get("/api/persons/999", headers=hdr["alice"]).status_code == 404
+    # an admin can hand bob's task to alice; the work done so far stays
+    assert client.post(f"/api/admin/persons/{pb}/release", headers=hdr["bob"]).status_code == 403
+    assert client.post(f"/api/admin/persons/{pb}/release", headers=hdr["admin"]).status_code == 200
+    assert client.get(f"/api/persons/{pb}", headers=hdr["bob"]).status_code == 403
+    client.put(f"/api/persons/{ta['person_id']}/parts", json={"labels": b64(np.zeros((256, 256)))}, headers=hdr["alice"])
+    t = client.post("/api/tasks/next", headers=hdr["alice"]).json()  # alice's own is done (empty) -> bob's
+    assert t["person_id"] == pb and t["stage"] == "points" and len(t["points"]) == len(task["points"])
+    ann = {a["id"]: a for a in client.get("/api/admin/export", headers=hdr["admin"]).json()["annotations"]}
+    assert "dp_x" not in ann[ta["person_id"]] and len(ann[ta["person_id"]]["dp_masks"]) == 14
 
 
 def test_both_steps_and_export_round_trip(env):

@@ -248,6 +248,10 @@ def create_app(project: str | Path, surface=None) -> Starlette:
             image_id = add_image(con, project, name, data)
         return {"image_id": image_id}
 
+    def release(con, user, request, _):
+        tasks.release(con, user, _int(request.path_params["pid"], "person"))
+        return {"released": True}
+
     def export(con, user, request, _):
         return export_coco(con)
 
@@ -279,6 +283,7 @@ def create_app(project: str | Path, surface=None) -> Starlette:
         Route("/api/views/{part}/{name}.png", endpoint(view_png)),
         Route("/api/admin/images", endpoint(upload_image, admin=True, body="raw"), methods=["POST"]),
         Route("/api/admin/export", endpoint(export, admin=True)),
+        Route("/api/admin/persons/{pid}/release", endpoint(release, admin=True), methods=["POST"]),
         Route("/api/admin/progress", endpoint(progress, admin=True)),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

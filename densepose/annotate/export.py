@@ -2,7 +2,7 @@
 
 Every image and person box is written; the DensePose fields (``dp_x``, ``dp_y``, ``dp_I``,
 ``dp_U``, ``dp_V``, ``dp_masks``) only for persons whose two steps are finished. Skipped points are
-left out. ``file_name`` is relative to ``PROJECT/images``, the ``--image-root`` to use.
+left out; a finished person whose points were all skipped keeps ``dp_masks`` alone. ``file_name`` is relative to ``PROJECT/images``, the ``--image-root`` to use.
 """
 from __future__ import annotations
 
@@ -36,12 +36,15 @@ def export_coco(con: sqlite3.Connection) -> dict:
                 ann[key] = extra[key]
         if p["stage"] == "done" and p["dp_masks"]:
             pts = con.execute("SELECT * FROM points WHERE person_id=? AND status='done' ORDER BY idx", (p["id"],)).fetchall()
+            ann["dp_masks"] = json.loads(p["dp_masks"])
+            if not pts:  # parts but every point skipped: no point fields (evaluators ignore such people)
+                anns.append(ann)
+                continue
             ann["dp_x"] = [q["x"] for q in pts]
             ann["dp_y"] = [q["y"] for q in pts]
             ann["dp_I"] = [q["I"] for q in pts]
             ann["dp_U"] = [min(max(q["U"], 0.0), 1.0) for q in pts]
             ann["dp_V"] = [min(max(q["V"], 0.0), 1.0) for q in pts]
-            ann["dp_masks"] = json.loads(p["dp_masks"])
         anns.append(ann)
     categories = [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(KEYPOINT_NAMES),
                    "skeleton": COCO_SKELETON}]

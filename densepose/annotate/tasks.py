@@ -258,3 +258,12 @@ def reopen_parts(con: sqlite3.Connection, user: sqlite3.Row, person_id: int) -> 
         if con.execute("SELECT 1 FROM points WHERE person_id=? AND status!='todo'", (person_id,)).fetchone():
             raise Conflict(f"person {person_id} already has answered points; undo them first")
         con.execute("UPDATE persons SET stage='parts' WHERE id=?", (person_id,))
+
+
+def release(con: sqlite3.Connection, user: sqlite3.Row, person_id: int) -> None:
+    """Admin: give a person task back to the pool (its work so far stays), e.g. for another annotator."""
+    if not user["is_admin"]:
+        raise Forbidden("releasing a task needs an admin token")
+    with db.transaction(con):
+        if con.execute("UPDATE persons SET owner=NULL WHERE id=?", (person_id,)).rowcount == 0:
+            raise NotFound(f"no person {person_id}")

@@ -429,9 +429,22 @@ async function clickView(view, px, py) {
   state.busy = true;
   try {
     const r = await api("POST", "/api/points/" + p.id + "/click", { view, px, py });
+    markClick(view, px, py);
     say("placed on " + (r.I ? "chart " + r.I : "") + " (U " + r.U.toFixed(2) + ", V " + r.V.toFixed(2) + ")");
     await refreshTask();
   } catch (e) { say(e.message, true); } finally { state.busy = false; }
+}
+
+// a dot where the last click landed, so the annotator sees what was recorded
+function markClick(view, px, py) {
+  for (const m of document.querySelectorAll(".click-mark")) m.remove();
+  const img = $("view-" + view);
+  if (!img) return;
+  const m = document.createElement("span");
+  m.className = "click-mark";
+  m.style.left = (img.offsetLeft + px * img.clientWidth / img.naturalWidth) + "px";
+  m.style.top = (img.offsetTop + py * img.clientHeight / img.naturalHeight) + "px";
+  img.parentElement.append(m);
 }
 
 async function skipPoint() {
