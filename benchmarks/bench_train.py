@@ -81,11 +81,12 @@ def bench(args) -> None:
     from densepose.data.dataset import DensePoseDataset, build_train_loader, to_device
     from densepose.data.transforms import AugmentConfig, TrainTransform
     from densepose.engine.config import load_config
-    from densepose.engine.solver import build_optimizer
+    from densepose.engine.solver import build_optimizer, lr_factor, set_lr
     from densepose.modeling import DensePoseRCNN
 
     torch.set_num_threads(args.threads)
-    cfg = load_config(None, [f"model_preset={args.preset}"])
+    # The solver of the shipped config (AdamW, warmup, clipping): plain SGD at 0.01 diverges from scratch.
+    cfg = load_config(args.config, [f"model_preset={args.preset}"])
     model = DensePoseRCNN(cfg.model).train()
     optimizer = build_optimizer(model, cfg.solver)
     surface = None
@@ -103,10 +104,13 @@ def bench(args) -> None:
         t0 = time.perf_counter()
         images, targets = next(it)
         t1 = time.perf_counter()
+        set_lr(optimizer, cfg.solver.base_lr * lr_factor(i, cfg.solver))
         losses = model(to_device(images, "cpu"), to_device(targets, "cpu"))
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.solver.clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.solver.clip_grad_norm)
         optimizer.step()
         t2 = time.perf_counter()
         if i > 0:  # iteration 0 is the warm-up
@@ -114,6 +118,7 @@ def bench(args) -> None:
             data_times.append(t1 - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     per_iter = float(np.mean(times))
+    print(f"solver             : {cfg.solver.optimizer} lr {cfg.solver.base_lr} (warmup {cfg.solver.warmup_iters}), clip {cfg.solver.clip_grad_norm}")
     print(f"model preset       : {args.preset} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters), "
           f"train sizes {cfg.model.min_size_train} / max {cfg.model.max_size}")
     print(f"data               : {len(ds)} images {args.size[1]}x{args.size[0]} ({args.source}), batch {args.batch}, "
@@ -129,6 +134,8 @@ def bench(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="light", choices=["light", "tiny", "r50_fpn"])
+    parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "light_synth.yaml"),
+                        help="config whose solver settings are used")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--size", type=int, nargs=2, default=[384, 512], metavar=("H", "W"))
     parser.add_argument("--iters", type=int, default=5)
