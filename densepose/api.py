@@ -112,15 +112,13 @@ def compose(results: list[PersonResult], height: int, width: int) -> tuple[np.nd
 
     ``inds`` is the instance index: 0 background, k = the k-th result by descending score (1 = best).
     Where boxes overlap, the higher-scoring person's body pixels win; a person's background pixels
-    never overwrite another's body.
+    never overwrite another's body. Only the 255 best people fit in uint8 INDS; others are left out.
     """
     labels = np.zeros((height, width), np.uint8)
     u = np.zeros((height, width), np.float32)
     v = np.zeros((height, width), np.float32)
     inds = np.zeros((height, width), np.uint8)
-    order = np.argsort([-r.score for r in results], kind="stable")
-    if len(order) > 255:
-        raise ValueError("INDS maps hold at most 255 people per image")
+    order = np.argsort([-r.score for r in results], kind="stable")[:255]
     # Paint the lowest score first so the best person ends on top.
     for rank in range(len(order) - 1, -1, -1):
         r = results[order[rank]]

@@ -405,7 +405,7 @@ def run_predict(
             continue
         try:
             batch_results = predictor.predict_batch([im for _, im in loaded])
-        except (RuntimeError, MemoryError) as exc:
+        except (RuntimeError, MemoryError, ValueError) as exc:
             for path, _ in loaded:
                 fail(path, f"inference failed ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
             bar.update(len(loaded))
