@@ -183,6 +183,15 @@ def test_both_steps_and_export_round_trip(env):
     counts = export_project(project, project.parent / "out.json")
     assert counts["annotated"] == 1 and counts["points"] == len(pts) - 1
     assert parse_coco(json.loads((project.parent / "out.json").read_text())).num_people() == 2
+    # ... and the training dataset reads it with PROJECT/images as the image root
+    from densepose.data.dataset import DensePoseDataset
+
+    dataset = DensePoseDataset(project / "images", project.parent / "out.json")
+    k = dataset.coco.image_ids.index(ann["image_id"])
+    image, target = dataset[k]
+    assert tuple(image.shape) == (3, img["height"], img["width"])
+    dp = next(d for d in target["dp"] if d is not None)
+    assert np.array_equal(np.asarray(dp["mask"]), labels) and len(dp["I"]) == len(pts) - 1
 
 
 def test_boxes_step_for_folder_images(tmp_path):
