@@ -206,9 +206,12 @@ def photo_background(rng: np.random.Generator, path: str, height: int, width: in
     return np.array(_colour_jitter(rng, out))
 
 
-def procedural_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def procedural_background(rng: np.random.Generator, height: int, width: int,
+                          floor_line: np.ndarray | None = None) -> np.ndarray:
     """A wall above a floor, a smooth noise texture or tiles, (H, W, 3) uint8.
 
+    ``floor_line`` (2, 2): two pixel points (x, y) of the wall's base as the camera sees it, so
+    the floor lies where the people stand; without it the line is random and horizontal.
     Smooth kinds are drawn at a quarter of the size and upsampled (they have no fine detail).
     """
     c1, c2, c3 = (_random_cloth_colour(rng) for _ in range(3))
@@ -218,9 +221,14 @@ def procedural_background(rng: np.random.Generator, height: int, width: int) -> 
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     yy /= h
     xx /= w
-    if kind == 0:  # wall above a floor at a random horizon
-        horizon = rng.uniform(0.3, 0.8)
-        t = np.clip((yy - horizon) * 40, 0, 1)[..., None]
+    if kind == 0:  # wall above a floor
+        if floor_line is None:
+            below = yy - rng.uniform(0.3, 0.8)
+        else:  # signed distance (in image heights) below the line through the two points
+            (ax, ay), (bx, by) = floor_line
+            dx, dy = (bx - ax) / width, (by - ay) / height
+            below = ((xx - ax / width) * dy - (yy - ay / height) * dx) / -(np.hypot(dx, dy) + 1e-9)
+        t = np.clip(below * 40, 0, 1)[..., None]
         img = c1 * (1 - 0.3 * yy[..., None]) * (1 - t) + c2 * (0.7 + 0.3 * yy[..., None]) * t
     elif kind == 1:  # smooth noise, several octaves of random plane waves
         v = np.zeros_like(xx)
@@ -244,11 +252,12 @@ def procedural_background(rng: np.random.Generator, height: int, width: int) -> 
     return np.array(img.resize((width, height), Image.BILINEAR if kind < 2 else Image.NEAREST))
 
 
-def background(rng: np.random.Generator, photos: list[str], height: int, width: int) -> np.ndarray:
+def background(rng: np.random.Generator, photos: list[str], height: int, width: int,
+               floor_line: np.ndarray | None = None) -> np.ndarray:
     """A photo crop (60 % when photos exist) or a procedural texture, (H, W, 3) uint8."""
     if photos and rng.random() < 0.6:
         return photo_background(rng, photos[int(rng.integers(len(photos)))], height, width)
-    return procedural_background(rng, height, width)
+    return procedural_background(rng, height, width, floor_line)
 
 
 def ground_shadow(rgb: np.ndarray, centre: np.ndarray, radius: float, K: np.ndarray, R: np.ndarray, C: np.ndarray,

@@ -215,7 +215,7 @@ class Synthesizer:
         colour = appearance.shade(colour, normals, light, ambient, tint)
         clock("appearance + shading")
 
-        rgb = appearance.background(rng, cfg.photos, H, W)
+        rgb = appearance.background(rng, cfg.photos, H, W, self._floor_line(rng, K, R, C, spots))
         for x, y, radius in spots:  # soft contact shadows so people stand on the ground
             appearance.ground_shadow(rgb, np.array([x, y, 0.0]), radius, K, R, C, strength=rng.uniform(0.25, 0.6))
         rgb = rgb.reshape(-1, 3)
@@ -247,6 +247,16 @@ class Synthesizer:
             people.append(ann)
         clock("annotations")
         return Sample(rgb, instance, I, U, V, people)
+
+    @staticmethod
+    def _floor_line(rng: np.random.Generator, K, R, C, spots) -> np.ndarray | None:
+        """Pixel points (2, 2) of a wall's base behind the people (None if it is not in front)."""
+        far = max([y for _, y, _ in spots], default=3.0) * rng.uniform(1.2, 2.5)
+        ends = np.array([[-50.0, far, 0.0], [50.0, far, 0.0]])
+        cam = (ends - C) @ R.T
+        if (cam[:, 2] < 0.1).any():
+            return None
+        return cam[:, :2] / cam[:, 2:] @ K[:2, :2].T + K[:2, 2]
 
     def _pixel_normals(self, cam_v, k_pix, corners, b_pix) -> np.ndarray:
         """Interpolated unit vertex normals (N, 3) float32 in camera coordinates."""
