@@ -1,7 +1,6 @@
 """TrainConfig: YAML loading, typed key.sub=value overrides, helpful errors; schedules."""
 from __future__ import annotations
 
-import math
 
 import pytest
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import random
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import random
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
