@@ -153,7 +153,8 @@ class Synthesizer:
             v = v @ Rz.T
             kp = kp @ Rz.T
             lift = -v[:, 2].min()
-            radius = min(0.6, np.sqrt((v[:, 0] ** 2 + v[:, 1] ** 2).max()) * 0.75)
+            # Horizontal reach around the pelvis: discs of two people never overlap, so bodies do not intersect.
+            radius = np.sqrt((v[:, 0] ** 2 + v[:, 1] ** 2).max())
             for _ in range(30):
                 depth = D * rng.uniform(0.8, 1.4)
                 u = rng.uniform(-0.1, 1.1) * W
