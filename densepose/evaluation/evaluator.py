@@ -386,17 +386,21 @@ class _PairScorer:
         starts = np.r_[0, np.cumsum(npts)[:-1]][np.asarray(npts) > 0]
         if len(starts):
             self.num_pairs_overlapping += int(np.logical_or.reduceat(inside, starts, axis=1).sum())
-        hw = dets.uv_hw[cell.dets]
-        plane = hw[:, 0] * hw[:, 1]
-        flat = np.concatenate([a.reshape(-1) for a in iuvs])
-        base = np.concatenate([[0], np.cumsum(3 * plane)[:-1]])
-        d_idx, p_idx = np.nonzero(inside)
-        pix = base[d_idx] + py[d_idx, p_idx] * hw[d_idx, 1] + px[d_idx, p_idx]
-        I = flat[pix].astype(np.int64)
-        fg = I > 0
-        d_idx, p_idx, pix, I = d_idx[fg], p_idx[fg], pix[fg], I[fg]
-        U = flat[pix + plane[d_idx]].astype(np.int64)
-        V = flat[pix + 2 * plane[d_idx]].astype(np.int64)
+        # Read each detection's array in place (no copy); most far detections have no point inside.
+        parts_d, parts_p, parts_iuv = [], [], []
+        for d in np.flatnonzero(inside.any(axis=1)):
+            p = np.flatnonzero(inside[d])
+            flat = iuvs[d].reshape(3, -1)
+            vals = flat[:, py[d, p] * iuvs[d].shape[2] + px[d, p]]  # (3, n) I, U*255, V*255
+            fg = vals[0] > 0
+            parts_d.append(np.full(int(fg.sum()), d, dtype=np.int64))
+            parts_p.append(p[fg])
+            parts_iuv.append(vals[:, fg].astype(np.int64))
+        if parts_d:
+            d_idx, p_idx = np.concatenate(parts_d), np.concatenate(parts_p)
+            I, U, V = np.concatenate(parts_iuv, axis=1)
+        else:
+            d_idx = p_idx = I = U = V = np.zeros(0, dtype=np.int64)
 
         pair0 = len(chunk.pair_cell)
         for d in range(D):
