@@ -48,7 +48,7 @@ def main() -> None:
     surface = load_surface("anny")
     surface.geodesics  # noqa: B018  (built on first use)
     print(f"load anny surface + geodesics: {time.perf_counter() - t:.1f} s")
-    store = ViewStore(views_dir(project, surface.name), lambda: surface)
+    store = ViewStore(views_dir(project, surface), lambda: surface)
     t = time.perf_counter()
     n_views = sum(len(store.views(k)) for k in range(1, 15))
     print(f"render part views (cold): {n_views} views of 14 parts in {time.perf_counter() - t:.2f} s")

@@ -141,7 +141,7 @@ def test_both_steps_and_export_round_trip(env):
     r = client.post(f"/api/points/{p0['id']}/click", json={"view": "front", "px": w / 2, "py": w / 2}, headers=h).json()
     from densepose.annotate.views import ViewStore, views_dir
 
-    v = ViewStore(views_dir(project, surface.name), lambda: surface).view(p0["part"], "front")
+    v = ViewStore(views_dir(project, surface), lambda: surface).view(p0["part"], "front")
     face = v.face[int(w / 2), int(w / 2)]
     I, uv = surface.iuv_from_points(np.array([face]), v.bary[int(w / 2), int(w / 2)][None].astype(float))
     assert r["I"] == I[0] and abs(r["U"] - uv[0, 0]) < 1e-6 and abs(r["V"] - uv[0, 1]) < 1e-6
@@ -155,7 +155,7 @@ def test_both_steps_and_export_round_trip(env):
     client.post(f"/api/points/{pts[1]['id']}/skip", headers=h)
     # repainting is refused once points are answered
     assert client.put(f"/api/persons/{pid}/parts", json={"labels": b64(labels)}, headers=h).status_code == 409
-    store = ViewStore(views_dir(project, surface.name), lambda: surface)
+    store = ViewStore(views_dir(project, surface), lambda: surface)
     for p in pts[2:]:
         vw = client.get(f"/api/views/{p['part']}", headers=h).json()["views"][0]
         ys, xs = np.nonzero(store.view(p["part"], vw["name"]).face >= 0)  # a pixel on the body

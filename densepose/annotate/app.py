@@ -123,11 +123,14 @@ def create_app(project: str | Path, surface=None) -> Starlette:
 
     store_box: list = [None]
 
+    store_lock = threading.Lock()
+
     def get_store() -> ViewStore:
-        if store_box[0] is None:
-            name = surface_box[0].name if surface_box[0] is not None else db.get_meta(get_con(), "surface", "anny")
-            store_box[0] = ViewStore(views_dir(project, name), get_surface)
-        return store_box[0]
+        surface = get_surface()
+        with store_lock:
+            if store_box[0] is None:
+                store_box[0] = ViewStore(views_dir(project, surface), lambda: surface)
+            return store_box[0]
 
     def endpoint(fn, admin: bool = False, body: str | None = None):
         """Wrap ``fn(con, user, request, payload)`` (run in a worker thread) with auth and errors.

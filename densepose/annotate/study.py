@@ -136,7 +136,7 @@ def simulate(project: str | os.PathLike, user_name: str, surface, sigma: float =
     except UserError:
         con.close()
         raise
-    store = ViewStore(views_dir(project, surface.name), lambda: surface)
+    store = ViewStore(views_dir(project, surface), lambda: surface)
     sim = SimulatedAnnotator(surface, store, sigma=sigma, confusion=confusion, seed=seed)
     n_persons = n_clicks = n_skips = 0
     total = con.execute("SELECT COUNT(*) FROM persons WHERE stage!='done'").fetchone()[0]

@@ -10,6 +10,7 @@ Views depend only on the surface, so they are rendered once per project and kept
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 from dataclasses import dataclass
@@ -197,6 +198,13 @@ class ViewStore:
         return views
 
 
-def views_dir(project: Path, surface_name: str) -> Path:
-    """Where a project keeps the rendered views of one surface (versioned: old pictures are not reused)."""
-    return Path(project) / "views" / f"{surface_name}-v{VIEWS_VERSION}"
+def views_dir(project: Path, surface) -> Path:
+    """Where a project keeps the rendered views of ``surface``.
+
+    The folder name carries a fingerprint of the mesh and its charts: pixels store face ids, so
+    views rendered from another version of the surface must never be reused.
+    """
+    h = hashlib.sha1()
+    for arr in (surface.faces, surface.face_part, surface.vertices):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return Path(project) / "views" / f"{surface.name}-v{VIEWS_VERSION}-{h.hexdigest()[:12]}"
