@@ -36,3 +36,14 @@ def test_train_cli_bad_data(tmp_path, capsys):
     assert "annotations.json: annotation #0 (id 1): dp_I must be integers in 1..24" in err
     assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml: config file not found" in capsys.readouterr().err
+
+
+def test_dataset_folder_finds_split(tmp_path):
+    from densepose.engine.train import dataset_folder
+    from densepose.errors import UserError
+
+    make_tiny_coco(tmp_path / "d" / "train", n_images=1)
+    assert dataset_folder(tmp_path / "d", "annotations.json", "train") == tmp_path / "d" / "train"
+    assert dataset_folder(tmp_path / "d" / "train", "annotations.json", "train") == tmp_path / "d" / "train"
+    with pytest.raises(UserError, match="no annotations.json here nor in"):
+        dataset_folder(tmp_path / "d", "annotations.json", "val")

@@ -104,6 +104,10 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
             raise UserError(f"{last}: was written with {state['data']['world_size']} processes x "
                             f"{state['data']['ims_per_batch']} images; resume with the same setting")
         log.info("resumed from %s at iteration %d", last, start_iter)
+        changed = sorted(k for k, v in flatten_config(config_to_dict(cfg)).items()
+                         if flatten_config(state.get("config", {})).get(k, v) != v)
+        if changed:  # legitimate (e.g. a longer max_iter) but the run is then no longer "exact"
+            log.warning("resumed with settings that differ from the checkpoint's: %s", ", ".join(changed))
     elif resume:
         log.info("--resume: no checkpoint in %s, starting from scratch", run_dir)
 
@@ -203,7 +207,9 @@ def build_train_dataset(cfg: TrainConfig) -> DensePoseDataset:
     d = cfg.data
     if not d.root:
         raise UserError("no training data: pass --data DIR (or set data.root)")
-    root = Path(d.root)
+    root = dataset_folder(Path(d.root), d.annotations, "train")
+    if not d.val_root and (Path(d.root) / "val" / d.annotations).is_file():
+        log.info("found %s; pass data.val_root=%s to evaluate on it", Path(d.root) / "val", Path(d.root) / "val")
     surface = None
     if d.flip_prob > 0:
         from densepose.surface import load_surface
@@ -211,6 +217,15 @@ def build_train_dataset(cfg: TrainConfig) -> DensePoseDataset:
         surface = load_surface(d.surface)
     aug = AugmentConfig(d.min_sizes, d.max_size, d.flip_prob, d.brightness, d.contrast, d.saturation, d.hue)
     return DensePoseDataset(root / d.images, root / d.annotations, TrainTransform(aug, surface), d.skip_empty, d.with_masks)
+
+
+def dataset_folder(root: Path, annotations: str, split: str) -> Path:
+    """``root`` if it holds the annotation file, else ``root/<split>`` (``densepose synth`` with a split)."""
+    if (root / annotations).is_file():
+        return root
+    if (root / split / annotations).is_file():
+        return root / split
+    raise UserError(f"{root}: no {annotations} here nor in {root / split}")
 
 
 def default_evaluator(cfg: TrainConfig, device: torch.device) -> EvalFn | None:
@@ -224,7 +239,7 @@ def default_evaluator(cfg: TrainConfig, device: torch.device) -> EvalFn | None:
     except ImportError:
         log.warning("densepose.evaluation.evaluate_model is not available: skipping periodic evaluation")
         return None
-    root = Path(cfg.data.val_root)
+    root = dataset_folder(Path(cfg.data.val_root), cfg.data.annotations, "val")
     offered = {"image_dir": root / cfg.data.images, "annotations": root / cfg.data.annotations,
                "surface": cfg.data.surface, "device": device, "progress": False,
                "max_images": cfg.data.val_max_images or None}
@@ -277,6 +292,17 @@ def _save(cfg, run_dir: Path, it: int, model, optimizer, scaler, sampler, info: 
             for old in sorted(run_dir.glob("model_*.pt"))[: -cfg.keep_checkpoints]:
                 old.unlink()
     barrier(info)
+
+
+def flatten_config(d: dict, prefix: str = "") -> dict:
+    """Nested config dict -> ``{"a.b": value}``."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten_config(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
 
 
 def _pick_device(name: str) -> torch.device:
