@@ -155,9 +155,7 @@ def person_annotation(
     count = np.bincount(pp, minlength=NUM_MASK_PARTS + 1)[1:]
     k = np.where(count > 0, np.clip(np.round(POINTS_PER_PERSON * count / len(pp)), 1, MAX_POINTS_PER_PART), 0)
     chosen = kmeans_pixels(rng, np.column_stack([px, py]), pp - 1, k.astype(np.int64))
-    sel_y, sel_x = [py[chosen]], [px[chosen]]
-    cy = np.concatenate(sel_y)
-    cx = np.concatenate(sel_x)
+    cy, cx = py[chosen], px[chosen]
     gy, gx = cy + y0, cx + x0
     ann["dp_x"] = np.round((cx + 0.5) * DP_MASK_SIZE / bw, 3).tolist()
     ann["dp_y"] = np.round((cy + 0.5) * DP_MASK_SIZE / bh, 3).tolist()
