@@ -234,3 +234,16 @@ def test_predict_with_random_light_model(tmp_path, one_thread):
     dets = load_results(out / "results.json")  # the evaluator's reader accepts it
     with np.load(out / "000000000785.npz") as z:
         assert len(z["scores"]) == len(dets.score) and (z["scores"] >= 0.5).all()
+
+
+def test_image_ids_from_coco_json(tmp_path, fake_model):
+    inp = _images(tmp_path / "in")
+    ann = tmp_path / "annotations.json"
+    ann.write_text(json.dumps({"images": [{"id": 42, "file_name": "val/second.png"}], "annotations": []}))
+    out = tmp_path / "out"
+    rc = main(["predict", str(inp), "--out", str(out), "--model", fake_model, "--json", "--coco-json", str(ann),
+               "--min-score", "0.3", "--quiet"])
+    assert rc == 0
+    ids = {r["file_name"]: r["image_id"] for r in json.loads((out / "results.json").read_text())}
+    assert ids == {"000000000785.jpg": 785, "second.png": 42}
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]  # --json alone writes only the JSON
