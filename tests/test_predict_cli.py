@@ -13,7 +13,10 @@ from densepose.cli.main import main
 from densepose.errors import UserError
 from test_predict_common import FakeModel, random_image
 
-av = pytest.importorskip("av")
+
+@pytest.fixture
+def av():
+    return pytest.importorskip("av")  # the `video` extra; only the video tests need it
 
 
 @pytest.fixture
@@ -126,11 +129,13 @@ def _write_video(path, n=6, size=(48, 64)):
 
 
 def _count_frames(path):
+    import av
+
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
 
 
-def test_video_predict_with_smoothing(tmp_path, fake_model):
+def test_video_predict_with_smoothing(tmp_path, fake_model, av):
     clip = tmp_path / "clip.mp4"
     _write_video(clip)
     assert _count_frames(clip) == 6
@@ -152,7 +157,7 @@ def test_video_predict_with_smoothing(tmp_path, fake_model):
     assert _count_frames(out2 / "clip_contours.mp4") == 2
 
 
-def test_video_broken_midway_keeps_decoded_frames(tmp_path, fake_model, capsys):
+def test_video_broken_midway_keeps_decoded_frames(tmp_path, fake_model, capsys, av):
     clip = tmp_path / "clip.mp4"
     _write_video(clip, n=20, size=(96, 128))
     data = bytearray(clip.read_bytes())
