@@ -264,6 +264,7 @@ def load_backbone_weights(backbone: Backbone, path: str | Path) -> list[str]:
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     state = {k: torch.as_tensor(np.asarray(v)) if not isinstance(v, Tensor) else v for k, v in obj.items()}
+    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     if any(k.startswith(("backbone.", "stem.", "res2.")) for k in state):
         state = convert_detectron2_keys(state)
     elif any(k.startswith("layer1.") for k in state):

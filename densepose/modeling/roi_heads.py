@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.modeling.matching import match, sample_fg_bg
-from densepose.modeling.ops import batched_nms, box_iou, clip_boxes, decode_boxes, encode_boxes, roi_align
+from densepose.modeling.ops import box_iou, clip_boxes, decode_boxes, encode_boxes, nms, roi_align
 from densepose.modeling.rpn import _smooth_l1
 
 
@@ -94,8 +94,7 @@ def box_inference(logits: Tensor, deltas: Tensor, proposals: list[Tensor], image
         start += k
         ok = (s > cfg.score_thresh_test) & ((b[:, 2] - b[:, 0]) > 0) & ((b[:, 3] - b[:, 1]) > 0)
         b, s = b[ok], s[ok]
-        keep = batched_nms(b, s, torch.zeros_like(s, dtype=torch.long), cfg.nms_thresh_test)
-        keep = keep[: cfg.detections_per_image]
+        keep = nms(b, s, cfg.nms_thresh_test, max_output=cfg.detections_per_image)
         out.append((b[keep], s[keep]))
     return out
 

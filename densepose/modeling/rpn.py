@@ -76,7 +76,7 @@ class RPN(nn.Module):
             b, s, lv = clip_boxes(boxes[i], h, w), scores[i], levels
             ok = nonempty(b) & torch.isfinite(s)
             b, s, lv = b[ok], s[ok], lv[ok]
-            keep = batched_nms(b, s, lv, cfg.rpn_nms_thresh)[:post]
+            keep = batched_nms(b, s, lv, cfg.rpn_nms_thresh, max_output=post)
             out.append(b[keep])
         return out
 

@@ -75,14 +75,25 @@ def decode_boxes(deltas: Tensor, ref: Tensor, weights: tuple[float, float, float
     return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=1)
 
 
-def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, block: int = 256) -> Tensor:
+def _overlaps(a: Tensor, b: Tensor, t: float) -> Tensor:
+    """(N, M) bool: IoU(a_i, b_j) > t, computed without a division and without (N, M, 2) temporaries."""
+    w = (torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp_(min=0)
+    h = (torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])).clamp_(min=0)
+    inter = w.mul_(h)
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    return (inter > t * union) & (union > 0)
+
+
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, block: int = 256, max_output: int | None = None) -> Tensor:
     """Greedy NMS: indices (K,) of kept boxes, by decreasing score (same result as torchvision).
 
     Vectorised in blocks of ``block`` boxes, like the torchvision CUDA kernel: inside a block the
     greedy rule ``keep[j] = not any(keep[i] and iou[i, j] > t for i < j)`` is solved by fixed-point
     iteration (its fixed point is unique because the dependency is triangular, so it equals the
-    greedy answer); the kept boxes of the block then suppress every later box at once. Memory is
-    O(block * N), the Python loop runs over N / block blocks, never over boxes.
+    greedy answer); the kept boxes of the block then suppress every later surviving box at once.
+    Memory is O(block * N); the Python loop runs over blocks, never over boxes. ``max_output``
+    stops early once that many boxes are kept (the result is the first ``max_output`` of the full
+    answer).
     """
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
@@ -90,26 +101,33 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, block: int = 256) -
     b = boxes[order]
     n = b.shape[0]
     keep = torch.ones(n, dtype=torch.bool, device=b.device)
-    for start in range(0, n, block):
-        end = min(start + block, n)
-        k0 = keep[start:end]
-        if not bool(k0.any()):
-            continue
-        blk = b[start:end]
-        over = torch.triu(box_iou(blk, blk) > iou_threshold, diagonal=1)  # over[i, j], i < j
-        k = k0.clone()
-        for _ in range(end - start + 1):
-            new = k0 & ~(over & k[:, None]).any(dim=0)
+    pos = 0
+    while pos < n:
+        alive = torch.nonzero(keep[pos:]).squeeze(1) + pos  # undecided boxes, by score
+        if alive.numel() == 0:
+            break
+        cand, rest = alive[:block], alive[block:]
+        blk = b[cand]
+        over = torch.triu(_overlaps(blk, blk, iou_threshold), diagonal=1)  # over[i, j], i < j
+        k = torch.ones(cand.numel(), dtype=torch.bool, device=b.device)
+        for _ in range(cand.numel() + 1):
+            new = ~(over & k[:, None]).any(dim=0)
             if torch.equal(new, k):
                 break
             k = new
-        keep[start:end] = k
-        if end < n and bool(k.any()):
-            keep[end:] &= ~(box_iou(blk[k], b[end:]) > iou_threshold).any(dim=0)
-    return order[keep]
+        keep[cand] = k
+        if rest.numel():
+            keep[rest] = ~_overlaps(blk[k], b[rest], iou_threshold).any(dim=0)
+        pos = int(cand[-1]) + 1
+        if max_output is not None and int(keep[:pos].sum()) >= max_output:
+            keep[pos:] = False
+            break
+    kept = order[keep]
+    return kept if max_output is None else kept[:max_output]
 
 
-def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float,
+                max_output: int | None = None) -> Tensor:
     """NMS run independently per group ``idxs`` (N,) (class or FPN level); kept indices by score.
 
     Groups are separated by offsetting each group's boxes by ``idx * (max coordinate + 1)`` so boxes
@@ -119,4 +137,4 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     offsets = idxs.to(boxes.dtype) * (boxes.max() - boxes.min() + 1)
     shifted = boxes - boxes.min() + offsets[:, None]
-    return nms(shifted, scores, iou_threshold)
+    return nms(shifted, scores, iou_threshold, max_output=max_output)

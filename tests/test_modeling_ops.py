@@ -1,0 +1,188 @@
+"""Detection ops against naive references: RoIAlign, NMS, box coding, IoU, anchors."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from densepose.modeling.ops import (
+    AnchorGenerator,
+    MultiScaleRoIAlign,
+    assign_fpn_levels,
+    batched_nms,
+    box_iou,
+    decode_boxes,
+    encode_boxes,
+    nms,
+    roi_align,
+)
+
+
+def _bilinear_ref(f, y, x):
+    """torchvision/detectron2 CPU kernel's bilinear_interpolate, one point, f (C, H, W)."""
+    c, h, w = f.shape
+    if y < -1.0 or y > h or x < -1.0 or x > w:
+        return torch.zeros(c, dtype=f.dtype)
+    y, x = max(y, 0.0), max(x, 0.0)
+    yl, xl = int(y), int(x)
+    if yl >= h - 1:
+        yh = yl = h - 1
+        y = float(yl)
+    else:
+        yh = yl + 1
+    if xl >= w - 1:
+        xh = xl = w - 1
+        x = float(xl)
+    else:
+        xh = xl + 1
+    ly, lx = y - yl, x - xl
+    hy, hx = 1 - ly, 1 - lx
+    return hy * hx * f[:, yl, xl] + hy * lx * f[:, yl, xh] + ly * hx * f[:, yh, xl] + ly * lx * f[:, yh, xh]
+
+
+def _roi_align_ref(feat, rois, out, scale, sr, aligned):
+    """Naive loop RoIAlign (one box, one bin, one sample at a time)."""
+    k = rois.shape[0]
+    c = feat.shape[1]
+    res = torch.zeros(k, c, out, out, dtype=feat.dtype)
+    off = 0.5 if aligned else 0.0
+    for r in range(k):
+        b = int(rois[r, 0])
+        x0, y0, x1, y1 = (float(v) * scale - off for v in rois[r, 1:])
+        rw, rh = x1 - x0, y1 - y0
+        if not aligned:
+            rw, rh = max(rw, 1.0), max(rh, 1.0)
+        bw, bh = rw / out, rh / out
+        for py in range(out):
+            for px in range(out):
+                acc = torch.zeros(c, dtype=feat.dtype)
+                for iy in range(sr):
+                    for ix in range(sr):
+                        yy = y0 + py * bh + (iy + 0.5) * bh / sr
+                        xx = x0 + px * bw + (ix + 0.5) * bw / sr
+                        acc += _bilinear_ref(feat[b], yy, xx)
+                res[r, :, py, px] = acc / (sr * sr)
+    return res
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize("sr", [1, 2])
+def test_roi_align_matches_naive_loop(aligned, sr):
+    g = torch.Generator().manual_seed(0)
+    feat = torch.randn(2, 3, 9, 11, generator=g, dtype=torch.float64)
+    # Boxes inside, partly outside, tiny, and fully outside the map (stride 2 -> scale 0.5).
+    rois = torch.tensor([
+        [0, 2.0, 3.0, 15.0, 12.0],
+        [1, -6.0, -4.0, 8.0, 9.0],
+        [1, 10.0, 10.0, 10.5, 10.4],
+        [0, 15.0, 1.0, 30.0, 25.0],
+        [1, 40.0, 40.0, 50.0, 60.0],
+    ], dtype=torch.float64)
+    got = roi_align(feat, rois, 4, 0.5, sr, aligned)
+    ref = _roi_align_ref(feat, rois, 4, 0.5, sr, aligned)
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_roi_align_constant_map_and_gradient():
+    feat = torch.full((1, 2, 8, 8), 3.0, requires_grad=True)
+    rois = torch.tensor([[0, 4.0, 4.0, 20.0, 24.0]])
+    out = roi_align(feat, rois, 7, 0.25, 2, True)
+    torch.testing.assert_close(out, torch.full_like(out, 3.0))
+    out.sum().backward()
+    # Each output averages weights summing to one: total gradient = number of outputs.
+    assert feat.grad.sum().item() == pytest.approx(2 * 49, rel=1e-5)
+    assert roi_align(feat, torch.zeros(0, 5), 7, 0.25).shape == (0, 2, 7, 7)
+
+
+def test_roi_align_chunking_is_exact(monkeypatch):
+    import sys
+
+    ra = sys.modules["densepose.modeling.ops.roi_align"]
+
+    g = torch.Generator().manual_seed(1)
+    feat = torch.randn(1, 4, 16, 16, generator=g)
+    xy = torch.rand(13, 2, generator=g) * 40
+    rois = torch.cat([torch.zeros(13, 1), xy, xy + 5 + torch.rand(13, 2, generator=g) * 20], 1)
+    full = roi_align(feat, rois, 5, 0.25)
+    monkeypatch.setattr(ra, "_CHUNK_ELEMS", 1)  # one RoI per chunk
+    torch.testing.assert_close(roi_align(feat, rois, 5, 0.25), full)
+
+
+def test_multiscale_roi_align_uses_fpn_level():
+    boxes = torch.tensor([[0, 0, 50.0, 50.0], [0, 0, 224.0, 224.0], [0, 0, 1000.0, 1000.0], [0, 0, 2.0, 2.0]])
+    assert assign_fpn_levels(boxes, 2, 5).tolist() == [0, 2, 3, 0]  # levels 2, 4, 5, 2
+    # Level l is filled with the constant l: pooled values reveal the chosen level.
+    feats = [torch.full((1, 1, 256 // s, 256 // s), float(i)) for i, s in enumerate((4, 8, 16, 32))]
+    pooler = MultiScaleRoIAlign(3, (4, 8, 16, 32))
+    out = pooler(feats, [torch.tensor([[10, 10, 40, 40.0], [0, 0, 250, 250.0]])])
+    assert out[0].unique().tolist() == [0.0]
+    assert out[1].unique().tolist() == [2.0]
+
+
+def _nms_brute(boxes, scores, t):
+    order = scores.argsort(descending=True).tolist()
+    iou = box_iou(boxes, boxes).tolist()
+    keep = []
+    for i in order:
+        if all(iou[i][j] <= t for j in keep):
+            keep.append(i)
+    return keep
+
+
+@pytest.mark.parametrize("n,block", [(0, 256), (1, 256), (60, 256), (300, 16), (700, 256)])
+def test_nms_matches_brute_force(n, block):
+    g = torch.Generator().manual_seed(n)
+    xy = torch.rand(n, 2, generator=g) * 100
+    boxes = torch.cat([xy, xy + 5 + torch.rand(n, 2, generator=g) * 40], 1)
+    scores = torch.rand(n, generator=g)
+    for t in (0.3, 0.5, 0.7):
+        ref = _nms_brute(boxes, scores, t)
+        assert nms(boxes, scores, t, block=block).tolist() == ref
+        assert nms(boxes, scores, t, block=block, max_output=5).tolist() == ref[:5]
+
+
+def test_batched_nms_is_per_group():
+    boxes = torch.tensor([[0, 0, 10, 10.0], [1, 1, 11, 11.0], [0, 0, 10, 10.0], [50, 50, 60, 60.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    idxs = torch.tensor([0, 0, 1, 1])
+    assert batched_nms(boxes, scores, idxs, 0.5).tolist() == [0, 2, 3]
+    assert nms(boxes, scores, 0.5).tolist() == [0, 3]
+
+
+def test_box_iou_values():
+    a = torch.tensor([[0, 0, 10, 10.0], [0, 0, 0, 0.0]])
+    b = torch.tensor([[5, 0, 15, 10.0], [20, 20, 30, 30.0], [0, 0, 10, 10.0]])
+    iou = box_iou(a, b)
+    torch.testing.assert_close(iou, torch.tensor([[50 / 150, 0, 1], [0, 0, 0.0]]))
+
+
+def test_box_coding_round_trip_and_clamp():
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(50, 2, generator=g) * 100
+    ref = torch.cat([xy, xy + 1 + torch.rand(50, 2, generator=g) * 50], 1).double()
+    xy2 = torch.rand(50, 2, generator=g) * 100
+    tgt = torch.cat([xy2, xy2 + 1 + torch.rand(50, 2, generator=g) * 50], 1).double()
+    for w in ((1.0, 1.0, 1.0, 1.0), (10.0, 10.0, 5.0, 5.0)):
+        d = encode_boxes(ref, tgt, w)
+        torch.testing.assert_close(decode_boxes(d, ref, w), tgt)
+    huge = decode_boxes(torch.tensor([[0, 0, 100.0, 100.0]]), torch.tensor([[0, 0, 16.0, 16.0]]), (1, 1, 1, 1))
+    assert torch.isfinite(huge).all()
+    torch.testing.assert_close(huge[0, 2] - huge[0, 0], torch.tensor(1000.0))
+
+
+def test_anchor_counts_and_shapes():
+    gen = AnchorGenerator((32, 64, 128, 256, 512), (0.5, 1.0, 2.0), (4, 8, 16, 32, 64))
+    shapes = [(32, 40), (16, 20), (8, 10), (4, 5), (2, 3)]
+    anchors = gen(shapes)
+    assert [a.shape[0] for a in anchors] == [h * w * 3 for h, w in shapes]
+    a0 = anchors[0]
+    wh = a0[:3, 2:] - a0[:3, :2]
+    torch.testing.assert_close(wh[:, 0] * wh[:, 1], torch.full((3,), 32.0 * 32))
+    torch.testing.assert_close(wh[:, 1] / wh[:, 0], torch.tensor([0.5, 1.0, 2.0]))
+    # Order (y, x, a): anchor 3 is the next x position, centred one stride to the right.
+    centre = (anchors[0][3, :2] + anchors[0][3, 2:]) / 2
+    torch.testing.assert_close(centre, torch.tensor([4.0, 0.0]))
+    centre_last = (anchors[4][-1, :2] + anchors[4][-1, 2:]) / 2
+    torch.testing.assert_close(centre_last, torch.tensor([2 * 64.0, 1 * 64.0]))
+    assert math.isclose(float((anchors[4][1, 2] - anchors[4][1, 0])), 512.0)
