@@ -18,13 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="densepose", description="DensePose in pure PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"densepose.cli.{name}")
-        except ModuleNotFoundError as exc:  # TODO(integration): remove once every command exists
-            if exc.name != f"densepose.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"densepose.cli.{name}").register(sub)
     return parser
 
 
