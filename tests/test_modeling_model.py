@@ -94,6 +94,7 @@ def test_no_densepose_targets_gives_zero_losses_with_gradients():
     # DDP-safe: the DP parameters are part of the graph (zero gradient, not None).
     assert model.dp_predictor.u_lowres.weight.grad is not None
     assert model.dp_predictor.u_lowres.weight.grad.abs().sum() == 0
+    assert model.dp_decoder.predictor.weight.grad is not None
 
 
 def test_coarse_targets_and_points_for_proposal_equal_to_gt():
@@ -161,10 +162,11 @@ def test_densepose_to_iuv_matches_manual_and_batch():
     # Manual: resize, argmax, mask by coarse, channel pick.
     rs = lambda t: torch.nn.functional.interpolate(t[None], size=(20, 30), mode="bilinear", align_corners=False)[0]
     lab = rs(fine[2]).argmax(0) * (rs(coarse[2]).argmax(0) > 0)
-    uu = rs(u[2]).gather(0, lab[None])[0]
+    uu = rs(u[2]).gather(0, lab[None])[0] * (lab > 0)
     assert np.array_equal(single[2][0], lab.numpy().astype(np.uint8))
     assert np.array_equal(single[2][1], np.clip(np.round(uu.numpy() * 255), 0, 255).astype(np.uint8))
     assert single[2][0].max() <= 24
+    assert (single[2][1][single[2][0] == 0] == 0).all() and (single[2][0] == 0).any()
 
 
 def test_weight_conversion_and_loading(tmp_path):

@@ -95,18 +95,15 @@ def test_roi_align_constant_map_and_gradient():
     assert roi_align(feat, torch.zeros(0, 5), 7, 0.25).shape == (0, 2, 7, 7)
 
 
-def test_roi_align_chunking_is_exact(monkeypatch):
-    import sys
-
-    ra = sys.modules["densepose.modeling.ops.roi_align"]
-
+def test_roi_align_batch_and_tiny_maps():
     g = torch.Generator().manual_seed(1)
-    feat = torch.randn(1, 4, 16, 16, generator=g)
-    xy = torch.rand(13, 2, generator=g) * 40
-    rois = torch.cat([torch.zeros(13, 1), xy, xy + 5 + torch.rand(13, 2, generator=g) * 20], 1)
-    full = roi_align(feat, rois, 5, 0.25)
-    monkeypatch.setattr(ra, "_CHUNK_ELEMS", 1)  # one RoI per chunk
-    torch.testing.assert_close(roi_align(feat, rois, 5, 0.25), full)
+    # RoIs of several images in any order equal pooling each image alone; 1-pixel maps work.
+    feat = torch.randn(3, 2, 1, 5, generator=g, dtype=torch.float64)
+    rois = torch.tensor([[2, 0.0, -1.0, 6.0, 2.0], [0, 1.0, 0.0, 3.0, 1.0], [2, 3.0, 0.5, 9.0, 0.6]], dtype=torch.float64)
+    got = roi_align(feat, rois, 3, 1.0, 2, True)
+    torch.testing.assert_close(got, _roi_align_ref(feat, rois, 3, 1.0, 2, True), rtol=1e-10, atol=1e-10)
+    one = roi_align(feat[2:3], torch.cat([torch.zeros(1, 1, dtype=torch.float64), rois[0:1, 1:]], 1), 3, 1.0)
+    torch.testing.assert_close(got[0:1], one)
 
 
 def test_multiscale_roi_align_uses_fpn_level():

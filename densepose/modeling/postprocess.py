@@ -2,7 +2,7 @@
 
 Same steps as the reference converters (densepose_reference.md §1.11): resize the 112x112 maps
 to the integer box size ``(int(w), int(h))`` with bilinear, ``align_corners=False``;
-``I = argmax(fine) * (argmax(coarse) > 0)``; U, V from the channel of the chosen chart; quantise to
+``I = argmax(fine) * (argmax(coarse) > 0)``; U, V from the channel of the chosen chart (0 on background); quantise to
 uint8 ``[I, U*255, V*255]`` with :func:`densepose.data.uv_encoding.quantize_iuv`.
 """
 from __future__ import annotations
@@ -27,7 +27,10 @@ def _labels_uv(coarse: Tensor, fine: Tensor, u: Tensor, v: Tensor, w: int, h: in
 
     labels = rs(fine).argmax(dim=1) * (rs(coarse).argmax(dim=1) > 0).long()
     idx = labels[:, None]
-    return labels, rs(u).gather(1, idx)[:, 0], rs(v).gather(1, idx)[:, 0]
+    fg = labels > 0  # the reference leaves U = V = 0 on background pixels
+    uu = torch.where(fg, rs(u).gather(1, idx)[:, 0], torch.zeros((), device=u.device))
+    vv = torch.where(fg, rs(v).gather(1, idx)[:, 0], torch.zeros((), device=v.device))
+    return labels, uu, vv
 
 
 def densepose_to_iuv(coarse_segm: Tensor, fine_segm: Tensor, u: Tensor, v: Tensor, box_xyxy) -> np.ndarray:

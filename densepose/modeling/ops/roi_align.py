@@ -1,4 +1,4 @@
-"""RoIAlign (Mask R-CNN) in plain torch, vectorised with gathers; and the FPN multi-level pooler.
+"""RoIAlign (Mask R-CNN) in plain torch, vectorised with grid math; and the FPN multi-level pooler.
 
 Semantics follow the reference CPU kernel of detectron2/torchvision exactly (checked against a
 naive loop in tests/test_modeling_ops.py): each output bin averages ``sampling_ratio**2`` regularly
@@ -12,25 +12,14 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: Rows gathered per chunk (x channels) — bounds memory for large RoI batches (e.g. 28x28 x sr 2).
-_CHUNK_ELEMS = 1 << 24
 
-
-def _axis_weights(start: Tensor, bin_size: Tensor, out: int, sr: int, size: int):
-    """Sample positions along one axis -> (low idx, high idx, low w, high w, valid), each (K, out*sr)."""
+def _sample_positions(start: Tensor, bin_size: Tensor, out: int, sr: int) -> Tensor:
+    """Sample coordinates along one axis (K, out * sr): ``sr`` evenly spaced samples per bin."""
     grid = (torch.arange(out * sr, device=start.device, dtype=start.dtype) + 0.5) / sr  # in bins
-    pos = start[:, None] + grid[None, :] * bin_size[:, None]
-    valid = (pos >= -1.0) & (pos <= size)
-    pos = pos.clamp(min=0)
-    lo = pos.floor().long()
-    at_end = lo >= size - 1
-    lo = torch.where(at_end, torch.full_like(lo, size - 1), lo)
-    hi = torch.where(at_end, lo, lo + 1)
-    pos = torch.where(at_end, lo.to(pos.dtype), pos)
-    w_hi = pos - lo.to(pos.dtype)
-    return lo, hi, 1.0 - w_hi, w_hi, valid
+    return start[:, None] + grid[None, :] * bin_size[:, None]
 
 
 def roi_align(
@@ -44,12 +33,20 @@ def roi_align(
     """Pool ``features`` (N, C, H, W) inside ``rois`` (K, 5) = [batch index, x0, y0, x1, y1].
 
     ``rois`` are in image pixels; ``spatial_scale`` = 1 / stride. Returns (K, C, ph, pw).
+
+    Implementation: all samples of all RoIs of one image form one sampling grid for
+    ``F.grid_sample`` (bilinear, ``align_corners=True`` so grid units are pixel indices, ``border``
+    padding = RoIAlign's clamping of samples in [-1, 0) and (H-1, H]); samples further out than one
+    pixel are zeroed with a mask, then each bin averages its ``sr x sr`` samples. The Python loop
+    runs over images of the batch, not over boxes.
     """
     ph, pw = (output_size, output_size) if isinstance(output_size, int) else output_size
     n, c, h, w = features.shape
     k = rois.shape[0]
     if k == 0:
-        return features.new_zeros((0, c, ph, pw))
+        # Keep the result attached to the graph so layers feeding ``features`` still get a (zero)
+        # gradient: DDP requires every parameter to take part in every step.
+        return features.new_zeros((0, c, ph, pw)) + features.flatten()[:1].sum() * 0
     sr = int(sampling_ratio)
     if sr <= 0:
         raise ValueError("roi_align: sampling_ratio must be > 0 (adaptive sampling is not supported)")
@@ -61,28 +58,31 @@ def roi_align(
     rh = rois[:, 4] * spatial_scale - off - y0
     if not aligned:  # legacy: force boxes to be at least one pixel
         rw, rh = rw.clamp(min=1.0), rh.clamp(min=1.0)
-    ylo, yhi, wylo, wyhi, vy = _axis_weights(y0, rh / ph, ph, sr, h)
-    xlo, xhi, wxlo, wxhi, vx = _axis_weights(x0, rw / pw, pw, sr, w)
-    # Gather from channels-last rows: row index = (b * H + y) * W + x.
-    flat = features.permute(0, 2, 3, 1).reshape(n * h * w, c)
-    base = rois[:, 0].long() * (h * w)  # (K,)
-    sy, sx = ph * sr, pw * sr
-    out = []
-    per_roi = sy * sx * c
-    step = max(1, _CHUNK_ELEMS // max(per_roi, 1))
-    for s in range(0, k, step):
-        e = min(k, s + step)
-        acc = None
-        for yi, wy in ((ylo[s:e], wylo[s:e]), (yhi[s:e], wyhi[s:e])):
-            for xi, wx in ((xlo[s:e], wxlo[s:e]), (xhi[s:e], wxhi[s:e])):
-                idx = base[s:e, None, None] + yi[:, :, None] * w + xi[:, None, :]  # (k, sy, sx)
-                wgt = (wy[:, :, None] * wx[:, None, :]) * (vy[s:e, :, None] & vx[s:e, None, :])
-                term = flat[idx.reshape(-1)].reshape(e - s, sy, sx, c) * wgt[..., None]
-                acc = term if acc is None else acc + term
-        # Average the sr x sr samples of each bin.
-        acc = acc.reshape(e - s, ph, sr, pw, sr, c).mean(dim=(2, 4))
-        out.append(acc.permute(0, 3, 1, 2))
-    return torch.cat(out, dim=0).contiguous()
+    ys = _sample_positions(y0, rh / ph, ph, sr)  # (K, sy)
+    xs = _sample_positions(x0, rw / pw, pw, sr)  # (K, sx)
+    valid = ((ys >= -1.0) & (ys <= h))[:, :, None] & ((xs >= -1.0) & (xs <= w))[:, None, :]  # (K, sy, sx)
+    # Pixel index -> [-1, 1] with align_corners=True; a size-1 axis maps everything to index 0.
+    gy = ys * (2.0 / (h - 1)) - 1.0 if h > 1 else torch.zeros_like(ys)
+    gx = xs * (2.0 / (w - 1)) - 1.0 if w > 1 else torch.zeros_like(xs)
+    sy, sx = ys.shape[1], xs.shape[1]
+    grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)  # (K, sy, sx, 2)
+    bidx = rois[:, 0].long()
+    out = features.new_empty((k, c, sy, sx)) if n > 1 else None
+    for b in range(n) if n > 1 else [0]:
+        sel = torch.nonzero(bidx == b).squeeze(1) if n > 1 else None
+        if sel is not None and sel.numel() == 0:
+            continue
+        g = grid if sel is None else grid[sel]
+        kb = g.shape[0]
+        s = F.grid_sample(features[b:b + 1], g.reshape(1, kb * sy, sx, 2), mode="bilinear",
+                          padding_mode="border", align_corners=True)  # (1, C, kb*sy, sx)
+        s = s.view(c, kb, sy, sx).transpose(0, 1)
+        if sel is None:
+            out = s
+        else:
+            out = out.index_copy(0, sel, s)
+    out = out * valid[:, None].to(out.dtype)
+    return out.reshape(k, c, ph, sr, pw, sr).mean(dim=(3, 5))
 
 
 def boxes_to_rois(boxes: list[Tensor]) -> Tensor:
