@@ -68,6 +68,9 @@ def main() -> None:
     ap.add_argument("--keypoint", action="store_true")
     ap.add_argument("--cascade", action="store_true")
     ap.add_argument("--detections", type=int, default=100, help="detections_per_image (evaluator keeps 20)")
+    ap.add_argument("--weights", default=None, help="backbone weights file (torchvision/d2 ResNet)")
+    ap.add_argument("--norm", default=None,
+                    help="backbone norm; default gn without --weights (a random FrozenBN R-50 overflows)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
@@ -75,12 +78,14 @@ def main() -> None:
     size = args.size or (512 if args.config == "light" else 800)
     make = light_config if args.config == "light" else r50_fpn_config
     cfg = make(min_size_train=(size,), min_size_test=size, mask_on=args.mask, keypoint_on=args.keypoint,
-               cascade=args.cascade, detections_per_image=args.detections)
+               cascade=args.cascade, detections_per_image=args.detections, backbone_weights=args.weights,
+               norm=args.norm or ("gn" if args.weights is None else "frozen_bn"),
+               freeze_at=0 if args.weights is None else 2)
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     model = DensePoseRCNN(cfg).to(args.device)
     nparam = sum(p.numel() for p in model.parameters())
-    print(f"config={args.config} device={args.device} size={size} threads={torch.get_num_threads()} "
+    print(f"config={args.config} norm={cfg.norm} device={args.device} size={size} threads={torch.get_num_threads()} "
           f"params={nparam / 1e6:.1f}M mask={args.mask} keypoint={args.keypoint} cascade={args.cascade}")
     images, targets = _inputs(args.batch, size, args.device, g)
 

@@ -98,7 +98,11 @@ class ModelConfig:
 
 
 def r50_fpn_config(**overrides) -> ModelConfig:
-    """The reference: R-50-FPN, FrozenBN, freeze_at 2, DP head 8 x 512, 640-800 / 1333 input."""
+    """The reference: R-50-FPN, FrozenBN, freeze_at 2, DP head 8 x 512, 640-800 / 1333 input.
+
+    FrozenBN needs ImageNet weights (``backbone_weights=...``): a randomly initialised R-50 without
+    normalisation overflows. To train from scratch pass ``norm="gn", freeze_at=0``.
+    """
     return ModelConfig(**overrides)
 
 
