@@ -77,6 +77,23 @@ def test_train_and_eval_shapes(cascade):
         assert (r["keypoints"][..., 0] >= b[:, 0:1] - 1e-3).all()
 
 
+def test_bfloat16_autocast_train_and_eval():
+    # The engine trains with autocast on CUDA; CPU bf16 autocast exercises the same dtype paths.
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(2)
+    model = DensePoseRCNN(tiny_config(mask_on=True, keypoint_on=True, cascade=True))
+    images, targets = _batch(g)
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(images, targets)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    model.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(images)
+    assert all(v.dtype == torch.float32 for v in out[0].values())
+
+
 def test_no_densepose_targets_gives_zero_losses_with_gradients():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)

@@ -260,6 +260,8 @@ class DensePoseRCNN(nn.Module):
             if "keypoints" in r:
                 r["keypoints"][..., 0] /= sx
                 r["keypoints"][..., 1] /= sy
+            for key, val in r.items():  # float32 outputs even under autocast
+                r[key] = val.float()
         return results
 
 

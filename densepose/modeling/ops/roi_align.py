@@ -50,6 +50,11 @@ def roi_align(
     sr = int(sampling_ratio)
     if sr <= 0:
         raise ValueError("roi_align: sampling_ratio must be > 0 (adaptive sampling is not supported)")
+    # Coordinates and sampling in float32 at least: bf16/fp16 (autocast) box coordinates would be
+    # off by pixels.
+    out_dtype = features.dtype
+    if features.dtype in (torch.float16, torch.bfloat16):
+        features = features.float()
     rois = rois.to(features.dtype)
     off = 0.5 if aligned else 0.0
     x0 = rois[:, 1] * spatial_scale - off
@@ -82,7 +87,7 @@ def roi_align(
         else:
             out = out.index_copy(0, sel, s)
     out = out * valid[:, None].to(out.dtype)
-    return out.reshape(k, c, ph, sr, pw, sr).mean(dim=(3, 5))
+    return out.reshape(k, c, ph, sr, pw, sr).mean(dim=(3, 5)).to(out_dtype)
 
 
 def boxes_to_rois(boxes: list[Tensor]) -> Tensor:
