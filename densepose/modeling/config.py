@@ -1,7 +1,7 @@
 """``ModelConfig``: every knob of DensePose-RCNN in one flat dataclass, plus two presets."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from densepose.errors import UserError
 
