@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import zoom
 
 from densepose.data.coco import CocoDensePose, has_densepose, load_coco, parse_coco
 from pycocotools import mask as mask_utils
@@ -43,6 +42,7 @@ from densepose.evaluation.matching import (
     match_image,
     summarize,
 )
+from densepose.evaluation.masks import zoom_mask, zoom_shape
 from densepose.evaluation.results import Detections, load_results
 
 MODES = ("gps", "gpsm", "iou")
@@ -227,7 +227,7 @@ def _gt_mask(a: dict, im_h: int, im_w: int, where: str) -> tuple[int, int, np.nd
         union = _dp_union(a["dp_masks"], where)
         _, _, w, h = (float(v) for v in a["bbox"])
         scale = (max(h, 1.0) / union.shape[0], max(w, 1.0) / union.shape[1])
-        m = zoom(union, scale, order=1, prefilter=False) > 0.5
+        m = zoom_mask(union, *zoom_shape(union.shape, scale))  # == zoom(order=1, prefilter=False) > 0.5
         return _paste(m, a["bbox"], im_h, im_w)
     seg = a.get("segmentation")
     if seg and isinstance(seg, (list, dict)):
@@ -254,15 +254,15 @@ def _overlaps(region: tuple[int, int, int, int], box) -> bool:
 
 
 def _dp_union(dp_masks: list, where: str) -> np.ndarray:
-    """The 14 ``dp_masks`` RLEs -> their union (256, 256) float64 in {0, 1} (one merge, one decode)."""
+    """The 14 ``dp_masks`` RLEs -> their union (256, 256) uint8 in {0, 1} (one merge, one decode)."""
     rles = [{"size": list(m["size"]), "counts": m["counts"].encode("ascii") if isinstance(m["counts"], str) else m["counts"]}
             for m in dp_masks if m]
     if not rles:
-        return np.zeros((DP_MASK_SIZE, DP_MASK_SIZE))
+        return np.zeros((DP_MASK_SIZE, DP_MASK_SIZE), dtype=np.uint8)
     try:
         if any(isinstance(r["counts"], list) for r in rles):
             rles = [mask_utils.frPyObjects(r, *r["size"]) if isinstance(r["counts"], list) else r for r in rles]
-        return mask_utils.decode(mask_utils.merge(rles, intersect=False)).astype(np.float64)
+        return mask_utils.decode(mask_utils.merge(rles, intersect=False))
     except Exception as exc:  # pycocotools raises bare exceptions for corrupt RLE
         raise UserError(f"{where}: dp_masks do not decode ({exc.__class__.__name__}: {exc})") from None
 
