@@ -95,6 +95,28 @@ def test_roi_align_constant_map_and_gradient():
     assert roi_align(feat, torch.zeros(0, 5), 7, 0.25).shape == (0, 2, 7, 7)
 
 
+def test_roi_align_gather_path_matches(monkeypatch):
+    # The deterministic-CUDA fallback (explicit gathers), run on CPU; also with one RoI per chunk.
+    import sys
+
+    ra = sys.modules["densepose.modeling.ops.roi_align"]
+    g = torch.Generator().manual_seed(3)
+    feat = torch.randn(2, 3, 9, 11, generator=g, dtype=torch.float64)
+    rois = torch.tensor([[0, 2.0, 3.0, 15.0, 12.0], [1, -6.0, -4.0, 8.0, 9.0], [1, 40.0, 40.0, 50.0, 60.0]],
+                        dtype=torch.float64)
+    for aligned in (True, False):
+        off = 0.5 if aligned else 0.0
+        x0, y0 = rois[:, 1] * 0.5 - off, rois[:, 2] * 0.5 - off
+        rw, rh = rois[:, 3] * 0.5 - off - x0, rois[:, 4] * 0.5 - off - y0
+        if not aligned:
+            rw, rh = rw.clamp(min=1.0), rh.clamp(min=1.0)
+        ref = _roi_align_ref(feat, rois, 4, 0.5, 2, aligned)
+        torch.testing.assert_close(ra._roi_align_gather(feat, rois, 4, 4, x0, y0, rw, rh, 2), ref)
+        monkeypatch.setattr(ra, "_CHUNK_ELEMS", 1)
+        torch.testing.assert_close(ra._roi_align_gather(feat, rois, 4, 4, x0, y0, rw, rh, 2), ref)
+        monkeypatch.undo()
+
+
 def test_roi_align_batch_and_tiny_maps():
     g = torch.Generator().manual_seed(1)
     # RoIs of several images in any order equal pooling each image alone; 1-pixel maps work.

@@ -16,6 +16,55 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+#: Rows gathered per chunk (x channels) in the gather path; bounds its memory.
+_CHUNK_ELEMS = 1 << 24
+
+
+def _axis_weights(start: Tensor, bin_size: Tensor, out: int, sr: int, size: int):
+    """Sample positions along one axis -> (low idx, high idx, low w, high w, valid), each (K, out*sr)."""
+    grid = (torch.arange(out * sr, device=start.device, dtype=start.dtype) + 0.5) / sr  # in bins
+    pos = start[:, None] + grid[None, :] * bin_size[:, None]
+    valid = (pos >= -1.0) & (pos <= size)
+    pos = pos.clamp(min=0)
+    lo = pos.floor().long()
+    at_end = lo >= size - 1
+    lo = torch.where(at_end, torch.full_like(lo, size - 1), lo)
+    hi = torch.where(at_end, lo, lo + 1)
+    pos = torch.where(at_end, lo.to(pos.dtype), pos)
+    w_hi = pos - lo.to(pos.dtype)
+    return lo, hi, 1.0 - w_hi, w_hi, valid
+
+
+def _roi_align_gather(features: Tensor, rois: Tensor, ph: int, pw: int, x0: Tensor, y0: Tensor, rw: Tensor,
+                      rh: Tensor, sr: int) -> Tensor:
+    """Deterministic path: explicit 4-corner gathers (backward = index_put with accumulate, which
+    has a deterministic CUDA kernel, unlike grid_sample's backward). Same result as grid_sample."""
+    n, c, h, w = features.shape
+    k = rois.shape[0]
+    ylo, yhi, wylo, wyhi, vy = _axis_weights(y0, rh / ph, ph, sr, h)
+    xlo, xhi, wxlo, wxhi, vx = _axis_weights(x0, rw / pw, pw, sr, w)
+    # Gather from channels-last rows: row index = (b * H + y) * W + x.
+    flat = features.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    base = rois[:, 0].long() * (h * w)  # (K,)
+    sy, sx = ph * sr, pw * sr
+    out = []
+    per_roi = sy * sx * c
+    step = max(1, _CHUNK_ELEMS // max(per_roi, 1))
+    for s in range(0, k, step):
+        e = min(k, s + step)
+        acc = None
+        for yi, wy in ((ylo[s:e], wylo[s:e]), (yhi[s:e], wyhi[s:e])):
+            for xi, wx in ((xlo[s:e], wxlo[s:e]), (xhi[s:e], wxhi[s:e])):
+                idx = base[s:e, None, None] + yi[:, :, None] * w + xi[:, None, :]  # (k, sy, sx)
+                wgt = (wy[:, :, None] * wx[:, None, :]) * (vy[s:e, :, None] & vx[s:e, None, :])
+                term = flat[idx.reshape(-1)].reshape(e - s, sy, sx, c) * wgt[..., None]
+                acc = term if acc is None else acc + term
+        # Average the sr x sr samples of each bin.
+        acc = acc.reshape(e - s, ph, sr, pw, sr, c).mean(dim=(2, 4))
+        out.append(acc.permute(0, 3, 1, 2))
+    return torch.cat(out, dim=0).contiguous()
+
+
 def _sample_positions(start: Tensor, bin_size: Tensor, out: int, sr: int) -> Tensor:
     """Sample coordinates along one axis (K, out * sr): ``sr`` evenly spaced samples per bin."""
     grid = (torch.arange(out * sr, device=start.device, dtype=start.dtype) + 0.5) / sr  # in bins
@@ -38,7 +87,8 @@ def roi_align(
     ``F.grid_sample`` (bilinear, ``align_corners=True`` so grid units are pixel indices, ``border``
     padding = RoIAlign's clamping of samples in [-1, 0) and (H-1, H]); samples further out than one
     pixel are zeroed with a mask, then each bin averages its ``sr x sr`` samples. The Python loop
-    runs over images of the batch, not over boxes.
+    runs over images of the batch, not over boxes. Under ``torch.use_deterministic_algorithms`` on
+    CUDA (grid_sample's backward is not deterministic there) an equivalent gather path is used.
     """
     ph, pw = (output_size, output_size) if isinstance(output_size, int) else output_size
     n, c, h, w = features.shape
@@ -63,6 +113,8 @@ def roi_align(
     rh = rois[:, 4] * spatial_scale - off - y0
     if not aligned:  # legacy: force boxes to be at least one pixel
         rw, rh = rw.clamp(min=1.0), rh.clamp(min=1.0)
+    if features.is_cuda and features.requires_grad and torch.are_deterministic_algorithms_enabled():
+        return _roi_align_gather(features, rois, ph, pw, x0, y0, rw, rh, sr).to(out_dtype)
     ys = _sample_positions(y0, rh / ph, ph, sr)  # (K, sy)
     xs = _sample_positions(x0, rw / pw, pw, sr)  # (K, sx)
     valid = ((ys >= -1.0) & (ys <= h))[:, :, None] & ((xs >= -1.0) & (xs <= w))[:, None, :]  # (K, sy, sx)
