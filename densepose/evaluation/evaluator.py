@@ -246,6 +246,29 @@ def _gt_mask(a: dict, im_h: int, im_w: int, where: str) -> tuple[int, int, np.nd
     return 0, 0, np.zeros((0, 0), dtype=bool)
 
 
+def _seg_extent(a: dict, im_h: int, im_w: int):
+    """xywh extent of a GT's segmentation foreground, read from the RLE without decoding it.
+
+    None when there is no usable segmentation or it needs ``_gt_mask``'s full checks (its errors).
+    """
+    seg = a.get("segmentation")
+    if not seg or not isinstance(seg, (list, dict)):
+        return None
+    try:
+        if isinstance(seg, list):
+            rle = mask_utils.merge(mask_utils.frPyObjects(seg, im_h, im_w))
+        elif isinstance(seg.get("counts"), list):
+            rle = mask_utils.frPyObjects({"size": [im_h, im_w], "counts": seg["counts"]}, im_h, im_w)
+        elif [int(v) for v in seg.get("size", ())] == [im_h, im_w]:
+            counts = seg["counts"]
+            rle = {"size": [im_h, im_w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        else:
+            return None
+        return [float(v) for v in mask_utils.toBbox(rle)]
+    except Exception:  # let _gt_mask report it
+        return None
+
+
 def _overlaps(region: tuple[int, int, int, int], box) -> bool:
     """Does the pixel region (y0, x0, y1, x1) meet the integer box of an xywh ``box``?"""
     x, y, w, h = (float(v) for v in box)
@@ -307,6 +330,7 @@ class _PairScorer:
         self.num_pairs_overlapping = 0  # pairs with at least one GT point inside the detection box
         self.num_points_scored = 0
         self.timing = Counter()  # seconds: decode, masks, gather, geodesic
+        self._lut = None
 
     def run(self, cells: list[_Cell], progress: bool = False) -> None:
         from tqdm import tqdm
@@ -345,7 +369,9 @@ class _PairScorer:
         reach = [(y, x, y + m.shape[0], x + m.shape[1]) for y, x, m in dt_masks if m.any()]
         gt_masks = []
         for a in cell.gts:
-            if "dp_masks" in a and not any(_overlaps(r, a["bbox"]) for r in reach):
+            # Likewise for a segmentation: its extent comes from the RLE without decoding the image.
+            extent = a["bbox"] if "dp_masks" in a else _seg_extent(a, cell.height, cell.width)
+            if extent is not None and not any(_overlaps(r, extent) for r in reach):
                 gt_masks.append((0, 0, np.zeros((0, 0), dtype=bool)))
             else:
                 gt_masks.append(_gt_mask(a, cell.height, cell.width, f"{where} (annotation id {a.get('id')})"))
@@ -436,12 +462,12 @@ class _PairScorer:
             gt_I = np.concatenate(chunk.gt_I)
             gt_uv = np.concatenate(chunk.gt_uv)
             kappa = np.concatenate(chunk.gt_kappa)
-            # Distinct predicted IUV values are few (uint8): resolve each once.
-            uniq, inv = np.unique(code, return_inverse=True)
-            pI = uniq >> 16
-            puv = np.stack([(uniq >> 8) & 255, uniq & 255], 1) / 255.0
             used = np.unique(pt_gt)
             if self.exact:
+                # Distinct predicted IUV values are few (uint8): resolve each once.
+                uniq, inv = np.unique(code, return_inverse=True)
+                pI = uniq >> 16
+                puv = np.stack([(uniq >> 8) & 255, uniq & 255], 1) / 255.0
                 gf = np.zeros(len(gt_I), np.int64)
                 gb = np.zeros((len(gt_I), 3))
                 gf[used], gb[used] = surf.points_from_iuv(gt_I[used], gt_uv[used])
@@ -450,8 +476,7 @@ class _PairScorer:
             else:
                 gv = np.zeros(len(gt_I), np.int64)
                 gv[used] = surf.snap_to_mesh_vertex(gt_I[used], gt_uv[used])
-                pv = surf.snap_to_mesh_vertex(pI, puv)
-                dist = surf.geodesics.between_vertices(gv[pt_gt], pv[inv])
+                dist = surf.geodesics.between_vertices(gv[pt_gt], self._snap_lut()[code])
             k = kappa[pt_gt]
             score = np.exp(-(dist ** 2) / (2.0 * k ** 2))
             self.num_points_scored += len(dist)
@@ -463,6 +488,15 @@ class _PairScorer:
             k = np.searchsorted(_HIST_EDGES_CM, dist[sel] * 100.0, side="left")
             self.hist += np.bincount(k[k < len(self.hist)], minlength=len(self.hist))
         self.timing["snap+geodesic"] += time.perf_counter() - t0
+
+    def _snap_lut(self) -> np.ndarray:
+        """(25 << 16,) int64 mesh vertex of the official snap, indexed by the code I << 16 | U8 << 8 | V8."""
+        if self._lut is None:
+            table = self.surface.snap_table()  # (24, V8, U8)
+            lut = np.zeros((1 + len(table)) << 16, dtype=np.int64)
+            lut[1 << 16:] = self.surface.chart_vertex_mesh[table.transpose(0, 2, 1).reshape(-1)]
+            self._lut = lut
+        return self._lut
 
     def pointwise(self) -> dict:
         """The paper's pointwise evaluation: ratio of GT points with geodesic error below t cm."""

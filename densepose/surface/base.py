@@ -58,6 +58,7 @@ class BodySurface:
     _geodesics: "GeodesicDistance | None" = field(default=None, repr=False)
     _kdtrees: dict = field(default_factory=dict, repr=False)
     _incident: tuple | None = field(default=None, repr=False)
+    _snap_table: np.ndarray | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ basic properties
     @property
@@ -147,6 +148,22 @@ class BodySurface:
     def snap_to_mesh_vertex(self, charts: np.ndarray, uv: np.ndarray) -> np.ndarray:
         """IUV -> mesh vertex (N,) int64 of the nearest chart vertex (the official evaluator's snap)."""
         return self.chart_vertex_mesh[self.nearest_chart_vertex(charts, uv)]
+
+    def snap_table(self) -> np.ndarray:
+        """(24, 256, 256) int32: ``nearest_chart_vertex`` of every uint8-quantised IUV, built once.
+
+        ``table[I - 1, v8, u8]`` is the chart vertex nearest to (U, V) = (u8 / 255, v8 / 255) in
+        chart I (row = V, column = U, as ``flip_uv``). Predictions come as uint8 (U, V), so their
+        snap becomes a lookup; the values are those of the k-d tree query, bit for bit.
+        """
+        if self._snap_table is None:
+            q = np.arange(256, dtype=np.float64) / 255.0
+            uv = np.stack([np.tile(q, 256), np.repeat(q, 256)], axis=1)  # row-major (v8, u8)
+            table = np.empty((NUM_CHARTS, 256, 256), dtype=np.int32)
+            for part in range(1, NUM_CHARTS + 1):
+                table[part - 1] = self.nearest_chart_vertex(np.full(len(uv), part), uv).reshape(256, 256)
+            self._snap_table = table
+        return self._snap_table
 
     # ------------------------------------------------------------------ symmetry
     def flip_iuv(self, charts: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
