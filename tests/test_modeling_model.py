@@ -302,3 +302,14 @@ def test_tiny_model_overfits_two_images():
     acc1 = _dp_point_accuracy(model, images, targets)
     assert last < 0.5 * first, (first, last)
     assert acc1 > max(0.6, acc0 + 0.25), (acc0, acc1)
+    # The detector learned the 'people' too, and the full inference path gives person pixels.
+    from densepose.modeling.ops import box_iou
+
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    for o, t in zip(out, targets):
+        g = t["boxes"].shape[0]
+        assert (box_iou(t["boxes"], o["boxes"][:g]).max(dim=1).values > 0.6).all()
+        iuv = densepose_to_iuv(o["coarse_segm"][0], o["fine_segm"][0], o["u"][0], o["v"][0], o["boxes"][0])
+        assert (iuv[0] > 0).mean() > 0.5 and set(np.unique(iuv[0])) <= {0, 1, 2, 3, 4}
