@@ -246,6 +246,16 @@ def _gt_mask(a: dict, im_h: int, im_w: int, where: str) -> tuple[int, int, np.nd
     return 0, 0, np.zeros((0, 0), dtype=bool)
 
 
+def _paste_region(box, im_h: int, im_w: int, hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """(y0, x0, y1, x1) image pixels that ``_paste`` covers for an (h, w) mask at ``box``; None if none."""
+    x, y, w, h = (float(v) for v in box)
+    xi, yi = int(x), int(y)
+    x0, y0 = max(xi, 0), max(yi, 0)
+    x1 = min(int(x + w), im_w, xi + int(hw[1]))
+    y1 = min(int(y + h), im_h, yi + int(hw[0]))
+    return (y0, x0, y1, x1) if x1 > x0 and y1 > y0 else None
+
+
 def _seg_extent(a: dict, im_h: int, im_w: int):
     """xywh extent of a GT's segmentation foreground, read from the RLE without decoding it.
 
@@ -361,20 +371,20 @@ class _PairScorer:
         t1 = time.perf_counter()
         self.timing["decode"] += t1 - t0
 
-        # Mask IoU against every GT (ignored ones too: the IOU mode can match them).
+        # Mask IoU against every GT (ignored ones too: the IOU mode can match them). A pair whose
+        # regions do not meet has IoU 0, so a mask is built only when it meets one of the other
+        # side: a GT's dp_masks lie inside its integer box, a segmentation's extent is read from
+        # its RLE without decoding the image (None: unknown, always built).
         where = f"ground truth of image {cell.image_id}"
-        dt_masks = [_paste(a[0], dets.bbox[k], cell.height, cell.width) for a, k in zip(iuvs, cell.dets)]
-        # A dp_masks mask lies inside its integer box: with no detection mask reaching that box the
-        # IoU is 0 and the (costly) zoom is skipped.
-        reach = [(y, x, y + m.shape[0], x + m.shape[1]) for y, x, m in dt_masks if m.any()]
-        gt_masks = []
-        for a in cell.gts:
-            # Likewise for a segmentation: its extent comes from the RLE without decoding the image.
-            extent = a["bbox"] if "dp_masks" in a else _seg_extent(a, cell.height, cell.width)
-            if extent is not None and not any(_overlaps(r, extent) for r in reach):
-                gt_masks.append((0, 0, np.zeros((0, 0), dtype=bool)))
-            else:
-                gt_masks.append(_gt_mask(a, cell.height, cell.width, f"{where} (annotation id {a.get('id')})"))
+        dt_reg = [_paste_region(dets.bbox[k], cell.height, cell.width, a.shape[1:]) for a, k in zip(iuvs, cell.dets)]
+        extents = [a["bbox"] if "dp_masks" in a else _seg_extent(a, cell.height, cell.width) for a in cell.gts]
+        meet = np.array([[r is not None and (e is None or _overlaps(r, e)) for e in extents] for r in dt_reg],
+                        dtype=bool).reshape(D, G)
+        empty = (0, 0, np.zeros((0, 0), dtype=bool))
+        dt_masks = [_paste(a[0], dets.bbox[k], cell.height, cell.width) if meet[i].any() else empty
+                    for i, (a, k) in enumerate(zip(iuvs, cell.dets))]
+        gt_masks = [_gt_mask(a, cell.height, cell.width, f"{where} (annotation id {a.get('id')})") if meet[:, j].any()
+                    else empty for j, a in enumerate(cell.gts)]
         cell.mask_iou = _mask_iou(dt_masks, gt_masks, crowd)
         t2 = time.perf_counter()
         self.timing["masks"] += t2 - t1
