@@ -221,8 +221,11 @@ def _paste(mask: np.ndarray, box, im_h: int, im_w: int) -> tuple[int, int, np.nd
     return y0, x0, mask[y0 - yi : y1 - yi, x0 - xi : x1 - xi] > 0
 
 
-def _gt_mask(a: dict, im_h: int, im_w: int, where: str) -> tuple[int, int, np.ndarray]:
-    """GT person mask: union of dp_masks zoomed to the box (threshold 0.5), else the segmentation."""
+def _gt_mask(a: dict, im_h: int, im_w: int, where: str, extent=None) -> tuple[int, int, np.ndarray]:
+    """GT person mask: union of dp_masks zoomed to the box (threshold 0.5), else the segmentation.
+
+    ``extent``: the segmentation's foreground xywh (``_seg_extent``) when known, to crop without a scan.
+    """
     if "dp_masks" in a:
         union = _dp_union(a["dp_masks"], where)
         _, _, w, h = (float(v) for v in a["bbox"])
@@ -239,6 +242,9 @@ def _gt_mask(a: dict, im_h: int, im_w: int, where: str) -> tuple[int, int, np.nd
             raise UserError(f"{where}: segmentation does not decode ({exc.__class__.__name__}: {exc})") from None
         if full.shape != (im_h, im_w):
             raise UserError(f"{where}: segmentation size {list(full.shape)} differs from the image size {[im_h, im_w]}")
+        if extent is not None:  # any crop holding the whole foreground gives the same IoU
+            x, y, w, h = (int(v) for v in extent)
+            return (y, x, full[y : y + h, x : x + w] > 0) if w > 0 and h > 0 else (0, 0, np.zeros((0, 0), dtype=bool))
         rows, cols = np.flatnonzero(full.any(axis=1)), np.flatnonzero(full.any(axis=0))
         if not len(rows):
             return 0, 0, np.zeros((0, 0), dtype=bool)
@@ -383,7 +389,8 @@ class _PairScorer:
         empty = (0, 0, np.zeros((0, 0), dtype=bool))
         dt_masks = [_paste(a[0], dets.bbox[k], cell.height, cell.width) if meet[i].any() else empty
                     for i, (a, k) in enumerate(zip(iuvs, cell.dets))]
-        gt_masks = [_gt_mask(a, cell.height, cell.width, f"{where} (annotation id {a.get('id')})") if meet[:, j].any()
+        gt_masks = [_gt_mask(a, cell.height, cell.width, f"{where} (annotation id {a.get('id')})",
+                             None if "dp_masks" in a else extents[j]) if meet[:, j].any()
                     else empty for j, a in enumerate(cell.gts)]
         cell.mask_iou = _mask_iou(dt_masks, gt_masks, crowd)
         t2 = time.perf_counter()

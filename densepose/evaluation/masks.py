@@ -42,9 +42,12 @@ def zoom_mask(mask: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     m = np.asarray(mask).astype(np.uint8, copy=False)
     y0, y1, wy0, wy1, yin = _axis_taps(m.shape[0], out_h)
     x0, x1, wx0, wx1, xin = _axis_taps(m.shape[1], out_w)
-    rows = m[y0] + m[y1]  # (out_h, W): taps set per column of the two rows
-    s = rows[:, x0] + rows[:, x1]  # (out_h, out_w): taps set, 0..4
-    out = np.ascontiguousarray(s == 4)  # column gathers can come out Fortran-ordered
+    # Gathers along rows only (column gathers are slow); pycocotools decodes Fortran-ordered, so
+    # m.T is usually contiguous already.
+    mt = np.ascontiguousarray(m.T)  # (W, H)
+    cols = np.ascontiguousarray((mt[x0] + mt[x1]).T)  # (H, out_w): taps set in the two columns
+    s = cols[y0] + cols[y1]  # (out_h, out_w): taps set, 0..4
+    out = s == 4
     k = np.flatnonzero((s - 1) < 3)  # 1..3 taps set (uint8 wraps 0 to 255)
     if len(k):
         ii, jj = np.divmod(k, out_w)
