@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from densepose.errors import UserError
+from densepose.modeling.postprocess import densepose_to_labels_uv, int_box
 
 #: Where the bundled model and demo images live (tests monkeypatch this).
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
@@ -134,56 +135,15 @@ def compose(results: list[PersonResult], height: int, width: int) -> tuple[np.nd
     return labels, u, v, inds
 
 
-def int_box(box: np.ndarray) -> tuple[int, int, int, int]:
-    """xyxy float -> (x0, y0, w, h) ints as the reference converter does (truncation, size >= 1)."""
-    x0, y0, x1, y1 = (float(b) for b in box)
-    return int(x0), int(y0), max(int(x1 - x0), 1), max(int(y1 - y0), 1)
-
-
-def _source_index(out_size: int, in_size: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PyTorch's bilinear ``align_corners=False`` source taps: (i0, i1, frac), each (out_size,)."""
-    src = ((torch.arange(out_size, device=device, dtype=torch.float32) + 0.5) * (in_size / out_size) - 0.5).clamp(min=0)
-    i0 = src.floor().long().clamp(max=in_size - 1)
-    return i0, (i0 + 1).clamp(max=in_size - 1), src - i0
-
-
-def _resize_gather(maps: torch.Tensor, index: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """``F.interpolate(maps[None], (h, w), bilinear, align_corners=False)[0].gather(0, index[None])[0]``
-    without resizing every channel: maps (C, S, S), index (h, w) long -> (h, w)."""
-    s_h, s_w = maps.shape[-2:]
-    y0, y1, fy = _source_index(h, s_h, maps.device)
-    x0, x1, fx = _source_index(w, s_w, maps.device)
-    flat = maps.reshape(-1)
-    base = index * (s_h * s_w)
-    fy, fx = fy[:, None], fx[None, :]
-
-    def tap(yy, xx):
-        return flat[base + yy[:, None] * s_w + xx[None, :]]
-
-    top = tap(y0, x0) * (1 - fx) + tap(y0, x1) * fx
-    bottom = tap(y1, x0) * (1 - fx) + tap(y1, x1) * fx
-    return top * (1 - fy) + bottom * fy
-
-
 def chart_outputs_to_result(
     box: torch.Tensor, coarse: torch.Tensor, fine: torch.Tensor, u: torch.Tensor, v: torch.Tensor
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
     """One detection's maps -> (labels (h, w) uint8, u, v (h, w) float32, origin (x0, y0)).
 
-    Args: box (4,) xyxy; coarse (C, S, S) with C = 2 (or 15 for legacy heads); fine, u, v (25, S, S).
-    Same numbers as `densepose.modeling.postprocess` (tested), but U and V are interpolated only
-    in the chosen chart's channel instead of all 25, which is most of the CPU time per person.
+    Args: box (4,) xyxy; coarse (C, S, S); fine, u, v (25, S, S). See `densepose.modeling.postprocess`.
     """
-    x0, y0, w, h = int_box(box.tolist())
-    segm = F.interpolate(torch.cat([coarse, fine])[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
-    c = coarse.shape[0]
-    labels = segm[c:].argmax(0) * (segm[:c].argmax(0) > 0)
-    uu = _resize_gather(u.float(), labels, h, w).clamp(0, 1)
-    vv = _resize_gather(v.float(), labels, h, w).clamp(0, 1)
-    # Background pixels would carry channel 0's U/V; zero them as detectron2 does.
-    fg = labels > 0
-    uu = torch.where(fg, uu, torch.zeros_like(uu))
-    vv = torch.where(fg, vv, torch.zeros_like(vv))
+    x0, y0, _, _ = int_box(box.tolist())
+    labels, uu, vv = densepose_to_labels_uv(coarse, fine, u, v, box.tolist())
     return labels.to(torch.uint8).cpu().numpy(), uu.cpu().numpy(), vv.cpu().numpy(), (x0, y0)
 
 

@@ -1,9 +1,11 @@
-"""DensePose head outputs -> the official quantised IUV array at box size.
+"""DensePose head outputs -> per-person (I, U, V) at box size, and the official quantised IUV array.
 
 Same steps as the reference converters (densepose_reference.md §1.11): resize the 112x112 maps
 to the integer box size ``(int(w), int(h))`` with bilinear, ``align_corners=False``;
-``I = argmax(fine) * (argmax(coarse) > 0)``; U, V from the channel of the chosen chart (0 on background); quantise to
-uint8 ``[I, U*255, V*255]`` with :func:`densepose.data.uv_encoding.quantize_iuv`.
+``I = argmax(fine) * (argmax(coarse) > 0)``; U, V from the channel of the chosen chart (0 on
+background, as detectron2); quantise to uint8 ``[I, U*255, V*255]`` with
+:func:`densepose.data.uv_encoding.quantize_iuv`. U and V are interpolated only in the chosen
+chart's channel, which gives the same numbers as resizing all 25 channels at a fraction of the cost.
 """
 from __future__ import annotations
 
@@ -15,43 +17,60 @@ from torch import Tensor
 from densepose.data.uv_encoding import quantize_iuv
 
 
-def _box_size(box_xyxy) -> tuple[int, int]:
-    b = [float(v) for v in box_xyxy]
-    return max(int(b[2] - b[0]), 1), max(int(b[3] - b[1]), 1)  # (w, h); int() truncates like d2
+def int_box(box_xyxy) -> tuple[int, int, int, int]:
+    """xyxy float -> (x0, y0, w, h) ints as the reference converter does (truncation, size >= 1)."""
+    x0, y0, x1, y1 = (float(b) for b in box_xyxy)
+    return int(x0), int(y0), max(int(x1 - x0), 1), max(int(y1 - y0), 1)
 
 
-def _labels_uv(coarse: Tensor, fine: Tensor, u: Tensor, v: Tensor, w: int, h: int):
-    """(N, C, S, S) maps of N boxes of the same size -> labels (N, h, w) long, U, V (N, h, w)."""
-    def rs(t: Tensor) -> Tensor:
-        return F.interpolate(t.float(), size=(h, w), mode="bilinear", align_corners=False)
+def _source_index(out_size: int, in_size: int, device) -> tuple[Tensor, Tensor, Tensor]:
+    """PyTorch's bilinear ``align_corners=False`` source taps: (i0, i1, frac), each (out_size,)."""
+    src = ((torch.arange(out_size, device=device, dtype=torch.float32) + 0.5) * (in_size / out_size) - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=in_size - 1)
+    return i0, (i0 + 1).clamp(max=in_size - 1), src - i0
 
-    labels = rs(fine).argmax(dim=1) * (rs(coarse).argmax(dim=1) > 0).long()
-    idx = labels[:, None]
-    fg = labels > 0  # the reference leaves U = V = 0 on background pixels
-    uu = torch.where(fg, rs(u).gather(1, idx)[:, 0], torch.zeros((), device=u.device))
-    vv = torch.where(fg, rs(v).gather(1, idx)[:, 0], torch.zeros((), device=v.device))
+
+def _resize_gather(maps: Tensor, index: Tensor, h: int, w: int) -> Tensor:
+    """``F.interpolate(maps[None], (h, w), bilinear, align_corners=False)[0].gather(0, index[None])[0]``
+    without resizing every channel: maps (C, S, S), index (h, w) long -> (h, w)."""
+    s_h, s_w = maps.shape[-2:]
+    y0, y1, fy = _source_index(h, s_h, maps.device)
+    x0, x1, fx = _source_index(w, s_w, maps.device)
+    flat = maps.reshape(-1)
+    base = index * (s_h * s_w)
+    fy, fx = fy[:, None], fx[None, :]
+
+    def tap(yy, xx):
+        return flat[base + yy[:, None] * s_w + xx[None, :]]
+
+    top = tap(y0, x0) * (1 - fx) + tap(y0, x1) * fx
+    bottom = tap(y1, x0) * (1 - fx) + tap(y1, x1) * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def densepose_to_labels_uv(coarse_segm: Tensor, fine_segm: Tensor, u: Tensor, v: Tensor, box_xyxy) -> tuple[Tensor, Tensor, Tensor]:
+    """One detection: coarse (C,S,S) (C = 2, or 15 for legacy heads), fine/u/v (25,S,S), box (4,) xyxy
+    -> labels (h, w) long 0..24, U, V (h, w) float in [0, 1], at the integer box size."""
+    _, _, w, h = int_box(box_xyxy)
+    c = coarse_segm.shape[0]
+    segm = F.interpolate(torch.cat([coarse_segm, fine_segm])[None].float(), size=(h, w), mode="bilinear",
+                         align_corners=False)[0]
+    labels = segm[c:].argmax(0) * (segm[:c].argmax(0) > 0)
+    fg = labels > 0
+    zero = torch.zeros((), device=u.device)
+    uu = torch.where(fg, _resize_gather(u.float(), labels, h, w).clamp(0, 1), zero)
+    vv = torch.where(fg, _resize_gather(v.float(), labels, h, w).clamp(0, 1), zero)
     return labels, uu, vv
 
 
 def densepose_to_iuv(coarse_segm: Tensor, fine_segm: Tensor, u: Tensor, v: Tensor, box_xyxy) -> np.ndarray:
-    """One detection: coarse (2,S,S), fine/u/v (25,S,S), box (4,) xyxy -> uint8 (3, int h, int w)."""
-    w, h = _box_size(box_xyxy)
-    labels, uu, vv = _labels_uv(coarse_segm[None], fine_segm[None], u[None], v[None], w, h)
-    return quantize_iuv(labels[0].cpu().numpy(), uu[0].clamp(0, 1).cpu().numpy(), vv[0].clamp(0, 1).cpu().numpy())
+    """One detection -> the official uint8 (3, int h, int w) = [I, U*255, V*255]."""
+    labels, uu, vv = densepose_to_labels_uv(coarse_segm, fine_segm, u, v, box_xyxy)
+    return quantize_iuv(labels.cpu().numpy(), uu.cpu().numpy(), vv.cpu().numpy())
 
 
 def densepose_to_iuv_batch(coarse_segm: Tensor, fine_segm: Tensor, u: Tensor, v: Tensor,
                            boxes_xyxy: Tensor) -> list[np.ndarray]:
-    """N detections -> list of uint8 (3, h_i, w_i). Boxes of equal integer size are resized together."""
-    sizes = [_box_size(b) for b in boxes_xyxy.tolist()]
-    out: list[np.ndarray | None] = [None] * len(sizes)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, s in enumerate(sizes):
-        groups.setdefault(s, []).append(i)
-    for (w, h), idx in groups.items():
-        sel = torch.tensor(idx, dtype=torch.long, device=coarse_segm.device)
-        labels, uu, vv = _labels_uv(coarse_segm[sel], fine_segm[sel], u[sel], v[sel], w, h)
-        labels, uu, vv = labels.cpu().numpy(), uu.clamp(0, 1).cpu().numpy(), vv.clamp(0, 1).cpu().numpy()
-        for j, i in enumerate(idx):
-            out[i] = quantize_iuv(labels[j], uu[j], vv[j])
-    return out  # type: ignore[return-value]
+    """N detections (coarse (N,C,S,S), fine/u/v (N,25,S,S), boxes (N,4)) -> list of uint8 (3, h_i, w_i)."""
+    return [densepose_to_iuv(coarse_segm[i], fine_segm[i], u[i], v[i], box)
+            for i, box in enumerate(boxes_xyxy.tolist())]
