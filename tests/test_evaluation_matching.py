@@ -10,6 +10,8 @@ from densepose.evaluation.matching import (
     accumulate,
     box_iou_xywh,
     evaluate_image,
+    match_image,
+    match_images,
     summarize,
 )
 
@@ -189,3 +191,27 @@ def test_vectorised_matching_equals_loop_oracle():
                            AREA_RANGES["large"])
         matched, ignored = _naive_image(sim, box, ig, crowd, dt_area < 96.0 ** 2)
         assert (e.matched == matched).all() and (e.ignored == ignored).all()
+
+
+def test_batched_matching_equals_per_image():
+    rng = np.random.default_rng(2)
+    ranges = list(AREA_RANGES.values())
+    cells = []
+    for _ in range(120):
+        D, G = int(rng.integers(0, 8)), int(rng.integers(0, 6))
+        sims = np.round(rng.uniform(0, 1, (3, D, G)) * rng.integers(0, 2, (3, D, G)), 2)  # ties and zeros
+        cells.append(dict(
+            sims=sims, box_iou=np.round(rng.uniform(0.5, 1.0, (D, G)), 2),
+            gt_ignore=rng.uniform(size=G) < 0.3, gt_area=rng.choice([20.0 ** 2, 60.0 ** 2, 200.0 ** 2], G),
+            gt_crowd=rng.uniform(size=G) < 0.15, dt_area=rng.choice([20.0 ** 2, 60.0 ** 2, 200.0 ** 2], D),
+            dt_score=np.sort(rng.uniform(size=D))[::-1]))
+    batched = match_images(cells, ranges, batch=50)  # several batches with different padding
+    for c, got in zip(cells, batched):
+        ref = match_image(area_ranges=ranges, **c)
+        assert (got is None) == (ref is None)
+        if ref is None:
+            continue
+        for gm, rm in zip(got, ref):
+            for g, r in zip(gm, rm):
+                assert np.array_equal(g.matched, r.matched) and np.array_equal(g.ignored, r.ignored)
+                assert np.array_equal(g.gt_ignored, r.gt_ignored) and np.array_equal(g.scores, r.scores)

@@ -39,7 +39,7 @@ from densepose.evaluation.matching import (
     MAX_DETS,
     accumulate,
     box_iou_xywh,
-    match_image,
+    match_images,
     summarize,
 )
 from densepose.evaluation.masks import zoom_mask, zoom_shape
@@ -542,17 +542,16 @@ def _summaries(cells: list[_Cell], dets: Detections, cat_ids: list[int]) -> dict
     cat_index = {c: k for k, c in enumerate(cat_ids)}
     areas = list(AREA_RANGES)
     evals = {(m, a): [[] for _ in cat_ids] for m in MODES for a in areas}
-    for cell in cells:
-        sims = np.stack([cell.gps, np.sqrt(cell.gps * cell.mask_iou), cell.mask_iou])  # MODES order
-        res = match_image(
-            sims, cell.box_iou,
-            gt_ignore=np.array([not has_densepose(a) for a in cell.gts], dtype=bool),
-            gt_area=np.array([_gt_area(a) for a in cell.gts]),
-            gt_crowd=np.array([bool(a.get("iscrowd", 0)) for a in cell.gts], dtype=bool),
-            dt_area=dets.bbox[cell.dets, 2] * dets.bbox[cell.dets, 3],
-            dt_score=dets.score[cell.dets],
-            area_ranges=[AREA_RANGES[a] for a in areas],
-        )
+    batch = [dict(
+        sims=np.stack([cell.gps, np.sqrt(cell.gps * cell.mask_iou), cell.mask_iou]),  # MODES order
+        box_iou=cell.box_iou,
+        gt_ignore=np.array([not has_densepose(a) for a in cell.gts], dtype=bool),
+        gt_area=np.array([_gt_area(a) for a in cell.gts]),
+        gt_crowd=np.array([bool(a.get("iscrowd", 0)) for a in cell.gts], dtype=bool),
+        dt_area=dets.bbox[cell.dets, 2] * dets.bbox[cell.dets, 3],
+        dt_score=dets.score[cell.dets],
+    ) for cell in cells]
+    for cell, res in zip(cells, match_images(batch, [AREA_RANGES[a] for a in areas])):
         if res is None:
             continue
         for mi, m in enumerate(MODES):
