@@ -216,7 +216,8 @@ def build_train_dataset(cfg: TrainConfig) -> DensePoseDataset:
 
         surface = load_surface(d.surface)
     aug = AugmentConfig(d.min_sizes, d.max_size, d.flip_prob, d.brightness, d.contrast, d.saturation, d.hue)
-    return DensePoseDataset(root / d.images, root / d.annotations, TrainTransform(aug, surface), d.skip_empty, d.with_masks)
+    with_masks = d.with_masks or cfg.model.mask_on  # a mask head needs the instance masks
+    return DensePoseDataset(root / d.images, root / d.annotations, TrainTransform(aug, surface), d.skip_empty, with_masks)
 
 
 def dataset_folder(root: Path, annotations: str, split: str) -> Path:
