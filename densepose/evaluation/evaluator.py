@@ -312,9 +312,9 @@ def _dp_union(dp_masks: list, where: str) -> np.ndarray:
 def _mask_iou(dt_masks: list, gt_masks: list, crowd: np.ndarray) -> np.ndarray:
     """(D, G) IoU of pasted masks (y0, x0, crop); crowd GT: intersection over the detection area."""
     out = np.zeros((len(dt_masks), len(gt_masks)))
-    gt_area = [m[2].sum() for m in gt_masks]
+    gt_area = [np.count_nonzero(m[2]) for m in gt_masks]
     for i, (dy, dx, dm) in enumerate(dt_masks):
-        da = dm.sum()
+        da = np.count_nonzero(dm)
         if not da:
             continue
         for j, (gy, gx, gm) in enumerate(gt_masks):
@@ -439,7 +439,7 @@ class _PairScorer:
             flat = iuvs[d].reshape(3, -1)
             vals = flat[:, py[d, p] * iuvs[d].shape[2] + px[d, p]]  # (3, n) I, U*255, V*255
             fg = vals[0] > 0
-            parts_d.append(np.full(int(fg.sum()), d, dtype=np.int64))
+            parts_d.append(np.full(np.count_nonzero(fg), d, dtype=np.int64))
             parts_p.append(p[fg])
             parts_iuv.append(vals[:, fg].astype(np.int64))
         if parts_d:
