@@ -39,3 +39,14 @@ def test_zoom_mask_matches_scipy_random_sizes():
         scale = (rng.uniform(1, 700) / 256, rng.integers(1, 700) / 256)
         ref = zoom(m.astype(np.float64), scale, order=1, prefilter=False) > 0.5
         assert np.array_equal(zoom_mask(m, *zoom_shape(m.shape, scale)), ref)
+
+
+def test_snap_table_equals_kdtree_snap(sphere_surface):
+    """The prediction snap lookup is the k-d tree snap of the quantised (U, V), bit for bit."""
+    table = sphere_surface.snap_table()
+    assert table.shape == (24, 256, 256) and table.dtype == np.int32
+    rng = np.random.default_rng(0)
+    I, u8, v8 = rng.integers(1, 25, 5000), rng.integers(0, 256, 5000), rng.integers(0, 256, 5000)
+    ref = sphere_surface.nearest_chart_vertex(I, np.stack([u8, v8], 1) / 255.0)
+    assert np.array_equal(table[I - 1, v8, u8], ref)
+    assert sphere_surface.snap_table() is table  # cached

@@ -496,7 +496,11 @@ class _PairScorer:
             else:
                 gv = np.zeros(len(gt_I), np.int64)
                 gv[used] = surf.snap_to_mesh_vertex(gt_I[used], gt_uv[used])
-                dist = surf.geodesics.between_vertices(gv[pt_gt], self._snap_lut()[code])
+                pv = self._snap_lut()[code]
+                if len(pv) and pv.min() < 0:
+                    raise UserError(f"{self.dets.source}: predicted part I = {int(code[np.argmin(pv)] >> 16)} has no "
+                                    f"chart vertices on surface {surf.name!r}")
+                dist = surf.geodesics.between_vertices(gv[pt_gt], pv)
             k = kappa[pt_gt]
             score = np.exp(-(dist ** 2) / (2.0 * k ** 2))
             self.num_points_scored += len(dist)
@@ -514,7 +518,8 @@ class _PairScorer:
         if self._lut is None:
             table = self.surface.snap_table()  # (24, V8, U8)
             lut = np.zeros((1 + len(table)) << 16, dtype=np.int64)
-            lut[1 << 16:] = self.surface.chart_vertex_mesh[table.transpose(0, 2, 1).reshape(-1)]
+            flat = table.transpose(0, 2, 1).reshape(-1)  # code order: I, then U8, then V8
+            lut[1 << 16:] = np.where(flat >= 0, self.surface.chart_vertex_mesh[np.maximum(flat, 0)], -1)
             self._lut = lut
         return self._lut
 

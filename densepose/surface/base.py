@@ -154,14 +154,17 @@ class BodySurface:
 
         ``table[I - 1, v8, u8]`` is the chart vertex nearest to (U, V) = (u8 / 255, v8 / 255) in
         chart I (row = V, column = U, as ``flip_uv``). Predictions come as uint8 (U, V), so their
-        snap becomes a lookup; the values are those of the k-d tree query, bit for bit.
+        snap becomes a lookup; the values are those of the k-d tree query, bit for bit. A chart
+        without vertices on this surface has -1.
         """
         if self._snap_table is None:
             q = np.arange(256, dtype=np.float64) / 255.0
             uv = np.stack([np.tile(q, 256), np.repeat(q, 256)], axis=1)  # row-major (v8, u8)
-            table = np.empty((NUM_CHARTS, 256, 256), dtype=np.int32)
+            table = np.full((NUM_CHARTS, 256, 256), -1, dtype=np.int32)
+            present = set(np.unique(self.chart_vertex_part).tolist())
             for part in range(1, NUM_CHARTS + 1):
-                table[part - 1] = self.nearest_chart_vertex(np.full(len(uv), part), uv).reshape(256, 256)
+                if part in present:
+                    table[part - 1] = self.nearest_chart_vertex(np.full(len(uv), part), uv).reshape(256, 256)
             self._snap_table = table
         return self._snap_table
 
