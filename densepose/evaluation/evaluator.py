@@ -47,6 +47,7 @@ from densepose.evaluation.matching import (
 )
 from densepose.evaluation.masks import zoom_mask, zoom_shape
 from densepose.evaluation.results import Detections, load_results
+from densepose.surface.parts import NUM_CHARTS
 
 MODES = ("gps", "gpsm", "iou")
 #: Pointwise curve: geodesic error thresholds in cm (fine grid, for the AUCs and the plot).
@@ -496,7 +497,7 @@ class _PairScorer:
             else:
                 gv = np.zeros(len(gt_I), np.int64)
                 gv[used] = surf.snap_to_mesh_vertex(gt_I[used], gt_uv[used])
-                pv = self._snap_lut()[code]
+                pv = self._snap_pred(code)
                 if len(pv) and pv.min() < 0:
                     raise UserError(f"{self.dets.source}: predicted part I = {int(code[np.argmin(pv)] >> 16)} has no "
                                     f"chart vertices on surface {surf.name!r}")
@@ -512,6 +513,22 @@ class _PairScorer:
             k = np.searchsorted(_HIST_EDGES_CM, dist[sel] * 100.0, side="left")
             self.hist += np.bincount(k[k < len(self.hist)], minlength=len(self.hist))
         self.timing["snap+geodesic"] += time.perf_counter() - t0
+
+    def _snap_pred(self, code: np.ndarray) -> np.ndarray:
+        """Mesh vertex (N,) of the official snap of predicted codes I << 16 | U8 << 8 | V8.
+
+        A lookup in the surface's snap table when it is built (or worth building: more points than
+        its 1.6 M entries); else the k-d tree on the distinct codes. Both give the same vertices.
+        """
+        if self.surface.snap_table(build=len(code) > (NUM_CHARTS << 16)) is not None:
+            return self._snap_lut()[code]
+        uniq, inv = np.unique(code, return_inverse=True)
+        puv = np.stack([(uniq >> 8) & 255, uniq & 255], 1) / 255.0
+        I = uniq >> 16
+        out = np.full(len(uniq), -1, dtype=np.int64)
+        known = np.isin(I, self.surface.chart_vertex_part)
+        out[known] = self.surface.snap_to_mesh_vertex(I[known], puv[known])
+        return out[inv]
 
     def _snap_lut(self) -> np.ndarray:
         """(25 << 16,) int64 mesh vertex of the official snap, indexed by the code I << 16 | U8 << 8 | V8."""
@@ -644,6 +661,8 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
     from densepose.modeling.postprocess import densepose_to_iuv_batch
 
     coco = _load_gt(annotations)
+    surface = _load_surface(surface)
+    surface.snap_table()  # models are evaluated again and again during training: make the snap a lookup
     ids = list(coco.image_ids)[: max_images] if max_images else list(coco.image_ids)
     if max_images:
         coco = CocoDensePose(coco.path, {i: coco.images[i] for i in ids}, {i: coco.annotations.get(i, []) for i in ids},

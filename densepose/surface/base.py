@@ -149,15 +149,16 @@ class BodySurface:
         """IUV -> mesh vertex (N,) int64 of the nearest chart vertex (the official evaluator's snap)."""
         return self.chart_vertex_mesh[self.nearest_chart_vertex(charts, uv)]
 
-    def snap_table(self) -> np.ndarray:
+    def snap_table(self, build: bool = True) -> np.ndarray | None:
         """(24, 256, 256) int32: ``nearest_chart_vertex`` of every uint8-quantised IUV, built once.
 
         ``table[I - 1, v8, u8]`` is the chart vertex nearest to (U, V) = (u8 / 255, v8 / 255) in
         chart I (row = V, column = U, as ``flip_uv``). Predictions come as uint8 (U, V), so their
         snap becomes a lookup; the values are those of the k-d tree query, bit for bit. A chart
-        without vertices on this surface has -1.
+        without vertices on this surface has -1. Building it takes ~0.6 s on Anny (1.6 M k-d tree
+        queries); with ``build=False`` it is returned only if already built, else None.
         """
-        if self._snap_table is None:
+        if self._snap_table is None and build:
             q = np.arange(256, dtype=np.float64) / 255.0
             uv = np.stack([np.tile(q, 256), np.repeat(q, 256)], axis=1)  # row-major (v8, u8)
             table = np.full((NUM_CHARTS, 256, 256), -1, dtype=np.int32)
