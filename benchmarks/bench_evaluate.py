@@ -21,11 +21,11 @@ call for all three modes; before = commit 9dcc7cc, after = this version, each ru
 different times (the spread is the machine's load):
 
     input                before: s    us/pair   x ref     after: s     us/pair   x ref
-    npz, vertex snap     2.46-2.83    302-347   20-23     1.54-1.78    190-219   32-36
+    npz, vertex snap     2.46-2.83    302-347   20-23     1.42-1.78    174-219   32-40
     npz, exact points    4.30-5.97    528-732    9-13     3.69-3.77    453-463   15
     json, vertex snap    5.14         631       11        4.18-5.24    513-644   11-13
 
-Split after (npz, vertex snap): decode 0.05, masks 0.83-0.97, gather 0.23, snap+geodesic 0.23,
+Split after (npz, vertex snap): decode 0.05, masks 0.76-0.97, gather 0.21-0.27, snap+geodesic 0.23,
 matching 0.14 s (before: masks 1.65-1.81, matching 0.24). The 100x target (<= 69 us/pair for the
 three modes) is NOT reached: the GT masks (RLE decode + exact zoom of 1,111 dp_masks unions and
 505 image-size segmentations, mask IoU) and the per-image Python of the point gathering remain.
