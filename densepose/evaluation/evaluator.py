@@ -681,7 +681,7 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
                         arr = np.asarray(im.convert("RGB"))
                 except (OSError, ValueError) as exc:
                     raise UserError(f"{path}: cannot read image ({exc.__class__.__name__}: {exc})") from None
-                img = torch.from_numpy(arr).permute(2, 0, 1).float().to(device)
+                img = torch.from_numpy(np.array(arr)).permute(2, 0, 1).float().to(device)
                 out = model([img])[0]
                 boxes = out["boxes"].detach().float().cpu()
                 if not len(boxes):
