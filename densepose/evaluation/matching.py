@@ -90,69 +90,9 @@ def match_image(sims: np.ndarray, box_iou: np.ndarray, gt_ignore: np.ndarray, gt
     Returns:
         ``out[m][a]`` an ``ImageEval``, or None when the image has neither detections nor ground truth.
     """
-    sims = np.asarray(sims, dtype=np.float64)
-    M, D, G = sims.shape
-    if D == 0 and G == 0:
-        return None
-    A, T = len(area_ranges), len(IOU_THRESHOLDS)
-    lo = np.array([r[0] for r in area_ranges], dtype=np.float64)[:, None]
-    hi = np.array([r[1] for r in area_ranges], dtype=np.float64)[:, None]
-    gt_area = np.asarray(gt_area, dtype=np.float64)
-    ig = np.asarray(gt_ignore, dtype=bool)[None, :] | (gt_area[None, :] < lo) | (gt_area[None, :] > hi)  # (A, G)
-    crowd = np.asarray(gt_crowd, dtype=bool)
-    shape = (M, A, T)
-    R = M * A * T
-    ig_r = np.broadcast_to(ig[None, :, None, :], shape + (G,)).reshape(R, G)
-    thr = np.broadcast_to(np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[None, None, :, None], shape + (1,)).reshape(R, 1)
-    dtm = np.full((R, D), -1, dtype=np.int64)  # matched ground truth (index) per row and detection
-    gtm = np.zeros((R, G), dtype=bool)
-    dt_ig = np.zeros((R, D), dtype=bool)
-    dt_ig[ig_r.all(axis=1)] = True  # all ground truth ignored (or none): every detection ignored
-    rows = np.arange(R)
-    if D and G:
-        box = np.asarray(box_iou, dtype=np.float64)
-        for d in range(D):
-            if not sims[:, d, :].any():
-                continue  # similar to nothing (a far false positive): matches nowhere
-            s = np.broadcast_to(sims[:, d, None, None, :], shape + (G,)).reshape(R, G)
-            ok = (~gtm | crowd[None, :]) & (s >= thr) & (s != 0.0)
-            # Regular ground truth first; ignored ones only when no regular one qualifies (the
-            # reference loop stops at the first ignored one once it holds a regular match).
-            # Among equals the later one wins (the reference replaces on >=).
-            m = _last_argmax(s, ok & ~ig_r)
-            none = m < 0
-            m[none] = _last_argmax(s[none], ok[none] & ig_r[none])
-            hit = rows[m >= 0]
-            dtm[hit, d] = m[hit]
-            dt_ig[hit, d] = ig_r[hit, m[hit]]
-            gtm[hit, m[hit]] = True
-        # The 0.8 box rule, at the last threshold as the reference does; it sets the flag at all
-        # thresholds of that (similarity, area range).
-        dtm4, gtm4, ig4 = dtm.reshape(M, A, T, D), gtm.reshape(M, A, T, G), ig_r.reshape(M, A, T, G)
-        dt_ig4 = dt_ig.reshape(M, A, T, D)
-        for d in range(D):
-            if not (box[d] >= BOX_IGNORE_IOU).any():
-                continue
-            un = dtm4[:, :, -1, d] < 0  # (M, A)
-            free = ~gtm4[:, :, -1, :] | crowd  # (M, A, G)
-            cand = (free & (box[d] >= BOX_IGNORE_IOU)[None, None, :] & un[:, :, None]).reshape(-1, G)
-            # Best box IoU; among equals the later in the reference's order (regular ones first).
-            val = np.where(cand, box[d][None, :], -np.inf)
-            tie = cand & (val == val.max(axis=1, keepdims=True))
-            rank = np.where(tie, ig4[:, :, -1, :].reshape(-1, G) * G + np.arange(G), -1)
-            g = np.where(cand.any(axis=1), np.argmax(rank, axis=1), -1).reshape(M, A)
-            for mi, ai in zip(*np.nonzero(g >= 0)):
-                gi = g[mi, ai]
-                dt_ig4[mi, ai, :, d] = ig4[mi, ai, -1, gi]
-                if ig4[mi, ai, -1, gi]:
-                    dtm4[mi, ai, -1, d] = gi
-                    gtm4[mi, ai, -1, gi] = True
-    dt_area = np.asarray(dt_area, dtype=np.float64)
-    out_of_range = (dt_area[None, :] < lo) | (dt_area[None, :] > hi)  # (A, D)
-    matched = (dtm >= 0).reshape(M, A, T, D)
-    ignored = dt_ig.reshape(M, A, T, D) | (~matched & out_of_range[None, :, None, :])
-    scores = np.asarray(dt_score, dtype=np.float64)
-    return [[ImageEval(matched[mi, ai], ignored[mi, ai], scores, ig[ai]) for ai in range(A)] for mi in range(M)]
+    cell = dict(sims=sims, box_iou=box_iou, gt_ignore=gt_ignore, gt_area=gt_area, gt_crowd=gt_crowd,
+                dt_area=dt_area, dt_score=dt_score)
+    return match_images([cell], area_ranges)[0]
 
 
 def _last_argmax(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
