@@ -63,15 +63,18 @@ def rasterize(
     """
     verts_cam = np.asarray(verts_cam, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
-    face_id = np.full(height * width, -1, dtype=np.int32)
-    bary = np.zeros((height * width, 3), dtype=np.float32)
-    depth = np.full(height * width, np.inf, dtype=np.float32)
-
     hit_face, hit_pix, hit_bary, hit_z = _visible_fragments(verts_cam, faces, K, height, width, cull_backfaces)
-    face_id[hit_pix] = hit_face
-    bary[hit_pix] = hit_bary
-    depth[hit_pix] = hit_z
-    return face_id.reshape(height, width), bary.reshape(height, width, 3), depth.reshape(height, width)
+    return _dense(height, width, hit_pix, hit_face, hit_bary, hit_z)
+
+
+def _dense(height: int, width: int, pix: np.ndarray, face: np.ndarray, bary: np.ndarray, depth: np.ndarray):
+    """Sparse fragments at flat pixels ``pix`` -> dense face_id (H, W) int32 (-1 background),
+    bary (H, W, 3) float32 and depth (H, W) float32 (inf background)."""
+    face_d = np.full(height * width, -1, dtype=np.int32)
+    bary_d = np.zeros((height * width, 3), dtype=np.float32)
+    depth_d = np.full(height * width, np.inf, dtype=np.float32)
+    face_d[pix], bary_d[pix], depth_d[pix] = face, bary, depth
+    return face_d.reshape(height, width), bary_d.reshape(height, width, 3), depth_d.reshape(height, width)
 
 
 def fragments_multi(
@@ -124,12 +127,8 @@ def rasterize_multi(
     """
     pix, inst, face, b, z = fragments_multi(verts_cam, faces, K, height, width, cull_backfaces)
     instance = np.full(height * width, -1, dtype=np.int32)
-    face_id = np.full(height * width, -1, dtype=np.int32)
-    bary = np.zeros((height * width, 3), dtype=np.float32)
-    depth = np.full(height * width, np.inf, dtype=np.float32)
-    instance[pix], face_id[pix], bary[pix], depth[pix] = inst, face, b, z
-    shape = (height, width)
-    return instance.reshape(shape), face_id.reshape(shape), bary.reshape(*shape, 3), depth.reshape(shape)
+    instance[pix] = inst
+    return (instance.reshape(height, width),) + _dense(height, width, pix, face, b, z)
 
 
 def _visible_fragments(verts_cam, faces, K, height, width, cull_backfaces):
