@@ -1,11 +1,9 @@
 """Build (once, cached) the default BodySurface on the Anny body."""
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import io
-import json
 
 import numpy as np
 
@@ -45,7 +43,7 @@ def anny_surface() -> BodySurface:
 
     model, verts, faces, heads, (bones, weights) = _rest_geometry()
     key = hashlib.sha256(verts.tobytes() + faces.tobytes() + str(_VERSION).encode()).hexdigest()[:16]
-    path = cache_dir("surface") / f"anny_{key}.npz"
+    path = cache_dir("surface") / f"anny_{key}.npz"  # keyed by the geometry: a new anny rebuilds it
     if path.exists():
         data = np.load(path)
         return BodySurface(
@@ -56,7 +54,7 @@ def anny_surface() -> BodySurface:
     names = list(model.bone_labels)
     face_part = label_faces(verts, faces, names, heads, bones, weights)
     cuts = digit_cuts(verts, faces, face_part, names, heads, bones, weights)
-    chart_faces, chart_uv, chart_vertex_mesh, stats = build_charts(verts, faces, face_part, cuts)
+    chart_faces, chart_uv, chart_vertex_mesh, _ = build_charts(verts, faces, face_part, cuts)
     surface = BodySurface(
         name="anny", vertices=verts, faces=faces, face_part=face_part, chart_faces=chart_faces, chart_uv=chart_uv,
         chart_vertex_mesh=chart_vertex_mesh, geodesic_factory=_geodesic_factory,
@@ -65,15 +63,6 @@ def anny_surface() -> BodySurface:
     surface.flip_uv = build_flip_tables(surface)
     buf = io.BytesIO()
     np.savez(buf, face_part=face_part, chart_faces=chart_faces, chart_uv=chart_uv, chart_vertex_mesh=chart_vertex_mesh,
-             kappa_groups=surface.kappa_groups, flip_uv=surface.flip_uv,
-             chart_stats=json.dumps([dataclasses.asdict(s) for s in stats]))
+             kappa_groups=surface.kappa_groups, flip_uv=surface.flip_uv)
     atomic_write_bytes(path, buf.getvalue())
     return surface
-
-
-def anny_chart_stats() -> list[dict]:
-    """Per-chart distortion statistics (see ``charts.ChartStats``) of the cached Anny chart."""
-    anny_surface()
-    _, verts, faces, _, _ = _rest_geometry()
-    key = hashlib.sha256(verts.tobytes() + faces.tobytes() + str(_VERSION).encode()).hexdigest()[:16]
-    return json.loads(str(np.load(cache_dir("surface") / f"anny_{key}.npz")["chart_stats"]))

@@ -57,6 +57,7 @@ class BodySurface:
     flip_factory: Callable[["BodySurface"], np.ndarray] | None = None
     _geodesics: "GeodesicDistance | None" = field(default=None, repr=False)
     _kdtrees: dict = field(default_factory=dict, repr=False)
+    _chart_vertex_part: np.ndarray | None = field(default=None, repr=False)
     _incident: tuple | None = field(default=None, repr=False)
     _snap_table: np.ndarray | None = field(default=None, repr=False)
 
@@ -71,10 +72,12 @@ class BodySurface:
 
     @property
     def chart_vertex_part(self) -> np.ndarray:
-        """(M,) int64 chart of every chart vertex."""
-        part = np.zeros(len(self.chart_uv), dtype=np.int64)
-        part[self.chart_faces.ravel()] = np.repeat(self.face_part, 3)
-        return part
+        """(M,) int64 chart of every chart vertex (derived from the faces once)."""
+        if self._chart_vertex_part is None:
+            part = np.zeros(len(self.chart_uv), dtype=np.int64)
+            part[self.chart_faces.ravel()] = np.repeat(self.face_part, 3)
+            self._chart_vertex_part = part
+        return self._chart_vertex_part
 
     @property
     def geodesics(self) -> "GeodesicDistance":

@@ -15,6 +15,7 @@ anchor spacing otherwise. Surface points interpolate the distances between their
 from __future__ import annotations
 
 import hashlib
+import io
 
 import numpy as np
 
@@ -121,8 +122,6 @@ def build_geodesics(vertices: np.ndarray, faces: np.ndarray, num_anchors: int = 
     else:
         anchors = farthest_point_sampling(np.asarray(vertices, dtype=np.float64), min(num_anchors, len(vertices)))
         table = heat_anchor_distances(vertices, faces, anchors)
-        import io
-
         buf = io.BytesIO()
         np.save(buf, table)
         atomic_write_bytes(path, buf.getvalue())

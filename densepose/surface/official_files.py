@@ -12,6 +12,7 @@ be compared with ours.
 """
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +46,6 @@ def write_official_files(surface: BodySurface, out_dir: str | Path, rows_per_chu
                   "Part_ID_subdiv": surface.chart_vertex_part[None, :].astype(np.int32)}),
         (TRANSFORM, {"index": (surface.chart_vertex_mesh + 1)[None, :].astype(np.int32)}),
     ):
-        import io
-
         buf = io.BytesIO()
         scipy.io.savemat(buf, data)
         atomic_write_bytes(out / name, buf.getvalue())
