@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +50,6 @@ def run_show(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UserError(f"{out}: the picture is a PNG; give a .png path")
-    import io
-
     buf = io.BytesIO()
     Image.fromarray(surface_sheet(_load(args), size=args.size)).save(buf, format="PNG")
     try:
