@@ -224,7 +224,7 @@ def test_weight_conversion_and_loading(tmp_path):
 def test_configs_and_freezing():
     assert r50_fpn_config().backbone == "resnet50" and r50_fpn_config().dp_num_convs == 8
     light = light_config()
-    assert light.fpn_channels == 128 and light.min_size_test == 512 and light.dp_dim == 256
+    assert light.fpn_channels == 64 and light.min_size_test == 512 and light.dp_dim == 128
     assert ModelConfig.from_dict(light.to_dict()) == light
     with pytest.raises(UserError):
         ModelConfig.from_dict({"nope": 1})

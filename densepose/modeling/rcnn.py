@@ -80,6 +80,9 @@ class DensePoseRCNN(nn.Module):
                 self.dp_predictor2 = DensePosePredictor(cfg.dp_dim)
         elif cfg.cascade:
             raise ValueError("cascade needs densepose_on")
+        # NHWC: ~1.4x faster convolutions on CPU (oneDNN) and on GPU tensor cores; preprocess()
+        # hands the network NHWC batches to match.
+        self.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------ preprocessing
 
@@ -112,6 +115,7 @@ class DensePoseRCNN(nn.Module):
         batch = resized[0].new_zeros((len(images), 3, H, W))
         for i, x in enumerate(resized):
             batch[i, :, : x.shape[1], : x.shape[2]] = x
+        batch = batch.contiguous(memory_format=torch.channels_last)
         return batch, sizes, scales, (out_t if targets is not None else None)
 
     # ------------------------------------------------------------------ forward
@@ -210,6 +214,11 @@ class DensePoseRCNN(nn.Module):
             iou = s.iou[s.is_fg]
             dpg = m[g] if g.numel() else g
             keep = (iou > cfg.dp_fg_iou) & (dpg >= 0)
+            if cfg.dp_max_rois_per_image and int(keep.sum()) > cfg.dp_max_rois_per_image:
+                idx = keep.nonzero()[:, 0]
+                idx = idx[torch.randperm(idx.numel(), device=idx.device)[: cfg.dp_max_rois_per_image]]
+                keep = torch.zeros_like(keep)
+                keep[idx] = True
             sel_boxes.append(b[keep])
             sel_gt.append(dpg[keep])
             sel_fg.append(keep)
@@ -245,7 +254,12 @@ class DensePoseRCNN(nn.Module):
             kps = heatmaps_to_keypoints(heat, torch.cat(boxes))
             for r, k in zip(results, kps.split(counts)):
                 r["keypoints"] = k
-        if cfg.densepose_on:
+        if cfg.densepose_on and sum(counts) == 0:  # skip the stride-4 decoder: nobody to pool for
+            for r in results:
+                for key in DP_OUTPUT_KEYS:
+                    n = 2 if key == "coarse_segm" else 25
+                    r[key] = feats[0].new_zeros((0, n, 4 * cfg.dp_pool, 4 * cfg.dp_pool))
+        elif cfg.densepose_on:
             out = self._dp_forward(self._dp_features(feats, boxes), mask_extra, kp_extra)[-1]
             for key in DP_OUTPUT_KEYS:
                 for r, o in zip(results, out[key].split(counts)):
