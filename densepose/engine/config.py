@@ -81,6 +81,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # autocast on CUDA only (ignored on CPU)
+    # bf16 autocast on CPU: ~1.6x faster steps on CPUs with AVX512-BF16 or AMX, slower elsewhere.
+    cpu_amp: bool = False
     amp_dtype: str = "bfloat16"  # bfloat16 | float16 (float16 adds a GradScaler)
     # torch.use_deterministic_algorithms: needed for bit-exact reruns/resumes of DensePoseRCNN
     # with more than one CPU thread (its scatter-adds are otherwise order-dependent); slower on GPU.

@@ -87,10 +87,12 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
     _seed_all(cfg.seed + 1000003 * info.rank)
 
     optimizer = build_optimizer(model, cfg.solver)
-    use_amp = cfg.amp and device.type == "cuda"
+    use_amp = (cfg.amp and device.type == "cuda") or (cfg.cpu_amp and device.type == "cpu")
     amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.amp_dtype)
     if amp_dtype is None:
         raise UserError(f"amp_dtype must be 'bfloat16' or 'float16', got {cfg.amp_dtype!r}")
+    if device.type == "cpu":
+        amp_dtype = torch.bfloat16  # the only autocast type on CPU
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
 
     start_iter, state = 0, None
@@ -133,7 +135,7 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
     max_iter = cfg.solver.max_iter
     bar = tqdm(total=max_iter, initial=start_iter, desc="train", disable=not info.is_main, dynamic_ncols=True)
     autocast = (
-        torch.autocast(device_type="cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+        torch.autocast(device_type=device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext()
     )
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
