@@ -230,7 +230,8 @@ def build_model_from_checkpoint(path: str | os.PathLike) -> torch.nn.Module:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UserError(f"{path}: not a readable model checkpoint ({exc.__class__.__name__})") from None
+        raise UserError(f"{path}: not a readable model file ({exc.__class__.__name__}); a training checkpoint "
+                        "becomes one with `densepose export CHECKPOINT --out FILE`") from None
     if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
         raise UserError(f"{path}: a model file must be a dict with 'config' and 'model' (state_dict) entries")
     from densepose.modeling import DensePoseRCNN, ModelConfig

@@ -47,3 +47,31 @@ def test_dataset_folder_finds_split(tmp_path):
     assert dataset_folder(tmp_path / "d" / "train", "annotations.json", "train") == tmp_path / "d" / "train"
     with pytest.raises(UserError, match="no annotations.json here nor in"):
         dataset_folder(tmp_path / "d", "annotations.json", "val")
+
+
+def test_train_then_export_then_predict(tmp_path, capsys):
+    """A run folder -> `densepose export` -> a model file that `densepose.load` and predict read."""
+    import numpy as np
+    import torch
+
+    from densepose.api import load
+
+    root = make_tiny_coco(tmp_path / "data", n_images=2)
+    run = tmp_path / "run"
+    assert main(["train", "--config", "configs/light_synth.yaml", "--data", str(root), "--out", str(run),
+                 "model_preset=tiny", "solver.max_iter=2", "checkpoint_period=1", "eval_period=0",
+                 "data.num_workers=0", "cpu_amp=false", "solver.warmup_iters=1"]) == 0
+    out = tmp_path / "model.pt"
+    assert main(["export", str(run), "--out", str(out)]) == 0
+    assert "iteration 2" in capsys.readouterr().out
+    saved = torch.load(out, map_location="cpu", weights_only=True)  # no optimizer/RNG state left
+    assert set(saved) == {"config", "model", "meta"} and saved["config"]["backbone_width"] == 16
+    trained = torch.load(run / "model_0000002.pt", map_location="cpu", weights_only=False)["model"]
+    assert all(torch.equal(saved["model"][k], v) for k, v in trained.items())
+    people = load(out, min_score=0.0)(np.zeros((96, 128, 3), np.uint8))
+    assert isinstance(people, list)
+    # A training checkpoint given where a model file is expected: a one-line hint, not a traceback.
+    assert main(["export", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert "no such checkpoint or run folder" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), "--model", str(run / "model_0000001.pt"), "--out", str(tmp_path / "p")]) == 2
+    assert "densepose export" in capsys.readouterr().err

@@ -1,0 +1,46 @@
+"""Turn a training checkpoint into a model file: ``{"config": ModelConfig dict, "model": state_dict}``.
+
+A model file is what ``densepose predict --model``, ``densepose.load(path)`` and the bundled
+``densepose/assets/model_light.pt`` hold: no optimizer, RNG or data state, and it loads with
+``torch.load(weights_only=True)``. ``meta`` records where it came from (run, iteration).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+
+from densepose.cache import atomic_write_bytes
+from densepose.engine import checkpoint as ckpt
+from densepose.errors import UserError
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder (its newest checkpoint)."""
+    path = Path(path)
+    if path.is_dir():
+        last = ckpt.find_last(path)
+        if last is None:
+            raise UserError(f"{path}: run folder without checkpoints")
+        return last
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint or run folder")
+    return path
+
+
+def export_model(checkpoint: str | Path, out: str | Path) -> dict:
+    """Write the model file of ``checkpoint`` (file or run folder) to ``out``; returns its ``meta``."""
+    src = resolve_checkpoint(checkpoint)
+    state = ckpt.load_checkpoint(src)
+    config = state.get("config", {}) if isinstance(state, dict) else {}
+    if "model" not in state or not isinstance(config.get("model"), dict):
+        raise UserError(f"{src}: not a `densepose train` checkpoint (needs 'model' and 'config.model')")
+    weights = {k: v.detach().cpu().contiguous() for k, v in state["model"].items()}
+    meta = {"source": str(src), "iteration": int(state.get("iteration", -1)),
+            "model_preset": config.get("model_preset", ""),
+            "parameters": int(sum(v.numel() for v in weights.values() if v.is_floating_point()))}
+    buf = io.BytesIO()
+    torch.save({"config": config["model"], "model": weights, "meta": meta}, buf)
+    atomic_write_bytes(out, buf.getvalue())
+    return meta
