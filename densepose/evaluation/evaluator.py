@@ -27,25 +27,17 @@ import copy
 import io
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
 from densepose.data.coco import CocoDensePose, has_densepose, load_coco, parse_coco
-from pycocotools import mask as mask_utils
-
-from densepose.data.rle import DP_MASK_SIZE, decode_mask
+from densepose.data.rle import DP_MASK_SIZE
 from densepose.errors import UserError
-from densepose.evaluation.matching import (
-    AREA_RANGES,
-    MAX_DETS,
-    accumulate,
-    box_iou_xywh,
-    match_images,
-    summarize,
-)
-from densepose.evaluation.masks import zoom_mask, zoom_shape
+from densepose.evaluation.mask_iou import pair_ious
+from densepose.evaluation.matching import AREA_RANGES, MAX_DETS, accumulate, box_iou_pairs, match_images, summarize
 from densepose.evaluation.results import Detections, load_results
 from densepose.surface.parts import NUM_CHARTS
 
@@ -69,22 +61,6 @@ class _Cell:
     gps: np.ndarray = None  # (D, G)
     mask_iou: np.ndarray = None  # (D, G)
     box_iou: np.ndarray = None  # (D, G)
-
-
-@dataclass
-class _Chunk:
-    """Points gathered from several cells, scored together by one snap and one geodesic call."""
-
-    gt_I: list = field(default_factory=list)
-    gt_uv: list = field(default_factory=list)
-    gt_kappa: list = field(default_factory=list)
-    n_gt_points: int = 0
-    pair_cell: list = field(default_factory=list)  # per pair: (cell, d, g, number of GT points)
-    pt_pair: list = field(default_factory=list)  # per gathered point: pair index
-    pt_gt: list = field(default_factory=list)  # per gathered point: GT point index in the chunk
-    pt_code: list = field(default_factory=list)  # per gathered point: I << 16 | U8 << 8 | V8
-    selected_pairs: list = field(default_factory=list)  # pairs used by the pointwise curve
-    n_points: int = 0
 
 
 def evaluate(gt, results, surface, kappa: str = "per-part", exact: bool = False, *,
@@ -209,138 +185,107 @@ def _gt_area(a: dict) -> float:
     return float(a["area"]) if "area" in a else float(a["bbox"][2]) * float(a["bbox"][3])
 
 
-# ---------------------------------------------------------------------------------------- masks
-def _paste(mask: np.ndarray, box, im_h: int, im_w: int) -> tuple[int, int, np.ndarray]:
-    """Paste a box-sized mask at the integer box, clipped to the image, as the reference does.
+# ---------------------------------------------------------------------------------------- pairs
+@dataclass
+class _Batch:
+    """Cells scored together, with their (detection, GT) pairs as flat arrays.
 
-    Returns (y0, x0, crop bool) with the crop's top-left corner in image pixels.
+    The pairs of cell c are ``pair_start[c]:pair_start[c + 1]``, its (D, G) matrix in row-major
+    order; a cell without GT has no pair (and its detections are not in ``det_ids``).
     """
-    x, y, w, h = (float(v) for v in box)
-    xi, yi = int(x), int(y)
-    x0, y0 = max(xi, 0), max(yi, 0)
-    x1 = min(int(x + w), im_w, xi + mask.shape[1])
-    y1 = min(int(y + h), im_h, yi + mask.shape[0])
-    if x1 <= x0 or y1 <= y0:
-        return 0, 0, np.zeros((0, 0), dtype=bool)
-    return y0, x0, mask[y0 - yi : y1 - yi, x0 - xi : x1 - xi] > 0
+
+    cells: list[_Cell]
+    gts: list[dict]  # (G,) the GTs of the cells, cell after cell
+    gt_start: np.ndarray  # (C + 1,) GTs of cell c: gts[gt_start[c]:gt_start[c + 1]]
+    det_ids: np.ndarray  # (K,) index into the Detections
+    det_cell: np.ndarray  # (K,) cell of each detection
+    pair_start: np.ndarray  # (C + 1,)
+    pair_det: np.ndarray  # (N,) index into det_ids
+    pair_gt: np.ndarray  # (N,) index into gts
 
 
-def _gt_mask(a: dict, im_h: int, im_w: int, where: str, extent=None) -> tuple[int, int, np.ndarray]:
-    """GT person mask: union of dp_masks zoomed to the box (threshold 0.5), else the segmentation.
-
-    ``extent``: the segmentation's foreground xywh (``_seg_extent``) when known, to crop without a scan.
-    """
-    if "dp_masks" in a:
-        union = _dp_union(a["dp_masks"], where)
-        _, _, w, h = (float(v) for v in a["bbox"])
-        scale = (max(h, 1.0) / union.shape[0], max(w, 1.0) / union.shape[1])
-        m = zoom_mask(union, *zoom_shape(union.shape, scale))  # == zoom(order=1, prefilter=False) > 0.5
-        return _paste(m, a["bbox"], im_h, im_w)
-    seg = a.get("segmentation")
-    if seg and isinstance(seg, (list, dict)):
-        try:
-            if isinstance(seg, dict) and isinstance(seg.get("counts"), list):
-                seg = {"size": [im_h, im_w], "counts": seg["counts"]}
-            full = decode_mask(seg, im_h, im_w)
-        except Exception as exc:  # pycocotools raises bare exceptions for corrupt RLE
-            raise UserError(f"{where}: segmentation does not decode ({exc.__class__.__name__}: {exc})") from None
-        if full.shape != (im_h, im_w):
-            raise UserError(f"{where}: segmentation size {list(full.shape)} differs from the image size {[im_h, im_w]}")
-        if extent is not None:  # any crop holding the whole foreground gives the same IoU
-            x, y, w, h = (int(v) for v in extent)
-            return (y, x, full[y : y + h, x : x + w] > 0) if w > 0 and h > 0 else (0, 0, np.zeros((0, 0), dtype=bool))
-        rows, cols = np.flatnonzero(full.any(axis=1)), np.flatnonzero(full.any(axis=0))
-        if not len(rows):
-            return 0, 0, np.zeros((0, 0), dtype=bool)
-        return int(rows[0]), int(cols[0]), full[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] > 0
-    return 0, 0, np.zeros((0, 0), dtype=bool)
+def _make_batch(cells: list[_Cell]) -> _Batch:
+    C = len(cells)
+    G = np.array([len(c.gts) for c in cells], dtype=np.int64)
+    D = np.array([len(c.dets) if len(c.gts) else 0 for c in cells], dtype=np.int64)
+    pair_start = np.concatenate([[0], np.cumsum(D * G)]).astype(np.int64)
+    det_start = np.concatenate([[0], np.cumsum(D)]).astype(np.int64)
+    gt_start = np.concatenate([[0], np.cumsum(G)]).astype(np.int64)
+    pair_cell = np.repeat(np.arange(C), D * G)
+    q = np.arange(pair_start[-1]) - pair_start[pair_cell]  # index in the cell's (D, G) matrix
+    Gp = G[pair_cell]
+    dets = [c.dets for c, d in zip(cells, D) if d]
+    return _Batch(
+        cells=cells, gts=[a for c in cells for a in c.gts], gt_start=gt_start,
+        det_ids=np.concatenate(dets).astype(np.int64) if dets else np.zeros(0, dtype=np.int64),
+        det_cell=np.repeat(np.arange(C), D), pair_start=pair_start,
+        pair_det=det_start[pair_cell] + q // np.maximum(Gp, 1), pair_gt=gt_start[pair_cell] + q % np.maximum(Gp, 1))
 
 
-def _paste_region(box, im_h: int, im_w: int, hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """(y0, x0, y1, x1) image pixels that ``_paste`` covers for an (h, w) mask at ``box``; None if none."""
-    x, y, w, h = (float(v) for v in box)
-    xi, yi = int(x), int(y)
-    x0, y0 = max(xi, 0), max(yi, 0)
-    x1 = min(int(x + w), im_w, xi + int(hw[1]))
-    y1 = min(int(y + h), im_h, yi + int(hw[0]))
-    return (y0, x0, y1, x1) if x1 > x0 and y1 > y0 else None
+def _batches(cells: list[_Cell], max_points: int, max_pixels: int):
+    """Consecutive cells in groups whose candidate points (detections x GT points) and GT mask
+    pixels stay under the bounds (memory); a cell over a bound forms a group of its own."""
+    group, points, pixels = [], 0, 0.0
+    for cell in cells:
+        p = len(cell.dets) * sum(len(a["dp_x"]) for a in cell.gts if has_densepose(a))
+        x = sum(float(a["bbox"][2]) * float(a["bbox"][3]) + (DP_MASK_SIZE ** 2 if "dp_masks" in a else 0)
+                for a in cell.gts) if len(cell.dets) else 0.0
+        if group and (points + p > max_points or pixels + x > max_pixels):
+            yield group
+            group, points, pixels = [], 0, 0.0
+        group.append(cell)
+        points += p
+        pixels += x
+    if group:
+        yield group
 
 
-def _seg_extent(a: dict, im_h: int, im_w: int):
-    """xywh extent of a GT's segmentation foreground, read from the RLE without decoding it.
-
-    None when there is no usable segmentation or it needs ``_gt_mask``'s full checks (its errors).
-    """
-    seg = a.get("segmentation")
-    if not seg or not isinstance(seg, (list, dict)):
-        return None
-    try:
-        if isinstance(seg, list):
-            rle = mask_utils.merge(mask_utils.frPyObjects(seg, im_h, im_w))
-        elif isinstance(seg.get("counts"), list):
-            rle = mask_utils.frPyObjects({"size": [im_h, im_w], "counts": seg["counts"]}, im_h, im_w)
-        elif [int(v) for v in seg.get("size", ())] == [im_h, im_w]:
-            counts = seg["counts"]
-            rle = {"size": [im_h, im_w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-        else:
-            return None
-        return [float(v) for v in mask_utils.toBbox(rle)]
-    except Exception:  # let _gt_mask report it
-        return None
+def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start[i], start[i] + length[i])`` (sum(length),) int64."""
+    offset = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
+    return np.arange(int(length.sum()), dtype=np.int64) + np.repeat(start - offset, length)
 
 
-def _overlaps(region: tuple[int, int, int, int], box) -> bool:
-    """Does the pixel region (y0, x0, y1, x1) meet the integer box of an xywh ``box``?"""
-    x, y, w, h = (float(v) for v in box)
-    bx0, by0, bx1, by1 = int(x), int(y), int(x + w), int(y + h)
-    return region[0] < by1 and by0 < region[2] and region[1] < bx1 and bx0 < region[3]
+def _gt_points(anns: list[dict]) -> tuple[np.ndarray, ...]:
+    """The points of GTs, concatenated: dp_x, dp_y (P,) float64, I (P,) int64, U, V (P,) float64."""
+    n = sum(len(a["dp_x"]) for a in anns)
+
+    def cat(key: str) -> np.ndarray:
+        return np.fromiter(chain.from_iterable(a[key] for a in anns), dtype=np.float64, count=n)
+
+    return cat("dp_x"), cat("dp_y"), cat("dp_I").round().astype(np.int64), cat("dp_U"), cat("dp_V")
 
 
-def _dp_union(dp_masks: list, where: str) -> np.ndarray:
-    """The 14 ``dp_masks`` RLEs -> their union (256, 256) uint8 in {0, 1} (one merge, one decode)."""
-    rles = [{"size": list(m["size"]), "counts": m["counts"].encode("ascii") if isinstance(m["counts"], str) else m["counts"]}
-            for m in dp_masks if m]
-    if not rles:
-        return np.zeros((DP_MASK_SIZE, DP_MASK_SIZE), dtype=np.uint8)
-    try:
-        if any(isinstance(r["counts"], list) for r in rles):
-            rles = [mask_utils.frPyObjects(r, *r["size"]) if isinstance(r["counts"], list) else r for r in rles]
-        return mask_utils.decode(mask_utils.merge(rles, intersect=False))
-    except Exception as exc:  # pycocotools raises bare exceptions for corrupt RLE
-        raise UserError(f"{where}: dp_masks do not decode ({exc.__class__.__name__}: {exc})") from None
+def _read_iuv(dets: Detections, det_ids: np.ndarray, iuvs: list[np.ndarray], k: np.ndarray, y: np.ndarray,
+              x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(I, U8, V8) int64 (M,) at pixel (y, x) of the IUV array of batch detection k, for M points."""
+    hw = dets.uv_hw[det_ids[k]]
+    if dets.packed is not None:  # read the packed buffer in place
+        buf, base = dets.packed, dets.offset[det_ids[k]]
+    else:
+        used = np.unique(k)
+        buf = np.concatenate([iuvs[i].ravel() for i in used])
+        sizes = np.zeros(len(det_ids), dtype=np.int64)
+        sizes[used] = [iuvs[i].size for i in used]
+        base = (np.cumsum(sizes) - sizes)[k]
+    flat = base + y * hw[:, 1] + x
+    plane = hw[:, 0] * hw[:, 1]
+    return (np.asarray(buf[flat], dtype=np.int64), np.asarray(buf[flat + plane], dtype=np.int64),
+            np.asarray(buf[flat + 2 * plane], dtype=np.int64))
 
 
-def _mask_iou(dt_masks: list, gt_masks: list, crowd: np.ndarray) -> np.ndarray:
-    """(D, G) IoU of pasted masks (y0, x0, crop); crowd GT: intersection over the detection area."""
-    out = np.zeros((len(dt_masks), len(gt_masks)))
-    gt_area = [np.count_nonzero(m[2]) for m in gt_masks]
-    for i, (dy, dx, dm) in enumerate(dt_masks):
-        da = np.count_nonzero(dm)
-        if not da:
-            continue
-        for j, (gy, gx, gm) in enumerate(gt_masks):
-            y0, x0 = max(dy, gy), max(dx, gx)
-            y1, x1 = min(dy + dm.shape[0], gy + gm.shape[0]), min(dx + dm.shape[1], gx + gm.shape[1])
-            if y1 <= y0 or x1 <= x0 or not gt_area[j]:
-                continue
-            inter = np.count_nonzero(dm[y0 - dy : y1 - dy, x0 - dx : x1 - dx] & gm[y0 - gy : y1 - gy, x0 - gx : x1 - gx])
-            union = da if crowd[j] else da + gt_area[j] - inter
-            out[i, j] = inter / union if union > 0 else 0.0
-    return out
-
-
-# ---------------------------------------------------------------------------------------- GPS
 class _PairScorer:
     """Fills ``gps``, ``mask_iou`` and ``box_iou`` of every cell, and the pointwise histogram."""
 
     def __init__(self, surface, kappa: str, exact: bool, dets: Detections, pointwise_min_iou: float,
-                 chunk_points: int, warnings: Counter):
+                 chunk_points: int, warnings: Counter, chunk_pixels: int = 1 << 25):
         self.surface = surface
         self.kappa = np.asarray(surface.kappa_per_chart(kappa), dtype=np.float64)
         self.exact = exact
         self.dets = dets
         self.min_iou = pointwise_min_iou
         self.chunk_points = chunk_points
+        self.chunk_pixels = chunk_pixels
         self.warnings = warnings
         self.hist = np.zeros(len(_HIST_EDGES_CM), dtype=np.int64)  # hist[k]: error in (t[k-1], t[k]]
         self.pointwise_total = 0
@@ -349,170 +294,160 @@ class _PairScorer:
         self.num_pairs = 0
         self.num_pairs_overlapping = 0  # pairs with at least one GT point inside the detection box
         self.num_points_scored = 0
-        self.timing = Counter()  # seconds: decode, masks, gather, geodesic
+        self.timing = Counter()  # seconds: decode, masks, gather, snap+geodesic
         self._lut = None
 
     def run(self, cells: list[_Cell], progress: bool = False) -> None:
         from tqdm import tqdm
 
-        chunk, pending = _Chunk(), []
-        for cell in tqdm(cells, desc="evaluate", unit="img", disable=not progress, leave=False):
-            self._prepare_cell(cell, chunk)
-            pending.append(cell)
-            if chunk.n_points >= self.chunk_points:
-                self._score_chunk(chunk)
-                chunk, pending = _Chunk(), []
-        self._score_chunk(chunk)
+        with tqdm(total=len(cells), desc="evaluate", unit="img", disable=not progress, leave=False) as bar:
+            for group in _batches(cells, self.chunk_points, self.chunk_pixels):
+                self._score_batch(_make_batch(group))
+                bar.update(len(group))
 
-    def _prepare_cell(self, cell: _Cell, chunk: _Chunk) -> None:
-        dets, D, G = self.dets, len(cell.dets), len(cell.gts)
-        cell.gps = np.zeros((D, G))
-        cell.mask_iou = np.zeros((D, G))
-        gt_box = np.array([[float(v) for v in a["bbox"]] for a in cell.gts]).reshape(G, 4)
-        crowd = np.array([bool(a.get("iscrowd", 0)) for a in cell.gts], dtype=bool)
-        cell.box_iou = box_iou_xywh(dets.bbox[cell.dets], gt_box, crowd)
-        dp = [j for j, a in enumerate(cell.gts) if has_densepose(a)]
-        self.pointwise_gt += len(dp)
-        self.pointwise_total += sum(len(cell.gts[j]["dp_x"]) for j in dp)
-        if D == 0 or G == 0:
-            return
+    def _score_batch(self, b: _Batch) -> None:
+        dets = self.dets
         t0 = time.perf_counter()
-        iuvs = [dets.iuv(int(k)) for k in cell.dets]  # decoded once per detection
+        iuvs = [dets.iuv(int(k)) for k in b.det_ids]  # decoded (and checked) once per detection
         t1 = time.perf_counter()
         self.timing["decode"] += t1 - t0
 
-        # Mask IoU against every GT (ignored ones too: the IOU mode can match them). A pair whose
-        # regions do not meet has IoU 0, so a mask is built only when it meets one of the other
-        # side: a GT's dp_masks lie inside its integer box, a segmentation's extent is read from
-        # its RLE without decoding the image (None: unknown, always built).
-        where = f"ground truth of image {cell.image_id}"
-        dt_reg = [_paste_region(dets.bbox[k], cell.height, cell.width, a.shape[1:]) for a, k in zip(iuvs, cell.dets)]
-        extents = [a["bbox"] if "dp_masks" in a else _seg_extent(a, cell.height, cell.width) for a in cell.gts]
-        meet = np.array([[r is not None and (e is None or _overlaps(r, e)) for e in extents] for r in dt_reg],
-                        dtype=bool).reshape(D, G)
-        empty = (0, 0, np.zeros((0, 0), dtype=bool))
-        dt_masks = [_paste(a[0], dets.bbox[k], cell.height, cell.width) if meet[i].any() else empty
-                    for i, (a, k) in enumerate(zip(iuvs, cell.dets))]
-        gt_masks = [_gt_mask(a, cell.height, cell.width, f"{where} (annotation id {a.get('id')})",
-                             None if "dp_masks" in a else extents[j]) if meet[:, j].any()
-                    else empty for j, a in enumerate(cell.gts)]
-        cell.mask_iou = _mask_iou(dt_masks, gt_masks, crowd)
-        t2 = time.perf_counter()
-        self.timing["masks"] += t2 - t1
-        if not dp:
-            return
+        gt_box = np.array([[float(v) for v in a["bbox"]] for a in b.gts], dtype=np.float64).reshape(-1, 4)
+        crowd = np.array([bool(a.get("iscrowd", 0)) for a in b.gts], dtype=bool)
+        det_box = dets.bbox[b.det_ids]
+        box_iou = box_iou_pairs(det_box[b.pair_det], gt_box[b.pair_gt], crowd[b.pair_gt])
+        # Mask IoU against every GT (ignored ones too: the IOU mode can match them).
+        im_hw = np.array([(c.height, c.width) for c in b.cells], dtype=np.int64).reshape(-1, 2)
+        gt_cell = np.repeat(np.arange(len(b.cells)), np.diff(b.gt_start))
+        where = [f"ground truth of image {b.cells[c].image_id} (annotation id {a.get('id')})"
+                 for c, a in zip(gt_cell, b.gts)]
+        mask_iou = pair_ious(b.gts, im_hw[gt_cell], where, det_box, im_hw[b.det_cell], iuvs.__getitem__,
+                             b.pair_det, b.pair_gt)
+        self.timing["masks"] += time.perf_counter() - t1
 
-        # GT points of this cell, in image pixels (the reference's /255 scaling), snapped later.
-        gx, gy, gpt, npts = [], [], [], []
-        for j in dp:
-            a = cell.gts[j]
-            x0, y0, w, h = (float(v) for v in a["bbox"])
-            x = np.asarray(a["dp_x"], dtype=np.float64)
-            y = np.asarray(a["dp_y"], dtype=np.float64)
-            I = np.asarray(a["dp_I"], dtype=np.float64).round().astype(np.int64)
-            gx.append(x * w / 255.0 + x0)
-            gy.append(y * h / 255.0 + y0)
-            gpt.append(chunk.n_gt_points + np.arange(len(x)))
-            chunk.gt_I.append(I)
-            chunk.gt_uv.append(np.stack([np.asarray(a["dp_U"], dtype=np.float64), np.asarray(a["dp_V"], dtype=np.float64)], 1))
-            chunk.gt_kappa.append(self.kappa[I])
-            chunk.n_gt_points += len(x)
-            npts.append(len(x))
-            if not len(x):
-                self.warnings["DensePose ground truth with no points (GPS 0)"] += 1
-        gx, gy, gpt = np.concatenate(gx), np.concatenate(gy), np.concatenate(gpt)
-        gcol = np.repeat(np.arange(len(dp)), npts)  # (P,) which dp-GT each point belongs to
-
-        # Every detection against every point at once: (D, P).
-        box = dets.bbox[cell.dets]
-        px = (gx[None, :] - box[:, 0:1]).astype(np.int64)  # truncation, like the reference's astype(int)
-        py = (gy[None, :] - box[:, 1:2]).astype(np.int64)
-        dw = np.trunc(box[:, 2:3]).astype(np.int64)
-        dh = np.trunc(box[:, 3:4]).astype(np.int64)
-        inside = (px >= 0) & (px < dw) & (py >= 0) & (py < dh)
-        starts = np.r_[0, np.cumsum(npts)[:-1]][np.asarray(npts) > 0]
-        if len(starts):
-            self.num_pairs_overlapping += int(np.logical_or.reduceat(inside, starts, axis=1).sum())
-        # Read each detection's array in place (no copy); most far detections have no point inside.
-        parts_d, parts_p, parts_iuv = [], [], []
-        for d in np.flatnonzero(inside.any(axis=1)):
-            p = np.flatnonzero(inside[d])
-            flat = iuvs[d].reshape(3, -1)
-            vals = flat[:, py[d, p] * iuvs[d].shape[2] + px[d, p]]  # (3, n) I, U*255, V*255
-            fg = vals[0] > 0
-            parts_d.append(np.full(np.count_nonzero(fg), d, dtype=np.int64))
-            parts_p.append(p[fg])
-            parts_iuv.append(vals[:, fg].astype(np.int64))
-        if parts_d:
-            d_idx, p_idx = np.concatenate(parts_d), np.concatenate(parts_p)
-            I, U, V = np.concatenate(parts_iuv, axis=1)
-        else:
-            d_idx = p_idx = I = U = V = np.zeros(0, dtype=np.int64)
-
-        pair0 = len(chunk.pair_cell)
-        for d in range(D):
-            for c, j in enumerate(dp):
-                chunk.pair_cell.append((cell, d, j, npts[c]))
-        chunk.pt_pair.append(pair0 + d_idx * len(dp) + gcol[p_idx])
-        chunk.pt_gt.append(gpt[p_idx])
-        chunk.pt_code.append((I << 16) | (U << 8) | V)
-        chunk.n_points += len(d_idx)
-
-        # Pointwise curve: each DensePose GT takes the detection with the highest box IoU.
-        for c, j in enumerate(dp):
-            col = cell.box_iou[:, j]
-            d = int(np.argmax(col))
-            if col[d] >= self.min_iou:
-                chunk.selected_pairs.append(pair0 + d * len(dp) + c)
-                self.pointwise_matched += 1
-        self.timing["gather"] += time.perf_counter() - t2
-
-    def _score_chunk(self, chunk: _Chunk) -> None:
-        if not chunk.pair_cell:
-            return
-        t0 = time.perf_counter()
-        surf = self.surface
-        n_pairs = len(chunk.pair_cell)
-        self.num_pairs += n_pairs
-        pt_pair = np.concatenate(chunk.pt_pair) if chunk.pt_pair else np.zeros(0, np.int64)
-        pt_gt = np.concatenate(chunk.pt_gt) if chunk.pt_gt else np.zeros(0, np.int64)
-        code = np.concatenate(chunk.pt_code) if chunk.pt_code else np.zeros(0, np.int64)
-        score = np.zeros(0)
-        dist = np.zeros(0)
-        if len(code):
-            gt_I = np.concatenate(chunk.gt_I)
-            gt_uv = np.concatenate(chunk.gt_uv)
-            kappa = np.concatenate(chunk.gt_kappa)
-            used = np.unique(pt_gt)
-            if self.exact:
-                # Distinct predicted IUV values are few (uint8): resolve each once.
-                uniq, inv = np.unique(code, return_inverse=True)
-                pI = uniq >> 16
-                puv = np.stack([(uniq >> 8) & 255, uniq & 255], 1) / 255.0
-                gf = np.zeros(len(gt_I), np.int64)
-                gb = np.zeros((len(gt_I), 3))
-                gf[used], gb[used] = surf.points_from_iuv(gt_I[used], gt_uv[used])
-                pf, pb = surf.points_from_iuv(pI, puv)
-                dist = surf.geodesics.between_points(gf[pt_gt], gb[pt_gt], pf[inv], pb[inv])
+        gps = self._gps(b, gt_box, iuvs, box_iou)
+        for c, cell in enumerate(b.cells):
+            s, e = b.pair_start[c], b.pair_start[c + 1]
+            shape = (len(cell.dets), len(cell.gts))
+            if e > s:
+                cell.box_iou, cell.mask_iou, cell.gps = (a[s:e].reshape(shape) for a in (box_iou, mask_iou, gps))
             else:
-                gv = np.zeros(len(gt_I), np.int64)
-                gv[used] = surf.snap_to_mesh_vertex(gt_I[used], gt_uv[used])
-                pv = self._snap_pred(code)
-                if len(pv) and pv.min() < 0:
-                    raise UserError(f"{self.dets.source}: predicted part I = {int(code[np.argmin(pv)] >> 16)} has no "
-                                    f"chart vertices on surface {surf.name!r}")
-                dist = surf.geodesics.between_vertices(gv[pt_gt], pv)
-            k = kappa[pt_gt]
-            score = np.exp(-(dist ** 2) / (2.0 * k ** 2))
-            self.num_points_scored += len(dist)
-        total = np.bincount(pt_pair, weights=score, minlength=n_pairs)
-        for p, (cell, d, j, n) in enumerate(chunk.pair_cell):
-            cell.gps[d, j] = total[p] / n if n else 0.0
-        if chunk.selected_pairs and len(dist):
-            sel = np.isin(pt_pair, np.asarray(chunk.selected_pairs))
+                cell.box_iou, cell.mask_iou, cell.gps = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+
+    def _gps(self, b: _Batch, gt_box: np.ndarray, iuvs: list[np.ndarray], box_iou: np.ndarray) -> np.ndarray:
+        """GPS (N,) of every pair: the GT points read in the detection's IUV array, snapped and scored."""
+        t0 = time.perf_counter()
+        gps = np.zeros(len(b.pair_det))
+        dp = np.array([has_densepose(a) for a in b.gts], dtype=bool)
+        npts = np.array([len(a["dp_x"]) if has_densepose(a) else 0 for a in b.gts], dtype=np.int64)
+        self.pointwise_gt += int(dp.sum())
+        self.pointwise_total += int(npts.sum())
+        pairs = np.flatnonzero(dp[b.pair_gt])  # (P,) the pairs with an annotated GT
+        self.num_pairs += len(pairs)
+        g = b.pair_gt[pairs]
+        with_pairs = np.zeros(len(b.gts), dtype=bool)
+        with_pairs[g] = True
+        empty = int(np.count_nonzero(with_pairs & dp & (npts == 0)))
+        if empty:
+            self.warnings["DensePose ground truth with no points (GPS 0)"] += empty
+        selected = self._pointwise_pairs(b, dp, box_iou)
+
+        # GT points of the batch, in image pixels (the reference's /255 scaling).
+        used = np.flatnonzero(with_pairs & (npts > 0))
+        gx, gy, gI, gu, gv = _gt_points([b.gts[j] for j in used])
+        n = npts[used]
+        start = np.zeros(len(b.gts), dtype=np.int64)
+        start[used] = np.cumsum(n) - n
+        x0, y0, w, h = (np.repeat(col, n) for col in gt_box[used].T)
+        gx = gx * w / 255.0 + x0
+        gy = gy * h / 255.0 + y0
+
+        # Candidates: each pair's GT points, for the pairs whose detection box can hold one of them.
+        box = self.dets.bbox[b.det_ids[b.pair_det[pairs]]]
+        dw = np.trunc(box[:, 2]).astype(np.int64)
+        dh = np.trunc(box[:, 3]).astype(np.int64)
+        ext = np.zeros((len(b.gts), 4))
+        if len(used):
+            first = start[used]
+            ext[used] = np.stack([np.minimum.reduceat(gx, first), np.maximum.reduceat(gx, first),
+                                  np.minimum.reduceat(gy, first), np.maximum.reduceat(gy, first)], axis=1)
+        e = ext[g]
+        near = ((npts[g] > 0) & (e[:, 1] - box[:, 0] > -2) & (e[:, 0] - box[:, 0] < dw + 1)
+                & (e[:, 3] - box[:, 1] > -2) & (e[:, 2] - box[:, 1] < dh + 1))  # a margin: exact test below
+        cand_pair = np.repeat(np.flatnonzero(near), npts[g[near]])  # (M,) index into pairs
+        cand_pt = _ranges(start[g[near]], npts[g[near]])  # (M,) GT point, in order within each pair
+        px = (gx[cand_pt] - box[cand_pair, 0]).astype(np.int64)  # truncation, like the reference's astype(int)
+        py = (gy[cand_pt] - box[cand_pair, 1]).astype(np.int64)
+        inside = (px >= 0) & (px < dw[cand_pair]) & (py >= 0) & (py < dh[cand_pair])
+        cand_pair, cand_pt, px, py = cand_pair[inside], cand_pt[inside], px[inside], py[inside]
+        self.num_pairs_overlapping += int(np.count_nonzero(np.bincount(cand_pair, minlength=len(pairs))))
+        I, U, V = _read_iuv(self.dets, b.det_ids, iuvs, b.pair_det[pairs[cand_pair]], py, px)
+        fg = I > 0
+        pt_pair, pt_gt = cand_pair[fg], cand_pt[fg]
+        code = (I[fg] << 16) | (U[fg] << 8) | V[fg]
+        t1 = time.perf_counter()
+        self.timing["gather"] += t1 - t0
+
+        score, dist = self._score_points(pt_gt, code, gI, np.stack([gu, gv], 1))
+        total = np.bincount(pt_pair, weights=score, minlength=len(pairs))
+        gps[pairs] = np.where(npts[g] > 0, total / np.maximum(npts[g], 1), 0.0)
+        if len(dist):
+            sel = selected[pairs[pt_pair]]
             k = np.searchsorted(_HIST_EDGES_CM, dist[sel] * 100.0, side="left")
             self.hist += np.bincount(k[k < len(self.hist)], minlength=len(self.hist))
-        self.timing["snap+geodesic"] += time.perf_counter() - t0
+        self.timing["snap+geodesic"] += time.perf_counter() - t1
+        return gps
+
+    def _pointwise_pairs(self, b: _Batch, dp: np.ndarray, box_iou: np.ndarray) -> np.ndarray:
+        """(N,) bool: for the pointwise curve, each DensePose GT takes the detection with the highest box IoU."""
+        selected = np.zeros(len(box_iou), dtype=bool)
+        for c in range(len(b.cells)):
+            s, e = b.pair_start[c], b.pair_start[c + 1]
+            cols = np.flatnonzero(dp[b.gt_start[c]:b.gt_start[c + 1]])
+            if e == s or not len(cols):
+                continue
+            G = b.gt_start[c + 1] - b.gt_start[c]
+            m = box_iou[s:e].reshape(-1, G)[:, cols]
+            d = np.argmax(m, axis=0)
+            ok = m[d, np.arange(len(cols))] >= self.min_iou
+            selected[s + d[ok] * G + cols[ok]] = True
+            self.pointwise_matched += int(ok.sum())
+        return selected
+
+    def _score_points(self, pt_gt: np.ndarray, code: np.ndarray, gt_I: np.ndarray,
+                      gt_uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score ``exp(-g^2 / (2 kappa^2))`` and geodesic error g, (n,) each, of n points.
+
+        pt_gt (n,): GT point of each, into gt_I (P,) and gt_uv (P, 2); code (n,): the prediction
+        I << 16 | U8 << 8 | V8. Each GT point is snapped once however many detections read it.
+        """
+        if not len(code):
+            return np.zeros(0), np.zeros(0)
+        surf = self.surface
+        used = np.zeros(len(gt_I), dtype=bool)
+        used[pt_gt] = True
+        used = np.flatnonzero(used)
+        if self.exact:
+            # Distinct predicted IUV values are few (uint8): resolve each once.
+            uniq, inv = np.unique(code, return_inverse=True)
+            pI = uniq >> 16
+            puv = np.stack([(uniq >> 8) & 255, uniq & 255], 1) / 255.0
+            gf = np.zeros(len(gt_I), np.int64)
+            gb = np.zeros((len(gt_I), 3))
+            gf[used], gb[used] = surf.points_from_iuv(gt_I[used], gt_uv[used])
+            pf, pb = surf.points_from_iuv(pI, puv)
+            dist = surf.geodesics.between_points(gf[pt_gt], gb[pt_gt], pf[inv], pb[inv])
+        else:
+            gv = np.zeros(len(gt_I), np.int64)
+            gv[used] = surf.snap_to_mesh_vertex(gt_I[used], gt_uv[used])
+            pv = self._snap_pred(code)
+            if len(pv) and pv.min() < 0:
+                raise UserError(f"{self.dets.source}: predicted part I = {int(code[np.argmin(pv)] >> 16)} has no "
+                                f"chart vertices on surface {surf.name!r}")
+            dist = surf.geodesics.between_vertices(gv[pt_gt], pv)
+        self.num_points_scored += len(dist)
+        k = self.kappa[gt_I[pt_gt]]
+        return np.exp(-(dist ** 2) / (2.0 * k ** 2)), dist
 
     def _snap_pred(self, code: np.ndarray) -> np.ndarray:
         """Mesh vertex (N,) of the official snap of predicted codes I << 16 | U8 << 8 | V8.

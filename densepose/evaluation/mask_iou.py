@@ -1,0 +1,274 @@
+"""Mask IoU of many (detection, ground truth) pairs, as the official DensePose evaluator computes it.
+
+- Detection mask: its foreground (I > 0) pasted at the integer box, clipped to the image.
+- GT mask: the union of the 14 ``dp_masks`` zoomed to the box (``zoom(order=1) > 0.5``, see
+  ``masks.zoom_mask``) and pasted likewise; without ``dp_masks``, the COCO segmentation.
+- IoU = |D & G| / |D | G|; a crowd GT divides by |D| instead.
+
+Work is per GT and per detection, not per pair: every mask is built once and only if its region
+meets one of the other side (a pair whose regions do not meet has IoU 0); the segmentations of a
+batch are read from their RLE strings in one go (``rle``), and only the columns of a
+segmentation's foreground are written. A pair then costs one AND over the overlap of two crops.
+"""
+from __future__ import annotations
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from densepose.errors import UserError
+from densepose.evaluation.masks import zoom_mask, zoom_shape
+from densepose.evaluation.rle import check_sizes, decode_columns, ones_runs, rle_counts
+
+#: A mask crop: (y0, x0, bool (h, w)) with its top-left corner in image pixels.
+_EMPTY = (0, 0, np.zeros((0, 0), dtype=bool))
+
+
+def paste_regions(boxes: np.ndarray, mask_hw: np.ndarray, im_hw: np.ndarray) -> np.ndarray:
+    """(N, 4) int64 (y0, x0, y1, x1) that an (h, w) mask pasted at each xywh box covers in its image.
+
+    The reference pastes at ``int(x), int(y)`` and keeps ``int(x + w)`` columns at most, clipped to
+    the image. Args: boxes (N, 4) float xywh; mask_hw (N, 2) mask sizes; im_hw (N, 2) image sizes.
+    An empty region has y1 <= y0 or x1 <= x0.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    xi, yi = np.trunc(boxes[:, 0]).astype(np.int64), np.trunc(boxes[:, 1]).astype(np.int64)
+    x1 = np.minimum(np.minimum(np.trunc(boxes[:, 0] + boxes[:, 2]).astype(np.int64), im_hw[:, 1]), xi + mask_hw[:, 1])
+    y1 = np.minimum(np.minimum(np.trunc(boxes[:, 1] + boxes[:, 3]).astype(np.int64), im_hw[:, 0]), yi + mask_hw[:, 0])
+    return np.stack([np.maximum(yi, 0), np.maximum(xi, 0), y1, x1], axis=1)
+
+
+def int_boxes(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) float xywh -> (N, 4) int64 (y0, x0, y1, x1) = int(y), int(x), int(y + h), int(x + w)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.trunc(np.stack([boxes[:, 1], boxes[:, 0], boxes[:, 1] + boxes[:, 3], boxes[:, 0] + boxes[:, 2]],
+                             axis=1)).astype(np.int64)
+
+
+def pair_ious(gts: list[dict], gt_im_hw: np.ndarray, gt_where: list[str], det_boxes: np.ndarray,
+              det_im_hw: np.ndarray, det_iuv, pair_det: np.ndarray, pair_gt: np.ndarray) -> np.ndarray:
+    """Mask IoU (N,) of N (detection, GT) pairs.
+
+    Args:
+        gts: G annotations; gt_im_hw (G, 2) their image sizes; gt_where: G names for errors.
+        det_boxes (K, 4) xywh, det_im_hw (K, 2); det_iuv(k) -> uint8 (3, h, w) IUV of detection k.
+        pair_det (N,) in [0, K), pair_gt (N,) in [0, G).
+    """
+    K, G = len(det_boxes), len(gts)
+    out = np.zeros(len(pair_det))
+    if not len(pair_det):
+        return out
+    det_hw = np.maximum(np.trunc(det_boxes[:, [3, 2]]), 1).astype(np.int64)  # the IUV array size
+    det_reg = paste_regions(det_boxes, det_hw, det_im_hw)
+    gt_reg, seg = _gt_extents(gts, gt_im_hw)
+    dr, gr = det_reg[pair_det], gt_reg[pair_gt]
+    meet = ((dr[:, 2] > dr[:, 0]) & (dr[:, 3] > dr[:, 1])
+            & (dr[:, 0] < gr[:, 2]) & (gr[:, 0] < dr[:, 2]) & (dr[:, 1] < gr[:, 3]) & (gr[:, 1] < dr[:, 3]))
+    if not meet.any():
+        return out
+    need_gt = np.zeros(G, dtype=bool)
+    need_gt[pair_gt[meet]] = True
+    need_det = np.zeros(K, dtype=bool)
+    need_det[pair_det[meet]] = True
+    gt_masks = _gt_masks(gts, gt_im_hw, gt_where, need_gt, seg)
+    det_masks = [_EMPTY] * K
+    for k in np.flatnonzero(need_det):
+        y0, x0, y1, x1 = (int(v) for v in det_reg[k])
+        yi, xi = int(np.trunc(det_boxes[k, 1])), int(np.trunc(det_boxes[k, 0]))
+        det_masks[k] = (y0, x0, det_iuv(k)[0, y0 - yi : y1 - yi, x0 - xi : x1 - xi] > 0)
+    gt_area = np.array([np.count_nonzero(m[2]) for m in gt_masks], dtype=np.int64)
+    det_area = np.array([np.count_nonzero(m[2]) for m in det_masks], dtype=np.int64)
+    crowd = np.array([bool(a.get("iscrowd", 0)) for a in gts], dtype=bool)
+    idx = np.flatnonzero(meet & (det_area[pair_det] > 0) & (gt_area[pair_gt] > 0))
+    inter = np.array([_intersection(det_masks[pair_det[p]], gt_masks[pair_gt[p]]) for p in idx], dtype=np.int64)
+    da, ga = det_area[pair_det[idx]], gt_area[pair_gt[idx]]
+    union = np.where(crowd[pair_gt[idx]], da, da + ga - inter)
+    out[idx] = inter / union  # union >= da > 0
+    return out
+
+
+def _intersection(a: tuple, b: tuple) -> int:
+    """Pixels set in both crops (y0, x0, mask)."""
+    (ay, ax, am), (by, bx, bm) = a, b
+    y0, x0 = max(ay, by), max(ax, bx)
+    y1, x1 = min(ay + am.shape[0], by + bm.shape[0]), min(ax + am.shape[1], bx + bm.shape[1])
+    if y1 <= y0 or x1 <= x0:
+        return 0
+    return int(np.count_nonzero(am[y0 - ay : y1 - ay, x0 - ax : x1 - ax] & bm[y0 - by : y1 - by, x0 - bx : x1 - bx]))
+
+
+# ------------------------------------------------------------------------------ GT regions
+def _gt_extents(gts: list[dict], im_hw: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Where each GT mask can be: (G, 4) (y0, x0, y1, x1), and the parsed segmentations.
+
+    A ``dp_masks`` GT lies inside its integer box. A segmentation's foreground extent is read
+    from its runs; one that cannot be read (corrupt, wrong size) gets the whole image, so that
+    building it reports the error if a detection is there. No mask: an empty region.
+    Returns also {GT index: (counts (n,), height, width)} of the readable segmentations.
+    """
+    G = len(gts)
+    reg = np.zeros((G, 4), dtype=np.int64)
+    dp = np.array(["dp_masks" in a for a in gts], dtype=bool)
+    if dp.any():
+        reg[dp] = int_boxes(np.array([[float(v) for v in gts[j]["bbox"]] for j in np.flatnonzero(dp)]))
+    strings, owners = [], []
+    for j in np.flatnonzero(~dp):
+        rle = _seg_rle(gts[j], int(im_hw[j, 0]), int(im_hw[j, 1]))
+        if rle is None:
+            continue
+        if rle is False:  # present but unreadable: let building it raise
+            reg[j] = (0, 0, im_hw[j, 0], im_hw[j, 1])
+            continue
+        strings.append(rle)
+        owners.append(j)
+    seg = {}
+    if owners:
+        owners = np.array(owners)
+        H = im_hw[owners, 0]
+        try:
+            counts, off = rle_counts(strings)
+            ok = check_sizes(counts, off, H * im_hw[owners, 1])
+        except ValueError:  # one bad string: read them one by one to find it
+            counts, off, ok = _counts_one_by_one(strings, H * im_hw[owners, 1])
+        for s in np.flatnonzero(~ok):
+            reg[owners[s]] = (0, 0, im_hw[owners[s], 0], im_hw[owners[s], 1])
+        owner, start, end = ones_runs(counts, off)
+        keep = ok[owner]
+        owner, start, end = owner[keep], start[keep], end[keep]
+        h = H[owner]
+        ca, cb = start // h, (end - 1) // h
+        ra = np.where(ca == cb, start % h, 0)  # a run over several columns covers every row
+        rb = np.where(ca == cb, (end - 1) % h, h - 1)
+        if len(owner):
+            first = np.flatnonzero(np.concatenate([[True], owner[1:] != owner[:-1]]))
+            j = owners[owner[first]]
+            reg[j] = np.stack([np.minimum.reduceat(ra, first), np.minimum.reduceat(ca, first),
+                               np.maximum.reduceat(rb, first) + 1, np.maximum.reduceat(cb, first) + 1], axis=1)
+        for s in np.flatnonzero(ok):
+            seg[int(owners[s])] = (counts[off[s]:off[s + 1]], int(H[s]), int(im_hw[owners[s], 1]))
+    return reg, seg
+
+
+def _counts_one_by_one(strings: list[bytes], sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    parts, ok = [], np.zeros(len(strings), dtype=bool)
+    for s, string in enumerate(strings):
+        try:
+            c, o = rle_counts([string])
+            ok[s] = bool(check_sizes(c, o, sizes[s : s + 1])[0])
+        except ValueError:
+            c = np.zeros(0, dtype=np.int64)
+        parts.append(c if ok[s] else np.zeros(0, dtype=np.int64))
+    off = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64), off, ok
+
+
+def _seg_rle(a: dict, im_h: int, im_w: int):
+    """A GT's segmentation as a compressed RLE string of the image size; None if it has none,
+    False if it has one that is not readable as such (``_seg_mask`` then raises the error)."""
+    seg = a.get("segmentation")
+    if not seg or not isinstance(seg, (list, dict)):
+        return None
+    try:
+        if isinstance(seg, list):
+            return mask_utils.merge(mask_utils.frPyObjects(seg, im_h, im_w))["counts"]
+        if isinstance(seg.get("counts"), list):
+            return mask_utils.frPyObjects({"size": [im_h, im_w], "counts": seg["counts"]}, im_h, im_w)["counts"]
+        if [int(v) for v in seg.get("size", ())] == [im_h, im_w]:
+            counts = seg["counts"]
+            return counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    except Exception:  # pycocotools raises bare exceptions on bad input; reported when built
+        return False
+    return False
+
+
+# ------------------------------------------------------------------------------ GT masks
+def _gt_masks(gts: list[dict], im_hw: np.ndarray, where: list[str], need: np.ndarray, seg: dict) -> list:
+    """Crops (y0, x0, bool mask) of the GTs flagged in ``need`` (G,); empty for the others."""
+    out = [_EMPTY] * len(gts)
+    dp = [j for j in np.flatnonzero(need) if "dp_masks" in gts[j]]
+    for j, union in zip(dp, _dp_unions([gts[j]["dp_masks"] for j in dp], [where[j] for j in dp])):
+        if union is None:  # no part: an empty mask
+            continue
+        _, _, w, h = (float(v) for v in gts[j]["bbox"])
+        scale = (max(h, 1.0) / union.shape[0], max(w, 1.0) / union.shape[1])
+        m = zoom_mask(union, *zoom_shape(union.shape, scale))  # == zoom(order=1, prefilter=False) > 0.5
+        reg = paste_regions(np.array([gts[j]["bbox"]], dtype=np.float64), np.array([m.shape]), im_hw[j:j + 1])[0]
+        y0, x0, y1, x1 = (int(v) for v in reg)
+        if y1 > y0 and x1 > x0:
+            yi, xi = int(float(gts[j]["bbox"][1])), int(float(gts[j]["bbox"][0]))
+            out[j] = (y0, x0, m[y0 - yi : y1 - yi, x0 - xi : x1 - xi])
+    for j in np.flatnonzero(need):
+        if "dp_masks" not in gts[j] and gts[j].get("segmentation"):
+            out[j] = _seg_mask(gts[j], int(im_hw[j, 0]), int(im_hw[j, 1]), where[j], seg.get(int(j)))
+    return out
+
+
+def _seg_mask(a: dict, im_h: int, im_w: int, where: str, parsed) -> tuple:
+    """Crop of a segmentation around its foreground, written from its runs; raises if unreadable."""
+    if parsed is None:
+        _raise_bad_segmentation(a, im_h, im_w, where)
+    counts, h, _ = parsed
+    owner, start, end = ones_runs(counts, np.array([0, len(counts)]))
+    if not len(start):
+        return _EMPTY
+    ca, cb = int(start[0] // h), int((end[-1] - 1) // h)
+    cols = decode_columns(counts, h, ca, cb + 1)  # (columns, h): the mask transposed
+    rows = np.flatnonzero(cols.any(axis=0))
+    return int(rows[0]), ca, np.ascontiguousarray(cols[:, rows[0] : rows[-1] + 1].T) > 0
+
+
+def _raise_bad_segmentation(a: dict, im_h: int, im_w: int, where: str) -> None:
+    """The error the reference-style full decode gives for an unreadable segmentation."""
+    from densepose.data.rle import decode_mask
+
+    seg = a["segmentation"]
+    try:
+        if isinstance(seg, dict) and isinstance(seg.get("counts"), list):
+            seg = {"size": [im_h, im_w], "counts": seg["counts"]}
+        size = [int(v) for v in seg.get("size", ())] if isinstance(seg, dict) else [im_h, im_w]
+        if size != [im_h, im_w]:
+            raise UserError(f"{where}: segmentation size {size} differs from the image size {[im_h, im_w]}")
+        decode_mask(seg, im_h, im_w)
+    except UserError:
+        raise
+    except Exception as exc:  # pycocotools raises bare exceptions for corrupt RLE
+        raise UserError(f"{where}: segmentation does not decode ({exc.__class__.__name__}: {exc})") from None
+    raise UserError(f"{where}: segmentation does not decode (corrupt RLE counts)")
+
+
+def _dp_unions(dp_masks_list: list[list], where: list[str]) -> list:
+    """Per GT, the union of its ``dp_masks`` as a (h, w) uint8 view (None when no part is set).
+
+    pycocotools merges the parts of each GT (in C); the merged strings of all GTs are then read
+    at once and written with one np.repeat.
+    """
+    strings, sizes, out = [], [], [None] * len(dp_masks_list)
+    for i, dp_masks in enumerate(dp_masks_list):
+        rles = [{"size": list(m["size"]), "counts": m["counts"].encode("ascii") if isinstance(m["counts"], str) else m["counts"]}
+                for m in dp_masks if m]
+        if not rles:
+            continue
+        try:
+            if any(isinstance(r["counts"], list) for r in rles):
+                rles = [mask_utils.frPyObjects(r, *r["size"]) if isinstance(r["counts"], list) else r for r in rles]
+            merged = mask_utils.merge(rles, intersect=False)
+        except Exception as exc:  # pycocotools raises bare exceptions for corrupt RLE
+            raise UserError(f"{where[i]}: dp_masks do not decode ({exc.__class__.__name__}: {exc})") from None
+        strings.append(merged["counts"])
+        sizes.append((i, int(merged["size"][0]), int(merged["size"][1])))
+    if not strings:
+        return out
+    hw = np.array([s[1:] for s in sizes], dtype=np.int64).reshape(-1, 2)
+    try:
+        counts, off = rle_counts(strings)
+        ok = check_sizes(counts, off, hw[:, 0] * hw[:, 1])
+    except ValueError:
+        counts, off, ok = _counts_one_by_one(strings, hw[:, 0] * hw[:, 1])
+    if not ok.all():
+        i = sizes[int(np.flatnonzero(~ok)[0])][0]
+        raise UserError(f"{where[i]}: dp_masks do not decode (corrupt RLE counts)")
+    values = (np.arange(len(counts)) - np.repeat(off[:-1], np.diff(off))) % 2
+    flat = np.repeat(values.astype(np.uint8), counts)
+    start = np.concatenate([[0], np.cumsum(hw[:, 0] * hw[:, 1])])
+    for s, (i, h, w) in enumerate(sizes):
+        out[i] = flat[start[s] : start[s + 1]].reshape(w, h).T  # column-major RLE: a transposed view
+    return out
