@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--min-score", type=float, default=0.5)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     ap.add_argument("--repeats", type=int, default=2, help="timed passes over the images (after one warm-up)")
     ap.add_argument("--images", nargs="*", default=[])
     args = ap.parse_args()
@@ -57,17 +58,17 @@ def main() -> None:
 
         torch.manual_seed(0)
         model, what = DensePoseRCNN(light_config()).eval(), "RANDOM light_config() weights (bundled weights missing)"
-    predictor = Predictor(model, "cpu", args.min_score, min_size=args.size)
+    predictor = Predictor(model, "cpu", args.min_score, min_size=args.size, precision=args.precision)
     images = _images(args.images)
     n_params = sum(p.numel() for p in model.parameters()) / 1e6
-    print(f"model: {what} ({n_params:.1f} M parameters); threads {args.threads}; shorter side {args.size}; "
+    print(f"model: {what} ({n_params:.1f} M parameters); {args.precision}; threads {args.threads}; shorter side {args.size}; "
           f"min score {args.min_score}; {len(images)} image(s): {[im.shape[:2] for im in images]}")
 
     # Split the time: model forward alone, then the whole call (forward + per-person post-processing).
     forward_ms, total_ms, people = [], [], []
     for rep in range(args.repeats + 1):
         for im in images:
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=args.precision == "bf16"):
                 x, _ = predictor._prepare(im)
                 t0 = time.perf_counter()
                 predictor.model([x])
@@ -79,13 +80,13 @@ def main() -> None:
                 total_ms.append((t2 - t1) * 1e3)
                 people.append(len(res))
     # The floor: no box passes, so the DensePose head never runs (backbone + RPN + box head only).
-    floor = Predictor(model, "cpu", 1.01, min_size=args.size)
+    floor = Predictor(model, "cpu", 1.01, min_size=args.size, precision=args.precision)
     floor_ms = []
     for im in images:
         t0 = time.perf_counter()
         floor(im)
         floor_ms.append((time.perf_counter() - t0) * 1e3)
-    predictor = Predictor(model, "cpu", args.min_score, min_size=args.size)  # restore the model's thresholds
+    predictor = Predictor(model, "cpu", args.min_score, min_size=args.size, precision=args.precision)  # restore the model's thresholds
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"model forward: {np.median(forward_ms):.0f} ms/image (median; mean {np.mean(forward_ms):.0f})")
     print(f"predict (forward + post-processing): {np.median(total_ms):.0f} ms/image (median; mean {np.mean(total_ms):.0f}); "

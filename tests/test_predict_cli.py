@@ -217,7 +217,7 @@ def test_api_load_real_model(tiny_model_file, tmp_path, one_thread):
     with pytest.raises(UserError, match="'config' and 'model'"):
         densepose.api.load(bad)
     bad.write_bytes(b"garbage")
-    with pytest.raises(UserError, match="not a readable model checkpoint"):
+    with pytest.raises(UserError, match="not a readable model file"):
         densepose.api.load(bad)
 
 
@@ -252,3 +252,20 @@ def test_image_ids_from_coco_json(tmp_path, fake_model):
     ids = {r["file_name"]: r["image_id"] for r in json.loads((out / "results.json").read_text())}
     assert ids == {"000000000785.jpg": 785, "second.png": 42}
     assert sorted(p.name for p in out.iterdir()) == ["results.json"]  # --json alone writes only the JSON
+
+
+def test_bf16_precision_close_to_fp32(tiny_model_file, one_thread):
+    image = random_image(100, 140, 5)
+    fp32 = densepose.api.load(tiny_model_file, min_score=0.0)
+    bf16 = densepose.api.load(tiny_model_file, min_score=0.0, precision="bf16")
+    with torch.inference_mode():
+        x, _ = fp32._prepare(image)
+        batch = fp32.model.preprocess([x], None)[0]
+        f32 = fp32.model.backbone(batch)[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            f16 = bf16.model.backbone(batch)[0].float()
+    assert (f16 - f32).norm() / f32.norm() < 0.05
+    people = bf16(image)
+    assert all(p.labels.shape == p.u.shape and p.u.dtype == np.float32 for p in people)
+    with pytest.raises(UserError, match="precision must be one of"):
+        densepose.api.load(tiny_model_file, precision="fp8")
