@@ -16,7 +16,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from densepose.errors import UserError
-from densepose.evaluation.masks import zoom_mask, zoom_shape
+from densepose.evaluation.masks import zoom_masks, zoom_shape
 from densepose.evaluation.rle import check_sizes, decode_columns, ones_runs, rle_counts
 
 #: A mask crop: (y0, x0, bool (h, w)) with its top-left corner in image pixels.
@@ -185,17 +185,20 @@ def _gt_masks(gts: list[dict], im_hw: np.ndarray, where: list[str], need: np.nda
     """Crops (y0, x0, bool mask) of the GTs flagged in ``need`` (G,); empty for the others."""
     out = [_EMPTY] * len(gts)
     dp = [j for j in np.flatnonzero(need) if "dp_masks" in gts[j]]
-    for j, union in zip(dp, _dp_unions([gts[j]["dp_masks"] for j in dp], [where[j] for j in dp])):
-        if union is None:  # no part: an empty mask
-            continue
-        _, _, w, h = (float(v) for v in gts[j]["bbox"])
-        scale = (max(h, 1.0) / union.shape[0], max(w, 1.0) / union.shape[1])
-        m = zoom_mask(union, *zoom_shape(union.shape, scale))  # == zoom(order=1, prefilter=False) > 0.5
-        reg = paste_regions(np.array([gts[j]["bbox"]], dtype=np.float64), np.array([m.shape]), im_hw[j:j + 1])[0]
-        y0, x0, y1, x1 = (int(v) for v in reg)
-        if y1 > y0 and x1 > x0:
-            yi, xi = int(float(gts[j]["bbox"][1])), int(float(gts[j]["bbox"][0]))
-            out[j] = (y0, x0, m[y0 - yi : y1 - yi, x0 - xi : x1 - xi])
+    flat, in_start, in_hw, has = _dp_unions([gts[j]["dp_masks"] for j in dp], [where[j] for j in dp])
+    dp = [j for j, h in zip(dp, has) if h]  # GTs without any part keep an empty mask
+    if dp:
+        box = np.array([[float(v) for v in gts[j]["bbox"]] for j in dp])
+        scale = np.maximum(box[:, [3, 2]], 1.0) / in_hw  # scipy's zoom factors
+        out_hw = np.array([zoom_shape(tuple(hw), tuple(sc)) for hw, sc in zip(in_hw.tolist(), scale.tolist())])
+        buf, start = zoom_masks(flat, in_start, in_hw, out_hw)  # == zoom(order=1, prefilter=False) > 0.5
+        reg = paste_regions(box, out_hw, im_hw[dp])
+        xi, yi = np.trunc(box[:, 0]).astype(np.int64), np.trunc(box[:, 1]).astype(np.int64)
+        for k, j in enumerate(dp):
+            y0, x0, y1, x1 = reg[k].tolist()
+            if y1 > y0 and x1 > x0:
+                m = buf[start[k] : start[k + 1]].reshape(out_hw[k])
+                out[j] = (y0, x0, m[y0 - yi[k] : y1 - yi[k], x0 - xi[k] : x1 - xi[k]])
     for j in np.flatnonzero(need):
         if "dp_masks" not in gts[j] and gts[j].get("segmentation"):
             out[j] = _seg_mask(gts[j], int(im_hw[j, 0]), int(im_hw[j, 1]), where[j], seg.get(int(j)))
@@ -235,16 +238,19 @@ def _raise_bad_segmentation(a: dict, im_h: int, im_w: int, where: str) -> None:
     raise UserError(f"{where}: segmentation does not decode (corrupt RLE counts)")
 
 
-def _dp_unions(dp_masks_list: list[list], where: list[str]) -> list:
-    """Per GT, the union of its ``dp_masks`` as a (h, w) uint8 view (None when no part is set).
+def _dp_unions(dp_masks_list: list[list], where: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """The unions of the ``dp_masks`` of n GTs, written one after the other.
 
     pycocotools merges the parts of each GT (in C); the merged strings of all GTs are then read
     at once and written with one np.repeat.
+    Returns flat (sum h * w,) uint8 with union k column-major (transposed) at ``flat[in_start[k]:]``,
+    in_start (k,), in_hw (k, 2), and has (n,) bool: which GTs have a part (the k unions, in order).
     """
-    strings, sizes, out = [], [], [None] * len(dp_masks_list)
+    strings, hw, has = [], [], []
     for i, dp_masks in enumerate(dp_masks_list):
         rles = [{"size": list(m["size"]), "counts": m["counts"].encode("ascii") if isinstance(m["counts"], str) else m["counts"]}
                 for m in dp_masks if m]
+        has.append(bool(rles))
         if not rles:
             continue
         try:
@@ -254,21 +260,16 @@ def _dp_unions(dp_masks_list: list[list], where: list[str]) -> list:
         except Exception as exc:  # pycocotools raises bare exceptions for corrupt RLE
             raise UserError(f"{where[i]}: dp_masks do not decode ({exc.__class__.__name__}: {exc})") from None
         strings.append(merged["counts"])
-        sizes.append((i, int(merged["size"][0]), int(merged["size"][1])))
-    if not strings:
-        return out
-    hw = np.array([s[1:] for s in sizes], dtype=np.int64).reshape(-1, 2)
+        hw.append((int(merged["size"][0]), int(merged["size"][1])))
+    hw = np.array(hw, dtype=np.int64).reshape(-1, 2)
     try:
         counts, off = rle_counts(strings)
         ok = check_sizes(counts, off, hw[:, 0] * hw[:, 1])
     except ValueError:
         counts, off, ok = _counts_one_by_one(strings, hw[:, 0] * hw[:, 1])
     if not ok.all():
-        i = sizes[int(np.flatnonzero(~ok)[0])][0]
+        i = np.flatnonzero(has)[int(np.flatnonzero(~ok)[0])]
         raise UserError(f"{where[i]}: dp_masks do not decode (corrupt RLE counts)")
     values = (np.arange(len(counts)) - np.repeat(off[:-1], np.diff(off))) % 2
-    flat = np.repeat(values.astype(np.uint8), counts)
-    start = np.concatenate([[0], np.cumsum(hw[:, 0] * hw[:, 1])])
-    for s, (i, h, w) in enumerate(sizes):
-        out[i] = flat[start[s] : start[s + 1]].reshape(w, h).T  # column-major RLE: a transposed view
-    return out
+    in_start = np.concatenate([[0], np.cumsum(hw[:, 0] * hw[:, 1])[:-1]]).astype(np.int64)
+    return np.repeat(values.astype(np.uint8), counts), in_start, hw, has

@@ -34,7 +34,7 @@ def rle_counts(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     if np.any(~last[ends[lens > 0]]):
         raise ValueError("truncated RLE string")
     vend = np.flatnonzero(last)  # (N,) last character of each value
-    vstart = np.concatenate([[0], vend[:-1] + 1]).astype(np.int64)
+    vstart = np.concatenate([[0], vend[:-1] + 1]).astype(np.int64) if len(vend) else vend
     nchar = vend - vstart + 1
     if len(nchar) and nchar.max() > 7:  # 7 groups = 35 bits, more than any valid count needs
         raise ValueError("RLE count too long")
