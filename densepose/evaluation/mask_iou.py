@@ -69,31 +69,37 @@ def pair_ious(gts: list[dict], gt_im_hw: np.ndarray, gt_where: list[str], det_bo
     need_gt[pair_gt[meet]] = True
     need_det = np.zeros(K, dtype=bool)
     need_det[pair_det[meet]] = True
-    gt_masks = _gt_masks(gts, gt_im_hw, gt_where, need_gt, seg)
+    gt_masks = _gt_masks(gts, gt_im_hw, gt_where, need_gt, seg, gt_reg)
     det_masks = [_EMPTY] * K
-    for k in np.flatnonzero(need_det):
-        y0, x0, y1, x1 = (int(v) for v in det_reg[k])
-        yi, xi = int(np.trunc(det_boxes[k, 1])), int(np.trunc(det_boxes[k, 0]))
-        det_masks[k] = (y0, x0, det_iuv(k)[0, y0 - yi : y1 - yi, x0 - xi : x1 - xi] > 0)
+    origin = np.trunc(det_boxes[:, [1, 0]]).astype(np.int64)
+    for k, (y0, x0, y1, x1), (yi, xi) in zip(np.flatnonzero(need_det).tolist(), det_reg[need_det].tolist(),
+                                            origin[need_det].tolist()):
+        det_masks[k] = (y0, x0, det_iuv(k)[0, y0 - yi : y1 - yi, x0 - xi : x1 - xi])  # part index I: > 0 is foreground
     gt_area = np.array([np.count_nonzero(m[2]) for m in gt_masks], dtype=np.int64)
     det_area = np.array([np.count_nonzero(m[2]) for m in det_masks], dtype=np.int64)
     crowd = np.array([bool(a.get("iscrowd", 0)) for a in gts], dtype=bool)
     idx = np.flatnonzero(meet & (det_area[pair_det] > 0) & (gt_area[pair_gt] > 0))
-    inter = np.array([_intersection(det_masks[pair_det[p]], gt_masks[pair_gt[p]]) for p in idx], dtype=np.int64)
+    inter = _intersections(det_masks, gt_masks, pair_det[idx], pair_gt[idx])
     da, ga = det_area[pair_det[idx]], gt_area[pair_gt[idx]]
     union = np.where(crowd[pair_gt[idx]], da, da + ga - inter)
     out[idx] = inter / union  # union >= da > 0
     return out
 
 
-def _intersection(a: tuple, b: tuple) -> int:
-    """Pixels set in both crops (y0, x0, mask)."""
-    (ay, ax, am), (by, bx, bm) = a, b
-    y0, x0 = max(ay, by), max(ax, bx)
-    y1, x1 = min(ay + am.shape[0], by + bm.shape[0]), min(ax + am.shape[1], bx + bm.shape[1])
-    if y1 <= y0 or x1 <= x0:
-        return 0
-    return int(np.count_nonzero(am[y0 - ay : y1 - ay, x0 - ax : x1 - ax] & bm[y0 - by : y1 - by, x0 - bx : x1 - bx]))
+def _intersections(a: list, b: list, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """(P,) pixels set in both crops a[ia[p]] and b[ib[p]], crops being (y0, x0, mask (h, w))."""
+    ra = np.array([(y, x, y + m.shape[0], x + m.shape[1]) for y, x, m in a], dtype=np.int64).reshape(-1, 4)
+    rb = np.array([(y, x, y + m.shape[0], x + m.shape[1]) for y, x, m in b], dtype=np.int64).reshape(-1, 4)
+    lo = np.maximum(ra[ia, :2], rb[ib, :2])
+    hi = np.minimum(ra[ia, 2:], rb[ib, 2:])
+    out = np.zeros(len(ia), dtype=np.int64)
+    ok = np.flatnonzero((hi > lo).all(axis=1))
+    rows = zip(ok.tolist(), ia[ok].tolist(), ib[ok].tolist(), lo[ok].tolist(), hi[ok].tolist())
+    for p, i, j, (y0, x0), (y1, x1) in rows:
+        ay, ax, am = a[i]
+        by, bx, bm = b[j]
+        out[p] = np.count_nonzero(np.logical_and(am[y0 - ay : y1 - ay, x0 - ax : x1 - ax], bm[y0 - by : y1 - by, x0 - bx : x1 - bx]))
+    return out
 
 
 # ------------------------------------------------------------------------------ GT regions
@@ -181,8 +187,12 @@ def _seg_rle(a: dict, im_h: int, im_w: int):
 
 
 # ------------------------------------------------------------------------------ GT masks
-def _gt_masks(gts: list[dict], im_hw: np.ndarray, where: list[str], need: np.ndarray, seg: dict) -> list:
-    """Crops (y0, x0, bool mask) of the GTs flagged in ``need`` (G,); empty for the others."""
+def _gt_masks(gts: list[dict], im_hw: np.ndarray, where: list[str], need: np.ndarray, seg: dict,
+              region: np.ndarray) -> list:
+    """Crops (y0, x0, bool mask) of the GTs flagged in ``need`` (G,); empty for the others.
+
+    seg, region: the parsed segmentations and (G, 4) extents of ``_gt_extents``.
+    """
     out = [_EMPTY] * len(gts)
     dp = [j for j in np.flatnonzero(need) if "dp_masks" in gts[j]]
     flat, in_start, in_hw, has = _dp_unions([gts[j]["dp_masks"] for j in dp], [where[j] for j in dp])
@@ -201,22 +211,20 @@ def _gt_masks(gts: list[dict], im_hw: np.ndarray, where: list[str], need: np.nda
                 out[j] = (y0, x0, m[y0 - yi[k] : y1 - yi[k], x0 - xi[k] : x1 - xi[k]])
     for j in np.flatnonzero(need):
         if "dp_masks" not in gts[j] and gts[j].get("segmentation"):
-            out[j] = _seg_mask(gts[j], int(im_hw[j, 0]), int(im_hw[j, 1]), where[j], seg.get(int(j)))
+            out[j] = _seg_mask(gts[j], int(im_hw[j, 0]), int(im_hw[j, 1]), where[j], seg.get(int(j)), region[j])
     return out
 
 
-def _seg_mask(a: dict, im_h: int, im_w: int, where: str, parsed) -> tuple:
-    """Crop of a segmentation around its foreground, written from its runs; raises if unreadable."""
+def _seg_mask(a: dict, im_h: int, im_w: int, where: str, parsed, region) -> tuple:
+    """Crop of a segmentation over its foreground ``region`` (y0, x0, y1, x1), written from its
+    runs (only those columns); raises if it was unreadable."""
     if parsed is None:
         _raise_bad_segmentation(a, im_h, im_w, where)
-    counts, h, _ = parsed
-    owner, start, end = ones_runs(counts, np.array([0, len(counts)]))
-    if not len(start):
+    y0, x0, y1, x1 = (int(v) for v in region)
+    if y1 <= y0 or x1 <= x0:
         return _EMPTY
-    ca, cb = int(start[0] // h), int((end[-1] - 1) // h)
-    cols = decode_columns(counts, h, ca, cb + 1)  # (columns, h): the mask transposed
-    rows = np.flatnonzero(cols.any(axis=0))
-    return int(rows[0]), ca, np.ascontiguousarray(cols[:, rows[0] : rows[-1] + 1].T) > 0
+    cols = decode_columns(parsed[0], parsed[1], x0, x1)  # (columns, h): the mask transposed
+    return y0, x0, np.ascontiguousarray(cols[:, y0:y1].T).view(bool)
 
 
 def _raise_bad_segmentation(a: dict, im_h: int, im_w: int, where: str) -> None:

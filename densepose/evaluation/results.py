@@ -66,6 +66,7 @@ class Detections:
     offset: np.ndarray | None = None
     extras: list[dict] | None = None
     _checked: np.ndarray | None = field(default=None, repr=False)
+    _flat: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.image_id)
@@ -81,8 +82,10 @@ class Detections:
         """Detection k's uint8 (3, H, W) [I, U*255, V*255]; raises UserError if it is corrupt."""
         h, w = (int(s) for s in self.uv_hw[k])
         if self.packed is not None:
+            if self._flat is None:  # a plain ndarray view: slicing a np.memmap costs a Python call
+                self._flat = self.packed.view(np.ndarray)
             start = int(self.offset[k])
-            arr = np.asarray(self.packed[start : start + 3 * h * w]).reshape(3, h, w)
+            arr = self._flat[start : start + 3 * h * w].reshape(3, h, w)
         elif self.uv_data is not None:
             try:
                 arr = decode_uv_data(self.uv_data[k], (3, h, w))
