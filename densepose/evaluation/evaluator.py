@@ -319,7 +319,6 @@ class _PairScorer:
         self.num_pairs_overlapping = 0  # pairs with at least one GT point inside the detection box
         self.num_points_scored = 0
         self.timing = Counter()  # seconds: decode, masks, gather, snap+geodesic
-        self._lut = None
 
     def run(self, cells: list[_Cell], progress: bool = False) -> None:
         from tqdm import tqdm
@@ -474,30 +473,24 @@ class _PairScorer:
         return np.exp(-(dist ** 2) / (2.0 * k ** 2)), dist
 
     def _snap_pred(self, code: np.ndarray) -> np.ndarray:
-        """Mesh vertex (N,) of the official snap of predicted codes I << 16 | U8 << 8 | V8.
+        """Mesh vertex (N,) of the official snap of predicted codes I << 16 | U8 << 8 | V8 (I >= 1).
 
         A lookup in the surface's snap table when it is built (or worth building: more points than
         its 1.6 M entries); else the k-d tree on the distinct codes. Both give the same vertices.
         """
-        if self.surface.snap_table(build=len(code) > (NUM_CHARTS << 16)) is not None:
-            return self._snap_lut()[code]
+        surf = self.surface
+        table = surf.snap_table(build=len(code) > (NUM_CHARTS << 16))  # (24, V8, U8) chart vertex, -1: none
+        if table is not None:
+            row = (((code >> 16) - 1) << 16) | ((code & 255) << 8) | ((code >> 8) & 255)
+            cv = table.reshape(-1)[row]
+            return np.where(cv >= 0, surf.chart_vertex_mesh[np.maximum(cv, 0)], -1)
         uniq, inv = np.unique(code, return_inverse=True)
         puv = np.stack([(uniq >> 8) & 255, uniq & 255], 1) / 255.0
         I = uniq >> 16
         out = np.full(len(uniq), -1, dtype=np.int64)
-        known = np.isin(I, self.surface.chart_vertex_part)
-        out[known] = self.surface.snap_to_mesh_vertex(I[known], puv[known])
+        known = np.isin(I, surf.chart_vertex_part)
+        out[known] = surf.snap_to_mesh_vertex(I[known], puv[known])
         return out[inv]
-
-    def _snap_lut(self) -> np.ndarray:
-        """(25 << 16,) int32 mesh vertex of the official snap, indexed by the code I << 16 | U8 << 8 | V8."""
-        if self._lut is None:
-            table = self.surface.snap_table()  # (24, V8, U8)
-            lut = np.zeros((1 + len(table)) << 16, dtype=np.int32)  # int32: half the cache lines of int64
-            flat = table.transpose(0, 2, 1).reshape(-1)  # code order: I, then U8, then V8
-            lut[1 << 16:] = np.where(flat >= 0, self.surface.chart_vertex_mesh[np.maximum(flat, 0)], -1)
-            self._lut = lut
-        return self._lut
 
     def pointwise(self) -> dict:
         """The paper's pointwise evaluation: ratio of GT points with geodesic error below t cm."""

@@ -14,6 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 
+_POW32 = 32 ** np.arange(8, dtype=np.int64)
+
+
 def rle_counts(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Compressed COCO RLE strings -> their run lengths, concatenated.
 
@@ -26,33 +29,50 @@ def rle_counts(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
             negative or does not fit 32 bits (pycocotools would read garbage for those).
     """
     lens = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
-    c = np.frombuffer(b"".join(strings), dtype=np.uint8).astype(np.int64) - 48
-    if len(c) and (c.min() < 0 or c.max() > 63):
+    chars = np.frombuffer(b"".join(strings), dtype=np.uint8)
+    if len(chars) and (chars.min() < 48 or chars.max() > 111):
         raise ValueError("character outside the RLE alphabet")
-    last = (c & 0x20) == 0  # (L,) this character ends a value
-    ends = np.cumsum(lens) - 1
-    if np.any(~last[ends[lens > 0]]):
+    last = chars < 80  # (L,) this character ends a value: bit 0x20 of (char - 48) is clear
+    ends = np.cumsum(lens)
+    if np.any(~last[ends[lens > 0] - 1]):
         raise ValueError("truncated RLE string")
     vend = np.flatnonzero(last)  # (N,) last character of each value
+    c = chars[: vend[-1] + 1 if len(vend) else 0] - np.uint8(48)
     vstart = np.concatenate([[0], vend[:-1] + 1]).astype(np.int64) if len(vend) else vend
     nchar = vend - vstart + 1
     if len(nchar) and nchar.max() > 7:  # 7 groups = 35 bits, more than any valid count needs
         raise ValueError("RLE count too long")
-    value_of_char = np.cumsum(last) - last  # (L,) index of the value each character belongs to
-    shift = 5 * (np.arange(len(c)) - vstart[value_of_char])
-    x = np.add.reduceat((c & 0x1F) << shift, vstart) if len(vstart) else np.zeros(0, dtype=np.int64)
-    neg = (c[vend] & 0x10) != 0
-    x[neg] -= np.left_shift(1, 5 * nchar[neg])  # sign-extend, as x |= -1 << 5k
-    string_of_value = np.repeat(np.arange(len(strings)), lens)[vend]
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(string_of_value, minlength=len(strings)))]).astype(np.int64)
-    m = np.arange(len(x)) - offsets[string_of_value]  # (N,) index of the count in its string
-    counts = x.copy()
-    for chain in ((m % 2 == 1), (m % 2 == 0) & (m >= 2)):  # counts[m] += counts[m - 2] from m = 3 on
-        idx = np.flatnonzero(chain)
-        counts[idx] = _segment_cumsum(x[idx], string_of_value[idx])
+    x = (c[vstart] & 0x1F).astype(np.int64)  # most values are one character (5 bits)
+    multi = np.flatnonzero(nchar > 1)
+    for k in range(1, int(nchar.max()) if len(nchar) else 1):  # the few longer ones, 5 bits more each
+        multi = multi[nchar[multi] > k]
+        x[multi] += (c[vstart[multi] + k] & 0x1F).astype(np.int64) << (5 * k)
+    x -= np.where(c[vend] & 0x10, _POW32[nchar], 0)  # sign-extend, as x |= -1 << 5k
+    per_string = np.diff(np.searchsorted(vend, np.concatenate([[0], ends]), side="left"))
+    offsets = np.concatenate([[0], np.cumsum(per_string)]).astype(np.int64)
+    counts = _undo_differences(x, offsets, per_string)
     if len(counts) and (counts.min() < 0 or counts.max() >= 1 << 32):
         raise ValueError("RLE count out of range")
     return counts, offsets
+
+
+def _undo_differences(x: np.ndarray, offsets: np.ndarray, per_string: np.ndarray) -> np.ndarray:
+    """counts[m] = x[m] + counts[m - 2] from the fourth value of each string on (pycocotools).
+
+    Each string's odd and even values form running sums: one cumulative sum per global parity,
+    minus the sum before the string's first value of that parity.
+    """
+    z = x.copy()
+    first = offsets[:-1][per_string > 0]
+    z[first] = 0  # value 0 is on its own; value 2 starts the even chain
+    total = np.empty_like(z)
+    total[0::2] = np.cumsum(z[0::2])
+    total[1::2] = np.cumsum(z[1::2])
+    start = np.repeat(offsets[:-1], per_string)  # (N,) first value of the string
+    f = start + ((np.arange(len(z)) - start) & 1)  # first value of the string with the same parity
+    counts = total - total[f] + z[f]
+    counts[first] = x[first]
+    return counts
 
 
 def _segment_cumsum(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
