@@ -211,19 +211,25 @@ def _match_batch(cells: list[dict], area_ranges: list[tuple[float, float]]) -> l
     gtm = np.zeros((R, G), dtype=bool)
     dt_ig = np.zeros((R, D), dtype=bool)
     dt_ig[ig_r.all(axis=1)] = True
-    rows = np.arange(R)
+    per_cell = M * A * T  # rows of one cell
+    low = float(thr.min())
     for d in range(D):
-        if not sims[:, :, d, :].any():
+        # Only cells where detection d reaches the lowest threshold somewhere can match it.
+        cs = np.flatnonzero((sims[:, :, d, :] >= low).any(axis=(1, 2)))
+        if not len(cs):
             continue
-        s = np.broadcast_to(sims[:, :, d, None, None, :], shape + (G,)).reshape(R, G)
-        ok = (~gtm | crowd_r) & (s >= thr) & (s != 0.0)
-        m = _last_argmax(s, ok & ~ig_r)
+        rows = (cs[:, None] * per_cell + np.arange(per_cell)).ravel()
+        s = np.broadcast_to(sims[cs, :, d, None, None, :], (len(cs), M, A, T, G)).reshape(-1, G)
+        ig_d = ig_r[rows]
+        ok = (~gtm[rows] | crowd_r[rows]) & (s >= thr[rows]) & (s != 0.0)
+        m = _last_argmax(s, ok & ~ig_d)
         none = m < 0
-        m[none] = _last_argmax(s[none], ok[none] & ig_r[none])
-        hit = rows[m >= 0]
-        dtm[hit, d] = m[hit]
-        dt_ig[hit, d] = ig_r[hit, m[hit]]
-        gtm[hit, m[hit]] = True
+        m[none] = _last_argmax(s[none], ok[none] & ig_d[none])
+        hit = np.flatnonzero(m >= 0)
+        r, m = rows[hit], m[hit]
+        dtm[r, d] = m
+        dt_ig[r, d] = ig_r[r, m]
+        gtm[r, m] = True
     dtm5, gtm5, ig5 = dtm.reshape(C, M, A, T, D), gtm.reshape(C, M, A, T, G), ig_r.reshape(C, M, A, T, G)
     dt_ig5 = dt_ig.reshape(C, M, A, T, D)
     for d in range(D):
