@@ -176,3 +176,17 @@ def test_corrupt_masks_name_the_annotation():
     gt = {"id": 7, "bbox": [0.0, 0.0, 10.0, 10.0], "dp_masks": [{"size": [256, 256], "counts": "3h"}]}
     with pytest.raises(UserError, match="gt 7: dp_masks do not decode"):
         pair_ious([gt], *args)
+
+
+def test_pair_ious_floor_only_zeroes_values_below_it():
+    rng = np.random.default_rng(5)
+    im_h, im_w = 90, 120
+    gts, dets = _awkward_set(rng, im_h, im_w)
+    K, G = len(dets), len(gts)
+    pair_det, pair_gt = np.repeat(np.arange(K), G), np.tile(np.arange(G), K)
+    args = (gts, np.tile([im_h, im_w], (G, 1)), [str(j) for j in range(G)], np.array([d[0] for d in dets]),
+            np.tile([im_h, im_w], (K, 1)), lambda k: dets[k][1], pair_det, pair_gt)
+    exact, floored = pair_ious(*args), pair_ious(*args, floor=0.2)
+    same = floored == exact
+    assert np.all(same | ((floored == 0) & (exact < 0.2)))
+    assert np.all(same[exact >= 0.2]) and (~same).any()  # some pairs skipped, none above the floor

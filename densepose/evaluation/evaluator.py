@@ -43,6 +43,8 @@ from densepose.evaluation.results import Detections, load_results
 from densepose.surface.parts import NUM_CHARTS
 
 MODES = ("gps", "gpsm", "iou")
+#: Mask IoU below this is not computed exactly (0): it cannot reach a threshold in IOU or GPSm mode.
+IOU_FLOOR = 0.2
 #: Pointwise curve: geodesic error thresholds in cm (fine grid, for the AUCs and the plot).
 CURVE_STEP_CM = 0.05
 CURVE_MAX_CM = 30.0
@@ -339,13 +341,16 @@ class _PairScorer:
         crowd = np.array([bool(a.get("iscrowd", 0)) for a in b.gts], dtype=bool)
         det_box = dets.bbox[b.det_ids]
         box_iou = box_iou_pairs(det_box[b.pair_det], gt_box[b.pair_gt], crowd[b.pair_gt])
-        # Mask IoU against every GT (ignored ones too: the IOU mode can match them).
+        # Mask IoU against every GT (ignored ones too: the IOU mode can match them). A value below
+        # 0.25 can decide nothing: IOU needs >= 0.5 and GPSm = sqrt(GPS * IoU) >= 0.5 needs
+        # IoU >= 0.25 (GPS <= 1); so a pair whose areas and overlap bound its IoU below
+        # IOU_FLOOR (0.2, a margin for rounding) gets 0 without counting its pixels.
         im_hw = np.array([(c.height, c.width) for c in b.cells], dtype=np.int64).reshape(-1, 2)
         gt_cell = np.repeat(np.arange(len(b.cells)), np.diff(b.gt_start))
         where = [f"ground truth of image {b.cells[c].image_id} (annotation id {a.get('id')})"
                  for c, a in zip(gt_cell, b.gts)]
         mask_iou = pair_ious(b.gts, im_hw[gt_cell], where, det_box, im_hw[b.det_cell], iuvs.__getitem__,
-                             b.pair_det, b.pair_gt)
+                             b.pair_det, b.pair_gt, floor=IOU_FLOOR)
         self.timing["masks"] += time.perf_counter() - t1
 
         gps = self._gps(b, gt_box, iuvs, box_iou)

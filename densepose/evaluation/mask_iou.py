@@ -45,13 +45,17 @@ def int_boxes(boxes: np.ndarray) -> np.ndarray:
 
 
 def pair_ious(gts: list[dict], gt_im_hw: np.ndarray, gt_where: list[str], det_boxes: np.ndarray,
-              det_im_hw: np.ndarray, det_iuv, pair_det: np.ndarray, pair_gt: np.ndarray) -> np.ndarray:
+              det_im_hw: np.ndarray, det_iuv, pair_det: np.ndarray, pair_gt: np.ndarray,
+              floor: float = 0.0) -> np.ndarray:
     """Mask IoU (N,) of N (detection, GT) pairs.
 
     Args:
         gts: G annotations; gt_im_hw (G, 2) their image sizes; gt_where: G names for errors.
         det_boxes (K, 4) xywh, det_im_hw (K, 2); det_iuv(k) -> uint8 (3, h, w) IUV of detection k.
         pair_det (N,) in [0, K), pair_gt (N,) in [0, G).
+        floor: a pair whose IoU is surely below ``floor`` gets 0 without counting its pixels
+            (bound: the intersection is at most the smaller area and the overlap of the two
+            regions). 0: every value exact.
     """
     K, G = len(det_boxes), len(gts)
     out = np.zeros(len(pair_det))
@@ -65,20 +69,41 @@ def pair_ious(gts: list[dict], gt_im_hw: np.ndarray, gt_where: list[str], det_bo
             & (dr[:, 0] < gr[:, 2]) & (gr[:, 0] < dr[:, 2]) & (dr[:, 1] < gr[:, 3]) & (gr[:, 1] < dr[:, 3]))
     if not meet.any():
         return out
-    need_gt = np.zeros(G, dtype=bool)
-    need_gt[pair_gt[meet]] = True
     need_det = np.zeros(K, dtype=bool)
     need_det[pair_det[meet]] = True
-    gt_masks = _gt_masks(gts, gt_im_hw, gt_where, need_gt, seg, gt_reg)
     det_masks = [_EMPTY] * K
     origin = np.trunc(det_boxes[:, [1, 0]]).astype(np.int64)
     for k, (y0, x0, y1, x1), (yi, xi) in zip(np.flatnonzero(need_det).tolist(), det_reg[need_det].tolist(),
                                             origin[need_det].tolist()):
         det_masks[k] = (y0, x0, det_iuv(k)[0, y0 - yi : y1 - yi, x0 - xi : x1 - xi])  # part index I: > 0 is foreground
-    gt_area = np.array([np.count_nonzero(m[2]) for m in gt_masks], dtype=np.int64)
     det_area = np.array([np.count_nonzero(m[2]) for m in det_masks], dtype=np.int64)
+    # dp_masks GTs are zoomed (their area needs it); a segmentation's area comes from its runs.
+    need_gt = np.zeros(G, dtype=bool)
+    need_gt[pair_gt[meet]] = True
+    is_seg = np.array(["dp_masks" not in a for a in gts], dtype=bool)
+    gt_masks = _gt_masks(gts, gt_im_hw, gt_where, need_gt & ~is_seg)
+    gt_area = np.array([np.count_nonzero(m[2]) for m in gt_masks], dtype=np.int64)
+    for j, parsed in seg.items():
+        gt_area[j] = parsed[3]
+    for j, m in enumerate(gt_masks):
+        if not is_seg[j] and need_gt[j]:
+            gt_reg[j] = (m[0], m[1], m[0] + m[2].shape[0], m[1] + m[2].shape[1])
     crowd = np.array([bool(a.get("iscrowd", 0)) for a in gts], dtype=bool)
     idx = np.flatnonzero(meet & (det_area[pair_det] > 0) & (gt_area[pair_gt] > 0))
+    unreadable = np.zeros(G, dtype=bool)
+    unreadable[[j for j in np.flatnonzero(is_seg & need_gt) if j not in seg and gts[j].get("segmentation")]] = True
+    if floor > 0:
+        da, ga = det_area[pair_det[idx]], gt_area[pair_gt[idx]]
+        lo = np.maximum(det_reg[pair_det[idx], :2], gt_reg[pair_gt[idx], :2])
+        hi = np.minimum(det_reg[pair_det[idx], 2:], gt_reg[pair_gt[idx], 2:])
+        most = np.minimum(np.minimum(da, ga), np.prod(np.maximum(hi - lo, 0), axis=1))
+        bound = np.where(crowd[pair_gt[idx]], most / da, most / (da + ga - most))
+        idx = idx[bound >= floor]
+    need = np.zeros(G, dtype=bool)
+    need[pair_gt[idx]] = True
+    need[unreadable & need_gt] = True  # building it reports the error
+    for j in np.flatnonzero(need & is_seg):
+        gt_masks[j] = _seg_mask(gts[j], int(gt_im_hw[j, 0]), int(gt_im_hw[j, 1]), gt_where[j], seg.get(int(j)), gt_reg[j])
     inter = _intersections(det_masks, gt_masks, pair_det[idx], pair_gt[idx])
     da, ga = det_area[pair_det[idx]], gt_area[pair_gt[idx]]
     union = np.where(crowd[pair_gt[idx]], da, da + ga - inter)
@@ -109,7 +134,7 @@ def _gt_extents(gts: list[dict], im_hw: np.ndarray) -> tuple[np.ndarray, dict]:
     A ``dp_masks`` GT lies inside its integer box. A segmentation's foreground extent is read
     from its runs; one that cannot be read (corrupt, wrong size) gets the whole image, so that
     building it reports the error if a detection is there. No mask: an empty region.
-    Returns also {GT index: (counts (n,), height, width)} of the readable segmentations.
+    Returns also {GT index: (counts (n,), height, width, area)} of the readable segmentations.
     """
     G = len(gts)
     reg = np.zeros((G, 4), dtype=np.int64)
@@ -149,8 +174,9 @@ def _gt_extents(gts: list[dict], im_hw: np.ndarray) -> tuple[np.ndarray, dict]:
             j = owners[owner[first]]
             reg[j] = np.stack([np.minimum.reduceat(ra, first), np.minimum.reduceat(ca, first),
                                np.maximum.reduceat(rb, first) + 1, np.maximum.reduceat(cb, first) + 1], axis=1)
+        area = np.bincount(owner, weights=end - start, minlength=len(owners)).astype(np.int64)
         for s in np.flatnonzero(ok):
-            seg[int(owners[s])] = (counts[off[s]:off[s + 1]], int(H[s]), int(im_hw[owners[s], 1]))
+            seg[int(owners[s])] = (counts[off[s]:off[s + 1]], int(H[s]), int(im_hw[owners[s], 1]), int(area[s]))
     return reg, seg
 
 
@@ -187,12 +213,8 @@ def _seg_rle(a: dict, im_h: int, im_w: int):
 
 
 # ------------------------------------------------------------------------------ GT masks
-def _gt_masks(gts: list[dict], im_hw: np.ndarray, where: list[str], need: np.ndarray, seg: dict,
-              region: np.ndarray) -> list:
-    """Crops (y0, x0, bool mask) of the GTs flagged in ``need`` (G,); empty for the others.
-
-    seg, region: the parsed segmentations and (G, 4) extents of ``_gt_extents``.
-    """
+def _gt_masks(gts: list[dict], im_hw: np.ndarray, where: list[str], need: np.ndarray) -> list:
+    """Crops (y0, x0, bool mask) of the ``dp_masks`` GTs flagged in ``need`` (G,); empty for the others."""
     out = [_EMPTY] * len(gts)
     dp = [j for j in np.flatnonzero(need) if "dp_masks" in gts[j]]
     flat, in_start, in_hw, has = _dp_unions([gts[j]["dp_masks"] for j in dp], [where[j] for j in dp])
@@ -209,9 +231,6 @@ def _gt_masks(gts: list[dict], im_hw: np.ndarray, where: list[str], need: np.nda
             if y1 > y0 and x1 > x0:
                 m = buf[start[k] : start[k + 1]].reshape(out_hw[k])
                 out[j] = (y0, x0, m[y0 - yi[k] : y1 - yi[k], x0 - xi[k] : x1 - xi[k]])
-    for j in np.flatnonzero(need):
-        if "dp_masks" not in gts[j] and gts[j].get("segmentation"):
-            out[j] = _seg_mask(gts[j], int(im_hw[j, 0]), int(im_hw[j, 1]), where[j], seg.get(int(j)), region[j])
     return out
 
 
