@@ -100,16 +100,16 @@ def _tap_patterns(mt: np.ndarray, out: np.ndarray, taps: tuple, ys: int, xs: int
 def _resolve(words: np.ndarray, pos0: int, start: np.ndarray, ow: np.ndarray, taps: tuple) -> None:
     """Tap patterns -> 0 / 1 in place, over 64-bit words from byte ``pos0`` of the output buffer.
 
-    Pattern 15 is 1 and 0 is 0; the mixed pixels, found eight per word, get scipy's float sum.
+    Pattern 15 is 1 and 0 is 0 (eight pixels per word op); the mixed pixels get scipy's float sum.
     """
     _, wy0, wy1, ys, _, _, wx0, wx1, xs = taps
     buf = words.view(np.uint8)
     # Byte + 1 is 1 for pattern 0, 16 for 15, 2..15 for a mixed one: bits 0x0E flag the mixed.
-    mixed = np.flatnonzero((words + np.uint64(0x0101010101010101)) & np.uint64(0x0E0E0E0E0E0E0E0E))
-    mixed = (mixed[:, None] * 8 + np.arange(8)).ravel()
+    flags = (words + np.uint64(0x0101010101010101)) & np.uint64(0x0E0E0E0E0E0E0E0E)
+    hit = np.flatnonzero(flags)  # words with a mixed pixel (few: NumPy scans words much faster than bytes)
+    k = np.flatnonzero(flags[hit].view(np.uint8))
+    mixed = hit[k >> 3] * 8 + (k & 7)
     pattern = buf[mixed]
-    keep = (pattern != 0) & (pattern != 15)
-    mixed, pattern = mixed[keep], pattern[keep]
     np.equal(buf, 15, out=buf.view(bool))  # all four taps set: 1
     k = np.searchsorted(start, mixed + pos0, side="right") - 1  # mask of each mixed pixel
     i, j = np.divmod(mixed + pos0 - start[k], ow[k])
