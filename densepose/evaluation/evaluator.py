@@ -427,19 +427,23 @@ class _PairScorer:
         return gps
 
     def _pointwise_pairs(self, b: _Batch, dp: np.ndarray, box_iou: np.ndarray) -> np.ndarray:
-        """(N,) bool: for the pointwise curve, each DensePose GT takes the detection with the highest box IoU."""
+        """(N,) bool: for the pointwise curve, each DensePose GT takes the detection with the highest
+        box IoU (the first one on a tie, as argmax), if that reaches ``min_iou``."""
         selected = np.zeros(len(box_iou), dtype=bool)
-        for c in range(len(b.cells)):
-            s, e = b.pair_start[c], b.pair_start[c + 1]
-            cols = np.flatnonzero(dp[b.gt_start[c]:b.gt_start[c + 1]])
-            if e == s or not len(cols):
-                continue
-            G = b.gt_start[c + 1] - b.gt_start[c]
-            m = box_iou[s:e].reshape(-1, G)[:, cols]
-            d = np.argmax(m, axis=0)
-            ok = m[d, np.arange(len(cols))] >= self.min_iou
-            selected[s + d[ok] * G + cols[ok]] = True
-            self.pointwise_matched += int(ok.sum())
+        pairs = np.flatnonzero(dp[b.pair_gt])
+        if not len(pairs):
+            return selected
+        pairs = pairs[np.argsort(b.pair_gt[pairs], kind="stable")]  # by GT, detections in order
+        g = b.pair_gt[pairs]
+        first = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+        v = box_iou[pairs]
+        best = np.maximum.reduceat(v, first)
+        top = np.repeat(best, np.diff(np.concatenate([first, [len(v)]])))
+        at = np.flatnonzero(v == top)  # the best of each GT, ties included
+        at = at[np.concatenate([[True], g[at[1:]] != g[at[:-1]]])]  # the first of each GT
+        ok = v[at] >= self.min_iou
+        selected[pairs[at[ok]]] = True
+        self.pointwise_matched += int(ok.sum())
         return selected
 
     def _score_points(self, pt_gt: np.ndarray, code: np.ndarray, gt_I: np.ndarray,
