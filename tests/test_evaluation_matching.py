@@ -8,6 +8,7 @@ from densepose.evaluation.matching import (
     AREA_RANGES,
     IOU_THRESHOLDS,
     accumulate,
+    accumulate_cells,
     box_iou_xywh,
     evaluate_image,
     match_images,
@@ -214,3 +215,25 @@ def test_batched_matching_equals_per_image():
             for g, r in zip(gm, rm):
                 assert np.array_equal(g.matched, r.matched) and np.array_equal(g.ignored, r.ignored)
                 assert np.array_equal(g.gt_ignored, r.gt_ignored) and np.array_equal(g.scores, r.scores)
+
+
+def test_accumulate_cells_equals_match_images_then_accumulate():
+    rng = np.random.default_rng(3)
+    ranges = list(AREA_RANGES.values())
+    cells = []
+    for _ in range(150):
+        D, G = int(rng.integers(0, 8)), int(rng.integers(0, 6))
+        sims = np.round(rng.uniform(0, 1, (3, D, G)) * rng.integers(0, 2, (3, D, G)), 2)
+        cells.append(dict(
+            sims=sims, box_iou=np.round(rng.uniform(0.5, 1.0, (D, G)), 2),
+            gt_ignore=rng.uniform(size=G) < 0.3, gt_area=rng.choice([20.0 ** 2, 60.0 ** 2, 200.0 ** 2], G),
+            gt_crowd=rng.uniform(size=G) < 0.15, dt_area=rng.choice([20.0 ** 2, 60.0 ** 2, 200.0 ** 2], D),
+            dt_score=np.round(rng.uniform(size=D), 1)))  # score ties across images
+    category = rng.integers(0, 3, len(cells))  # category 2 ... and a fourth without any cell
+    precision, recall = accumulate_cells(cells, ranges, category, 4, batch=40)
+    evals = match_images(cells, ranges)
+    for m in range(3):
+        for a in range(len(ranges)):
+            per_cat = [[e[m][a] if e is not None else None for e, c in zip(evals, category) if c == k] for k in range(4)]
+            p, r = accumulate(per_cat)
+            assert np.array_equal(precision[m, a], p) and np.array_equal(recall[m, a], r)

@@ -38,7 +38,7 @@ from densepose.data.coco import CocoDensePose, has_densepose, load_coco, parse_c
 from densepose.data.rle import DP_MASK_SIZE
 from densepose.errors import UserError
 from densepose.evaluation.mask_iou import pair_ious
-from densepose.evaluation.matching import AREA_RANGES, MAX_DETS, accumulate, box_iou_pairs, match_images, summarize
+from densepose.evaluation.matching import AREA_RANGES, MAX_DETS, accumulate_cells, box_iou_pairs, summarize
 from densepose.evaluation.results import Detections, load_results
 from densepose.surface.parts import NUM_CHARTS
 
@@ -527,7 +527,6 @@ def _summaries(cells: list[_Cell], dets: Detections, cat_ids: list[int]) -> dict
     """Match every cell in the three modes and area ranges at once; the 10 numbers per mode."""
     cat_index = {c: k for k, c in enumerate(cat_ids)}
     areas = list(AREA_RANGES)
-    evals = {(m, a): [[] for _ in cat_ids] for m in MODES for a in areas}
     batch = [dict(
         sims=np.stack([cell.gps, np.sqrt(cell.gps * cell.mask_iou), cell.mask_iou]),  # MODES order
         box_iou=cell.box_iou,
@@ -537,13 +536,10 @@ def _summaries(cells: list[_Cell], dets: Detections, cat_ids: list[int]) -> dict
         dt_area=dets.bbox[cell.dets, 2] * dets.bbox[cell.dets, 3],
         dt_score=dets.score[cell.dets],
     ) for cell in cells]
-    for cell, res in zip(cells, match_images(batch, [AREA_RANGES[a] for a in areas])):
-        if res is None:
-            continue
-        for mi, m in enumerate(MODES):
-            for ai, a in enumerate(areas):
-                evals[(m, a)][cat_index[cell.category_id]].append(res[mi][ai])
-    return {m: summarize({a: accumulate(evals[(m, a)]) for a in areas}) for m in MODES}
+    category = np.array([cat_index[cell.category_id] for cell in cells], dtype=np.int64)
+    precision, recall = accumulate_cells(batch, [AREA_RANGES[a] for a in areas], category, len(cat_ids))
+    return {m: summarize({a: (precision[mi, ai], recall[mi, ai]) for ai, a in enumerate(areas)})
+            for mi, m in enumerate(MODES)}
 
 
 # ---------------------------------------------------------------------------------------- COCO AP

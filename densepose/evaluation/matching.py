@@ -117,29 +117,83 @@ def accumulate(evals: list[list[ImageEval | None]]) -> tuple[np.ndarray, np.ndar
     recall = -np.ones((T, K))
     for k, cat_evals in enumerate(evals):
         E = [e for e in cat_evals if e is not None]
-        if not E:
-            continue
-        scores = np.concatenate([e.scores for e in E])
-        inds = np.argsort(-scores, kind="mergesort")
-        dtm = np.concatenate([e.matched for e in E], axis=1)[:, inds]
-        dt_ig = np.concatenate([e.ignored for e in E], axis=1)[:, inds]
-        npig = int(np.count_nonzero(~np.concatenate([e.gt_ignored for e in E])))
-        if npig == 0:
-            continue
-        tp = np.cumsum(dtm & ~dt_ig, axis=1).astype(np.float64)
-        fp = np.cumsum(~dtm & ~dt_ig, axis=1).astype(np.float64)
-        nd = tp.shape[1]
-        for t in range(T):
-            rc = tp[t] / npig
-            pr = tp[t] / (fp[t] + tp[t] + np.spacing(1))
-            recall[t, k] = rc[-1] if nd else 0.0
-            q = np.zeros(R)
-            if nd:
-                pr = np.maximum.accumulate(pr[::-1])[::-1]  # precision envelope
-                idx = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
-                keep = idx < nd
-                q[keep] = pr[idx[keep]]
-            precision[t, :, k] = q
+        if E:
+            precision[:, :, k], recall[:, k] = precision_recall(
+                np.concatenate([e.scores for e in E]), np.concatenate([e.matched for e in E], axis=1),
+                np.concatenate([e.ignored for e in E], axis=1),
+                np.count_nonzero(~np.concatenate([e.gt_ignored for e in E])))
+    return precision, recall
+
+
+def precision_recall(scores: np.ndarray, matched: np.ndarray, ignored: np.ndarray,
+                     npig) -> tuple[np.ndarray, np.ndarray]:
+    """The detections of one category, in image order -> precision (..., T, R) and recall (..., T).
+
+    Args:
+        scores (N,); matched, ignored (..., T, N) bool; npig (...,) ground truth not ignored.
+    Rows without ground truth get -1 (undefined), as COCO's ``accumulate``.
+    """
+    R = len(RECALL_THRESHOLDS)
+    inds = np.argsort(-scores, kind="mergesort")
+    dtm, dt_ig = matched[..., inds], ignored[..., inds]
+    npig = np.broadcast_to(np.asarray(npig), dtm.shape[:-2])
+    tp = np.cumsum(dtm & ~dt_ig, axis=-1).astype(np.float64)
+    fp = np.cumsum(~dtm & ~dt_ig, axis=-1).astype(np.float64)
+    nd = tp.shape[-1]
+    precision = np.zeros(tp.shape[:-1] + (R,))
+    recall = np.zeros(tp.shape[:-1])
+    if nd:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rc = tp / npig[..., None, None]
+        pr = tp / (fp + tp + np.spacing(1))
+        pr = np.maximum.accumulate(pr[..., ::-1], axis=-1)[..., ::-1]  # precision envelope
+        recall = rc[..., -1]
+        for i in np.ndindex(tp.shape[:-1]):
+            idx = np.searchsorted(rc[i], RECALL_THRESHOLDS, side="left")
+            keep = idx < nd
+            precision[i][keep] = pr[i][idx[keep]]
+    undefined = npig == 0
+    precision[undefined], recall[undefined] = -1.0, -1.0
+    return precision, recall
+
+
+def accumulate_cells(cells: list[dict], area_ranges: list[tuple[float, float]], category: np.ndarray,
+                     num_categories: int, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``match_images`` then ``accumulate``, without a per-image ``ImageEval``.
+
+    Args:
+        cells: as for ``match_images``; category (C,) their category index in [0, num_categories).
+    Returns:
+        precision (M, A, T, R, K) and recall (M, A, T, K), K = num_categories.
+    """
+    M = cells[0]["sims"].shape[0] if cells else 3
+    A, T, R, K = len(area_ranges), len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), num_categories
+    parts, npig, present = [], np.zeros((K, A), dtype=np.int64), np.zeros(K, dtype=bool)
+    category = np.asarray(category, dtype=np.int64)
+    for s in range(0, len(cells), batch):
+        chunk = cells[s:s + batch]
+        matched, ignored, ig, Ds, Gs = _match_batch(chunk, area_ranges)
+        cat = category[s:s + len(chunk)]
+        C, D = len(chunk), matched.shape[-1]
+        real = np.arange(D) < Ds[:, None]  # (C, D) the cells' own detections, in order
+        scores = np.zeros((C, D))
+        for i, c in enumerate(chunk):
+            scores[i, :Ds[i]] = c["dt_score"]
+        pick = np.flatnonzero(real.ravel())
+        flat = lambda x: np.moveaxis(x, 0, -2).reshape(x.shape[1:-1] + (C * D,))[..., pick]  # noqa: E731
+        parts.append((np.repeat(cat, Ds), scores.ravel()[pick], flat(matched), flat(ignored)))
+        for a in range(A):
+            npig[:, a] += np.bincount(cat, weights=np.count_nonzero(~ig[:, a, :], axis=1), minlength=K).astype(np.int64)
+        present[cat[(Ds > 0) | (Gs > 0)]] = True
+    precision = -np.ones((M, A, T, R, K))
+    recall = -np.ones((M, A, T, K))
+    det_cat = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+    for k in np.flatnonzero(present):
+        sel = det_cat == k
+        p, r = precision_recall(np.concatenate([p[1] for p in parts])[sel],
+                                np.concatenate([p[2] for p in parts], axis=-1)[..., sel],
+                                np.concatenate([p[3] for p in parts], axis=-1)[..., sel], npig[k][None, :])
+        precision[..., k], recall[..., k] = p, r
     return precision, recall
 
 
@@ -172,14 +226,25 @@ def match_images(cells: list[dict], area_ranges: list[tuple[float, float]], batc
     """
     out: list = []
     for s in range(0, len(cells), batch):
-        out += _match_batch(cells[s:s + batch], area_ranges)
+        chunk = cells[s:s + batch]
+        matched, ignored, ig, Ds, Gs = _match_batch(chunk, area_ranges)
+        for i, c in enumerate(chunk):
+            d, g = Ds[i], Gs[i]
+            if d == 0 and g == 0:
+                out.append(None)
+                continue
+            scores = np.asarray(c["dt_score"], dtype=np.float64)
+            out.append([[ImageEval(matched[i, mi, ai, :, :d], ignored[i, mi, ai, :, :d], scores, ig[i, ai, :g])
+                         for ai in range(len(area_ranges))] for mi in range(matched.shape[1])])
     return out
 
 
-def _match_batch(cells: list[dict], area_ranges: list[tuple[float, float]]) -> list:
+def _match_batch(cells: list[dict], area_ranges: list[tuple[float, float]]) -> tuple[np.ndarray, ...]:
+    """Cells padded to a common (D, G) and matched together -> matched, ignored (C, M, A, T, D),
+    GT ignored (C, A, G), and the cells' D (C,) and G (C,)."""
     C = len(cells)
     if not C:
-        return []
+        raise ValueError("no cells to match")
     M = cells[0]["sims"].shape[0]
     Ds = [c["sims"].shape[1] for c in cells]
     Gs = [c["sims"].shape[2] for c in cells]
@@ -253,13 +318,4 @@ def _match_batch(cells: list[dict], area_ranges: list[tuple[float, float]]) -> l
     out_of_range = (dt_area[:, None, :] < lo) | (dt_area[:, None, :] > hi)  # (C, A, D)
     matched = (dtm >= 0).reshape(C, M, A, T, D)
     ignored = dt_ig5 | (~matched & out_of_range[:, None, :, None, :])
-    res = []
-    for i, c in enumerate(cells):
-        d, g = Ds[i], Gs[i]
-        if d == 0 and g == 0:
-            res.append(None)
-            continue
-        scores = np.asarray(c["dt_score"], dtype=np.float64)
-        res.append([[ImageEval(matched[i, mi, ai, :, :d], ignored[i, mi, ai, :, :d], scores, ig[i, ai, :g])
-                     for ai in range(A)] for mi in range(M)])
-    return res
+    return matched, ignored, ig, np.array(Ds), np.array(Gs)
