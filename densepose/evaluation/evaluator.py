@@ -248,14 +248,17 @@ def _make_batch(cells: list[_Cell]) -> _Batch:
         pair_det=det_start[pair_cell] + q // np.maximum(Gp, 1), pair_gt=gt_start[pair_cell] + q % np.maximum(Gp, 1))
 
 
-def _batches(cells: list[_Cell], max_points: int, max_pixels: int):
-    """Consecutive cells in groups whose candidate points (detections x GT points) and GT mask
-    pixels stay under the bounds (memory); a cell over a bound forms a group of its own."""
+def _batches(cells: list[_Cell], max_points: int, max_pixels: int, det_pixels=None):
+    """Consecutive cells in groups whose candidate points (detections x GT points) and pixels
+    (GT masks; and ``det_pixels(cell)`` of decoded detections, if given) stay under the bounds
+    (memory); a cell over a bound forms a group of its own."""
     group, points, pixels = [], 0, 0.0
     for cell in cells:
         p = len(cell.dets) * sum(len(a["dp_x"]) for a in cell.gts if has_densepose(a))
         x = sum(float(a["bbox"][2]) * float(a["bbox"][3]) + (DP_MASK_SIZE ** 2 if "dp_masks" in a else 0)
                 for a in cell.gts) if len(cell.dets) else 0.0
+        if det_pixels is not None and len(cell.gts):
+            x += det_pixels(cell)
         if group and (points + p > max_points or pixels + x > max_pixels):
             yield group
             group, points, pixels = [], 0, 0.0
@@ -286,18 +289,18 @@ def _read_iuv(dets: Detections, det_ids: np.ndarray, iuvs: list[np.ndarray], k: 
               x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(I, U8, V8) int64 (M,) at pixel (y, x) of the IUV array of batch detection k, for M points."""
     hw = dets.uv_hw[det_ids[k]]
-    if dets.packed is not None:  # read the packed buffer in place
-        buf, base = dets.packed.view(np.ndarray), dets.offset[det_ids[k]]
-    else:
-        used = np.unique(k)
-        buf = np.concatenate([iuvs[i].ravel() for i in used])
-        sizes = np.zeros(len(det_ids), dtype=np.int64)
-        sizes[used] = [iuvs[i].size for i in used]
-        base = (np.cumsum(sizes) - sizes)[k]
-    flat = base + y * hw[:, 1] + x
+    flat = y * hw[:, 1] + x
     plane = hw[:, 0] * hw[:, 1]
-    return (np.asarray(buf[flat], dtype=np.int64), np.asarray(buf[flat + plane], dtype=np.int64),
-            np.asarray(buf[flat + 2 * plane], dtype=np.int64))
+    if dets.packed is not None:  # read the packed buffer in place
+        buf = dets.packed.view(np.ndarray)
+        flat = flat + dets.offset[det_ids[k]]
+        return (buf[flat].astype(np.int64), buf[flat + plane].astype(np.int64), buf[flat + 2 * plane].astype(np.int64))
+    out = np.zeros((3, len(k)), dtype=np.int64)
+    order = np.argsort(k, kind="stable")
+    bounds = np.flatnonzero(np.diff(k[order])) + 1
+    for part in np.split(order, bounds) if len(k) else []:  # decoded arrays: one detection at a time
+        out[:, part] = iuvs[int(k[part[0]])].reshape(3, -1)[:, flat[part]]
+    return out[0], out[1], out[2]
 
 
 class _PairScorer:
@@ -326,7 +329,10 @@ class _PairScorer:
         from tqdm import tqdm
 
         with tqdm(total=len(cells), desc="evaluate", unit="img", disable=not progress, leave=False) as bar:
-            for group in _batches(cells, self.chunk_points, self.chunk_pixels):
+            det_pixels = None
+            if self.dets.packed is None:  # decoded IUV arrays are held for a batch: count them
+                det_pixels = lambda cell: 3 * float(np.prod(self.dets.uv_hw[cell.dets], axis=1).sum())  # noqa: E731
+            for group in _batches(cells, self.chunk_points, self.chunk_pixels, det_pixels):
                 self._score_batch(_make_batch(group))
                 bar.update(len(group))
 
