@@ -353,8 +353,9 @@ class _PairScorer:
         # IOU_FLOOR (0.2, a margin for rounding) gets 0 without counting its pixels.
         im_hw = np.array([(c.height, c.width) for c in b.cells], dtype=np.int64).reshape(-1, 2)
         gt_cell = np.repeat(np.arange(len(b.cells)), np.diff(b.gt_start))
-        where = [f"ground truth of image {b.cells[c].image_id} (annotation id {a.get('id')})"
-                 for c, a in zip(gt_cell, b.gts)]
+        def where(j: int) -> str:  # only built for an error
+            return f"ground truth of image {b.cells[gt_cell[j]].image_id} (annotation id {b.gts[j].get('id')})"
+
         mask_iou = pair_ious(b.gts, im_hw[gt_cell], where, det_box, im_hw[b.det_cell], iuvs.__getitem__,
                              b.pair_det, b.pair_gt, floor=IOU_FLOOR)
         self.timing["masks"] += time.perf_counter() - t1

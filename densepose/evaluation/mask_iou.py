@@ -44,13 +44,13 @@ def int_boxes(boxes: np.ndarray) -> np.ndarray:
                              axis=1)).astype(np.int64)
 
 
-def pair_ious(gts: list[dict], gt_im_hw: np.ndarray, gt_where: list[str], det_boxes: np.ndarray,
+def pair_ious(gts: list[dict], gt_im_hw: np.ndarray, gt_where, det_boxes: np.ndarray,
               det_im_hw: np.ndarray, det_iuv, pair_det: np.ndarray, pair_gt: np.ndarray,
               floor: float = 0.0) -> np.ndarray:
     """Mask IoU (N,) of N (detection, GT) pairs.
 
     Args:
-        gts: G annotations; gt_im_hw (G, 2) their image sizes; gt_where: G names for errors.
+        gts: G annotations; gt_im_hw (G, 2) their image sizes; gt_where(j) -> GT j's name for errors.
         det_boxes (K, 4) xywh, det_im_hw (K, 2); det_iuv(k) -> uint8 (3, h, w) IUV of detection k.
         pair_det (N,) in [0, K), pair_gt (N,) in [0, G).
         floor: a pair whose IoU is surely below ``floor`` gets 0 without counting its pixels
@@ -102,7 +102,7 @@ def pair_ious(gts: list[dict], gt_im_hw: np.ndarray, gt_where: list[str], det_bo
     need[pair_gt[idx]] = True
     need[unreadable & need_gt] = True  # building it reports the error
     for j in np.flatnonzero(need & is_seg):
-        gt_masks[j] = _seg_mask(gts[j], int(gt_im_hw[j, 0]), int(gt_im_hw[j, 1]), gt_where[j], seg.get(int(j)), gt_reg[j])
+        gt_masks[j] = _seg_mask(gts[j], int(gt_im_hw[j, 0]), int(gt_im_hw[j, 1]), gt_where(j), seg.get(int(j)), gt_reg[j])
     inter = _intersections(det_masks, gt_masks, pair_det[idx], pair_gt[idx])
     da, ga = det_area[pair_det[idx]], gt_area[pair_gt[idx]]
     union = np.where(crowd[pair_gt[idx]], da, da + ga - inter)
@@ -212,7 +212,7 @@ def _seg_rle(a: dict, im_h: int, im_w: int):
 
 
 # ------------------------------------------------------------------------------ GT masks
-def _gt_masks(gts: list[dict], im_hw: np.ndarray, where: list[str], need: np.ndarray) -> tuple[list, np.ndarray]:
+def _gt_masks(gts: list[dict], im_hw: np.ndarray, where, need: np.ndarray) -> tuple[list, np.ndarray]:
     """Crops (y0, x0, bool mask) of the ``dp_masks`` GTs flagged in ``need`` (G,), empty for the
     others, and their areas (G,).
 
@@ -221,7 +221,7 @@ def _gt_masks(gts: list[dict], im_hw: np.ndarray, where: list[str], need: np.nda
     """
     out, area = [_EMPTY] * len(gts), np.zeros(len(gts), dtype=np.int64)
     dp = [j for j in np.flatnonzero(need) if "dp_masks" in gts[j]]
-    counts, off, in_hw, has = _dp_unions([gts[j]["dp_masks"] for j in dp], [where[j] for j in dp])
+    counts, off, in_hw, has = _dp_unions([gts[j]["dp_masks"] for j in dp], lambda i: where(dp[i]))
     dp = [j for j, h in zip(dp, has) if h]  # GTs without any part keep an empty mask
     if not dp:
         return out, area
@@ -281,8 +281,8 @@ def _raise_bad_segmentation(a: dict, im_h: int, im_w: int, where: str) -> None:
     raise UserError(f"{where}: segmentation does not decode (corrupt RLE counts)")
 
 
-def _dp_unions(dp_masks_list: list[list], where: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
-    """The unions of the ``dp_masks`` of n GTs as run lengths.
+def _dp_unions(dp_masks_list: list[list], where) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """The unions of the ``dp_masks`` of n GTs as run lengths (``where(i)``: GT i's name for errors).
 
     pycocotools merges the parts of each GT (in C); the merged strings of all GTs are then read at once.
     Returns counts, offsets (k + 1,) (``rle.rle_counts``: union k column-major), in_hw (k, 2), and
@@ -290,8 +290,7 @@ def _dp_unions(dp_masks_list: list[list], where: list[str]) -> tuple[np.ndarray,
     """
     strings, hw, has = [], [], []
     for i, dp_masks in enumerate(dp_masks_list):
-        rles = [{"size": list(m["size"]), "counts": m["counts"].encode("ascii") if isinstance(m["counts"], str) else m["counts"]}
-                for m in dp_masks if m]
+        rles = [m for m in dp_masks if m]  # pycocotools takes str or bytes counts as they are
         has.append(bool(rles))
         if not rles:
             continue
@@ -300,7 +299,7 @@ def _dp_unions(dp_masks_list: list[list], where: list[str]) -> tuple[np.ndarray,
                 rles = [mask_utils.frPyObjects(r, *r["size"]) if isinstance(r["counts"], list) else r for r in rles]
             merged = mask_utils.merge(rles, intersect=False)
         except Exception as exc:  # pycocotools raises bare exceptions for corrupt RLE
-            raise UserError(f"{where[i]}: dp_masks do not decode ({exc.__class__.__name__}: {exc})") from None
+            raise UserError(f"{where(i)}: dp_masks do not decode ({exc.__class__.__name__}: {exc})") from None
         strings.append(merged["counts"])
         hw.append((int(merged["size"][0]), int(merged["size"][1])))
     hw = np.array(hw, dtype=np.int64).reshape(-1, 2)
@@ -311,5 +310,5 @@ def _dp_unions(dp_masks_list: list[list], where: list[str]) -> tuple[np.ndarray,
         counts, off, ok = _counts_one_by_one(strings, hw[:, 0] * hw[:, 1])
     if not ok.all():
         i = np.flatnonzero(has)[int(np.flatnonzero(~ok)[0])]
-        raise UserError(f"{where[i]}: dp_masks do not decode (corrupt RLE counts)")
+        raise UserError(f"{where(int(i))}: dp_masks do not decode (corrupt RLE counts)")
     return counts, off, hw, has
