@@ -64,6 +64,9 @@ class _Cell:
     gps: np.ndarray = None  # (D, G)
     mask_iou: np.ndarray = None  # (D, G)
     box_iou: np.ndarray = None  # (D, G)
+    gt_ignore: np.ndarray = None  # (G,) no DensePose points
+    gt_area: np.ndarray = None  # (G,)
+    gt_crowd: np.ndarray = None  # (G,)
 
 
 def evaluate(gt, results, surface, kappa: str = "per-part", exact: bool = False, *,
@@ -339,7 +342,7 @@ class _PairScorer:
     def _score_batch(self, b: _Batch) -> None:
         dets = self.dets
         t0 = time.perf_counter()
-        iuvs = [dets.iuv(int(k)) for k in b.det_ids]  # decoded (and checked) once per detection
+        iuvs = dets.iuvs(b.det_ids)  # decoded (and checked) once per detection
         t1 = time.perf_counter()
         self.timing["decode"] += t1 - t0
 
@@ -361,7 +364,11 @@ class _PairScorer:
         self.timing["masks"] += time.perf_counter() - t1
 
         gps = self._gps(b, gt_box, iuvs, box_iou)
+        ignore = np.array([not has_densepose(a) for a in b.gts], dtype=bool)
+        area = np.array([_gt_area(a) for a in b.gts], dtype=np.float64)
         for c, cell in enumerate(b.cells):
+            g0, g1 = b.gt_start[c], b.gt_start[c + 1]
+            cell.gt_ignore, cell.gt_area, cell.gt_crowd = ignore[g0:g1], area[g0:g1], crowd[g0:g1]
             s, e = b.pair_start[c], b.pair_start[c + 1]
             shape = (len(cell.dets), len(cell.gts))
             if e > s:
@@ -534,14 +541,11 @@ def _summaries(cells: list[_Cell], dets: Detections, cat_ids: list[int]) -> dict
     """Match every cell in the three modes and area ranges at once; the 10 numbers per mode."""
     cat_index = {c: k for k, c in enumerate(cat_ids)}
     areas = list(AREA_RANGES)
+    dt_area = dets.bbox[:, 2] * dets.bbox[:, 3]
     batch = [dict(
         sims=np.stack([cell.gps, np.sqrt(cell.gps * cell.mask_iou), cell.mask_iou]),  # MODES order
-        box_iou=cell.box_iou,
-        gt_ignore=np.array([not has_densepose(a) for a in cell.gts], dtype=bool),
-        gt_area=np.array([_gt_area(a) for a in cell.gts]),
-        gt_crowd=np.array([bool(a.get("iscrowd", 0)) for a in cell.gts], dtype=bool),
-        dt_area=dets.bbox[cell.dets, 2] * dets.bbox[cell.dets, 3],
-        dt_score=dets.score[cell.dets],
+        box_iou=cell.box_iou, gt_ignore=cell.gt_ignore, gt_area=cell.gt_area, gt_crowd=cell.gt_crowd,
+        dt_area=dt_area[cell.dets], dt_score=dets.score[cell.dets],
     ) for cell in cells]
     category = np.array([cat_index[cell.category_id] for cell in cells], dtype=np.int64)
     precision, recall = accumulate_cells(batch, [AREA_RANGES[a] for a in areas], category, len(cat_ids))

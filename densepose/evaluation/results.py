@@ -80,27 +80,35 @@ class Detections:
 
     def iuv(self, k: int) -> np.ndarray:
         """Detection k's uint8 (3, H, W) [I, U*255, V*255]; raises UserError if it is corrupt."""
-        h, w = (int(s) for s in self.uv_hw[k])
-        if self.packed is not None:
-            if self._flat is None:  # a plain ndarray view: slicing a np.memmap costs a Python call
-                self._flat = self.packed.view(np.ndarray)
-            start = int(self.offset[k])
-            arr = self._flat[start : start + 3 * h * w].reshape(3, h, w)
-        elif self.uv_data is not None:
-            try:
-                arr = decode_uv_data(self.uv_data[k], (3, h, w))
-            except ValueError as exc:
-                raise UserError(f"{self.where(k)}: {exc}") from None
-        else:
-            raise UserError(f"{self.source}: the results carry no DensePose output (uv_data)")
+        return self.iuvs([k])[0]
+
+    def iuvs(self, ks) -> list[np.ndarray]:
+        """``iuv(k)`` for each k of ``ks`` (views into the buffer for NPZ results)."""
         if self._checked is None:
             self._checked = np.zeros(len(self), dtype=bool)
-        if not self._checked[k]:
-            top = int(arr[0].max()) if arr.size else 0
-            if top > NUM_CHARTS:
-                raise UserError(f"{self.where(k)}: part index I = {top} in the IUV array, must be 0..{NUM_CHARTS}")
-            self._checked[k] = True
-        return arr
+        if self.packed is None and self.uv_data is None:
+            raise UserError(f"{self.source}: the results carry no DensePose output (uv_data)")
+        ks = np.asarray(ks, dtype=np.int64).reshape(-1)
+        if self.packed is not None and self._flat is None:  # a plain ndarray view: slicing a np.memmap costs a Python call
+            self._flat = self.packed.view(np.ndarray)
+        out = []
+        for k, (h, w), start, checked in zip(ks.tolist(), self.uv_hw[ks].tolist(),
+                                             (self.offset[ks] if self.packed is not None else ks).tolist(),
+                                             self._checked[ks].tolist()):
+            if self.packed is not None:
+                arr = self._flat[start : start + 3 * h * w].reshape(3, h, w)
+            else:
+                try:
+                    arr = decode_uv_data(self.uv_data[k], (3, h, w))
+                except ValueError as exc:
+                    raise UserError(f"{self.where(k)}: {exc}") from None
+            if not checked:
+                top = int(arr[0].max()) if arr.size else 0
+                if top > NUM_CHARTS:
+                    raise UserError(f"{self.where(k)}: part index I = {top} in the IUV array, must be 0..{NUM_CHARTS}")
+                self._checked[k] = True
+            out.append(arr)
+        return out
 
     def coco_records(self) -> list[dict]:
         """Records for pycocotools (no IUV payload), one per detection."""
