@@ -105,15 +105,18 @@ def _resolve(words: np.ndarray, pos0: int, start: np.ndarray, ow: np.ndarray, ta
     _, wy0, wy1, ys, _, _, wx0, wx1, xs = taps
     buf = words.view(np.uint8)
     # Byte + 1 is 1 for pattern 0, 16 for 15, 2..15 for a mixed one: bits 0x0E flag the mixed.
-    flags = (words + np.uint64(0x0101010101010101)) & np.uint64(0x0E0E0E0E0E0E0E0E)
+    flags = words + np.uint64(0x0101010101010101)
+    flags &= np.uint64(0x0E0E0E0E0E0E0E0E)
     hit = np.flatnonzero(flags)  # words with a mixed pixel (few: NumPy scans words much faster than bytes)
     k = np.flatnonzero(flags[hit].view(np.uint8))
     mixed = hit[k >> 3] * 8 + (k & 7)
     pattern = buf[mixed]
     np.equal(buf, 15, out=buf.view(bool))  # all four taps set: 1
-    k = np.searchsorted(start, mixed + pos0, side="right") - 1  # mask of each mixed pixel
-    i, j = np.divmod(mixed + pos0 - start[k], ow[k])
-    i, j = ys[k] + i, xs[k] + j
+    pos = mixed + pos0
+    k = np.searchsorted(start, pos, side="right") - 1  # mask of each mixed pixel
+    i, j = np.divmod(pos - start[k], ow[k])
+    i += ys[k]
+    j += xs[k]
     a0, a1, b0, b1 = wy0[i], wy1[i], wx0[j], wx1[j]
     t = (np.where(pattern & 1, a0 * b0, 0.0) + np.where(pattern & 2, a0 * b1, 0.0)
          + np.where(pattern & 4, a1 * b0, 0.0) + np.where(pattern & 8, a1 * b1, 0.0))  # scipy's order
