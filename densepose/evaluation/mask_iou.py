@@ -122,7 +122,8 @@ def _intersections(a: list, b: list, ia: np.ndarray, ib: np.ndarray) -> np.ndarr
     for p, i, j, (y0, x0), (y1, x1) in rows:
         ay, ax, am = a[i]
         by, bx, bm = b[j]
-        out[p] = np.count_nonzero(np.logical_and(am[y0 - ay : y1 - ay, x0 - ax : x1 - ax], bm[y0 - by : y1 - by, x0 - bx : x1 - bx]))
+        out[p] = np.count_nonzero(np.logical_and(am[y0 - ay : y1 - ay, x0 - ax : x1 - ax],
+                                                 bm[y0 - by : y1 - by, x0 - bx : x1 - bx]))
     return out
 
 

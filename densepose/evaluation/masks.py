@@ -33,7 +33,8 @@ def zoom_mask(mask: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return buf.reshape(out_h, out_w)
 
 
-def zoom_masks(inputs: np.ndarray, in_start: np.ndarray, in_hw: np.ndarray, out_hw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def zoom_masks(inputs: np.ndarray, in_start: np.ndarray, in_hw: np.ndarray,
+               out_hw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``zoom_mask`` of n masks at once.
 
     Args:
