@@ -30,8 +30,29 @@ from densepose.modeling.postprocess import densepose_to_labels_uv, int_box
 #: Where the bundled model and demo images live (tests monkeypatch this).
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 BUNDLED_MODEL = "model_light.pt"
-#: fp32, or bf16 autocast (about 1.5x faster on CPUs with AVX512-BF16/AMX; MODELS.md gives the accuracy cost).
-PRECISIONS = ("fp32", "bf16")
+#: fp32, bf16 autocast (1.5x faster on CPUs with AVX512-BF16/AMX, same accuracy: MODELS.md), or auto:
+#: bf16 on such CPUs, fp32 elsewhere (bf16 is emulated, hence slower, on older CPUs).
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU lists AVX512-BF16 or AMX-BF16 (read from /proc/cpuinfo; False elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` on a CPU with fast bf16, else ``fp32``; other values unchanged."""
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
+    return precision
 
 
 @dataclass
@@ -164,12 +185,10 @@ class Predictor:
         min_score: float = 0.5,
         min_size: int | None = None,
         max_size: int | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
     ):
-        if precision not in PRECISIONS:
-            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-        self.precision = precision
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.min_score = float(min_score)
         cfg = getattr(model, "cfg", None)
@@ -263,7 +282,7 @@ def load(
     min_score: float = 0.5,
     min_size: int | None = None,
     max_size: int | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
 ) -> Predictor:
     """A `Predictor` for the model file at ``path`` (default: the bundled light model)."""
     if path is None:
