@@ -32,8 +32,8 @@ Loss keys: ``loss_rpn_cls, loss_rpn_loc, loss_cls, loss_box_reg`` (+ ``loss_mask
 ``cascade=True``). Every loss is already weighted: the total loss is their plain sum.
 
 Config: :class:`ModelConfig` (flat dataclass; ``to_dict``/``from_dict`` for checkpoints). Presets:
-:func:`r50_fpn_config` (the reference R-50-FPN) and :func:`light_config` (ResNet-18 FPN-128, GN,
-512 px, DP head 4 x 256; fast on CPU). Backbone weight files: see ``densepose.modeling.backbone``.
+:func:`r50_fpn_config` (the reference R-50-FPN) and :func:`light_config` (ResNet-18 at half width, FPN-64, GN,
+512 px, DP head 4 x 128; the bundled CPU model). Backbone weight files: see ``densepose.modeling.backbone``.
 """
 from densepose.modeling.config import ModelConfig, light_config, r50_fpn_config, tiny_config
 from densepose.modeling.rcnn import DensePoseRCNN
