@@ -313,3 +313,14 @@ def test_tiny_model_overfits_two_images():
         assert (box_iou(t["boxes"], o["boxes"][:g]).max(dim=1).values > 0.6).all()
         iuv = densepose_to_iuv(o["coarse_segm"][0], o["fine_segm"][0], o["u"][0], o["v"][0], o["boxes"][0])
         assert (iuv[0] > 0).mean() > 0.5 and set(np.unique(iuv[0])) <= {0, 1, 2, 3, 4}
+
+
+@pytest.mark.parametrize("heads", [{}, dict(cascade=True, mask_on=True, keypoint_on=True)])
+def test_no_detection_gives_empty_outputs_of_the_right_shapes(heads):
+    torch.manual_seed(0)
+    model = DensePoseRCNN(tiny_config(score_thresh_test=2.0, **heads)).eval()  # no score passes
+    with torch.inference_mode():
+        out = model([torch.rand(3, 96, 128) * 255])[0]
+    assert out["boxes"].shape == (0, 4) and out["scores"].shape == (0,)
+    assert out["coarse_segm"].shape == (0, 2, 112, 112)
+    assert all(out[k].shape == (0, 25, 112, 112) for k in ("fine_segm", "u", "v"))

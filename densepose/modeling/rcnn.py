@@ -254,13 +254,12 @@ class DensePoseRCNN(nn.Module):
             kps = heatmaps_to_keypoints(heat, torch.cat(boxes))
             for r, k in zip(results, kps.split(counts)):
                 r["keypoints"] = k
-        if cfg.densepose_on and sum(counts) == 0:  # skip the stride-4 decoder: nobody to pool for
-            for r in results:
-                for key in DP_OUTPUT_KEYS:
-                    n = 2 if key == "coarse_segm" else 25
-                    r[key] = feats[0].new_zeros((0, n, 4 * cfg.dp_pool, 4 * cfg.dp_pool))
-        elif cfg.densepose_on:
-            out = self._dp_forward(self._dp_features(feats, boxes), mask_extra, kp_extra)[-1]
+        if cfg.densepose_on:
+            if sum(counts):
+                roi_feat = self._dp_features(feats, boxes)
+            else:  # nobody to pool for: skip the stride-4 decoder, the heads give empty outputs
+                roi_feat = feats[0].new_zeros((0, cfg.dp_decoder_channels, cfg.dp_pool, cfg.dp_pool))
+            out = self._dp_forward(roi_feat, mask_extra, kp_extra)[-1]
             for key in DP_OUTPUT_KEYS:
                 for r, o in zip(results, out[key].split(counts)):
                     r[key] = o
