@@ -214,14 +214,19 @@ class Predictor:
         return t, (1.0, 1.0)
 
     @torch.inference_mode()
+    def forward(self, tensors: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """The model on prepared (3, H, W) tensors, in this predictor's precision (raw model outputs)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return self.model(tensors)
+
+    @torch.inference_mode()
     def predict_batch(self, images: list[Any]) -> list[list[PersonResult]]:
         """Run the model on a list of images (arrays, PIL images or paths). Results sorted by score."""
         from densepose.io.images import image_to_array
 
         arrays = [image_to_array(im) for im in images]
         prepared = [self._prepare(a) for a in arrays]
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            outputs = self.model([t for t, _ in prepared])
+        outputs = self.forward([t for t, _ in prepared])
         results = []
         for arr, (_, (sx, sy)), out in zip(arrays, prepared, outputs):
             h, w = arr.shape[:2]

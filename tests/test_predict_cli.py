@@ -269,3 +269,9 @@ def test_bf16_precision_close_to_fp32(tiny_model_file, one_thread):
     assert all(p.labels.shape == p.u.shape and p.u.dtype == np.float32 for p in people)
     with pytest.raises(UserError, match="precision must be one of"):
         densepose.api.load(tiny_model_file, precision="fp8")
+
+
+def test_cli_precision_choices_match_the_api():
+    from densepose.cli import predict as cli_predict
+
+    assert cli_predict.PRECISIONS == densepose.api.PRECISIONS

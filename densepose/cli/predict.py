@@ -8,6 +8,7 @@ from pathlib import Path
 
 from densepose.errors import UserError
 
+PRECISIONS = ("auto", "fp32", "bf16")  # densepose.api.PRECISIONS, without importing torch at start-up
 PRECISION_HELP = ("auto (default: bf16 on CPUs with AVX512-BF16/AMX, else fp32), fp32, or bf16 autocast "
                   "(~1.5x faster on such CPUs, same accuracy within noise: MODELS.md)")
 
@@ -36,7 +37,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="densepose_out", help="output folder (default: %(default)s)")
     p.add_argument("--model", default=None, help="model file (default: the bundled light model)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help=PRECISION_HELP)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     p.add_argument("--batch-size", type=int, default=1, help="images or frames per forward pass")
     p.add_argument("--min-score", type=float, default=0.5, help="keep detections scoring at least this")
     p.add_argument("--size", type=int, default=None,
@@ -75,7 +76,7 @@ def register(subparsers) -> None:
     d.add_argument("--image", action="append", default=None, help="use this image instead of the bundled ones")
     d.add_argument("--device", default="cpu")
     d.add_argument("--min-score", type=float, default=0.5)
-    d.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help=PRECISION_HELP)
+    d.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     d.set_defaults(func=run_demo_cli)
 
 
