@@ -33,8 +33,8 @@ def export_model(checkpoint: str | Path, out: str | Path) -> dict:
     """Write the model file of ``checkpoint`` (file or run folder) to ``out``; returns its ``meta``."""
     src = resolve_checkpoint(checkpoint)
     state = ckpt.load_checkpoint(src)
-    config = state.get("config", {}) if isinstance(state, dict) else {}
-    if "model" not in state or not isinstance(config.get("model"), dict):
+    config = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(config, dict) or "model" not in state or not isinstance(config.get("model"), dict):
         raise UserError(f"{src}: not a `densepose train` checkpoint (needs 'model' and 'config.model')")
     weights = {k: v.detach().cpu().contiguous() for k, v in state["model"].items()}
     meta = {"source": str(src), "iteration": int(state.get("iteration", -1)),
