@@ -52,7 +52,7 @@ def test_stand_ins_keep_foreign_objects_as_data(monkeypatch):
         def __init__(self):
             self.x = np.ones(3)
 
-    Ch.__module__ = "chumpy.ch"
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
     module.Ch = Ch
     monkeypatch.setitem(sys.modules, "chumpy", types.ModuleType("chumpy"))
     monkeypatch.setitem(sys.modules, "chumpy.ch", module)
