@@ -1,12 +1,16 @@
 """Box utilities: area, pairwise IoU, clipping, delta coding and NMS.
 
 Boxes are ``(N, 4)`` float tensors ``[x0, y0, x1, y1]`` in pixels (``x1``/``y1`` exclusive edges,
-so the width is ``x1 - x0``, as in detectron2 and torchvision).
+so the width is ``x1 - x0``, as in detectron2 and torchvision). ``box_iou_xywh`` is the NumPy
+box IoU of the code outside the model (evaluation, tracking): COCO ``[x, y, w, h]`` boxes in
+float64 with the crowd rule, in pycocotools' arithmetic (areas ``w * h``), so that the evaluator
+reproduces the official numbers bit for bit.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -27,6 +31,26 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     inter = wh[..., 0] * wh[..., 1]
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
+
+
+def box_iou_xywh(dt: np.ndarray, gt: np.ndarray, gt_crowd: np.ndarray | None = None) -> np.ndarray:
+    """IoU of COCO xywh boxes ``dt[..., :]`` and ``gt[..., :]`` (NumPy, broadcast), as pycocotools' ``bbIou``.
+
+    (N, 4), (N, 4) -> (N,) for pairs; ``dt[:, None]``, ``gt[None]`` -> (N, M) for all pairs. A crowd
+    GT (``gt_crowd``, broadcast like the boxes' leading axes) divides by the detection's area
+    instead of the union. No overlap (or empty boxes): 0.
+    """
+    dt = np.asarray(dt, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    w = np.minimum(dt[..., 0] + dt[..., 2], gt[..., 0] + gt[..., 2]) - np.maximum(dt[..., 0], gt[..., 0])
+    h = np.minimum(dt[..., 1] + dt[..., 3], gt[..., 1] + gt[..., 3]) - np.maximum(dt[..., 1], gt[..., 1])
+    inter = np.where((w > 0) & (h > 0), w * h, 0.0)
+    da = dt[..., 2] * dt[..., 3]
+    union = da + gt[..., 2] * gt[..., 3] - inter
+    if gt_crowd is not None:
+        union = np.where(gt_crowd, da, union)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(inter > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def clip_boxes(boxes: Tensor, height: int, width: int) -> Tensor:
