@@ -40,8 +40,9 @@ from densepose.data.coco import CocoDensePose, has_densepose, load_coco, parse_c
 from densepose.data.rle import DP_MASK_SIZE
 from densepose.errors import UserError
 from densepose.evaluation.mask_iou import pair_ious
-from densepose.evaluation.matching import AREA_RANGES, MAX_DETS, accumulate_cells, box_iou_pairs, summarize
+from densepose.evaluation.matching import AREA_RANGES, MAX_DETS, accumulate_cells, summarize
 from densepose.evaluation.results import Detections, load_results
+from densepose.modeling.ops.boxes import box_iou_xywh
 from densepose.surface.parts import NUM_CHARTS
 
 MODES = ("gps", "gpsm", "iou")
@@ -351,7 +352,7 @@ class _PairScorer:
         gt_box = np.array([[float(v) for v in a["bbox"]] for a in b.gts], dtype=np.float64).reshape(-1, 4)
         crowd = np.array([bool(a.get("iscrowd", 0)) for a in b.gts], dtype=bool)
         det_box = dets.bbox[b.det_ids]
-        box_iou = box_iou_pairs(det_box[b.pair_det], gt_box[b.pair_gt], crowd[b.pair_gt])
+        box_iou = box_iou_xywh(det_box[b.pair_det], gt_box[b.pair_gt], crowd[b.pair_gt])
         # Mask IoU against every GT (ignored ones too: the IOU mode can match them). A value below
         # 0.25 can decide nothing: IOU needs >= 0.5 and GPSm = sqrt(GPS * IoU) >= 0.5 needs
         # IoU >= 0.25 (GPS <= 1); so a pair whose areas and overlap bound its IoU below

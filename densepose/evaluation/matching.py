@@ -47,25 +47,6 @@ class ImageEval:
     gt_ignored: np.ndarray
 
 
-def box_iou_xywh(dt: np.ndarray, gt: np.ndarray, gt_crowd: np.ndarray) -> np.ndarray:
-    """(D, 4), (G, 4) xywh boxes -> (D, G) IoU as pycocotools computes it (crowd: over the detection area)."""
-    dt = np.asarray(dt, dtype=np.float64).reshape(-1, 4)
-    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
-    return box_iou_pairs(dt[:, None, :], gt[None, :, :], np.asarray(gt_crowd, dtype=bool)[None, :])
-
-
-def box_iou_pairs(dt: np.ndarray, gt: np.ndarray, gt_crowd: np.ndarray) -> np.ndarray:
-    """Box IoU of detection ``dt[..., :]`` with GT ``gt[..., :]`` (xywh, broadcast; e.g. (N, 4), (N, 4) -> (N,))."""
-    w = np.minimum(dt[..., 0] + dt[..., 2], gt[..., 0] + gt[..., 2]) - np.maximum(dt[..., 0], gt[..., 0])
-    h = np.minimum(dt[..., 1] + dt[..., 3], gt[..., 1] + gt[..., 3]) - np.maximum(dt[..., 1], gt[..., 1])
-    inter = np.where((w > 0) & (h > 0), w * h, 0.0)
-    da = dt[..., 2] * dt[..., 3]
-    ga = gt[..., 2] * gt[..., 3]
-    union = np.where(gt_crowd, da, da + ga - inter)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(inter > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
 def evaluate_image(sim: np.ndarray, box_iou: np.ndarray, gt_ignore: np.ndarray, gt_area: np.ndarray,
                    gt_crowd: np.ndarray, dt_area: np.ndarray, dt_score: np.ndarray,
                    area_range: tuple[float, float]) -> ImageEval | None:
