@@ -254,31 +254,10 @@ def bundled_model_path() -> Path:
 
 
 def build_model_from_checkpoint(path: str | os.PathLike) -> torch.nn.Module:
-    """Read ``{"config": dict, "model": state_dict}`` and build the `DensePoseRCNN` it describes."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: model file not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"{path}: not a readable model file ({exc.__class__.__name__}); a training checkpoint "
-                        "becomes one with `densepose export CHECKPOINT --out FILE`") from None
-    if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
-        raise UserError(f"{path}: a model file must be a dict with 'config' and 'model' (state_dict) entries")
-    from densepose.modeling import DensePoseRCNN, ModelConfig
+    """The `DensePoseRCNN` of a model file, checked (`densepose.modeling.model_file.load_model_file`)."""
+    from densepose.modeling.model_file import load_model_file
 
-    cfg = ckpt["config"]
-    try:
-        config = ModelConfig.from_dict(cfg) if hasattr(ModelConfig, "from_dict") else ModelConfig(**cfg)
-    except TypeError as exc:
-        raise UserError(f"{path}: the 'config' entry does not match ModelConfig ({exc})") from None
-    model = DensePoseRCNN(config)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise UserError(f"{path}: weights do not fit the model described by its config ({first})") from None
-    return model.eval()
+    return load_model_file(path)
 
 
 def load(

@@ -2,7 +2,9 @@
 
 A checkpoint holds the model, optimizer, scheduler (the iteration drives the plain-function
 schedule) and AMP scaler states, the RNG states (python, numpy, torch CPU, every CUDA device),
-the data-order state of the sampler, the iteration, and the config.
+the data-order state of the sampler, the iteration, and the config. Everything is a tensor or a
+plain container (the NumPy RNG state too), so checkpoints load with ``weights_only=True``: a
+checkpoint from elsewhere is data, never code.
 """
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ LAST = "last_checkpoint"
 
 
 def rng_state() -> dict:
+    """Every RNG state as tensors and plain containers (NumPy's MT19937 key as an int64 tensor)."""
+    numpy = np.random.get_state(legacy=False)
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": {"key": torch.from_numpy(numpy["state"]["key"].astype(np.int64)), "pos": int(numpy["state"]["pos"]),
+                  "has_gauss": int(numpy["has_gauss"]), "gauss": float(numpy["gauss"])},
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -30,7 +35,9 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state({"bit_generator": "MT19937", "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+                         "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -43,15 +50,33 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found")
-    try:
-        # Our own files: they hold numpy RNG state and python tuples, which weights_only rejects.
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise UserError(f"{path}: cannot read checkpoint ({exc})") from None
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint as data (``weights_only=True``); checks only that it is a dict with a state dict."""
+    from densepose.modeling.model_file import read_torch_file
+
+    state = read_torch_file(path, "checkpoint")
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise UserError(f"{path}: not a `densepose train` checkpoint (a dict with a 'model' state dict)")
+    return state
+
+
+#: What `--resume` reads from a checkpoint, with the type each entry must have.
+RESUME_ENTRIES = {"model": dict, "optimizer": dict, "scaler": dict, "rng": list, "data": dict, "iteration": int}
+
+
+def load_resume_state(path: str | Path) -> dict:
+    """A checkpoint with everything `--resume` needs, checked: a one-line error names what is missing."""
+    state = load_checkpoint(path)
+    for key, typ in RESUME_ENTRIES.items():
+        if not isinstance(state.get(key), typ) or isinstance(state.get(key), bool):
+            raise UserError(f"{path}: cannot resume: the checkpoint has no valid {key!r} entry "
+                            "(to fine-tune from a model file, start a new run with --weights)")
+    if state["iteration"] < 0 or not state["rng"]:
+        raise UserError(f"{path}: cannot resume: iteration {state['iteration']}, {len(state['rng'])} RNG states")
+    for key in ("world_size", "ims_per_batch"):
+        if not isinstance(state["data"].get(key), int):
+            raise UserError(f"{path}: cannot resume: the checkpoint's data state has no {key!r}")
+    return state
 
 
 def write_last(run_dir: str | Path, name: str) -> None:

@@ -2,7 +2,9 @@
 
 A model file is what ``densepose predict --model``, ``densepose.load(path)`` and the bundled
 ``densepose/assets/model_light.pt`` hold: no optimizer, RNG or data state, and it loads with
-``torch.load(weights_only=True)``. ``meta`` records where it came from (run, iteration).
+``torch.load(weights_only=True)``. ``meta`` records where it came from (run, iteration). The
+checkpoint is read as data and checked like a model file (`densepose.modeling.model_file`), so
+what is written loads; ``backbone_weights`` is cleared (the weights are in the file).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import torch
 from densepose.cache import atomic_write_bytes
 from densepose.engine import checkpoint as ckpt
 from densepose.errors import UserError
+from densepose.modeling.model_file import model_file_from_dict
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -33,14 +36,16 @@ def export_model(checkpoint: str | Path, out: str | Path) -> dict:
     """Write the model file of ``checkpoint`` (file or run folder) to ``out``; returns its ``meta``."""
     src = resolve_checkpoint(checkpoint)
     state = ckpt.load_checkpoint(src)
-    config = state.get("config") if isinstance(state, dict) else None
-    if not isinstance(config, dict) or "model" not in state or not isinstance(config.get("model"), dict):
+    config = state.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise UserError(f"{src}: not a `densepose train` checkpoint (needs 'model' and 'config.model')")
-    weights = {k: v.detach().cpu().contiguous() for k, v in state["model"].items()}
-    meta = {"source": str(src), "iteration": int(state.get("iteration", -1)),
-            "model_preset": config.get("model_preset", ""),
-            "parameters": int(sum(v.numel() for v in weights.values() if v.is_floating_point()))}
+    weights = {k: v.detach().cpu().contiguous() if isinstance(v, torch.Tensor) else v for k, v in state["model"].items()}
+    checked = model_file_from_dict({"config": config["model"], "model": weights}, str(src))
+    iteration = state.get("iteration", -1)
+    meta = {"source": str(src), "iteration": iteration if isinstance(iteration, int) else -1,
+            "model_preset": str(config.get("model_preset", "")),
+            "parameters": int(sum(v.numel() for v in checked.weights.values() if v.is_floating_point()))}
     buf = io.BytesIO()
-    torch.save({"config": config["model"], "model": weights, "meta": meta}, buf)
+    torch.save({"config": checked.config.to_dict(), "model": checked.weights, "meta": meta}, buf)
     atomic_write_bytes(out, buf.getvalue())
     return meta

@@ -97,7 +97,7 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
 
     start_iter, state = 0, None
     if resume and last is not None:
-        state = ckpt.load_checkpoint(last)
+        state = ckpt.load_resume_state(last)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
