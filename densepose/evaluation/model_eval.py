@@ -1,0 +1,93 @@
+"""Evaluate a model directly: run it over the images of an annotation file, then ``evaluate``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from densepose.data.coco import CocoDensePose
+from densepose.errors import UserError
+from densepose.evaluation.evaluator import evaluate, load_gt, load_surface
+from densepose.evaluation.results import Detections
+
+
+def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *, kappa: str = "per-part",
+                   exact: bool = False, max_images: int | None = None, progress: bool = True) -> dict:
+    """Run a DensePose model over the images of an annotation file and evaluate its detections.
+
+    Args:
+        model: a ``DensePoseRCNN`` (contract in docs/ARCHITECTURE.md); put in eval mode for the
+            run and restored afterwards.
+        image_dir: folder of the images named by ``file_name``.
+        annotations: DensePose-COCO ground truth (path, dict or ``CocoDensePose``).
+        surface: ``BodySurface`` or name.
+        device: torch device of the model (default: that of its parameters).
+        max_images: evaluate only the first N images (quick checks during training).
+    Returns:
+        the ``evaluate`` dict (GT images not run are left out of the ground truth).
+    """
+    import torch
+    from PIL import Image
+    from tqdm import tqdm
+
+    from densepose.modeling.postprocess import densepose_to_iuv_batch
+
+    coco = load_gt(annotations)
+    surface = load_surface(surface)
+    surface.snap_table()  # models are evaluated again and again during training: make the snap a lookup
+    ids = list(coco.image_ids)[: max_images] if max_images else list(coco.image_ids)
+    if max_images:
+        coco = CocoDensePose(coco.path, {i: coco.images[i] for i in ids}, {i: coco.annotations.get(i, []) for i in ids},
+                             coco.categories, ids)
+    if device is None:
+        device = next(iter(model.parameters())).device
+    image_id, bbox, score, iuvs, keypoints = [], [], [], [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i in tqdm(ids, desc="inference", unit="img", disable=not progress, leave=False):
+                path = Path(image_dir) / coco.images[i]["file_name"]
+                try:
+                    with Image.open(path) as im:
+                        arr = np.asarray(im.convert("RGB"))
+                except (OSError, ValueError) as exc:
+                    raise UserError(f"{path}: cannot read image ({exc.__class__.__name__}: {exc})") from None
+                img = torch.from_numpy(np.array(arr)).permute(2, 0, 1).float().to(device)
+                out = model([img])[0]
+                boxes = out["boxes"].detach().float().cpu()
+                if not len(boxes):
+                    continue
+                iuvs += densepose_to_iuv_batch(out["coarse_segm"], out["fine_segm"], out["u"], out["v"], boxes)
+                xywh = boxes.double().numpy().copy()
+                xywh[:, 2:] -= xywh[:, :2]
+                bbox.append(xywh)
+                score.append(out["scores"].detach().double().cpu().numpy())
+                image_id += [i] * len(boxes)
+                if "keypoints" in out:
+                    keypoints.append(out["keypoints"].detach().double().cpu().numpy().reshape(len(boxes), -1))
+    finally:
+        model.train(was_training)
+    dets = detections_from_arrays(
+        image_id, np.concatenate(bbox) if bbox else np.zeros((0, 4)), np.concatenate(score) if score else np.zeros(0),
+        iuvs, np.concatenate(keypoints) if keypoints and len(keypoints) == len(bbox) else None)
+    return evaluate(coco, dets, surface, kappa=kappa, exact=exact, progress=progress)
+
+
+def detections_from_arrays(image_id, bbox, score, iuvs: list[np.ndarray], keypoints=None,
+                           source: str = "<model>") -> Detections:
+    """In-memory detections -> ``Detections`` with a packed IUV buffer.
+
+    Args:
+        image_id: (N,); bbox: (N, 4) xywh; score: (N,); iuvs: N uint8 (3, H, W) at box size;
+        keypoints: (N, 17 * 3) or None.
+    """
+    n = len(iuvs)
+    hw = np.array([a.shape[1:] for a in iuvs], dtype=np.int64).reshape(n, 2)
+    sizes = 3 * hw[:, 0] * hw[:, 1]
+    packed = np.concatenate([np.ascontiguousarray(a, dtype=np.uint8).ravel() for a in iuvs]) if n else np.zeros(0, np.uint8)
+    offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if n else np.zeros(0, np.int64)
+    extras = None if keypoints is None else [{"keypoints": np.asarray(k, dtype=np.float64).ravel().tolist()} for k in keypoints]
+    return Detections(source, np.asarray(image_id, dtype=np.int64).reshape(n), np.ones(n, dtype=np.int64),
+                      np.asarray(bbox, dtype=np.float64).reshape(n, 4), np.asarray(score, dtype=np.float64).reshape(n),
+                      hw, packed=packed, offset=offset, extras=extras)
