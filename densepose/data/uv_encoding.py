@@ -37,9 +37,12 @@ def decode_uv_data(uv_data: str, uv_shape: list[int] | tuple[int, ...] | None = 
     try:
         raw = base64.b64decode(uv_data, validate=False)
         with Image.open(io.BytesIO(raw)) as im:
-            arr = np.asarray(im.convert("RGB"))
+            mode = im.mode
+            arr = np.asarray(im.convert("RGB")) if mode == "RGB" else None
     except Exception as exc:  # PIL raises many types for corrupt data
         raise ValueError(f"uv_data does not decode as a base64 PNG ({exc.__class__.__name__})") from None
+    if arr is None:  # a grayscale or palette PNG would silently read as I = U = V
+        raise ValueError(f"uv_data is a {mode} PNG; it must be RGB (the three planes I, U*255, V*255)")
     iuv = np.ascontiguousarray(arr.transpose(2, 0, 1))
     if uv_shape is not None and tuple(int(s) for s in uv_shape) != iuv.shape:
         raise ValueError(f"uv_data decodes to shape {iuv.shape}, but uv_shape says {tuple(uv_shape)}")
