@@ -98,7 +98,11 @@ def test_auth_and_ownership(env):
     assert client.post(f"/api/admin/persons/{pb}/release", headers=hdr["bob"]).status_code == 403
     assert client.post(f"/api/admin/persons/{pb}/release", headers=hdr["admin"]).status_code == 200
     assert client.get(f"/api/persons/{pb}", headers=hdr["bob"]).status_code == 403
-    client.put(f"/api/persons/{ta['person_id']}/parts", json={"labels": b64(np.zeros((256, 256)))}, headers=hdr["alice"])
+    empty = {"labels": b64(np.zeros((256, 256)))}
+    r = client.put(f"/api/persons/{ta['person_id']}/parts", json=empty, headers=hdr["alice"])
+    assert r.status_code == 400 and "confirm" in r.json()["error"]  # an empty person is closed only when confirmed
+    assert client.get(f"/api/persons/{ta['person_id']}", headers=hdr["alice"]).json()["stage"] == "parts"
+    client.put(f"/api/persons/{ta['person_id']}/parts", json=dict(empty, confirm_empty=True), headers=hdr["alice"])
     t = client.post("/api/tasks/next", headers=hdr["alice"]).json()  # alice's own is done (empty) -> bob's
     assert t["person_id"] == pb and t["stage"] == "points" and len(t["points"]) == len(task["points"])
     ann = {a["id"]: a for a in client.get("/api/admin/export", headers=hdr["admin"]).json()["annotations"]}
@@ -130,21 +134,33 @@ def test_both_steps_and_export_round_trip(env):
     # step 2: the views of the first point's part, and a click on the middle of the front view
     p0 = pts[0]
     views = client.get(f"/api/views/{p0['part']}", headers=h).json()["views"]
-    assert [v["name"] for v in views] == ["front", "back", "left", "right"]
+    assert 2 <= len(views) and {v["name"] for v in views} <= {"front", "back", "left", "right", "top", "bottom"}
     png = client.get(views[0]["url"], headers=h)
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(png.content)).size == (views[0]["width"], views[0]["height"])
     # a click off the body is refused, nothing is stored
     assert client.post(f"/api/points/{p0['id']}/click", json={"view": "front", "px": 1, "py": 1}, headers=h).status_code == 400
     assert client.post(f"/api/points/{p0['id']}/click", json={"view": "nope", "px": 1, "py": 1}, headers=h).status_code == 400
-    w = views[0]["width"]
-    r = client.post(f"/api/points/{p0['id']}/click", json={"view": "front", "px": w / 2, "py": w / 2}, headers=h).json()
     from densepose.annotate.views import ViewStore, views_dir
 
-    v = ViewStore(views_dir(project, surface), lambda: surface).view(p0["part"], "front")
-    face = v.face[int(w / 2), int(w / 2)]
-    I, uv = surface.iuv_from_points(np.array([face]), v.bary[int(w / 2), int(w / 2)][None].astype(float))
+    first = views[0]["name"]
+    v = ViewStore(views_dir(project, surface), lambda: surface).view(p0["part"], first)
+    face_part = CHART_TO_MASK_PART[np.asarray(surface.face_part)[np.maximum(v.face, 0)]]
+    # a click on the grey context (another part) is refused with a message naming what was hit
+    ys, xs = np.nonzero((v.face >= 0) & (face_part != p0["part"]))
+    far = np.argmax(np.abs(ys - ys.mean()) + np.abs(xs - xs.mean()))
+    r = client.post(f"/api/points/{p0['id']}/click", json={"view": first, "px": xs[far] + 0.5, "py": ys[far] + 0.5},
+                    headers=h)
+    assert r.status_code == 400 and "click on the" in r.json()["error"], r.text
+    # a click on the part gives the surface point under the pixel, and where it shows in every view
+    ys, xs = np.nonzero((v.face >= 0) & (face_part == p0["part"]))
+    y, x = ys[len(ys) // 2], xs[len(xs) // 2]
+    r = client.post(f"/api/points/{p0['id']}/click", json={"view": first, "px": x + 0.5, "py": y + 0.5}, headers=h).json()
+    face = v.face[y, x]
+    I, uv = surface.iuv_from_points(np.array([face]), v.bary[y, x][None].astype(float))
     assert r["I"] == I[0] and abs(r["U"] - uv[0, 0]) < 1e-6 and abs(r["V"] - uv[0, 1]) < 1e-6
+    assert set(r["marks"]) == {v["name"] for v in views}
+    assert abs(r["marks"][first][0] - (x + 0.5)) < 3 and abs(r["marks"][first][1] - (y + 0.5)) < 3
     con = db.connect(project)
     err = con.execute("SELECT error FROM points WHERE id=?", (p0["id"],)).fetchone()[0]
     assert err is not None and 0 <= err < 2 * np.pi * 0.3  # synthetic truth -> a geodesic error on the sphere
@@ -158,7 +174,8 @@ def test_both_steps_and_export_round_trip(env):
     store = ViewStore(views_dir(project, surface), lambda: surface)
     for p in pts[2:]:
         vw = client.get(f"/api/views/{p['part']}", headers=h).json()["views"][0]
-        ys, xs = np.nonzero(store.view(p["part"], vw["name"]).face >= 0)  # a pixel on the body
+        vf = store.view(p["part"], vw["name"]).face
+        ys, xs = np.nonzero((vf >= 0) & (CHART_TO_MASK_PART[np.asarray(surface.face_part)[np.maximum(vf, 0)]] == p["part"]))
         r = client.post(f"/api/points/{p['id']}/click", json={"view": vw["name"], "px": xs[len(xs) // 2] + 0.5,
                                                               "py": ys[len(ys) // 2] + 0.5}, headers=h)
         assert r.status_code == 200, r.text
@@ -170,7 +187,8 @@ def test_both_steps_and_export_round_trip(env):
     ann = next(a for a in data["annotations"] if a["id"] == pid)
     assert np.array_equal(decode_dp_masks(ann["dp_masks"]), labels)
     assert len(ann["dp_x"]) == len(pts) - 1  # the skipped point is left out
-    assert all(CHART_TO_MASK_PART[i] >= 1 for i in ann["dp_I"])
+    masks = decode_dp_masks(ann["dp_masks"])  # no point contradicts its mask: its chart is the painted part
+    assert [CHART_TO_MASK_PART[i] for i in ann["dp_I"]] == [masks[int(y), int(x)] for x, y in zip(ann["dp_x"], ann["dp_y"])]
     img = coco.images[ann["image_id"]]
     target = annotation_to_target(ann, img["height"], img["width"])
     assert np.array_equal(np.asarray(target["dp"]["mask"]), labels)
@@ -203,12 +221,29 @@ def test_boxes_step_for_folder_images(tmp_path):
     h = {"Authorization": f"Bearer {tok}"}
     client = TestClient(create_app(project, surface=object()))
     t = client.post("/api/tasks/next", headers=h).json()
-    assert t == {"kind": "boxes", "image_id": 1, "image_size": [64, 48]}
+    assert t == {"kind": "boxes", "image_id": 1, "image_size": [64, 48], "fixed": []}
     assert client.post("/api/images/1/boxes", json={"boxes": [[0, 0, 2, 2]]}, headers=h).status_code == 400
+    # no boxes closes the image only when the annotator confirms it shows nobody
+    r = client.post("/api/images/1/boxes", json={"boxes": []}, headers=h)
+    assert r.status_code == 400 and "no people" in r.json()["error"]
+    assert client.post("/api/tasks/next", headers=h).json()["kind"] == "boxes"
     assert client.post("/api/images/1/boxes", json={"boxes": [[5, 5, 30, 40]]}, headers=h).status_code == 200
     assert client.post("/api/images/1/boxes", json={"boxes": [[5, 5, 30, 40]]}, headers=h).status_code == 409
     t = client.post("/api/tasks/next", headers=h).json()
     assert t["kind"] == "person" and t["bbox"] == [5, 5, 30, 40]
+    # step 0 can be undone while nobody has painted the persons: the boxes come back for editing
+    r = client.post("/api/images/1/reopen", headers=h).json()
+    assert r["boxes"] == [[5, 5, 30, 40]]
+    t = client.post("/api/tasks/next", headers=h).json()
+    assert t["kind"] == "boxes" and t["fixed"] == []
+    assert client.post("/api/images/1/boxes", json={"boxes": [], "no_people": True}, headers=h).status_code == 200
+    assert client.post("/api/tasks/next", headers=h).json()["kind"] == "none"
+    # the owner can reopen an image closed as "no people"
+    admin = {"Authorization": f"Bearer {db.add_user(project, 'boss', admin=True)}"}
+    assert client.post("/api/images/1/reopen", headers=h).status_code == 200  # its boxer may, too
+    client.post("/api/images/1/boxes", json={"boxes": [], "no_people": True}, headers=h)
+    assert client.post("/api/admin/images/1/reopen", headers=admin).status_code == 200
+    assert client.post("/api/tasks/next", headers=h).json()["kind"] == "boxes"
 
 
 def test_traversal_and_uploads(env, monkeypatch):
@@ -240,10 +275,10 @@ def test_traversal_and_uploads(env, monkeypatch):
     assert "JPEG or PNG" in client.post("/api/admin/images?name=x.gif", content=gif.getvalue(), headers=h).text
     assert client.post("/api/admin/images?name=x.jpg", content=buf.getvalue(), headers=h).status_code == 400
     assert client.post("/api/admin/images?name=x.png", content=b"\x89PNG garbage", headers=h).status_code == 400
-    monkeypatch.setattr("densepose.annotate.app.MAX_IMAGE_BYTES", 100)
+    monkeypatch.setattr("densepose.annotate.importer.MAX_IMAGE_BYTES", 100)
     assert client.post("/api/admin/images?name=big.png", content=b"x" * 200, headers=h).status_code == 413
     # oversized JSON bodies are refused before parsing
-    monkeypatch.setattr("densepose.annotate.app.MAX_JSON_BYTES", 1000)
+    monkeypatch.setattr("densepose.annotate.server.MAX_JSON_BYTES", 1000)
     t = client.post("/api/tasks/next", headers=hdr["alice"]).json()
     r = client.put(f"/api/persons/{t['person_id']}/parts", json={"labels": b64(band_labels())}, headers=hdr["alice"])
     assert r.status_code == 413

@@ -9,7 +9,8 @@ from PIL import Image
 
 from densepose.annotate import db, importer
 from densepose.annotate.sampling import sample_part_points
-from densepose.annotate.study import run_study, simulate
+from densepose.annotate.simulate import simulate
+from densepose.annotate.study import run_study
 from densepose.data.coco import parse_coco
 from densepose.annotate.export import export_project
 from test_annotate_helpers import make_synthetic

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS images (
     source_id INTEGER,                   -- the image id in the imported COCO file
     has_truth INTEGER NOT NULL DEFAULT 0,
     boxes_owner INTEGER REFERENCES users(id),
-    boxes_done INTEGER NOT NULL DEFAULT 0  -- 1 once persons are known (COCO import or step 0)
+    boxes_done INTEGER NOT NULL DEFAULT 0, -- 1 once persons are known (COCO import or step 0)
+    assignee INTEGER REFERENCES users(id)  -- only this annotator may claim the image's tasks (NULL: anyone)
 );
 CREATE TABLE IF NOT EXISTS persons (
     id INTEGER PRIMARY KEY,
@@ -52,7 +53,10 @@ CREATE TABLE IF NOT EXISTS persons (
     truth_instance INTEGER,              -- k of dense/*.npz 'instance' for synthetic images
     owner INTEGER REFERENCES users(id),
     stage TEXT NOT NULL DEFAULT 'parts', -- parts -> points -> done
-    dp_masks TEXT                        -- JSON list of 14 RLE dicts or []
+    dp_masks TEXT,                       -- JSON list of 14 RLE dicts or []; in stage 'parts' the autosaved draft
+    review TEXT NOT NULL DEFAULT '',     -- '' (not reviewed) | accepted | rejected
+    review_note TEXT NOT NULL DEFAULT '',
+    replica_of INTEGER REFERENCES persons(id)  -- a second annotator's copy of a person (same points), for agreement
 );
 CREATE TABLE IF NOT EXISTS points (
     id INTEGER PRIMARY KEY,
@@ -67,6 +71,7 @@ CREATE TABLE IF NOT EXISTS points (
     view TEXT, px REAL, py REAL,         -- where the annotator clicked
     user_id INTEGER REFERENCES users(id),
     error REAL,                          -- geodesic error (metres) against the truth, if known
+    answered_at REAL,                    -- unix time of the answer (throughput)
     UNIQUE (person_id, idx)
 );
 CREATE INDEX IF NOT EXISTS points_person ON points(person_id);
@@ -93,7 +98,28 @@ def connect(project: str | os.PathLike, create: bool = False) -> sqlite3.Connect
     if create:
         con.executescript(SCHEMA)
         con.execute("INSERT OR IGNORE INTO meta VALUES ('surface', 'anny')")
+    _add_missing_columns(con)
     return con
+
+
+#: columns added after the first schema: (table, column, declaration), added to older projects on open
+LATER_COLUMNS = [
+    ("images", "assignee", "INTEGER REFERENCES users(id)"),
+    ("persons", "review", "TEXT NOT NULL DEFAULT ''"),
+    ("persons", "review_note", "TEXT NOT NULL DEFAULT ''"),
+    ("persons", "replica_of", "INTEGER REFERENCES persons(id)"),
+    ("points", "answered_at", "REAL"),
+]
+
+
+def _add_missing_columns(con: sqlite3.Connection) -> None:
+    for table, column, decl in LATER_COLUMNS:
+        have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+        if have and column not in have:
+            try:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            except sqlite3.OperationalError:  # another connection added it first
+                pass
 
 
 @contextmanager
@@ -140,9 +166,17 @@ def user_by_name(con: sqlite3.Connection, name: str) -> sqlite3.Row:
     return row
 
 
+MAX_NAME_CHARS = 255  # one path component on common file systems
+MAX_PATH_CHARS = 1024
+
+
 def safe_relpath(name: str) -> str:
     """A COCO ``file_name`` -> a relative posix path that stays inside its folder, or UserError."""
+    if len(name) > MAX_PATH_CHARS:
+        raise UserError(f"image file name of {len(name)} characters: at most {MAX_PATH_CHARS} allowed")
     p = PurePosixPath(name.replace("\\", "/"))
+    if any(len(part.encode("utf-8")) > MAX_NAME_CHARS for part in p.parts):
+        raise UserError(f"image file name {name[:40]!r}...: a folder or file name over {MAX_NAME_CHARS} bytes")
     if not name or p.is_absolute() or any(part in ("..", "") for part in p.parts) or ":" in name:
         raise UserError(f"image file name {name!r} must be a relative path inside the image folder")
     return str(p)

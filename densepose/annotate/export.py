@@ -1,8 +1,9 @@
 """Export a project as DensePose-COCO JSON (read unchanged by ``densepose train`` / ``evaluate``).
 
 Every image and person box is written; the DensePose fields (``dp_x``, ``dp_y``, ``dp_I``,
-``dp_U``, ``dp_V``, ``dp_masks``) only for persons whose two steps are finished. Skipped points are
-left out; a finished person whose points were all skipped keeps ``dp_masks`` alone. ``file_name`` is relative to ``PROJECT/images``, the ``--image-root`` to use.
+``dp_U``, ``dp_V``, ``dp_masks``) only for persons whose two steps are finished. Skipped points, and any
+point whose chart is not in the part painted at its pixel, are left out; second annotators'
+copies of a person (``review.replicate``) are not exported; a finished person whose points were all skipped keeps ``dp_masks`` alone. ``file_name`` is relative to ``PROJECT/images``, the ``--image-root`` to use.
 """
 from __future__ import annotations
 
@@ -11,12 +12,31 @@ import os
 import sqlite3
 from pathlib import Path
 
+import numpy as np
+
 from densepose.annotate import db
 from densepose.cache import atomic_write_bytes
+from densepose.data.rle import DP_MASK_SIZE, decode_dp_masks
+from densepose.surface.parts import CHART_TO_MASK_PART
 
 #: COCO person skeleton (1-based keypoint pairs), as in the COCO categories record.
 COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9],
                  [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
+
+
+def consistent_points(labels: np.ndarray, pts: list) -> list:
+    """The answered points whose chart lies in the part painted at their pixel.
+
+    The app refuses clicks outside the painted part and drops answers whose part is repainted, so
+    this filter is a last guard: the exported file never contradicts itself.
+    """
+    keep = []
+    for q in pts:
+        col = min(max(int(np.floor(q["x"])), 0), DP_MASK_SIZE - 1)
+        row = min(max(int(np.floor(q["y"])), 0), DP_MASK_SIZE - 1)
+        if CHART_TO_MASK_PART[q["I"]] == labels[row, col]:
+            keep.append(q)
+    return keep
 
 
 def export_coco(con: sqlite3.Connection) -> dict:
@@ -26,7 +46,7 @@ def export_coco(con: sqlite3.Connection) -> dict:
     images = [{"id": r["id"], "file_name": r["file_name"], "width": r["width"], "height": r["height"]}
               for r in con.execute("SELECT * FROM images ORDER BY id")]
     anns = []
-    for p in con.execute("SELECT * FROM persons ORDER BY image_id, id").fetchall():
+    for p in con.execute("SELECT * FROM persons WHERE replica_of IS NULL ORDER BY image_id, id").fetchall():
         extra = json.loads(p["extra"])
         ann = {"id": p["id"], "image_id": p["image_id"], "category_id": 1,
                "bbox": [p["x"], p["y"], p["w"], p["h"]], "area": extra.get("area", p["w"] * p["h"]),
@@ -37,6 +57,7 @@ def export_coco(con: sqlite3.Connection) -> dict:
         if p["stage"] == "done" and p["dp_masks"]:
             pts = con.execute("SELECT * FROM points WHERE person_id=? AND status='done' ORDER BY idx", (p["id"],)).fetchall()
             ann["dp_masks"] = json.loads(p["dp_masks"])
+            pts = consistent_points(decode_dp_masks(ann["dp_masks"]), pts)
             if not pts:  # parts but every point skipped: no point fields (evaluators ignore such people)
                 anns.append(ann)
                 continue

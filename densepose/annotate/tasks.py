@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import time
 
 import numpy as np
 
 from densepose.annotate import db
-from densepose.annotate.sampling import sample_part_points
+from densepose.annotate.sampling import MIN_PART_PIXELS, sample_part_points
 from densepose.data.rle import DP_MASK_SIZE, decode_dp_masks, encode_dp_masks
 from densepose.surface.parts import NUM_MASK_PARTS
 
@@ -74,6 +75,8 @@ def person_task(con: sqlite3.Connection, row: sqlite3.Row) -> dict:
         "image_size": [img["width"], img["height"]],
         "bbox": [row["x"], row["y"], row["w"], row["h"]],
         "stage": row["stage"],
+        "review": row["review"],
+        "review_note": row["review_note"],
         "points": [point_dict(p) for p in pts],
     }
 
@@ -86,29 +89,50 @@ def point_dict(p: sqlite3.Row) -> dict:
 
 
 def box_task(con: sqlite3.Connection, img: sqlite3.Row) -> dict:
-    return {"kind": "boxes", "image_id": img["id"], "image_size": [img["width"], img["height"]]}
+    """Step 0 of an image; ``fixed`` are boxes of persons already there (from before a reopen)."""
+    fixed = con.execute("SELECT x, y, w, h FROM persons WHERE image_id=? AND replica_of IS NULL ORDER BY id",
+                        (img["id"],)).fetchall()
+    return {"kind": "boxes", "image_id": img["id"], "image_size": [img["width"], img["height"]],
+            "fixed": [list(r) for r in fixed]}
 
 
 # ---------------------------------------------------------------------------------------------- claiming
-def next_task(con: sqlite3.Connection, user: sqlite3.Row) -> dict:
-    """The user's unfinished task, else a newly claimed one, else ``{"kind": "none"}``."""
+def next_task(con: sqlite3.Connection, user: sqlite3.Row, only_truth: bool = False) -> dict:
+    """The user's unfinished task, else a newly claimed one, else ``{"kind": "none"}``.
+
+    An admin never claims work (``{"kind": "admin"}``): owners review, they do not take tasks from
+    annotators. An annotator claims only images assigned to them or to nobody, and never both copies
+    of a person (see ``review.replicate``). ``only_truth`` claims only persons with dense truth (what
+    the simulated annotator can do) and no step-0 images.
+    """
+    if user["is_admin"]:
+        return {"kind": "admin"}
+    uid = user["id"]
+    mine = "(i.assignee IS NULL OR i.assignee=:u)"
+    truth = " AND p.truth_instance IS NOT NULL" if only_truth else ""
+    not_twin = ("NOT EXISTS (SELECT 1 FROM persons q WHERE q.owner=:u AND q.id!=p.id AND "
+                "(q.id=p.replica_of OR q.replica_of=p.id OR (p.replica_of IS NOT NULL AND q.replica_of=p.replica_of)))")
     with db.transaction(con):
-        row = con.execute("SELECT * FROM persons WHERE owner=? AND stage!='done' ORDER BY id LIMIT 1",
-                          (user["id"],)).fetchone()
+        row = con.execute("SELECT p.* FROM persons p WHERE p.owner=:u AND p.stage!='done'" + truth + " ORDER BY p.id LIMIT 1",
+                          {"u": uid}).fetchone()
         if row is not None:
             return person_task(con, row)
-        img = con.execute("SELECT * FROM images WHERE boxes_owner=? AND boxes_done=0 ORDER BY id LIMIT 1",
-                          (user["id"],)).fetchone()
-        if img is not None:
-            return box_task(con, img)
-        row = con.execute("SELECT * FROM persons WHERE owner IS NULL AND stage!='done' ORDER BY id LIMIT 1").fetchone()
+        if not only_truth:
+            img = con.execute("SELECT * FROM images WHERE boxes_owner=? AND boxes_done=0 ORDER BY id LIMIT 1",
+                              (uid,)).fetchone()
+            if img is not None:
+                return box_task(con, img)
+        row = con.execute("SELECT p.* FROM persons p JOIN images i ON i.id=p.image_id WHERE p.owner IS NULL AND "
+                          f"p.stage!='done' AND {mine}{truth} AND {not_twin} ORDER BY p.id LIMIT 1", {"u": uid}).fetchone()
         if row is not None:
-            con.execute("UPDATE persons SET owner=? WHERE id=?", (user["id"], row["id"]))
+            con.execute("UPDATE persons SET owner=? WHERE id=?", (uid, row["id"]))
             return person_task(con, con.execute("SELECT * FROM persons WHERE id=?", (row["id"],)).fetchone())
-        img = con.execute("SELECT * FROM images WHERE boxes_owner IS NULL AND boxes_done=0 ORDER BY id LIMIT 1").fetchone()
-        if img is not None:
-            con.execute("UPDATE images SET boxes_owner=? WHERE id=?", (user["id"], img["id"]))
-            return box_task(con, img)
+        if not only_truth:
+            img = con.execute(f"SELECT * FROM images i WHERE boxes_owner IS NULL AND boxes_done=0 AND {mine} "
+                              "ORDER BY id LIMIT 1", {"u": uid}).fetchone()
+            if img is not None:
+                con.execute("UPDATE images SET boxes_owner=? WHERE id=?", (uid, img["id"]))
+                return box_task(con, img)
     return {"kind": "none"}
 
 
@@ -123,9 +147,11 @@ def list_tasks(con: sqlite3.Connection, user: sqlite3.Row) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------- step 0
-def save_boxes(con: sqlite3.Connection, user: sqlite3.Row, image_id: int, boxes: list) -> list[int]:
+def save_boxes(con: sqlite3.Connection, user: sqlite3.Row, image_id: int, boxes: list,
+               no_people: bool = False) -> list[int]:
     """Step 0: the person boxes (xywh pixels) of an image imported without them; they become
-    the user's person tasks."""
+    the user's person tasks. An empty list closes the image only with ``no_people`` (the
+    annotator confirmed that it shows nobody)."""
     with db.transaction(con):
         img = con.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
         if img is None:
@@ -136,6 +162,8 @@ def save_boxes(con: sqlite3.Connection, user: sqlite3.Row, image_id: int, boxes:
             raise Conflict(f"image {image_id} already has its boxes")
         if not isinstance(boxes, list) or len(boxes) > 100:
             raise BadRequest("boxes must be a list of at most 100 [x, y, w, h]")
+        if not boxes and not no_people:
+            raise BadRequest("no boxes: confirm that the image shows no people")
         ids = []
         for b in boxes:
             try:
@@ -172,26 +200,75 @@ def encode_labels_b64(labels: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(labels, dtype=np.uint8).tobytes()).decode("ascii")
 
 
-def save_parts(con: sqlite3.Connection, user: sqlite3.Row, person_id: int, labels: np.ndarray) -> dict:
-    """Step 1: store the person's part labels as ``dp_masks`` and sample the step-2 points.
+def painted_parts(labels: np.ndarray) -> int:
+    """How many parts are painted large enough to get step-2 points."""
+    counts = np.bincount(np.asarray(labels, dtype=np.uint8).ravel(), minlength=NUM_MASK_PARTS + 1)[1:]
+    return int((counts >= MIN_PART_PIXELS).sum())
 
-    Allowed until the first point is answered (then the points would no longer match the parts).
-    """
-    labels = np.asarray(labels, dtype=np.uint8)
+
+def save_draft(con: sqlite3.Connection, user: sqlite3.Row, person_id: int, labels: np.ndarray) -> dict:
+    """Step 1 autosave: keep the labels painted so far (the person stays in step 1)."""
     with db.transaction(con):
         row = person_row(con, user, person_id)
-        answered = con.execute("SELECT COUNT(*) FROM points WHERE person_id=? AND status!='todo'",
-                               (person_id,)).fetchone()[0]
-        if answered:
-            raise Conflict(f"person {person_id} already has answered points; undo them to repaint")
+        if row["stage"] != "parts":
+            raise Conflict(f"person {person_id} is not in step 1; go back to step 1 to repaint")
+        con.execute("UPDATE persons SET dp_masks=? WHERE id=?", (db.dumps(encode_dp_masks(labels)), person_id))
+    return {"saved": True}
+
+
+def save_parts(con: sqlite3.Connection, user: sqlite3.Row, person_id: int, labels: np.ndarray,
+               confirm_empty: bool = False) -> dict:
+    """Step 1: store the person's part labels as ``dp_masks`` and sample the step-2 points.
+
+    Answered points that still lie inside their part are kept (with their answers); the others are
+    dropped and the parts are sampled afresh, one new point fewer for each kept one nearby. A map
+    with no painted part closes the person only with ``confirm_empty``.
+    """
+    labels = np.asarray(labels, dtype=np.uint8)
+    if not painted_parts(labels) and not confirm_empty:
+        raise BadRequest("nothing is painted: confirm that the person shows no body part to close it empty")
+    with db.transaction(con):
+        row = person_row(con, user, person_id)
+        if row["replica_of"] is not None:
+            raise Conflict(f"person {person_id} is a second annotator's copy: its parts are the first annotator's")
+        if row["stage"] == "done":
+            raise Conflict(f"person {person_id} is finished; ask the owner to reopen it")
+        answered = con.execute("SELECT * FROM points WHERE person_id=? AND status!='todo' ORDER BY idx",
+                               (person_id,)).fetchall()
+        if answered and row["stage"] != "parts":
+            raise Conflict(f"person {person_id} already has answered points: go back to step 1 to repaint")
+        kept = [p for p in answered if _label_at(labels, p["x"], p["y"]) == p["part"]]
         xy, part = sample_part_points(labels, seed=person_id)
-        con.execute("DELETE FROM points WHERE person_id=?", (person_id,))
+        xy, part = _drop_nearest(xy, part, kept)
+        keep_ids = [p["id"] for p in kept]
+        con.execute(f"DELETE FROM points WHERE person_id=? AND id NOT IN ({','.join('?' * len(keep_ids))})",
+                    (person_id, *keep_ids))
+        for i, pid in enumerate(keep_ids):  # renumber in two passes: (person_id, idx) is unique
+            con.execute("UPDATE points SET idx=? WHERE id=?", (-1 - i, pid))
+        for i, pid in enumerate(keep_ids):
+            con.execute("UPDATE points SET idx=? WHERE id=?", (i, pid))
         con.executemany("INSERT INTO points (person_id, idx, x, y, part) VALUES (?,?,?,?,?)",
-                        [(person_id, i, float(p[0]), float(p[1]), int(k)) for i, (p, k) in enumerate(zip(xy, part))])
-        stage = "points" if len(xy) else "done"
+                        [(person_id, len(kept) + i, float(p[0]), float(p[1]), int(k))
+                         for i, (p, k) in enumerate(zip(xy, part))])
         con.execute("UPDATE persons SET dp_masks=?, stage=? WHERE id=?",
-                    (db.dumps(encode_dp_masks(labels)), stage, row["id"]))
+                    (db.dumps(encode_dp_masks(labels)), "points" if len(xy) else "done", row["id"]))
         return person_task(con, con.execute("SELECT * FROM persons WHERE id=?", (person_id,)).fetchone())
+
+
+def _label_at(labels: np.ndarray, x: float, y: float) -> int:
+    col, row = int(np.clip(np.floor(x), 0, DP_MASK_SIZE - 1)), int(np.clip(np.floor(y), 0, DP_MASK_SIZE - 1))
+    return int(labels[row, col])
+
+
+def _drop_nearest(xy: np.ndarray, part: np.ndarray, kept: list) -> tuple[np.ndarray, np.ndarray]:
+    """Remove from the new samples (xy (P, 2), part (P,)) the one nearest to each kept point of its part."""
+    alive = np.ones(len(xy), dtype=bool)
+    for p in kept:
+        cand = np.flatnonzero(alive & (part == p["part"]))
+        if len(cand):
+            d = ((xy[cand] - [p["x"], p["y"]]) ** 2).sum(1)
+            alive[cand[np.argmin(d)]] = False
+    return xy[alive], part[alive]
 
 
 # ---------------------------------------------------------------------------------------------- step 2
@@ -219,9 +296,9 @@ def answer_point(con: sqlite3.Connection, user: sqlite3.Row, point_id: int, face
         p, person = _point_for_update(con, user, point_id)
         seq = con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM points WHERE person_id=?", (person["id"],)).fetchone()[0]
         con.execute("UPDATE points SET status='done', seq=?, face=?, b0=?, b1=?, b2=?, I=?, U=?, V=?, view=?, px=?, py=?,"
-                    " user_id=?, error=? WHERE id=?",
+                    " user_id=?, error=?, answered_at=? WHERE id=?",
                     (seq, int(face), *map(float, bary), int(iuv[0]), float(iuv[1]), float(iuv[2]), view,
-                     float(px), float(py), user["id"], None if error is None else float(error), point_id))
+                     float(px), float(py), user["id"], None if error is None else float(error), time.time(), point_id))
         stage = _finish_if_complete(con, person["id"])
     return {"point_id": point_id, "I": int(iuv[0]), "U": float(iuv[1]), "V": float(iuv[2]), "stage": stage}
 
@@ -232,7 +309,7 @@ def skip_point(con: sqlite3.Connection, user: sqlite3.Row, point_id: int) -> dic
         p, person = _point_for_update(con, user, point_id)
         seq = con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM points WHERE person_id=?", (person["id"],)).fetchone()[0]
         con.execute("UPDATE points SET status='skipped', seq=?, face=NULL, I=NULL, U=NULL, V=NULL, error=NULL,"
-                    " user_id=? WHERE id=?", (seq, user["id"], point_id))
+                    " user_id=?, answered_at=? WHERE id=?", (seq, user["id"], time.time(), point_id))
         stage = _finish_if_complete(con, person["id"])
     return {"point_id": point_id, "stage": stage}
 
@@ -246,24 +323,29 @@ def undo(con: sqlite3.Connection, user: sqlite3.Row, person_id: int) -> dict:
         if p is None:
             raise Conflict(f"person {person_id} has nothing to undo")
         con.execute("UPDATE points SET status='todo', seq=NULL, face=NULL, b0=NULL, b1=NULL, b2=NULL, I=NULL, U=NULL,"
-                    " V=NULL, view=NULL, px=NULL, py=NULL, user_id=NULL, error=NULL WHERE id=?", (p["id"],))
+                    " V=NULL, view=NULL, px=NULL, py=NULL, user_id=NULL, error=NULL, answered_at=NULL WHERE id=?", (p["id"],))
         con.execute("UPDATE persons SET stage='points' WHERE id=?", (person["id"],))
     return {"point_id": p["id"], "stage": "points"}
 
 
 def reopen_parts(con: sqlite3.Connection, user: sqlite3.Row, person_id: int) -> None:
-    """Go back from step 2 to step 1 (only while no point is answered)."""
+    """Go back from step 2 to step 1. Answered points stay; saving the parts again keeps those that
+    still lie inside their part."""
     with db.transaction(con):
-        person_row(con, user, person_id)
-        if con.execute("SELECT 1 FROM points WHERE person_id=? AND status!='todo'", (person_id,)).fetchone():
-            raise Conflict(f"person {person_id} already has answered points; undo them first")
+        row = person_row(con, user, person_id)
+        if row["replica_of"] is not None:
+            raise Conflict(f"person {person_id} is a second annotator's copy: its parts are the first annotator's")
+        if row["stage"] == "done" and not user["is_admin"]:
+            raise Conflict(f"person {person_id} is finished; undo its last answer first")
         con.execute("UPDATE persons SET stage='parts' WHERE id=?", (person_id,))
 
 
-def release(con: sqlite3.Connection, user: sqlite3.Row, person_id: int) -> None:
-    """Admin: give a person task back to the pool (its work so far stays), e.g. for another annotator."""
-    if not user["is_admin"]:
-        raise Forbidden("releasing a task needs an admin token")
+def finish(con: sqlite3.Connection, user: sqlite3.Row, person_id: int) -> dict:
+    """Close a person whose points are all answered (e.g. after a reopen) again."""
     with db.transaction(con):
-        if con.execute("UPDATE persons SET owner=NULL WHERE id=?", (person_id,)).rowcount == 0:
-            raise NotFound(f"no person {person_id}")
+        row = person_row(con, user, person_id)
+        if row["stage"] != "points":
+            raise Conflict(f"person {person_id} is in stage {row['stage']!r}, not in step 2")
+        if _finish_if_complete(con, person_id) != "done":
+            raise Conflict(f"person {person_id} still has points to place")
+    return {"stage": "done"}

@@ -23,7 +23,7 @@ from densepose.cache import atomic_write_bytes
 from densepose.surface.parts import CHART_COLORS, CHART_TO_MASK_PART
 
 VIEW_SIZE = 288
-VIEWS_VERSION = 2  # bump when the pictures change: cached views live under views/<surface>-v<N>/
+VIEWS_VERSION = 3  # bump when the pictures change: cached views live under views/<surface>-v<N>/
 #: view name -> (camera forward direction, world direction shown up) in Anny's frame (Z up, the
 #: person faces -Y, the person's left is +X). "left" looks at the person's left side.
 VIEW_DIRECTIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -34,12 +34,15 @@ VIEW_DIRECTIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float,
     "top": ((0, 0, -1), (0, -1, 0)),
     "bottom": ((0, 0, 1), (0, -1, 0)),
 }
-#: views of each coarse part: the four sides, plus top/bottom where soles, palms and crown hide
+#: candidate views of each coarse part: the four sides, plus top/bottom where soles, palms and crown
+#: hide; those in which the part hardly shows are dropped when rendering
 PART_VIEWS: dict[int, tuple[str, ...]] = {k: ("front", "back", "left", "right") for k in range(1, 15)}
 PART_VIEWS.update({2: (*PART_VIEWS[2], "top", "bottom"), 3: (*PART_VIEWS[3], "top", "bottom"),
                    4: (*PART_VIEWS[4], "bottom"), 5: (*PART_VIEWS[5], "bottom"), 14: (*PART_VIEWS[14], "top")})
 CAMERA_DISTANCE = 3.0  # metres: far enough that no body part lies behind the camera, near-orthographic
 FILL = 0.42  # fraction of the view's half-size that the part's radius covers
+MIN_PART_PIXELS = 150  # a view showing less of its part (it faces away) is left out
+MIN_PART_SHARE = 0.1  # ... or less than this share of the best view's part pixels
 CONTEXT = 1.6  # faces farther than this many part radii from the part are not drawn (no far occluders)
 
 
@@ -48,7 +51,7 @@ class View:
     """One rendered view.
 
     Attributes:
-        name: "front", "back", "left" or "right".
+        name: a ``VIEW_DIRECTIONS`` name.
         rgb: (H, W, 3) uint8 picture.
         face: (H, W) int32 face index of each pixel, -1 off the body.
         bary: (H, W, 3) float32 barycentric weights of each pixel's surface point.
@@ -59,20 +62,40 @@ class View:
     face: np.ndarray
     bary: np.ndarray
 
-    def surface_point(self, px: float, py: float, search: int = 3) -> tuple[int, np.ndarray] | None:
-        """The surface point under pixel (px, py), or of the nearest body pixel within ``search``."""
+    def surface_point(self, px: float, py: float, allowed: np.ndarray | None = None,
+                      search: int = 3) -> tuple[int, np.ndarray] | None:
+        """The surface point under pixel (px, py), or of the nearest body pixel within ``search``.
+
+        ``allowed`` (F,) bool limits the answer to those faces (a part's), or None for any face.
+        """
         h, w = self.face.shape
         x, y = int(np.floor(px)), int(np.floor(py))
         if not (0 <= x < w and 0 <= y < h):
             return None
         y0, y1, x0, x1 = max(0, y - search), min(h, y + search + 1), max(0, x - search), min(w, x + search + 1)
         win = self.face[y0:y1, x0:x1]
-        ys, xs = np.nonzero(win >= 0)
+        ok = win >= 0
+        if allowed is not None:
+            ok &= allowed[np.maximum(win, 0)]
+        ys, xs = np.nonzero(ok)
         if len(ys) == 0:
             return None
         k = np.argmin((ys + y0 - y) ** 2 + (xs + x0 - x) ** 2)
         yy, xx = ys[k] + y0, xs[k] + x0
         return int(self.face[yy, xx]), self.bary[yy, xx].astype(np.float64)
+
+    def face_at(self, px: float, py: float) -> int:
+        """The face under pixel (px, py), -1 off the body or outside the view."""
+        h, w = self.face.shape
+        x, y = int(np.floor(px)), int(np.floor(py))
+        return int(self.face[y, x]) if 0 <= x < w and 0 <= y < h else -1
+
+    def where(self, face: int) -> list[float] | None:
+        """Where surface face ``face`` shows in this view ([px, py], its visible pixels' centre), or None."""
+        ys, xs = np.nonzero(self.face == face)
+        if len(ys) == 0:
+            return None
+        return [float(xs.mean()) + 0.5, float(ys.mean()) + 0.5]
 
 
 def look_at(target: np.ndarray, view: str, distance: float) -> tuple[np.ndarray, np.ndarray]:
@@ -122,8 +145,9 @@ def part_face_colors(face_part: np.ndarray, part: int) -> np.ndarray:
 def render_part_views(surface, part: int, size: int = VIEW_SIZE) -> list[View]:
     """The views (``PART_VIEWS[part]``) of coarse part ``part`` (1..14) of ``surface`` in its rest pose.
 
-    Only the part and its surroundings (``CONTEXT`` part radii) are drawn, so that the other hand
-    or the far side of the torso never hides the part.
+    Only the part and its surroundings (``CONTEXT`` part radii) are drawn, and the part is drawn
+    over anything in front of it (the other leg in a side view), so every view shows the whole
+    part; its neighbours give the context.
     """
     verts = np.asarray(surface.vertices, dtype=np.float64)
     faces = np.asarray(surface.faces, dtype=np.int64)
@@ -134,6 +158,7 @@ def render_part_views(surface, part: int, size: int = VIEW_SIZE) -> list[View]:
     radius = max(float(np.linalg.norm(pv - centre, axis=1).max()), 0.02)
     near = in_part | (np.linalg.norm(verts[faces].mean(1) - centre, axis=1) < CONTEXT * radius)
     drawn = np.flatnonzero(near)
+    own = np.flatnonzero(in_part)
     focal = FILL * size * CAMERA_DISTANCE / radius
     colors = part_face_colors(face_part[drawn], part)
     views = []
@@ -141,8 +166,14 @@ def render_part_views(surface, part: int, size: int = VIEW_SIZE) -> list[View]:
         R, t = look_at(centre, name, CAMERA_DISTANCE)
         rgb, face_id, bary = render_view(verts, faces[drawn], colors, R, t, focal, size)
         face_id = np.where(face_id >= 0, drawn[np.maximum(face_id, 0)], -1).astype(np.int32)
+        # the part alone, pasted over its occluders
+        p_rgb, p_face, p_bary = render_view(verts, faces[own], part_face_colors(face_part[own], part), R, t, focal, size)
+        top = p_face >= 0
+        rgb[top], bary[top] = p_rgb[top], p_bary[top]
+        face_id[top] = own[p_face[top]]
         views.append(View(name, rgb, face_id, bary))
-    return views
+    shown = [int(np.count_nonzero(in_part[np.maximum(v.face, 0)] & (v.face >= 0))) for v in views]
+    return [v for v, n in zip(views, shown) if n >= max(MIN_PART_PIXELS, MIN_PART_SHARE * max(shown))]
 
 
 class ViewStore:
@@ -168,10 +199,13 @@ class ViewStore:
                 return v
         raise KeyError(name)
 
+    def marks(self, part: int, face: int) -> dict[str, list[float] | None]:
+        """Where surface face ``face`` shows in each view of ``part`` (None where it is hidden)."""
+        return {v.name: v.where(face) for v in self.views(part)}
+
     def png(self, part: int, name: str) -> bytes:
-        path = self.root / f"part{part:02d}_{name}.png"
-        self.views(part)
-        return path.read_bytes()
+        self.view(part, name)  # KeyError for a view the part does not have
+        return (self.root / f"part{part:02d}_{name}.png").read_bytes()
 
     def _load_or_render(self, part: int) -> list[View]:
         npz = self.root / f"part{part:02d}.npz"
@@ -196,6 +230,50 @@ class ViewStore:
                             bary=np.stack([v.bary[..., :2] for v in views]).astype(np.float32))
         atomic_write_bytes(npz, buf.getvalue())
         return views
+
+
+def part_colors() -> np.ndarray:
+    """(15, 3) uint8: one colour per coarse part (its first chart's), row 0 unused. The app's legend
+    uses the same colours."""
+    out = np.zeros((15, 3), dtype=np.uint8)
+    for k in range(1, 15):
+        out[k] = CHART_COLORS[int(np.flatnonzero(CHART_TO_MASK_PART == k)[0])]
+    return out
+
+
+def body_diagram(surface, size: int = 260) -> np.ndarray:
+    """The legend's body diagram: the rest-pose body from the front and the back, each coarse part
+    in its colour, with the person's left (L) and right (R) marked. (size * 1.25, 2 * size, 3) uint8."""
+    from PIL import ImageDraw
+
+    verts = np.asarray(surface.vertices, dtype=np.float64)
+    faces = np.asarray(surface.faces, dtype=np.int64)
+    colors = part_colors()[CHART_TO_MASK_PART[np.asarray(surface.face_part, dtype=np.int64)]].astype(np.float64)
+    centre = (verts.min(0) + verts.max(0)) / 2
+    radius = float(np.linalg.norm(verts - centre, axis=1).max())
+    h = int(size * 1.25)
+    canvas = Image.new("RGB", (2 * size, h), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (name, title, left_on_right) in enumerate((("front", "front (facing you)", True), ("back", "back", False))):
+        R, t = look_at(centre, name, CAMERA_DISTANCE)
+        rgb, _, _ = render_view(verts, faces, colors, R, t, 0.48 * size * CAMERA_DISTANCE / radius, size)
+        canvas.paste(Image.fromarray(rgb), (i * size, int(size * 0.2)))
+        draw.text((i * size + 8, 4), title, fill=(0, 0, 0))
+        y = int(size * 0.2) + size // 2
+        draw.text((i * size + 6, y), "L" if not left_on_right else "R", fill=(200, 0, 0))
+        draw.text((i * size + size - 14, y), "L" if left_on_right else "R", fill=(200, 0, 0))
+    draw.text((6, h - 16), "L / R: the person's own left and right", fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+def body_diagram_png(store: "ViewStore", surface) -> bytes:
+    """``body_diagram`` as PNG bytes, rendered once and kept beside the views."""
+    path = store.root / "diagram.png"
+    if not path.is_file():
+        buf = io.BytesIO()
+        Image.fromarray(body_diagram(surface)).save(buf, format="PNG")
+        atomic_write_bytes(path, buf.getvalue())
+    return path.read_bytes()
 
 
 def views_dir(project: Path, surface) -> Path:

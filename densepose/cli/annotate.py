@@ -116,7 +116,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_simulate(args: argparse.Namespace) -> int:
     from densepose.annotate import db
-    from densepose.annotate.study import simulate
+    from densepose.annotate.simulate import simulate
 
     con = db.connect(args.project)
     try:
