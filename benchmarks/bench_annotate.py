@@ -29,7 +29,10 @@ def main() -> None:
 
     from densepose.annotate import db, importer
     from densepose.annotate.app import create_app
-    from densepose.annotate.study import run_study, simulate, truth_labels
+    from densepose.annotate.clicks import part_faces
+    from densepose.annotate.simulate import simulate
+    from densepose.annotate.study import run_study
+    from densepose.annotate.truth import truth_labels
     from densepose.annotate.views import ViewStore, views_dir
     from densepose.surface import load_surface
 
@@ -68,7 +71,7 @@ def main() -> None:
     times = []
     for p in task["points"]:
         v = store.views(p["part"])[0]
-        ys, xs = np.nonzero(v.face >= 0)
+        ys, xs = np.nonzero((v.face >= 0) & part_faces(surface, p["part"])[np.maximum(v.face, 0)])  # on the part
         t = time.perf_counter()
         r = client.post(f"/api/points/{p['id']}/click", headers=h,
                         json={"view": v.name, "px": float(xs[len(xs) // 2]) + 0.5, "py": float(ys[len(ys) // 2]) + 0.5})
