@@ -81,6 +81,8 @@ def load_coco(path: str | Path) -> CocoDensePose:
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply to be an annotation file") from None
     return parse_coco(data, path)
 
 
