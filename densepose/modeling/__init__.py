@@ -35,7 +35,14 @@ Config: :class:`ModelConfig` (flat dataclass; ``to_dict``/``from_dict`` for chec
 :func:`r50_fpn_config` (the reference R-50-FPN) and :func:`light_config` (ResNet-18 at half width, FPN-64, GN,
 512 px, DP head 4 x 128; the bundled CPU model). Backbone weight files: see ``densepose.modeling.backbone``.
 """
-from densepose.modeling.config import ModelConfig, light_config, r50_fpn_config, tiny_config
+from densepose.modeling.config import (
+    ModelConfig,
+    efficientnet_lite_config,
+    light_config,
+    r50_fpn_config,
+    tiny_config,
+)
 from densepose.modeling.rcnn import DensePoseRCNN
 
-__all__ = ["DensePoseRCNN", "ModelConfig", "light_config", "r50_fpn_config", "tiny_config"]
+__all__ = ["DensePoseRCNN", "ModelConfig", "efficientnet_lite_config", "light_config", "r50_fpn_config",
+           "tiny_config"]

