@@ -21,9 +21,10 @@ from densepose.errors import UserError
 
 def model_presets() -> dict[str, typing.Callable[[], Any]]:
     """Preset name -> function returning a ``densepose.modeling.ModelConfig``."""
-    from densepose.modeling import light_config, r50_fpn_config, tiny_config
+    from densepose.modeling import efficientnet_lite_config, light_config, r50_fpn_config, tiny_config
 
-    return {"light": light_config, "r50_fpn": r50_fpn_config, "tiny": tiny_config}
+    return {"light": light_config, "r50_fpn": r50_fpn_config, "tiny": tiny_config,
+            "light_effnet": efficientnet_lite_config}
 
 
 def _default_model() -> Any:
