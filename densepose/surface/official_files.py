@@ -21,6 +21,7 @@ import numpy as np
 
 from densepose.cache import atomic_write_bytes
 from densepose.errors import UserError
+from densepose.io.safe_pickle import load_restricted_pickle
 from densepose.surface.base import BodySurface
 
 SUBDIV = "SMPL_subdiv.mat"
@@ -97,11 +98,7 @@ def read_official_files(directory: str | Path) -> OfficialEvalData:
                            ("index", tr, TRANSFORM)):
         if key not in mat:
             raise UserError(f"{d / name}: missing {key}")
-    with open(d / PDIST, "rb") as f:
-        try:
-            pd = pickle.load(f, encoding="latin1")
-        except Exception as exc:
-            raise UserError(f"{d / PDIST}: unreadable pickle ({exc.__class__.__name__})") from None
+    pd = load_restricted_pickle(d / PDIST)  # arrays only: a pickle never runs code here
     if not isinstance(pd, dict) or "Pdist_matrix" not in pd:
         raise UserError(f"{d / PDIST}: expected a dict with 'Pdist_matrix'")
     return OfficialEvalData(

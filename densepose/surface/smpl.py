@@ -8,16 +8,21 @@ file (``v_template`` (6890, 3) and ``f``), as .npz or as the official .pkl.
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from densepose.errors import UserError
+from densepose.io.safe_pickle import OpaqueObject, load_restricted_pickle
 from densepose.surface.base import BodySurface
 from densepose.surface.geodesics import build_geodesics
 
 NUM_SMPL_VERTICES = 6890
+#: Foreign classes inside the official SMPL pickles, rebuilt as inert records (no library imported):
+#: ``v_template`` is a chumpy array, ``J_regressor`` a scipy sparse matrix.
+SMPL_PICKLE_STAND_INS = ("chumpy.ch.Ch", "scipy.sparse.csc.csc_matrix", "scipy.sparse._csc.csc_matrix",
+                         "scipy.sparse.csr.csr_matrix", "scipy.sparse._csr.csr_matrix")
 
 
 def default_uv_processed_path() -> Path | None:
@@ -74,26 +79,32 @@ def load_smpl_geometry(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    try:
-        if path.suffix == ".npz":
+    if path.suffix == ".npz":
+        try:
             data = dict(np.load(path, allow_pickle=False))
-        else:
-            with open(path, "rb") as f:
-                data = pickle.load(f, encoding="latin1")
-    except ModuleNotFoundError as exc:
-        raise UserError(f"{path}: the pickle needs the module {exc.name!r}; convert it to .npz with "
-                        "v_template and f arrays") from None
-    except Exception as exc:
-        raise UserError(f"{path}: not a readable SMPL model file ({exc.__class__.__name__})") from None
+        except Exception as exc:
+            raise UserError(f"{path}: not a readable SMPL model file ({exc.__class__.__name__})") from None
+    else:  # the official pickle, read as data: chumpy and scipy objects become inert stand-ins
+        data = load_restricted_pickle(path, stand_ins=SMPL_PICKLE_STAND_INS)
     if not isinstance(data, dict) or "v_template" not in data or "f" not in data:
         raise UserError(f"{path}: an SMPL model file needs 'v_template' and 'f'")
-    verts = np.asarray(data["v_template"], dtype=np.float64)
-    faces = np.asarray(data["f"], dtype=np.int64)
+    try:
+        verts = np.asarray(_plain_array(data["v_template"]), dtype=np.float64)
+        faces = np.asarray(_plain_array(data["f"]), dtype=np.int64)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: v_template and f must be numeric arrays") from None
     if verts.shape != (NUM_SMPL_VERTICES, 3):
         raise UserError(f"{path}: v_template must be ({NUM_SMPL_VERTICES}, 3), got {verts.shape}")
     if faces.ndim != 2 or faces.shape[1] != 3 or faces.min() < 0 or faces.max() >= NUM_SMPL_VERTICES:
         raise UserError(f"{path}: f must be (F, 3) indices into the {NUM_SMPL_VERTICES} vertices")
     return verts, faces
+
+
+def _plain_array(value: Any) -> Any:
+    """A chumpy ``Ch`` stand-in's array (its pickled state keeps the value in ``x``); others as they are."""
+    if isinstance(value, OpaqueObject) and isinstance(value.state, dict) and "x" in value.state:
+        return value.state["x"]
+    return value
 
 
 def smpl_surface(vertices: np.ndarray, uv_processed: str | Path | None = None) -> BodySurface:
