@@ -37,8 +37,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from densepose.data.coco import load_coco
     from densepose.evaluation import evaluate, load_results
+    from densepose.evaluation.gt_checks import check_ground_truth
 
     gt, results = load_coco(args.gt), load_results(args.results)  # bad input fails before the surface loads
+    check_ground_truth(gt)
     surface = _surface(args.surface, args.smpl_model)
     metrics = evaluate(gt, results, surface, kappa=args.kappa, exact=args.exact, gt_boxes=args.gt_boxes,
                        coco_metrics=not args.no_coco, progress=True)

@@ -10,10 +10,13 @@ import copy
 import io
 from collections import Counter
 
+import numpy as np
+
 from densepose.data.coco import CocoDensePose
 from densepose.errors import UserError
 from densepose.evaluation.cells import gt_area
 from densepose.evaluation.results import Detections
+from densepose.evaluation.rle import valid_rles
 
 _DET_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 _KP_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -24,8 +27,6 @@ def coco_ap(coco: CocoDensePose, dets: Detections, warnings: Counter) -> dict:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    if not len(dets):
-        return {}
     anns = []
     for image_id in coco.image_ids:
         for a in coco.annotations.get(image_id, []):
@@ -53,10 +54,12 @@ def coco_ap(coco: CocoDensePose, dets: Detections, warnings: Counter) -> dict:
             else:
                 warnings["keypoint AP skipped: some ground truth has no keypoints"] += 1
         for kind, names in kinds:
+            if kind == "segm":
+                _check_segmentations(records, dets)
             recs = copy.deepcopy(records) if kind != "bbox" else [
                 {k: v for k, v in r.items() if k in ("image_id", "category_id", "bbox", "score")} for r in records]
             try:
-                cdt = cgt.loadRes(recs)
+                cdt = cgt.loadRes(recs) if recs else _empty_results(cgt)
                 ev = COCOeval(cgt, cdt, kind)
                 ev.evaluate()
                 ev.accumulate()
@@ -65,3 +68,24 @@ def coco_ap(coco: CocoDensePose, dets: Detections, warnings: Counter) -> dict:
                 raise UserError(f"{dets.source}: pycocotools could not evaluate {kind} ({exc.__class__.__name__}: {exc})") from None
             out[kind] = {n: float(v) for n, v in zip(names, ev.stats)}
     return out
+
+
+def _empty_results(cgt):
+    """A pycocotools results object without detections (``loadRes`` fails on an empty list);
+    COCOeval then gives AP and AR 0 wherever the ground truth has people."""
+    from pycocotools.coco import COCO
+
+    cdt = COCO()
+    cdt.dataset = {"images": list(cgt.dataset["images"]), "annotations": [],
+                   "categories": list(cgt.dataset["categories"])}
+    cdt.createIndex()
+    return cdt
+
+
+def _check_segmentations(records: list[dict], dets: Detections) -> None:
+    """A corrupt RLE ``segmentation`` can make pycocotools loop for minutes: refuse it first."""
+    rles = [(k, r["segmentation"]) for k, r in enumerate(records) if isinstance(r.get("segmentation"), dict)]
+    bad = np.flatnonzero(~valid_rles([r for _, r in rles]))
+    if len(bad):
+        raise UserError(f"{dets.where(rles[int(bad[0])][0])}: segmentation is not a valid RLE "
+                        "(its runs must cover size[0] x size[1] pixels)")

@@ -19,6 +19,7 @@ from densepose.data.coco import CocoDensePose, has_densepose, load_coco, parse_c
 from densepose.errors import UserError
 from densepose.evaluation.cells import Cell, make_cells
 from densepose.evaluation.coco_ap import coco_ap
+from densepose.evaluation.gt_checks import category_ids, check_ground_truth
 from densepose.evaluation.matching import AREA_RANGES, MAX_DETS, accumulate_cells, summarize
 from densepose.evaluation.results import Detections, load_results
 from densepose.evaluation.scoring import KAPPA_MODES, PairScorer
@@ -53,6 +54,7 @@ def evaluate(gt, results, surface, kappa: str = "per-part", exact: bool = False,
     if kappa not in KAPPA_MODES:
         raise UserError(f"--kappa must be one of {', '.join(KAPPA_MODES)}, got {kappa!r}")
     coco = load_gt(gt)
+    check_ground_truth(coco)
     dets = load_results(results)
     surface = load_surface(surface)
     warnings: Counter = Counter()
@@ -63,9 +65,7 @@ def evaluate(gt, results, surface, kappa: str = "per-part", exact: bool = False,
         k = int(unknown[0])
         raise UserError(f"{dets.where(k)}: image_id {int(dets.image_id[k])} is not in the ground truth "
                         f"({len(unknown)} such result(s))")
-    cat_ids = sorted({int(c["id"]) for c in coco.categories if isinstance(c, dict) and "id" in c})
-    if not cat_ids:
-        cat_ids = sorted({int(a.get("category_id", 1)) for anns in coco.annotations.values() for a in anns}) or [1]
+    cat_ids = category_ids(coco)
     off_cat = int(np.count_nonzero(~np.isin(dets.category_id, cat_ids)))
     if off_cat:
         warnings["detections with a category not in the ground truth (not evaluated)"] += off_cat
@@ -95,7 +95,10 @@ def _evaluate_cells(coco: CocoDensePose, dets: Detections, surface, cat_ids: lis
             "detections_evaluated": int(sum(len(c.dets) for c in cells)),
         },
     }
-    if dets.has_densepose:
+    if not len(dets):
+        warnings["the results hold no detection: every DensePose and COCO AP / AR is 0 "
+                 "(-1 where the ground truth has nobody in that area range)"] += 1
+    if dets.has_densepose or not len(dets):
         scorer = PairScorer(surface, kappa, exact, dets, pointwise_min_iou=0.99 if gt_boxes else pointwise_min_iou,
                             chunk_points=chunk_points, warnings=warnings, iou_floor=IOU_FLOOR)
         scorer.run(cells, progress=progress)

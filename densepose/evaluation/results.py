@@ -86,9 +86,9 @@ class Detections:
         """``iuv(k)`` for each k of ``ks`` (views into the buffer for NPZ results)."""
         if self._checked is None:
             self._checked = np.zeros(len(self), dtype=bool)
-        if self.packed is None and self.uv_data is None:
-            raise UserError(f"{self.source}: the results carry no DensePose output (uv_data)")
         ks = np.asarray(ks, dtype=np.int64).reshape(-1)
+        if self.packed is None and self.uv_data is None and len(ks):
+            raise UserError(f"{self.source}: the results carry no DensePose output (uv_data)")
         if self.packed is not None and self._flat is None:  # a plain ndarray view: slicing a np.memmap costs a Python call
             self._flat = self.packed.view(np.ndarray)
         out = []
@@ -151,6 +151,8 @@ def load_results(results, source: str | None = None) -> Detections:
                 records = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise UserError(f"{path}: JSON nested too deeply to be results") from None
         return parse_results(records, str(path))
     return parse_results(results, source or "<memory>")
 
@@ -265,14 +267,26 @@ def _load_npz(path: Path) -> Detections:
     missing = [k for k in need if k not in names]
     if missing:
         raise UserError(f"{path}: NPZ results lack array(s) {', '.join(missing)}")
-    arr = {k: npz[k] for k in names if k != "iuv"}
-    n = len(arr["image_id"])
-    shapes = {"bbox": (n, 4), "score": (n,), "uv_shape": (n, 2), "uv_offset": (n,)}
+    arr = {}
+    for k in names - {"iuv"}:
+        try:
+            arr[k] = npz[k]
+        except ValueError:  # object arrays need pickle, which is never allowed
+            raise UserError(f"{path}: array '{k}' holds Python objects; NPZ results hold numeric arrays only") from None
+    n = len(arr["image_id"]) if arr["image_id"].ndim else -1
+    shapes = {"image_id": (n,), "bbox": (n, 4), "score": (n,), "uv_shape": (n, 2), "uv_offset": (n,)}
     if "category_id" in arr:
         shapes["category_id"] = (n,)
     for k, s in shapes.items():
         if arr[k].shape != s:
-            raise UserError(f"{path}: array '{k}' has shape {arr[k].shape}, expected {s}")
+            raise UserError(f"{path}: array '{k}' has shape {arr[k].shape}, expected {s if n >= 0 else '(N,)'}")
+    for k in ("image_id", "category_id", "uv_shape", "uv_offset"):
+        a = arr.get(k)
+        if a is not None and (a.dtype.kind not in "iu" or (a.dtype.kind == "u" and len(a) and a.max() >= 1 << 63)):
+            raise UserError(f"{path}: array '{k}' must hold 64-bit integers, got {a.dtype}")
+    for k in ("bbox", "score", "keypoints"):
+        if k in arr and arr[k].dtype.kind not in "iuf":
+            raise UserError(f"{path}: array '{k}' must hold numbers, got {arr[k].dtype}")
     packed = _mmap_member(path, "iuv") if _is_stored(path, "iuv") else npz["iuv"]
     if packed.dtype != np.uint8 or packed.ndim != 1:
         raise UserError(f"{path}: array 'iuv' must be 1-D uint8, got {packed.dtype} {packed.shape}")
@@ -340,5 +354,7 @@ def _is_num(v) -> bool:
 
 def _int(v, where: str, name: str) -> int:
     if not _is_int(v):
-        raise UserError(f"{where}: {name} must be an integer, got {v!r}")
+        raise UserError(f"{where}: {name} must be an integer, got {v!r}"[:300])
+    if not -(1 << 63) <= v < 1 << 63:
+        raise UserError(f"{where}: {name} {v} does not fit in 64 bits")
     return int(v)

@@ -114,3 +114,45 @@ def decode_columns(counts: np.ndarray, height: int, col0: int, col1: int) -> np.
     a, b = np.clip(start, lo, hi), np.clip(end, lo, hi)
     values = (np.arange(len(counts)) % 2).astype(np.uint8)
     return np.repeat(values, b - a).reshape(col1 - col0, height)
+
+
+def valid_rles(rles: list[dict]) -> np.ndarray:
+    """(n,) bool: each COCO RLE dict (``size`` [h, w], ``counts`` compressed string or list of
+    ints) is well formed and its runs cover exactly h * w pixels.
+
+    pycocotools does not check this, and a corrupt string can make its merge or IoU loop for
+    minutes; call this before handing RLE to it.
+    """
+    ok = np.zeros(len(rles), dtype=bool)
+    strings, owners, sizes = [], [], []
+    for i, r in enumerate(rles):
+        size = r.get("size") if isinstance(r, dict) else None
+        if not (isinstance(size, (list, tuple)) and len(size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 31 for v in size)):
+            continue
+        counts = r.get("counts")
+        if isinstance(counts, list):
+            ok[i] = (all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts)
+                     and sum(counts) == size[0] * size[1])
+        elif isinstance(counts, (str, bytes)):
+            try:
+                strings.append(counts.encode("ascii") if isinstance(counts, str) else counts)
+            except UnicodeEncodeError:
+                continue
+            owners.append(i)
+            sizes.append(size[0] * size[1])
+    if owners:
+        sizes = np.array(sizes, dtype=np.int64)
+        try:
+            counts, off = rle_counts(strings)
+            good = check_sizes(counts, off, sizes)
+        except ValueError:  # one bad string: read them one by one
+            good = np.zeros(len(strings), dtype=bool)
+            for s, string in enumerate(strings):
+                try:
+                    c, o = rle_counts([string])
+                    good[s] = bool(check_sizes(c, o, sizes[s : s + 1])[0])
+                except ValueError:
+                    pass
+        ok[np.array(owners)] = good
+    return ok
