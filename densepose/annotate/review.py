@@ -58,22 +58,16 @@ def accept(con: sqlite3.Connection, user: sqlite3.Row, person_id: int) -> None:
 
 
 def reopen_boxes(con: sqlite3.Connection, user: sqlite3.Row, image_id: int) -> dict:
-    """Back to step 0 for an image: its boxer (or an admin) may add boxes; persons nobody has worked
-    on yet are removed and their boxes handed back for editing."""
+    """Back to step 0 for an image, for its boxer (or an admin): the boxes of persons nobody has
+    worked on become editable again (``tasks.box_task``); persons with work stay as they are."""
     with db.transaction(con):
         img = con.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
         if img is None:
             raise NotFound(f"no image {image_id}")
         if not user["is_admin"] and img["boxes_owner"] != user["id"]:
             raise Forbidden(f"image {image_id}: only the annotator who boxed it or an admin may reopen it")
-        untouched = con.execute("SELECT * FROM persons p WHERE image_id=? AND dp_masks IS NULL AND replica_of IS NULL "
-                                "AND NOT EXISTS (SELECT 1 FROM persons r WHERE r.replica_of=p.id)",
-                                (image_id,)).fetchall()
-        boxes = [[r["x"], r["y"], r["w"], r["h"]] for r in untouched]
-        con.executemany("DELETE FROM persons WHERE id=?", [(r["id"],) for r in untouched])
-        con.execute("UPDATE images SET boxes_done=0, boxes_owner=COALESCE(boxes_owner, ?) WHERE id=?",
-                    (None if user["is_admin"] else user["id"], image_id))
-    return {"image_id": image_id, "boxes": boxes}
+        con.execute("UPDATE images SET boxes_done=0 WHERE id=?", (image_id,))
+    return {"image_id": image_id, "reopened": True}
 
 
 def assign(con: sqlite3.Connection, user: sqlite3.Row, image_ids: list, annotator: str | None) -> int:

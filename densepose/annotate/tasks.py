@@ -75,6 +75,7 @@ def person_task(con: sqlite3.Connection, row: sqlite3.Row) -> dict:
         "image_size": [img["width"], img["height"]],
         "bbox": [row["x"], row["y"], row["w"], row["h"]],
         "stage": row["stage"],
+        "boxed_by_owner": img["boxes_owner"] is not None and img["boxes_owner"] == row["owner"],
         "review": row["review"],
         "review_note": row["review_note"],
         "points": [point_dict(p) for p in pts],
@@ -88,12 +89,20 @@ def point_dict(p: sqlite3.Row) -> dict:
     return out
 
 
+UNTOUCHED = ("dp_masks IS NULL AND replica_of IS NULL AND NOT EXISTS "
+             "(SELECT 1 FROM persons r WHERE r.replica_of=persons.id)")  # a person nobody has worked on
+
+
 def box_task(con: sqlite3.Connection, img: sqlite3.Row) -> dict:
-    """Step 0 of an image; ``fixed`` are boxes of persons already there (from before a reopen)."""
-    fixed = con.execute("SELECT x, y, w, h FROM persons WHERE image_id=? AND replica_of IS NULL ORDER BY id",
-                        (img["id"],)).fetchall()
+    """Step 0 of an image: ``boxes`` (editable: persons nobody has worked on) and ``fixed`` (persons
+    with work, kept as they are), both from before a reopen."""
+    def boxes(cond: str) -> list:
+        rows = con.execute(f"SELECT x, y, w, h FROM persons WHERE image_id=? AND replica_of IS NULL AND {cond} "
+                           "ORDER BY id", (img["id"],)).fetchall()
+        return [list(r) for r in rows]
+
     return {"kind": "boxes", "image_id": img["id"], "image_size": [img["width"], img["height"]],
-            "fixed": [list(r) for r in fixed]}
+            "boxes": boxes(UNTOUCHED), "fixed": boxes(f"NOT ({UNTOUCHED})")}
 
 
 # ---------------------------------------------------------------------------------------------- claiming
@@ -113,8 +122,8 @@ def next_task(con: sqlite3.Connection, user: sqlite3.Row, only_truth: bool = Fal
     not_twin = ("NOT EXISTS (SELECT 1 FROM persons q WHERE q.owner=:u AND q.id!=p.id AND "
                 "(q.id=p.replica_of OR q.replica_of=p.id OR (p.replica_of IS NOT NULL AND q.replica_of=p.replica_of)))")
     with db.transaction(con):
-        row = con.execute("SELECT p.* FROM persons p WHERE p.owner=:u AND p.stage!='done'" + truth + " ORDER BY p.id LIMIT 1",
-                          {"u": uid}).fetchone()
+        row = con.execute("SELECT p.* FROM persons p JOIN images i ON i.id=p.image_id WHERE p.owner=:u AND "
+                          "p.stage!='done' AND i.boxes_done=1" + truth + " ORDER BY p.id LIMIT 1", {"u": uid}).fetchone()
         if row is not None:
             return person_task(con, row)
         if not only_truth:
@@ -123,7 +132,7 @@ def next_task(con: sqlite3.Connection, user: sqlite3.Row, only_truth: bool = Fal
             if img is not None:
                 return box_task(con, img)
         row = con.execute("SELECT p.* FROM persons p JOIN images i ON i.id=p.image_id WHERE p.owner IS NULL AND "
-                          f"p.stage!='done' AND {mine}{truth} AND {not_twin} ORDER BY p.id LIMIT 1", {"u": uid}).fetchone()
+                          f"p.stage!='done' AND i.boxes_done=1 AND {mine}{truth} AND {not_twin} ORDER BY p.id LIMIT 1", {"u": uid}).fetchone()
         if row is not None:
             con.execute("UPDATE persons SET owner=? WHERE id=?", (uid, row["id"]))
             return person_task(con, con.execute("SELECT * FROM persons WHERE id=?", (row["id"],)).fetchone())
@@ -149,9 +158,9 @@ def list_tasks(con: sqlite3.Connection, user: sqlite3.Row) -> list[dict]:
 # ---------------------------------------------------------------------------------------------- step 0
 def save_boxes(con: sqlite3.Connection, user: sqlite3.Row, image_id: int, boxes: list,
                no_people: bool = False) -> list[int]:
-    """Step 0: the person boxes (xywh pixels) of an image imported without them; they become
-    the user's person tasks. An empty list closes the image only with ``no_people`` (the
-    annotator confirmed that it shows nobody)."""
+    """Step 0: the person boxes (xywh pixels) of an image imported without them (or reopened);
+    they become the user's person tasks, replacing the persons nobody has worked on. An empty
+    list closes the image only with ``no_people`` (the annotator confirmed that it shows nobody)."""
     with db.transaction(con):
         img = con.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
         if img is None:
@@ -162,8 +171,10 @@ def save_boxes(con: sqlite3.Connection, user: sqlite3.Row, image_id: int, boxes:
             raise Conflict(f"image {image_id} already has its boxes")
         if not isinstance(boxes, list) or len(boxes) > 100:
             raise BadRequest("boxes must be a list of at most 100 [x, y, w, h]")
-        if not boxes and not no_people:
+        fixed = con.execute(f"SELECT COUNT(*) FROM persons WHERE image_id=? AND NOT ({UNTOUCHED})", (image_id,)).fetchone()[0]
+        if not boxes and not fixed and not no_people:
             raise BadRequest("no boxes: confirm that the image shows no people")
+        con.execute(f"DELETE FROM persons WHERE image_id=? AND {UNTOUCHED}", (image_id,))  # replaced by ``boxes``
         ids = []
         for b in boxes:
             try:
