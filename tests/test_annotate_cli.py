@@ -42,3 +42,25 @@ def test_cli_user_errors(tmp_path, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_browser_tests_never_skip_silently_in_ci(tmp_path, ci):
+    """Without chromium on PATH, the browser tests skip on a workstation but fail the run in CI."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bin_dir = tmp_path / "bin"  # a PATH holding python and nothing else
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    tests = Path(__file__).parent
+    env = dict(os.environ, PATH=str(bin_dir), CI=ci)
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+                        str(tests / "test_annotate_browser.py")], cwd=tests.parent, env=env, capture_output=True,
+                       text=True, timeout=300)
+    if ci:
+        assert r.returncode != 0 and "CI=true but no headless browser" in r.stdout, r.stdout[-2000:]
+    else:
+        assert r.returncode == 0, r.stdout[-2000:]
