@@ -12,6 +12,7 @@ import numpy as np
 from densepose.data.rle import DP_MASK_SIZE, encode_dp_masks, encode_mask
 from densepose.surface.parts import CHART_TO_MASK_PART, NUM_MASK_PARTS
 from densepose.synth.raster import project
+from densepose.synth.layers import MAX_GAP, Layers, compose_layers  # noqa: F401  (the clothing rule)
 
 POINTS_PER_PERSON = 100   # target over all parts, allocated by visible area
 MAX_POINTS_PER_PART = 14
@@ -147,13 +148,14 @@ def person_annotation(
     cols = np.minimum(((np.arange(DP_MASK_SIZE) + 0.5) * bw / DP_MASK_SIZE).astype(np.int64), bw - 1)
     ann["dp_masks"] = encode_dp_masks(parts[np.ix_(rows, cols)].astype(np.uint8))
 
-    # dp points: k-means per coarse part, points allocated by visible area, capped per part.
-    py, px = np.nonzero(crop_mask)
+    # dp points: k-means per coarse part, points allocated by visible area, capped per part; pixels
+    # of the person without a body surface under them (far clothing, hair) get no point.
+    py, px = np.nonzero(parts)
     pp = parts[py, px]
     order = np.argsort(pp, kind="stable")  # group pixels by part, raster order inside
     py, px, pp = py[order], px[order], pp[order]
     count = np.bincount(pp, minlength=NUM_MASK_PARTS + 1)[1:]
-    k = np.where(count > 0, np.clip(np.round(POINTS_PER_PERSON * count / len(pp)), 1, MAX_POINTS_PER_PART), 0)
+    k = np.where(count > 0, np.clip(np.round(POINTS_PER_PERSON * count / max(len(pp), 1)), 1, MAX_POINTS_PER_PART), 0)
     chosen = kmeans_pixels(rng, np.column_stack([px, py]), pp - 1, k.astype(np.int64))
     cy, cx = py[chosen], px[chosen]
     gy, gx = cy + y0, cx + x0
