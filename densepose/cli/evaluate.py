@@ -8,8 +8,6 @@ from pathlib import Path
 from densepose.cache import atomic_write_bytes
 from densepose.errors import UserError
 
-_COLUMNS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -22,8 +20,12 @@ def register(subparsers) -> None:
                    help="COCO results JSON (uv_shape + uv_data per detection) or our NPZ layout")
     p.add_argument("--surface", default="anny", choices=("anny", "smpl"), help="body surface of the charts (default anny)")
     p.add_argument("--smpl-model", default=None, help="SMPL model file (v_template, f), needed by --surface smpl")
-    p.add_argument("--kappa", default="per-part", choices=("per-part", "paper"),
-                   help="GPS normaliser: per-part (official protocol, default) or paper (0.255)")
+    p.add_argument("--kappa", default="per-part", choices=("per-part", "smpl", "paper"),
+                   help="GPS normaliser: per-part (the official rule, measured on the surface; default), "
+                        "smpl (the official evaluator's constants, for SMPL-chart results) or paper (0.255)")
+    p.add_argument("--min-iou", type=float, default=0.5,
+                   help="lowest matching threshold, in [0.05, 0.5] (default 0.5: thresholds 0.50:0.05:0.95); "
+                        "0.2, 0.3 or 0.4 add AP20 / AP30 / AP40 (detectron2's MIN_IOU_THRESHOLD)")
     p.add_argument("--exact", action="store_true",
                    help="use exact surface points instead of the official nearest-vertex snap")
     p.add_argument("--gt-boxes", action="store_true",
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     check_ground_truth(gt)
     surface = _surface(args.surface, args.smpl_model)
     metrics = evaluate(gt, results, surface, kappa=args.kappa, exact=args.exact, gt_boxes=args.gt_boxes,
-                       coco_metrics=not args.no_coco, progress=True)
+                       min_iou=args.min_iou, coco_metrics=not args.no_coco, progress=True)
     metrics["settings"].update({"gt": str(args.gt), "results": str(args.results)})
     print(format_table(metrics))
     if args.out:
@@ -71,11 +73,13 @@ def format_table(m: dict) -> str:
     lines = []
     if "densepose" in m:
         snap = "exact points" if s["exact"] else "vertex snap"
-        lines.append(f"DensePose AP (%)  surface {s['surface']}, kappa {s['kappa']}, {snap}, maxDets {s['max_dets']}")
-        lines.append(f"{'mode':<6}" + "".join(f"{c:>7}" for c in _COLUMNS))
+        lines.append(f"DensePose AP (%)  surface {s['surface']}, kappa {s['kappa']}, {snap}, maxDets {s['max_dets']}, "
+                     f"thresholds {s.get('min_iou', 0.5):.2f}:0.05:0.95")
+        columns = list(m["densepose"]["gps"])
+        lines.append(f"{'mode':<6}" + "".join(f"{c:>7}" for c in columns))
         for mode, label in (("gps", "GPS"), ("gpsm", "GPSm"), ("iou", "IOU")):
             row = m["densepose"][mode]
-            lines.append(f"{label:<6}" + "".join(_pct(row[c]) for c in _COLUMNS))
+            lines.append(f"{label:<6}" + "".join(_pct(row[c]) for c in columns))
         pw = m["pointwise"]
         ratios = ", ".join(f"{k} cm {_pct(v).strip()}" for k, v in pw["ratio_at_cm"].items())
         lines.append(f"pointwise: AUC10 {_pct(pw['auc10']).strip()}  AUC30 {_pct(pw['auc30']).strip()}  "
@@ -87,6 +91,9 @@ def format_table(m: dict) -> str:
     lines.append(f"{c['images']} images, {c['gt']} people ({c['gt_densepose']} with DensePose), "
                  f"{c['detections']} detections ({c['detections_evaluated']} evaluated)"
                  + (f", {c['pairs']} pairs" if "pairs" in c else ""))
+    if "gt_in_ignore_regions" in c:
+        lines.append(f"ignore regions: {c['gt_in_ignore_regions']} people and {c['detections_in_ignore_regions']} "
+                     "detections dropped (as the official evaluator)")
     for text, n in m.get("warnings", {}).items():
         lines.append(f"warning: {text}: {n}")
     return "\n".join(lines)

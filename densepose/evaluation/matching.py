@@ -4,7 +4,7 @@ Given per image (and category) a similarity matrix between its top-scoring detec
 ground truth (GPS, GPSm or mask IoU), this reproduces the official DensePose evaluator's
 ``evaluateImg`` / ``accumulate`` / ``_summarizeUvs``:
 
-- thresholds 0.50:0.05:0.95, 101 recall points, at most 20 detections per image, area ranges
+- thresholds 0.50:0.05:0.95 (or from a lower ``min_iou``, as detectron2), 101 recall points, at most 20 detections per image, area ranges
   all / medium / large (no small);
 - ground truth without DensePose points is ignored, and so are people outside the area range;
 - a detection that ends unmatched (at the last threshold) and overlaps an unmatched ground truth
@@ -23,6 +23,13 @@ RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101, endpoint=True)
 MAX_DETS = 20
 AREA_RANGES = {"all": (0.0, 1e5 ** 2), "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, 1e5 ** 2)}
 BOX_IGNORE_IOU = 0.8
+
+def iou_thresholds(min_iou: float = 0.5) -> np.ndarray:
+    """The matching thresholds min_iou:0.05:0.95 (detectron2's ``min_iou_threshold``; 0.5: ``IOU_THRESHOLDS``)."""
+    if not 0.0 < min_iou <= 0.95:
+        raise ValueError(f"min_iou must be in (0, 0.95], got {min_iou}")
+    return np.linspace(min_iou, 0.95, int(np.round((0.95 - min_iou) / 0.05)) + 1, endpoint=True)
+
 
 #: The printed summary: (name, AP?, IoU threshold or None, area range).
 SUMMARY = (
@@ -139,7 +146,8 @@ def precision_recall(scores: np.ndarray, matched: np.ndarray, ignored: np.ndarra
 
 
 def accumulate_cells(cells: list[dict], area_ranges: list[tuple[float, float]], category: np.ndarray,
-                     num_categories: int, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+                     num_categories: int, batch: int = 256,
+                     thresholds: np.ndarray = IOU_THRESHOLDS) -> tuple[np.ndarray, np.ndarray]:
     """``match_images`` then ``accumulate``, without a per-image ``ImageEval``.
 
     Args:
@@ -148,12 +156,12 @@ def accumulate_cells(cells: list[dict], area_ranges: list[tuple[float, float]], 
         precision (M, A, T, R, K) and recall (M, A, T, K), K = num_categories.
     """
     M = cells[0]["sims"].shape[0] if cells else 3
-    A, T, R, K = len(area_ranges), len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), num_categories
+    A, T, R, K = len(area_ranges), len(thresholds), len(RECALL_THRESHOLDS), num_categories
     parts, npig, present = [], np.zeros((K, A), dtype=np.int64), np.zeros(K, dtype=bool)
     category = np.asarray(category, dtype=np.int64)
     for s in range(0, len(cells), batch):
         chunk = cells[s:s + batch]
-        matched, ignored, ig, Ds, Gs = _match_batch(chunk, area_ranges)
+        matched, ignored, ig, Ds, Gs = _match_batch(chunk, area_ranges, thresholds)
         cat = category[s:s + len(chunk)]
         C, D = len(chunk), matched.shape[-1]
         real = np.arange(D) < Ds[:, None]  # (C, D) the cells' own detections, in order
@@ -178,14 +186,17 @@ def accumulate_cells(cells: list[dict], area_ranges: list[tuple[float, float]], 
     return precision, recall
 
 
-def summarize(per_area: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """{area: (precision, recall)} -> the 10 numbers AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl."""
+def summarize(per_area: dict[str, tuple[np.ndarray, np.ndarray]],
+              thresholds: np.ndarray = IOU_THRESHOLDS) -> dict[str, float]:
+    """{area: (precision, recall)} -> the 10 numbers AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl,
+    with AP20 / AP30 / AP40 after AP when the thresholds start that low (as detectron2)."""
     out = {}
-    for name, is_ap, thr, area in SUMMARY:
+    low = [(f"AP{round(t * 100)}", True, t, "all") for t in (0.2, 0.3, 0.4) if thresholds.min() <= t + 0.001]
+    for name, is_ap, thr, area in SUMMARY[:1] + tuple(low) + SUMMARY[1:]:
         precision, recall = per_area[area]
         s = precision if is_ap else recall
         if thr is not None:
-            s = s[np.flatnonzero(np.abs(IOU_THRESHOLDS - thr) < 1e-3)]
+            s = s[np.flatnonzero(np.abs(thresholds - thr) < 1e-3)]
         valid = s[s > -1]
         out[name] = float(np.mean(valid)) if valid.size else -1.0
     return out
@@ -220,7 +231,8 @@ def match_images(cells: list[dict], area_ranges: list[tuple[float, float]], batc
     return out
 
 
-def _match_batch(cells: list[dict], area_ranges: list[tuple[float, float]]) -> tuple[np.ndarray, ...]:
+def _match_batch(cells: list[dict], area_ranges: list[tuple[float, float]],
+                 thresholds: np.ndarray = IOU_THRESHOLDS) -> tuple[np.ndarray, ...]:
     """Cells padded to a common (D, G) and matched together -> matched, ignored (C, M, A, T, D),
     GT ignored (C, A, G), and the cells' D (C,) and G (C,)."""
     C = len(cells)
@@ -230,7 +242,7 @@ def _match_batch(cells: list[dict], area_ranges: list[tuple[float, float]]) -> t
     Ds = [c["sims"].shape[1] for c in cells]
     Gs = [c["sims"].shape[2] for c in cells]
     D, G = max(max(Ds), 1), max(max(Gs), 1)
-    A, T = len(area_ranges), len(IOU_THRESHOLDS)
+    A, T = len(area_ranges), len(thresholds)
     sims = np.zeros((C, M, D, G))
     box = np.zeros((C, D, G))
     gt_ig = np.ones((C, G), dtype=bool)
@@ -252,7 +264,7 @@ def _match_batch(cells: list[dict], area_ranges: list[tuple[float, float]]) -> t
     R = C * M * A * T
     ig_r = np.broadcast_to(ig[:, None, :, None, :], shape + (G,)).reshape(R, G)
     crowd_r = np.broadcast_to(crowd[:, None, None, None, :], shape + (G,)).reshape(R, G)
-    thr = np.broadcast_to(np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[None, None, None, :, None], shape + (1,)).reshape(R, 1)
+    thr = np.broadcast_to(np.minimum(thresholds, 1 - 1e-10)[None, None, None, :, None], shape + (1,)).reshape(R, 1)
     dtm = np.full((R, D), -1, dtype=np.int64)
     gtm = np.zeros((R, G), dtype=bool)
     dt_ig = np.zeros((R, D), dtype=bool)
