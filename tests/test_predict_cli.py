@@ -11,6 +11,7 @@ from PIL import Image
 import densepose.api
 from densepose.cli.main import main
 from densepose.errors import UserError
+from densepose.predict.image_ids import name_id
 from test_predict_common import FakeModel, random_image
 
 
@@ -73,7 +74,7 @@ def test_predict_all_outputs_with_bad_files(tmp_path, fake_model, capsys):
         for suffix in ("_IUV.png", "_INDS.png", ".npz", "_parts.jpg", "_contours.jpg", "_texture.jpg", "_u.jpg", "_v.jpg", "_boxes.jpg"):
             assert (out / f"{stem}{suffix}").is_file(), stem + suffix
     records = json.loads((out / "results.json").read_text())
-    assert sorted({r["image_id"] for r in records}) == [1, 785]  # COCO digits, else a running number
+    assert sorted({r["image_id"] for r in records}) == sorted([785, name_id("second.png")])  # COCO digits, else a CRC
     assert len(records) == 4 and len(cut) > 0
     assert not list(out.glob(".*tmp"))  # atomic writes leave no temp files
 
@@ -82,14 +83,14 @@ def test_predict_default_outputs_and_glob(tmp_path, fake_model):
     inp = _images(tmp_path / "in")
     out = tmp_path / "out"
     assert main(["predict", str(inp / "*.png"), "--out", str(out), "--model", fake_model, "--quiet"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["second_INDS.png", "second_IUV.png", "second_parts.jpg"]
+    assert sorted(p.name for p in out.iterdir()) == ["second_INDS.png", "second_IUV.png", "second_parts_boxes.jpg"]
 
 
 def test_output_dir_not_writable(tmp_path, fake_model, capsys):
     inp = _images(tmp_path / "in")
     blocker = tmp_path / "out"
     blocker.write_text("a file where the output folder should be")
-    rc = main(["predict", str(inp), "--out", str(blocker), "--model", fake_model, "--quiet"])
+    rc = main(["predict", str(inp), "--out", str(blocker), "--exist-ok", "--model", fake_model, "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1
     assert err.count("error: ") == 2 and err.count("cannot write") == 2  # one clear message per input
@@ -99,7 +100,7 @@ def test_one_blocked_output_does_not_stop_the_run(tmp_path, fake_model, capsys):
     inp = _images(tmp_path / "in")
     out = tmp_path / "out"
     (out / "000000000785_IUV.png").mkdir(parents=True)  # cannot be replaced by a file
-    rc = main(["predict", str(inp), "--out", str(out), "--model", fake_model, "--quiet"])
+    rc = main(["predict", str(inp), "--out", str(out), "--exist-ok", "--model", fake_model, "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1 and "000000000785.jpg: cannot write" in err
     assert (out / "second_IUV.png").is_file()
@@ -141,9 +142,9 @@ def test_video_predict_with_smoothing(tmp_path, fake_model, av):
     assert _count_frames(clip) == 6
     out = tmp_path / "out"
     rc = main(["predict", str(clip), "--out", str(out), "--model", fake_model, "--npz", "--iuv", "--json",
-               "--smooth", "0.5", "--batch-size", "4", "--min-score", "0.3", "--quiet"])
+               "--smooth", "0.5", "--batch-size", "4", "--min-score", "0.3", "--frame-outputs", "--quiet"])
     assert rc == 0
-    assert _count_frames(out / "clip_parts.mp4") == 6
+    assert _count_frames(out / "clip_parts_boxes.mp4") == 6
     frames = sorted((out / "clip_frames").glob("*_IUV.png"))
     assert [p.name for p in frames] == [f"clip_f{i:06d}_IUV.png" for i in range(6)]
     with np.load(out / "clip_frames" / "clip_f000005.npz") as z:
@@ -152,7 +153,7 @@ def test_video_predict_with_smoothing(tmp_path, fake_model, av):
     assert sorted({r["image_id"] for r in records}) == [1, 2, 3, 4, 5, 6]
     out2 = tmp_path / "out2"
     rc = main(["predict", str(clip), "--out", str(out2), "--model", fake_model, "--every", "2", "--max-frames", "2",
-               "--no-frame-outputs", "--video-vis", "contours", "--quiet"])
+               "--video-vis", "contours", "--quiet"])
     assert rc == 0 and sorted(p.name for p in out2.iterdir()) == ["clip_contours.mp4"]
     assert _count_frames(out2 / "clip_contours.mp4") == 2
 
@@ -168,7 +169,8 @@ def test_video_broken_midway_keeps_decoded_frames(tmp_path, fake_model, capsys, 
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(clip.read_bytes()[: len(data) * 6 // 10])
     out = tmp_path / "out"
-    rc = main(["predict", str(bad), str(cut), "--out", str(out), "--model", fake_model, "--iuv", "--quiet"])
+    rc = main(["predict", str(bad), str(cut), "--out", str(out), "--model", fake_model, "--iuv", "--frame-outputs",
+               "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1
     for stem in ("bad", "cut"):
@@ -176,7 +178,7 @@ def test_video_broken_midway_keeps_decoded_frames(tmp_path, fake_model, capsys, 
         n = len(list((out / f"{stem}_frames").glob("*_IUV.png")))
         assert 0 < n < 20
         assert f"{n} frame(s) processed and written" in err
-        assert _count_frames(out / f"{stem}_parts.mp4") == n
+        assert _count_frames(out / f"{stem}_parts_boxes.mp4") == n
 
 
 def test_demo_end_to_end_with_random_weights(tmp_path, tiny_model_file, monkeypatch, capsys, one_thread):
@@ -259,8 +261,7 @@ def test_bf16_precision_close_to_fp32(tiny_model_file, one_thread):
     fp32 = densepose.api.load(tiny_model_file, min_score=0.0)
     bf16 = densepose.api.load(tiny_model_file, min_score=0.0, precision="bf16")
     with torch.inference_mode():
-        x, _ = fp32._prepare(image)
-        batch = fp32.model.preprocess([x], None)[0]
+        batch = fp32.model.preprocess([fp32.to_tensor(image)], None)[0]
         f32 = fp32.model.backbone(batch)[0]
         with torch.autocast("cpu", dtype=torch.bfloat16):
             f16 = bf16.model.backbone(batch)[0].float()

@@ -57,19 +57,20 @@ def test_compose_and_iuv_png_round_trip(tmp_path, people):
     image, res = people
     h, w = image.shape[:2]
     labels, u, v, inds = compose(res, h, w)
-    opts = OutputOptions(out_dir=tmp_path, iuv=True, inds=True, npz=True, vis=("parts", "contours", "texture"))
+    opts = OutputOptions(out_dir=tmp_path, iuv=True, inds=True, npz=True,
+                         vis=(("parts",), ("contours",), ("texture",), ("parts", "contours", "boxes")))
     written = write_frame_outputs("img", tmp_path, image, res, (labels, u, v, inds), opts, "img.jpg")
-    assert {p.name for p in written} == {"img_IUV.png", "img_INDS.png", "img.npz", "img_parts.jpg", "img_contours.jpg", "img_texture.jpg"}
+    assert {p.name for p in written} == {"img_IUV.png", "img_INDS.png", "img.npz", "img_parts.jpg", "img_contours.jpg",
+                                         "img_texture.jpg", "img_parts_contours_boxes.jpg"}
     with Image.open(tmp_path / "img_IUV.png") as im:
         assert im.mode == "RGB" and im.size == (w, h)
         raw = np.asarray(im)
-    assert (raw[..., 0] == labels).all()  # R = I
-    L, U, V = read_iuv_png(tmp_path / "img_IUV.png")
-    assert (L == labels).all()
-    assert np.abs(U - u).max() <= 0.5 / 255 + 1e-6 and np.abs(V - v).max() <= 0.5 / 255 + 1e-6
-    # Caffe2 files are BGR: reading ours as BGR swaps I and V.
-    L2, _, V2 = read_iuv_png(tmp_path / "img_IUV.png", caffe2_bgr=True)
-    assert (L2 == raw[..., 2]).all() and (V2 * 255 == raw[..., 0]).all()
+    # Default layout is the original Detectron file: I in the blue channel of an RGB reader.
+    assert (raw[..., 2] == labels).all() and (raw[..., 0] == np.round(v * 255)).all()
+    for layout in (None, "detectron"):
+        L, U, V = read_iuv_png(tmp_path / "img_IUV.png", layout)
+        assert (L == labels).all()
+        assert np.abs(U - u).max() <= 0.5 / 255 + 1e-6 and np.abs(V - v).max() <= 0.5 / 255 + 1e-6
     # Each person's paste agrees with the composite where that person is on top.
     inds_back = read_inds_png(tmp_path / "img_INDS.png")
     assert (inds_back == inds).all() and set(np.unique(inds)) == {0, 1, 2}

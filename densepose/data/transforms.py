@@ -15,10 +15,10 @@ from typing import Protocol, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from densepose.data.coco import KEYPOINT_FLIP
 from densepose.data.rle import DP_MASK_SIZE
+from densepose.modeling.transform import resize_image, resize_shape, scale_target
 from densepose.surface.parts import MASK_PART_FLIP
 
 
@@ -29,36 +29,12 @@ class FlipSurface(Protocol):
 
 
 # ----------------------------------------------------------------------------- resize
-def resize_shape(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
-    """Scale so the short side is ``min_size`` unless the long side would pass ``max_size``."""
-    scale = min_size / min(height, width)
-    if max(height, width) * scale > max_size:
-        scale = max_size / max(height, width)
-    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
-
-
 def resize(image: torch.Tensor, target: dict, size: tuple[int, int]) -> tuple[torch.Tensor, dict]:
-    """Resize to ``size`` = (h, w); boxes, keypoints and instance masks follow.
-
-    DensePose points and part masks live in box-relative 256x256 coordinates and need no change.
-    """
+    """Resize to ``size`` = (h, w) by the rule of `densepose.modeling.transform`; targets follow."""
     h0, w0 = image.shape[-2:]
-    h, w = size
-    if (h, w) == (h0, w0):
+    if tuple(size) == (h0, w0):
         return image, target
-    image = F.interpolate(image[None], size=(h, w), mode="bilinear", align_corners=False, antialias=h < h0)[0]
-    sx, sy = w / w0, h / h0
-    out = dict(target)
-    out["boxes"] = target["boxes"] * torch.tensor([sx, sy, sx, sy], dtype=target["boxes"].dtype)
-    if "keypoints" in target:
-        out["keypoints"] = target["keypoints"] * torch.tensor([sx, sy, 1.0], dtype=target["keypoints"].dtype)
-    if "masks" in target:
-        m = target["masks"]
-        out["masks"] = (
-            F.interpolate(m[:, None].float(), size=(h, w), mode="nearest")[:, 0].to(m.dtype) if len(m)
-            else m.new_zeros((0, h, w))
-        )
-    return image.clamp_(0, 255), out
+    return resize_image(image, size), scale_target(target, size[0] / h0, size[1] / w0, size)
 
 
 # ----------------------------------------------------------------------------- flip

@@ -20,6 +20,7 @@ import io
 import os
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".m
 
 #: Longest side kept after decoding; larger images are downscaled (with a note) before inference.
 DEFAULT_MAX_SIDE = 4096
+_EXIF_ORIENTATION = 0x0112
 _BYTES_PER_SAMPLE = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 
 
@@ -138,6 +140,16 @@ def _open_without_bomb_guard(path: Path) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = old
 
 
+@dataclass
+class DecodedImage:
+    """An image file as decoded: ``array`` RGB uint8 (h, w, 3), ``original_size`` (H, W) of the
+    file after EXIF rotation (larger than the array when it was downscaled), human-readable ``notes``."""
+
+    array: np.ndarray
+    original_size: tuple[int, int]
+    notes: list[str]
+
+
 def load_image(
     path: str | os.PathLike,
     max_side: int = DEFAULT_MAX_SIDE,
@@ -145,6 +157,16 @@ def load_image(
 ) -> tuple[np.ndarray, list[str]]:
     """Read an image file as RGB uint8 (H, W, 3). Returns the array and human-readable notes
     (e.g. "downscaled from 20000x20000 to 4096x4096"). Raises `UserError` for unusable files."""
+    decoded = read_image(path, max_side, max_decode_pixels)
+    return decoded.array, decoded.notes
+
+
+def read_image(
+    path: str | os.PathLike,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_decode_pixels: int | None = None,
+) -> DecodedImage:
+    """`load_image` that also tells the file's own size (results are reported in those pixels)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file")
@@ -179,6 +201,11 @@ def load_image(
                     f"{limit / 1e6:.0f}-megapixel limit for decoding {im.format or 'this format'} safely in "
                     "the available memory; downscale it first (JPEGs of any size are accepted)"
                 )
+            try:
+                swap = im.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8)  # rotated by 90 degrees
+            except Exception:  # a broken EXIF block: exif_transpose ignores it too
+                swap = False
+            original_size = (width, height) if swap else (height, width)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 im.load()
@@ -202,7 +229,7 @@ def load_image(
         raise UserError(f"{path}: not enough memory to decode this {width}x{height} image") from None
     if max(rgb.shape[:2]) < max(width, height):
         notes.append(f"downscaled from {width}x{height} to {rgb.shape[1]}x{rgb.shape[0]}")
-    return np.ascontiguousarray(rgb), notes
+    return DecodedImage(np.ascontiguousarray(rgb), original_size, notes)
 
 
 def image_to_array(image) -> np.ndarray:

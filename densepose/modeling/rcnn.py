@@ -2,14 +2,17 @@
 
 I/O contract (docs/ARCHITECTURE.md): input a list of (3, H, W) float RGB tensors in 0..255; the
 model resizes (shorter side ``min_size``, longer <= ``max_size``), normalises with ImageNet mean/std
-and pads to a multiple of 32 itself. Training returns a dict of scalar losses; eval returns per
+and pads to a multiple of 32 itself (`densepose.modeling.transform.RCNNTransform`). In eval, images
+are run in groups of equal padded size, so a batch gives every image its one-at-a-time answer.
+Training returns a dict of scalar losses; eval returns per
 image ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N,), ``coarse_segm`` (N, 2, 112, 112),
 ``fine_segm``/``u``/``v`` (N, 25, 112, 112), and ``masks`` (N, 1, 28, 28) probabilities /
 ``keypoints`` (N, 17, 3) (x, y, score) in input pixels when those heads are on.
 """
 from __future__ import annotations
 
-import random
+import math
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +42,7 @@ from densepose.modeling.roi_heads import (
     sample_proposals,
 )
 from densepose.modeling.rpn import RPN
+from densepose.modeling.transform import ImageBatch, RCNNTransform
 
 DP_OUTPUT_KEYS = ("coarse_segm", "fine_segm", "u", "v")
 
@@ -53,8 +57,8 @@ class DensePoseRCNN(nn.Module):
         c = cfg.fpn_channels
         strides = self.backbone.strides
         self.rpn = RPN(cfg, c, strides)
-        self.register_buffer("pixel_mean", torch.tensor(cfg.pixel_mean).view(3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(3, 1, 1), persistent=False)
+        self.transform = RCNNTransform(cfg.min_size_train, cfg.min_size_test, cfg.max_size, cfg.size_divisibility,
+                                       cfg.pixel_mean, cfg.pixel_std)
         # Box/mask/keypoint pooling uses P2..P5 (P6 is RPN-only, as in d2).
         self.box_pooler = MultiScaleRoIAlign(cfg.box_pool, strides[:4], 2, aligned=True)
         self.box_head = BoxHead(c, cfg.box_pool, cfg.box_fc_dim)
@@ -84,54 +88,43 @@ class DensePoseRCNN(nn.Module):
         # hands the network NHWC batches to match.
         self.to(memory_format=torch.channels_last)
 
-    # ------------------------------------------------------------------ preprocessing
+    # ------------------------------------------------------------------ forward
 
     def preprocess(self, images: list[Tensor], targets: list[dict] | None):
         """Resize, normalise, pad. Returns (batch (N,3,H,W), sizes [(h,w)], scales [(sy,sx)], targets)."""
-        cfg = self.cfg
-        dev = self.pixel_mean.device
-        resized, sizes, scales, out_t = [], [], [], []
-        for i, img in enumerate(images):
-            if img.dim() != 3 or img.shape[0] != 3:
-                raise ValueError(f"image {i}: expected a (3, H, W) tensor, got shape {tuple(img.shape)}")
-            h, w = img.shape[-2:]
-            short = random.choice(cfg.min_size_train) if self.training else cfg.min_size_test
-            s = short / min(h, w)
-            if max(h, w) * s > cfg.max_size:
-                s = cfg.max_size / max(h, w)
-            nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
-            x = img.to(dev, torch.float32)
-            if (nh, nw) != (h, w):
-                x = F.interpolate(x[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
-            resized.append((x - self.pixel_mean) / self.pixel_std)
-            sy, sx = nh / h, nw / w
-            sizes.append((nh, nw))
-            scales.append((sy, sx))
-            if targets is not None:
-                out_t.append(_scale_target(targets[i], sy, sx, (nh, nw), dev))
-        d = cfg.size_divisibility
-        H = -(-max(s[0] for s in sizes) // d) * d
-        W = -(-max(s[1] for s in sizes) // d) * d
-        batch = resized[0].new_zeros((len(images), 3, H, W))
-        for i, x in enumerate(resized):
-            batch[i, :, : x.shape[1], : x.shape[2]] = x
-        batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch, sizes, scales, (out_t if targets is not None else None)
+        b = self.transform(images, targets)
+        return b.tensor, b.sizes, b.scales, b.targets
 
-    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        images: list[Tensor],
+        targets: list[dict] | None = None,
+        *,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        score_thresh: float | None = None,
+    ):
+        """Training: losses. Eval: per-image outputs in input pixels.
 
-    def forward(self, images: list[Tensor], targets: list[dict] | None = None):
-        if self.training and targets is None:
-            raise ValueError("DensePoseRCNN in training mode needs targets")
-        batch, sizes, scales, targets = self.preprocess(images, targets if self.training else None)
-        feats = self.backbone(batch)
-        gt_boxes = [t["boxes"] for t in targets] if self.training else None
-        proposals, losses = self.rpn(feats, sizes, gt_boxes)
-        fpn4 = feats[:4]
+        Eval-only overrides (the config is never changed): ``min_size`` / ``max_size`` of the
+        resize, and ``score_thresh`` (replaces ``score_thresh_test``; scores >= it are kept), so
+        low scores are dropped before the mask, keypoint and DensePose heads run (their cost grows per box).
+        """
         if self.training:
-            losses.update(self._train_heads(feats, fpn4, proposals, sizes, targets))
+            if targets is None:
+                raise ValueError("DensePoseRCNN in training mode needs targets")
+            batch = self.transform(images, targets)
+            feats = self.backbone(batch.tensor)
+            gt_boxes = [t["boxes"] for t in batch.targets]
+            proposals, losses = self.rpn(feats, batch.sizes, gt_boxes)
+            losses.update(self._train_heads(feats, feats[:4], proposals, batch.sizes, batch.targets))
             return losses
-        return self._inference(feats, fpn4, proposals, sizes, scales, [im.shape[-2:] for im in images])
+        results: list[dict[str, Tensor] | None] = [None] * len(images)
+        for group in self.transform.same_padding_groups(images, min_size, max_size):
+            batch = self.transform([images[i] for i in group], None, min_size, max_size)
+            for i, r in zip(group, self._inference(batch, score_thresh)):
+                results[i] = r
+        return results
 
     def _dp_features(self, feats: list[Tensor], boxes: list[Tensor]) -> Tensor:
         return self.dp_pooler([self.dp_decoder(feats[:4])], boxes)
@@ -235,10 +228,16 @@ class DensePoseRCNN(nn.Module):
         return losses
 
     @torch.no_grad()
-    def _inference(self, feats, fpn4, proposals, sizes, scales, input_sizes) -> list[dict[str, Tensor]]:
+    def _inference(self, batch: ImageBatch, score_thresh: float | None) -> list[dict[str, Tensor]]:
         cfg = self.cfg
+        feats = self.backbone(batch.tensor)
+        fpn4 = feats[:4]
+        proposals, _ = self.rpn(feats, batch.sizes)
         logits, deltas = self.box_head(self.box_pooler(fpn4, proposals))
-        dets = box_inference(logits, deltas, proposals, sizes, cfg, cfg.box_reg_weights)
+        box_cfg = cfg
+        if score_thresh is not None:  # a copy: box_inference keeps scores > score_thresh_test
+            box_cfg = replace(cfg, score_thresh_test=math.nextafter(float(score_thresh), -math.inf))
+        dets = box_inference(logits, deltas, proposals, batch.sizes, box_cfg, cfg.box_reg_weights)
         boxes = [b for b, _ in dets]
         counts = [b.shape[0] for b in boxes]
         results = [{"boxes": b, "scores": s} for b, s in dets]
@@ -263,34 +262,4 @@ class DensePoseRCNN(nn.Module):
             for key in DP_OUTPUT_KEYS:
                 for r, o in zip(results, out[key].split(counts)):
                     r[key] = o
-        # Back to input pixels.
-        for r, (sy, sx), (h, w) in zip(results, scales, input_sizes):
-            scale = r["boxes"].new_tensor([sx, sy, sx, sy])
-            b = r["boxes"] / scale
-            b[:, 0::2] = b[:, 0::2].clamp(0, int(w))
-            b[:, 1::2] = b[:, 1::2].clamp(0, int(h))
-            r["boxes"] = b
-            if "keypoints" in r:
-                r["keypoints"][..., 0] /= sx
-                r["keypoints"][..., 1] /= sy
-            for key, val in r.items():  # float32 outputs even under autocast
-                r[key] = val.float()
-        return results
-
-
-def _scale_target(t: dict, sy: float, sx: float, size: tuple[int, int], dev) -> dict:
-    """Targets in input pixels -> resized-image pixels (boxes, keypoints, masks; dp is box-relative)."""
-    out = dict(t)
-    boxes = torch.as_tensor(t["boxes"], dtype=torch.float32, device=dev).reshape(-1, 4)
-    out["boxes"] = boxes * boxes.new_tensor([sx, sy, sx, sy])
-    if t.get("keypoints") is not None:
-        k = torch.as_tensor(t["keypoints"], dtype=torch.float32, device=dev).clone().reshape(boxes.shape[0], -1, 3)
-        k[..., 0] *= sx
-        k[..., 1] *= sy
-        out["keypoints"] = k
-    if t.get("masks") is not None:
-        m = torch.as_tensor(t["masks"], device=dev)
-        if m.shape[0] and tuple(m.shape[-2:]) != size:
-            m = F.interpolate(m[:, None].float(), size=size, mode="nearest")[:, 0]
-        out["masks"] = m.to(torch.uint8) if m.shape[0] else m.new_zeros((0,) + size, dtype=torch.uint8)
-    return out
+        return RCNNTransform.to_input_pixels(results, batch)

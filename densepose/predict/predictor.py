@@ -1,0 +1,113 @@
+"""`Predictor`: a model plus its inference settings, from RGB images to `ImageResult`s."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from densepose.predict.cpu import resolve_precision
+from densepose.predict.results import ImageResult, PersonResult, chart_outputs_to_result
+
+
+class Predictor:
+    """Wraps a `DensePoseRCNN` (or any module honouring its eval contract) for RGB images.
+
+    The model resizes each image (shorter side ``min_size``, longer at most ``max_size``; default:
+    the model config's ``min_size_test`` and ``max_size``) with `densepose.modeling.transform` and
+    maps its outputs back, so every result is in the input image's pixels. The settings travel
+    with each call; the model and its config are never changed. Images of different sizes in one
+    batch give the same answers as one at a time.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: str | torch.device = "cpu",
+        min_score: float = 0.5,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        precision: str = "auto",
+    ):
+        self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.model = model.to(self.device).eval()
+        self.min_score = float(min_score)
+        self.min_size = None if min_size is None else int(min_size)
+        self.max_size = None if max_size is None else int(max_size)
+
+    def to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        """RGB uint8 (H, W, 3) -> float (3, H, W) 0..255 on this predictor's device."""
+        array = np.ascontiguousarray(image)
+        if not array.flags.writeable:  # torch.from_numpy warns on read-only memory
+            array = array.copy()
+        return torch.from_numpy(array).to(self.device).permute(2, 0, 1).float()
+
+    @torch.inference_mode()
+    def forward(self, tensors: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """The model on (3, H, W) float tensors, in this predictor's precision (raw model outputs, input pixels)."""
+        from densepose.modeling.rcnn import DensePoseRCNN
+
+        kwargs = {}
+        if isinstance(self.model, DensePoseRCNN):
+            # Low scores are dropped before the per-box heads run: their cost grows per box.
+            kwargs = dict(min_size=self.min_size, max_size=self.max_size, score_thresh=self.min_score)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return self.model(tensors, **kwargs)
+
+    @torch.inference_mode()
+    def predict_batch(self, images: list[Any], frame_sizes: list[tuple[int, int]] | None = None) -> list[ImageResult]:
+        """Run the model on a list of images (RGB arrays, PIL images or paths); people sorted by score.
+
+        ``frame_sizes``: per image the (h, w) its results are reported in, when the array is a
+        downscaled copy of a larger picture (`densepose.io.images.read_image` says so); boxes and
+        maps then come out in the larger picture's pixels. Paths are handled this way by themselves.
+        """
+        from densepose.io.images import image_to_array, read_image
+
+        arrays, frames = [], []
+        for k, im in enumerate(images):
+            if isinstance(im, (str, bytes)) or hasattr(im, "__fspath__"):
+                decoded = read_image(im)
+                arrays.append(decoded.array)
+                frames.append(decoded.original_size)
+            else:
+                arrays.append(image_to_array(im))
+                frames.append(arrays[-1].shape[:2])
+            if frame_sizes is not None:
+                frames[-1] = tuple(frame_sizes[k])
+        outputs = self.forward([self.to_tensor(a) for a in arrays])
+        return [self._people(arr, frame, out) for arr, frame, out in zip(arrays, frames, outputs)]
+
+    def _people(self, array: np.ndarray, frame: tuple[int, int], out: dict[str, torch.Tensor]) -> ImageResult:
+        h, w = array.shape[:2]
+        fh, fw = frame
+        boxes = out["boxes"].float().cpu()
+        if (fh, fw) != (h, w):  # the array is a downscaled decode: report in the frame's pixels
+            boxes = boxes * torch.tensor([fw / w, fh / h, fw / w, fh / h])
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, fw)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, fh)
+        scores = out["scores"].float()
+        chart = getattr(self.model, "chart", "anny")
+        people = []
+        for k in torch.argsort(scores, descending=True).tolist():
+            if scores[k] < self.min_score:
+                continue
+            labels, u, v, origin = chart_outputs_to_result(
+                boxes[k], out["coarse_segm"][k], out["fine_segm"][k], out["u"][k], out["v"][k]
+            )
+            people.append(PersonResult(boxes[k].numpy().astype(np.float32), float(scores[k]), labels, u, v, origin, chart,
+                                       _confidences(out, k, labels, boxes[k])))
+        return ImageResult(people, array, frame_size=(fh, fw))
+
+    def __call__(self, image: Any) -> ImageResult:
+        return self.predict_batch([image])[0]
+
+
+def _confidences(out: dict[str, torch.Tensor], k: int, labels: np.ndarray, box: torch.Tensor) -> dict[str, np.ndarray]:
+    """Confidence maps of detection ``k`` at box size, for models that predict them (else empty)."""
+    if not any(key.endswith("confidence") or key in ("sigma_2", "kappa_u", "kappa_v") for key in out):
+        return {}
+    from densepose.modeling.detectron2.confidence import confidences_at_box
+
+    return confidences_at_box(out, k, labels, box)
