@@ -36,9 +36,12 @@ def test_snap_returns_vertex_of_same_chart(anny_surface):
     charts, uv = anny_surface.iuv_from_points(face, bary)
     cv = anny_surface.nearest_chart_vertex(charts, uv)
     assert (anny_surface.chart_vertex_part[cv] == charts).all()
-    # the snapped vertex is close on the body (vertex spacing is about a centimetre outside hands)
+    # the snapped vertex is close on the body (vertex spacing is about a centimetre outside hands);
+    # measured: median 6.8 mm, p99 19.8 mm, max 24.1 mm
     d = np.linalg.norm(anny_surface.vertices[anny_surface.chart_vertex_mesh[cv]] - anny_surface.xyz_from_points(face, bary), axis=1)
     assert np.median(d) < 0.01
+    assert np.percentile(d, 99) < 0.025
+    assert d.max() < 0.03
 
 
 def test_all_charts_injective(anny_surface):
@@ -59,15 +62,21 @@ def test_all_charts_injective(anny_surface):
 
 
 def test_charts_have_low_distortion(anny_surface):
-    """Limbs and torso are near-conformal; hands and feet, slit open along the digits, stay moderate."""
+    """Limbs and torso are near-conformal; hands and feet, slit open along the digits, stay moderate;
+    the two head charts (a closed surface cut open) have the largest angle distortion.
+
+    Measured (area, angle): limbs and torso <= 0.20, <= 1.03; hands and feet <= 1.19, <= 1.12;
+    head (23, 24) 1.31, 2.29.
+    """
     from densepose.surface.charts import distortion
 
     s = anny_surface
-    for chart in range(1, 23):
+    for chart in range(1, 25):
         f = np.flatnonzero(s.face_part == chart)
         local, inv = np.unique(s.chart_faces[f], return_inverse=True)
         area_d, angle_d, _ = distortion(s.vertices[s.chart_vertex_mesh[local]], inv.reshape(-1, 3), s.chart_uv[local])
-        assert angle_d < 1.2, chart
+        head = chart in (23, 24)
+        assert angle_d < (2.5 if head else 1.2), chart
         assert area_d < 1.5, chart
 
 
@@ -121,12 +130,16 @@ def test_flip_twice_is_identity_and_mirrors(name, request):
     f1, b1 = s.points_from_iuv(c1, uv1)
     mirrored = s.xyz_from_points(face, bary) * np.array([-1, 1, 1])
     err = np.linalg.norm(s.xyz_from_points(f1, b1) - mirrored, axis=1)
-    assert np.median(err) < 0.01
     c2, uv2 = s.flip_iuv(c1, uv1)
     assert (c2 == charts).all()
     f2, b2 = s.points_from_iuv(c2, uv2)
     err2 = np.linalg.norm(s.xyz_from_points(f2, b2) - s.xyz_from_points(face, bary), axis=1)
-    assert np.median(err2) < 0.01
+    # measured (m), mirror / twice: sphere p99 0.0033 / 0.0031, max 0.0040 / 0.0038;
+    # anny p99 0.0053 / 0.0059, max 0.0247 / 0.0247 (medians 1.1-1.8 mm)
+    for e in (err, err2):
+        assert np.median(e) < 0.003
+        assert np.percentile(e, 99) < 0.008
+        assert e.max() < 0.03
 
 
 def test_left_hand_point_maps_to_right_hand(anny_surface):
