@@ -53,11 +53,11 @@ class GarmentLibrary:
     """The body template and, optionally, MakeHuman assets by kind ("suit", "shoes", "hair", "hat")."""
 
     template: BodyTemplate
-    assets: dict[str, list[tuple[str, Garment]]]
+    assets: dict[str, list[tuple[str, list[Garment]]]]
 
     @staticmethod
     def load(assets_dir: str | Path | None = None) -> "GarmentLibrary":
-        assets: dict[str, list[tuple[str, Garment]]] = {}
+        assets: dict[str, list[tuple[str, list[Garment]]]] = {}
         if assets_dir is not None:
             from densepose.synth.makehuman import load_assets
 
@@ -74,7 +74,7 @@ def sample_outfit(rng: np.random.Generator, lib: GarmentLibrary, phenotype: dict
     use_mh = {k: bool(lib.assets.get(k)) and rng.random() < MAKEHUMAN_SHARE for k in ("suit", "shoes", "hair", "hat")}
 
     if use_mh["suit"]:
-        out.append(_pick(rng, lib.assets["suit"]))
+        out += _pick(rng, lib.assets["suit"])
         bottom_offset = 0.012
     else:
         style = rng.choice(["trousers", "shorts", "skirt", "dress"],
@@ -107,7 +107,7 @@ def sample_outfit(rng: np.random.Generator, lib: GarmentLibrary, phenotype: dict
             out.append(("coat tail", wraps.skirt(t, "coat", -0.03, u(0.25, 0.75), coat_offset, u(0.02, 0.06))))
 
     if use_mh["shoes"]:
-        out.append(_pick(rng, lib.assets["shoes"]))
+        out += _pick(rng, lib.assets["shoes"])
     elif rng.random() < 0.9:
         boots = rng.random() < 0.2
         out.append(("boots" if boots else "shoes", shells.shoes(
@@ -116,7 +116,7 @@ def sample_outfit(rng: np.random.Generator, lib: GarmentLibrary, phenotype: dict
 
     hat = rng.random() < 0.15
     if use_mh["hair"]:
-        out.append(_pick(rng, lib.assets["hair"]))
+        out += _pick(rng, lib.assets["hair"])
     else:
         p_long = 0.15 + 0.5 * feminine
         kind = rng.choice(["bald", "short", "long"], p=_normalise([0.08 * (1 - feminine) + 0.01, 0.9 - p_long, p_long]))
@@ -125,9 +125,9 @@ def sample_outfit(rng: np.random.Generator, lib: GarmentLibrary, phenotype: dict
             out.append(("short hair", shells.hair_cap(t, u(0.06, 0.1), u(0.02, 0.06), u(-0.07, -0.02), volume)))
         if kind == "long":
             out.append(("long hair", wraps.long_hair(t, u(0.05, t.landmarks["neck"][2] - 0.02), volume + 0.005,
-                                                     u(1.2, 2.0))))
+                                                     u(0.9, 1.5))))
     if hat and use_mh["hat"]:
-        out.append(_pick(rng, lib.assets["hat"]))
+        out += _pick(rng, lib.assets["hat"])
     elif hat:
         rim = u(0.04, 0.08)
         out.append(("hat", shells.hat_crown(t, rim, 0.035)))
@@ -145,8 +145,10 @@ def dress(lib: GarmentLibrary, outfit: Outfit, body: np.ndarray) -> list[Garment
             for g, r in zip(outfit.garments, outfit.rest)]
 
 
-def _pick(rng: np.random.Generator, items: list[tuple[str, Garment]]) -> tuple[str, Garment]:
-    return items[int(rng.integers(len(items)))]
+def _pick(rng: np.random.Generator, items: list[tuple[str, list[Garment]]]) -> list[tuple[str, Garment]]:
+    """The pieces of one random asset, named after it."""
+    name, pieces = items[int(rng.integers(len(items)))]
+    return [(name, g) for g in pieces]
 
 
 def _normalise(p: list[float]) -> np.ndarray:

@@ -19,7 +19,6 @@ from densepose.synth.garments_template import (
     HEAD_CHARTS,
     LOWER_LEG_CHARTS,
     TORSO_CHARTS,
-    UPPER_ARM_CHARTS,
     UPPER_LEG_CHARTS,
     BodyTemplate,
     body_template,
@@ -100,8 +99,8 @@ def _by_height(name: str) -> np.ndarray:
     elif name == "head":
         mask = t.is_chart(HEAD_CHARTS)
     elif name == "upper back":  # torso and shoulders within a hair's width of the spine
-        narrow = np.abs(v[:, 0]) < 0.11 + 0.08 * np.clip((t.landmarks["head"][2] - v[:, 2]) / 0.15, 0, 1)
-        mask = t.is_chart(TORSO_CHARTS + UPPER_ARM_CHARTS) & narrow
+        narrow = np.abs(v[:, 0]) < 0.08 + 0.04 * np.clip((t.landmarks["head"][2] - v[:, 2]) / 0.15, 0, 1)
+        mask = t.is_chart(TORSO_CHARTS) & narrow
     else:
         raise ValueError(f"unknown wrap group {name!r}")
     ids = np.flatnonzero(mask)
