@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from densepose.evaluation.synthetic import detections_to_records, make_synthetic
 from densepose.surface.base import BodySurface
 from densepose.surface.parts import NUM_CHARTS, OFFICIAL_SMPL_KAPPA
 
-OFFICIAL_EXAMPLE = "/work/shared/data/official/example_results.json"
+#: Three records of the official example results, shipped with the tests (tests/data/LICENSES.md).
+OFFICIAL_SUBSET = Path(__file__).parent / "data" / "official_example_results_subset.json"
 
 
 class _PlanarGeodesics:
@@ -192,16 +194,27 @@ def test_coco_box_ap(surface):
     assert m["coco"]["bbox"]["AP"] == pytest.approx(1.0)
 
 
-def test_official_example_decodes():
-    with open(OFFICIAL_EXAMPLE) as f:
+def _check_official_records(path, count):
+    with open(path) as f:
         records = json.load(f)
-    dets = load_results(OFFICIAL_EXAMPLE)
-    assert len(dets) == len(records) == 21
+    dets = load_results(path)
+    assert len(dets) == len(records) == count
     for k, rec in enumerate(records):
         iuv = dets.iuv(k)
         assert iuv.shape == tuple(rec["uv_shape"]) == (3, int(rec["bbox"][3]), int(rec["bbox"][2]))
         assert iuv.dtype == np.uint8 and iuv[0].max() <= 24
         assert (iuv == decode_uv_data(rec["uv_data"])).all()
+    return dets
+
+
+def test_official_example_subset_decodes():
+    dets = _check_official_records(OFFICIAL_SUBSET, 3)
+    assert [int(dets.iuv(k)[0].max()) for k in range(3)] == [0, 23, 24]
+    assert len(np.unique(dets.iuv(2)[0])) == 16  # background and 15 parts
+
+
+def test_official_example_decodes(shared_dir):
+    _check_official_records(shared_dir / "data" / "official" / "example_results.json", 21)
 
 
 def test_gt_mask_falls_back_to_segmentation(surface):
