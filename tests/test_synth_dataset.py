@@ -18,7 +18,7 @@ from densepose.surface.parts import CHART_TO_MASK_PART
 from densepose.synth.writer import RunSettings, generate, load_dense, merge
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = RunSettings(num=6, size=96, seed=11, max_people=3, min_dp_pixels=40)
+SETTINGS = RunSettings(num=6, size=96, seed=11, max_people=3, min_dp_pixels=40, plain=True)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -108,7 +108,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(reference, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "densepose.cli.main", "synth", "--out", str(out), "--num", str(SETTINGS.num),
            "--size", str(SETTINGS.size), "--seed", str(SETTINGS.seed), "--max-people", str(SETTINGS.max_people),
-           "--min-dp-pixels", str(SETTINGS.min_dp_pixels), "--backgrounds", "", "--no-progress"]
+           "--min-dp-pixels", str(SETTINGS.min_dp_pixels), "--backgrounds", "", "--no-progress", "--plain"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -129,7 +129,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(reference, tmp_path):
 def test_render_is_deterministic_by_seed():
     from densepose.synth.scene import SynthConfig, Synthesizer
 
-    synth = Synthesizer(SynthConfig(height=64, width=64, max_people=2, min_dp_pixels=20))
+    synth = Synthesizer(SynthConfig(height=64, width=64, max_people=2, min_dp_pixels=20, plain=True))
     a, b, c = synth.render(3, 5), synth.render(3, 5), synth.render(4, 5)
     assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.I, b.I) and a.people == b.people
     assert not np.array_equal(a.rgb, c.rgb)
@@ -147,12 +147,12 @@ def test_preview_contact_sheet(reference, tmp_path):
     from densepose.synth.preview import contact_sheet
 
     sheet = contact_sheet(reference, num=2, tile=64)
-    assert sheet.size == (4 * 64, 2 * 64)
-    assert np.asarray(sheet)[:, 64:].any()  # the part colours are drawn
+    assert sheet.size[0] == 4 * 64 and sheet.size[1] > 2 * 64  # a title row above the samples
+    assert np.asarray(sheet)[-2 * 64:, 64:128].any()  # the part colours are drawn
 
 
 def test_split_writes_train_and_val(tmp_path):
-    settings = RunSettings(num=5, size=64, seed=2, max_people=2, split=0.5, min_dp_pixels=20)
+    settings = RunSettings(num=5, size=64, seed=2, max_people=2, split=0.5, min_dp_pixels=20, plain=True)
     generate(tmp_path, settings, photos=[], progress=False)
     ids = []
     for sub in ("train", "val"):

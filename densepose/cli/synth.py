@@ -1,10 +1,4 @@
-"""``densepose synth``: render synthetic people with exact DensePose ground truth.
-
-    densepose synth --out DIR --num N [--size 512] [--seed S] [--workers K] [--shard i/N]
-                    [--max-people 4] [--split 0.9] [--format jpg|png] [--backgrounds DIR]
-    densepose synth merge DIR... --out DIR
-    densepose synth preview DIR --out sheet.png [--num 6]
-"""
+"""``densepose synth``: render synthetic people with exact DensePose ground truth."""
 from __future__ import annotations
 
 import argparse
@@ -14,13 +8,35 @@ from densepose.errors import UserError
 
 _REPO = Path(__file__).resolve().parents[2]
 
+DESCRIPTION = """\
+Render synthetic people on the Anny body with exact DensePose ground truth (I, U, V per pixel)
+and write a DensePose-COCO dataset.
 
-def default_backgrounds() -> str | None:
-    """The repo's own background photos if shipped, else ../shared/data/backgrounds when present."""
-    for cand in (_REPO / "data" / "backgrounds", _REPO.parent / "shared" / "data" / "backgrounds"):
+By default the renders are realistic: dressed people with hair and faces, among props and
+occluders, lit by HDR environment maps with soft shadows, with camera effects; 10 % of the
+images have no person (hard negatives), 8 % show a crowd. --plain renders bare bodies with
+painted clothes on photo or procedural backgrounds (the first generator: fastest, simplest).
+
+usage:
+  densepose synth --out DIR --num N [--size 512] [--seed S] [--workers K] [--shard i/N]
+  densepose synth merge DIR... --out DIR
+  densepose synth preview DIR --out sheet.png [--num 6]
+
+Asset folders default to ../shared/data/{backgrounds,hdri,makehuman} next to the repository when
+they exist; without them the renderer uses procedural backgrounds, skies and garments.
+"""
+
+
+def shared_data(name: str) -> str | None:
+    """The repository's own ``data/<name>`` if shipped, else ``../shared/data/<name>`` when present."""
+    for cand in (_REPO / "data" / name, _REPO.parent / "shared" / "data" / name):
         if cand.is_dir():
             return str(cand)
     return None
+
+
+def default_backgrounds() -> str | None:
+    return shared_data("backgrounds")
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -35,39 +51,63 @@ def _shard(text: str) -> tuple[int, int]:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("synth", help="render synthetic DensePose-COCO data with Anny",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", help="output directory")
     p.add_argument("--num", type=int, help="number of images of the whole run (all shards)")
     p.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the run; image k depends only on (seed, k), so shards and "
+                        "resumed runs give identical files (default 0)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--shard", type=_shard, default=(0, 1), help="render only indices with index %% N == i")
-    p.add_argument("--max-people", type=int, default=4)
-    p.add_argument("--min-people", type=int, default=1)
+    p.add_argument("--max-people", type=int, default=4,
+                   help="most people in an ordinary image (default 4; crowd images have 10-16)")
+    p.add_argument("--min-people", type=int, default=1,
+                   help="fewest people in an image that is not a hard negative (default 1)")
     p.add_argument("--split", type=float, default=None, help="train fraction: write train/ and val/ subfolders")
-    p.add_argument("--format", choices=("jpg", "png"), default="jpg")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality")
+    p.add_argument("--format", choices=("jpg", "png"), default="jpg",
+                   help="image file format: jpg (small, default) or png (lossless)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     p.add_argument("--min-dp-pixels", type=int, default=None,
                    help="visible pixels a person needs for dp points (default 300 at 512 px, scaled by image area)")
+    p.add_argument("--plain", action="store_true",
+                   help="plain mode: bare bodies with painted clothes, Lambert light, no props or camera effects")
+    p.add_argument("--negatives", type=float, default=0.1,
+                   help="fraction of images with no person and no annotation (default 0.1; realistic mode)")
+    p.add_argument("--crowds", type=float, default=0.08,
+                   help="fraction of images with a crowd of 10-16 small people (default 0.08; realistic mode)")
+    p.add_argument("--max-props", type=int, default=6,
+                   help="most distractor objects per image (default 6; realistic mode)")
     p.add_argument("--backgrounds", default=default_backgrounds(), help="folder of background photos ('' for none)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--hdri", default=shared_data("hdri"),
+                   help="folder of OpenEXR environment maps for lighting and backgrounds ('' for procedural skies)")
+    p.add_argument("--assets", default=shared_data("makehuman"),
+                   help="MakeHuman clothes/hair folder (.obj + .mhclo; '' for procedural garments only)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_generate)
     sub = p.add_subparsers(dest="synth_command", required=False, metavar="{merge,preview}")
 
     m = sub.add_parser("merge", help="join shard directories")
     m.add_argument("inputs", nargs="+", help="shard directories")
-    m.add_argument("--out", required=True)
+    m.add_argument("--out", required=True, help="output directory")
     m.set_defaults(func=run_merge)
 
-    v = sub.add_parser("preview", help="contact sheet of a few samples")
-    v.add_argument("dir")
+    v = sub.add_parser("preview", help="contact sheet of a few samples: RGB | parts | U | V")
+    v.add_argument("dir", help="a `densepose synth` output directory")
     v.add_argument("--out", required=True, help="PNG file")
-    v.add_argument("--num", type=int, default=6)
+    v.add_argument("--num", type=int, default=6, help="number of images (rows) on the sheet (default 6)")
     v.set_defaults(func=run_preview)
+
+
+def _folder(value: str | None, flag: str) -> str | None:
+    if value and not Path(value).is_dir():
+        raise UserError(f"{value}: {flag} folder not found")
+    return value or None
 
 
 def run_generate(args) -> int:
     from densepose.synth.appearance import list_backgrounds
+    from densepose.synth.hdri import list_hdris
     from densepose.synth.writer import RunSettings, generate
 
     if not args.out or args.num is None:
@@ -80,15 +120,21 @@ def run_generate(args) -> int:
         raise UserError(f"--max-people {args.max_people} is below --min-people {args.min_people}")
     if args.split is not None and not 0.0 < args.split < 1.0:
         raise UserError(f"--split must be a fraction in (0, 1), got {args.split}")
-    if args.backgrounds and not Path(args.backgrounds).is_dir():
-        raise UserError(f"{args.backgrounds}: background folder not found")
-    photos = list_backgrounds(args.backgrounds or None)
+    for flag in ("negatives", "crowds"):
+        if not 0.0 <= getattr(args, flag) <= 1.0:
+            raise UserError(f"--{flag} must be a fraction in [0, 1], got {getattr(args, flag)}")
+    if args.max_props < 0:
+        raise UserError(f"--max-props must be >= 0, got {args.max_props}")
+    photos = list_backgrounds(_folder(args.backgrounds, "--backgrounds"))
+    hdris = list_hdris(_folder(args.hdri, "--hdri"))
+    assets = _folder(args.assets, "--assets")
     min_dp = args.min_dp_pixels if args.min_dp_pixels is not None else max(20, round(300 * (args.size / 512) ** 2))
     settings = RunSettings(num=args.num, size=args.size, seed=args.seed, max_people=args.max_people,
-                           min_people=args.min_people,
-                           image_format=args.format, quality=args.quality, split=args.split,
-                           min_dp_pixels=min_dp)
-    n = generate(args.out, settings, photos, shard=args.shard, workers=args.workers, progress=not args.no_progress)
+                           min_people=args.min_people, image_format=args.format, quality=args.quality,
+                           split=args.split, min_dp_pixels=min_dp, plain=args.plain, negatives=args.negatives,
+                           crowds=args.crowds, max_props=args.max_props)
+    n = generate(args.out, settings, photos, shard=args.shard, workers=args.workers, progress=not args.no_progress,
+                 hdris=hdris, assets=None if args.plain else assets)
     print(f"rendered {n} images into {args.out}")
     return 0
 

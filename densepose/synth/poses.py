@@ -1,7 +1,8 @@
 """Random body poses for Anny: pose families with joint-angle ranges, not uniform noise.
 
-Each family (standing, walking, running, sitting, crouching, arms raised, bending) samples a
-handful of anatomical angles (hip flexion, knee flexion, shoulder raise, ...) inside ranges that
+Each family (standing, walking, running, sitting, crouching, arms raised, bending; and for the
+realistic renders also lying, arms crossed, hands on hips, holding something up to the face,
+sports: kicks, throws, jumps, lunges) samples a handful of anatomical angles (hip flexion, knee flexion, shoulder raise, ...) inside ranges that
 keep the joints within their limits and the limbs out of the body. The angles become Anny
 "local-ref" pose deltas: a rotation about the bone's head in world-aligned axes, composed along
 the chain. Axes are derived from the rest skeleton (Z up, the person faces -Y, their left is +X).
@@ -13,6 +14,9 @@ import torch
 
 FAMILIES = ("standing", "walking", "running", "sitting", "crouching", "arms_raised", "bending")
 FAMILY_WEIGHTS = np.array([0.24, 0.18, 0.12, 0.12, 0.08, 0.14, 0.12])
+#: Families of the realistic renders and their weights.
+REALISTIC_FAMILIES = FAMILIES + ("lying", "arms_crossed", "hands_on_hips", "holding", "sports")
+REALISTIC_WEIGHTS = np.array([0.17, 0.14, 0.08, 0.1, 0.06, 0.07, 0.06, 0.05, 0.05, 0.05, 0.07, 0.10])
 
 SIDES = ("L", "R")
 SPINE = ("spine04", "spine03", "spine02", "spine01")
@@ -100,7 +104,7 @@ def sample_angles(rng: np.random.Generator, family: str, weight: float = 0.5) ->
     a: dict[str, float] = {
         "spine_flex": _u(rng, -5, 10), "spine_lat": _u(rng, -8, 8), "spine_twist": _u(rng, -15, 15),
         "neck_flex": _u(rng, -15, 20), "neck_turn": _u(rng, -40, 40), "neck_tilt": _u(rng, -12, 12),
-        "root_pitch": 0.0,
+        "root_pitch": 0.0, "root_roll": 0.0,
     }
     for s in SIDES:
         a.update({
@@ -164,16 +168,91 @@ def sample_angles(rng: np.random.Generator, family: str, weight: float = 0.5) ->
             a[f"sh_flex_{s}"] = total * _u(rng, 0.6, 1.1)
             a[f"sh_raise_{s}"] = _u(rng, -20, 10)
             a[f"elbow_{s}"] = _u(rng, 0, 40)
+    elif family in REALISTIC_FAMILIES:
+        _more_angles(rng, family, a)
     else:
         raise ValueError(f"unknown pose family {family!r}")
     return a
+
+
+def _more_angles(rng: np.random.Generator, family: str, a: dict[str, float]) -> None:
+    """The families added for realistic renders (edits ``a`` in place)."""
+    if family == "lying":  # on the back, the front or a side; limbs loosely bent
+        side = rng.random()
+        if side < 0.5:
+            a["root_pitch"] = -90 + _u(rng, -5, 5)
+        elif side < 0.7:
+            a["root_pitch"] = 90 + _u(rng, -5, 5)
+        else:
+            a["root_roll"] = float(rng.choice([-90.0, 90.0])) + _u(rng, -5, 5)
+        for s in SIDES:
+            a[f"hip_flex_{s}"] = _u(rng, -5, 60 if side >= 0.7 else 25)
+            a[f"knee_{s}"] = _u(rng, 0, 70 if side >= 0.7 else 40)
+            a[f"sh_raise_{s}"] = _u(rng, -30, 120)
+            a[f"elbow_{s}"] = _u(rng, 0, 90)
+    elif family == "arms_crossed":
+        for s in SIDES:
+            a[f"sh_flex_{s}"] = _u(rng, 25, 40)
+            a[f"sh_raise_{s}"] = _u(rng, -25, -10)
+            a[f"sh_twist_{s}"] = _u(rng, 55, 75)
+            a[f"elbow_{s}"] = _u(rng, 105, 125)
+        a["spine_twist"] = _u(rng, -5, 5)
+    elif family == "hands_on_hips":
+        for s in SIDES:
+            if rng.random() < 0.85:
+                a[f"sh_flex_{s}"] = _u(rng, -25, -10)
+                a[f"sh_raise_{s}"] = _u(rng, 0, 15)
+                a[f"sh_twist_{s}"] = _u(rng, 20, 40)
+                a[f"elbow_{s}"] = _u(rng, 80, 105)
+    elif family == "holding":  # a camera, a phone, a ball held up in front
+        for s in SIDES:
+            a[f"sh_flex_{s}"] = _u(rng, 45, 85)
+            a[f"sh_raise_{s}"] = _u(rng, -20, 10)
+            a[f"sh_twist_{s}"] = _u(rng, 20, 50)
+            a[f"elbow_{s}"] = _u(rng, 70, 120)
+        a["neck_flex"] = _u(rng, 0, 20)
+        a["neck_turn"] = _u(rng, -10, 10)
+    else:  # sports
+        _sports(rng, a)
+
+
+def _sports(rng: np.random.Generator, a: dict[str, float]) -> None:
+    kind = int(rng.integers(4))
+    s, o = (SIDES if rng.random() < 0.5 else SIDES[::-1])
+    if kind == 0:  # kick: one leg swings forward, arms out for balance
+        a[f"hip_flex_{s}"] = _u(rng, 40, 85)
+        a[f"knee_{s}"] = _u(rng, 0, 40)
+        a[f"knee_{o}"] = _u(rng, 5, 20)
+        for side in SIDES:
+            a[f"sh_raise_{side}"] = _u(rng, 20, 60)
+        a["spine_flex"] = _u(rng, -10, 5)
+    elif kind == 1:  # throw / serve: one arm up and back, trunk twisted
+        a[f"sh_raise_{s}"] = _u(rng, 100, 160)
+        a[f"sh_flex_{s}"] = _u(rng, -30, 10)
+        a[f"elbow_{s}"] = _u(rng, 30, 100)
+        a[f"sh_flex_{o}"] = _u(rng, 30, 80)
+        a["spine_twist"] = _u(rng, -30, 30)
+        a[f"hip_flex_{o}"] = _u(rng, 10, 30)
+        a[f"knee_{o}"] = _u(rng, 10, 30)
+    elif kind == 2:  # jump: knees tucked, arms up
+        for side in SIDES:
+            a[f"hip_flex_{side}"] = _u(rng, 20, 60)
+            a[f"knee_{side}"] = _u(rng, 40, 100)
+            a[f"sh_raise_{side}"] = _u(rng, 60, 150)
+            a[f"elbow_{side}"] = _u(rng, 0, 40)
+    else:  # lunge: front knee bent, back leg stretched behind
+        a[f"hip_flex_{s}"] = _u(rng, 60, 90)
+        a[f"knee_{s}"] = _u(rng, 60, 95)
+        a[f"hip_flex_{o}"] = _u(rng, -30, -15)
+        a[f"knee_{o}"] = _u(rng, 5, 30)
+        a["spine_flex"] = _u(rng, 0, 20)
 
 
 def angles_to_rotations(a: dict[str, float], dirs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Anatomical angles -> {bone name: (3, 3) local-ref rotation}."""
     rot: dict[str, np.ndarray] = {}
     # Root pitch tips the whole body forward about the pelvis (the hips compensate).
-    rot["root"] = swing(UP, FORWARD, a["root_pitch"])
+    rot["root"] = swing(UP, np.array([1.0, 0.0, 0.0]), a["root_roll"]) @ swing(UP, FORWARD, a["root_pitch"])
     spine_dir = dirs["spine"]
     per = 1.0 / len(SPINE)
     for bone in SPINE:  # spread trunk motion over the four spine joints
@@ -217,10 +296,18 @@ def angles_to_rotations(a: dict[str, float], dirs: dict[str, np.ndarray]) -> dic
 
 
 def sample_pose(model, rng: np.random.Generator, family: str | None = None,
-                weight: float = 0.5) -> tuple[str, dict[str, np.ndarray]]:
-    """One random pose: (family, {bone name: (3, 3) rotation}); ``weight`` is the body's phenotype."""
+                weight: float = 0.5, families: tuple[str, ...] | None = None) -> tuple[str, dict[str, np.ndarray]]:
+    """One random pose: (family, {bone name: (3, 3) rotation}); ``weight`` is the body's phenotype.
+
+    Without ``family`` it is drawn from ``families`` (default: the plain mode's ``FAMILIES``;
+    ``REALISTIC_FAMILIES`` adds the realistic renders' families), with their weights.
+    """
     if family is None:
-        family = FAMILIES[rng.choice(len(FAMILIES), p=FAMILY_WEIGHTS / FAMILY_WEIGHTS.sum())]
+        names, w = (FAMILIES, FAMILY_WEIGHTS) if families is None or families == FAMILIES else (
+            REALISTIC_FAMILIES, REALISTIC_WEIGHTS)
+        if families is not None and set(families) - set(names):
+            raise ValueError(f"unknown pose families {sorted(set(families) - set(names))}")
+        family = names[rng.choice(len(names), p=w / w.sum())]
     return family, angles_to_rotations(sample_angles(rng, family, weight), rest_directions(model))
 
 

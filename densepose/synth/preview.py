@@ -1,15 +1,18 @@
-"""Contact sheet of a synthetic dataset: RGB (boxes, keypoints, dp points), parts, U, V per sample."""
+"""Contact sheet of a synthetic dataset: RGB (boxes, keypoints, dp points), parts, U, V per sample,
+under a row of column titles."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from densepose.errors import UserError
 from densepose.surface.parts import CHART_COLORS
 from densepose.synth.writer import load_dense
+
+COLUMNS = ("RGB: boxes, keypoints, dp points", "parts (I)", "U", "V")
 
 
 def _folder(root: Path) -> Path:
@@ -55,9 +58,17 @@ def contact_sheet(root: str | Path, num: int = 6, tile: int = 256) -> Image.Imag
         rows.append(row)
     if not rows:
         raise UserError(f"{folder / 'annotations.json'}: no images")
-    sheet = Image.new("RGB", (4 * tile, tile * len(rows)))
+    title_h = max(14, tile // 10)
+    sheet = Image.new("RGB", (4 * tile, title_h + tile * len(rows)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=max(8, title_h * 2 // 3))
+    for k, title in enumerate(COLUMNS):
+        while font.size > 6 and draw.textlength(title, font=font) > tile - 4:
+            font = ImageFont.load_default(size=font.size - 1)
+        w = draw.textlength(title, font=font)
+        draw.text((k * tile + (tile - w) / 2, (title_h - font.size) / 2), title, fill=(0, 0, 0), font=font)
     for k, row in enumerate(rows):
-        sheet.paste(row, (0, k * tile))
+        sheet.paste(row, (0, title_h + k * tile))
     return sheet
 
 

@@ -49,6 +49,14 @@ class RunSettings:
     quality: int = 95
     split: float | None = None
     min_dp_pixels: int = 300
+    plain: bool = False              # the plain mode (bare bodies, painted clothes)
+    negatives: float = 0.1           # realistic mode: fraction of images without people
+    crowds: float = 0.08             # realistic mode: fraction of images with a crowd of 10-16
+    max_props: int = 6               # realistic mode: distractor objects per image 0..max_props
+
+
+#: Directories written before the realistic mode recorded no ``plain`` key: they are plain runs.
+_LEGACY = {"plain": True, "negatives": 0.1, "crowds": 0.08, "max_props": 6}
 
 
 def stem(index: int) -> str:
@@ -116,7 +124,7 @@ def check_settings(out: Path, settings: RunSettings) -> None:
     """Record the run's settings; refuse to resume a directory made with other settings."""
     path = _settings_path(out)
     if path.exists():
-        old = json.loads(path.read_text())
+        old = {**_LEGACY, **json.loads(path.read_text())}
         if old != asdict(settings):
             diff = ", ".join(f"{k}={old.get(k)!r} (now {v!r})" for k, v in asdict(settings).items() if old.get(k) != v)
             raise UserError(f"{path}: this directory was made with other settings: {diff}; use another --out")
@@ -131,16 +139,24 @@ def done(out: Path, settings: RunSettings, index: int) -> bool:
 _WORKER = {}
 
 
-def _init_worker(settings: RunSettings, photos: list[str]) -> None:
+def _init_worker(settings: RunSettings, photos: list[str], hdris: list[str] = (), assets: str | None = None) -> None:
     import torch
 
-    from densepose.synth.scene import SynthConfig, Synthesizer
+    from densepose.synth.scene import Synthesizer
 
     torch.set_num_threads(1)  # one image at a time per process; parallelism comes from worker processes
-    config = SynthConfig(height=settings.size, width=settings.size, max_people=settings.max_people,
-                         min_people=settings.min_people,
-                         min_dp_pixels=settings.min_dp_pixels, photos=photos)
-    _WORKER["synth"] = Synthesizer(config)
+    _WORKER["synth"] = Synthesizer(synth_config(settings, photos, hdris, assets))
+
+
+def synth_config(settings: RunSettings, photos: list[str], hdris: list[str] = (), assets: str | None = None):
+    """The renderer's configuration for a run's settings and its asset folders' contents."""
+    from densepose.synth.scene import SynthConfig
+
+    return SynthConfig(height=settings.size, width=settings.size, max_people=settings.max_people,
+                       min_people=settings.min_people, min_dp_pixels=settings.min_dp_pixels, photos=list(photos),
+                       plain=settings.plain, hdris=list(hdris), assets=assets,
+                       negative_fraction=settings.negatives, crowd_fraction=settings.crowds,
+                       max_props=settings.max_props)
 
 
 def _work(args: tuple[Path, RunSettings, int]) -> int:
@@ -150,8 +166,11 @@ def _work(args: tuple[Path, RunSettings, int]) -> int:
 
 
 def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: tuple[int, int] = (0, 1),
-             workers: int = 1, progress: bool = True) -> int:
+             workers: int = 1, progress: bool = True, hdris: list[str] = (), assets: str | None = None) -> int:
     """Render the images of ``shard`` (i, n: indices with index % n == i) not yet done; assemble.
+
+    ``photos``: background photo paths; ``hdris``: OpenEXR panoramas; ``assets``: MakeHuman
+    clothes/hair folder (realistic mode; procedural skies and garments without them).
 
     Returns the number of images rendered by this call.
     """
@@ -170,7 +189,7 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
         threads = torch.get_num_threads()
         try:
             if todo:
-                _init_worker(settings, photos)
+                _init_worker(settings, photos, hdris, assets)
             bar = tqdm(total=len(todo), desc="synth", unit="img", disable=not progress)
             for job in jobs:
                 _work(job)
@@ -180,7 +199,7 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
     else:
         bar = tqdm(total=len(todo), desc="synth", unit="img", disable=not progress)
         ctx = mp.get_context("fork")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(settings, photos)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(settings, photos, hdris, assets)) as pool:
             for _ in pool.imap_unordered(_work, jobs, chunksize=4):
                 bar.update(1)
     bar.close()

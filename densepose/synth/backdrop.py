@@ -1,0 +1,75 @@
+"""Backgrounds of realistic renders and the shadows people and props cast on the ground.
+
+Three kinds: the lighting panorama itself seen through the camera (a perspective crop of the HDR
+map, so background and light agree), a photo crop, or a procedural wall/floor/texture.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from densepose.synth import appearance, hdri, post, shadows
+from densepose.synth.camera import Camera
+from densepose.synth.lighting import Lighting
+
+_STEP = 2  # the panorama view is computed at half resolution (the maps are coarser than that anyway)
+
+
+def panorama_view(camera: Camera, light: Lighting, exposure: float) -> np.ndarray:
+    """(H, W, 3) uint8: the lighting panorama through ``camera``, tone-mapped like the people."""
+    rays = camera.rays(_STEP)
+    radiance = hdri.sample(light.pano, rays, light.yaw)
+    small = (post.tone_map(radiance, exposure) * 255 + 0.5).astype(np.uint8)
+    return np.asarray(Image.fromarray(small).resize((camera.width, camera.height), Image.BILINEAR))
+
+
+def floor_line(camera: Camera, distance: float) -> np.ndarray | None:
+    """Pixel points (2, 2) of a wall's base ``distance`` metres ahead (None when not in front)."""
+    ends = np.array([[-50.0, distance, 0.0], [50.0, distance, 0.0]])
+    cam = camera.to_camera(ends)
+    if (cam[:, 2] < 0.1).any():
+        return None
+    return cam[:, :2] / cam[:, 2:] @ camera.K[:2, :2].T + camera.K[:2, 2]
+
+
+def sample_backdrop(rng: np.random.Generator, camera: Camera, light: Lighting, exposure: float,
+                    photos: list[str], from_file: bool, wall_distance: float) -> tuple[np.ndarray, str]:
+    """(H, W, 3) uint8 background and its kind ("panorama", "photo", "procedural").
+
+    ``from_file``: the lighting comes from a real HDR map (procedural skies make poor backgrounds).
+    """
+    H, W = camera.height, camera.width
+    u = rng.random()
+    if from_file and u < 0.45:
+        return panorama_view(camera, light, exposure), "panorama"
+    if photos and u < 0.85:
+        return appearance.photo_background(rng, photos[int(rng.integers(len(photos)))], H, W), "photo"
+    return appearance.procedural_background(rng, H, W, floor_line(camera, wall_distance)), "procedural"
+
+
+def ground_shadows(rgb: np.ndarray, camera: Camera, shadow: shadows.ShadowMap | None, light: Lighting,
+                   background: np.ndarray) -> None:
+    """Darken (in place) background pixels whose ground point the key light does not reach.
+
+    ``background`` (H, W) bool marks pixels showing the background. The darkening is the key
+    light's share of the ground's irradiance, so overcast maps give faint shadows.
+    """
+    if shadow is None:
+        return
+    rays = camera.rays(_STEP)
+    pts, hit = camera.ground_points(rays)
+    if not hit.any():
+        return
+    vis = np.ones(hit.shape, np.float32)
+    vis[hit] = shadows.visibility(shadow, pts[hit], spread=2)
+    if vis.min() >= 1:
+        return
+    up = np.array([[0.0, 0.0, 1.0]], dtype=np.float32)
+    ambient = float(light.irradiance(up)[0].mean())
+    key = float(light.key_rgb.mean() * max(0.0, light.key_dir[2]))
+    share = key / (key + ambient + 1e-6)
+    shade = 1 - share * (1 - vis)
+    full = np.asarray(Image.fromarray((shade * 255).astype(np.uint8)).resize((camera.width, camera.height),
+                                                                                Image.BILINEAR), np.float32) / 255
+    full = np.where(background, full, 1.0)
+    rgb[:] = (rgb * full[..., None] + 0.5).astype(np.uint8)
