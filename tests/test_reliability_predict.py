@@ -8,7 +8,6 @@ rewrote the model's config.
 from __future__ import annotations
 
 import json
-import os
 import stat
 from dataclasses import asdict
 
@@ -193,12 +192,29 @@ def test_predictor_never_changes_the_model_config(tiny_model, one_thread):
 
 # ------------------------------------------------------------------------------------- files
 def test_written_files_are_world_readable(tmp_path, fake_model):
+    """Every writer goes through one atomic helper that gives files 0666 minus the umask (results
+    NPZ and MP4 used to keep mkstemp's 0600)."""
+    from densepose.cache import _UMASK
+    from densepose.evaluation.results import write_results_npz
+
+    expected = 0o666 & ~_UMASK
+    write_results_npz(tmp_path / "r.npz", [1], [[0, 0, 2, 2]], [0.9], [np.zeros((3, 2, 2), np.uint8)])
+    assert stat.S_IMODE((tmp_path / "r.npz").stat().st_mode) == expected
     Image.fromarray(random_image(60, 80, 4)).save(tmp_path / "p.png")
     out = tmp_path / "out"
-    old = os.umask(0o022)
-    try:
-        assert main(["predict", str(tmp_path / "p.png"), "--out", str(out), "--all", "--model", fake_model, "--quiet"]) == 0
-    finally:
-        os.umask(old)
+    assert main(["predict", str(tmp_path / "p.png"), "--out", str(out), "--all", "--model", fake_model, "--quiet"]) == 0
     for path in out.iterdir():
-        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path.name
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_annotated_video_is_world_readable(tmp_path):
+    pytest.importorskip("av")
+    from densepose.cache import _UMASK
+    from densepose.io.video import Mp4Writer
+
+    with Mp4Writer(tmp_path / "v.mp4", fps=5) as w:
+        for k in range(2):
+            w.write(random_image(32, 48, k))
+    assert stat.S_IMODE((tmp_path / "v.mp4").stat().st_mode) == 0o666 & ~_UMASK
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]

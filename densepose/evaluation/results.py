@@ -28,13 +28,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from densepose.cache import AtomicPath
 from densepose.data.uv_encoding import decode_uv_data
 from densepose.errors import UserError
 from densepose.surface.parts import NUM_CHARTS
@@ -243,18 +243,8 @@ def write_results_npz(path: str | os.PathLike, image_id, bbox, score, iuvs: list
     }
     if keypoints is not None:
         arrays["keypoints"] = np.asarray(keypoints, dtype=np.float64).reshape(n, -1, 3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with AtomicPath(path) as out, open(out.tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _load_npz(path: Path) -> Detections:

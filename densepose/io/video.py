@@ -8,13 +8,13 @@ the good frames were yielded, so the caller keeps what decoded.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from densepose.cache import AtomicPath
 from densepose.errors import UserError
 
 
@@ -30,7 +30,7 @@ def _import_av():
     try:
         import av  # noqa: PLC0415 - optional dependency
     except ImportError:
-        raise UserError("reading and writing video needs PyAV: pip install av (or densepose[video])") from None
+        raise UserError("reading and writing video needs PyAV, a dependency of densepose: pip install av") from None
     return av
 
 
@@ -101,12 +101,14 @@ class Mp4Writer:
     def __init__(self, path: str | os.PathLike, fps: float, crf: int = 23):
         self.av = _import_av()
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
-        os.close(fd)
+        self.target = AtomicPath(self.path, suffix=".mp4")
         self.fps = fps
         self.crf = crf
-        self.container = self.av.open(self.tmp, mode="w", format="mp4", options={"movflags": "faststart"})
+        try:
+            self.container = self.av.open(str(self.target.tmp), mode="w", format="mp4", options={"movflags": "faststart"})
+        except BaseException:
+            self.target.discard()
+            raise
         self.stream = None
         self.frames = 0
 
@@ -143,18 +145,16 @@ class Mp4Writer:
                     self.container.mux(packet)
             self.container.close()
             if self.frames:
-                os.replace(self.tmp, self.path)
+                self.target.commit()
         finally:
-            if os.path.exists(self.tmp):
-                os.unlink(self.tmp)
+            self.target.discard()
 
     def abort(self) -> None:
         try:
             self.container.close()
         except Exception:
             pass
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        self.target.discard()
 
     def __enter__(self) -> "Mp4Writer":
         return self
