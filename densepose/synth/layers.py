@@ -72,15 +72,16 @@ def compose_layers(body: Fragments, cover: Fragments, cover_owner: np.ndarray, K
     b_pix, b_inst, b_face, b_bary, b_z = body
     c_pix, c_inst, c_face, c_bary, c_z = cover
     cover_owner = np.asarray(cover_owner, dtype=np.int64)
-    pix = np.union1d(b_pix, c_pix)
+    # Dense pixel -> fragment maps (a scatter is ~10x cheaper than a sorted union of the pixel lists).
+    slot_b = np.full(height * width, -1, dtype=np.int64)
+    slot_c = np.full(height * width, -1, dtype=np.int64)
+    slot_b[b_pix] = np.arange(len(b_pix))
+    slot_c[c_pix] = np.arange(len(c_pix))
+    pix = np.flatnonzero((slot_b >= 0) | (slot_c >= 0))
     P = len(pix)
-    bi = np.searchsorted(b_pix, pix)
-    has_body = bi < len(b_pix)
-    has_body[has_body] = b_pix[bi[has_body]] == pix[has_body]
-    ci = np.searchsorted(c_pix, pix)
-    has_cover = ci < len(c_pix)
-    has_cover[has_cover] = c_pix[ci[has_cover]] == pix[has_cover]
-    bi, ci = np.where(has_body, bi, 0), np.where(has_cover, ci, 0)
+    bi, ci = slot_b[pix], slot_c[pix]
+    has_body, has_cover = bi >= 0, ci >= 0
+    bi, ci = np.maximum(bi, 0), np.maximum(ci, 0)
 
     body_z = np.where(has_body, b_z[bi] if len(b_z) else 0.0, np.inf)
     cover_z = np.where(has_cover, c_z[ci] if len(c_z) else 0.0, np.inf)

@@ -1,0 +1,190 @@
+"""Garments follow pose and shape, the ground truth under clothes obeys its rule, MakeHuman assets bind."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from densepose.errors import UserError
+from densepose.synth import garments_shells as shells
+from densepose.synth import garments_wraps as wraps
+from densepose.synth.garments import GarmentLibrary, Outfit, dress, sample_outfit
+from densepose.synth.garments_bind import closest_points, triangle_frames
+from densepose.synth.layers import MAX_GAP, compose_layers, ray_lengths
+from densepose.synth.raster import fragments_multi
+
+
+@pytest.fixture(scope="module")
+def lib():
+    return GarmentLibrary.load(None)
+
+
+@pytest.fixture(scope="module")
+def bodies():
+    """Four posed bodies (families x random shapes), (4, V, 3)."""
+    from densepose.surface.anny import body_vertex_ids, load_anny_model
+    from densepose.synth.poses import pose_tensor, sample_pose
+    from densepose.synth.scene import PHENOTYPES, sample_phenotype
+
+    model = load_anny_model()
+    rng = np.random.default_rng(7)
+    phen = [sample_phenotype(rng) for _ in range(4)]
+    rots = [sample_pose(model, rng, fam)[1] for fam in ("standing", "walking", "sitting", "arms_raised")]
+    kwargs = {k: torch.tensor([p[k] for p in phen], dtype=torch.float32) for k in PHENOTYPES}
+    with torch.no_grad():
+        out = model(pose_parameters=pose_tensor(model, rots), phenotype_kwargs=kwargs)
+    return out["vertices"].double().numpy()[:, body_vertex_ids()]
+
+
+def _height_over_body(points, body, faces):
+    """Distance to the body surface and signed height along the nearest face's outward normal."""
+    face, bary, dist = closest_points(points, body, faces)
+    corners = body[faces[face]]
+    foot = (bary[..., None] * corners).sum(axis=1)
+    return dist, ((points - foot) * triangle_frames(corners)[:, 2]).sum(axis=1)
+
+
+def test_tight_garments_stay_on_the_body_over_poses_and_shapes(lib, bodies):
+    t = lib.template
+    tight = [shells.top(t, 1.0, -0.08, 0.06, False, 0.006, 0.0), shells.bottom(t, 1.0, 0.08, 0.005, 0.0),
+             shells.top(t, 0.3, 0.0, 0.02, True, 0.004, 0.0), shells.bottom(t, 0.4, 0.05, 0.008, 0.0)]
+    assert all(g.tight for g in tight)
+    for body, fold_share in zip(bodies, (0.03, 0.03, 0.06, 0.06)):
+        normals = t.posed_normals(body)
+        for g in tight:
+            dist, height = _height_over_body(g.vertices(body, normals), body, t.faces)
+            assert dist.max() < 0.02  # within a few cm of the skin everywhere
+            # Cloth dips under the skin only where a bent joint folds the body onto itself
+            # (groin when sitting, armpits with raised arms): at most a few percent of its vertices.
+            assert (height < -0.002).mean() < fold_share
+
+
+def test_garments_move_with_the_body(lib, bodies):
+    """A wrap (skirt) and a shell keep their binding: moving the body rigidly moves them the same way."""
+    t = lib.template
+    skirt = wraps.skirt(t, "bottom", 0.05, 0.6, 0.01, 0.06)
+    top = shells.top(t, 0.5, -0.05, 0.03, False, 0.015, 0.01)
+    c, s = np.cos(0.7), np.sin(0.7)
+    R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+    body = bodies[1]
+    moved = body @ R.T + np.array([1.0, 2.0, 0.3])
+    for g in (skirt, top):
+        a = g.vertices(body, t.posed_normals(body))
+        b = g.vertices(moved, t.posed_normals(moved))
+        assert np.allclose(a @ R.T + np.array([1.0, 2.0, 0.3]), b, atol=1e-9)
+    # On the rest body the skirt hangs outside the hips and legs, within its ease + flare.
+    dist, height = _height_over_body(skirt.vertices(t.vertices, t.normals), t.vertices, t.faces)
+    assert (height > 0).mean() > 0.97 and dist.max() < 0.25
+
+
+def test_outfits_are_deterministic_by_seed(lib, bodies):
+    def run(seed):
+        rng = np.random.default_rng(seed)
+        return [dress(lib, sample_outfit(rng, lib, {"gender": 0.2}), b) for b in bodies[:2]]
+
+    a, b = run(3), run(3)
+    assert [m.kind for ms in a for m in ms] == [m.kind for ms in b for m in ms]
+    for ma, mb in zip([m for ms in a for m in ms], [m for ms in b for m in ms]):
+        assert np.array_equal(ma.vertices, mb.vertices) and np.array_equal(ma.faces, mb.faces)
+    kinds = {m.kind for seed in range(12) for m in dress(lib, sample_outfit(np.random.default_rng(seed), lib, {}),
+                                                           bodies[0])}
+    assert {"top", "shoes", "hair"} <= kinds
+
+
+def _scene(body, meshes, size=160):
+    """Camera 2.6 m in front of the body (which faces -Y); body and cover fragments."""
+    def cam(v):
+        return np.stack([v[:, 0], -v[:, 2], v[:, 1] + 2.6], axis=1)
+
+    K = np.array([[150.0, 0, size / 2], [0, 150.0, size / 2], [0, 0, 1]])
+    from densepose.surface.anny import body_faces
+
+    faces = body_faces()
+    body_frag = fragments_multi([cam(body)], faces, K, size, size)
+    cover_frag = fragments_multi([cam(m.vertices) for m in meshes], [m.faces for m in meshes], K, size, size,
+                                 cull_backfaces=False)
+    return K, cam(body), faces, body_frag, cover_frag
+
+
+def _long_outfit(lib):
+    t = lib.template
+    garments = [shells.top(t, 0.5, -0.05, 0.05, False, 0.02, 0.02), wraps.skirt(t, "bottom", 0.05, 0.8, 0.012, 0.1),
+                shells.hair_cap(t, 0.08, 0.04, -0.04, 0.015), wraps.long_hair(t, 0.2, 0.02, 1.4)]
+    return Outfit(garments, [g.vertices(t.vertices, t.normals) for g in garments])
+
+
+def test_ground_truth_rule_under_clothes(lib, bodies, anny_surface):
+    body = bodies[1]
+    meshes = dress(lib, _long_outfit(lib), body)
+    size = 160
+    K, body_cam, faces, body_frag, cover_frag = _scene(body, meshes, size)
+    L = compose_layers(body_frag, cover_frag, np.zeros(len(meshes), dtype=np.int64), K, size, size)
+    cloth = L.on_cover & (L.person == 0)
+    assert cloth.sum() > 500 and (cloth & ~L.labelled).sum() > 20  # the skirt between the legs is far
+    lab = np.flatnonzero(cloth & L.labelled)
+    # The labelled body point lies on the pixel's ray, behind the cloth, within MAX_GAP.
+    point = (L.body_bary[lab, :, None] * body_cam[faces[L.body_face[lab]]]).sum(axis=1)
+    xy = point[:, :2] / point[:, 2:] * K[0, 0] + K[0, 2]
+    row, col = np.divmod(L.pix[lab], size)
+    assert np.abs(xy[:, 0] - (col + 0.5)).max() < 1e-6 and np.abs(xy[:, 1] - (row + 0.5)).max() < 1e-6
+    gap = (point[:, 2] - L.depth[lab]) * ray_lengths(K, L.pix[lab], size)
+    assert gap.min() >= 0 and gap.max() <= MAX_GAP
+    assert np.all(L.gap[cloth & ~L.labelled] > MAX_GAP)
+    # Instance mask = body and clothes: every cloth pixel belongs to the person.
+    assert np.all(L.person[L.on_cover] == 0)
+
+
+def test_clothes_keep_the_visible_body_iuv(lib, bodies, anny_surface):
+    body = bodies[2]
+    meshes = dress(lib, _long_outfit(lib), body)
+    size = 160
+    K, _, _, body_frag, cover_frag = _scene(body, meshes, size)
+    naked = np.zeros((size * size, 3))
+    I0, uv0 = anny_surface.iuv_from_points(body_frag[2], body_frag[3])
+    naked[body_frag[0]] = np.column_stack([I0, uv0])
+    L = compose_layers(body_frag, cover_frag, np.zeros(len(meshes), dtype=np.int64), K, size, size)
+    I1, uv1 = anny_surface.iuv_from_points(L.body_face[L.labelled], L.body_bary[L.labelled])
+    dressed = np.zeros((size * size, 3))
+    dressed[L.pix[L.labelled]] = np.column_stack([I1, uv1])
+    visible = L.pix[~L.on_cover & (L.person == 0)]
+    assert len(visible) > 300
+    assert np.array_equal(dressed[visible], naked[visible])
+    # Labelled cloth pixels carry exactly the naked render's I, U, V there as well.
+    assert np.array_equal(dressed[L.pix[L.labelled]], naked[L.pix[L.labelled]])
+
+
+def test_makehuman_reader_binds_every_asset(shared_dir, lib):
+    from densepose.synth.makehuman import load_assets, parse_obj
+
+    folder = shared_dir / "data" / "makehuman"
+    if not folder.is_dir():
+        pytest.skip(f"no MakeHuman assets at {folder}")
+    assets = load_assets(folder)
+    files = sorted(folder.rglob("*.mhclo"))
+    assert sum(len(v) for v in assets.values()) == len(files)
+    assert {"suit", "shoes", "hair", "hat"} <= set(assets)
+    t = lib.template
+    for kind, items in assets.items():
+        for name, pieces in items:
+            obj = next(f for f in files if f.stem == name)
+            n_obj = len(parse_obj(obj.with_suffix(".obj"))[0]) if obj.with_suffix(".obj").exists() else None
+            n_vert = sum(len(g.binding.tri) for g in pieces)
+            assert n_obj is None or n_vert >= n_obj * 0.99 or kind == "suit"
+            for g in pieces:
+                p = g.vertices(t.vertices, t.normals)
+                assert np.isfinite(p).all() and g.faces.max() < len(p)
+                dist, _ = _height_over_body(p, t.vertices, t.faces)
+                limit = 0.45 if kind == "hair" else 0.12
+                assert np.percentile(dist, 95) < limit, (name, kind)
+
+
+def test_makehuman_reader_reports_bad_files(tmp_path):
+    from densepose.synth.makehuman import load_assets
+
+    with pytest.raises(UserError, match="not found"):
+        load_assets(tmp_path / "missing")
+    with pytest.raises(UserError, match="no MakeHuman"):
+        load_assets(tmp_path)
+    (tmp_path / "x.mhclo").write_text("name x\nobj_file x.obj\nverts 0\n1 2 3 0.5 0.5\n")
+    with pytest.raises(UserError, match="x.mhclo:4"):
+        load_assets(tmp_path)
