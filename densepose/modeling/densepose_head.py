@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-NUM_PATCHES = 24
-DP_MASK_SIZE = 256
+from densepose.data.rle import DP_MASK_SIZE
+from densepose.surface.parts import NUM_CHARTS
+
+NUM_PATCHES = NUM_CHARTS  # detectron2's name for the chart count
 
 
 def _msra(m: nn.Module) -> None:
@@ -85,9 +87,9 @@ class DensePosePredictor(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.ann_index_lowres = nn.ConvTranspose2d(dim, 2, 4, 2, 1)
-        self.index_uv_lowres = nn.ConvTranspose2d(dim, NUM_PATCHES + 1, 4, 2, 1)
-        self.u_lowres = nn.ConvTranspose2d(dim, NUM_PATCHES + 1, 4, 2, 1)
-        self.v_lowres = nn.ConvTranspose2d(dim, NUM_PATCHES + 1, 4, 2, 1)
+        self.index_uv_lowres = nn.ConvTranspose2d(dim, NUM_CHARTS + 1, 4, 2, 1)
+        self.u_lowres = nn.ConvTranspose2d(dim, NUM_CHARTS + 1, 4, 2, 1)
+        self.v_lowres = nn.ConvTranspose2d(dim, NUM_CHARTS + 1, 4, 2, 1)
         for m in self.modules():
             if isinstance(m, nn.ConvTranspose2d):
                 _msra(m)
