@@ -141,3 +141,19 @@ def test_exit_code_of_the_console_script(tmp_path):
                            "--results", str(tmp_path / "none.json")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_cli_kappa_smpl_and_min_iou(files, capsys):
+    tmp, gt, res, _ = files
+    out = tmp / "metrics.json"
+    rc = main(["evaluate", "--gt", str(gt), "--results", str(res), "--no-coco", "--kappa", "smpl", "--min-iou", "0.3",
+               "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    header = next(line for line in text.splitlines() if line.startswith("mode"))
+    assert header.split()[1:5] == ["AP", "AP30", "AP40", "AP50"] and "AP20" not in header
+    assert "kappa smpl" in text and "thresholds 0.30:0.05:0.95" in text
+    m = json.loads(out.read_text())
+    assert m["settings"]["kappa"] == "smpl" and m["settings"]["min_iou"] == 0.3
+    rc = main(["evaluate", "--gt", str(gt), "--results", str(res), "--no-coco", "--min-iou", "0.7"])
+    assert rc == 2 and "--min-iou must be in [0.05, 0.5]" in capsys.readouterr().err
