@@ -57,13 +57,37 @@ def test_simulated_annotator_and_study(tmp_path, sphere_surface):
     assert set(report["per_part"]) <= {"torso", "right hand", "upper arm right", "head"}
     assert sum(p["clicks"] for p in report["per_part"].values()) == report["clicks"]
     assert json.loads((out / "study.json").read_text())["mean_cm"] == report["mean_cm"]
-    for name in ("heatmap_front.png", "heatmap_back.png", "heatmap.png"):
+    assert set(report["per_annotator"]) == {"sim"} and report["per_annotator"]["sim"]["clicks"] == report["clicks"]
+    assert report["heat_scale_cm"] == [0.0, 10.0]
+    w = report["within"]  # Fig. 5's curve at a few thresholds: non-decreasing, a 3 cm noise mostly within 10 cm
+    assert 0 <= w["2cm"] <= w["5cm"] <= w["10cm"] <= w["20cm"] <= 1 and w["10cm"] > 0.8
+    for name in ("heatmap_front.png", "heatmap_back.png", "heatmap.png", "study.png"):
         img = np.asarray(Image.open(out / name).convert("RGB"))
         assert img.shape[0] > 100 and img.std() > 10  # a picture, not a blank
     # the simulated work exports as a valid DensePose-COCO file
     counts = export_project(project, tmp_path / "export.json")
     assert counts["annotated"] == 2 and counts["points"] == res["clicks"]
     parse_coco(json.loads((tmp_path / "export.json").read_text()))
+
+
+def test_within_curve_and_fixed_heat_scale(tmp_path, sphere_surface):
+    from densepose.annotate.study import within_curve
+
+    assert within_curve(np.array([1.0, 2.0, 3.0, 10.0]), np.array([0.5, 2.0, 5.0, 10.0])).tolist() == [0, 0.5, 0.75, 1]
+    # two annotators: one per curve, plus the pooled one; the heat map's colours do not depend on the data's range
+    project = _study_project(tmp_path, sphere_surface, n_images=2)
+    db.add_user(project, "sim2")
+    simulate(project, "sim", sphere_surface, sigma=0.0, confusion=0.0, max_persons=1, progress=False)
+    simulate(project, "sim2", sphere_surface, sigma=0.05, confusion=0.0, seed=1, progress=False)
+    report = run_study(project, sphere_surface, tmp_path / "study")
+    a, b = report["per_annotator"]["sim"], report["per_annotator"]["sim2"]
+    assert a["clicks"] + b["clicks"] == report["clicks"] and a["mean_cm"] < b["mean_cm"]
+    from densepose.annotate.study import render_heat
+
+    v = np.full(len(np.asarray(sphere_surface.vertices)), 0.05)  # 5 cm everywhere: the middle of the 0-10 cm scale
+    img = render_heat(sphere_surface, v, 0.10, size=64)["front"]
+    img2 = render_heat(sphere_surface, v * 2, 0.10, size=64)["front"]
+    assert not np.array_equal(img, img2)
 
 
 def test_noise_free_annotator_is_accurate(tmp_path, sphere_surface):

@@ -27,8 +27,9 @@ from densepose.surface.parts import CHART_TO_MASK_PART, MASK_PART_NAMES
 
 def collect_errors(con) -> list:
     """Every answered point with a known error, joined with its person's box and truth instance."""
-    rows = con.execute("SELECT p.*, s.image_id, s.x AS bx, s.y AS by, s.w AS bw, s.h AS bh, s.truth_instance "
-                       "FROM points p JOIN persons s ON s.id=p.person_id "
+    rows = con.execute("SELECT p.*, s.image_id, s.x AS bx, s.y AS by, s.w AS bw, s.h AS bh, s.truth_instance, "
+                       "u.name AS annotator FROM points p JOIN persons s ON s.id=p.person_id "
+                       "LEFT JOIN users u ON u.id=p.user_id "
                        "WHERE p.status='done' AND p.error IS NOT NULL ORDER BY p.id").fetchall()
     return rows
 
@@ -63,7 +64,9 @@ def render_heat(surface, vertex_value: np.ndarray, vmax: float, size: int = 512)
     """Front and back pictures (size, size, 3) of the rest-pose body coloured by per-vertex values."""
     import matplotlib
 
-    cmap = matplotlib.colormaps["jet"]
+    from densepose.annotate.study_figure import HEAT_CMAP
+
+    cmap = matplotlib.colormaps[HEAT_CMAP]
     verts = np.asarray(surface.vertices, dtype=np.float64)
     faces = np.asarray(surface.faces, dtype=np.int64)
     lo, hi = verts.min(0), verts.max(0)
@@ -83,12 +86,34 @@ def render_heat(surface, vertex_value: np.ndarray, vmax: float, size: int = 512)
     return out
 
 
-def run_study(project: str | os.PathLike, surface, out: str | os.PathLike) -> dict:
-    """Per-part and overall mean geodesic error of the project's clicks; heat maps as PNG.
+#: the heat map's colour scale, fixed so that maps of different studies compare: 0 .. 10 cm
+HEAT_MAX_CM = 10.0
+#: thresholds (cm) at which the fraction of points within is reported (the curves use 0..CURVE_MAX_CM)
+WITHIN_CM = (2.0, 5.0, 10.0, 20.0)
+CURVE_MAX_CM = 30.0
 
-    Writes ``study.json``, ``heatmap_front.png``, ``heatmap_back.png`` and ``heatmap.png`` (both
-    views with a colour bar) under ``out``; returns the report dict.
+
+def within_curve(errors_cm: np.ndarray, thresholds_cm: np.ndarray) -> np.ndarray:
+    """Fraction of points whose error is at most each threshold (Fig. 5's curves)."""
+    e = np.sort(np.asarray(errors_cm, dtype=np.float64))
+    return np.searchsorted(e, thresholds_cm, side="right") / max(len(e), 1)
+
+
+def summary(errors_cm: np.ndarray) -> dict:
+    return {"clicks": int(len(errors_cm)), "mean_cm": float(errors_cm.mean()), "median_cm": float(np.median(errors_cm)),
+            "within": {f"{t:g}cm": float(f) for t, f in zip(WITHIN_CM, within_curve(errors_cm, np.array(WITHIN_CM)))}}
+
+
+def run_study(project: str | os.PathLike, surface, out: str | os.PathLike) -> dict:
+    """The annotator accuracy study of the project's clicks, as in the paper's Fig. 5.
+
+    Writes under ``out``: ``study.json`` (pooled, per annotator and per part: mean, median and the
+    fraction of points within ``WITHIN_CM``), ``study.png`` (the curves per annotator and pooled,
+    the per-part error, the heat map), ``heatmap.png`` and ``heatmap_{front,back}.png`` (the error
+    on the body, colour scale fixed at 0..``HEAT_MAX_CM`` cm). Returns the report dict.
     """
+    from densepose.annotate.study_figure import save_heat_figure, save_study_figure
+
     project, out = Path(project), Path(out)
     con = db.connect(project)
     try:
@@ -98,6 +123,7 @@ def run_study(project: str | os.PathLike, surface, out: str | os.PathLike) -> di
             raise UserError(f"{project}: no clicks with a known error; import synthetic data with --truth and annotate "
                             "(or `densepose annotate simulate`) first")
         errors = np.array([r["error"] for r in rows])
+        who = np.array([r["annotator"] or "?" for r in rows])
         truth_part = np.zeros(len(rows), dtype=np.int64)
         truth_xyz = np.zeros((len(rows), 3))
         for k, r in enumerate(rows):
@@ -107,21 +133,21 @@ def run_study(project: str | os.PathLike, surface, out: str | os.PathLike) -> di
             truth_xyz[k] = surface.xyz_from_points(np.array([tp[0]]), tp[1][None])[0]
     finally:
         con.close()
-    per_part = {}
-    for k, name in enumerate(MASK_PART_NAMES, start=1):
-        sel = truth_part == k
-        if sel.any():
-            per_part[name] = {"mean_cm": float(errors[sel].mean() * 100), "median_cm": float(np.median(errors[sel]) * 100),
-                              "clicks": int(sel.sum())}
-    report = {"clicks": int(len(errors)), "answered_points": int(n_points),
-              "mean_cm": float(errors.mean() * 100), "median_cm": float(np.median(errors) * 100),
-              "per_part": per_part}
+    cm = errors * 100
+    per_part = {name: summary(cm[truth_part == k]) for k, name in enumerate(MASK_PART_NAMES, start=1)
+                if (truth_part == k).any()}
+    per_annotator = {name: summary(cm[who == name]) for name in sorted(set(who))}
+    report = {**summary(cm), "answered_points": int(n_points), "heat_scale_cm": [0.0, HEAT_MAX_CM],
+              "per_annotator": per_annotator, "per_part": per_part}
     vertex_err = heat_vertices(surface, truth_xyz, errors, truth_part)
-    vmax = float(np.percentile(vertex_err, 98)) or 1e-3
-    pics = render_heat(surface, vertex_err, vmax)
+    pics = render_heat(surface, vertex_err, HEAT_MAX_CM / 100)
     _save_png(out / "heatmap_front.png", pics["front"])
     _save_png(out / "heatmap_back.png", pics["back"])
-    _save_figure(out / "heatmap.png", pics, vmax)
+    thresholds = np.linspace(0, CURVE_MAX_CM, 121)
+    curves = {name: within_curve(cm[who == name], thresholds) for name in per_annotator}
+    curves["pooled"] = within_curve(cm, thresholds)
+    save_heat_figure(out / "heatmap.png", pics, HEAT_MAX_CM)
+    save_study_figure(out / "study.png", thresholds, curves, per_part, pics, HEAT_MAX_CM)
     atomic_write_bytes(out / "study.json", json.dumps(report, indent=2).encode())
     return report
 
@@ -130,27 +156,3 @@ def _save_png(path: Path, img: np.ndarray) -> None:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
-
-
-def _save_figure(path: Path, pics: dict[str, np.ndarray], vmax: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4.6))
-    for ax, name in zip(axes, ("front", "back")):
-        img = pics[name]
-        ys, xs = np.nonzero((img < 250).any(-1))  # crop to the body, a few pixels around it
-        if len(ys):
-            img = img[max(ys.min() - 8, 0):ys.max() + 9, max(xs.min() - 8, 0):xs.max() + 9]
-        ax.imshow(img)
-        ax.set_title(name)
-        ax.axis("off")
-    sm = plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, vmax * 100))
-    fig.colorbar(sm, ax=axes, fraction=0.04, label="annotator geodesic error (cm)")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-

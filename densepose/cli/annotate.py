@@ -50,7 +50,8 @@ def register(subparsers) -> None:
     s.add_argument("--max-persons", type=int, default=None)
     s.set_defaults(func=run_simulate)
 
-    s = sub.add_parser("study", help="annotator accuracy: mean geodesic error per part, heat map over the body")
+    s = sub.add_parser("study", help="annotator accuracy (paper Fig. 5): fraction within x cm per annotator, "
+                                     "error per part, heat map over the body")
     s.add_argument("project")
     s.add_argument("--out", default=None, help="output folder (default PROJECT/study)")
     s.set_defaults(func=run_study)
@@ -125,7 +126,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         con.close()
     res = simulate(args.project, args.user, _surface(args.project), sigma=args.sigma, confusion=args.confusion,
                    seed=args.seed, max_persons=args.max_persons)
-    print(f"simulated annotator {args.user}: {res['persons']} persons, {res['clicks']} clicks, {res['skipped']} skipped")
+    print(f"simulated annotator {args.user}: {res['persons']} persons, {res['clicks']} clicks, {res['skipped']} skipped; "
+          f"{res['left_for_people']} tasks it cannot do (no dense truth) left unclaimed for people")
     return 0
 
 
@@ -134,14 +136,15 @@ def run_study(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path(args.project) / "study"
     report = study(args.project, _surface(args.project), out)
-    print(f"{report['clicks']} clicks, mean geodesic error {report['mean_cm']:.2f} cm (median {report['median_cm']:.2f})")
-    for name, r in report["per_part"].items():
-        print(f"  {name:16s} {r['mean_cm']:6.2f} cm  ({r['clicks']} clicks)")
-    print(f"wrote {out / 'study.json'}, {out / 'heatmap.png'}, heatmap_front.png, heatmap_back.png")
+    within = ", ".join(f"{v:.0%} within {k}" for k, v in report["within"].items())
+    print(f"{report['clicks']} clicks, mean geodesic error {report['mean_cm']:.2f} cm (median {report['median_cm']:.2f}); "
+          f"{within}")
+    for title, table in (("annotator", report["per_annotator"]), ("part", report["per_part"])):
+        for name, r in table.items():
+            print(f"  {title} {name:16s} {r['mean_cm']:6.2f} cm mean, {r['median_cm']:6.2f} cm median  ({r['clicks']} clicks)")
+    print(f"wrote {out / 'study.json'}, {out / 'study.png'}, heatmap.png, heatmap_front.png, heatmap_back.png "
+          f"(colour scale 0-{report['heat_scale_cm'][1]:g} cm)")
     return 0
-
-
-
 
 
 def main(argv: list[str] | None = None) -> int:
