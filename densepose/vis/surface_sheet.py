@@ -7,6 +7,7 @@ from PIL import Image, ImageDraw
 from densepose.surface.base import BodySurface
 from densepose.surface.parts import CHART_COLORS, CHART_NAMES, NUM_CHARTS
 from densepose.synth.raster import rasterize
+from densepose.vis.draw import _font
 
 
 def _view_camera(vertices: np.ndarray, side: str, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,44 +65,59 @@ def body_views(surface: BodySurface, size: int = 512) -> dict[str, np.ndarray]:
     return out
 
 
-def atlas(surface: BodySurface, tile: int = 128) -> np.ndarray:
-    """The 24 charts as a 6 x 4 atlas (chart 6*col + row + 1 at row, col, like texture atlases)."""
-    img = np.full((6 * tile, 4 * tile, 3), 255, dtype=np.uint8)
-    K = np.eye(3)
-    for chart in range(1, NUM_CHARTS + 1):
-        row, col = (chart - 1) % 6, (chart - 1) // 6
-        fsel = np.flatnonzero(surface.face_part == chart)
-        uv = surface.chart_uv
-        pts = np.stack([uv[:, 0] * tile, (1 - uv[:, 1]) * tile, np.ones(len(uv))], axis=1)
-        face_id, bary, _ = rasterize(pts, surface.chart_faces[fsel], K, tile, tile, cull_backfaces=False)
-        fg = face_id >= 0
-        tile_img = np.full((tile, tile, 3), 235.0)
-        f = fsel[face_id[fg]]
-        _, puv = surface.iuv_from_points(f, bary[fg])
-        tile_img[fg] = checker(np.full(fg.sum(), chart), puv)
-        img[row * tile:(row + 1) * tile, col * tile:(col + 1) * tile] = tile_img.astype(np.uint8)
-    pil = Image.fromarray(img)
-    draw = ImageDraw.Draw(pil)
-    for chart in range(1, NUM_CHARTS + 1):
-        row, col = (chart - 1) % 6, (chart - 1) // 6
-        x0, y0 = col * tile, row * tile
-        draw.rectangle([x0, y0, x0 + tile - 1, y0 + tile - 1], outline=(160, 160, 160))
-        draw.text((x0 + 3, y0 + 2), f"{chart} {CHART_NAMES[chart]}", fill=(0, 0, 0))
-    return np.asarray(pil)
+def chart_tile(surface: BodySurface, chart: int, tile: int) -> np.ndarray:
+    """RGB uint8 (tile, tile, 3): chart ``chart`` drawn in its (U right, V up) square with the checkerboard."""
+    fsel = np.flatnonzero(surface.face_part == chart)
+    uv = surface.chart_uv
+    pts = np.stack([uv[:, 0] * tile, (1 - uv[:, 1]) * tile, np.ones(len(uv))], axis=1)
+    face_id, bary, _ = rasterize(pts, surface.chart_faces[fsel], np.eye(3), tile, tile, cull_backfaces=False)
+    fg = face_id >= 0
+    img = np.full((tile, tile, 3), 235.0)
+    _, puv = surface.iuv_from_points(fsel[face_id[fg]], bary[fg])
+    img[fg] = checker(np.full(fg.sum(), chart), puv)
+    return img.astype(np.uint8)
 
 
 def surface_sheet(surface: BodySurface, size: int = 512) -> np.ndarray:
-    """One picture: four body views on top, the atlas below, each labelled."""
+    """One picture: a header, four titled body views, then the 24 charts in a titled 6 x 4 grid.
+
+    Every title sits in its own strip above its picture (never over it); the chart grid spans the
+    same width as the views, so the canvas has no empty half.
+    """
     views = body_views(surface, size)
-    top = np.concatenate(list(views.values()), axis=1)
-    atl = atlas(surface, tile=size // 4)
-    pad = np.full((atl.shape[0], top.shape[1] - atl.shape[1], 3), 255, dtype=np.uint8) if top.shape[1] > atl.shape[1] else None
-    bottom = np.concatenate([atl, pad], axis=1) if pad is not None else atl
-    sheet = Image.fromarray(np.concatenate([top, bottom], axis=0))
-    draw = ImageDraw.Draw(sheet)
+    width = 4 * size
+    font = _font(max(12, size // 24))
+    small = _font(max(11, size // 30))
+    line = font.size + 8 if hasattr(font, "size") else 20
+    small_line = small.size + 6 if hasattr(small, "size") else 18
+    pad = max(4, size // 64)
+    cols = 6
+    tile = (width - (cols + 1) * pad) // cols
+    rows = -(-NUM_CHARTS // cols)
+    header_h = 2 * line + pad
+    views_h = line + size
+    grid_top = header_h + views_h + line + pad
+    height = grid_top + rows * (small_line + tile + pad)
+    sheet = np.full((height, width, 3), 255, np.uint8)
+    for k, img in enumerate(views.values()):
+        sheet[header_h + line: header_h + line + size, k * size: (k + 1) * size] = img
+    cells = []
+    for chart in range(1, NUM_CHARTS + 1):
+        r, c = divmod(chart - 1, cols)
+        x0 = pad + c * (tile + pad)
+        y0 = grid_top + r * (small_line + tile + pad) + small_line
+        sheet[y0: y0 + tile, x0: x0 + tile] = chart_tile(surface, chart, tile)
+        cells.append((chart, x0, y0))
+    pil = Image.fromarray(sheet)
+    draw = ImageDraw.Draw(pil)
+    draw.text((pad, pad), f"body surface '{surface.name}': {surface.num_vertices} vertices, {surface.num_faces} faces, "
+              f"{len(surface.chart_uv)} chart vertices", fill=(0, 0, 0), font=font)
+    draw.text((pad, pad + line), "views: coloured by part, and a checkerboard of 0.1 squares in each part's (U, V)",
+              fill=(80, 80, 80), font=small)
     for k, name in enumerate(views):
-        draw.text((k * size + 6, 4), name, fill=(0, 0, 0))
-    draw.text((atl.shape[1] + 10, size + 10), f"surface: {surface.name}\n{surface.num_vertices} vertices, "
-              f"{surface.num_faces} faces, {len(surface.chart_uv)} chart vertices\n\natlas: chart 6*col+row+1,\n"
-              "U right, V up; squares of 0.1 in U/V", fill=(0, 0, 0))
-    return np.asarray(sheet)
+        draw.text((k * size + pad, header_h + 4), name, fill=(0, 0, 0), font=font)
+    draw.text((pad, header_h + views_h + 4), "the 24 charts: U to the right, V up, squares of 0.1", fill=(0, 0, 0), font=font)
+    for chart, x0, y0 in cells:
+        draw.rectangle([x0 - 1, y0 - 1, x0 + tile, y0 + tile], outline=(160, 160, 160))
+        draw.text((x0, y0 - small_line + 2), f"{chart} {CHART_NAMES[chart]}", fill=(0, 0, 0), font=small)
+    return np.asarray(pil)
