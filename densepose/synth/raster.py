@@ -183,10 +183,13 @@ def _visible_fragments(verts_cam, faces, K, height, width, cull_backfaces):
     inv_z = np.stack([w0[inside] / z[faces[tri, 0]], w1[inside] / z[faces[tri, 1]], w2[inside] / z[faces[tri, 2]]], 1)
     norm = inv_z.sum(axis=1)
     frag_z = area[tri] / norm
-    # One sort on pixel + normalised depth in [0, 1): the first fragment per pixel is the nearest.
-    zn = (frag_z - frag_z.min()) / (np.ptp(frag_z) + 1e-9) * 0.999
-    order = np.argsort(pix + zn)
-    pix_sorted = pix[order]
-    first = order[np.r_[True, pix_sorted[1:] != pix_sorted[:-1]]]
+    # Z-test without sorting: the nearest depth per pixel by an unbuffered minimum, then per pixel
+    # the first candidate at that depth (ties on shared edges), then pixels in increasing order.
+    zbuf = np.full(height * width, np.inf)
+    np.minimum.at(zbuf, pix, frag_z)
+    win = np.flatnonzero(frag_z == zbuf[pix])
+    pick = np.full(height * width, len(frag_z), dtype=np.int64)
+    np.minimum.at(pick, pix[win], win)
+    first = pick[pick < len(frag_z)]
     bary = inv_z[first] / norm[first, None]
     return tri[first], pix[first], bary, frag_z[first]
