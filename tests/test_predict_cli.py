@@ -276,3 +276,53 @@ def test_cli_precision_choices_match_the_api():
     from densepose.cli import predict as cli_predict
 
     assert cli_predict.PRECISIONS == densepose.api.PRECISIONS
+
+
+def test_rerun_never_overwrites_unless_exist_ok(tmp_path, fake_model, capsys):
+    inp = _images(tmp_path / "in", 1)
+    out = tmp_path / "densepose_out"
+    for _ in range(3):
+        assert main(["predict", str(inp), "--out", str(out), "--model", fake_model]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("densepose_out")) == [
+        "densepose_out", "densepose_out2", "densepose_out3"]
+    printed = capsys.readouterr().out
+    assert f"written to {tmp_path / 'densepose_out3'}" in printed
+    marker = out / "000000000785_IUV.png"
+    before = marker.stat().st_mtime_ns
+    assert main(["predict", str(inp), "--out", str(out), "--exist-ok", "--model", fake_model, "--quiet"]) == 0
+    assert marker.stat().st_mtime_ns >= before and not (tmp_path / "densepose_out4").exists()
+
+
+def test_console_lines_per_input_and_summary(tmp_path, fake_model, capsys):
+    inp = _images(tmp_path / "in")
+    (inp / "text.jpg").write_text("hello")
+    rc = main(["predict", str(inp), "--out", str(tmp_path / "o"), "--model", fake_model, "--min-score", "0.3",
+               "--threads", "1"])
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert rc == 1 and "1 thread(s)" in lines[0]
+    assert any(line.startswith("image 1/3 ") and "000000000785.jpg: 160x120, 2 people, " in line and line.endswith(" ms")
+               for line in lines)
+    assert any("second.png: 100x90, 2 people" in line for line in lines)
+    assert "2 input(s) done, 1 failed; 2 image(s)/frame(s), 4 people found" in captured.out
+    assert "ms inference" in captured.out and "ms write" in captured.out
+    assert "text.jpg: not a readable image" in captured.err
+    assert main(["predict", str(inp), "--out", str(tmp_path / "o2"), "--model", fake_model, "--threads", "0"]) == 2
+
+
+def test_layered_and_separate_pictures(tmp_path, fake_model):
+    inp = _images(tmp_path / "in", 1)
+    out = tmp_path / "o"
+    assert main(["predict", str(inp), "--out", str(out), "--model", fake_model, "--vis", "parts,contours,boxes",
+                 "--vis", "texture", "--no-legend", "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["000000000785_parts_contours_boxes.jpg", "000000000785_texture.jpg"]
+    with Image.open(out / "000000000785_texture.jpg") as im:
+        assert im.size == (160, 120)  # no legend panel
+
+
+def test_cli_constants_match_the_library():
+    from densepose.cli import predict as cli_predict
+    from densepose.predict.readers import IUV_LAYOUTS
+    from densepose.vis.render import VIS_KINDS
+
+    assert cli_predict.VIS_KINDS == VIS_KINDS and cli_predict.IUV_LAYOUTS == IUV_LAYOUTS
