@@ -6,13 +6,14 @@ map, so background and light agree), a photo crop, or a procedural wall/floor/te
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from densepose.synth import appearance, hdri, post, shadows
 from densepose.synth.camera import Camera
 from densepose.synth.lighting import Lighting
 
 _STEP = 2  # the panorama view is computed at half resolution (the maps are coarser than that anyway)
+_SHADOW_STEP = 4  # ground shadows at a quarter resolution, then blurred and enlarged (they are soft)
 
 
 def panorama_view(camera: Camera, light: Lighting, exposure: float) -> np.ndarray:
@@ -56,12 +57,12 @@ def ground_shadows(rgb: np.ndarray, camera: Camera, shadow: shadows.ShadowMap | 
     """
     if shadow is None:
         return
-    rays = camera.rays(_STEP)
+    rays = camera.rays(_SHADOW_STEP)
     pts, hit = camera.ground_points(rays)
     if not hit.any():
         return
     vis = np.ones(hit.shape, np.float32)
-    vis[hit] = shadows.visibility(shadow, pts[hit], spread=2)
+    vis[hit] = shadows.visibility(shadow, pts[hit].astype(np.float32), spread=2)
     if vis.min() >= 1:
         return
     up = np.array([[0.0, 0.0, 1.0]], dtype=np.float32)
@@ -69,7 +70,7 @@ def ground_shadows(rgb: np.ndarray, camera: Camera, shadow: shadows.ShadowMap | 
     key = float(light.key_rgb.mean() * max(0.0, light.key_dir[2]))
     share = key / (key + ambient + 1e-6)
     shade = 1 - share * (1 - vis)
-    full = np.asarray(Image.fromarray((shade * 255).astype(np.uint8)).resize((camera.width, camera.height),
-                                                                                Image.BILINEAR), np.float32) / 255
+    small = Image.fromarray((shade * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.0))
+    full = np.asarray(small.resize((camera.width, camera.height), Image.BILINEAR), np.float32) / 255
     full = np.where(background, full, 1.0)
     rgb[:] = (rgb * full[..., None] + 0.5).astype(np.uint8)

@@ -100,6 +100,40 @@ def sample_scene(synth, rng: np.random.Generator, clock=lambda stage: None) -> S
     return scene
 
 
+def _cover_fragments(camera: Camera, cover_v: list[np.ndarray], cover_f: list[np.ndarray], owner: list[int]):
+    """``fragments_multi`` of the cover meshes: garments two-sided (open cloth), props with back faces
+    culled (they are closed or carry both windings; culling halves the work on large props)."""
+    H, W = camera.height, camera.width
+    owner = np.asarray(owner, dtype=np.int64)
+    parts = []
+    for ids, cull in ((np.flatnonzero(owner >= 0), False), (np.flatnonzero(owner < 0), True)):
+        pix, mesh, face, bary, z = fragments_multi([camera.to_camera(cover_v[i]) for i in ids],
+                                                   [cover_f[i] for i in ids], camera.K, H, W, cull_backfaces=cull)
+        parts.append((pix, ids[mesh] if len(ids) else mesh, face, bary, z))
+    (pa, ma, fa, ba, za), (pb, mb, fb, bb, zb) = parts
+    # Per pixel the nearer of the two passes (dense scatter: cheaper than sorting the union).
+    zbuf = np.full(H * W, np.inf)
+    zbuf[pa] = za
+    win_b = zb < zbuf[pb]
+    src = np.full(H * W, -1, dtype=np.int64)  # index into pass a (>= 0) or pass b (-2 - index)
+    src[pa] = np.arange(len(pa))
+    src[pb[win_b]] = -2 - np.flatnonzero(win_b)
+    pix = np.flatnonzero(src != -1)
+    s = src[pix]
+    from_a = s >= 0
+    ia, ib = np.where(from_a, s, 0), np.where(from_a, 0, -2 - s)
+
+    def pick(xa, xb):
+        if not len(xa):
+            return xb[ib] if len(xb) else np.zeros((len(pix),) + xb.shape[1:], xb.dtype)
+        if not len(xb):
+            return xa[ia]
+        cond = from_a.reshape((-1,) + (1,) * (xa.ndim - 1))
+        return np.where(cond, xa[ia], xb[ib])
+
+    return pix, pick(ma, mb), pick(fa, fb), pick(ba, bb), pick(za, zb)
+
+
 def render_realistic(synth, rng: np.random.Generator, clock) -> Sample:
     """One realistic image from ``rng``; ``clock(stage)`` records stage times."""
     return render_scene(synth, sample_scene(synth, rng, clock), rng, clock)
@@ -119,7 +153,7 @@ def render_scene(synth, scene: Scene, rng: np.random.Generator, clock=lambda sta
     world_v, cover_v, cover_f = scene.bodies, scene.cover_v, scene.cover_f
     K = camera.K
     body = fragments_multi([camera.to_camera(v) for v in world_v], synth.faces, K, H, W)
-    cover = fragments_multi([camera.to_camera(v) for v in cover_v], cover_f, K, H, W, cull_backfaces=False)
+    cover = _cover_fragments(camera, cover_v, cover_f, scene.cover_owner)
     layers = compose_layers(body, cover, np.asarray(scene.cover_owner, dtype=np.int64), K, H, W)
     clock("rasterise")
 
@@ -131,7 +165,10 @@ def render_scene(synth, scene: Scene, rng: np.random.Generator, clock=lambda sta
         I_pix[lab], uv_pix[lab] = i_l, uv_l
     clock("ground truth")
 
-    shadow = shadows.build_shadow_map(world_v + cover_v, [synth.faces] * len(world_v) + cover_f, light.key_dir)
+    # Shadow casters: bodies and props (clothes hug the body; leaving them out halves the work).
+    props = [i for i, o in enumerate(scene.cover_owner) if o < 0]
+    shadow = shadows.build_shadow_map(world_v + [cover_v[i] for i in props],
+                                      [synth.faces] * len(world_v) + [cover_f[i] for i in props], light.key_dir)
     clock("shadow map")
     exposure = float(np.pi / max(light.reference_irradiance(camera.forward), 1e-6) * rng.uniform(0.55, 1.0))
     colour = shade_fragments(synth, layers, camera, light, shadow, world_v, cover_v, cover_f, scene.materials,

@@ -33,6 +33,10 @@ class Prop:
     parts: list[Part]
     radius: float          # footprint radius (m)
 
+    @property
+    def height(self) -> float:
+        return float(max(p.vertices[:, 2].max() for p in self.parts))
+
     def moved(self, yaw: float, offset: np.ndarray) -> "Prop":
         c, s = np.cos(yaw), np.sin(yaw)
         R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])

@@ -75,19 +75,21 @@ def place_props(rng: np.random.Generator, camera: Camera, shot: Shot, props: lis
                 occluder_fraction: float = 0.35) -> list[Placed]:
     """Place props: ``occluder_fraction`` of them between the camera and a person, the rest anywhere
     in view from near the camera to far behind the people."""
-    W = camera.width
+    W, H = camera.width, camera.height
     people = list(ground.discs)
-    near = max(1.0, 0.3 * shot.distance)
     out = []
     for i, prop in enumerate(props):
         r = prop.radius
+        # No prop fills more than about 60 % of the frame (it would hide everything and cost the
+        # most to render).
+        near = max(1.0, 0.3 * shot.distance, camera.focal * max(prop.height, 2 * r) / (0.6 * min(H, W)))
         for _ in range(20):
             if people and rng.random() < occluder_fraction:
                 px, py, _ = people[int(rng.integers(len(people)))]
-                depth = max(near + r, py * rng.uniform(0.45, 0.85))
+                depth = max(near, py * rng.uniform(0.45, 0.85))
                 x = px * depth / py + rng.normal(0, 0.3)
             else:
-                depth = rng.uniform(near + r, shot.distance * rng.uniform(1.2, 3.0) + 2)
+                depth = rng.uniform(near, max(near, shot.distance * rng.uniform(1.2, 3.0)) + 2)
                 x = _ground_x(camera, rng.uniform(-0.2, 1.2) * W, depth)
             if ground.free(x, depth, r):
                 break

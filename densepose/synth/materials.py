@@ -64,9 +64,11 @@ def _interp(values: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np.nda
 def fragment_points(camera: Camera, pix: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """World positions (P, 3) of pixel centres ``pix`` (flat indices) at camera depths ``depth``."""
     W = camera.width
-    x = (pix % W + 0.5 - camera.K[0, 2]) / camera.K[0, 0] * depth
-    y = (pix // W + 0.5 - camera.K[1, 2]) / camera.K[1, 1] * depth
-    return np.stack([x, y, depth], axis=1) @ camera.R + camera.C
+    depth = depth.astype(np.float32)
+    row, col = np.divmod(pix, W)
+    x = (col.astype(np.float32) + np.float32(0.5 - camera.K[0, 2])) * np.float32(1 / camera.K[0, 0]) * depth
+    y = (row.astype(np.float32) + np.float32(0.5 - camera.K[1, 2])) * np.float32(1 / camera.K[1, 1]) * depth
+    return np.stack([x, y, depth], axis=1) @ camera.R.astype(np.float32) + camera.C.astype(np.float32)
 
 
 def shade_fragments(synth, layers, camera: Camera, light: lighting.Lighting, shadow, world_v: list[np.ndarray],
@@ -74,8 +76,8 @@ def shade_fragments(synth, layers, camera: Camera, light: lighting.Lighting, sha
                     skins: list[SkinLook], exposure: float) -> np.ndarray:
     """Display colours (P, 3) uint8 of the visible fragments of ``layers`` (see ``compose_layers``)."""
     P = len(layers.pix)
-    world = fragment_points(camera, layers.pix, layers.depth.astype(np.float64))
-    view = _unit((camera.C - world).astype(np.float32))
+    world = fragment_points(camera, layers.pix, layers.depth)
+    view = _unit(camera.C.astype(np.float32) - world)
     albedo = np.zeros((P, 3), np.float32)
     normals = np.zeros((P, 3), np.float32)
     spec = np.zeros(P, np.float32)

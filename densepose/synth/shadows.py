@@ -12,7 +12,7 @@ from densepose.synth.camera import Camera, look_at
 from densepose.synth.raster import fragments_multi
 
 _DISTANCE = 200.0   # metres from the scene to the light camera: nearly parallel rays
-_TAPS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, 1), (-1, 1), (1, -1))
+_TAPS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 @dataclass
@@ -43,11 +43,11 @@ def build_shadow_map(meshes: list[np.ndarray], faces: list[np.ndarray], light_di
 
 
 def visibility(shadow: ShadowMap | None, points: np.ndarray, spread: int = 1) -> np.ndarray:
-    """Fraction (N,) float32 of the key light reaching world points (N, 3): 9 taps ``spread`` texels apart."""
+    """Fraction (N,) float32 of the key light reaching world points (N, 3): 5 taps ``spread`` texels apart."""
     if shadow is None or len(points) == 0:
         return np.ones(len(points), np.float32)
     cam = shadow.camera
-    pc = cam.to_camera(points)
+    pc = (points - cam.C.astype(np.float32)) @ cam.R.T.astype(np.float32)
     z = pc[:, 2]
     x = pc[:, 0] / z * cam.K[0, 0] + cam.K[0, 2]
     y = pc[:, 1] / z * cam.K[1, 1] + cam.K[1, 2]

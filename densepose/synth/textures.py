@@ -63,9 +63,10 @@ def _text_image(rng: np.random.Generator, size: tuple[int, int], bg: np.ndarray,
     return img
 
 
-def texture(rng: np.random.Generator, kind: str, size: int = 128) -> np.ndarray:
-    """One (size, size, 3) uint8 texture of ``kind`` (see ``KINDS``)."""
-    s = size
+def texture(rng: np.random.Generator, kind: str, size: int | None = None) -> np.ndarray:
+    """One (size, size, 3) uint8 texture of ``kind`` (see ``KINDS``); the default size is 96 for
+    kinds with text or sharp shapes and 48 for smooth ones (props cover few pixels)."""
+    s = size or (96 if kind in ("cardboard", "flag", "sign", "poster") else 48)
     if kind == "wood":
         base = np.array([150, 100, 60]) * rng.uniform(0.5, 1.3)
         n = smooth_noise(rng, s, s, 2)
