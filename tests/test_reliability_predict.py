@@ -86,6 +86,7 @@ def test_image_ids_are_unique_and_stable(tmp_path):
     ids, _ = assign_image_ids(paths)
     assert len(set(ids.values())) == len(names)  # astronaut and basketball1 both got 1 before
     assert ids[tmp_path / "000000000785.jpg"] == 785  # COCO names keep their number
+    assert name_id("COCO_val2014_000000000397.jpg") == 397 and name_id("frame_12.png") != 12
     again, _ = assign_image_ids(list(reversed(paths)) + [tmp_path / "new.png"])
     assert all(again[p] == ids[p] for p in paths)  # the same in every run, whatever else is there
     assert ids[tmp_path / "camera.png"] == name_id("camera.png")

@@ -24,11 +24,12 @@ def _annotation_ids(folder: Path, cache: dict[Path, dict[str, int] | None]) -> d
 
 
 def name_id(name: str) -> int:
-    """An id derived from a file name alone: the number of an all-digit stem (COCO style
-    ``000000000785.jpg`` -> 785), else a 31-bit CRC of the name."""
-    stem = Path(name).stem
-    if re.fullmatch(r"\d{1,15}", stem):
-        return int(stem)
+    """An id derived from a file name alone: the number of a COCO-style name (an all-digit stem,
+    ``000000000785.jpg`` -> 785, or 6+ digits after ``_``/``-``, ``COCO_val2014_000000000785.jpg``
+    -> 785), else a 31-bit CRC of the name."""
+    m = re.fullmatch(r"(\d{1,15})|(?:.*[_-])?(\d{6,15})", Path(name).stem)
+    if m:
+        return int(m.group(1) or m.group(2))
     return zlib.crc32(name.encode()) & 0x7FFFFFFF or 1
 
 
