@@ -188,3 +188,17 @@ def test_makehuman_reader_reports_bad_files(tmp_path):
     (tmp_path / "x.mhclo").write_text("name x\nobj_file x.obj\nverts 0\n1 2 3 0.5 0.5\n")
     with pytest.raises(UserError, match="x.mhclo:4"):
         load_assets(tmp_path)
+
+
+def test_per_mesh_back_face_culling_matches_explicit_two_sided_meshes():
+    """Culling flags per mesh (shells culled, open cloth two-sided) = culling all with both windings."""
+    rng = np.random.default_rng(0)
+    verts = [rng.uniform(-1, 1, (30, 3)) + [0, 0, 4] for _ in range(3)]
+    faces = [rng.integers(0, 30, (40, 3)) for _ in range(3)]
+    K = np.array([[100.0, 0, 50], [0, 100, 50], [0, 0, 1]])
+    mixed = fragments_multi(verts, faces, K, 100, 100, cull_backfaces=[True, False, True])
+    doubled = [faces[0], np.concatenate([faces[1], faces[1][:, ::-1]]), faces[2]]
+    ref = fragments_multi(verts, doubled, K, 100, 100, cull_backfaces=True)
+    assert np.array_equal(mixed[0], ref[0]) and np.array_equal(mixed[1], ref[1])
+    assert np.array_equal(mixed[2], ref[2] % 40) and np.allclose(mixed[4], ref[4])
+    assert len(mixed[0]) > len(fragments_multi(verts, faces, K, 100, 100)[0])

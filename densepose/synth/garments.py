@@ -30,13 +30,15 @@ MAKEHUMAN_SHARE = 0.5  # with assets loaded: chance that a person wears MakeHuma
 @dataclass
 class GarmentMesh:
     """One garment on one posed body: vertices (G, 3), faces (F, 3) CCW from outside, rest (G, 3)
-    position on the rest template (for fabric patterns), kind (see ``KINDS``), tight."""
+    position on the rest template (for fabric patterns), kind (see ``KINDS``), tight, two_sided
+    (False: back faces may be culled, ``fragments_multi(..., cull_backfaces=[not m.two_sided ...])``)."""
 
     vertices: np.ndarray
     faces: np.ndarray
     rest: np.ndarray
     kind: str
     tight: bool
+    two_sided: bool = True
 
 
 @dataclass
@@ -134,14 +136,14 @@ def sample_outfit(rng: np.random.Generator, lib: GarmentLibrary, phenotype: dict
         out.append(("hat brim", wraps.brim(t, rim, 0.035, u(0.04, 0.09), front_only=bool(rng.random() < 0.5))))
 
     kept = [(n, g) for n, g in out if g is not None]
-    rest = [g.vertices(t.vertices, t.normals) for _, g in kept]
+    rest = [g.rest if g.rest is not None else g.vertices(t.vertices, t.normals) for _, g in kept]
     return Outfit([g for _, g in kept], rest, [n for n, _ in kept])
 
 
 def dress(lib: GarmentLibrary, outfit: Outfit, body: np.ndarray) -> list[GarmentMesh]:
     """The outfit on a posed body (V, 3) (``body_vertex_ids`` order, any rigid frame)."""
     normals = lib.template.posed_normals(body)
-    return [GarmentMesh(g.vertices(body, normals), g.faces, r, g.kind, g.tight)
+    return [GarmentMesh(g.vertices(body, normals), g.faces, r, g.kind, g.tight, g.two_sided)
             for g, r in zip(outfit.garments, outfit.rest)]
 
 

@@ -32,13 +32,17 @@ class Garment:
     """One piece of clothing or hair bound to the body.
 
     kind: "top", "bottom", "dress", "coat", "shoes", "hat", "hair"; faces (F, 3) index the
-    garment's own vertices (CCW seen from outside); binding places those vertices on a posed body.
+    garment's own vertices (CCW seen from outside); binding places those vertices on a posed body;
+    two_sided: its inside can be seen (open cloth, hair cards); False for shells, whose inside
+    only ever shows the body within (the renderer may cull their back faces).
     """
 
     kind: str
     faces: np.ndarray
     binding: ShellBinding | FrameBinding
     tight: bool
+    two_sided: bool = True
+    rest: np.ndarray | None = None  # (G, 3) on the rest template, kept for library assets
 
     def vertices(self, body: np.ndarray, normals: np.ndarray) -> np.ndarray:
         """(G, 3) garment vertices on a posed body (V, 3) with unit vertex normals (V, 3)."""
@@ -56,7 +60,7 @@ def shell(t: BodyTemplate, kind: str, keep: np.ndarray, offset: np.ndarray | flo
     remap = np.zeros(nv, dtype=np.int64)
     remap[used] = np.arange(len(used))
     off = np.broadcast_to(np.asarray(offset, dtype=np.float64), (nv,))[used]
-    return Garment(kind, remap[faces], ShellBinding(used, off.copy()), bool(off.max() <= TIGHT_MAX_OFFSET))
+    return Garment(kind, remap[faces], ShellBinding(used, off.copy()), bool(off.max() <= TIGHT_MAX_OFFSET), False)
 
 
 def torso_below_neckline(t: BodyTemplate, neck_drop: float, v_neck: bool) -> np.ndarray:

@@ -228,5 +228,8 @@ def load_assets(folder: str | Path) -> dict[str, list[tuple[str, list[Garment]]]
             pieces = _split_suit(faces, binding, tight=True)
         else:
             pieces = [Garment(kind, faces, binding, kind != "hair")]
+        t = body_template()
+        for g in pieces:
+            g.rest = g.vertices(t.vertices, t.normals)
         out.setdefault(kind, []).append((path.stem, pieces))
     return out

@@ -83,9 +83,12 @@ def fragments_multi(
     K: np.ndarray,
     height: int,
     width: int,
-    cull_backfaces: bool = True,
+    cull_backfaces: bool | list[bool] = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The visible fragment of every covered pixel of several meshes in one z-buffer (sparse output).
+
+    ``cull_backfaces`` is one flag for all meshes or one per mesh (closed meshes culled, open
+    cloth two-sided, in one pass).
 
     Returns (P = covered pixels, in increasing flat pixel order): pixel (P,) flat index
     ``row * width + col``; instance (P,) index of the mesh; face (P,) face inside that mesh;
@@ -101,6 +104,10 @@ def fragments_multi(
     f_off = np.cumsum([0] + [len(f) for f in face_list])
     all_verts = np.concatenate([np.asarray(v, dtype=np.float64) for v in verts_cam])
     all_faces = np.concatenate([np.asarray(f, dtype=np.int64) + v_off[k] for k, f in enumerate(face_list)])
+    if not isinstance(cull_backfaces, bool):
+        if len(cull_backfaces) != n:
+            raise ValueError(f"{n} meshes but {len(cull_backfaces)} culling flags")
+        cull_backfaces = np.repeat(np.asarray(cull_backfaces, dtype=bool), np.diff(f_off))
     gface, pix, bary, z = _visible_fragments(all_verts, all_faces, K, height, width, cull_backfaces)
     inst = np.searchsorted(f_off, gface, side="right") - 1
     return pix, inst, gface - f_off[inst], bary, z
@@ -132,7 +139,10 @@ def rasterize_multi(
 
 
 def _visible_fragments(verts_cam, faces, K, height, width, cull_backfaces):
-    """Nearest fragment per covered pixel: (face (P,), flat pixel (P,), bary (P, 3), z (P,))."""
+    """Nearest fragment per covered pixel: (face (P,), flat pixel (P,), bary (P, 3), z (P,)).
+
+    ``cull_backfaces``: bool, or (F,) bool per face.
+    """
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0))
     if len(faces) == 0:
         return empty
@@ -149,7 +159,11 @@ def _visible_fragments(verts_cam, faces, K, height, width, cull_backfaces):
     y0 = np.ceil(np.minimum(np.minimum(ya, yb), yc))
     y1 = np.floor(np.maximum(np.maximum(ya, yb), yc))
     keep = np.minimum(np.minimum(z[f0], z[f1]), z[f2]) > NEAR
-    keep &= area < 0 if cull_backfaces else area != 0
+    per_face = not isinstance(cull_backfaces, (bool, np.bool_))
+    if per_face:
+        keep &= np.where(cull_backfaces, area < 0, area != 0)
+    else:
+        keep &= area < 0 if cull_backfaces else area != 0
     keep &= (x1 >= 0) & (y1 >= 0) & (x0 <= width - 1) & (y0 <= height - 1) & (x0 <= x1) & (y0 <= y1)
     idx = np.flatnonzero(keep)
     if len(idx) == 0:
@@ -173,11 +187,11 @@ def _visible_fragments(verts_cam, faces, K, height, width, cull_backfaces):
     w0 = (xc - xb) * (cy - yb) - (yc - yb) * (cx - xb)
     w1 = (xa - xc) * (cy - yc) - (ya - yc) * (cx - xc)
     w2 = (xb - xa) * (cy - ya) - (yb - ya) * (cx - xa)
-    if cull_backfaces:  # area < 0: inside means every w <= 0
-        inside = np.flatnonzero((w0 <= 0) & (w1 <= 0) & (w2 <= 0))
-    else:
+    if per_face or not cull_backfaces:
         s = np.sign(area[tri])
         inside = np.flatnonzero((w0 * s >= 0) & (w1 * s >= 0) & (w2 * s >= 0))
+    else:  # all culled, area < 0: inside means every w <= 0
+        inside = np.flatnonzero((w0 <= 0) & (w1 <= 0) & (w2 <= 0))
     tri, pix = tri[inside], cy[inside] * width + cx[inside]
     # Perspective-correct barycentrics: screen-space weights divided by depth, renormalised.
     inv_z = np.stack([w0[inside] / z[faces[tri, 0]], w1[inside] / z[faces[tri, 1]], w2[inside] / z[faces[tri, 2]]], 1)
