@@ -20,15 +20,8 @@ import densepose.api
 from densepose.cli.main import main
 from densepose.predict import Predictor, read_iuv_png
 from densepose.predict.image_ids import assign_image_ids, name_id
+from test_predict_cli import one_thread  # noqa: F401 (fixture)
 from test_predict_common import BOXES, FakeModel, random_image
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -119,12 +119,7 @@ class DensePoseRCNN(nn.Module):
             proposals, losses = self.rpn(feats, batch.sizes, gt_boxes)
             losses.update(self._train_heads(feats, feats[:4], proposals, batch.sizes, batch.targets))
             return losses
-        results: list[dict[str, Tensor] | None] = [None] * len(images)
-        for group in self.transform.same_padding_groups(images, min_size, max_size):
-            batch = self.transform([images[i] for i in group], None, min_size, max_size)
-            for i, r in zip(group, self._inference(batch, score_thresh)):
-                results[i] = r
-        return results
+        return self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh), min_size, max_size)
 
     def _dp_features(self, feats: list[Tensor], boxes: list[Tensor]) -> Tensor:
         return self.dp_pooler([self.dp_decoder(feats[:4])], boxes)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -174,3 +175,19 @@ class RCNNTransform(nn.Module):
             size = self.target_size(int(img.shape[-2]), int(img.shape[-1]), min_size, max_size)
             groups.setdefault(self.padded_size(*size), []).append(i)
         return list(groups.values())
+
+    def run_in_padding_groups(
+        self,
+        images: list[Tensor],
+        infer: Callable[[ImageBatch], list[dict[str, Tensor]]],
+        min_size: int | None = None,
+        max_size: int | None = None,
+    ) -> list[dict[str, Tensor]]:
+        """Eval: ``infer`` (an `ImageBatch` -> per-image outputs) once per `same_padding_groups` group;
+        the outputs come back in the order of ``images``."""
+        results: list[dict[str, Tensor] | None] = [None] * len(images)
+        for group in self.same_padding_groups(images, min_size, max_size):
+            batch = self([images[i] for i in group], None, min_size, max_size)
+            for i, r in zip(group, infer(batch)):
+                results[i] = r
+        return results
