@@ -1,0 +1,218 @@
+"""A model on real photographs: person recall and false positives, and part agreement on the skier.
+
+    python benchmarks/real_photos.py [--model PATH] [--min-score 0.5] [--json OUT.json]
+
+Images: the labelled set of ``tests/data/real_photos/annotations.json`` (6 photos and 20 frames of
+``vtest.avi``; person boxes drawn by hand, ``iscrowd`` = ignore regions), read from the shared
+data folder (``$DENSEPOSE_SHARED/data``, default ``../shared/data`` next to the repository).
+
+* recall: labelled people matched by a detection with score >= ``--min-score`` at box IoU >= 0.5
+  (greedy, highest score first); false positives: such detections that match no labelled person
+  and lie mostly (>= 50 % of their area) outside every ignore region.
+* skier: on COCO image 785, the coarse-part agreement with the official DensePose model
+  (``data/official/example_results.json``, its best detection): both results are pasted into the
+  image, charts reduced to the 14 coarse parts of ``dp_masks`` (``CHART_TO_MASK_PART``; left and
+  right are the person's own in both charts, so a left/right swap counts as an error), and the IoU
+  averaged over the parts present in either map (background excluded).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+REPO = Path(__file__).resolve().parents[1]
+ANNOTATIONS = REPO / "tests" / "data" / "real_photos" / "annotations.json"
+SKIER_IMAGE_ID = 785
+SKIER_FILE = "photos/coco_000000000785.jpg"
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("DENSEPOSE_SHARED", REPO.parent / "shared")) / "data"
+
+
+@dataclass
+class ImageScore:
+    file_name: str
+    frame_index: int | None
+    people: int  # labelled (not ignored)
+    found: int
+    false_positives: int
+    detections: int  # at score >= min_score
+
+
+def load_set(data_dir: Path, annotations: Path = ANNOTATIONS) -> list[tuple[dict, np.ndarray, np.ndarray, np.ndarray]]:
+    """[(image record, RGB uint8 (H, W, 3), people xyxy (P, 4), ignore xyxy (Q, 4))] in file order."""
+    from densepose.io.images import load_image
+    from densepose.io.video import iter_frames
+
+    coco = json.loads(annotations.read_text())
+    frames_wanted: dict[str, set[int]] = {}
+    for im in coco["images"]:
+        if "frame_index" in im:
+            frames_wanted.setdefault(im["file_name"], set()).add(im["frame_index"])
+    frames: dict[tuple[str, int], np.ndarray] = {}
+    for name, wanted in frames_wanted.items():
+        for k, frame in enumerate(iter_frames(data_dir / name, max_frames=max(wanted) + 1)):
+            if k in wanted:
+                frames[(name, k)] = frame
+    out = []
+    for im in coco["images"]:
+        if "frame_index" in im:
+            pixels = frames[(im["file_name"], im["frame_index"])]
+        else:
+            pixels = load_image(data_dir / im["file_name"])[0]
+        anns = [a for a in coco["annotations"] if a["image_id"] == im["id"]]
+        people = _xyxy([a["bbox"] for a in anns if not a["iscrowd"]])
+        ignore = _xyxy([a["bbox"] for a in anns if a["iscrowd"]])
+        out.append((im, pixels, people, ignore))
+    return out
+
+
+def _xyxy(boxes: list[list[float]]) -> np.ndarray:
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 4) x (M, 4) xyxy -> (N, M) IoU."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area_a = (a[:, 2:] - a[:, :2]).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def match_people(det: np.ndarray, scores: np.ndarray, people: np.ndarray, ignore: np.ndarray) -> tuple[int, int]:
+    """(people found, false positives) for detections ``det`` (N, 4) with ``scores`` (N,)."""
+    order = np.argsort(-scores, kind="stable")
+    iou = box_iou(det[order], people) if len(people) else np.zeros((len(det), 0))
+    taken = np.zeros(len(people), dtype=bool)
+    found = fp = 0
+    for i, d in enumerate(det[order]):
+        cand = np.where(~taken & (iou[i] >= 0.5))[0] if len(people) else []
+        if len(cand):
+            taken[cand[np.argmax(iou[i, cand])]] = True
+            found += 1
+            continue
+        if len(ignore):
+            lt = np.maximum(d[:2], ignore[:, :2])
+            rb = np.minimum(d[2:], ignore[:, 2:])
+            covered = np.clip(rb - lt, 0, None).prod(-1).max() / max((d[2:] - d[:2]).prod(), 1e-9)
+            if covered >= 0.5:
+                continue
+        fp += 1
+    return found, fp
+
+
+def coarse_part_miou(ours: np.ndarray, official: np.ndarray) -> float:
+    """Mean IoU of the 14 coarse parts between two (H, W) chart-label maps (0..24)."""
+    from densepose.surface.parts import CHART_TO_MASK_PART, NUM_MASK_PARTS
+
+    a, b = CHART_TO_MASK_PART[ours], CHART_TO_MASK_PART[official]
+    ious = []
+    for part in range(1, NUM_MASK_PARTS + 1):
+        inter = np.logical_and(a == part, b == part).sum()
+        union = np.logical_or(a == part, b == part).sum()
+        if union:
+            ious.append(inter / union)
+    return float(np.mean(ious)) if ious else 0.0
+
+
+def official_skier_labels(data_dir: Path, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(chart labels (H, W) of the official model's best detection on image 785, its box xyxy)."""
+    from densepose.data.uv_encoding import decode_uv_data
+
+    records = [r for r in json.loads((data_dir / "official" / "example_results.json").read_text())
+               if r["image_id"] == SKIER_IMAGE_ID]
+    best = max(records, key=lambda r: r["score"])
+    iuv = decode_uv_data(best["uv_data"], best["uv_shape"])
+    x, y, w, h = best["bbox"]
+    labels = np.zeros((height, width), dtype=np.int64)
+    x0, y0 = int(x), int(y)
+    part = iuv[0][: height - y0, : width - x0]
+    labels[y0: y0 + part.shape[0], x0: x0 + part.shape[1]] = part
+    return labels, np.array([x, y, x + w, y + h])
+
+
+def skier_agreement(predictor, data_dir: Path) -> tuple[float, np.ndarray | None]:
+    """(coarse-part mIoU with the official model, our chart labels (H, W)); 0 when nobody is found."""
+    from densepose.io.images import load_image
+
+    image = load_image(data_dir / SKIER_FILE)[0]
+    h, w = image.shape[:2]
+    official, box = official_skier_labels(data_dir, h, w)
+    people = predictor(image)
+    if not len(people):
+        return 0.0, None
+    ious = box_iou(np.stack([np.asarray(p.box, dtype=np.float64) for p in people]), box[None])[:, 0]
+    ours = people[int(np.argmax(ious))].iuv_image(h, w)[..., 0].astype(np.int64)
+    return coarse_part_miou(ours, official), ours
+
+
+def score_model(predictor, data_dir: Path) -> tuple[list[ImageScore], float]:
+    """Per-image scores on the labelled set and the skier agreement."""
+    scores = []
+    for im, pixels, people, ignore in load_set(data_dir):
+        result = predictor(pixels)
+        det = np.array([np.asarray(p.box, dtype=np.float64) for p in result]).reshape(-1, 4)
+        conf = np.array([p.score for p in result], dtype=np.float64)
+        found, fp = match_people(det, conf, people, ignore)
+        scores.append(ImageScore(im["file_name"], im.get("frame_index"), len(people), found, fp, len(det)))
+    miou, _ = skier_agreement(predictor, data_dir)
+    return scores, miou
+
+
+def summary(scores: list[ImageScore], miou: float) -> dict:
+    people = sum(s.people for s in scores)
+    return {"images": len(scores), "people": people, "found": sum(s.found for s in scores),
+            "recall": sum(s.found for s in scores) / max(people, 1),
+            "false_positives": sum(s.false_positives for s in scores),
+            "false_positives_per_image": sum(s.false_positives for s in scores) / max(len(scores), 1),
+            "skier_coarse_miou": miou}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from densepose.api import load
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="model file (default: the bundled model)")
+    ap.add_argument("--min-score", type=float, default=0.5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None, help="write the per-image scores and the summary here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data_dir = shared_data_dir()
+    if not data_dir.is_dir():
+        print(f"shared data folder not found at {data_dir} (set DENSEPOSE_SHARED)")
+        return 2
+    predictor = load(args.model, min_score=args.min_score, precision="fp32")
+    t0 = time.perf_counter()
+    scores, miou = score_model(predictor, data_dir)
+    for s in scores:
+        name = s.file_name + (f"#{s.frame_index}" if s.frame_index is not None else "")
+        print(f"{name:32s} people {s.people}  found {s.found}  false positives {s.false_positives}  "
+              f"detections {s.detections}")
+    total = summary(scores, miou)
+    print(f"model {args.model or 'bundled'}; min score {args.min_score}; {time.perf_counter() - t0:.0f} s")
+    print(f"recall {total['recall']:.3f} ({total['found']}/{total['people']}); false positives "
+          f"{total['false_positives']} in {total['images']} images ({total['false_positives_per_image']:.2f}/image); "
+          f"skier coarse-part mIoU vs official {miou:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"summary": total, "images": [asdict(s) for s in scores]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

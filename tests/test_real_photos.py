@@ -1,0 +1,59 @@
+"""The labelled real-photo set and its scoring (benchmarks/real_photos.py)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("real_photos", REPO / "benchmarks" / "real_photos.py")
+real_photos = importlib.util.module_from_spec(_spec)
+sys.modules["real_photos"] = real_photos  # its dataclasses resolve their annotations through it
+_spec.loader.exec_module(real_photos)
+
+
+def test_annotation_file_is_coco_with_licences():
+    coco = json.loads(real_photos.ANNOTATIONS.read_text())
+    images = {im["id"]: im for im in coco["images"]}
+    assert len(images) == 26 and sum("frame_index" in im for im in images.values()) == 20
+    licences = {lic["id"] for lic in coco["licenses"]}
+    assert all(im["license"] in licences for im in images.values())
+    people = [a for a in coco["annotations"] if not a["iscrowd"]]
+    assert len(people) == 113
+    for a in coco["annotations"]:
+        im = images[a["image_id"]]
+        x, y, w, h = a["bbox"]
+        assert a["category_id"] == 1 and w > 5 and h > 5
+        assert 0 <= x and 0 <= y and x + w <= im["width"] and y + h <= im["height"]
+    # Every image holds at least one person.
+    assert {a["image_id"] for a in people} == set(images)
+
+
+def test_matching_counts_recall_false_positives_and_ignores():
+    people = np.array([[0, 0, 10, 20], [50, 0, 60, 20]], dtype=float)
+    ignore = np.array([[100, 0, 120, 30]], dtype=float)
+    det = np.array([[1, 0, 10, 20],     # person 0
+                    [0, 1, 10, 21],     # duplicate of person 0: false positive
+                    [101, 2, 119, 28],  # inside the ignore region: not counted
+                    [200, 0, 210, 20]])  # nothing there: false positive
+    found, fp = real_photos.match_people(det, np.array([0.9, 0.8, 0.7, 0.6]), people, ignore)
+    assert (found, fp) == (1, 2)
+    assert real_photos.match_people(np.zeros((0, 4)), np.zeros(0), people, ignore) == (0, 0)
+
+
+def test_coarse_part_miou_counts_a_left_right_swap_as_wrong():
+    official = np.zeros((4, 6), dtype=np.int64)
+    official[:, :2] = 3   # right hand
+    official[:, 2:4] = 4  # left hand
+    official[:, 4:] = 2   # torso front
+    assert real_photos.coarse_part_miou(official, official) == 1.0
+    swapped = official.copy()
+    swapped[official == 3], swapped[official == 4] = 4, 3
+    assert real_photos.coarse_part_miou(swapped, official) == pytest.approx(1 / 3)  # only the torso agrees
+    back = official.copy()
+    back[official == 2] = 1  # torso back and front are one coarse part
+    assert real_photos.coarse_part_miou(back, official) == 1.0
