@@ -79,6 +79,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
     out: str = "runs/train"
+    weights: str = ""  # model file to start from (fine-tuning), e.g. densepose/assets/model_light.pt
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # autocast on CUDA only (ignored on CPU)

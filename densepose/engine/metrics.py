@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from pathlib import Path
+
+from densepose.cache import atomic_write_bytes
 
 log = logging.getLogger("densepose.train")
 
@@ -55,13 +58,44 @@ class MetricsWriter:
             self._tb.close()
 
     def _truncate(self, start_iteration: int) -> None:
+        """Keep the records up to ``start_iteration``; a torn record (a run killed mid-write) is dropped."""
         if self.jsonl_path.is_file():
-            keep = [l for l in self.jsonl_path.read_text().splitlines() if l and json.loads(l)["iteration"] <= start_iteration]
-            self.jsonl_path.write_text("".join(l + "\n" for l in keep))
+            keep = [l for l in self.jsonl_path.read_text(errors="replace").splitlines()
+                    if _record_iteration(l) is not None and _record_iteration(l) <= start_iteration]
+            atomic_write_bytes(self.jsonl_path, "".join(l + "\n" for l in keep).encode())
         if self.csv_path.is_file():
-            with open(self.csv_path, newline="") as f:
+            with open(self.csv_path, newline="", errors="replace") as f:
                 rows = list(csv.reader(f))
             if rows:
-                kept = [rows[0]] + [r for r in rows[1:] if r and float(r[0]) <= start_iteration]
-                with open(self.csv_path, "w", newline="") as f:
-                    csv.writer(f).writerows(kept)
+                width = len(rows[0])
+                kept = [rows[0]] + [r for r in rows[1:] if len(r) == width and _number(r[0]) is not None
+                                    and _number(r[0]) <= start_iteration]
+                buf = io.StringIO()
+                csv.writer(buf).writerows(kept)
+                atomic_write_bytes(self.csv_path, buf.getvalue().encode())
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _record_iteration(line: str) -> int | None:
+    """The iteration of one metrics.jsonl line, or None for a torn or foreign line."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    iteration = record.get("iteration") if isinstance(record, dict) else None
+    return iteration if isinstance(iteration, int) and not isinstance(iteration, bool) else None
+
+
+def format_log_line(iteration: int, max_iter: int, metrics: dict[str, float]) -> str:
+    """``iter 40/2250  loss 1.234 (loss_segm 0.5 ...)  lr 0.01  0.52 s/it  eta 0:19:10`` for the log."""
+    losses = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith("loss_"))
+    seconds = int(metrics.get("time", 0.0) * max(max_iter - iteration, 0))
+    eta = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return (f"iter {iteration}/{max_iter}  loss {metrics.get('loss', float('nan')):.4g} ({losses})  "
+            f"lr {metrics.get('lr', 0.0):.3g}  {metrics.get('time', 0.0):.2f} s/it  eta {eta}")

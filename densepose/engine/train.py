@@ -27,9 +27,12 @@ from densepose.data.transforms import AugmentConfig, TrainTransform
 from densepose.engine import checkpoint as ckpt
 from densepose.engine.config import TrainConfig, config_to_dict, dump_config
 from densepose.engine.distributed import DistInfo, barrier, cleanup_distributed, init_distributed, reduce_mean
-from densepose.engine.metrics import MetricsWriter
+from densepose.engine.metrics import MetricsWriter, format_log_line
+from densepose.engine.run_folder import create_run_folder
 from densepose.engine.solver import build_optimizer, lr_factor, set_lr
+from densepose.engine.start_weights import check_start_weights, load_start_weights
 from densepose.errors import UserError
+from densepose.modeling.model_file import read_model_file
 
 log = logging.getLogger("densepose.train")
 
@@ -69,42 +72,47 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
     last = ckpt.find_last(run_dir) if run_dir.is_dir() else None
     if last is not None and not resume:
         raise UserError(f"{run_dir}: already holds a run ({last.name}); pass --resume or choose another --out")
+    # Every input is checked before the run folder is created: a mistake leaves nothing behind.
+    amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.amp_dtype)
+    if amp_dtype is None:
+        raise UserError(f"amp_dtype must be 'bfloat16' or 'float16', got {cfg.amp_dtype!r}")
+    state = ckpt.load_resume_state(last) if resume and last is not None else None
+    start = read_model_file(cfg.weights) if cfg.weights and state is None else None
+    if start is not None and model is None:
+        check_start_weights(cfg.model, start, cfg.weights)
+    if dataset is None:  # bad data should fail before minutes of model building
+        dataset = build_train_dataset(cfg)
+    if evaluate is None and cfg.data.val_root:
+        evaluate = default_evaluator(cfg, device)
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        create_run_folder(run_dir, dump_config(cfg))
         _log_to_file(run_dir / "log.txt")
-        (run_dir / "config.yaml").write_text(dump_config(cfg))
 
     # Same seed on every rank for the model init (DDP also broadcasts rank 0's weights), then a
     # per-rank seed so that random choices inside the model differ between ranks.
-    if dataset is None:  # first: bad data should fail before minutes of model building
-        dataset = build_train_dataset(cfg)
     _seed_all(cfg.seed)
     if model is None:
         from densepose.modeling import DensePoseRCNN
 
         model = DensePoseRCNN(cfg.model)
+    if start is not None:
+        load_start_weights(model, start, cfg.weights)
     model.to(device)
     _seed_all(cfg.seed + 1000003 * info.rank)
 
     optimizer = build_optimizer(model, cfg.solver)
     use_amp = (cfg.amp and device.type == "cuda") or (cfg.cpu_amp and device.type == "cpu")
-    amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.amp_dtype)
-    if amp_dtype is None:
-        raise UserError(f"amp_dtype must be 'bfloat16' or 'float16', got {cfg.amp_dtype!r}")
     if device.type == "cpu":
         amp_dtype = torch.bfloat16  # the only autocast type on CPU
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
 
-    start_iter, state = 0, None
-    if resume and last is not None:
-        state = ckpt.load_resume_state(last)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        start_iter = state["iteration"]
+    start_iter = 0
+    if state is not None:
         if state["data"]["world_size"] != info.world_size or state["data"]["ims_per_batch"] != cfg.solver.ims_per_batch:
             raise UserError(f"{last}: was written with {state['data']['world_size']} processes x "
                             f"{state['data']['ims_per_batch']} images; resume with the same setting")
+        _restore(last, state, model, optimizer, scaler)
+        start_iter = state["iteration"]
         log.info("resumed from %s at iteration %d", last, start_iter)
         changed = sorted(k for k, v in flatten_config(config_to_dict(cfg)).items()
                          if flatten_config(state.get("config", {})).get(k, v) != v)
@@ -127,11 +135,12 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
     if state is not None:
         # After every object that might draw from the RNGs has been built.
         rngs = state["rng"]
-        ckpt.set_rng_state(rngs[info.rank] if len(rngs) == info.world_size else rngs[0])
+        try:
+            ckpt.set_rng_state(rngs[info.rank] if len(rngs) == info.world_size else rngs[0])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
+            raise UserError(f"{last}: cannot resume: its RNG state is damaged") from None
 
     writer = MetricsWriter(run_dir, start_iter) if info.is_main else None
-    if evaluate is None and cfg.data.val_root:
-        evaluate = default_evaluator(cfg, device)
     max_iter = cfg.solver.max_iter
     bar = tqdm(total=max_iter, initial=start_iter, desc="train", disable=not info.is_main, dynamic_ncols=True)
     autocast = (
@@ -181,6 +190,7 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
                 metrics["max_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
             if writer is not None:
                 writer.write(it, metrics)
+                log.info(format_log_line(it, max_iter, metrics))
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", lr=f"{lr:.2g}")
             window, t_last = [], time.perf_counter()
         bar.update(1)
@@ -202,6 +212,16 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
     if writer is not None:
         writer.close()
     return model
+
+
+def _restore(path: Path, state: dict, model: nn.Module, optimizer, scaler) -> None:
+    """Load a checked resume state; a checkpoint of another model or optimizer is a one-line error."""
+    for what, target in (("model", model), ("optimizer", optimizer), ("scaler", scaler)):
+        try:
+            target.load_state_dict(state[what])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{path}: cannot resume: its {what} state does not fit this run "
+                            f"({str(exc).splitlines()[0][:200]})") from None
 
 
 def build_train_dataset(cfg: TrainConfig) -> DensePoseDataset:

@@ -1,0 +1,62 @@
+"""Fine-tuning: start a training run from the weights of a model file (``train --weights FILE``).
+
+The model is built from the training config; the file's weights must fit it exactly (names and
+shapes). When they do not, the error names the architecture settings in which the file's config
+and the training config differ, which is nearly always the cause (e.g. another ``model_preset``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from densepose.errors import UserError
+from densepose.modeling.model_file import ModelFile
+
+log = logging.getLogger("densepose.train")
+
+
+def check_start_weights(model_config: Any, start: ModelFile, where: str) -> None:
+    """Before anything is built or written: the weights of ``start`` fit ``DensePoseRCNN(model_config)``
+    (checked on the meta device, which allocates nothing)."""
+    from densepose.modeling.rcnn import DensePoseRCNN
+
+    with torch.device("meta"):
+        probe = DensePoseRCNN(dataclasses.replace(model_config, backbone_weights=None))
+    _check_fits(probe.state_dict(), model_config, start, where)
+
+
+def load_start_weights(model: nn.Module, start: ModelFile, where: str) -> None:
+    """Copy the checked weights of ``start`` into ``model`` (names and shapes must match exactly)."""
+    _check_fits(model.state_dict(), getattr(model, "cfg", None), start, where)
+    model.load_state_dict(start.weights)
+    log.info("starting from the weights of %s (%d tensors)", where, len(start.weights))
+
+
+def _check_fits(own: dict[str, Tensor], model_config: Any, start: ModelFile, where: str) -> None:
+    missing = [k for k in own if k not in start.weights]
+    unexpected = [k for k in start.weights if k not in own]
+    wrong_shape = [k for k in own if k in start.weights and own[k].shape != start.weights[k].shape]
+    if missing or unexpected or wrong_shape:
+        first = (f"weight {wrong_shape[0]} has shape {tuple(start.weights[wrong_shape[0]].shape)}, the model "
+                 f"{tuple(own[wrong_shape[0]].shape)}" if wrong_shape else
+                 f"weight {missing[0]} is missing from the file" if missing else
+                 f"weight {unexpected[0]} does not belong to the model")
+        raise UserError(f"{where}: its weights do not fit the model of this config ({first})"
+                        f"{_config_diff(model_config, start)}")
+
+
+def _config_diff(model_config: Any, start: ModelFile) -> str:
+    if model_config is None or not dataclasses.is_dataclass(model_config):
+        return ""
+    mine, theirs = dataclasses.asdict(model_config), start.config.to_dict()
+    diff = [f"{k}: file {theirs[k]!r}, config {mine[k]!r}" for k in mine
+            if k in theirs and k != "backbone_weights" and tuple(_seq(mine[k])) != tuple(_seq(theirs[k]))]
+    return f"; settings that differ: {'; '.join(diff[:4])}" if diff else ""
+
+
+def _seq(value):
+    return value if isinstance(value, (list, tuple)) else (value,)

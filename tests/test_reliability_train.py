@@ -1,0 +1,173 @@
+"""`densepose train` as a careless user and an unlucky machine treat it: killed runs, torn files,
+bad inputs, hostile checkpoints, fine-tuning from a model file, and the loss lines of the log."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import densepose.api
+from densepose.cli.main import main
+from test_data_dataset import make_tiny_coco
+
+TINY = ["model_preset=tiny", "model.min_size_train=[64]", "model.max_size=96", "solver.optimizer=sgd", "data.flip_prob=0", "data.num_workers=0", "cpu_amp=false", "solver.warmup_iters=1",
+        "solver.ims_per_batch=2", "eval_period=0", "log_period=1"]
+
+
+class Payload:
+    """Unpickling this object creates the file ``marker`` (what an attacker's code would do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a busy 2-core machine more threads make these tiny steps 10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_tiny_coco(tmp_path_factory.mktemp("data"), n_images=4)
+
+
+def _train(data, run, *extra, max_iter=2):
+    return main(["train", "--config", "configs/light_synth.yaml", "--data", str(data), "--out", str(run), *TINY,
+                 f"solver.max_iter={max_iter}", "checkpoint_period=1", *extra])
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("error: "), err
+    return err[-1]
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory, data):
+    """A finished 2-iteration run, trained through the console script: (run folder, its console output)."""
+    run = tmp_path_factory.mktemp("base") / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "densepose.cli.main", "train", "--config", "configs/light_synth.yaml",
+         "--data", str(data), "--out", str(run), *TINY, "solver.max_iter=2", "checkpoint_period=1"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return run, proc.stderr
+
+
+@pytest.fixture
+def finished_run(tmp_path, base_run):
+    """A private copy of the finished run."""
+    return Path(shutil.copytree(base_run[0], tmp_path / "run"))
+
+
+# ----------------------------------------------------------------------------- killed runs
+def test_torn_last_metrics_line_does_not_stop_resume(finished_run, data):
+    # A run killed while appending its metrics leaves half a record in each file.
+    with open(finished_run / "metrics.jsonl", "a") as f:
+        f.write('{"iteration": 3, "loss": 1.2')
+    with open(finished_run / "metrics.csv", "a") as f:
+        f.write("3,1.2")
+    assert _train(data, finished_run, "--resume", max_iter=3) == 0
+    records = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [1, 2, 3]
+    rows = (finished_run / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+
+
+def test_temp_files_of_killed_runs_are_removed(finished_run, data):
+    # What a run killed inside an atomic write leaves behind.
+    stale = [finished_run / ".model_0000003.pt.k2j4x.tmp", finished_run / ".last_checkpoint.a8s7.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    keep = finished_run / "notes.tmp"
+    keep.write_text("a user's file")
+    assert _train(data, finished_run, "--resume", max_iter=3) == 0
+    assert not any(p.exists() for p in stale) and keep.exists()
+    assert (finished_run / "model_0000003.pt").is_file()
+
+
+# ----------------------------------------------------------------------------- bad inputs leave nothing
+@pytest.mark.parametrize("args, message", [
+    (["--data", "nosuchdata"], "nosuchdata: no annotations.json here nor in"),
+    (["--weights", "nosuch.pt"], "nosuch.pt: model file not found"),
+    (["amp_dtype=float8"], "amp_dtype must be 'bfloat16' or 'float16'"),
+])
+def test_bad_input_creates_no_run_folder(tmp_path, data, capsys, args, message):
+    run = tmp_path / "run"
+    cmd = ["train", "--config", "configs/light_synth.yaml", "--data", str(data), "--out", str(run), *TINY, *args]
+    assert main(cmd) == 2
+    assert message in _one_line_error(capsys)
+    assert not run.exists()
+
+
+def test_weights_of_another_architecture_are_an_error_before_anything(tmp_path, data, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--config", "configs/light_synth.yaml", "--data", str(data), "--out", str(run),
+                 "--weights", str(densepose.api.bundled_model_path()), *TINY]) == 2  # light weights, tiny config
+    error = _one_line_error(capsys)
+    assert "its weights do not fit the model of this config" in error and "backbone_width: file 32, config 16" in error
+    assert not run.exists()
+
+
+# ----------------------------------------------------------------------------- resume reads data only
+def test_resume_from_a_damaged_checkpoint_is_a_one_line_error(finished_run, data, capsys):
+    newest = finished_run / "model_0000002.pt"
+    state = torch.load(newest, weights_only=False)  # the run's own file, written by this test
+    del state["optimizer"]
+    torch.save(state, newest)
+    assert _train(data, finished_run, "--resume", max_iter=3) == 2
+    assert "model_0000002.pt: cannot resume: the checkpoint has no valid 'optimizer' entry" in _one_line_error(capsys)
+    newest.write_bytes(b"\x80\x04garbage")
+    assert _train(data, finished_run, "--resume", max_iter=3) == 2
+    assert "model_0000002.pt: not a readable checkpoint" in _one_line_error(capsys)
+
+
+def test_resume_from_a_hostile_checkpoint_never_runs_code(finished_run, data, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    newest = finished_run / "model_0000002.pt"
+    torch.save({"model": {}, "optimizer": {}, "extra": Payload(marker)}, newest)
+    assert _train(data, finished_run, "--resume", max_iter=3) == 2
+    assert "not a readable checkpoint" in _one_line_error(capsys)
+    assert not marker.exists()
+    # The same holds for a plain pickle named like a checkpoint.
+    newest.write_bytes(pickle.dumps(Payload(marker), protocol=2))
+    assert _train(data, finished_run, "--resume", max_iter=3) == 2
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- fine-tuning, log
+def test_fine_tuning_from_the_bundled_model_starts_from_its_weights(tmp_path, data):
+    bundled = torch.load(densepose.api.bundled_model_path(), weights_only=True)["model"]
+    run = tmp_path / "ft"
+    # base_lr 0: the one step leaves the weights where it started, so the checkpoint shows the start.
+    assert main(["train", "--config", "configs/light_synth.yaml", "--data", str(data), "--out", str(run),
+                 "--weights", str(densepose.api.bundled_model_path()), "data.flip_prob=0", "data.num_workers=0",
+                 "cpu_amp=false", "solver.max_iter=1", "solver.base_lr=0", "solver.ims_per_batch=1",
+                 "model.min_size_train=[96]", "model.max_size=128", "eval_period=0"]) == 0
+    trained = torch.load(run / "model_0000001.pt", weights_only=True)
+    assert trained["config"]["weights"] == str(densepose.api.bundled_model_path())
+    assert trained["model"].keys() == bundled.keys()
+    assert all(torch.equal(trained["model"][k], v) for k, v in bundled.items())
+
+
+def test_loss_lines_on_the_console_and_in_the_log(base_run):
+    run, console = base_run
+    for text in (console, (run / "log.txt").read_text()):
+        lines = [line for line in text.splitlines() if "iter " in line and " loss " in line]
+        assert len(lines) == 2, text[-2000:]
+        assert "iter 2/2  loss " in lines[-1] and "  lr " in lines[-1] and " s/it  eta " in lines[-1]
