@@ -77,7 +77,10 @@ def make_norm(norm: str, channels: int, eps: float = 1e-5) -> nn.Module:
     if norm == "bn":
         return nn.BatchNorm2d(channels, eps=eps)
     if norm == "gn":
-        return _GroupNorm(min(32, channels // 4) if channels >= 8 else 1, channels)
+        groups = min(32, channels // 4) if channels >= 8 else 1
+        while channels % groups:  # e.g. EfficientNet's 144 channels: 24 groups, not 32
+            groups -= 1
+        return _GroupNorm(groups, channels)
     raise ValueError(f"unknown norm {norm!r} (frozen_bn, bn, gn)")
 
 
