@@ -150,7 +150,12 @@ def build_model(model_file: ModelFile) -> torch.nn.Module:
 
 
 def load_model_file(path: str | os.PathLike) -> torch.nn.Module:
-    """Read, check and build the model file at ``path`` (`DensePoseRCNN` in eval mode)."""
+    """Read, check and build the model file at ``path`` (`DensePoseRCNN` in eval mode); a detectron2
+    model-zoo ``.pkl`` / ``.pth`` gives `densepose.modeling.detectron2.Detectron2DensePoseRCNN`."""
+    from densepose.modeling.detectron2 import is_detectron2_file, load_detectron2_model
+
+    if is_detectron2_file(path):
+        return load_detectron2_model(path)
     return build_model(read_model_file(path))
 
 
