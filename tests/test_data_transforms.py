@@ -90,3 +90,27 @@ def test_train_transform_is_seeded():
     assert torch.equal(a[0], b[0]) and torch.equal(a[1]["boxes"], b[1]["boxes"])
     shapes = {tuple(tf(image, target, s)[0].shape) for s in range(12)}
     assert len(shapes) > 1
+
+
+def test_one_resize_rule_for_training_model_and_predictor():
+    """The dataset's optional resize, the model's own and the mapping back share modeling/transform.py."""
+    from densepose.data import transforms as data_transforms
+    from densepose.modeling import DensePoseRCNN, tiny_config
+    from densepose.modeling import transform as model_transform
+
+    assert data_transforms.resize_shape is model_transform.resize_shape
+    image, target = _sample()
+    size = resize_shape(40, 48, 64, 1333)
+    im_data, t_data = resize(image, target, size)
+    model = DensePoseRCNN(tiny_config(min_size_train=(64,), max_size=1333))
+    model.train()
+    batch, sizes, scales, targets = model.preprocess([image], [target])
+    assert sizes == [size] and scales == [(size[0] / 40, size[1] / 48)]
+    torch.testing.assert_close(targets[0]["boxes"], t_data["boxes"])
+    torch.testing.assert_close(targets[0]["keypoints"], t_data["keypoints"])
+    assert torch.equal(targets[0]["masks"], t_data["masks"])
+    mean = torch.tensor(model.cfg.pixel_mean).view(3, 1, 1)
+    std = torch.tensor(model.cfg.pixel_std).view(3, 1, 1)
+    torch.testing.assert_close(batch[0, :, : size[0], : size[1]], (im_data - mean) / std)
+    back = model_transform.boxes_to_input(t_data["boxes"], scales[0], (40, 48))
+    torch.testing.assert_close(back, target["boxes"].float().clamp(min=0), atol=1e-4, rtol=0)
