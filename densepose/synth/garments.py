@@ -126,8 +126,9 @@ def sample_outfit(rng: np.random.Generator, lib: GarmentLibrary, phenotype: dict
         if kind != "bald":
             out.append(("short hair", shells.hair_cap(t, u(0.06, 0.1), u(0.02, 0.06), u(-0.07, -0.02), volume)))
         if kind == "long":
-            out.append(("long hair", wraps.long_hair(t, u(0.05, t.landmarks["neck"][2] - 0.02), volume + 0.005,
-                                                     u(0.9, 1.5))))
+            length_z = u(0.05, t.landmarks["neck"][2] - 0.02)
+            lift = u(0.0, 0.6) * (t.landmarks["neck"][2] - length_z)
+            out.append(("long hair", wraps.long_hair(t, length_z, volume + 0.005, u(0.9, 1.5), lift)))
     if hat and use_mh["hat"]:
         out += _pick(rng, lib.assets["hat"])
     elif hat:

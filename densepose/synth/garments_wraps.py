@@ -28,7 +28,8 @@ SLAB = 0.02  # metres: half-height of the slab of body vertices that shapes one 
 
 
 def wrap(t: BodyTemplate, kind: str, groups: list[np.ndarray], rows_z: np.ndarray, margin: np.ndarray,
-         angles: np.ndarray, closed: bool, row_weight: np.ndarray | None = None, tight: bool = False) -> Garment | None:
+         angles: np.ndarray, closed: bool, row_weight: np.ndarray | None = None, tight: bool = False,
+         hem_lift: np.ndarray | None = None) -> Garment | None:
     """A ring-grid garment around body vertex groups.
 
     Args:
@@ -37,6 +38,7 @@ def wrap(t: BodyTemplate, kind: str, groups: list[np.ndarray], rows_z: np.ndarra
         rows_z: (R,) rest heights from top to bottom; margin: (R,) metres outside the outline.
         angles: (A,) radians around +Z (0 = the person's left, pi/2 = the back); closed: wrap around.
         row_weight: (R, G) fixed anchor weights per row; None blends by which group shapes the outline.
+        hem_lift: (A,) metres: column a ends that far above the last row (a curved, stepped hem).
     """
     v = t.vertices
     R, A, G = len(rows_z), len(angles), len(groups)
@@ -65,6 +67,8 @@ def wrap(t: BodyTemplate, kind: str, groups: list[np.ndarray], rows_z: np.ndarra
             best = proj.argmax(axis=0)
             anchor_vertex[r, :, g] = idx[best]
             support[r, :, g] = proj[best, np.arange(A)]
+    if row_weight is not None:  # a group with no weight on a row does not shape it
+        support[np.asarray(row_weight)[:, None, :].repeat(A, axis=1) <= 0] = -np.inf
     reach = support.max(axis=2)  # (R, A) outline distance from the centre
     ring = centre[:, None, :] + (reach + margin[:, None])[..., None] * direction[None]
     points = np.concatenate([ring, np.broadcast_to(rows_z[:, None, None], (R, A, 1))], axis=2).reshape(-1, 3)
@@ -79,10 +83,14 @@ def wrap(t: BodyTemplate, kind: str, groups: list[np.ndarray], rows_z: np.ndarra
     tri, weight = t.anchor_tri[av], t.anchor_weight[av]  # (N, G, 3)
     local = np.stack([bind_to_frames(points, v, tri[:, g], weight[:, g]) for g in range(G)], axis=1)
     faces = _grid_faces(R, A, closed)
+    if hem_lift is not None:  # drop the cells below each column's hem
+        low = points[faces, 2].min(axis=1)
+        col = faces % A
+        faces = faces[(low >= rows_z[-1] + np.asarray(hem_lift)[col].max(axis=1) - 1e-9)]
     # Wind the faces counter-clockwise seen from outside (away from the ring centre).
     p = points[faces]
     normal = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
-    outward = p.mean(axis=1)[:, :2] - np.repeat(centre, (A if closed else A - 1) * 2, axis=0)[: len(faces)]
+    outward = p.mean(axis=1)[:, :2] - centre[faces[:, 0] // A]
     if ((normal[:, :2] * outward).sum(axis=1) < 0).mean() > 0.5:
         faces = faces[:, ::-1]
     return Garment(kind, faces, FrameBinding(tri, weight, local, blend), tight)
@@ -98,6 +106,8 @@ def _by_height(name: str) -> np.ndarray:
         mask = t.is_chart(TORSO_CHARTS + UPPER_LEG_CHARTS + LOWER_LEG_CHARTS) & side
     elif name == "head":
         mask = t.is_chart(HEAD_CHARTS)
+    elif name == "back of head":  # behind the ears, so that hair falls past them
+        mask = t.is_chart(HEAD_CHARTS) & (v[:, 1] > t.landmarks["head"][1] + 0.02)
     elif name == "upper back":  # torso and shoulders within a hair's width of the spine
         narrow = np.abs(v[:, 0]) < 0.08 + 0.04 * np.clip((t.landmarks["head"][2] - v[:, 2]) / 0.15, 0, 1)
         mask = t.is_chart(TORSO_CHARTS) & narrow
@@ -132,22 +142,24 @@ def skirt(t: BodyTemplate, kind: str, top_z: float, hem_t: float, ease: float, f
     return wrap(t, kind, groups, rows_z, ease + flare * s ** 1.5, angles, closed=True)
 
 
-def long_hair(t: BodyTemplate, length_z: float, volume: float, spread: float, rows: int = 10,
-              cols: int = 28) -> Garment | None:
+def long_hair(t: BodyTemplate, length_z: float, volume: float, spread: float, lift: float = 0.0,
+              rows: int = 14, cols: int = 28) -> Garment | None:
     """A curtain of hair down the back, from above the ears to rest height ``length_z``.
 
-    spread: radians the curtain reaches round the sides from straight behind (up to ~2.2 = to the cheeks).
+    spread: radians the curtain reaches round the sides from straight behind (up to ~2.2 = to the cheeks);
+    lift: metres the ends rise towards the sides (a rounded, layered hem instead of a straight cut).
     """
     head = t.landmarks["head"]
     top_z = head[2] + 0.07
     rows_z = np.linspace(top_z, length_z, rows)
-    groups = [_by_height("head"), _by_height("upper back")]
+    groups = [_by_height("back of head"), _by_height("upper back")]
     neck = t.landmarks["neck"][2]
     w_head = np.clip((rows_z - neck) / (top_z - neck), 0, 1)
     angles = np.pi / 2 + np.linspace(-spread, spread, cols)
     margin = volume * (0.6 + 0.4 * np.linspace(0, 1, rows))
     return wrap(t, "hair", groups, rows_z, margin, angles, closed=False,
-                row_weight=np.stack([w_head, 1 - w_head], axis=1))
+                row_weight=np.stack([w_head, 1 - w_head], axis=1),
+                hem_lift=lift * np.linspace(-1, 1, cols) ** 2)
 
 
 def brim(t: BodyTemplate, rim_z: float, offset: float, width: float, front_only: bool, cols: int = 40) -> Garment | None:
