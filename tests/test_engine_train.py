@@ -158,3 +158,21 @@ def test_resume_is_exact_with_densepose_rcnn(tmp_path):
     wa, wb = straight.state_dict(), resumed.state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not torch.are_deterministic_algorithms_enabled()  # restored after train()
+
+
+def test_checkpoints_of_the_older_rng_format_still_load(tmp_path):
+    """Checkpoints from before the RNG state became tensors (NumPy's state tuple) load as data."""
+    import random
+
+    import numpy as np
+
+    np.random.seed(7)
+    expected = np.random.rand(3)
+    np.random.seed(7)
+    legacy = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(), "cuda": []}
+    torch.save({"model": {}, "rng": [legacy]}, tmp_path / "old.pt")
+    state = ckpt.load_checkpoint(tmp_path / "old.pt")
+    np.random.seed(0)
+    ckpt.set_rng_state(state["rng"][0])
+    assert np.array_equal(np.random.rand(3), expected)
+    ckpt.set_rng_state(ckpt.rng_state())  # the current format round-trips too

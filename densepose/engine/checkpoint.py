@@ -21,6 +21,14 @@ from densepose.errors import UserError
 LAST = "last_checkpoint"
 
 
+# Checkpoints written before the RNG state became tensors hold NumPy's state tuple: an array of
+# uint32 rebuilt by NumPy's own array constructor (data, as in `densepose.io.safe_pickle`).
+_NP_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(0))[0]
+_LEGACY_NUMPY_RNG = [(_NP_RECONSTRUCT, "numpy.core.multiarray._reconstruct"),
+                     (_NP_RECONSTRUCT, "numpy._core.multiarray._reconstruct"),
+                     np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 def rng_state() -> dict:
     """Every RNG state as tensors and plain containers (NumPy's MT19937 key as an int64 tensor)."""
     numpy = np.random.get_state(legacy=False)
@@ -36,8 +44,10 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     n = state["numpy"]
-    np.random.set_state({"bit_generator": "MT19937", "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
-                         "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
+    if isinstance(n, dict):
+        n = {"bit_generator": "MT19937", "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+             "has_gauss": n["has_gauss"], "gauss": n["gauss"]}
+    np.random.set_state(n)  # a dict, or the legacy tuple of older checkpoints
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -54,7 +64,8 @@ def load_checkpoint(path: str | Path) -> dict:
     """A checkpoint as data (``weights_only=True``); checks only that it is a dict with a state dict."""
     from densepose.modeling.model_file import read_torch_file
 
-    state = read_torch_file(path, "checkpoint")
+    with torch.serialization.safe_globals(_LEGACY_NUMPY_RNG):
+        state = read_torch_file(path, "checkpoint")
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise UserError(f"{path}: not a `densepose train` checkpoint (a dict with a 'model' state dict)")
     return state
