@@ -55,8 +55,8 @@ def save_study_figure(path: Path, thresholds_cm: np.ndarray, curves: dict[str, n
                       pics: dict[str, np.ndarray], vmax_cm: float) -> None:
     """One page: fraction of points within x cm per annotator and pooled, mean error per part, heat map."""
     plt = _plt()
-    fig = plt.figure(figsize=(13, 4.6))
-    grid = fig.add_gridspec(1, 4, width_ratios=[1.25, 1.1, 0.75, 0.75], wspace=0.35)
+    fig = plt.figure(figsize=(14, 4.8))
+    grid = fig.add_gridspec(1, 4, width_ratios=[1.2, 1.0, 0.7, 0.7], wspace=0.55, left=0.05, right=0.93)
     ax = fig.add_subplot(grid[0])
     for name, frac in curves.items():
         pooled = name == "pooled"

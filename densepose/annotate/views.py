@@ -243,26 +243,26 @@ def part_colors() -> np.ndarray:
 
 def body_diagram(surface, size: int = 260) -> np.ndarray:
     """The legend's body diagram: the rest-pose body from the front and the back, each coarse part
-    in its colour, with the person's left (L) and right (R) marked. (size * 1.25, 2 * size, 3) uint8."""
-    from PIL import ImageDraw
+    in its colour, with the person's left (L) and right (R) marked. (size * 1.2, 2 * size, 3) uint8."""
+    from PIL import ImageDraw, ImageFont
 
     verts = np.asarray(surface.vertices, dtype=np.float64)
     faces = np.asarray(surface.faces, dtype=np.int64)
     colors = part_colors()[CHART_TO_MASK_PART[np.asarray(surface.face_part, dtype=np.int64)]].astype(np.float64)
     centre = (verts.min(0) + verts.max(0)) / 2
     radius = float(np.linalg.norm(verts - centre, axis=1).max())
-    h = int(size * 1.25)
-    canvas = Image.new("RGB", (2 * size, h), "white")
+    top = int(size * 0.2)
+    canvas = Image.new("RGB", (2 * size, size + top), "white")
     draw = ImageDraw.Draw(canvas)
-    for i, (name, title, left_on_right) in enumerate((("front", "front (facing you)", True), ("back", "back", False))):
+    font = ImageFont.load_default(size=max(12, size // 10))
+    for i, (name, left_on_right) in enumerate((("front", True), ("back", False))):
         R, t = look_at(centre, name, CAMERA_DISTANCE)
-        rgb, _, _ = render_view(verts, faces, colors, R, t, 0.48 * size * CAMERA_DISTANCE / radius, size)
-        canvas.paste(Image.fromarray(rgb), (i * size, int(size * 0.2)))
-        draw.text((i * size + 8, 4), title, fill=(0, 0, 0))
-        y = int(size * 0.2) + size // 2
-        draw.text((i * size + 6, y), "L" if not left_on_right else "R", fill=(200, 0, 0))
-        draw.text((i * size + size - 14, y), "L" if left_on_right else "R", fill=(200, 0, 0))
-    draw.text((6, h - 16), "L / R: the person's own left and right", fill=(0, 0, 0))
+        rgb, _, _ = render_view(verts, faces, colors, R, t, 0.5 * size * CAMERA_DISTANCE / radius, size)
+        canvas.paste(Image.fromarray(rgb), (i * size, top))
+        draw.text((i * size + size // 2, 2), name, fill=(0, 0, 0), font=font, anchor="mt")
+        y = top + size // 2
+        draw.text((i * size + 4, y), "L" if not left_on_right else "R", fill=(200, 0, 0), font=font, anchor="lm")
+        draw.text((i * size + size - 4, y), "L" if left_on_right else "R", fill=(200, 0, 0), font=font, anchor="rm")
     return np.asarray(canvas)
 
 
