@@ -1,32 +1,20 @@
-"""Evaluator speed and memory on a synthetic set on the Anny surface.
+"""Evaluator speed and memory on a synthetic set on the Anny surface, against a measured baseline.
 
-    python benchmarks/bench_evaluate.py [--people 1000] [--points 100] [--json]
+    python benchmarks/bench_evaluate.py [--people 1000] [--points 100] [--json] [--reference-pairs 300]
 
 Builds about ``--people`` annotated people (``--points`` DensePose points each, 1-3 per image, plus
-one unannotated person and ``--false-positives`` low-score false detections per image), predictions with UV noise, and times
-``densepose.evaluation.evaluate`` (all three modes GPS / GPSm / IOU come out of one pass) on:
+one unannotated person and ``--false-positives`` low-score false detections per image), predictions
+with UV noise, and times ``densepose.evaluation.evaluate`` (all three modes GPS / GPSm / IOU come
+out of one pass) on:
   - NPZ results, official vertex snap;
   - NPZ results, exact surface points (``--exact``);
   - COCO JSON results (PNG ``uv_data`` decoding included), official vertex snap.
-A pair is one (detection, annotated GT) couple of an image, the unit the reference evaluator
-loops over (~2.3 ms per pair per mode, densepose_reference.md §3.6). The reference builds one
-evaluator per mode and recomputes everything in each, so its cost for the three modes is
-3 x 2.3 = 6.9 ms per pair; "x ref" divides that by our time per pair for all three modes at once.
-Peak memory is the tracemalloc peak of a separate run (Python + NumPy allocations), and the
-process max RSS.
-
-Measured with ``--people 1100 --points 100 --json`` (550 images, 1,111 annotated people, 8,150
-pairs), the whole ``evaluate`` call for all three modes, fastest of 2 runs per invocation, on the
-2-core CPU of this project while a model trained on it (load ~3); before = commit 04e5688, after
-= this version, ranges over invocations at different times (docs/EVALUATION.md):
-
-    input                before: s    us/pair   x ref     after: s     us/pair   x ref    py peak MiB (before / after)
-    npz, vertex snap     1.06-1.78    130-219   32-53     0.47-0.53    58-65     107-120  62 / 17
-    npz, exact points    2.91-3.77    357-463   15-19     2.08-2.48    256-304   23-27    172 / 65
-    json, vertex snap    4.14-5.63    508-691   10-14     2.63-3.21    323-394   18-21    62 / 28
-
-Split after (npz, vertex snap): decode 0.02, masks 0.25-0.29, gather 0.03-0.04, snap+geodesic
-0.12-0.13, matching 0.03-0.04 s.
+A pair is one (detection, annotated GT) couple of an image, the unit the official evaluator loops
+over. The baseline ("ref") is ``reference_evaluator.py``: the same protocol computed pair by pair,
+mode by mode, the way the official evaluator does, timed here on the first ``--reference-pairs``
+pairs of the same set (and checked to give the evaluator's GPS on each of them); "x ref" is its
+time per pair for the three modes divided by ours. Peak memory is the tracemalloc peak of a
+separate run (Python + NumPy allocations), and the process max RSS. Figures: docs/EVALUATION.md.
 """
 from __future__ import annotations
 
@@ -40,13 +28,15 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from densepose.data.coco import parse_coco  # noqa: E402
 from densepose.evaluation import evaluate, load_results, write_results_npz  # noqa: E402
+from densepose.evaluation.gt_checks import check_ground_truth  # noqa: E402
 from densepose.evaluation.synthetic import detections_to_records, make_synthetic_set  # noqa: E402
 from densepose.surface import load_surface  # noqa: E402
 
-REFERENCE_MS_PER_PAIR = 2.3  # detectron2 DensePoseCocoEval, per pair and per mode (measured, §3.6)
+from reference_evaluator import time_reference  # noqa: E402
 
 
 def main() -> None:
@@ -56,6 +46,7 @@ def main() -> None:
     ap.add_argument("--false-positives", type=int, default=5, help="low-score false detections per image")
     ap.add_argument("--repeat", type=int, default=2, help="timed runs per input (the fastest is reported)")
     ap.add_argument("--json", action="store_true", help="also time the COCO JSON (PNG) input")
+    ap.add_argument("--reference-pairs", type=int, default=300, help="pairs the baseline is timed on")
     args = ap.parse_args()
 
     t = time.perf_counter()
@@ -88,7 +79,13 @@ def main() -> None:
             runs.append(("json, vertex snap", str(path), False))
         t = time.perf_counter()
         coco = parse_coco(gt)
+        check_ground_truth(coco)  # done once per ground truth (evaluate skips a checked one)
         print(f"ground truth validated in {time.perf_counter() - t:.2f} s (not in the timings below)")
+        ref = _baseline(surface, gt, dets, coco, str(npz), args.reference_pairs)
+        ref_us = 1e6 * ref["s_per_pair"]
+        print(f"baseline (reference_evaluator.py, {ref['pairs']} pairs): {ref_us:.0f} us per pair for the three "
+              f"modes (GPS {1e6 * ref['gps_s_per_pair']:.0f} us per pass, masks {1e6 * ref['mask_s_per_pair_and_mode']:.0f}"
+              f" us per pair and pass); largest GPS difference to the evaluator {ref['max_gps_difference']:.1e}")
         print(f"{'input':<20}{'pairs':>7}{'time s':>9}{'pairs/s':>10}{'us/pair':>9}{'x ref':>8}"
               f"{'py peak MiB':>13}   GPS AP  GPSm AP  IOU AP   time split (s)")
         for name, path, exact in runs:
@@ -107,22 +104,33 @@ def main() -> None:
             tracemalloc.stop()
             pairs = m["counts"]["pairs"]
             us = 1e6 * dt / pairs
-            # The reference needs one pass per mode: 3 x 2.3 ms per pair for the three modes.
-            speedup = 3 * REFERENCE_MS_PER_PAIR * 1e3 / us
+            speedup = ref_us / us
             d = m["densepose"]
             print(f"{name:<20}{pairs:>7}{dt:>9.2f}{pairs / dt:>10.0f}{us:>9.1f}{speedup:>8.0f}{peak:>13.1f}"
                   f"   {100 * d['gps']['AP']:6.2f}  {100 * d['gpsm']['AP']:7.2f}  {100 * d['iou']['AP']:6.2f}   "
                   + " ".join(f"{k} {v:.2f}" for k, v in m["timing_s"].items()))
             gps_s = m["timing_s"].get("gather", 0) + m["timing_s"].get("snap+geodesic", 0)
-            over = m["counts"]["pairs_overlapping"]
-            gps_us = 1e6 * gps_s / over
-            print(f"{'':<20}GPS part alone: {1e6 * gps_s / pairs:.1f} us/pair over all pairs; "
-                  f"{gps_us:.1f} us per overlapping pair ({over} pairs with GT points in the box, "
-                  f"{m['counts']['points']} points) = {REFERENCE_MS_PER_PAIR * 1e3 / gps_us:.0f}x the reference's "
-                  f"{REFERENCE_MS_PER_PAIR} ms for such a pair")
+            print(f"{'':<20}GPS part alone: {1e6 * gps_s / pairs:.1f} us/pair = "
+                  f"{1e6 * ref['gps_s_per_pair'] / (1e6 * gps_s / pairs):.0f}x the baseline's GPS pass")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"process max RSS {rss:.0f} MiB (includes the surface, its geodesic tables and torch)")
-    print("x ref: speed-up over the reference's 3 passes x 2.3 ms per pair (all three modes)")
+    print("x ref: the baseline's time per pair for the three modes / ours")
+
+
+def _baseline(surface, gt: dict, dets: list, coco, npz: str, max_pairs: int) -> dict:
+    """Time ``reference_evaluator`` and compare its GPS with the evaluator's, pair by pair."""
+    from collections import Counter
+
+    from densepose.evaluation.cells import make_cells
+    from densepose.evaluation.scoring import PairScorer, kappa_per_chart
+
+    res = load_results(npz)
+    cells = make_cells(coco, res, [1], Counter())
+    PairScorer(surface, "per-part", False, res, 0.5, 1 << 20, Counter(), iou_floor=0.2).run(cells)
+    ours = {(c.image_id, int(k), g["id"]): c.gps[i, j] for c in cells for i, k in enumerate(c.dets)
+            for j, g in enumerate(c.gts) if "dp_x" in g}
+    return time_reference(surface, gt, dets, max_pairs, kappa_per_chart(surface, "per-part"),
+                          check=lambda image_id, k, gid: ours[(image_id, k, gid)])
 
 
 if __name__ == "__main__":

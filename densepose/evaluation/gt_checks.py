@@ -31,7 +31,13 @@ def category_ids(coco: CocoDensePose) -> list[int]:
 
 
 def check_ground_truth(coco: CocoDensePose) -> None:
-    """Raise ``UserError`` on the first record the evaluator cannot take as it is (see module doc)."""
+    """Raise ``UserError`` on the first record the evaluator cannot take as it is (see module doc).
+
+    Reading every RLE string costs about 0.2 s per 1,000 people, so a ground truth that passed
+    is marked and not checked again (models are evaluated on the same one again and again).
+    """
+    if getattr(coco, "_checked_for_evaluation", False):
+        return
     path = coco.path
     for image_id in coco.image_ids:
         if not -_INT64 <= image_id < _INT64:
@@ -65,6 +71,7 @@ def check_ground_truth(coco: CocoDensePose) -> None:
     if len(bad):
         where, name = owners[int(bad[0])]
         raise UserError(f"{where}: {name} is not a valid RLE (its runs must cover size[0] x size[1] pixels)")
+    coco._checked_for_evaluation = True
 
 
 def _check_ignore_regions(img: dict, where: str) -> None:
