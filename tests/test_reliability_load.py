@@ -69,6 +69,9 @@ def test_backbone_weights_pickle_named_by_a_model_file_never_runs(tmp_path, tiny
     with pytest.raises(UserError, match="not a readable model file"):
         densepose.api.load(hostile)
     assert main(["predict", str(tmp_path / "img"), "--model", str(hostile), "--out", str(tmp_path / "o2")]) == 2
+    # So is a hostile .pkl given as the model (the detectron2 model-zoo path).
+    assert main(["predict", str(tmp_path / "img"), "--model", str(evil), "--out", str(tmp_path / "o3")]) == 2
+    assert "refused" in capsys.readouterr().err
     assert not marker.exists()
 
 
