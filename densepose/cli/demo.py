@@ -41,6 +41,7 @@ def run_demo_cli(args) -> int:
     from densepose.api import load
     from densepose.io.images import load_image, write_png
     from densepose.vis import make_grid
+    from densepose.vis.legend import draw_legend, isoline_entries, part_entries
 
     predictor = load(args.model, device=args.device, min_score=args.min_score, precision=args.precision)
     images = [Path(p) for p in args.image] if args.image else bundled_images()
@@ -54,6 +55,7 @@ def run_demo_cli(args) -> int:
             people = predictor(image)
             panels = [image] + [people.plot(k, legend=False) for k in ("parts,boxes", "contours", "texture")]
             sheet = make_grid(panels, ncols=4, titles=["input", f"parts ({len(people)} people)", "U/V isolines", "texture"])
+            sheet = draw_legend(sheet, part_entries(people.maps()[0]) + isoline_entries())
             target = out_dir / f"{path.stem}_demo.png"
             try:
                 write_png(target, sheet)
