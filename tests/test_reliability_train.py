@@ -16,28 +16,15 @@ import torch
 import densepose.api
 from densepose.cli.main import main
 from test_data_dataset import make_tiny_coco
+from test_predict_cli import one_thread  # noqa: F401 (fixture)
+from test_reliability_load import Payload
 
-TINY = ["model_preset=tiny", "model.min_size_train=[64]", "model.max_size=96", "solver.optimizer=sgd", "data.flip_prob=0", "data.num_workers=0", "cpu_amp=false", "solver.warmup_iters=1",
-        "solver.ims_per_batch=2", "eval_period=0", "log_period=1"]
+# One torch thread: on a busy 2-core machine more threads make these tiny steps 10x slower.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-class Payload:
-    """Unpickling this object creates the file ``marker`` (what an attacker's code would do)."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return open, (self.marker, "w")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core machine more threads make these tiny steps 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+TINY = ["model_preset=tiny", "model.min_size_train=[64]", "model.max_size=96", "solver.optimizer=sgd",
+        "data.flip_prob=0", "data.num_workers=0", "cpu_amp=false", "solver.warmup_iters=1", "solver.ims_per_batch=2",
+        "eval_period=0", "log_period=1"]
 
 
 @pytest.fixture(scope="module")
