@@ -3,9 +3,10 @@
     python benchmarks/figure_synth_clothing.py --out docs/images/synth_clothing_rule.png
 
 Two dressed people (skirt, long hair, loose top; front and back views). In the parts and U/V
-panels, cloth and hair pixels carry the body surface under them; grey marks person pixels
-with no body within ``MAX_GAP`` behind them (I = 0, still in the instance mask); the white line
-is the outline of the visible clothing and hair.
+panels, cloth and hair pixels carry the body point under them (ray point) or the one their
+garment hangs on (bound point), see ``densepose.synth.layers``; grey marks person pixels with
+neither within ``MAX_GAP`` (I = 0, still in the instance mask); the white line is the outline of
+the visible clothing and hair.
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def render(body: np.ndarray, lib: GarmentLibrary, yaw: float, size: int) -> np.n
     body_frag = fragments_multi([bcam], faces, K, size, size)
     cover_cam = [cam(m.vertices) for m in meshes]
     cover_frag = fragments_multi(cover_cam, [m.faces for m in meshes], K, size, size, cull_backfaces=False)
-    L = compose_layers(body_frag, cover_frag, np.zeros(len(meshes), dtype=np.int64), K, size, size)
+    L = compose_layers(body_frag, cover_frag, np.zeros(len(meshes), dtype=np.int64), K, size, size, garments=meshes,
+                       body_face_part=np.asarray(surface.face_part))
     n = len(L.pix)
     # RGB: flat colours with Lambert shading from face normals (towards the camera).
     colour = np.tile(np.array([225.0, 180, 150]), (n, 1))
@@ -116,7 +118,7 @@ def main() -> None:
     draw = ImageDraw.Draw(sheet)
     for k, title in enumerate(["RGB", "parts (I)", "U", "V"]):
         draw.text((k * args.size + 6, 4), title, fill=(0, 0, 0) if k == 0 else (255, 255, 255))
-    draw.text((args.size + 6, 16), f"grey: no body within {MAX_GAP * 100:.0f} cm (I=0)", fill=(255, 255, 255))
+    draw.text((args.size + 6, 16), f"grey: no body point within {MAX_GAP * 100:.0f} cm (I=0)", fill=(255, 255, 255))
     sheet.save(args.out)
     print(f"wrote {args.out}")
 

@@ -113,24 +113,37 @@ def _long_outfit(lib):
     return Outfit(garments, [g.vertices(t.vertices, t.normals) for g in garments])
 
 
+def _layers(meshes, body_frag, cover_frag, K, size, surface):
+    owner = np.zeros(len(meshes), dtype=np.int64)
+    return compose_layers(body_frag, cover_frag, owner, K, size, size, garments=meshes,
+                          body_face_part=np.asarray(surface.face_part))
+
+
 def test_ground_truth_rule_under_clothes(lib, bodies, anny_surface):
     body = bodies[1]
     meshes = dress(lib, _long_outfit(lib), body)
     size = 160
     K, body_cam, faces, body_frag, cover_frag = _scene(body, meshes, size)
-    L = compose_layers(body_frag, cover_frag, np.zeros(len(meshes), dtype=np.int64), K, size, size)
+    L = _layers(meshes, body_frag, cover_frag, K, size, anny_surface)
     cloth = L.on_cover & (L.person == 0)
-    assert cloth.sum() > 500 and (cloth & ~L.labelled).sum() > 20  # the skirt between the legs is far
-    lab = np.flatnonzero(cloth & L.labelled)
-    # The labelled body point lies on the pixel's ray, behind the cloth, within MAX_GAP.
-    point = (L.body_bary[lab, :, None] * body_cam[faces[L.body_face[lab]]]).sum(axis=1)
+    assert cloth.sum() > 500 and (cloth & ~L.labelled).sum() > 20  # the skirt hem is far from the legs
+    assert (cloth & L.bound).sum() > 20 and (cloth & L.labelled & ~L.bound).sum() > 200
+    # A ray point lies on the pixel's ray, behind the cloth, within MAX_GAP.
+    ray = np.flatnonzero(cloth & L.labelled & ~L.bound)
+    point = (L.body_bary[ray, :, None] * body_cam[faces[L.body_face[ray]]]).sum(axis=1)
     xy = point[:, :2] / point[:, 2:] * K[0, 0] + K[0, 2]
-    row, col = np.divmod(L.pix[lab], size)
+    row, col = np.divmod(L.pix[ray], size)
     assert np.abs(xy[:, 0] - (col + 0.5)).max() < 1e-6 and np.abs(xy[:, 1] - (row + 0.5)).max() < 1e-6
-    gap = (point[:, 2] - L.depth[lab]) * ray_lengths(K, L.pix[lab], size)
+    gap = (point[:, 2] - L.depth[ray]) * ray_lengths(K, L.pix[ray], size)
     assert gap.min() >= 0 and gap.max() <= MAX_GAP
+    # A bound point is what the nearest garment vertex hangs on, bound within MAX_GAP.
+    bound = np.flatnonzero(cloth & L.bound)
+    for k, m in enumerate(meshes):
+        sel = bound[L.cover_mesh[bound] == k]
+        vertex = m.faces[L.cover_face[sel], L.cover_bary[sel].argmax(axis=1)]
+        assert np.array_equal(L.body_face[sel], m.anchor_face[vertex]) and np.all(m.anchor_dist[vertex] <= MAX_GAP)
+    # Unlabelled cloth has neither point; instance mask = body and clothes.
     assert np.all(L.gap[cloth & ~L.labelled] > MAX_GAP)
-    # Instance mask = body and clothes: every cloth pixel belongs to the person.
     assert np.all(L.person[L.on_cover] == 0)
 
 
@@ -142,15 +155,16 @@ def test_clothes_keep_the_visible_body_iuv(lib, bodies, anny_surface):
     naked = np.zeros((size * size, 3))
     I0, uv0 = anny_surface.iuv_from_points(body_frag[2], body_frag[3])
     naked[body_frag[0]] = np.column_stack([I0, uv0])
-    L = compose_layers(body_frag, cover_frag, np.zeros(len(meshes), dtype=np.int64), K, size, size)
+    L = _layers(meshes, body_frag, cover_frag, K, size, anny_surface)
     I1, uv1 = anny_surface.iuv_from_points(L.body_face[L.labelled], L.body_bary[L.labelled])
     dressed = np.zeros((size * size, 3))
     dressed[L.pix[L.labelled]] = np.column_stack([I1, uv1])
     visible = L.pix[~L.on_cover & (L.person == 0)]
     assert len(visible) > 300
     assert np.array_equal(dressed[visible], naked[visible])
-    # Labelled cloth pixels carry exactly the naked render's I, U, V there as well.
-    assert np.array_equal(dressed[L.pix[L.labelled]], naked[L.pix[L.labelled]])
+    # Cloth labelled by its ray point carries exactly the naked render's I, U, V there as well.
+    ray = L.pix[L.labelled & ~L.bound]
+    assert np.array_equal(dressed[ray], naked[ray])
 
 
 def test_makehuman_reader_binds_every_asset(shared_dir, lib):

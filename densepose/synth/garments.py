@@ -31,14 +31,19 @@ MAKEHUMAN_SHARE = 0.5  # with assets loaded: chance that a person wears MakeHuma
 class GarmentMesh:
     """One garment on one posed body: vertices (G, 3), faces (F, 3) CCW from outside, rest (G, 3)
     position on the rest template (for fabric patterns), kind (see ``KINDS``), tight, two_sided
-    (False: back faces may be culled, ``fragments_multi(..., cull_backfaces=[not m.two_sided ...])``)."""
+    (False: back faces may be culled, ``fragments_multi(..., cull_backfaces=[not m.two_sided ...])``),
+    and each vertex's bound body point: anchor_face (G,), anchor_bary (G, 3), anchor_dist (G,) metres
+    (for the ground truth, :func:`densepose.synth.layers.compose_layers`)."""
 
     vertices: np.ndarray
     faces: np.ndarray
     rest: np.ndarray
     kind: str
     tight: bool
-    two_sided: bool = True
+    two_sided: bool
+    anchor_face: np.ndarray
+    anchor_bary: np.ndarray
+    anchor_dist: np.ndarray
 
 
 @dataclass
@@ -144,7 +149,8 @@ def sample_outfit(rng: np.random.Generator, lib: GarmentLibrary, phenotype: dict
 def dress(lib: GarmentLibrary, outfit: Outfit, body: np.ndarray) -> list[GarmentMesh]:
     """The outfit on a posed body (V, 3) (``body_vertex_ids`` order, any rigid frame)."""
     normals = lib.template.posed_normals(body)
-    return [GarmentMesh(g.vertices(body, normals), g.faces, r, g.kind, g.tight, g.two_sided)
+    return [GarmentMesh(g.vertices(body, normals), g.faces, r, g.kind, g.tight, g.two_sided, g.anchor_face,
+                        g.anchor_bary, g.anchor_dist)
             for g, r in zip(outfit.garments, outfit.rest)]
 
 

@@ -33,6 +33,8 @@ class Garment:
 
     kind: "top", "bottom", "dress", "coat", "shoes", "hat", "hair"; faces (F, 3) index the
     garment's own vertices (CCW seen from outside); binding places those vertices on a posed body;
+    anchor_face (G,), anchor_bary (G, 3): the body point each vertex hangs on (its "bound body
+    point", a body face and barycentrics) and anchor_dist (G,) its rest distance from it in metres;
     two_sided: its inside can be seen (open cloth, hair cards); False for shells, whose inside
     only ever shows the body within (the renderer may cull their back faces).
     """
@@ -41,6 +43,9 @@ class Garment:
     faces: np.ndarray
     binding: ShellBinding | FrameBinding
     tight: bool
+    anchor_face: np.ndarray
+    anchor_bary: np.ndarray
+    anchor_dist: np.ndarray
     two_sided: bool = True
     rest: np.ndarray | None = None  # (G, 3) on the rest template, kept for library assets
 
@@ -60,7 +65,8 @@ def shell(t: BodyTemplate, kind: str, keep: np.ndarray, offset: np.ndarray | flo
     remap = np.zeros(nv, dtype=np.int64)
     remap[used] = np.arange(len(used))
     off = np.broadcast_to(np.asarray(offset, dtype=np.float64), (nv,))[used]
-    return Garment(kind, remap[faces], ShellBinding(used, off.copy()), bool(off.max() <= TIGHT_MAX_OFFSET), False)
+    return Garment(kind, remap[faces], ShellBinding(used, off.copy()), bool(off.max() <= TIGHT_MAX_OFFSET),
+                   t.anchor_face[used], t.anchor_weight[used], np.abs(off), two_sided=False)
 
 
 def torso_below_neckline(t: BodyTemplate, neck_drop: float, v_neck: bool) -> np.ndarray:

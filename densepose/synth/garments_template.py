@@ -44,7 +44,8 @@ class BodyTemplate:
     leg_t: np.ndarray         # (V,) 0 hip .. 1 ankle, NaN elsewhere
     landmarks: dict           # name -> (3,) left-side joint position (right side: x negated)
     normal_op: sp.csr_matrix  # (V, F) for posed vertex normals
-    anchor_tri: np.ndarray    # (V, 3) corners of one face incident to each vertex
+    anchor_face: np.ndarray   # (V,) one face incident to each vertex
+    anchor_tri: np.ndarray    # (V, 3) corners of that face
     anchor_weight: np.ndarray  # (V, 3) one-hot barycentric weight of the vertex in that face
 
     def is_chart(self, charts: tuple[int, ...]) -> np.ndarray:
@@ -91,7 +92,7 @@ def body_template() -> BodyTemplate:
     face_of[faces.ravel()] = np.repeat(np.arange(len(faces)), 3)
     corner_of[faces.ravel()] = np.tile(np.arange(3), len(faces))
     return BodyTemplate(v, faces, vertex_normals(v, faces, op), chart, arm_t, leg_t, marks, op,
-                        faces[face_of], np.eye(3)[corner_of])
+                        face_of, faces[face_of], np.eye(3)[corner_of])
 
 
 def _landmarks() -> dict[str, np.ndarray]:

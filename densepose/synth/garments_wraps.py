@@ -93,7 +93,11 @@ def wrap(t: BodyTemplate, kind: str, groups: list[np.ndarray], rows_z: np.ndarra
     outward = p.mean(axis=1)[:, :2] - centre[faces[:, 0] // A]
     if ((normal[:, :2] * outward).sum(axis=1) < 0).mean() > 0.5:
         faces = faces[:, ::-1]
-    return Garment(kind, faces, FrameBinding(tri, weight, local, blend), tight)
+    main = blend.argmax(axis=1)  # the anchor that carries most of each vertex
+    rows = np.arange(len(points))
+    main_vertex = av[rows, main]
+    return Garment(kind, faces, FrameBinding(tri, weight, local, blend), tight, t.anchor_face[main_vertex],
+                   t.anchor_weight[main_vertex], np.linalg.norm(local[rows, main], axis=1))
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,12 +1,20 @@
 """Bodies under clothes: which surface a pixel shows and which body point labels it.
 
-Ground-truth rule (DensePose annotators mark the body surface under the clothing): a pixel of a
-person's garment or hair gets the I, U, V of the first body surface behind it along the pixel's
-view ray, when that surface is the same person's body and lies at most ``MAX_GAP`` metres behind
-the cloth. Otherwise (a skirt between the legs, long hair beside the neck, a coat tail over a
-chair) the pixel stays in the person's instance mask and box, as COCO masks include clothes and
-hair, but gets I = 0 and no DensePose point. Where the body itself is visible its I, U, V is the
-body's own, so a scene rendered with and without clothes agrees wherever the body shows in both.
+Ground-truth rule (DensePose annotators mark the body surface under the clothing). A pixel of a
+person's garment or hair has two candidate body points:
+
+* the *ray point*: the first body surface behind the cloth along the pixel's view ray, when it is
+  the same person's body at most ``MAX_GAP`` metres behind the cloth;
+* the *bound point*: the body point that the nearest garment vertex hangs on, when the garment
+  is bound at most ``MAX_GAP`` from it (a shell's offset, a skirt's ease and flare).
+
+The pixel takes the ray point, unless the bound point exists and lies on another coarse part
+(the edge of a sleeve in front of the chest belongs to the arm, not to the chest behind it) or
+there is no ray point (the edge of loose cloth past the body's outline): then the bound point.
+With neither (a skirt hem far from the legs, the ends of long hair) the pixel stays in the
+person's instance mask and box, as COCO masks include clothes and hair, but gets I = 0 and no
+DensePose point. Where the body itself is visible its I, U, V is the body's own, so a scene
+rendered with and without clothes agrees wherever the body shows in both.
 
 The renderer rasterises two z-buffers with :func:`densepose.synth.raster.fragments_multi`: the
 bodies alone, and everything else ("covers": garments, hair, props). Both passes hold each
@@ -49,6 +57,7 @@ class Layers:
     body_bary: np.ndarray
     gap: np.ndarray
     labelled: np.ndarray
+    bound: np.ndarray
 
 
 def ray_lengths(K: np.ndarray, pix: np.ndarray, width: int) -> np.ndarray:
@@ -60,7 +69,8 @@ def ray_lengths(K: np.ndarray, pix: np.ndarray, width: int) -> np.ndarray:
 
 
 def compose_layers(body: Fragments, cover: Fragments, cover_owner: np.ndarray, K: np.ndarray, height: int,
-                   width: int, max_gap: float = MAX_GAP) -> Layers:
+                   width: int, max_gap: float = MAX_GAP, garments: list | None = None,
+                   body_face_part: np.ndarray | None = None) -> Layers:
     """Merge the body and cover z-buffers and apply the ground-truth rule.
 
     Args:
@@ -68,6 +78,10 @@ def compose_layers(body: Fragments, cover: Fragments, cover_owner: np.ndarray, K
         cover: ``fragments_multi`` output of the cover meshes (garments, hair, props).
         cover_owner: (M,) person index of each cover mesh, -1 for props.
         K: (3, 3) intrinsics; height, width: image size.
+        garments: (M,) per cover mesh its ``GarmentMesh`` (faces and bound body points) or None
+            (props); without it only ray points label cloth.
+        body_face_part: (F,) DensePose chart of each body face (``surface.face_part``); without it
+            a ray point is never overruled by the bound point.
     """
     b_pix, b_inst, b_face, b_bary, b_z = body
     c_pix, c_inst, c_face, c_bary, c_z = cover
@@ -98,5 +112,44 @@ def compose_layers(body: Fragments, cover: Fragments, cover_owner: np.ndarray, K
     gap = np.where(on_cover, (body_z - cover_z) * ray_lengths(K, pix, width), 0.0)
     gap = np.where(has_body, gap, np.inf)
     labelled = (person >= 0) & (body_person == person) & (gap <= max_gap)
+    bound = np.zeros(P, dtype=bool)
+    if garments is not None:
+        body_face, body_bary, labelled, bound = _with_bound_points(
+            garments, cover_mesh, cover_face, cover_bary, on_cover & (person >= 0), body_face, body_bary, labelled,
+            max_gap, body_face_part)
     return Layers(pix, depth, on_cover, person, cover_mesh, cover_face, cover_bary, body_person, body_face,
-                  body_bary, gap, labelled)
+                  body_bary, gap, labelled, bound)
+
+
+def _with_bound_points(garments, cover_mesh, cover_face, cover_bary, cloth, body_face, body_bary, labelled, max_gap,
+                       body_face_part):
+    """Apply the bound-point half of the rule to the person-cloth pixels ``cloth`` (P,) bool."""
+    from densepose.surface.parts import CHART_TO_MASK_PART
+
+    sizes = [len(g.faces) if g is not None else 0 for g in garments]
+    if sum(sizes) == 0:
+        return body_face, body_bary, labelled, np.zeros(len(cloth), dtype=bool)
+    real = [g for g in garments if g is not None]
+    v_off = np.cumsum([0] + [len(g.anchor_face) for g in real])
+    faces = np.concatenate([g.faces + v_off[k] for k, g in enumerate(real)])
+    anchor_face = np.concatenate([g.anchor_face for g in real])
+    anchor_bary = np.concatenate([g.anchor_bary for g in real])
+    anchor_dist = np.concatenate([g.anchor_dist for g in real])
+    f_off = np.cumsum([0] + sizes)
+    sel = np.flatnonzero(cloth & (cover_mesh >= 0))
+    sel = sel[np.asarray([g is not None for g in garments])[cover_mesh[sel]]]
+    vertex = faces[f_off[cover_mesh[sel]] + cover_face[sel], cover_bary[sel].argmax(axis=1)]  # nearest corner
+    near = anchor_dist[vertex] <= max_gap
+    use = near & ~labelled[sel]
+    if body_face_part is not None:  # a ray point on another coarse part than the cloth's own
+        ray_part = CHART_TO_MASK_PART[body_face_part[np.maximum(body_face[sel], 0)]]
+        own_part = CHART_TO_MASK_PART[body_face_part[anchor_face[vertex]]]
+        use |= near & labelled[sel] & (ray_part != own_part)
+    idx = sel[use]
+    body_face, body_bary, labelled = body_face.copy(), body_bary.copy(), labelled.copy()
+    body_face[idx] = anchor_face[vertex[use]]
+    body_bary[idx] = anchor_bary[vertex[use]]
+    labelled[idx] = True
+    bound = np.zeros(len(cloth), dtype=bool)
+    bound[idx] = True
+    return body_face, body_bary, labelled, bound

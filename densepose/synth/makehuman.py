@@ -35,7 +35,7 @@ from densepose.synth.garments_bind import FrameBinding, bind_to_frames, closest_
 from densepose.synth.garments_shells import Garment
 from densepose.synth.garments_template import FOOT_CHARTS, LOWER_LEG_CHARTS, UPPER_LEG_CHARTS, body_template
 
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"
 CLEARANCE = 0.006  # metres: closest a MakeHuman garment may come to the rest body
 MH_TO_ANNY = 0.1 * np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # p_anny = M @ p_mh
 
@@ -116,21 +116,24 @@ def hm08_rest() -> tuple[np.ndarray, np.ndarray]:
     return verts, to_body
 
 
-def bind_asset(mhclo: Path) -> tuple[np.ndarray, FrameBinding]:
-    """Faces (F, 3) and the body binding of one ``.mhclo`` asset (cached)."""
+def bind_asset(mhclo: Path) -> tuple[np.ndarray, FrameBinding, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Faces (F, 3), the body binding and the bound body points (face (G,), bary (G, 3), distance (G,))
+    of one ``.mhclo`` asset (cached)."""
     key = hashlib.sha1(f"{CACHE_VERSION}:{mhclo.resolve()}:{mhclo.stat().st_mtime_ns}".encode()).hexdigest()[:16]
     cached = cache_dir("garments", "makehuman") / f"{mhclo.stem}-{key}.npz"
     if cached.exists():
         with np.load(cached) as z:
-            return z["faces"], FrameBinding.single(z["tri"], z["weight"], z["local"])
-    faces, tri, weight, local = _bind(mhclo)
+            return (z["faces"], FrameBinding.single(z["tri"], z["weight"], z["local"]),
+                    (z["anchor_face"], z["anchor_bary"], z["anchor_dist"]))
+    faces, tri, weight, local, anchor = _bind(mhclo)
     buf = io.BytesIO()
-    np.savez(buf, faces=faces, tri=tri, weight=weight, local=local)
+    np.savez(buf, faces=faces, tri=tri, weight=weight, local=local, anchor_face=anchor[0], anchor_bary=anchor[1],
+             anchor_dist=anchor[2])
     atomic_write_bytes(cached, buf.getvalue())
-    return faces, FrameBinding.single(tri, weight, local)
+    return faces, FrameBinding.single(tri, weight, local), anchor
 
 
-def _bind(mhclo: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _bind(mhclo: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple]:
     clo = parse_mhclo(mhclo)
     obj_verts, faces = parse_obj(mhclo.parent / clo["obj_file"])
     refs, w, off = clo["refs"], clo["weights"], clo["offsets"]
@@ -151,6 +154,7 @@ def _bind(mhclo: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     body_rest = base[np.flatnonzero(to_body >= 0)]  # body order: the map is increasing
     t = body_template()
     rest = _with_clearance(rest, body_rest, t.faces)
+    anchor = closest_points(rest, body_rest, t.faces)  # the bound body point of each vertex
     tri = to_body[refs]
     c = body_rest[np.maximum(tri, 0)]
     area = np.linalg.norm(cross(c[:, 1] - c[:, 0], c[:, 2] - c[:, 0]), axis=1)
@@ -159,12 +163,11 @@ def _bind(mhclo: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     weight = np.where(direct[:, None], w, 0.0)
     rebind = np.flatnonzero(~direct)
     if len(rebind):  # helper geometry: hang on the nearest body surface point instead
-        face, bary, _ = closest_points(rest[rebind], body_rest, t.faces)
-        tri[rebind] = t.faces[face]
-        weight[rebind] = bary
+        tri[rebind] = t.faces[anchor[0][rebind]]
+        weight[rebind] = anchor[1][rebind]
     local = bind_to_frames(rest, body_rest, tri, weight)
     assert np.isfinite(triangle_frames(body_rest[tri])).all()
-    return faces, tri, weight, local
+    return faces, tri, weight, local, anchor
 
 
 def _with_clearance(points: np.ndarray, body: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -195,7 +198,7 @@ def _category(relative: Path) -> str:
     return "suit"
 
 
-def _split_suit(faces: np.ndarray, binding: FrameBinding, tight: bool) -> list[Garment]:
+def _split_suit(faces: np.ndarray, binding: FrameBinding, anchor: tuple, tight: bool) -> list[Garment]:
     """A suit mesh split into its top and bottom parts (by the body chart each face hangs on)."""
     t = body_template()
     chart = t.chart[binding.tri[:, 0, 0]]
@@ -208,7 +211,7 @@ def _split_suit(faces: np.ndarray, binding: FrameBinding, tight: bool) -> list[G
             remap = np.zeros(len(chart), dtype=np.int64)
             remap[used] = np.arange(len(used))
             part = FrameBinding(binding.tri[used], binding.weight[used], binding.local[used], binding.blend[used])
-            pieces.append(Garment(kind, remap[faces[sel]], part, tight))
+            pieces.append(Garment(kind, remap[faces[sel]], part, tight, *(a[used] for a in anchor)))
     return pieces
 
 
@@ -222,12 +225,12 @@ def load_assets(folder: str | Path) -> dict[str, list[tuple[str, list[Garment]]]
         raise UserError(f"{root}: no MakeHuman .mhclo assets in this folder")
     out: dict[str, list[tuple[str, list[Garment]]]] = {}
     for path in files:
-        faces, binding = bind_asset(path)
+        faces, binding, anchor = bind_asset(path)
         kind = _category(path.relative_to(root))
         if kind == "suit":
-            pieces = _split_suit(faces, binding, tight=True)
+            pieces = _split_suit(faces, binding, anchor, tight=True)
         else:
-            pieces = [Garment(kind, faces, binding, kind != "hair")]
+            pieces = [Garment(kind, faces, binding, kind != "hair", *anchor)]
         t = body_template()
         for g in pieces:
             g.rest = g.vertices(t.vertices, t.normals)
