@@ -68,7 +68,7 @@ def _people(n: int) -> str:
 
 
 def run_video(path: Path, stem: str, predictor: Predictor, opts: OutputOptions, batch_size: int, summary: RunSummary,
-              log: Callable[[str], None]) -> str:
+              progress: bool = True) -> str:
     """Predict every ``opts.every``-th frame of a video; returns its console line. Raises UserError
     (after writing what decoded) when the video breaks midway."""
     from densepose.io.video import Mp4Writer, VideoDecodeError, iter_frames, probe_video
@@ -88,7 +88,7 @@ def run_video(path: Path, stem: str, predictor: Predictor, opts: OutputOptions, 
     total = info.num_frames // max(opts.every, 1) if info.num_frames else None
     if opts.max_frames is not None:
         total = min(total or opts.max_frames, opts.max_frames)
-    bar = tqdm(total=total, desc=stem, unit="frame", leave=False, file=sys.stderr, disable=log is _quiet)
+    bar = tqdm(total=total, desc=stem, unit="frame", leave=False, file=sys.stderr, disable=not progress)
     done = people = 0
     t_infer = 0.0
     decode_error: UserError | None = None
@@ -246,7 +246,7 @@ def run_predict(
             summary.seconds["write"] += time.perf_counter() - tw
     for path in videos:
         try:
-            line = run_video(path, stems[path], predictor, opts, batch_size, summary, log)
+            line = run_video(path, stems[path], predictor, opts, batch_size, summary, progress)
             summary.ok += 1
             log(f"video {position[path]}/{count} {path}: {line}")
         except UserError as exc:
