@@ -131,10 +131,12 @@ def test_resume_from_a_hostile_checkpoint_never_runs_code(finished_run, data, tm
     assert _train(data, finished_run, "--resume", max_iter=3) == 2
     assert "not a readable checkpoint" in _one_line_error(capsys)
     assert not marker.exists()
-    # The same holds for a plain pickle named like a checkpoint.
+    # The same holds for a plain pickle named like a checkpoint, and for a hostile --weights file.
     newest.write_bytes(pickle.dumps(Payload(marker), protocol=2))
     assert _train(data, finished_run, "--resume", max_iter=3) == 2
-    assert not marker.exists()
+    assert _train(data, tmp_path / "ft", "--weights", str(newest)) == 2
+    assert "not a readable model file" in _one_line_error(capsys)
+    assert not marker.exists() and not (tmp_path / "ft").exists()
 
 
 # ----------------------------------------------------------------------------- fine-tuning, log
