@@ -188,12 +188,17 @@ def compose(results: list[PersonResult], height: int, width: int) -> tuple[np.nd
 
 def compose_at(results: list[PersonResult], frame_size: tuple[int, int], size: tuple[int, int]):
     """`compose` in a (fh, fw) frame, read at the pixel centres of a (h, w) picture of that frame (nearest)."""
-    labels, u, v, inds = compose(results, *frame_size)
-    if tuple(frame_size) == tuple(size):
-        return labels, u, v, inds
-    ys = np.minimum(((np.arange(size[0]) + 0.5) * frame_size[0] / size[0]).astype(np.intp), frame_size[0] - 1)
-    xs = np.minimum(((np.arange(size[1]) + 0.5) * frame_size[1] / size[1]).astype(np.intp), frame_size[1] - 1)
-    return tuple(np.ascontiguousarray(m[ys][:, xs]) for m in (labels, u, v, inds))
+    return sample_maps(compose(results, *frame_size), size)
+
+
+def sample_maps(maps: tuple[np.ndarray, ...], size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """(H, W) maps -> (h, w), each output pixel taking the map pixel under its centre (labels stay labels)."""
+    fh, fw = maps[0].shape[:2]
+    if (fh, fw) == tuple(size):
+        return tuple(maps)
+    ys = np.minimum(((np.arange(size[0]) + 0.5) * fh / size[0]).astype(np.intp), fh - 1)
+    xs = np.minimum(((np.arange(size[1]) + 0.5) * fw / size[1]).astype(np.intp), fw - 1)
+    return tuple(np.ascontiguousarray(m[ys][:, xs]) for m in maps)
 
 
 def chart_outputs_to_result(
