@@ -326,3 +326,11 @@ def test_cli_constants_match_the_library():
     from densepose.vis.render import VIS_KINDS
 
     assert cli_predict.VIS_KINDS == VIS_KINDS and cli_predict.IUV_LAYOUTS == IUV_LAYOUTS
+
+
+def test_video_support_is_in_the_default_install():
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    assert any(dep.replace(" ", "").startswith("av>=") for dep in project["dependencies"])
