@@ -7,6 +7,7 @@ them, except in CI (``CI=true``), where a missing browser fails the run.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import socket
@@ -75,20 +76,29 @@ def project(tmp_path, sphere_surface, views_cache):
     return proj, tokens
 
 
-@pytest.fixture()
-def server(project, sphere_surface):
-    proj, tokens = project
+@contextlib.contextmanager
+def serve(proj: Path, surface):
+    """A running server on ``proj`` -> its base URL."""
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(proj, surface=sphere_surface), host="127.0.0.1", port=port,
+    srv = uvicorn.Server(uvicorn.Config(create_app(proj, surface=surface), host="127.0.0.1", port=port,
                                         log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.time() + 30
     while not srv.started and time.time() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", tokens, proj
-    srv.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture()
+def server(project, sphere_surface):
+    proj, tokens = project
+    with serve(proj, sphere_surface) as base:
+        yield base, tokens, proj
 
 
 @pytest.fixture(scope="module")
@@ -184,11 +194,12 @@ def stroke(d, canvas_id: str, vp: str, a, b) -> None:
         .release().perform()
 
 
-def paint_bands(d) -> None:
-    """Step 1 as band_labels() paints it: four horizontal bands, one part each (brush strokes)."""
+def paint_bands(d, bands=(0, 3)) -> None:
+    """Step 1 like band_labels(), with brush strokes: some of its four horizontal bands, one part each."""
     d.execute_script("state.brush = 24; $('brush-size').value = 24")
     parts = CHART_TO_MASK_PART[[1, 3, 16, 23]]
-    for k, part in enumerate(parts):
+    for k in bands:
+        part = parts[k]
         d.execute_script("selectPart(arguments[0])", int(part))
         for y in (k * 64 + 20, k * 64 + 44):
             stroke(d, "part-canvas", "vpParts", (30, y), (226, y))
@@ -239,7 +250,7 @@ def test_annotate_a_person_at_1280x800(server, browser, sphere_surface):
     assert d.find_element(By.ID, "part-canvas").size["height"] > 600  # the person fills the window's height
     paint_bands(d)
     counts = d.execute_script("const c = new Array(15).fill(0); for (const v of state.labels) c[v]++; return c;")
-    assert sum(counts[1:]) > 30000 and sum(c > 3000 for c in counts[1:]) == 4
+    assert sum(counts[1:]) > 15000 and sum(c > 3000 for c in counts[1:]) == 2
     if SCREENSHOTS:
         d.save_screenshot(str(SCREENSHOTS / "annotate_step1.png"))
     press(d, Keys.ENTER)
@@ -392,28 +403,6 @@ def test_clicks_off_the_part_are_refused_and_repainting_keeps_answers(server, br
     pts = {p["id"]: p for p in d.execute_script("return state.task.points")}
     assert pts[bottom["id"]]["status"] == "done" and top["id"] not in pts
     assert sum(p["status"] != "todo" for p in pts.values()) == 1
-
-
-def serve(proj: Path, surface):
-    """A running server on ``proj`` (a context manager) -> base URL."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def run():
-        port = free_port()
-        srv = uvicorn.Server(uvicorn.Config(create_app(proj, surface=surface), host="127.0.0.1", port=port,
-                                            log_level="warning"))
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        while not srv.started:
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            srv.should_exit = True
-            thread.join(10)
-
-    return run()
 
 
 @pytest.mark.skipif(SCREENSHOTS is None, reason="set DENSEPOSE_SCREENSHOTS=DIR to make the README's screenshots")
