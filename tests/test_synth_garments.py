@@ -9,7 +9,7 @@ from densepose.errors import UserError
 from densepose.synth import garments_shells as shells
 from densepose.synth import garments_wraps as wraps
 from densepose.synth.garments import GarmentLibrary, Outfit, dress, sample_outfit
-from densepose.synth.garments_bind import closest_points, triangle_frames
+from densepose.synth.garments_bind import height_over_surface
 from densepose.synth.layers import MAX_GAP, compose_layers, ray_lengths
 from densepose.synth.raster import fragments_multi
 
@@ -38,10 +38,8 @@ def bodies():
 
 def _height_over_body(points, body, faces):
     """Distance to the body surface and signed height along the nearest face's outward normal."""
-    face, bary, dist = closest_points(points, body, faces)
-    corners = body[faces[face]]
-    foot = (bary[..., None] * corners).sum(axis=1)
-    return dist, ((points - foot) * triangle_frames(corners)[:, 2]).sum(axis=1)
+    foot, _, height = height_over_surface(points, body, faces)
+    return np.linalg.norm(points - foot, axis=1), height
 
 
 def test_tight_garments_stay_on_the_body_over_poses_and_shapes(lib, bodies):

@@ -2,7 +2,7 @@
 
 Steps of :func:`render_realistic` (each timed as a stage):
 people (bodies, skin, outfits) -> layout (camera, placement, props) -> two rasterisations (bare
-bodies; garments, hair and props) joined by ``groundtruth.compose_layers`` (the ground-truth rule
+bodies; garments, hair and props) joined by ``layers.compose_layers`` (the ground-truth rule
 under clothes) -> materials and shading with soft shadows -> background and ground shadows ->
 camera effects -> DensePose-COCO annotations.
 """

@@ -12,7 +12,6 @@ import numpy as np
 from densepose.data.rle import DP_MASK_SIZE, encode_dp_masks, encode_mask
 from densepose.surface.parts import CHART_TO_MASK_PART, NUM_MASK_PARTS
 from densepose.synth.raster import project
-from densepose.synth.layers import MAX_GAP, Layers, compose_layers  # noqa: F401  (the clothing rule)
 
 POINTS_PER_PERSON = 100   # target over all parts, allocated by visible area
 MAX_POINTS_PER_PART = 14

@@ -31,7 +31,14 @@ import numpy as np
 
 from densepose.cache import atomic_write_bytes, cache_dir
 from densepose.errors import UserError
-from densepose.synth.garments_bind import FrameBinding, bind_to_frames, closest_points, cross, triangle_frames
+from densepose.synth.garments_bind import (
+    FrameBinding,
+    bind_to_frames,
+    closest_points,
+    cross,
+    height_over_surface,
+    triangle_frames,
+)
 from densepose.synth.garments_shells import Garment
 from densepose.synth.garments_template import FOOT_CHARTS, LOWER_LEG_CHARTS, UPPER_LEG_CHARTS, body_template
 
@@ -177,11 +184,7 @@ def _with_clearance(points: np.ndarray, body: np.ndarray, faces: np.ndarray) -> 
     ground truth, so cloth that hugs the skin gets a little room to stay outside it when the
     body shape differs from the base mesh.
     """
-    face, bary, _ = closest_points(points, body, faces)
-    corners = body[faces[face]]
-    foot = (bary[..., None] * corners).sum(axis=1)
-    normal = triangle_frames(corners)[:, 2]
-    height = ((points - foot) * normal).sum(axis=1)
+    _, normal, height = height_over_surface(points, body, faces)
     return points + np.maximum(CLEARANCE - height, 0.0)[:, None] * normal * (height > -0.03)[:, None]
 
 
