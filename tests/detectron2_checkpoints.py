@@ -101,10 +101,12 @@ def detectron2_state(seed: int = 0, **variant) -> dict[str, np.ndarray]:
     for key, shape in detectron2_shapes(**variant).items():
         fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         if key.endswith("running_var"):
-            value = rng.uniform(0.5, 1.5, shape)
+            value = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+        elif "box_predictor" in key and len(shape) > 1:  # detectron2's init: scores near 0.5, small deltas
+            value = rng.standard_normal(shape, dtype=np.float32) * (0.01 if "cls_score" in key else 0.001)
         elif len(shape) == 1 and key.endswith(".weight"):  # FrozenBN / GroupNorm scale
-            value = rng.uniform(0.5, 1.0, shape)
+            value = rng.uniform(0.5, 1.0, shape).astype(np.float32)
         else:
-            value = rng.normal(0.0, 1.0 / np.sqrt(fan_in) if len(shape) > 1 else 0.05, shape)
-        out[key] = value.astype(np.float32)
+            value = rng.standard_normal(shape, dtype=np.float32) * np.float32(1 / np.sqrt(fan_in) if len(shape) > 1 else 0.05)
+        out[key] = value
     return out

@@ -21,6 +21,7 @@ from densepose.errors import UserError
 from densepose.io.safe_pickle import load_restricted_pickle
 from densepose.modeling.detectron2.model import Detectron2DensePoseRCNN
 from densepose.modeling.detectron2.variant import detect_variant, to_model_keys
+from densepose.modeling.model_file import check_weights
 
 #: First bytes of a pickle (protocol 2..5 start with PROTO) and of torch's zip container.
 _PICKLE_MAGIC = b"\x80"
@@ -94,8 +95,8 @@ def load_detectron2_model(path: str | os.PathLike) -> Detectron2DensePoseRCNN:
     state = read_state_dict(path)
     variant = detect_variant(state, str(path))
     weights = to_model_keys(state, variant)
-    with torch.device("meta"):  # names and shapes, without allocating
-        own = Detectron2DensePoseRCNN(variant).state_dict()
+    model = Detectron2DensePoseRCNN(variant)
+    own = model.state_dict()
     missing = [k for k in own if k not in weights]
     unexpected = [k for k in weights if k not in own]
     if missing or unexpected:
@@ -106,8 +107,6 @@ def load_detectron2_model(path: str | os.PathLike) -> Detectron2DensePoseRCNN:
     if bad is not None:
         raise UserError(f"{path}: {bad} has shape {tuple(weights[bad].shape)}, detectron2 {variant.name} "
                         f"expects {tuple(own[bad].shape)}")
-    weights = {k: v.to(own[k].dtype) for k, v in weights.items()}
-    bad = next((k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
-    if bad is not None:
-        raise UserError(f"{path}: weight {bad} holds NaN or infinite values")
-    return Detectron2DensePoseRCNN.from_weights(variant, weights)
+    weights = check_weights({k: v.to(own[k].dtype) for k, v in weights.items()}, str(path))
+    model.load_state_dict(weights)
+    return model.eval()

@@ -38,7 +38,7 @@ from densepose.modeling.detectron2.deeplab import DeepLabHead
 from densepose.modeling.detectron2.predictor import ChartPredictor
 from densepose.modeling.detectron2.resnet import ResNet
 from densepose.modeling.detectron2.variant import Variant
-from densepose.modeling.ops import AnchorGenerator, MultiScaleRoIAlign, batched_nms, clip_boxes, decode_boxes, nonempty
+from densepose.modeling.ops import MultiScaleRoIAlign, batched_nms, clip_boxes, decode_boxes, nonempty
 from densepose.modeling.roi_heads import BoxHead
 from densepose.modeling.rpn import RPN
 from densepose.modeling.transform import ImageBatch, RCNNTransform
@@ -120,18 +120,6 @@ class Detectron2DensePoseRCNN(nn.Module):
         return RCNNTransform(cfg.min_size_train, cfg.min_size_test, cfg.max_size, cfg.size_divisibility,
                              cfg.pixel_mean, cfg.pixel_std)
 
-    @classmethod
-    def from_weights(cls, variant: Variant, weights: dict[str, Tensor]) -> "Detectron2DensePoseRCNN":
-        """The model with ``weights`` (our names, exact keys and shapes) without a random initialisation:
-        built on the meta device, weights assigned, weight-free buffers (pixel mean, anchors) rebuilt."""
-        with torch.device("meta"):
-            model = cls(variant)
-        model.load_state_dict(weights, assign=True)
-        model.transform = model._make_transform()
-        model.rpn.anchor_generator = AnchorGenerator(model.cfg.anchor_sizes, model.cfg.aspect_ratios, FPN.strides)
-        assert not any(t.is_meta for t in list(model.parameters()) + list(model.buffers()))
-        return model.to(memory_format=torch.channels_last).eval()
-
     @property
     def heatmap_size(self) -> int:
         return 4 * self.variant.pool_size
@@ -156,12 +144,8 @@ class Detectron2DensePoseRCNN(nn.Module):
             raise ValueError("detectron2 models are loaded for inference only (model.eval(), no targets)")
         min_size = min_size or self.cfg.min_size_test
         max_size = max_size or self.cfg.max_size
-        results: list[dict[str, Tensor] | None] = [None] * len(images)
-        for group in self.transform.same_padding_groups(images, min_size, max_size):
-            batch = self.transform([images[i] for i in group], None, min_size, max_size)
-            for i, r in zip(group, self._inference(batch, score_thresh)):
-                results[i] = r
-        return results
+        return self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh), min_size,
+                                                    max_size)
 
     @torch.no_grad()
     def _inference(self, batch: ImageBatch, score_thresh: float | None) -> list[dict[str, Tensor]]:
