@@ -26,6 +26,7 @@ try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
@@ -140,6 +141,7 @@ def visible(d, element_id: str):
 def idle(d):
     wait(d, lambda d: d.execute_script(
         "const t = state.task; if (state.busy || !t) return false;"
+        " if (t.stage === 'parts') return !$('step-parts').hidden && !!state.vpParts.rect;"
         " if (t.stage !== 'points' || !currentPoint()) return true;"
         " return state.viewsPart === currentPoint().part && $('views').querySelectorAll('img').length > 0;"))
 
@@ -246,6 +248,7 @@ def test_annotate_a_person_at_1280x800(server, browser, sphere_surface):
     d = browser
     login(d, base, tokens["alice"])
     visible(d, "step-parts")
+    idle(d)
     no_scrolling(d)
     assert d.find_element(By.ID, "part-canvas").size["height"] > 600  # the person fills the window's height
     paint_bands(d)
@@ -308,6 +311,7 @@ def test_empty_image_and_person_ask_first_and_step1_autosaves(server, browser):
         .move_by_offset(w // 6, h // 4).move_by_offset(w // 6, h // 4).release().perform()
     press(d, Keys.ENTER)
     visible(d, "step-parts")
+    idle(d)
     press(d, Keys.ENTER)  # nothing painted: asks before closing the person empty
     alert = wait(d, EC.alert_is_present())
     assert "Nothing is painted" in alert.text
@@ -394,6 +398,7 @@ def test_clicks_off_the_part_are_refused_and_repainting_keeps_answers(server, br
     # back to step 1 in one click; erase around the top answer; the bottom one survives
     d.find_element(By.ID, "btn-repaint").click()
     visible(d, "step-parts")
+    idle(d)
     press(d, "e")
     d.execute_script("state.brush = 12")
     stroke(d, "part-canvas", "vpParts", (top["x"] - 3, top["y"]), (top["x"] + 3, top["y"]))
@@ -403,6 +408,40 @@ def test_clicks_off_the_part_are_refused_and_repainting_keeps_answers(server, br
     pts = {p["id"]: p for p in d.execute_script("return state.task.points")}
     assert pts[bottom["id"]]["status"] == "done" and top["id"] not in pts
     assert sum(p["status"] != "todo" for p in pts.values()) == 1
+
+
+def test_zoom_pan_and_keep_other_parts(server, browser):
+    base, tokens, proj = server
+    d = browser
+    login(d, base, tokens["alice"])
+    visible(d, "step-parts")
+    idle(d)
+    canvas = d.find_element(By.ID, "part-canvas")
+    before = d.execute_script("return [state.vpParts.scale, state.vpParts.ox, state.vpParts.oy]")
+    point = d.execute_script("return gridToImage(128, 128)")
+    x, y = grid_to_screen(d, "part-canvas", "vpParts", 128, 128)
+    ActionChains(d).scroll_from_origin(ScrollOrigin.from_element(canvas, x, y), 0, -300).perform()
+    wait(d, lambda d: d.execute_script("return state.vpParts.scale") > 1.3 * before[0])
+    assert np.allclose(grid_to_screen(d, "part-canvas", "vpParts", 128, 128), (x, y), atol=3)  # zoomed about the cursor
+    assert np.allclose(d.execute_script("return gridToImage(128, 128)"), point)
+    ActionChains(d).key_down(Keys.SPACE).perform()  # Space + drag pans
+    ActionChains(d).move_to_element_with_offset(canvas, 0, 0).click_and_hold().move_by_offset(60, 0) \
+        .move_by_offset(60, 0).release().perform()
+    ActionChains(d).key_up(Keys.SPACE).perform()
+    wait(d, lambda d: abs(grid_to_screen(d, "part-canvas", "vpParts", 128, 128)[0] - (x + 120)) < 4)
+    assert d.execute_script("return state.labels.every(v => v === 0)")  # panning paints nothing
+    press(d, "f")  # fit again
+    wait(d, lambda d: abs(d.execute_script("return state.vpParts.scale") - before[0]) < 1e-6)
+    # "keep other parts": painting part 2 across part 1 leaves part 1 as it was
+    press(d, "1")
+    stroke(d, "part-canvas", "vpParts", (128, 30), (128, 220))
+    ones = d.execute_script("return state.labels.filter(v => v === 1).length")
+    press(d, "k")
+    assert d.find_element(By.ID, "protect").is_selected()
+    press(d, "2")
+    stroke(d, "part-canvas", "vpParts", (30, 128), (226, 128))
+    assert d.execute_script("return state.labels.filter(v => v === 1).length") == ones
+    assert d.execute_script("return state.labels.filter(v => v === 2).length") > 1000
 
 
 @pytest.mark.skipif(SCREENSHOTS is None, reason="set DENSEPOSE_SCREENSHOTS=DIR to make the README's screenshots")

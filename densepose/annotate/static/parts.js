@@ -48,9 +48,9 @@ async function showParts(t) {
   $("task-progress").textContent = "";
   $("btn-boxes-edit").hidden = !t.boxed_by_owner;
   showStep("parts");
+  state.vpParts.fit(personRect(0.05));
   if (!$("diagram").src) $("diagram").src = URL.createObjectURL(await (await fetch("/api/diagram.png",
     { headers: { Authorization: "Bearer " + state.token } })).blob());
-  state.vpParts.fit(personRect(0.05));
 }
 
 function labelsCanvas(alpha) {
