@@ -43,12 +43,12 @@ def coco_ap(coco: CocoDensePose, dets: Detections, warnings: Counter) -> dict:
         cgt.dataset = {"images": [coco.images[i] for i in coco.image_ids], "annotations": anns, "categories": cats}
         cgt.createIndex()
         kinds = [("bbox", _DET_NAMES)]
-        if all("segmentation" in r for r in records):
+        if records and all("segmentation" in r for r in records):
             if all(a.get("segmentation") for a in anns):
                 kinds.append(("segm", _DET_NAMES))
             else:
                 warnings["mask AP skipped: some ground truth has no segmentation"] += 1
-        if all("keypoints" in r for r in records):
+        if records and all("keypoints" in r for r in records):
             if all(a.get("keypoints") for a in anns):
                 kinds.append(("keypoints", _KP_NAMES))
             else:
