@@ -214,3 +214,24 @@ def test_per_mesh_back_face_culling_matches_explicit_two_sided_meshes():
     assert np.array_equal(mixed[0], ref[0]) and np.array_equal(mixed[1], ref[1])
     assert np.array_equal(mixed[2], ref[2] % 40) and np.allclose(mixed[4], ref[4])
     assert len(mixed[0]) > len(fragments_multi(verts, faces, K, 100, 100)[0])
+
+
+def test_hems_are_cut_exactly_along_the_hem_line():
+    """clip_faces keeps the region where the level is >= 0 and puts the new edge exactly on level 0."""
+    from densepose.synth.garments_bind import clip_faces
+
+    n = 9
+    x, y = np.meshgrid(np.linspace(0, 1, n), np.linspace(0, 1, n))
+    verts = np.column_stack([x.ravel(), y.ravel(), np.zeros(n * n)])
+    i = np.arange(n - 1)
+    a = (i[:, None] * n + i[None, :]).ravel()
+    faces = np.concatenate([np.stack([a, a + 1, a + n + 1], 1), np.stack([a, a + n + 1, a + n], 1)])
+    level = 0.37 + 0.2 * verts[:, 1] - verts[:, 0]  # keep x <= 0.37 + 0.2 y (a slanted hem)
+    ends, t, tris = clip_faces(faces, level)
+    p = (1 - t)[:, None] * verts[ends[:, 0]] + t[:, None] * verts[ends[:, 1]]
+    crossing = t > 0
+    assert np.allclose(p[crossing, 0], 0.37 + 0.2 * p[crossing, 1])  # new vertices on the hem line
+    e1, e2 = p[tris[:, 1]] - p[tris[:, 0]], p[tris[:, 2]] - p[tris[:, 0]]
+    area = 0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    assert np.all(area > -1e-12)  # same (counter-clockwise) winding as the input
+    assert np.isclose(area.sum(), 0.37 + 0.1)  # exactly the region's area

@@ -3,7 +3,8 @@
 Two kinds, both indexing the body's vertices (``body_vertex_ids`` order, the hm08 body):
 
 * :class:`ShellBinding` - a vertex of an offset shell sits ``offset`` metres out along the body's
-  smooth vertex normal at one body vertex (tight tops, trousers, shoes, short hair).
+  smooth vertex normal at one body vertex, or between two such points where a hem cuts a body
+  edge (tight tops, trousers, shoes, short hair).
 * :class:`FrameBinding` - a vertex sits at a barycentric point of a triangle of body vertices plus
   an offset expressed in that triangle's own frame (edge, normal, their cross product), so the
   offset turns with the limb (MakeHuman ``.mhclo`` assets, skirts, long hair, hat brims). A vertex
@@ -22,14 +23,22 @@ from scipy.spatial import cKDTree
 
 @dataclass
 class ShellBinding:
-    """N shell vertices: ``vertex`` (N,) body vertex ids; ``offset`` (N,) metres along the normal."""
+    """N shell vertices, each a blend of two offset body vertices (equal ids away from hems).
+
+    vertex (N, 2) body vertex ids; weight (N, 2) blend weights (sum 1); offset (N, 2) metres
+    along each vertex's normal.
+    """
 
     vertex: np.ndarray
+    weight: np.ndarray
     offset: np.ndarray
 
     def evaluate(self, body: np.ndarray, normals: np.ndarray) -> np.ndarray:
         """Positions (N, 3) on the body ``body`` (V, 3) with unit vertex normals ``normals`` (V, 3)."""
-        return body[self.vertex] + self.offset[:, None] * normals[self.vertex]
+        a, b = self.vertex[:, 0], self.vertex[:, 1]
+        pa = body[a] + self.offset[:, :1] * normals[a]
+        pb = body[b] + self.offset[:, 1:] * normals[b]
+        return pa + self.weight[:, 1:] * (pb - pa)
 
 
 @dataclass
@@ -57,6 +66,53 @@ class FrameBinding:
         """One anchor per vertex: tri, weight, local (N, 3)."""
         n = len(tri)
         return FrameBinding(tri[:, None], weight[:, None], local[:, None], np.ones((n, 1)))
+
+
+def clip_faces(faces: np.ndarray, level: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The part of a triangle mesh where a per-vertex field is >= 0, cut exactly along its zero line.
+
+    Args:
+        faces: (F, 3) CCW triangles; level: (V,) field (metres, so that the cut is geometric).
+    Returns:
+        ends (N, 2) vertex ids and t (N,) in [0, 1): the N vertices of the clipped mesh lie at
+        ``(1 - t) * vertex[ends[:, 0]] + t * vertex[ends[:, 1]]`` (t = 0 for original vertices);
+        tris (T, 3) triangles over those N vertices, same winding.
+    """
+    inside = level >= 0
+    flags = inside.view(np.uint8)[faces]  # (F, 3)
+    n_in = flags.sum(axis=1, dtype=np.int8)
+    whole = faces[n_in == 3]
+    is_cut = (n_in == 1) | (n_in == 2)
+    cut, flags, n_cut = faces[is_cut], flags[is_cut], n_in[is_cut]
+    # Rotate each cut face so that the vertex alone on its side comes first (keeps the winding).
+    odd = np.where(n_cut == 1, np.argmax(flags, axis=1), np.argmin(flags, axis=1))
+    rows = np.arange(len(cut))[:, None]
+    cut = cut[rows, (odd[:, None] + np.arange(3)) % 3]
+    one = inside[cut[:, 0]]  # True: one vertex inside; False: two inside
+    # Crossing points, one per cut edge (shared by the two faces of the edge).
+    edges = np.concatenate([cut[:, [0, 1]], cut[:, [0, 2]]])
+    key = np.sort(edges, axis=1)
+    uniq, inv = np.unique(key[:, 0] * (level.size + 1) + key[:, 1], return_inverse=True)
+    ea, eb = uniq // (level.size + 1), uniq % (level.size + 1)
+    orig = np.flatnonzero(np.bincount(np.concatenate([whole.ravel(), cut[one, 0], cut[~one][:, 1:].ravel()]),
+                                      minlength=level.size))
+    remap = np.zeros(level.size, dtype=np.int64)
+    remap[orig] = np.arange(len(orig))
+    x01 = len(orig) + inv[: len(cut)]
+    x02 = len(orig) + inv[len(cut):]
+    c0, c1, c2 = remap[cut[:, 0]], remap[cut[:, 1]], remap[cut[:, 2]]
+    tris = np.concatenate([
+        remap[whole],
+        np.stack([c0, x01, x02], axis=1)[one],
+        np.stack([x01, c1, c2], axis=1)[~one],
+        np.stack([x01, c2, x02], axis=1)[~one],
+    ])
+    # Inside end first, t from it towards the outside end.
+    a_in = inside[ea]
+    e0, e1 = np.where(a_in, ea, eb), np.where(a_in, eb, ea)
+    t = np.clip(level[e0] / (level[e0] - level[e1] + 1e-12), 0.0, 0.999)
+    ends = np.concatenate([np.stack([orig, orig], axis=1), np.stack([e0, e1], axis=1)])
+    return ends, np.concatenate([np.zeros(len(orig)), t]), tris
 
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Offset-shell garments: a piece of the body surface pushed out along its normals.
 
-Each builder picks body vertices with hem thresholds on the template coordinates
-(:mod:`densepose.synth.garments_template`), keeps the body faces inside that set (so the
-garment has the body's own triangles and winding) and binds every vertex with a
-:class:`ShellBinding` (vertex + offset along the posed normal). Offsets are the garment's
+Each builder sets a per-vertex "level" from hem thresholds on the template coordinates
+(:mod:`densepose.synth.garments_template`), in metres along the body, and keeps the body where
+the level is >= 0, cutting the boundary faces exactly along level 0 (so hems are smooth lines
+while the garment has the body's own triangles and winding). Every vertex is bound with a
+:class:`ShellBinding` (a body vertex, or a point on a body edge, plus an offset along the
+posed normal). Offsets are the garment's
 distance from the skin: a few millimetres for tight clothes, centimetres for loose ones.
 """
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from densepose.synth.garments_bind import FrameBinding, ShellBinding
+from densepose.synth.garments_bind import FrameBinding, ShellBinding, clip_faces
 from densepose.synth.garments_template import (
     FOOT_CHARTS,
+    HAND_CHARTS,
     HEAD_CHARTS,
     LOWER_ARM_CHARTS,
     LOWER_LEG_CHARTS,
@@ -54,71 +57,78 @@ class Garment:
         return self.binding.evaluate(body, normals)
 
 
-def shell(t: BodyTemplate, kind: str, keep: np.ndarray, offset: np.ndarray | float) -> Garment | None:
-    """The faces of the body inside ``keep`` (V,) bool, pushed out by ``offset`` (V,) or scalar metres."""
-    face_ids = t.faces_within(keep)
-    if len(face_ids) == 0:
+ARM_LENGTH = 0.45  # metres per unit of arm_t / leg_t: turns hem fractions into distances along the limb
+LEG_LENGTH = 0.8
+OUTSIDE = -0.05  # level of body parts a garment does not cover (metres "outside" its hem)
+
+
+def shell(t: BodyTemplate, kind: str, level: np.ndarray, offset: np.ndarray | float) -> Garment | None:
+    """The body where ``level`` (V,) >= 0, cut exactly along level 0 (smooth hems, not triangle
+    edges), pushed out by ``offset`` (V,) or scalar metres."""
+    ends, frac, faces = clip_faces(t.faces, level)
+    if len(faces) == 0:
         return None
-    faces = t.faces[face_ids]
-    nv = len(t.vertices)
-    used = np.flatnonzero(np.bincount(faces.ravel(), minlength=nv))
-    remap = np.zeros(nv, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    off = np.broadcast_to(np.asarray(offset, dtype=np.float64), (nv,))[used]
-    return Garment(kind, remap[faces], ShellBinding(used, off.copy()), bool(off.max() <= TIGHT_MAX_OFFSET),
-                   t.anchor_face[used], t.anchor_weight[used], np.abs(off), two_sided=False)
+    off = np.broadcast_to(np.asarray(offset, dtype=np.float64), (len(t.vertices),))[ends]
+    weight = np.stack([1 - frac, frac], axis=1)
+    main = ends[np.arange(len(ends)), (frac > 0.5).astype(np.int64)]
+    return Garment(kind, faces, ShellBinding(ends, weight, off), bool(off.max() <= TIGHT_MAX_OFFSET),
+                   t.anchor_face[main], t.anchor_weight[main], (weight * np.abs(off)).sum(axis=1), two_sided=False)
 
 
-def torso_below_neckline(t: BodyTemplate, neck_drop: float, v_neck: bool) -> np.ndarray:
-    """(V,) bool torso vertices under a crew (scooped by ``neck_drop`` metres in front) or V neckline."""
+def neckline(t: BodyTemplate, neck_drop: float, v_neck: bool) -> np.ndarray:
+    """(V,) metres below a crew (scooped by ``neck_drop`` metres in front) or V neckline."""
     v = t.vertices
     neck_z = t.landmarks["neck"][2]
     width = 0.09
     front = v[:, 1] < t.landmarks["neck"][1]
     shape = np.clip(1 - np.abs(v[:, 0]) / width, 0, 1)
     drop = neck_drop * (shape if v_neck else np.sqrt(shape))
-    return t.is_chart(TORSO_CHARTS) & (v[:, 2] < neck_z + 0.03 - np.where(front, drop, 0.0))
+    return neck_z + 0.03 - np.where(front, drop, 0.0) - v[:, 2]
 
 
 def top(t: BodyTemplate, sleeve: float, hem_z: float, neck_drop: float, v_neck: bool, offset: float,
         flare: float, kind: str = "top") -> Garment | None:
     """Shirt, T-shirt, sweater, tank top or coat body.
 
-    sleeve: last arm_t covered (<= 0 sleeveless, ~0.45 elbow, >= 1 to the wrist); hem_z: lowest
+    sleeve: last arm_t covered (<= 0 sleeveless, ~0.45 elbow, 1 to the wrist); hem_z: lowest
     rest height covered; offset: distance from the skin; flare: extra offset gained towards the hem.
     """
     v = t.vertices
-    body = torso_below_neckline(t, neck_drop, v_neck) & (v[:, 2] >= hem_z)
-    arms = t.is_chart(UPPER_ARM_CHARTS + LOWER_ARM_CHARTS) & (t.arm_t <= sleeve)
-    keep = body | arms
+    torso = t.is_chart(TORSO_CHARTS)
+    arm = t.is_chart(UPPER_ARM_CHARTS + LOWER_ARM_CHARTS + HAND_CHARTS)
+    body_level = np.minimum(neckline(t, neck_drop, v_neck), v[:, 2] - hem_z)
+    arm_level = (min(sleeve, 1.0) - np.nan_to_num(t.arm_t, nan=9.0)) * ARM_LENGTH
+    level = np.where(torso, body_level, np.where(arm, arm_level, OUTSIDE))
     chest_z = t.landmarks["chest"][2]
     down = np.clip((chest_z - v[:, 2]) / max(chest_z - hem_z, 1e-3), 0, 1)
-    return shell(t, kind, keep, offset + flare * down * body)
+    return shell(t, kind, level, offset + flare * down * torso)
 
 
 def bottom(t: BodyTemplate, leg_end: float, waist_z: float, offset: float, flare: float) -> Garment | None:
     """Trousers (leg_end ~1), capris, shorts (~0.3) from the waist down; flare widens towards the hem."""
     v = t.vertices
-    keep = (t.is_chart(TORSO_CHARTS) & (v[:, 2] <= waist_z)) | (
-        t.is_chart(UPPER_LEG_CHARTS + LOWER_LEG_CHARTS) & (t.leg_t <= leg_end))
+    legs = t.is_chart(UPPER_LEG_CHARTS + LOWER_LEG_CHARTS + FOOT_CHARTS)
+    leg_level = (min(leg_end, 1.0) - np.nan_to_num(t.leg_t, nan=9.0)) * LEG_LENGTH
+    level = np.where(t.is_chart(TORSO_CHARTS), waist_z - v[:, 2], np.where(legs, leg_level, OUTSIDE))
     along = np.nan_to_num(np.clip(t.leg_t / max(leg_end, 1e-3), 0, 1))
-    return shell(t, "bottom", keep, offset + flare * along ** 2)
+    return shell(t, "bottom", level, offset + flare * along ** 2)
 
 
 def shoes(t: BodyTemplate, shaft: float, offset: float, sole: float) -> Garment | None:
     """Shoes (shaft ~0.93 of the leg) or boots (~0.7); ``sole`` extra metres under the foot."""
-    keep = t.is_chart(FOOT_CHARTS) | (t.is_chart(LOWER_LEG_CHARTS) & (t.leg_t >= shaft))
+    level = np.where(t.is_chart(FOOT_CHARTS), 0.05, np.where(
+        t.is_chart(LOWER_LEG_CHARTS), (np.nan_to_num(t.leg_t, nan=0.0) - shaft) * LEG_LENGTH, OUTSIDE))
     under = np.clip(-t.normals[:, 2], 0, 1) ** 2
-    return shell(t, "shoes", keep, offset + sole * under)
+    return shell(t, "shoes", level, offset + sole * under)
 
 
 def scalp(t: BodyTemplate, front_z: float, side_z: float, back_z: float) -> np.ndarray:
-    """(V,) bool head vertices above a hairline at heights (relative to the head joint) front/side/back."""
+    """(V,) metres above a hairline at heights (relative to the head joint) front/side/back."""
     rel = t.vertices - t.landmarks["head"]
     r = np.hypot(rel[:, 0], rel[:, 1]) + 1e-9
     facing = -rel[:, 1] / r  # +1 at the face, -1 at the back of the head
     line = np.where(facing > 0, side_z + (front_z - side_z) * facing, side_z + (side_z - back_z) * facing)
-    return t.is_chart(HEAD_CHARTS) & (rel[:, 2] > line)
+    return np.where(t.is_chart(HEAD_CHARTS), rel[:, 2] - line, OUTSIDE)
 
 
 def hair_cap(t: BodyTemplate, front_z: float, side_z: float, back_z: float, volume: float) -> Garment | None:

@@ -11,7 +11,7 @@ chosen with a few scalar coordinates per vertex, so a hem line is one threshold:
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,15 +47,16 @@ class BodyTemplate:
     anchor_face: np.ndarray   # (V,) one face incident to each vertex
     anchor_tri: np.ndarray    # (V, 3) corners of that face
     anchor_weight: np.ndarray  # (V, 3) one-hot barycentric weight of the vertex in that face
+    chart_masks: dict = field(default_factory=dict)  # memo of is_chart
 
     def is_chart(self, charts: tuple[int, ...]) -> np.ndarray:
-        """(V,) bool: the vertex belongs to one of ``charts``."""
-        return np.isin(self.chart, charts)
-
-    def faces_within(self, keep: np.ndarray) -> np.ndarray:
-        """Indices (F',) of the faces whose three vertices are all in ``keep`` (V,) bool."""
-        k = keep.view(np.uint8) if keep.dtype == bool else keep.astype(np.uint8)
-        return np.flatnonzero(k[self.faces[:, 0]] & k[self.faces[:, 1]] & k[self.faces[:, 2]])
+        """(V,) bool: the vertex belongs to one of ``charts`` (read-only, memoised)."""
+        mask = self.chart_masks.get(charts)
+        if mask is None:
+            mask = np.isin(self.chart, charts)
+            mask.flags.writeable = False
+            self.chart_masks[charts] = mask
+        return mask
 
     def posed_normals(self, body: np.ndarray) -> np.ndarray:
         """Unit vertex normals (V, 3) of a posed body (V, 3)."""
