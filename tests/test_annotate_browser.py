@@ -432,6 +432,19 @@ def test_zoom_pan_and_keep_other_parts(server, browser):
     assert d.execute_script("return state.labels.every(v => v === 0)")  # panning paints nothing
     press(d, "f")  # fit again
     wait(d, lambda d: abs(d.execute_script("return state.vpParts.scale") - before[0]) < 1e-6)
+    # a closed polygon stays editable: dragging a corner refills it
+    press(d, "5")
+    press(d, "p")
+    canvas = d.find_element(By.ID, "part-canvas")
+    for gx, gy in ((20, 150), (100, 150), (100, 240)):
+        ActionChains(d).move_to_element_with_offset(canvas, *grid_to_screen(d, "part-canvas", "vpParts", gx, gy)) \
+            .click().perform()
+    press(d, Keys.ENTER)
+    small = d.execute_script("return state.labels.filter(v => v === 5).length")
+    assert small > 1000
+    stroke(d, "part-canvas", "vpParts", (100, 150), (100, 60))  # drag a corner up: twice the triangle
+    wait(d, lambda d: d.execute_script("return state.labels.filter(v => v === 5).length") > 1.5 * small)
+    press(d, "b")
     # "keep other parts": painting part 2 across part 1 leaves part 1 as it was
     press(d, "1")
     stroke(d, "part-canvas", "vpParts", (128, 30), (128, 220))

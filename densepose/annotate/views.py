@@ -134,10 +134,15 @@ def render_view(vertices: np.ndarray, faces: np.ndarray, face_rgb: np.ndarray, R
     return rgb, face_id, bary
 
 
+CONTEXT_TINT = 0.25  # how much of its own colour a neighbouring part keeps in the grey
+
+
 def part_face_colors(face_part: np.ndarray, part: int) -> np.ndarray:
-    """(F, 3) float colours: the part's faces in their chart colours, the rest of the body grey."""
+    """(F, 3) float colours: the part's faces in their chart colours, the rest of the body grey with
+    a faint tint of each chart's colour (so that the left and right leg, or the torso's front and
+    back, stay distinguishable as context)."""
     in_part = CHART_TO_MASK_PART[face_part] == part
-    rgb = np.full((len(face_part), 3), 150.0)
+    rgb = (1 - CONTEXT_TINT) * 150.0 + CONTEXT_TINT * CHART_COLORS[face_part].astype(np.float64)
     rgb[in_part] = CHART_COLORS[face_part[in_part]]
     return rgb
 

@@ -44,6 +44,7 @@ async function showParts(t) {
   await loadLabels(t.person_id);
   state.history = [];
   state.poly = [];
+  state.lastPoly = null;
   state.dirty = false;
   $("task-progress").textContent = "";
   $("btn-boxes-edit").hidden = !t.boxed_by_owner;
@@ -93,6 +94,16 @@ function drawParts() {
     const [x, y] = gridToImage(q.x, q.y);
     ctx.fillStyle = state.labels[Math.floor(q.y) * S + Math.floor(q.x)] === q.part ? "#0c0" : "#e00";
     ctx.beginPath(); ctx.arc(x, y, 3 * px, 0, 2 * Math.PI); ctx.fill();
+  }
+  if (state.lastPoly && state.tool === "poly" && !state.poly.length) { // the editable polygon's corners
+    ctx.strokeStyle = "#ff0";
+    ctx.lineWidth = px;
+    ctx.beginPath();
+    state.lastPoly.points.forEach(([gx, gy], i) => { const [x, y] = gridToImage(gx, gy); if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y); });
+    ctx.closePath();
+    ctx.stroke();
+    ctx.fillStyle = "#ff0";
+    for (const [gx, gy] of state.lastPoly.points) { const [x, y] = gridToImage(gx, gy); ctx.fillRect(x - 3 * px, y - 3 * px, 6 * px, 6 * px); }
   }
   if (state.poly.length) {
     ctx.strokeStyle = "#fff";
@@ -193,6 +204,7 @@ async function saveDraft() {
 
 function undoParts() {
   if (state.poly.length) { state.poly = []; drawParts(); return; }
+  state.lastPoly = null;
   const prev = state.history.pop();
   if (prev) { state.labels = prev; changed(); drawParts(); }
 }
@@ -200,11 +212,29 @@ function undoParts() {
 function closePolygon() {
   if (state.poly.length >= 3) {
     pushHistory();
-    fillPolygon(state.poly, state.tool === "erase" ? 0 : state.part);
+    const value = state.tool === "erase" ? 0 : state.part;
+    // the last polygon stays editable: drag its corners (polygon tool) until the next stroke
+    state.lastPoly = { points: state.poly, before: state.labels.slice(), value };
+    fillPolygon(state.poly, value);
     changed();
   }
   state.poly = [];
   drawParts();
+}
+
+// the corner of the editable polygon under the pointer (within 8 screen pixels), or -1
+function polyCorner(ev) {
+  const lp = state.lastPoly;
+  if (!lp || state.tool !== "poly" || state.poly.length) return -1;
+  const [x, y] = state.vpParts.toImage(ev), tol = 8 / state.vpParts.scale;
+  return lp.points.findIndex(([gx, gy]) => { const [cx, cy] = gridToImage(gx, gy); return Math.hypot(cx - x, cy - y) <= tol; });
+}
+
+function moveCorner(i, p) {
+  const lp = state.lastPoly;
+  lp.points[i] = p;
+  state.labels = lp.before.slice();
+  fillPolygon(lp.points, lp.value);
 }
 
 function setupParts() {
@@ -214,7 +244,14 @@ function setupParts() {
   c.addEventListener("pointerdown", (ev) => {
     if (ev.button !== 0) return;
     const p = gridPoint(ev);
-    if (state.tool === "poly") { state.poly.push(p); drawParts(); return; }
+    if (state.tool === "poly") {
+      const corner = polyCorner(ev);
+      if (corner >= 0) { state.dragCorner = corner; c.setPointerCapture(ev.pointerId); return; }
+      state.poly.push(p);
+      drawParts();
+      return;
+    }
+    state.lastPoly = null;
     pushHistory();
     state.painting = p;
     paintDisc(p[0], p[1], state.tool === "erase" ? 0 : state.part);
@@ -224,13 +261,17 @@ function setupParts() {
   c.addEventListener("pointermove", (ev) => {
     const p = gridPoint(ev);
     state.cursor = p;
+    if (state.dragCorner !== undefined && state.dragCorner >= 0) moveCorner(state.dragCorner, p);
     if (state.painting) {
       paintLine(state.painting, p, state.tool === "erase" ? 0 : state.part);
       state.painting = p;
     }
     drawParts();
   });
-  c.addEventListener("pointerup", () => { if (state.painting) { state.painting = false; changed(); } });
+  c.addEventListener("pointerup", () => {
+    if (state.painting) { state.painting = false; changed(); }
+    if (state.dragCorner >= 0) { state.dragCorner = -1; changed(); }
+  });
   c.addEventListener("pointerleave", () => { state.cursor = null; if (state.task && state.task.stage === "parts") drawParts(); });
   c.addEventListener("dblclick", () => { if (state.tool === "poly") { state.poly.pop(); closePolygon(); } });
   for (const b of document.querySelectorAll(".tool")) b.onclick = () => selectTool(b.dataset.tool);
