@@ -12,7 +12,8 @@ from densepose.evaluation.results import Detections
 
 
 def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *, kappa: str = "per-part",
-                   exact: bool = False, max_images: int | None = None, progress: bool = True) -> dict:
+                   exact: bool = False, min_iou: float = 0.5, max_images: int | None = None,
+                   progress: bool = True) -> dict:
     """Run a DensePose model over the images of an annotation file and evaluate its detections.
 
     Args:
@@ -22,6 +23,7 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
         annotations: DensePose-COCO ground truth (path, dict or ``CocoDensePose``).
         surface: ``BodySurface`` or name.
         device: torch device of the model (default: that of its parameters).
+        kappa, exact, min_iou: as for ``evaluate``.
         max_images: evaluate only the first N images (quick checks during training).
     Returns:
         the ``evaluate`` dict (GT images not run are left out of the ground truth).
@@ -71,7 +73,7 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
     dets = detections_from_arrays(
         image_id, np.concatenate(bbox) if bbox else np.zeros((0, 4)), np.concatenate(score) if score else np.zeros(0),
         iuvs, np.concatenate(keypoints) if keypoints and len(keypoints) == len(bbox) else None)
-    return evaluate(coco, dets, surface, kappa=kappa, exact=exact, progress=progress)
+    return evaluate(coco, dets, surface, kappa=kappa, exact=exact, min_iou=min_iou, progress=progress)
 
 
 def detections_from_arrays(image_id, bbox, score, iuvs: list[np.ndarray], keypoints=None,
