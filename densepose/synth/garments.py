@@ -122,14 +122,19 @@ def sample_outfit(rng: np.random.Generator, lib: GarmentLibrary, phenotype: dict
             u(0.008, 0.02))))
 
     hat = rng.random() < 0.15
+    hair_top = 0.0  # metres of hair above the scalp, so that a hat sits on it
     if use_mh["hair"]:
-        out += _pick(rng, lib.assets["hair"])
+        hair = _pick(rng, lib.assets["hair"])
+        out += hair
+        hat &= hair[0][0].startswith("short")  # big MakeHuman styles (afro, bob, braid) stay uncovered
+        hair_top = 0.02
     else:
         p_long = 0.15 + 0.5 * feminine
         kind = rng.choice(["bald", "short", "long"], p=_normalise([0.08 * (1 - feminine) + 0.01, 0.9 - p_long, p_long]))
         volume = u(0.004, 0.03)
         if kind != "bald":
             out.append(("short hair", shells.hair_cap(t, u(0.06, 0.1), u(0.02, 0.06), u(-0.07, -0.02), volume)))
+            hair_top = volume + 0.003
         if kind == "long":
             length_z = u(0.05, t.landmarks["neck"][2] - 0.02)
             lift = u(0.0, 0.6) * (t.landmarks["neck"][2] - length_z)
@@ -137,9 +142,9 @@ def sample_outfit(rng: np.random.Generator, lib: GarmentLibrary, phenotype: dict
     if hat and use_mh["hat"]:
         out += _pick(rng, lib.assets["hat"])
     elif hat:
-        rim = u(0.04, 0.08)
-        out.append(("hat", shells.hat_crown(t, rim, 0.035)))
-        out.append(("hat brim", wraps.brim(t, rim, 0.035, u(0.04, 0.09), front_only=bool(rng.random() < 0.5))))
+        rim, crown = u(0.04, 0.08), hair_top + u(0.006, 0.015)
+        out.append(("hat", shells.hat_crown(t, rim, crown)))
+        out.append(("hat brim", wraps.brim(t, rim, crown, u(0.04, 0.09), front_only=bool(rng.random() < 0.5))))
 
     kept = [(n, g) for n, g in out if g is not None]
     rest = [g.rest if g.rest is not None else g.vertices(t.vertices, t.normals) for _, g in kept]
