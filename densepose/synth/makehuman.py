@@ -39,7 +39,7 @@ from densepose.synth.garments_bind import (
     height_over_surface,
     triangle_frames,
 )
-from densepose.synth.garments_shells import Garment
+from densepose.synth.garments_shells import TIGHT_MAX_OFFSET, Garment
 from densepose.synth.garments_template import FOOT_CHARTS, LOWER_LEG_CHARTS, UPPER_LEG_CHARTS, body_template
 
 CACHE_VERSION = "3"
@@ -201,7 +201,12 @@ def _category(relative: Path) -> str:
     return "suit"
 
 
-def _split_suit(faces: np.ndarray, binding: FrameBinding, anchor: tuple, tight: bool) -> list[Garment]:
+def _is_tight(anchor_dist: np.ndarray) -> bool:
+    """Most of the garment within ``TIGHT_MAX_OFFSET`` of the skin."""
+    return bool(np.percentile(anchor_dist, 90) <= TIGHT_MAX_OFFSET)
+
+
+def _split_suit(faces: np.ndarray, binding: FrameBinding, anchor: tuple) -> list[Garment]:
     """A suit mesh split into its top and bottom parts (by the body chart each face hangs on)."""
     t = body_template()
     chart = t.chart[binding.tri[:, 0, 0]]
@@ -214,7 +219,8 @@ def _split_suit(faces: np.ndarray, binding: FrameBinding, anchor: tuple, tight: 
             remap = np.zeros(len(chart), dtype=np.int64)
             remap[used] = np.arange(len(used))
             part = FrameBinding(binding.tri[used], binding.weight[used], binding.local[used], binding.blend[used])
-            pieces.append(Garment(kind, remap[faces[sel]], part, tight, *(a[used] for a in anchor)))
+            part_anchor = [a[used] for a in anchor]
+            pieces.append(Garment(kind, remap[faces[sel]], part, _is_tight(part_anchor[2]), *part_anchor))
     return pieces
 
 
@@ -231,9 +237,9 @@ def load_assets(folder: str | Path) -> dict[str, list[tuple[str, list[Garment]]]
         faces, binding, anchor = bind_asset(path)
         kind = _category(path.relative_to(root))
         if kind == "suit":
-            pieces = _split_suit(faces, binding, anchor, tight=True)
+            pieces = _split_suit(faces, binding, anchor)
         else:
-            pieces = [Garment(kind, faces, binding, kind != "hair", *anchor)]
+            pieces = [Garment(kind, faces, binding, _is_tight(anchor[2]), *anchor)]
         t = body_template()
         for g in pieces:
             g.rest = g.vertices(t.vertices, t.normals)
