@@ -171,7 +171,7 @@ def _broken(d, **config):
     (lambda d: _broken(d, pixel_std=[0.0, 1.0, 1.0]), "config: pixel_std = 0.0 is out of range"),
     (lambda d: _broken(d, anchor_sizes="big"), "config: anchor_sizes must be a non-empty list"),
     (lambda d: {**d, "config": [1, 2]}, "'config' must be a dict of model settings"),
-    (lambda d: _broken(d, fpn_channels=64), "the config's model expects"),
+    (lambda d: _broken(d, fpn_channels=64), "the model expects (64,"),
 ])
 def test_damaged_model_file_is_a_one_line_error(tmp_path, tiny_file_dict, capsys, change, message):
     path = _save(tmp_path / "m.pt", change(tiny_file_dict))

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from densepose.errors import UserError
-from densepose.modeling.model_file import ModelFile
+from densepose.modeling.model_file import ModelFile, first_mismatch
 
 log = logging.getLogger("densepose.train")
 
@@ -37,15 +37,9 @@ def load_start_weights(model: nn.Module, start: ModelFile, where: str) -> None:
 
 
 def _check_fits(own: dict[str, Tensor], model_config: Any, start: ModelFile, where: str) -> None:
-    missing = [k for k in own if k not in start.weights]
-    unexpected = [k for k in start.weights if k not in own]
-    wrong_shape = [k for k in own if k in start.weights and own[k].shape != start.weights[k].shape]
-    if missing or unexpected or wrong_shape:
-        first = (f"weight {wrong_shape[0]} has shape {tuple(start.weights[wrong_shape[0]].shape)}, the model "
-                 f"{tuple(own[wrong_shape[0]].shape)}" if wrong_shape else
-                 f"weight {missing[0]} is missing from the file" if missing else
-                 f"weight {unexpected[0]} does not belong to the model")
-        raise UserError(f"{where}: its weights do not fit the model of this config ({first})"
+    problem = first_mismatch(own, start.weights)
+    if problem:
+        raise UserError(f"{where}: its weights do not fit the model of this config ({problem})"
                         f"{_config_diff(model_config, start)}")
 
 

@@ -127,17 +127,24 @@ def check_architecture(config: ModelConfig, weights: dict[str, Tensor], where: s
             expected = DensePoseRCNN(config).state_dict()
     except (UserError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise UserError(f"{where}: the config does not describe a buildable model ({str(exc).splitlines()[0]})") from None
+    problem = first_mismatch(expected, weights)
+    if problem:
+        raise UserError(f"{where}: {problem}; the weights do not fit the model described by its config")
+
+
+def first_mismatch(expected: dict[str, Tensor], weights: dict[str, Tensor]) -> str | None:
+    """The first difference in names or shapes between a model's state dict and ``weights``, in
+    words ("weight X is missing (3 missing in all)", "... has shape ..."), or None when they fit."""
     missing = [k for k in expected if k not in weights]
     if missing:
-        raise UserError(f"{where}: weight {missing[0]} is missing ({len(missing)} missing in all); "
-                        "the weights do not fit the model described by its config")
+        return f"weight {missing[0]} is missing ({len(missing)} missing in all)"
     unexpected = [k for k in weights if k not in expected]
     if unexpected:
-        raise UserError(f"{where}: weight {unexpected[0]} does not belong to the model described by its config")
-    for k, v in expected.items():
-        if tuple(weights[k].shape) != tuple(v.shape):
-            raise UserError(f"{where}: weight {k} has shape {tuple(weights[k].shape)}, the config's model "
-                            f"expects {tuple(v.shape)}")
+        return f"weight {unexpected[0]} does not belong to the model ({len(unexpected)} such)"
+    bad = next((k for k, v in expected.items() if tuple(weights[k].shape) != tuple(v.shape)), None)
+    if bad is not None:
+        return f"weight {bad} has shape {tuple(weights[bad].shape)}, the model expects {tuple(expected[bad].shape)}"
+    return None
 
 
 def build_model(model_file: ModelFile) -> torch.nn.Module:
