@@ -235,3 +235,31 @@ def test_hems_are_cut_exactly_along_the_hem_line():
     area = 0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
     assert np.all(area > -1e-12)  # same (counter-clockwise) winding as the input
     assert np.isclose(area.sum(), 0.37 + 0.1)  # exactly the region's area
+
+
+def test_mhclo_binding_follows_makehuman_formula(tmp_path, lib):
+    """p = sum w_k base[i_k] + scale * offset, MakeHuman units (dm, Y up) turned into Anny's (m, Z up)."""
+    from densepose.synth.makehuman import MH_TO_ANNY, hm08_rest, load_assets
+
+    base, to_body = hm08_rest()
+    t = lib.template
+    hm08_of_body = np.flatnonzero(to_body >= 0)
+    chest = np.argsort(np.where(t.chart == 2, t.vertices[:, 1], np.inf))[:40:10]  # front of the torso
+    refs = hm08_of_body[chest]
+    rows = [(refs[0], refs[1], refs[2], 0.2, 0.3, 0.5, 0.1, 0.2, 0.6),
+            (refs[1], refs[2], refs[3], 0.6, 0.2, 0.2, -0.1, 0.3, 0.5),
+            (refs[2], refs[3], refs[0], 0.1, 0.1, 0.8, 0.0, -0.2, 0.7)]
+    x_pair = (hm08_of_body[0], hm08_of_body[500])
+    mh = base @ np.linalg.inv(MH_TO_ANNY).T
+    ref_dist = abs(mh[x_pair[0], 0] - mh[x_pair[1], 0]) / 1.25  # so that the x scale is 1.25
+    lines = ["name probe", "obj_file probe.obj", f"x_scale {x_pair[0]} {x_pair[1]} {ref_dist:.8f}", "verts 0"]
+    lines += [" ".join(str(v) for v in r) for r in rows]
+    (tmp_path / "probe.mhclo").write_text("\n".join(lines) + "\n")
+    (tmp_path / "probe.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    garment = load_assets(tmp_path)["suit"][0][1][0]
+    body_rest = base[hm08_of_body]
+    got = garment.vertices(body_rest, t.normals)
+    r = np.array(rows, dtype=np.float64)
+    idx, w, off = r[:, :3].astype(np.int64), r[:, 3:6], r[:, 6:9]
+    expected = (w[..., None] * base[idx]).sum(axis=1) + (off * [1.25, 1.0, 1.0]) @ MH_TO_ANNY.T
+    assert np.allclose(got, expected, atol=1e-9)
