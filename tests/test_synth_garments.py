@@ -197,8 +197,8 @@ def test_makehuman_reader_reports_bad_files(tmp_path):
         load_assets(tmp_path / "missing")
     with pytest.raises(UserError, match="no MakeHuman"):
         load_assets(tmp_path)
-    (tmp_path / "x.mhclo").write_text("name x\nobj_file x.obj\nverts 0\n1 2 3 0.5 0.5\n")
-    with pytest.raises(UserError, match="x.mhclo:4"):
+    (tmp_path / "x.mhclo").write_text("name x\nobj_file x.obj\nweights a\n3 0.5\nverts 0\n1 2 3 0.5 0.5\n")
+    with pytest.raises(UserError, match="x.mhclo:6"):
         load_assets(tmp_path)
 
 

@@ -166,7 +166,8 @@ def long_hair(t: BodyTemplate, length_z: float, volume: float, spread: float, li
                 hem_lift=lift * np.linspace(-1, 1, cols) ** 2)
 
 
-def brim(t: BodyTemplate, rim_z: float, offset: float, width: float, front_only: bool, cols: int = 40) -> Garment | None:
+def brim(t: BodyTemplate, rim_z: float, offset: float, width: float, front_only: bool,
+         cols: int = 40) -> Garment | None:
     """A hat brim (all round) or a cap's peak (front only) at head-relative height ``rim_z``."""
     z = t.landmarks["head"][2] + rim_z
     if front_only:

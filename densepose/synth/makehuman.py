@@ -63,8 +63,8 @@ def parse_mhclo(path: Path) -> dict:
             obj_file = " ".join(words[1:])
         elif key == "verts":
             section = "verts"
-        elif key == "delete_verts":  # base-mesh vertices MakeHuman hides under the cloth (we keep the body)
-            section = "delete"
+        elif key in ("delete_verts", "weights"):  # hidden base vertices (we keep the body); per-bone weights
+            section = key
         elif key[0].isalpha():  # other keywords (name, material, tag, ...)
             continue
         elif section == "verts":
