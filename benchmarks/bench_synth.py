@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from densepose.cli.synth import default_backgrounds, shared_data
 from densepose.synth import writer
 from densepose.synth.appearance import list_backgrounds
@@ -54,6 +56,7 @@ def main() -> None:
     from densepose.synth.scene import Synthesizer
 
     torch.set_num_threads(1)  # as in the writer's workers
+    threadpool_limits(1, user_api="blas")
     synth = Synthesizer(synth_config(settings, photos, hdris, assets))
     synth.render(0, 0)  # warm caches
     timings: dict[str, float] = {}

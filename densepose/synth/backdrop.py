@@ -41,9 +41,9 @@ def sample_backdrop(rng: np.random.Generator, camera: Camera, light: Lighting, e
     """
     H, W = camera.height, camera.width
     u = rng.random()
-    if from_file and u < 0.55:
+    if from_file and u < 0.6:
         return panorama_view(camera, light, exposure), "panorama"
-    if photos and u < 0.85:
+    if photos and u < 0.92:
         return appearance.photo_background(rng, photos[int(rng.integers(len(photos)))], H, W), "photo"
     return appearance.procedural_background(rng, H, W, floor_line(camera, wall_distance)), "procedural"
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from densepose.cache import atomic_write_bytes
 from densepose.data.coco import KEYPOINT_NAMES
@@ -144,7 +145,11 @@ def _init_worker(settings: RunSettings, photos: list[str], hdris: list[str] = ()
 
     from densepose.synth.scene import Synthesizer
 
-    torch.set_num_threads(1)  # one image at a time per process; parallelism comes from worker processes
+    # One image at a time per process; parallelism comes from worker processes. NumPy's BLAS
+    # threads would otherwise spin on every small (N, 3) x (3, 3) product: 10-50x slower ones on
+    # a busy machine.
+    torch.set_num_threads(1)
+    _WORKER["blas"] = threadpool_limits(1, user_api="blas")
     _WORKER["synth"] = Synthesizer(synth_config(settings, photos, hdris, assets))
 
 
@@ -194,8 +199,10 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
             for job in jobs:
                 _work(job)
                 bar.update(1)
-        finally:
-            torch.set_num_threads(threads)  # in-process use (tests, notebooks) gets its threads back
+        finally:  # in-process use (tests, notebooks) gets its threads back
+            torch.set_num_threads(threads)
+            if "blas" in _WORKER:
+                _WORKER.pop("blas").restore_original_limits()
     else:
         bar = tqdm(total=len(todo), desc="synth", unit="img", disable=not progress)
         ctx = mp.get_context("fork")
