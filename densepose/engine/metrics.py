@@ -93,8 +93,9 @@ def _record_iteration(line: str) -> int | None:
 
 
 def format_log_line(iteration: int, max_iter: int, metrics: dict[str, float]) -> str:
-    """``iter 40/2250  loss 1.234 (loss_segm 0.5 ...)  lr 0.01  0.52 s/it  eta 0:19:10`` for the log."""
-    losses = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith("loss_"))
+    """``iter 40/2250  loss 1.234 (rpn_cls 0.5 ... densepose_I 0.3)  lr 0.01  0.52 s/it  eta 0:19:10``
+    for the log: the total and each ``loss_*`` term (prefix dropped), learning rate, time per step."""
+    losses = " ".join(f"{k[len('loss_'):]} {v:.3g}" for k, v in metrics.items() if k.startswith("loss_"))
     seconds = int(metrics.get("time", 0.0) * max(max_iter - iteration, 0))
     eta = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
     return (f"iter {iteration}/{max_iter}  loss {metrics.get('loss', float('nan')):.4g} ({losses})  "
