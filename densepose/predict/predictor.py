@@ -1,6 +1,7 @@
 """`Predictor`: a model plus its inference settings, from RGB images to `ImageResult`s."""
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,9 @@ class Predictor:
         self.min_score = float(min_score)
         self.min_size = None if min_size is None else int(min_size)
         self.max_size = None if max_size is None else int(max_size)
+        # DensePoseRCNN and the detectron2 models take these per call; a plain module gets images only.
+        params = inspect.signature(self.model.forward).parameters
+        self._takes_settings = all(name in params for name in ("min_size", "max_size", "score_thresh"))
 
     def to_tensor(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 (H, W, 3) -> float (3, H, W) 0..255 on this predictor's device."""
@@ -46,10 +50,8 @@ class Predictor:
     @torch.inference_mode()
     def forward(self, tensors: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """The model on (3, H, W) float tensors, in this predictor's precision (raw model outputs, input pixels)."""
-        from densepose.modeling.rcnn import DensePoseRCNN
-
         kwargs = {}
-        if isinstance(self.model, DensePoseRCNN):
+        if self._takes_settings:
             # Low scores are dropped before the per-box heads run: their cost grows per box.
             kwargs = dict(min_size=self.min_size, max_size=self.max_size, score_thresh=self.min_score)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
