@@ -198,3 +198,16 @@ def test_simulate_claims_only_what_it_can_do(env, tmp_path):
 
     with pytest.raises(UserError, match="admin"):
         simulate(project, "boss", surface, progress=False)
+
+
+def test_every_view_shows_its_part_on_anny(anny_surface):
+    """The part is drawn over whatever hides it (the other leg in a side view): every view kept for a
+    part shows a good share of it, and the views where it faces away are left out."""
+    from densepose.annotate.views import MIN_PART_PIXELS, render_part_views
+
+    for part in (6, 7, 10):  # upper leg right and left, lower leg right: hidden by the other leg from the side
+        views = render_part_views(anny_surface, part, size=128)
+        assert {"left", "right"} <= {v.name for v in views}
+        for v in views:
+            shown = int((part_faces(anny_surface, part)[np.maximum(v.face, 0)] & (v.face >= 0)).sum())
+            assert shown >= MIN_PART_PIXELS, (part, v.name, shown)
