@@ -57,7 +57,7 @@ def check_ground_truth(coco: CocoDensePose) -> None:
             if listed and cat not in cats:
                 raise UserError(f"{where}: category_id {cat} is not in 'categories' (ids {sorted(cats)})")
             crowd = a.get("iscrowd", 0)
-            if not (_is_int(crowd) or isinstance(crowd, bool)) or crowd not in (0, 1):
+            if not (_is_num(crowd) or isinstance(crowd, bool)) or crowd not in (0, 1):  # 1.0 reads as 1, as pycocotools
                 raise UserError(f"{where}: iscrowd must be 0 or 1, got {crowd!r}"[:300])
             for j, m in enumerate(a.get("dp_masks") or []):
                 if m:
