@@ -47,7 +47,7 @@ class BodyTemplate:
     anchor_face: np.ndarray   # (V,) one face incident to each vertex
     anchor_tri: np.ndarray    # (V, 3) corners of that face
     anchor_weight: np.ndarray  # (V, 3) one-hot barycentric weight of the vertex in that face
-    chart_masks: dict = field(default_factory=dict)  # memo of is_chart
+    chart_masks: dict = field(default_factory=dict)  # memo of is_chart and faces_touching
 
     def is_chart(self, charts: tuple[int, ...]) -> np.ndarray:
         """(V,) bool: the vertex belongs to one of ``charts`` (read-only, memoised)."""
@@ -57,6 +57,15 @@ class BodyTemplate:
             mask.flags.writeable = False
             self.chart_masks[charts] = mask
         return mask
+
+    def faces_touching(self, charts: tuple[int, ...]) -> np.ndarray:
+        """Indices of the faces with a vertex in one of ``charts`` (memoised)."""
+        key = ("faces",) + charts
+        ids = self.chart_masks.get(key)
+        if ids is None:
+            ids = np.flatnonzero(self.is_chart(charts)[self.faces].any(axis=1))
+            self.chart_masks[key] = ids
+        return ids
 
     def posed_normals(self, body: np.ndarray) -> np.ndarray:
         """Unit vertex normals (V, 3) of a posed body (V, 3)."""

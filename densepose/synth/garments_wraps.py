@@ -27,14 +27,14 @@ from densepose.synth.garments_template import (
 SLAB = 0.02  # metres: half-height of the slab of body vertices that shapes one ring
 
 
-def wrap(t: BodyTemplate, kind: str, groups: list[np.ndarray], rows_z: np.ndarray, margin: np.ndarray,
+def wrap(t: BodyTemplate, kind: str, groups: tuple[str, ...], rows_z: np.ndarray, margin: np.ndarray,
          angles: np.ndarray, closed: bool, row_weight: np.ndarray | None = None, tight: bool = False,
          hem_lift: np.ndarray | None = None) -> Garment | None:
     """A ring-grid garment around body vertex groups.
 
     Args:
-        groups: G arrays of body vertex ids, sorted by rest height (:func:`_by_height`), that shape
-            the outline (and carry the cloth).
+        groups: G names of body vertex groups (:func:`_by_height`) that shape the outline (and
+            carry the cloth).
         rows_z: (R,) rest heights from top to bottom; margin: (R,) metres outside the outline.
         angles: (A,) radians around +Z (0 = the person's left, pi/2 = the back); closed: wrap around.
         row_weight: (R, G) fixed anchor weights per row; None blends by which group shapes the outline.
@@ -42,31 +42,13 @@ def wrap(t: BodyTemplate, kind: str, groups: list[np.ndarray], rows_z: np.ndarra
     """
     v = t.vertices
     R, A, G = len(rows_z), len(angles), len(groups)
+    rows_z = np.round(rows_z, 3)  # the outline is cached per rounded shape
+    found = _outline(groups, tuple(rows_z.tolist()), tuple(np.round(angles, 4).tolist()))
+    if found is None:
+        return None
+    anchor_vertex, support, centre = found
+    support = support.copy()
     direction = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (A, 2)
-    anchor_vertex = np.zeros((R, A, G), dtype=np.int64)
-    support = np.full((R, A, G), -np.inf)
-    centre = np.zeros((R, 2))
-    heights = [v[ids, 2] for ids in groups]
-    for r, z in enumerate(rows_z):
-        members = []
-        for ids, zs in zip(groups, heights):
-            half = SLAB
-            lo, hi = np.searchsorted(zs, [z - half, z + half])
-            while hi - lo < 3 and half < 0.2:  # thin parts: widen the slab
-                half *= 2
-                lo, hi = np.searchsorted(zs, [z - half, z + half])
-            members.append(ids[lo:hi])
-        everyone = np.concatenate(members)
-        if len(everyone) == 0:
-            return None
-        centre[r] = v[everyone, :2].mean(axis=0)
-        for g, idx in enumerate(members):
-            if len(idx) == 0:
-                continue
-            proj = (v[idx, :2] - centre[r]) @ direction.T  # (n, A)
-            best = proj.argmax(axis=0)
-            anchor_vertex[r, :, g] = idx[best]
-            support[r, :, g] = proj[best, np.arange(A)]
     if row_weight is not None:  # a group with no weight on a row does not shape it
         support[np.asarray(row_weight)[:, None, :].repeat(A, axis=1) <= 0] = -np.inf
     reach = support.max(axis=2)  # (R, A) outline distance from the centre
@@ -98,6 +80,44 @@ def wrap(t: BodyTemplate, kind: str, groups: list[np.ndarray], rows_z: np.ndarra
     main_vertex = av[rows, main]
     return Garment(kind, faces, FrameBinding(tri, weight, local, blend), tight, t.anchor_face[main_vertex],
                    t.anchor_weight[main_vertex], np.linalg.norm(local[rows, main], axis=1))
+
+
+@functools.lru_cache(maxsize=256)
+def _outline(groups: tuple[str, ...], rows_z: tuple[float, ...], angles: tuple[float, ...]):
+    """Per row and angle, each group's outermost vertex (R, A, G) and its distance from the ring
+    centre (R, A, G) (-inf where a group has no vertex), and the ring centres (R, 2); None when a
+    row meets no vertex. Read-only, cached."""
+    v = body_template().vertices
+    ids_of = [_by_height(g) for g in groups]
+    heights = [v[ids, 2] for ids in ids_of]
+    R, A, G = len(rows_z), len(angles), len(groups)
+    direction = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (A, 2)
+    anchor_vertex = np.zeros((R, A, G), dtype=np.int64)
+    support = np.full((R, A, G), -np.inf)
+    centre = np.zeros((R, 2))
+    for r, z in enumerate(rows_z):
+        members = []
+        for ids, zs in zip(ids_of, heights):
+            half = SLAB
+            lo, hi = np.searchsorted(zs, [z - half, z + half])
+            while hi - lo < 3 and half < 0.2:  # thin parts: widen the slab
+                half *= 2
+                lo, hi = np.searchsorted(zs, [z - half, z + half])
+            members.append(ids[lo:hi])
+        everyone = np.concatenate(members)
+        if len(everyone) == 0:
+            return None
+        centre[r] = v[everyone, :2].mean(axis=0)
+        for g, idx in enumerate(members):
+            if len(idx) == 0:
+                continue
+            proj = (v[idx, :2] - centre[r]) @ direction.T  # (n, A)
+            best = proj.argmax(axis=0)
+            anchor_vertex[r, :, g] = idx[best]
+            support[r, :, g] = proj[best, np.arange(A)]
+    for a in (anchor_vertex, support, centre):
+        a.flags.writeable = False
+    return anchor_vertex, support, centre
 
 
 @functools.lru_cache(maxsize=None)
@@ -138,10 +158,10 @@ def skirt(t: BodyTemplate, kind: str, top_z: float, hem_t: float, ease: float, f
     ease: metres between the outline and the cloth at the top; flare: extra metres at the hem.
     """
     hip, ankle = t.landmarks["hip"][2], t.landmarks["ankle"][2]
-    hem_z = hip - hem_t * (hip - ankle)
+    top_z, hem_z = round(top_z, 2), round(hip - hem_t * (hip - ankle), 2)  # centimetre steps: cached outlines
     rows_z = np.linspace(top_z, hem_z, rows)
     s = (rows_z - top_z) / (hem_z - top_z)
-    groups = [_by_height("legs left"), _by_height("legs right")]
+    groups = ("legs left", "legs right")
     angles = np.linspace(0, 2 * np.pi, cols, endpoint=False)
     return wrap(t, kind, groups, rows_z, ease + flare * s ** 1.5, angles, closed=True)
 
@@ -155,8 +175,9 @@ def long_hair(t: BodyTemplate, length_z: float, volume: float, spread: float, li
     """
     head = t.landmarks["head"]
     top_z = head[2] + 0.07
+    length_z, spread = round(length_z, 2), round(spread, 1)  # coarse steps: cached outlines
     rows_z = np.linspace(top_z, length_z, rows)
-    groups = [_by_height("back of head"), _by_height("upper back")]
+    groups = ("back of head", "upper back")
     neck = t.landmarks["neck"][2]
     w_head = np.clip((rows_z - neck) / (top_z - neck), 0, 1)
     angles = np.pi / 2 + np.linspace(-spread, spread, cols)
@@ -169,6 +190,7 @@ def long_hair(t: BodyTemplate, length_z: float, volume: float, spread: float, li
 def brim(t: BodyTemplate, rim_z: float, offset: float, width: float, front_only: bool,
          cols: int = 40) -> Garment | None:
     """A hat brim (all round) or a cap's peak (front only) at head-relative height ``rim_z``."""
+    rim_z, width = round(rim_z, 2), round(width, 2)  # centimetre steps: cached outlines
     z = t.landmarks["head"][2] + rim_z
     if front_only:
         angles = -np.pi / 2 + np.linspace(-1.0, 1.0, cols)
@@ -176,4 +198,4 @@ def brim(t: BodyTemplate, rim_z: float, offset: float, width: float, front_only:
         angles = np.linspace(0, 2 * np.pi, cols, endpoint=False)
     rows_z = np.array([z, z - 0.15 * width])
     margin = np.array([offset, offset + width])
-    return wrap(t, "hat", [_by_height("head")], rows_z, margin, angles, closed=not front_only)
+    return wrap(t, "hat", ("head",), rows_z, margin, angles, closed=not front_only)
