@@ -72,7 +72,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 #: What `--resume` reads from a checkpoint, with the type each entry must have.
-RESUME_ENTRIES = {"model": dict, "optimizer": dict, "scaler": dict, "rng": list, "data": dict, "iteration": int}
+RESUME_ENTRIES = {"model": dict, "optimizer": dict, "scaler": dict, "rng": list, "data": dict, "iteration": int,
+                  "config": dict}
 
 
 def load_resume_state(path: str | Path) -> dict:
