@@ -62,10 +62,10 @@ def _random_cloth_colour(rng: np.random.Generator) -> np.ndarray:
     hue = rng.uniform(0, 1)
     sat = rng.uniform(0.3, 0.95)
     val = rng.uniform(0.25, 0.95)
-    return _hsv_to_rgb(hue, sat, val) * 255
+    return hsv_to_rgb(hue, sat, val) * 255
 
 
-def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
+def hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     i = int(h * 6) % 6
     f = h * 6 - int(h * 6)
     p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
@@ -283,7 +283,7 @@ def ground_shadow(rgb: np.ndarray, centre: np.ndarray, radius: float, K: np.ndar
 
 
 @functools.lru_cache(maxsize=2)
-def _noise_tile(size: int) -> np.ndarray:
+def noise_tile(size: int) -> np.ndarray:
     # Fixed seed: the tile is the same in every process; images pick a random window of it.
     return np.random.default_rng(20180618).standard_normal((size, size, 3), dtype=np.float32)
 
@@ -295,7 +295,7 @@ def degrade(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
         rgb = np.asarray(Image.fromarray(rgb).filter(ImageFilter.BoxBlur(rng.uniform(0.3, 0.9))))
     if rng.random() < 0.5:
         size = max(1024, H, W) + 1
-        tile = _noise_tile(size)
+        tile = noise_tile(size)
         y0, x0 = int(rng.integers(0, size - H)), int(rng.integers(0, size - W))
         sigma = np.float32(rng.uniform(1, 5))
         rgb = np.clip(rgb + tile[y0:y0 + H, x0:x0 + W] * sigma, 0, 255).astype(np.uint8)

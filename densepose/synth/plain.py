@@ -7,31 +7,25 @@ from __future__ import annotations
 import numpy as np
 
 from densepose.synth import appearance
+from densepose.synth.backdrop import floor_line
+from densepose.synth.camera import look_camera
 from densepose.synth.groundtruth import person_annotation
 from densepose.synth.raster import fragments_multi, interpolate
 from densepose.synth.scene import PHENOTYPES, Sample, rotation_z
 
 
 def _scene(synth, rng: np.random.Generator, verts: np.ndarray, kps: np.ndarray):
-    """Camera (K, R, C) and people moved to their ground positions; drops those that do not fit."""
+    """Camera and people moved to their ground positions; drops those that do not fit."""
     H, W = synth.config.height, synth.config.width
     fov = np.radians(rng.uniform(35, 70))
     f = 0.5 * max(H, W) / np.tan(fov / 2)
-    K = np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1.0]])
     cam_h = rng.uniform(0.5, 2.3)
     frac = rng.uniform(0.35, 1.0)  # apparent height of a 1.7 m person, fraction of the image
     D = f * 1.7 / (frac * H)
     target_z = rng.uniform(0.5, 1.3)
     pitch = np.arctan2(cam_h - target_z, D) + rng.normal(0, 0.05)
     roll = rng.normal(0, np.radians(4))
-    # World -> camera: x right, y down, z forward (+Y world pitched down by `pitch`).
-    fwd = np.array([0.0, np.cos(pitch), -np.sin(pitch)])
-    right = np.array([1.0, 0.0, 0.0])
-    down = np.cross(fwd, right)
-    R = np.stack([right, down, fwd])
-    cr, sr = np.cos(roll), np.sin(roll)
-    R = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1.0]]) @ R
-    C = np.array([0.0, 0.0, cam_h])
+    camera = look_camera(H, W, fov, np.array([0.0, 0.0, cam_h]), pitch, roll)
 
     placed_v, placed_k, placed, spots = [], [], [], []
     for i, (v, kp) in enumerate(zip(verts, kps)):
@@ -55,7 +49,7 @@ def _scene(synth, rng: np.random.Generator, verts: np.ndarray, kps: np.ndarray):
         placed_v.append(v + shift)
         placed_k.append(kp + shift)
         placed.append(i)
-    return K, R, C, placed_v, placed_k, placed, spots
+    return camera, placed_v, placed_k, placed, spots
 
 
 def render_plain(synth, rng: np.random.Generator, clock) -> Sample:
@@ -66,7 +60,8 @@ def render_plain(synth, rng: np.random.Generator, clock) -> Sample:
     phen, families, verts, kps = synth._people(rng, n)
     clock("body model")
     looks = [appearance.sample_look(rng, p["age"]) for p in phen]
-    K, R, C, world_v, world_k, placed, spots = _scene(synth, rng, verts, kps)
+    camera, world_v, world_k, placed, spots = _scene(synth, rng, verts, kps)
+    K, R, C = camera.K, camera.R, camera.C
     phen = [phen[i] for i in placed]
     families = [families[i] for i in placed]
     looks = [looks[i] for i in placed]
@@ -101,7 +96,8 @@ def render_plain(synth, rng: np.random.Generator, clock) -> Sample:
     colour = appearance.shade(colour, normals, light, ambient, tint)
     clock("appearance + shading")
 
-    rgb = appearance.background(rng, cfg.photos, H, W, _floor_line(rng, K, R, C, spots))
+    wall = max([y for _, y, _ in spots], default=3.0) * rng.uniform(1.2, 2.5)  # behind the people
+    rgb = appearance.background(rng, cfg.photos, H, W, floor_line(camera, wall))
     for x, y, radius in spots:  # soft contact shadows so people stand on the ground
         appearance.ground_shadow(rgb, np.array([x, y, 0.0]), radius, K, R, C, strength=rng.uniform(0.25, 0.6))
     rgb = rgb.reshape(-1, 3)
@@ -133,14 +129,4 @@ def render_plain(synth, rng: np.random.Generator, clock) -> Sample:
         people.append(ann)
     clock("annotations")
     return Sample(rgb, instance, I, U, V, people)
-
-
-def _floor_line(rng: np.random.Generator, K, R, C, spots) -> np.ndarray | None:
-    """Pixel points (2, 2) of a wall's base behind the people (None if it is not in front)."""
-    far = max([y for _, y, _ in spots], default=3.0) * rng.uniform(1.2, 2.5)
-    ends = np.array([[-50.0, far, 0.0], [50.0, far, 0.0]])
-    cam = (ends - C) @ R.T
-    if (cam[:, 2] < 0.1).any():
-        return None
-    return cam[:, :2] / cam[:, 2:] @ K[:2, :2].T + K[:2, 2]
 

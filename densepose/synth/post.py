@@ -9,7 +9,7 @@ import io
 import numpy as np
 from PIL import Image, ImageFilter
 
-from densepose.synth.appearance import _noise_tile
+from densepose.synth.appearance import noise_tile
 
 
 def tone_map(linear: np.ndarray, exposure: float) -> np.ndarray:
@@ -84,7 +84,7 @@ def sensor_noise(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
     """Gaussian read noise plus brightness-dependent shot noise (a window of a fixed noise tile)."""
     H, W = rgb.shape[:2]
     size = max(1024, H, W) + 1
-    tile = _noise_tile(size)
+    tile = noise_tile(size)
     y0, x0 = int(rng.integers(0, size - H)), int(rng.integers(0, size - W))
     f = rgb.astype(np.float32)
     sigma = np.float32(rng.uniform(1, 4)) + np.sqrt(f) * np.float32(rng.uniform(0, 0.5))

@@ -39,11 +39,11 @@ def smooth_noise(rng: np.random.Generator, h: int, w: int, scale: float, octaves
 
 def colour(rng: np.random.Generator, vivid: bool = False) -> np.ndarray:
     """A random object colour (3,) sRGB 0..255: mostly muted, sometimes vivid."""
-    from densepose.synth.appearance import _hsv_to_rgb
+    from densepose.synth.appearance import hsv_to_rgb
 
     if not vivid and rng.random() < 0.5:
         return np.clip(rng.uniform(30, 230) + rng.normal(0, 12, 3), 0, 255)
-    return _hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.4, 1.0) if vivid else rng.uniform(0.1, 0.6),
+    return hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.4, 1.0) if vivid else rng.uniform(0.1, 0.6),
                        rng.uniform(0.3, 0.95)) * 255
 
 
