@@ -211,3 +211,28 @@ def test_every_view_shows_its_part_on_anny(anny_surface):
         for v in views:
             shown = int((part_faces(anny_surface, part)[np.maximum(v.face, 0)] & (v.face >= 0)).sum())
             assert shown >= MIN_PART_PIXELS, (part, v.name, shown)
+
+
+def test_projects_made_before_the_campaign_columns_open_and_keep_their_data(tmp_path):
+    import sqlite3
+
+    from densepose.annotate.db import LATER_COLUMNS, SCHEMA
+
+    old = SCHEMA
+    for table, column, decl in LATER_COLUMNS:  # the schema without the columns added later
+        old = "\n".join(line for line in old.split("\n") if not line.strip().startswith(f"{column} "))
+    old = old.replace("boxes_done INTEGER NOT NULL DEFAULT 0,", "boxes_done INTEGER NOT NULL DEFAULT 0")
+    old = old.replace("dp_masks TEXT,", "dp_masks TEXT")
+    (tmp_path / "p").mkdir()
+    con = sqlite3.connect(tmp_path / "p" / db.DB_NAME)
+    con.executescript(old)
+    assert "review" not in {r[1] for r in con.execute("PRAGMA table_info(persons)")}
+    con.execute("INSERT INTO images (file_name, width, height, boxes_done) VALUES ('a.png', 10, 10, 1)")
+    con.execute("INSERT INTO persons (image_id, x, y, w, h) VALUES (1, 0, 0, 5, 5)")
+    con.commit()
+    con.close()
+    con = db.connect(tmp_path / "p")
+    for table, column, _ in LATER_COLUMNS:
+        assert column in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}, (table, column)
+    row = con.execute("SELECT * FROM persons").fetchone()
+    assert row["w"] == 5 and row["review"] == "" and row["replica_of"] is None
