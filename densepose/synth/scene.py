@@ -122,8 +122,10 @@ class Synthesizer:
         self.garments = None
         if not config.plain:
             from densepose.synth.compose import load_garments
+            from densepose.synth.lighting import preload
 
             self.garments = load_garments(config.assets)
+            preload(config.hdris)
 
     def render(self, seed: int, index: int, timings: dict | None = None) -> Sample:
         """Image ``index`` of the run ``seed``; ``timings`` (optional) accumulates seconds per stage."""
