@@ -160,6 +160,7 @@ def test_owner_review_assignment_and_second_annotator(env):
     assert "alice/bob" in d["agreement"]["by_pair"]
     by_name = {x["name"]: x for x in d["annotators"]}
     assert by_name["alice"]["points"] == len(t["points"]) and by_name["bob"]["points"] == len(t["points"])
+    assert by_name["alice"]["mean_error_cm"] is not None  # synthetic images: errors against the truth
     assert d["totals"]["accepted"] == 1 and d["totals"]["images_without_boxes"] == 1
     assert {i["id"]: i["assignee"] for i in d["images"]}[2] == "bob"
     # the copy is not exported

@@ -33,8 +33,9 @@ def dashboard(con: sqlite3.Connection, surface=None) -> dict:
         "ORDER BY i.id")]
     annotators = []
     for u in con.execute("SELECT id, name FROM users WHERE is_admin=0 ORDER BY name").fetchall():
-        answers = con.execute("SELECT status, answered_at FROM points WHERE user_id=? AND status!='todo'",
+        answers = con.execute("SELECT status, answered_at, error FROM points WHERE user_id=? AND status!='todo'",
                               (u["id"],)).fetchall()
+        errors = [a["error"] for a in answers if a["error"] is not None]  # on images with dense truth
         hours = active_hours([a["answered_at"] for a in answers if a["answered_at"] is not None])
         done = sum(a["status"] == "done" for a in answers)
         annotators.append({
@@ -45,6 +46,7 @@ def dashboard(con: sqlite3.Connection, surface=None) -> dict:
                                         (u["id"],)).fetchone()[0],
             "points": done, "skipped": len(answers) - done, "active_hours": hours,
             "points_per_hour": (len(answers) / hours) if hours > 0 else None,
+            "mean_error_cm": float(np.mean(errors) * 100) if errors else None,
         })
     review = [dict(r) for r in con.execute(
         "SELECT p.id AS person_id, p.image_id, u.name AS owner, p.stage, p.review, p.review_note, p.replica_of, "

@@ -21,7 +21,7 @@ async function api(method, path, body) {
     opts.body = JSON.stringify(body);
   }
   const r = await fetch(path, opts);
-  if (r.status === 401) { logout("Your token was not accepted."); throw new Error("unauthorised"); }
+  if (r.status === 401) { state.token = ""; logout("Your token was not accepted."); throw new Error("unauthorised"); }
   const data = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(data.error || r.statusText);
   return data;
@@ -61,7 +61,8 @@ async function login(token) {
   await nextTask();
 }
 
-function logout(msg) {
+async function logout(msg) {
+  if (state.dirty && state.token) await saveDraft().catch(() => {});
   sessionStorage.removeItem("dp-token");
   state.token = "";
   $("task").hidden = true;
@@ -176,6 +177,7 @@ async function saveBoxes() {
 async function editBoxes() {
   if (!confirm("Go back to step 0? Boxes of persons nobody has painted yet become editable again.")) return;
   try {
+    await saveDraft(); // this person's paint so far is kept (a painted person keeps its box)
     await api("POST", "/api/images/" + state.task.image_id + "/reopen");
     await nextTask();
   } catch (e) { say(e.message, true); }

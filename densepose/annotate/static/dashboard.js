@@ -58,11 +58,12 @@ async function showDashboard() {
     $("dash-totals").append(div);
   }
   const ann = $("dash-annotators");
-  head(ann, ["annotator", "persons open", "done", "points", "skipped", "active min", "answers / h"]);
+  head(ann, ["annotator", "persons open", "done", "points", "skipped", "active min", "answers / h", "error (cm)"]);
   for (const a of d.annotators) {
     const tr = document.createElement("tr");
     for (const v of [a.name, a.persons_open, a.persons_done, a.points, a.skipped, (60 * a.active_hours).toFixed(1),
-      a.points_per_hour === null ? "-" : Math.round(a.points_per_hour)]) cell(tr, v);
+      a.points_per_hour === null ? "-" : Math.round(a.points_per_hour),
+      a.mean_error_cm === null ? "-" : a.mean_error_cm.toFixed(1)]) cell(tr, v);
     ann.append(tr);
   }
   const ag = d.agreement;
