@@ -21,15 +21,6 @@ def av():
 
 
 @pytest.fixture
-def one_thread():
-    """Tiny ops are far slower with several threads on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def fake_model(tmp_path, monkeypatch):
     """--model points at a file; building it returns the deterministic FakeModel."""
     path = tmp_path / "fake.pt"

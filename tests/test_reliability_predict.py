@@ -20,7 +20,6 @@ import densepose.api
 from densepose.cli.main import main
 from densepose.predict import Predictor, read_iuv_png
 from densepose.predict.image_ids import assign_image_ids, name_id
-from test_predict_cli import one_thread  # noqa: F401 (fixture)
 from test_predict_common import BOXES, FakeModel, random_image
 
 

@@ -16,7 +16,6 @@ import torch
 import densepose.api
 from densepose.cli.main import main
 from test_data_dataset import make_tiny_coco
-from test_predict_cli import one_thread  # noqa: F401 (fixture)
 from test_reliability_load import Payload
 
 # One torch thread: on a busy 2-core machine more threads make these tiny steps 10x slower.
