@@ -95,6 +95,14 @@ def test_empty_image_and_person_ask_first_and_step1_autosaves(server, browser):
     press(d, Keys.ENTER)
     visible(d, "step-parts")
     idle(d)
+    # step 0 can be undone too: the box comes back for editing, and is saved again
+    d.find_element(By.ID, "btn-boxes-edit").click()
+    wait(d, EC.alert_is_present()).accept()
+    visible(d, "step-boxes")
+    wait(d, lambda d: d.execute_script("return state.boxes.length") == 1)
+    press(d, Keys.ENTER)
+    visible(d, "step-parts")
+    idle(d)
     press(d, Keys.ENTER)  # nothing painted: asks before closing the person empty
     alert = wait(d, EC.alert_is_present())
     assert "Nothing is painted" in alert.text
