@@ -1,9 +1,11 @@
 """Export a project as DensePose-COCO JSON (read unchanged by ``densepose train`` / ``evaluate``).
 
-Every image and person box is written; the DensePose fields (``dp_x``, ``dp_y``, ``dp_I``,
-``dp_U``, ``dp_V``, ``dp_masks``) only for persons whose two steps are finished. Skipped points, and any
-point whose chart is not in the part painted at its pixel, are left out; second annotators'
-copies of a person (``review.replicate``) are not exported; a finished person whose points were all skipped keeps ``dp_masks`` alone. ``file_name`` is relative to ``PROJECT/images``, the ``--image-root`` to use.
+Every image and person box is written; the DensePose fields (``dp_x``, ``dp_y``, ``dp_I``, ``dp_U``,
+``dp_V``, ``dp_masks``) only for persons whose two steps are finished. Skipped points, and any point
+whose chart is not in the part painted at its pixel, are left out; a finished person whose points
+were all skipped keeps ``dp_masks`` alone. Second annotators' copies of a person
+(``review.replicate``) are not exported. ``file_name`` is relative to ``PROJECT/images``, the
+``--image-root`` to use.
 """
 from __future__ import annotations
 

@@ -132,7 +132,8 @@ def next_task(con: sqlite3.Connection, user: sqlite3.Row, only_truth: bool = Fal
             if img is not None:
                 return box_task(con, img)
         row = con.execute("SELECT p.* FROM persons p JOIN images i ON i.id=p.image_id WHERE p.owner IS NULL AND "
-                          f"p.stage!='done' AND i.boxes_done=1 AND {mine}{truth} AND {not_twin} ORDER BY p.id LIMIT 1", {"u": uid}).fetchone()
+                          f"p.stage!='done' AND i.boxes_done=1 AND {mine}{truth} AND {not_twin} ORDER BY p.id LIMIT 1",
+                          {"u": uid}).fetchone()
         if row is not None:
             con.execute("UPDATE persons SET owner=? WHERE id=?", (uid, row["id"]))
             return person_task(con, con.execute("SELECT * FROM persons WHERE id=?", (row["id"],)).fetchone())
