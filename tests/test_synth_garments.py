@@ -38,7 +38,7 @@ def bodies():
 
 def _height_over_body(points, body, faces):
     """Distance to the body surface and signed height along the nearest face's outward normal."""
-    foot, _, height = height_over_surface(points, body, faces)
+    _, _, foot, _, height = height_over_surface(points, body, faces)
     return np.linalg.norm(points - foot, axis=1), height
 
 
@@ -50,7 +50,7 @@ def test_tight_garments_stay_on_the_body_over_poses_and_shapes(lib, bodies):
     for body, fold_share in zip(bodies, (0.03, 0.03, 0.06, 0.06)):
         normals = t.posed_normals(body)
         for g in tight:
-            dist, height = _height_over_body(g.vertices(body, normals), body, t.faces)
+            dist, height = _height_over_body(g.vertices(body, normals)[::2], body, t.faces)
             assert dist.max() < 0.02  # within a few cm of the skin everywhere
             # Cloth dips under the skin only where a bent joint folds the body onto itself
             # (groin when sitting, armpits with raised arms): at most a few percent of its vertices.
@@ -185,7 +185,7 @@ def test_makehuman_reader_binds_every_asset(shared_dir, lib):
             for g in pieces:
                 p = g.vertices(t.vertices, t.normals)
                 assert np.isfinite(p).all() and g.faces.max() < len(p)
-                dist, _ = _height_over_body(p, t.vertices, t.faces)
+                dist, _ = _height_over_body(p[::10], t.vertices, t.faces)
                 limit = 0.45 if kind == "hair" else 0.12
                 assert np.percentile(dist, 95) < limit, (name, kind)
 

@@ -184,18 +184,18 @@ def closest_points(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, 
     return cand_face[first], bary[first], dist[first]
 
 
-def height_over_surface(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def height_over_surface(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray):
     """Nearest surface point of each point and how far the point sits outside the surface.
 
-    Returns foot (N, 3) nearest surface points, normal (N, 3) outward unit normals of their faces
-    (CCW winding), height (N,) signed distance along that normal (negative: inside).
+    Returns face (N,) and bary (N, 3) of the nearest surface point, foot (N, 3) its position,
+    normal (N, 3) the outward unit normal of its face (CCW winding), height (N,) the signed
+    distance along that normal (negative: inside).
     """
     face, bary, _ = closest_points(points, vertices, faces)
     corners = vertices[faces[face]]
     foot = (bary[..., None] * corners).sum(axis=1)
     normal = triangle_frames(corners)[:, 2]
-    return foot, normal, ((points - foot) * normal).sum(axis=1)
+    return face, bary, foot, normal, ((points - foot) * normal).sum(axis=1)
 
 
 def _closest_on_triangles(p: np.ndarray, tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,6 @@ from densepose.errors import UserError
 from densepose.synth.garments_bind import (
     FrameBinding,
     bind_to_frames,
-    closest_points,
     cross,
     height_over_surface,
     triangle_frames,
@@ -42,7 +41,7 @@ from densepose.synth.garments_bind import (
 from densepose.synth.garments_shells import TIGHT_MAX_OFFSET, Garment
 from densepose.synth.garments_template import FOOT_CHARTS, LOWER_LEG_CHARTS, UPPER_LEG_CHARTS, body_template
 
-CACHE_VERSION = "3"
+CACHE_VERSION = "4"
 CLEARANCE = 0.006  # metres: closest a MakeHuman garment may come to the rest body
 MH_TO_ANNY = 0.1 * np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # p_anny = M @ p_mh
 
@@ -160,8 +159,7 @@ def _bind(mhclo: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, 
     rest = (w[..., None] * base[refs]).sum(axis=1) + (off * scale) @ MH_TO_ANNY.T  # (N, 3) Anny frame
     body_rest = base[np.flatnonzero(to_body >= 0)]  # body order: the map is increasing
     t = body_template()
-    rest = _with_clearance(rest, body_rest, t.faces)
-    anchor = closest_points(rest, body_rest, t.faces)  # the bound body point of each vertex
+    rest, anchor = _with_clearance(rest, body_rest, t.faces)  # and the bound body point of each vertex
     tri = to_body[refs]
     c = body_rest[np.maximum(tri, 0)]
     area = np.linalg.norm(cross(c[:, 1] - c[:, 0], c[:, 2] - c[:, 0]), axis=1)
@@ -177,15 +175,17 @@ def _bind(mhclo: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, 
     return faces, tri, weight, local, anchor
 
 
-def _with_clearance(points: np.ndarray, body: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Points (N, 3) pushed out to at least ``CLEARANCE`` in front of the body surface.
+def _with_clearance(points: np.ndarray, body: np.ndarray, faces: np.ndarray):
+    """Points (N, 3) pushed out to at least ``CLEARANCE`` in front of the body surface, and their
+    bound body points: face (N,), bary (N, 3), distance (N,).
 
     MakeHuman hides the body under its clothes (``delete_verts``); we keep the body for the
     ground truth, so cloth that hugs the skin gets a little room to stay outside it when the
     body shape differs from the base mesh.
     """
-    _, normal, height = height_over_surface(points, body, faces)
-    return points + np.maximum(CLEARANCE - height, 0.0)[:, None] * normal * (height > -0.03)[:, None]
+    face, bary, foot, normal, height = height_over_surface(points, body, faces)
+    pushed = points + (np.maximum(CLEARANCE - height, 0.0) * (height > -0.03))[:, None] * normal
+    return pushed, (face, bary, np.linalg.norm(pushed - foot, axis=1))
 
 
 def _category(relative: Path) -> str:
