@@ -25,7 +25,8 @@ def register(subparsers) -> None:
                         "smpl (the official evaluator's constants, for SMPL-chart results) or paper (0.255)")
     p.add_argument("--min-iou", type=float, default=0.5,
                    help="lowest matching threshold, in [0.05, 0.5] (default 0.5: thresholds 0.50:0.05:0.95); "
-                        "0.2, 0.3 or 0.4 add AP20 / AP30 / AP40 (detectron2's MIN_IOU_THRESHOLD)")
+                        "at or below 0.4 / 0.3 / 0.2 the table adds AP40 / AP30 / AP20 (detectron2's "
+                        "MIN_IOU_THRESHOLD)")
     p.add_argument("--exact", action="store_true",
                    help="use exact surface points instead of the official nearest-vertex snap")
     p.add_argument("--gt-boxes", action="store_true",
