@@ -140,6 +140,11 @@ def test_ground_truth_rule_under_clothes(lib, bodies, anny_surface):
         sel = bound[L.cover_mesh[bound] == k]
         vertex = m.faces[L.cover_face[sel], L.cover_bary[sel].argmax(axis=1)]
         assert np.array_equal(L.body_face[sel], m.anchor_face[vertex]) and np.all(m.anchor_dist[vertex] <= MAX_GAP)
+        # ... so the labelled body point lies near the cloth seen at the pixel (one cloth triangle away at most).
+        cloth_cam = np.stack([m.vertices[:, 0], -m.vertices[:, 2], m.vertices[:, 1] + 2.6], axis=1)
+        seen = (L.cover_bary[sel, :, None] * cloth_cam[m.faces[L.cover_face[sel]]]).sum(axis=1)
+        labelled = (L.body_bary[sel, :, None] * body_cam[faces[L.body_face[sel]]]).sum(axis=1)
+        assert np.all(np.linalg.norm(seen - labelled, axis=1) <= MAX_GAP + 0.05)
     # Unlabelled cloth has neither point; instance mask = body and clothes.
     assert np.all(L.gap[cloth & ~L.labelled] > MAX_GAP)
     assert np.all(L.person[L.on_cover] == 0)
