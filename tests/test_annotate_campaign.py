@@ -237,3 +237,28 @@ def test_projects_made_before_the_campaign_columns_open_and_keep_their_data(tmp_
         assert column in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}, (table, column)
     row = con.execute("SELECT * FROM persons").fetchone()
     assert row["w"] == 5 and row["review"] == "" and row["replica_of"] is None
+
+
+def test_reopening_an_image_keeps_work_and_imported_fields(env):
+    """Back in step 0, a person with work goes on, and a COCO person whose box comes back unchanged
+    keeps what it was imported with."""
+    client, hdr, project, surface = env
+    a, boss = hdr["alice"], hdr["boss"]
+    t = client.post("/api/tasks/next", headers=a).json()  # person 1 on image 1
+    client.put(f"/api/persons/{t['person_id']}/draft", json={"labels": b64(band_labels())}, headers=a)
+    con = db.connect(project)
+    con.execute("UPDATE persons SET extra=? WHERE id=2", ('{"iscrowd": 0, "num_keypoints": 3}',))
+    assert client.post("/api/admin/images/1/reopen", headers=boss).status_code == 200
+    assert client.post("/api/admin/images/2/reopen", headers=boss).status_code == 200
+    assert client.post("/api/tasks/next", headers=a).json()["person_id"] == t["person_id"]  # her work goes on
+    b = hdr["bob"]
+    task = client.post("/api/tasks/next", headers=b).json()  # image 1: alice's painted person is fixed
+    assert task["image_id"] == 1 and task["boxes"] == [] and len(task["fixed"]) == 1
+    assert client.post("/api/images/1/boxes", json={"boxes": []}, headers=b).status_code == 200  # no "no people?"
+    task = client.post("/api/tasks/next", headers=b).json()
+    assert task["kind"] == "boxes" and task["image_id"] == 2 and len(task["boxes"]) == 1  # not person 2 itself
+    box = task["boxes"][0]
+    assert client.post("/api/images/2/boxes", json={"boxes": [box, [1, 1, 20, 20]]}, headers=b).json()["person_ids"][0] == 2
+    data = client.get("/api/admin/export", headers=boss).json()
+    assert next(x for x in data["annotations"] if x["id"] == 2)["num_keypoints"] == 3
+    assert sum(x["image_id"] == 2 for x in data["annotations"]) == 2

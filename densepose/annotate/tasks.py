@@ -122,8 +122,9 @@ def next_task(con: sqlite3.Connection, user: sqlite3.Row, only_truth: bool = Fal
     not_twin = ("NOT EXISTS (SELECT 1 FROM persons q WHERE q.owner=:u AND q.id!=p.id AND "
                 "(q.id=p.replica_of OR q.replica_of=p.id OR (p.replica_of IS NOT NULL AND q.replica_of=p.replica_of)))")
     with db.transaction(con):
+        ready = "(i.boxes_done=1 OR p.dp_masks IS NOT NULL)"  # in an image back in step 0, persons with work go on
         row = con.execute("SELECT p.* FROM persons p JOIN images i ON i.id=p.image_id WHERE p.owner=:u AND "
-                          "p.stage!='done' AND i.boxes_done=1" + truth + " ORDER BY p.id LIMIT 1", {"u": uid}).fetchone()
+                          f"p.stage!='done' AND {ready}{truth} ORDER BY p.id LIMIT 1", {"u": uid}).fetchone()
         if row is not None:
             return person_task(con, row)
         if not only_truth:
@@ -132,7 +133,7 @@ def next_task(con: sqlite3.Connection, user: sqlite3.Row, only_truth: bool = Fal
             if img is not None:
                 return box_task(con, img)
         row = con.execute("SELECT p.* FROM persons p JOIN images i ON i.id=p.image_id WHERE p.owner IS NULL AND "
-                          f"p.stage!='done' AND i.boxes_done=1 AND {mine}{truth} AND {not_twin} ORDER BY p.id LIMIT 1",
+                          f"p.stage!='done' AND {ready} AND {mine}{truth} AND {not_twin} ORDER BY p.id LIMIT 1",
                           {"u": uid}).fetchone()
         if row is not None:
             con.execute("UPDATE persons SET owner=? WHERE id=?", (uid, row["id"]))
@@ -172,10 +173,14 @@ def save_boxes(con: sqlite3.Connection, user: sqlite3.Row, image_id: int, boxes:
             raise Conflict(f"image {image_id} already has its boxes")
         if not isinstance(boxes, list) or len(boxes) > 100:
             raise BadRequest("boxes must be a list of at most 100 [x, y, w, h]")
-        fixed = con.execute(f"SELECT COUNT(*) FROM persons WHERE image_id=? AND NOT ({UNTOUCHED})", (image_id,)).fetchone()[0]
+        fixed = con.execute(f"SELECT COUNT(*) FROM persons WHERE image_id=? AND NOT ({UNTOUCHED})",
+                            (image_id,)).fetchone()[0]
         if not boxes and not fixed and not no_people:
             raise BadRequest("no boxes: confirm that the image shows no people")
-        con.execute(f"DELETE FROM persons WHERE image_id=? AND {UNTOUCHED}", (image_id,))  # replaced by ``boxes``
+        # persons nobody has worked on are replaced by ``boxes``; one whose box comes back unchanged
+        # stays as it is (with what it was imported with: keypoints, segmentation, ...)
+        old = {(r["x"], r["y"], r["w"], r["h"]): r["id"]
+               for r in con.execute(f"SELECT * FROM persons WHERE image_id=? AND {UNTOUCHED}", (image_id,))}
         ids = []
         for b in boxes:
             try:
@@ -186,9 +191,13 @@ def save_boxes(con: sqlite3.Connection, user: sqlite3.Row, image_id: int, boxes:
             w, h = min(w, img["width"] - x), min(h, img["height"] - y)
             if not (w >= 4 and h >= 4):
                 raise BadRequest(f"box {b!r} is smaller than 4 pixels or outside the image")
+            if (x, y, w, h) in old:
+                ids.append(old.pop((x, y, w, h)))
+                continue
             cur = con.execute("INSERT INTO persons (image_id, x, y, w, h, extra, owner) VALUES (?,?,?,?,?,?,?)",
                               (image_id, x, y, w, h, db.dumps({"iscrowd": 0}), user["id"]))
             ids.append(int(cur.lastrowid))
+        con.executemany("DELETE FROM persons WHERE id=?", [(pid,) for pid in old.values()])
         con.execute("UPDATE images SET boxes_done=1 WHERE id=?", (image_id,))
     return ids
 
