@@ -42,13 +42,22 @@ class Scene:
     cover_f: list[np.ndarray] = field(default_factory=list)
     cover_owner: list[int] = field(default_factory=list)
     materials: list[Material] = field(default_factory=list)
+    garments: list = field(default_factory=list)                # GarmentMesh per cover mesh, None for props
     wall_distance: float = 10.0                                 # of a procedural wall behind the people
 
-    def add_cover(self, vertices: np.ndarray, faces: np.ndarray, owner: int, material: Material) -> None:
+    def add_cover(self, vertices: np.ndarray, faces: np.ndarray, owner: int, material: Material,
+                  garment=None) -> None:
+        """A garment (``garment``: its ``GarmentMesh``) of person ``owner``, or a prop part (owner -1)."""
         self.cover_v.append(vertices)
         self.cover_f.append(faces)
         self.cover_owner.append(owner)
         self.materials.append(material)
+        self.garments.append(garment)
+
+    @property
+    def cover_cull(self) -> list[bool]:
+        """Back-face culling per cover mesh: props and closed garments yes, open cloth (skirts, hair) no."""
+        return [g is None or not g.two_sided for g in self.garments]
 
 
 def load_garments(assets: str | None):
@@ -90,48 +99,14 @@ def sample_scene(synth, rng: np.random.Generator, clock=lambda stage: None) -> S
         scene.skins.append(skins[i])
         scene.info.append({"family": families[i], **{p: round(phen[i][p], 4) for p in PHENOTYPES}})
         for mesh in dress(synth.garments, outfits[i], scene.bodies[-1]):
-            scene.add_cover(mesh.vertices, mesh.faces, k, garment_material(rng, mesh, skins[i]))
+            scene.add_cover(mesh.vertices, mesh.faces, k, garment_material(rng, mesh, skins[i]), mesh)
     n_props = int(rng.integers(2, cfg.max_props + 3)) if n == 0 else int(rng.integers(0, cfg.max_props + 1))
-    props = sample_props(rng, n_props)
+    props = sample_props(rng, n_props, cfg.photos)
     for pl in place_props(rng, camera, shot, props, ground):
         for part in props[pl.index].parts:
             scene.add_cover(pl.apply(part.vertices), part.faces, -1, prop_material(part))
     clock("clothes, props, layout")
     return scene
-
-
-def _cover_fragments(camera: Camera, cover_v: list[np.ndarray], cover_f: list[np.ndarray], owner: list[int]):
-    """``fragments_multi`` of the cover meshes: garments two-sided (open cloth), props with back faces
-    culled (they are closed or carry both windings; culling halves the work on large props)."""
-    H, W = camera.height, camera.width
-    owner = np.asarray(owner, dtype=np.int64)
-    parts = []
-    for ids, cull in ((np.flatnonzero(owner >= 0), False), (np.flatnonzero(owner < 0), True)):
-        pix, mesh, face, bary, z = fragments_multi([camera.to_camera(cover_v[i]) for i in ids],
-                                                   [cover_f[i] for i in ids], camera.K, H, W, cull_backfaces=cull)
-        parts.append((pix, ids[mesh] if len(ids) else mesh, face, bary, z))
-    (pa, ma, fa, ba, za), (pb, mb, fb, bb, zb) = parts
-    # Per pixel the nearer of the two passes (dense scatter: cheaper than sorting the union).
-    zbuf = np.full(H * W, np.inf)
-    zbuf[pa] = za
-    win_b = zb < zbuf[pb]
-    src = np.full(H * W, -1, dtype=np.int64)  # index into pass a (>= 0) or pass b (-2 - index)
-    src[pa] = np.arange(len(pa))
-    src[pb[win_b]] = -2 - np.flatnonzero(win_b)
-    pix = np.flatnonzero(src != -1)
-    s = src[pix]
-    from_a = s >= 0
-    ia, ib = np.where(from_a, s, 0), np.where(from_a, 0, -2 - s)
-
-    def pick(xa, xb):
-        if not len(xa):
-            return xb[ib] if len(xb) else np.zeros((len(pix),) + xb.shape[1:], xb.dtype)
-        if not len(xb):
-            return xa[ia]
-        cond = from_a.reshape((-1,) + (1,) * (xa.ndim - 1))
-        return np.where(cond, xa[ia], xb[ib])
-
-    return pix, pick(ma, mb), pick(fa, fb), pick(ba, bb), pick(za, zb)
 
 
 def render_realistic(synth, rng: np.random.Generator, clock) -> Sample:
@@ -153,8 +128,9 @@ def render_scene(synth, scene: Scene, rng: np.random.Generator, clock=lambda sta
     world_v, cover_v, cover_f = scene.bodies, scene.cover_v, scene.cover_f
     K = camera.K
     body = fragments_multi([camera.to_camera(v) for v in world_v], synth.faces, K, H, W)
-    cover = _cover_fragments(camera, cover_v, cover_f, scene.cover_owner)
-    layers = compose_layers(body, cover, np.asarray(scene.cover_owner, dtype=np.int64), K, H, W)
+    cover = fragments_multi([camera.to_camera(v) for v in cover_v], cover_f, K, H, W, cull_backfaces=scene.cover_cull)
+    layers = compose_layers(body, cover, np.asarray(scene.cover_owner, dtype=np.int64), K, H, W,
+                            garments=scene.garments, body_face_part=synth.surface.face_part)
     clock("rasterise")
 
     lab = layers.labelled

@@ -109,9 +109,16 @@ def panel(width: float, height: float, bottom_centre: tuple[float, float, float]
 
 
 # --------------------------------------------------------------------------- props
-def make_prop(rng: np.random.Generator, kind: str) -> Prop:
-    """A random prop of ``kind`` (one of ``PROPS``)."""
-    T = textures.texture
+def make_prop(rng: np.random.Generator, kind: str, photos: list[str] = ()) -> Prop:
+    """A random prop of ``kind`` (one of ``PROPS``); box and sign faces sometimes show a crop of
+    one of ``photos`` (posters, printed cartons)."""
+
+    def T(rng: np.random.Generator, kind: str) -> np.ndarray:
+        if photos and kind in ("poster", "sign", "cardboard") and rng.random() < 0.3:
+            from densepose.synth.appearance import photo_background
+
+            return photo_background(rng, photos[int(rng.integers(len(photos)))], 96, 96)
+        return textures.texture(rng, kind)
     if kind == "box":
         s = rng.uniform(0.25, 1.0, 3) * [1, 1, rng.uniform(0.6, 1.6)]
         tex = T(rng, str(rng.choice(["cardboard", "wood", "paint", "poster"])))
@@ -209,6 +216,6 @@ def _sphere(radius: float, centre: tuple[float, float, float], tex: np.ndarray, 
     return Part(v * radius + np.asarray(centre), np.array(f), uv, tex, specular=0.2)
 
 
-def sample_props(rng: np.random.Generator, count: int) -> list[Prop]:
+def sample_props(rng: np.random.Generator, count: int, photos: list[str] = ()) -> list[Prop]:
     kinds = rng.choice(len(PROPS), size=count, p=PROP_WEIGHTS / PROP_WEIGHTS.sum())
-    return [make_prop(rng, PROPS[k]) for k in kinds]
+    return [make_prop(rng, PROPS[k], photos) for k in kinds]

@@ -122,9 +122,9 @@ def _above_horizon(direction: np.ndarray, min_elevation_deg: float = 12.0) -> np
 
 
 def sample_lighting(rng: np.random.Generator, hdris: list[str]) -> Lighting:
-    """A random map from ``hdris`` (80 % when there are any) or a procedural sky/studio, turned at random."""
+    """A random map from ``hdris`` (92 % when there are any) or a procedural sky/studio, turned at random."""
     yaw = float(rng.uniform(0, 2 * np.pi))
-    if hdris and rng.random() < 0.8:
+    if hdris and rng.random() < 0.92:
         path = hdris[int(rng.integers(len(hdris)))]
         pano = hdri.load_hdri(path)
         light = lighting_from_panorama(pano, yaw, _small(path))
