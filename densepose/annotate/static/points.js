@@ -3,6 +3,10 @@
 // marked on every view at once.
 "use strict";
 
+// what each view shows, in the person's own terms
+const VIEW_CAPTIONS = { front: "front", back: "back", left: "their left side", right: "their right side",
+  top: "from above", bottom: "from below" };
+
 function currentPoint() {
   return state.task.points.find((p) => p.status === "todo");
 }
@@ -74,7 +78,7 @@ async function showViews(part) {
       clickView(v.name, (ev.clientX - r.left) * img.naturalWidth / r.width, (ev.clientY - r.top) * img.naturalHeight / r.height);
     });
     const cap = document.createElement("figcaption");
-    cap.textContent = v.name;
+    cap.textContent = VIEW_CAPTIONS[v.name] || v.name;
     fig.append(img, cap);
     box.append(fig);
   }
