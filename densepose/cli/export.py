@@ -1,6 +1,7 @@
 """``densepose export``: a training checkpoint (or run folder) -> a model file for predict/load.
 
     densepose export runs/light_synth --out model.pt
+    densepose export model_final_162be9.pkl --format onnx --out densepose_r50.onnx   # or a model file; torchscript
 """
 from __future__ import annotations
 
@@ -12,14 +13,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="training checkpoint -> model file",
                               description="Write the model file (config + weights) of a training checkpoint or "
                               "of the newest checkpoint of a run folder; `densepose predict --model` reads it.")
-    p.add_argument("checkpoint", help="model_XXXXXXX.pt of a run, or the run folder")
-    p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("checkpoint", help="model_XXXXXXX.pt of a run, or the run folder; with --format torchscript|onnx: "
+                   "a model file or a detectron2 model-zoo .pkl/.pth")
+    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--format", choices=("model", "torchscript", "onnx"), default="model",
+                   help="model: a model file (default); torchscript / onnx: the whole detector as one graph, "
+                   "image -> boxes, scores, DensePose maps (docs/DETECTRON2.md)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from densepose.engine.export import export_model
 
+    if args.format != "model":
+        from densepose.engine.export_graph import export_model_graph
+
+        names = export_model_graph(args.checkpoint, args.out, args.format)
+        size = Path(args.out).stat().st_size / 2**20
+        print(f"wrote {args.out} ({args.format}, {size:.1f} MiB): image (3, H, W) -> {', '.join(names)}")
+        return 0
     meta = export_model(args.checkpoint, args.out)
     size = Path(args.out).stat().st_size / 2**20
     print(f"wrote {args.out} ({size:.1f} MiB, {meta['parameters'] / 1e6:.2f} M parameters, "

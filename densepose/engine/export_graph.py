@@ -1,0 +1,156 @@
+"""Export a whole DensePose detector (ours or a loaded detectron2 model) to TorchScript or ONNX.
+
+The exported graph (`ExportPipeline`) runs from one image to per-person DensePose maps:
+
+    image (3, H, W) float32 RGB 0..255, ALREADY RESIZED (shorter side ``min_size_test``, longer
+    <= ``max_size``: 800 / 1333 for detectron2 models; any H, W)
+    -> boxes (N, 4) xyxy in that image's pixels, scores (N,) decreasing,
+       coarse_segm (N, 2|15, S, S), fine_segm (N, 25, S, S), u (N, 25, S, S), v (N, 25, S, S)
+       [+ sigma_2, kappa_u, kappa_v, fine_segm_confidence, coarse_segm_confidence for WC models]
+
+with N dynamic (0 .. ``detections_per_image``). Inside: normalisation (and RGB -> BGR for
+detectron2 models), zero padding to a multiple of 32, backbone + FPN, RPN (per-level top-k, NMS),
+box head (score threshold, NMS, top-k) and the DensePose head: the same steps and settings as the
+eager model. Left to the caller (docs/DETECTRON2.md shows both in NumPy): the resize before, and
+the per-person post-processing after (resize the maps to the integer box, I = argmax(fine) *
+(argmax(coarse) > 0), U and V from I's channel) whose output size differs per person.
+
+Graph-friendly reformulations (same results): the per-level top-k pads each level with -inf
+scores to a fixed k, empty boxes get a -inf score instead of being removed, and multi-level
+RoIAlign pools every box from every level and keeps its own level's result. NMS and RoIAlign are
+`densepose.engine.export_ops` (ONNX ``NonMaxSuppression`` / ``RoiAlign``).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.densepose_export)
+from densepose.errors import UserError
+from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, nonempty
+from densepose.modeling.rcnn import DP_OUTPUT_KEYS
+
+FORMATS = ("torchscript", "onnx")
+#: ONNX NonMaxSuppression keeps scores strictly above its threshold: this keeps every finite score.
+_KEEP_FINITE = -3.0e38
+
+
+def _is_detectron2(model: nn.Module) -> bool:
+    from densepose.modeling.detectron2 import Detectron2DensePoseRCNN
+
+    return isinstance(model, Detectron2DensePoseRCNN)
+
+
+class ExportPipeline(nn.Module):
+    """Graph-exportable inference of a `DensePoseRCNN` or `Detectron2DensePoseRCNN` (module docstring)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        cfg = model.cfg
+        if not getattr(cfg, "densepose_on", True) or getattr(cfg, "cascade", False):
+            raise UserError("export: the model needs a single-stage DensePose head (cascade models are not exportable)")
+        self.model = model.eval()
+        self.detectron2 = _is_detectron2(model)
+        extra = [k for k in model.dp_predictor.output_channels() if k not in DP_OUTPUT_KEYS] if self.detectron2 else []
+        self.output_names = ["boxes", "scores", *DP_OUTPUT_KEYS, *extra]
+
+    def _pool(self, feats: list[Tensor], boxes: Tensor, pooler: MultiScaleRoIAlign) -> Tensor:
+        """(K, 4) boxes -> (K, C, S, S), each box from its FPN level (every level pooled, one kept)."""
+        pool = lambda f, stride: torch.ops.densepose_export.roi_align(  # noqa: E731
+            f, boxes, pooler.output_size, 1.0 / stride, pooler.sampling_ratio, pooler.aligned)
+        if len(pooler.strides) == 1:
+            return pool(feats[0], pooler.strides[0])
+        levels = assign_fpn_levels(boxes, pooler.min_level, pooler.max_level)
+        out = pool(feats[0], pooler.strides[0])
+        for lvl in range(1, len(pooler.strides)):
+            out = torch.where((levels == lvl)[:, None, None, None], pool(feats[lvl], pooler.strides[lvl]), out)
+        return out
+
+    def _proposals(self, feats: list[Tensor], height, width) -> Tensor:
+        rpn, cfg = self.model.rpn, self.model.cfg
+        anchors = rpn.anchor_generator([f.shape[-2:] for f in feats])
+        logits, deltas = rpn.head(feats)
+        k = cfg.rpn_pre_nms_topk_test
+        boxes_l, scores_l, level_l = [], [], []
+        for lvl, (anc, lo, de) in enumerate(zip(anchors, logits, deltas)):
+            # Pad to >= k entries so top-k has a fixed size; padding scores -inf never survive NMS.
+            lo = torch.cat([lo[0], lo.new_full((k,), -math.inf)])
+            de = torch.cat([de[0], de.new_zeros((k, 4))])
+            anc = torch.cat([anc, anc.new_zeros((k, 4))])
+            top, idx = lo.topk(k)
+            boxes_l.append(decode_boxes(de[idx], anc[idx], (1.0, 1.0, 1.0, 1.0)))
+            scores_l.append(top)
+            level_l.append(torch.full((k,), float(lvl), device=lo.device))
+        boxes = clip_boxes(torch.cat(boxes_l), height, width)
+        scores = torch.cat(scores_l)
+        scores = torch.where(nonempty(boxes) & torch.isfinite(scores), scores, torch.full_like(scores, -math.inf))
+        shifted = boxes + (torch.cat(level_l) * (boxes.max() + 1.0))[:, None]  # NMS per level in one call
+        keep = torch.ops.densepose_export.nms(shifted, scores, cfg.rpn_nms_thresh, _KEEP_FINITE,
+                                              cfg.rpn_post_nms_topk_test)
+        return boxes[keep]
+
+    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
+        model, cfg = self.model, self.model.cfg
+        height, width = image.shape[-2], image.shape[-1]
+        x = (image - model.transform.pixel_mean) / model.transform.pixel_std
+        d = cfg.size_divisibility
+        x = F.pad(x, (0, (d - width % d) % d, 0, (d - height % d) % d))[None]
+        feats = model.features(x) if self.detectron2 else model.backbone(x)
+        proposals = self._proposals(feats, height, width)
+        logits, deltas = model.box_head(self._pool(feats[:4], proposals, model.box_pooler))
+        scores = F.softmax(logits, dim=1)[:, 0 if self.detectron2 else 1]
+        boxes = clip_boxes(decode_boxes(deltas, proposals, cfg.box_reg_weights), height, width)
+        if not self.detectron2:  # our own model drops empty boxes before NMS
+            scores = torch.where(nonempty(boxes), scores, torch.full_like(scores, -1.0))
+        keep = torch.ops.densepose_export.nms(boxes, scores, cfg.nms_thresh_test, cfg.score_thresh_test,
+                                              cfg.detections_per_image)
+        boxes, scores = boxes[keep], scores[keep]
+        uses_decoder = getattr(model, "dp_decoder", None) is not None
+        source = [model.dp_decoder(feats[:4])] if uses_decoder else feats[:4]
+        maps = model.dp_predictor(model.dp_head(self._pool(source, boxes, model.dp_pooler)))
+        return (boxes, scores, *[maps[name] for name in self.output_names[2:]])
+
+
+def example_image(model: nn.Module) -> Tensor:
+    """A (3, H, W) image at the model's test size (landscape 4:3), used to trace the graph."""
+    short = model.cfg.min_size_test
+    return torch.rand(3, short, min(model.cfg.max_size, short * 4 // 3), generator=torch.Generator().manual_seed(0)) * 255
+
+
+def export_graph(model: nn.Module, out: str | os.PathLike, fmt: str, example: Tensor | None = None) -> list[str]:
+    """Write ``model``'s `ExportPipeline` as TorchScript or ONNX to ``out``; returns the output names."""
+    if fmt not in FORMATS:
+        raise UserError(f"export: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    pipeline = ExportPipeline(model.float().eval())
+    example = example_image(model) if example is None else example
+    out = Path(out)
+    with torch.no_grad():
+        if fmt == "torchscript":
+            graph = torch.jit.trace(pipeline, (example,), check_trace=False, strict=False)
+            torch.jit.save(graph, str(out))
+        else:
+            try:
+                program = torch.onnx.export(
+                    pipeline, (example,), dynamo=True, input_names=["image"], output_names=pipeline.output_names,
+                    dynamic_shapes=({1: torch.export.Dim("height", min=32, max=4096),
+                                     2: torch.export.Dim("width", min=32, max=4096)},),
+                    custom_translation_table=export_ops.onnx_translations(), verbose=False)
+            except ImportError as exc:
+                raise UserError(f"export: ONNX needs the onnx and onnxscript packages ({exc}); "
+                                "pip install 'densepose[onnx]'") from None
+            program.save(str(out))
+    return pipeline.output_names
+
+
+def export_model_graph(path: str | os.PathLike, out: str | os.PathLike, fmt: str) -> list[str]:
+    """`export_graph` of the model file (ours, or a detectron2 model-zoo file) at ``path``."""
+    from densepose.modeling.model_file import load_model_file
+
+    if fmt not in FORMATS:
+        raise UserError(f"export: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    return export_graph(load_model_file(path), out, fmt)
