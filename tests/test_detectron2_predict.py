@@ -1,0 +1,48 @@
+"""A detectron2 model file through densepose.load and densepose predict: SMPL-chart results with confidences."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import densepose.api
+from densepose.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def wc1_legacy_file(tmp_path_factory):
+    from detectron2_checkpoints import detectron2_state
+
+    path = tmp_path_factory.mktemp("d2") / "model_final_wc1_legacy.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"model": detectron2_state(legacy=True, uv_confidence="iid_iso")}, f)
+    return path
+
+
+def test_load_gives_smpl_chart_results_with_confidences(wc1_legacy_file):
+    predictor = densepose.api.load(wc1_legacy_file, min_score=0.05, min_size=96, max_size=128, precision="fp32")
+    assert predictor.model.chart == "smpl"
+    image = (np.random.default_rng(2).random((96, 128, 3)) * 255).astype(np.uint8)
+    people = predictor(image)
+    assert people, "random official-format weights find someone at min_score 0.05"
+    for person in people:
+        assert person.chart == "smpl"
+        assert set(person.confidences) == {"sigma_2"}
+        assert person.confidences["sigma_2"].shape == person.labels.shape
+        assert not person.confidences["sigma_2"][person.labels == 0].any()
+        assert person.labels.max() <= 24 and person.iuv.shape == (3,) + person.labels.shape
+
+
+def test_hostile_pickle_through_load_is_refused(tmp_path):
+    target = tmp_path / "created"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(target), "w"))
+
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(UserError, match="refused"):
+        densepose.api.load(path)
+    assert not target.exists()
