@@ -36,8 +36,8 @@ class ShellBinding:
     def evaluate(self, body: np.ndarray, normals: np.ndarray) -> np.ndarray:
         """Positions (N, 3) on the body ``body`` (V, 3) with unit vertex normals ``normals`` (V, 3)."""
         a, b = self.vertex[:, 0], self.vertex[:, 1]
-        pa = body[a] + self.offset[:, :1] * normals[a]
-        pb = body[b] + self.offset[:, 1:] * normals[b]
+        pa = np.take(body, a, axis=0) + self.offset[:, :1] * np.take(normals, a, axis=0)
+        pb = np.take(body, b, axis=0) + self.offset[:, 1:] * np.take(normals, b, axis=0)
         return pa + self.weight[:, 1:] * (pb - pa)
 
 
@@ -56,7 +56,7 @@ class FrameBinding:
 
     def evaluate(self, body: np.ndarray, normals: np.ndarray | None = None) -> np.ndarray:
         """Positions (N, 3) on the body ``body`` (V, 3) (``normals`` unused; same signature as shells)."""
-        corners = body[self.tri]  # (N, A, 3, 3)
+        corners = np.take(body, self.tri, axis=0)  # (N, A, 3, 3)
         frame = triangle_frames(corners)  # (N, A, 3, 3) rows: e1, e2, n
         pos = (self.weight[..., None] * corners + self.local[..., None] * frame).sum(axis=2)
         return (self.blend[..., None] * pos).sum(axis=1)
