@@ -268,3 +268,12 @@ def test_mhclo_binding_follows_makehuman_formula(tmp_path, lib):
     idx, w, off = r[:, :3].astype(np.int64), r[:, 3:6], r[:, 6:9]
     expected = (w[..., None] * base[idx]).sum(axis=1) + (off * [1.25, 1.0, 1.0]) @ MH_TO_ANNY.T
     assert np.allclose(got, expected, atol=1e-9)
+
+
+def test_compose_layers_with_nothing_in_view():
+    """An image without people or props (a hard negative) composes to no pixel at all."""
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0))
+    K = np.array([[50.0, 0, 32], [0, 50.0, 32], [0, 0, 1]])
+    L = compose_layers(empty, empty, np.zeros(0, dtype=np.int64), K, 64, 64, garments=[],
+                       body_face_part=np.ones(10, dtype=np.int64))
+    assert len(L.pix) == 0 and L.body_bary.shape == (0, 3) and not L.labelled.any()

@@ -132,7 +132,8 @@ def compose_layers(body: Fragments, cover: Fragments, cover_owner: np.ndarray, K
 def _rows(x: np.ndarray) -> np.ndarray:
     """A contiguous (N, ...) array seen as N opaque rows: gathers and scatters of whole rows then run
     as 1-D copies (several times faster than NumPy's fancy indexing of 2-D rows)."""
-    return x.reshape(len(x), -1).view(np.dtype((np.void, x.itemsize * int(np.prod(x.shape[1:], dtype=int))))).ravel()
+    width = int(np.prod(x.shape[1:], dtype=np.int64))
+    return x.reshape(len(x), width).view(np.dtype((np.void, x.itemsize * width))).ravel()
 
 
 def _with_bound_points(garments, cover_mesh, cover_face, cover_bary, cloth, body_face, body_bary, labelled, max_gap,
