@@ -142,3 +142,17 @@ def test_cli_help_texts(capsys):
     assert all(a.help for a in preview._actions if a.option_strings)
     text = sub.format_help()
     assert "``" not in text and ":func:" not in text and "--plain" in text
+
+
+def test_people_all_outside_the_frame(synth):
+    """People placed but none visible: an empty body buffer next to props renders as a negative."""
+    from densepose.synth.compose import render_scene, sample_scene
+    from densepose.synth.scene import image_rng
+
+    index = next(i for i in range(20) if len(sample_scene(synth, image_rng(8, i)).bodies) > 0)
+    scene = sample_scene(synth, image_rng(8, index))
+    scene.bodies = [v + np.array([0.0, -100.0, 0.0]) for v in scene.bodies]  # behind the camera
+    scene.cover_v = [v + np.array([0.0, -100.0, 0.0]) if o >= 0 else v
+                     for v, o in zip(scene.cover_v, scene.cover_owner)]
+    sample = render_scene(synth, scene, np.random.default_rng(0))
+    assert sample.people == [] and not sample.instance.any() and not sample.I.any()

@@ -129,8 +129,12 @@ def render_scene(synth, scene: Scene, rng: np.random.Generator, clock=lambda sta
     K = camera.K
     body = fragments_multi([camera.to_camera(v) for v in world_v], synth.faces, K, H, W)
     cover = fragments_multi([camera.to_camera(v) for v in cover_v], cover_f, K, H, W, cull_backfaces=scene.cover_cull)
+    # Bound body points only matter where some body is in view (and an empty body buffer has
+    # nothing to bind to).
+    bound = len(body[0]) > 0
     layers = compose_layers(body, cover, np.asarray(scene.cover_owner, dtype=np.int64), K, H, W,
-                            garments=scene.garments, body_face_part=synth.surface.face_part)
+                            garments=scene.garments if bound else None,
+                            body_face_part=synth.surface.face_part if bound else None)
     clock("rasterise")
 
     lab = layers.labelled
