@@ -82,3 +82,20 @@ def test_detectron2_pipeline_equals_the_eager_model(tmp_path):
     assert out["boxes"].shape[0] == eager["boxes"].shape[0] >= 2
     for key in pipeline.output_names:
         torch.testing.assert_close(out[key], eager[key], atol=1e-4, rtol=1e-4)
+
+
+def test_cli_exports_a_model_file_as_torchscript(tmp_path, capsys):
+    from densepose.cli.main import main
+
+    model = _tiny_model()
+    path = tmp_path / "tiny.pt"
+    torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "meta": {}}, path)
+    assert main(["export", str(path), "--format", "torchscript", "--out", str(tmp_path / "tiny.ts")]) == 0
+    assert "boxes, scores, coarse_segm, fine_segm, u, v" in capsys.readouterr().out
+    scripted = torch.jit.load(str(tmp_path / "tiny.ts"))
+    image = _images()[1]
+    with torch.no_grad():
+        eager = model([image], min_size=96, max_size=160)[0]
+        boxes, scores = scripted(image)[:2]
+    torch.testing.assert_close(boxes, eager["boxes"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(scores, eager["scores"], atol=1e-5, rtol=1e-5)
