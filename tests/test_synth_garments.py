@@ -268,6 +268,8 @@ def test_mhclo_binding_follows_makehuman_formula(tmp_path, lib):
     idx, w, off = r[:, :3].astype(np.int64), r[:, 3:6], r[:, 6:9]
     expected = (w[..., None] * base[idx]).sum(axis=1) + (off * [1.25, 1.0, 1.0]) @ MH_TO_ANNY.T
     assert np.allclose(got, expected, atol=1e-9)
+    # On a body 1.2 times larger the offsets grow with it (MakeHuman's scale references): all scales.
+    assert np.allclose(garment.vertices(1.2 * body_rest, t.normals), 1.2 * expected, atol=1e-9)
 
 
 def test_compose_layers_with_nothing_in_view():

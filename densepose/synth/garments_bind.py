@@ -53,12 +53,22 @@ class FrameBinding:
     weight: np.ndarray
     local: np.ndarray
     blend: np.ndarray
+    size_pairs: np.ndarray | None = None  # (P, 2) body vertex pairs whose distance sizes the offsets
+    size_ref: np.ndarray | None = None    # (P,) their distances where ``local`` was measured
 
     def evaluate(self, body: np.ndarray, normals: np.ndarray | None = None) -> np.ndarray:
-        """Positions (N, 3) on the body ``body`` (V, 3) (``normals`` unused; same signature as shells)."""
+        """Positions (N, 3) on the body ``body`` (V, 3) (``normals`` unused; same signature as shells).
+
+        With ``size_pairs``, offsets grow and shrink with the body: times the mean ratio of the
+        pairs' distances on ``body`` to ``size_ref`` (MakeHuman's scale references).
+        """
         corners = np.take(body, self.tri, axis=0)  # (N, A, 3, 3)
         frame = triangle_frames(corners)  # (N, A, 3, 3) rows: e1, e2, n
-        pos = (self.weight[..., None] * corners + self.local[..., None] * frame).sum(axis=2)
+        local = self.local
+        if self.size_pairs is not None and len(self.size_pairs):
+            d = np.linalg.norm(body[self.size_pairs[:, 0]] - body[self.size_pairs[:, 1]], axis=1)
+            local = local * float(np.clip(np.mean(d / self.size_ref), 0.5, 2.0))
+        pos = (self.weight[..., None] * corners + local[..., None] * frame).sum(axis=2)
         return (self.blend[..., None] * pos).sum(axis=1)
 
     @staticmethod

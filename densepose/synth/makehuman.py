@@ -16,9 +16,10 @@ We evaluate every binding once on that rest base mesh and re-express it for posi
 whose three references are body vertices keeps its triangle and stores its offset in the
 triangle's own frame (:class:`FrameBinding`); a vertex that refers to hm08 helper geometry
 (the "tights", "skirt" and "hair" helpers, which Anny does not carry) is rebound to its nearest
-body surface point with the offset in that face's frame. Offsets keep their rest length, so
-clothes follow pose and build but do not stretch with body size. Results are cached per file
-under ``densepose.cache``.
+body surface point with the offset in that face's frame. Offsets scale with the body like
+MakeHuman's: by the ratio of the scale-reference distances (head width, depth and height for most
+assets) on the posed body to the rest base mesh. Results are cached per file under
+``densepose.cache``.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ from densepose.synth.garments_bind import (
 from densepose.synth.garments_shells import TIGHT_MAX_OFFSET, Garment
 from densepose.synth.garments_template import FOOT_CHARTS, LOWER_LEG_CHARTS, UPPER_LEG_CHARTS, body_template
 
-CACHE_VERSION = "4"
+CACHE_VERSION = "5"
 CLEARANCE = 0.006  # metres: closest a MakeHuman garment may come to the rest body
 MH_TO_ANNY = 0.1 * np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # p_anny = M @ p_mh
 
@@ -129,17 +130,20 @@ def bind_asset(mhclo: Path) -> tuple[np.ndarray, FrameBinding, tuple[np.ndarray,
     cached = cache_dir("garments", "makehuman") / f"{mhclo.stem}-{key}.npz"
     if cached.exists():
         with np.load(cached) as z:
-            return (z["faces"], FrameBinding.single(z["tri"], z["weight"], z["local"]),
-                    (z["anchor_face"], z["anchor_bary"], z["anchor_dist"]))
-    faces, tri, weight, local, anchor = _bind(mhclo)
+            binding = FrameBinding.single(z["tri"], z["weight"], z["local"])
+            binding.size_pairs, binding.size_ref = z["size_pairs"], z["size_ref"]
+            return z["faces"], binding, (z["anchor_face"], z["anchor_bary"], z["anchor_dist"])
+    faces, tri, weight, local, anchor, size_pairs, size_ref = _bind(mhclo)
     buf = io.BytesIO()
     np.savez(buf, faces=faces, tri=tri, weight=weight, local=local, anchor_face=anchor[0], anchor_bary=anchor[1],
-             anchor_dist=anchor[2])
+             anchor_dist=anchor[2], size_pairs=size_pairs, size_ref=size_ref)
     atomic_write_bytes(cached, buf.getvalue())
-    return faces, FrameBinding.single(tri, weight, local), anchor
+    binding = FrameBinding.single(tri, weight, local)
+    binding.size_pairs, binding.size_ref = size_pairs, size_ref
+    return faces, binding, anchor
 
 
-def _bind(mhclo: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple]:
+def _bind(mhclo: Path) -> tuple:
     clo = parse_mhclo(mhclo)
     obj_verts, faces = parse_obj(mhclo.parent / clo["obj_file"])
     refs, w, off = clo["refs"], clo["weights"], clo["offsets"]
@@ -172,7 +176,11 @@ def _bind(mhclo: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, 
         weight[rebind] = anchor[1][rebind]
     local = bind_to_frames(rest, body_rest, tri, weight)
     assert np.isfinite(triangle_frames(body_rest[tri])).all()
-    return faces, tri, weight, local, anchor
+    pairs = np.array([clo["scales"][a][:2] for a in "xyz" if a in clo["scales"]], dtype=np.int64).reshape(-1, 2)
+    pairs = to_body[pairs]
+    pairs = pairs[(pairs >= 0).all(axis=1)]  # scale references on the body
+    size_ref = np.linalg.norm(body_rest[pairs[:, 0]] - body_rest[pairs[:, 1]], axis=1)
+    return faces, tri, weight, local, anchor, pairs, size_ref
 
 
 def _with_clearance(points: np.ndarray, body: np.ndarray, faces: np.ndarray):
@@ -218,7 +226,8 @@ def _split_suit(faces: np.ndarray, binding: FrameBinding, anchor: tuple) -> list
             used = np.unique(faces[sel])
             remap = np.zeros(len(chart), dtype=np.int64)
             remap[used] = np.arange(len(used))
-            part = FrameBinding(binding.tri[used], binding.weight[used], binding.local[used], binding.blend[used])
+            part = FrameBinding(binding.tri[used], binding.weight[used], binding.local[used], binding.blend[used],
+                                binding.size_pairs, binding.size_ref)
             part_anchor = [a[used] for a in anchor]
             pieces.append(Garment(kind, remap[faces[sel]], part, _is_tight(part_anchor[2]), *part_anchor))
     return pieces
