@@ -12,7 +12,7 @@ from densepose.synth import appearance, hdri, post, shadows
 from densepose.synth.camera import Camera
 from densepose.synth.lighting import Lighting
 
-_STEP = 2  # the panorama view is computed at half resolution (the maps are coarser than that anyway)
+_STEP = 4  # the panorama view is computed at a quarter resolution (the maps are coarser than that anyway)
 _SHADOW_STEP = 4  # ground shadows at a quarter resolution, then blurred and enlarged (they are soft)
 
 
@@ -71,7 +71,7 @@ def ground_shadows(rgb: np.ndarray, camera: Camera, shadow: shadows.ShadowMap | 
     key = float(light.key_rgb.mean() * max(0.0, light.key_dir[2]))
     share = key / (key + ambient + 1e-6)
     shade = 1 - share * (1 - vis)
-    small = Image.fromarray((shade * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.0))
-    full = np.asarray(small.resize((camera.width, camera.height), Image.BILINEAR), np.float32) / 255
-    full = np.where(background, full, 1.0)
-    rgb[:] = (rgb * full[..., None] + 0.5).astype(np.uint8)
+    small = Image.fromarray((shade * 255 + 0.5).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.0))
+    full = np.asarray(small.resize((camera.width, camera.height), Image.BILINEAR))
+    gain = np.where(background, full.astype(np.uint16) + 1, 256)  # (x * gain) >> 8: integer multiply
+    rgb[:] = ((rgb.astype(np.uint16) * gain[..., None]) >> 8).astype(np.uint8)

@@ -38,7 +38,7 @@ def white_balance_and_grade(rng: np.random.Generator, rgb: np.ndarray) -> np.nda
         x = 0.5 + (x - 0.5) * contrast  # linear contrast about mid-grey
         x = lift + (1 - lift) * x
         luts.append(np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8))
-    out = np.stack([luts[c][rgb[..., c]] for c in range(3)], axis=-1)
+    out = np.asarray(Image.fromarray(rgb).point(np.concatenate(luts).tolist()))
     u = rng.random()
     if u < 0.08:
         grey = (out.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.uint8)
