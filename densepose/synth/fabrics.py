@@ -173,8 +173,9 @@ def fabric_bump(fabric: Fabric, rest: np.ndarray) -> np.ndarray:
     """Normal perturbation (N, 3) float32 at rest-pose points: folds everywhere, plus ribs for knits."""
     p = np.asarray(rest, dtype=np.float32)
     w = fabric.waves
-    folds = np.stack([_waves(p, np.roll(w, k, axis=1), 25.0) for k in range(3)], axis=1)
-    out = folds * np.float32(fabric.bump)
+    # One random plane wave per component: soft folds (a few cm across) that tilt the normal.
+    out = np.stack([np.sin(p @ (w[k, :3] * np.float32(25.0)) + w[k, 3]) for k in range(3)], axis=1)
+    out *= np.float32(fabric.bump)
     if fabric.pattern == "knit":
         out[:, 0] += np.cos(p[:, 0] * np.float32(2 * np.pi / 0.006)) * np.float32(fabric.bump)
     return out
