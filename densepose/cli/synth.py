@@ -17,13 +17,14 @@ occluders, lit by HDR environment maps with soft shadows, with camera effects; 1
 images have no person (hard negatives), 8 % show a crowd. --plain renders bare bodies with
 painted clothes on photo or procedural backgrounds (the first generator: fastest, simplest).
 
-usage:
+examples:
   densepose synth --out DIR --num N [--size 512] [--seed S] [--workers K] [--shard i/N]
   densepose synth merge DIR... --out DIR
   densepose synth preview DIR --out sheet.png [--num 6]
 
-Asset folders default to ../shared/data/{backgrounds,hdri,makehuman} next to the repository when
-they exist; without them the renderer uses procedural backgrounds, skies and garments.
+Asset folders default to data/{backgrounds,hdri,makehuman} in the repository, else to
+../shared/data/{backgrounds,hdri,makehuman} beside it, when they exist; without them the renderer
+uses procedural backgrounds, skies and garments ('' switches a folder off).
 """
 
 
