@@ -75,3 +75,19 @@ def ground_shadows(rgb: np.ndarray, camera: Camera, shadow: shadows.ShadowMap | 
     full = np.asarray(small.resize((camera.width, camera.height), Image.BILINEAR))
     gain = np.where(background, full.astype(np.uint16) + 1, 256)  # (x * gain) >> 8: integer multiply
     rgb[:] = ((rgb.astype(np.uint16) * gain[..., None]) >> 8).astype(np.uint8)
+
+
+def contact_shadows(rgb: np.ndarray, camera: Camera, bodies: list[np.ndarray], light: Lighting) -> None:
+    """Darken (in place) soft ellipses under each body's feet: the ambient occlusion of the ground
+    near a person, strongest under overcast light (no key-light shadow to anchor them)."""
+    up = np.array([[0.0, 0.0, 1.0]], dtype=np.float32)
+    ambient = float(light.irradiance(up)[0].mean())
+    key = float(light.key_rgb.mean() * max(0.0, light.key_dir[2]))
+    strength = 0.15 + 0.3 * ambient / (ambient + key + 1e-6)
+    for v in bodies:
+        low = v[v[:, 2] < 0.08]
+        if len(low) == 0:
+            continue
+        centre = np.array([*low[:, :2].mean(0), 0.0])
+        radius = float(np.clip(np.sqrt(((low[:, :2] - centre[:2]) ** 2).sum(1).max()), 0.15, 0.6))
+        appearance.ground_shadow(rgb, centre, radius, camera.K, camera.R, camera.C, strength)

@@ -161,6 +161,7 @@ def render_scene(synth, scene: Scene, rng: np.random.Generator, clock=lambda sta
     covered = np.zeros(H * W, bool)
     covered[layers.pix] = True
     backdrop.ground_shadows(rgb, camera, shadow, light, ~covered.reshape(H, W))
+    backdrop.contact_shadows(rgb, camera, world_v, light)
     rgb = rgb.reshape(-1, 3)
     rgb[layers.pix] = colour
     rgb = rgb.reshape(H, W, 3)
