@@ -38,6 +38,7 @@ def test_variant_detected_from_keys_and_shapes(name):
     assert detect_variant(state).name == name
 
 
+@pytest.mark.slow  # full-size R-50 weights: ~250 MB written, read and run
 @pytest.mark.parametrize("name,fmt", [("R_50_FPN_s1x", "pkl"), ("R_50_FPN_s1x_legacy", "pth"),
                                       ("R_50_FPN_DL_WC2M_s1x", "pkl")])
 def test_official_format_loads_strictly_and_runs(tmp_path, name, fmt):

@@ -45,6 +45,7 @@ def test_pipeline_equals_the_eager_model():
             torch.testing.assert_close(out[key], eager[key], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow  # the ONNX exporter traces the model with dynamo (~30 s on 2 free cores)
 def test_torchscript_and_onnx_match_pytorch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
