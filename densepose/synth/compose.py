@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from densepose.synth import backdrop, lighting, post, shadows
 from densepose.synth.camera import Camera, sample_shot
-from densepose.synth.distractors import sample_props
+from densepose.synth.distractors import sample_props, seat_under
 from densepose.synth.groundtruth import person_annotation
 from densepose.synth.layout import Ground, place_people, place_props
 from densepose.synth.materials import Material, garment_material, prop_material, shade_fragments
@@ -100,6 +100,10 @@ def sample_scene(synth, rng: np.random.Generator, clock=lambda stage: None) -> S
         scene.info.append({"family": families[i], **{p: round(phen[i][p], 4) for p in PHENOTYPES}})
         for mesh in dress(synth.garments, outfits[i], scene.bodies[-1]):
             scene.add_cover(mesh.vertices, mesh.faces, k, garment_material(rng, mesh, skins[i]), mesh)
+        if families[i] == "sitting":  # something to sit on
+            seat = seat_under(rng, scene.bodies[-1], synth.seat_ids)
+            for part in seat.parts if seat is not None else []:
+                scene.add_cover(part.vertices, part.faces, -1, prop_material(part))
     n_props = int(rng.integers(2, cfg.max_props + 3)) if n == 0 else int(rng.integers(0, cfg.max_props + 1))
     props = sample_props(rng, n_props, cfg.photos)
     for pl in place_props(rng, camera, shot, props, ground):

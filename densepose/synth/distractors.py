@@ -219,3 +219,16 @@ def _sphere(radius: float, centre: tuple[float, float, float], tex: np.ndarray, 
 def sample_props(rng: np.random.Generator, count: int, photos: list[str] = ()) -> list[Prop]:
     kinds = rng.choice(len(PROPS), size=count, p=PROP_WEIGHTS / PROP_WEIGHTS.sum())
     return [make_prop(rng, PROPS[k], photos) for k in kinds]
+
+
+def seat_under(rng: np.random.Generator, body: np.ndarray, seat_ids: np.ndarray) -> Prop | None:
+    """A stool or crate whose top touches the lowest of ``body``'s (V, 3) seat vertices (the buttocks
+    of a sitting person, ground at z = 0), or None when they are near the ground."""
+    seat = body[seat_ids]
+    top = float(seat[:, 2].min())
+    if top < 0.15:
+        return None
+    cx, cy = seat[:, :2].mean(0)
+    w = rng.uniform(0.35, 0.5)
+    kind = str(rng.choice(["wood", "paint", "cardboard", "metal"]))
+    return Prop("seat", [box((w, w, top), (cx, cy, top / 2), textures.texture(rng, kind))], w / 2)

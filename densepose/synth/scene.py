@@ -114,6 +114,9 @@ class Synthesizer:
         self.faces = np.ascontiguousarray(self.surface.faces)
         self.rest = np.asarray(self.surface.vertices, dtype=np.float32)
         self.features_t = np.ascontiguousarray(appearance.vertex_features(self.surface.vertices).T)  # (5, V)
+        # Buttocks on the rest template (behind and below the hip joints): what a sitting person sits on.
+        r = self.rest
+        self.seat_ids = np.flatnonzero((r[:, 1] > 0.03) & (r[:, 2] > -0.2) & (r[:, 2] < -0.05) & (np.abs(r[:, 0]) < 0.15))
         nv, nf = len(self.surface.vertices), len(self.faces)
         # Vertex normals = sum of the adjacent faces' area-weighted normals: one sparse product.
         self.incidence = sp.csr_matrix(
