@@ -177,3 +177,20 @@ def test_same_seed_same_files_with_shared_assets_and_any_worker_count(shared_dir
     one, two = files(tmp_path / "one"), files(tmp_path / "two")
     assert one.keys() == two.keys() and len(one) > 6
     assert [k for k in one if one[k] != two[k]] == []
+
+
+def test_sitting_people_have_a_seat(synth):
+    from densepose.synth.compose import sample_scene
+    from densepose.synth.scene import image_rng
+
+    for index in range(60):
+        scene = sample_scene(synth, image_rng(4, index))
+        sitting = [k for k, info in enumerate(scene.info) if info["family"] == "sitting"]
+        if sitting:
+            break
+    else:
+        pytest.skip("no sitting person in 60 scenes")
+    body = scene.bodies[sitting[0]]
+    bottom = body[synth.seat_ids][:, 2].min()
+    tops = [v[:, 2].max() for v, o in zip(scene.cover_v, scene.cover_owner) if o < 0]
+    assert any(abs(t - bottom) < 1e-6 for t in tops)  # a prop's top touches the buttocks
