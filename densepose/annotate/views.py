@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from densepose.annotate.palms import palm_faces
 from densepose.cache import atomic_write_bytes
 from densepose.surface.parts import CHART_COLORS, CHART_TO_MASK_PART
 
 VIEW_SIZE = 288
-VIEWS_VERSION = 3  # bump when the pictures change: cached views live under views/<surface>-v<N>/
+VIEWS_VERSION = 4  # bump when the pictures change: cached views live under views/<surface>-v<N>/
 #: view name -> (camera forward direction, world direction shown up) in Anny's frame (Z up, the
 #: person faces -Y, the person's left is +X). "left" looks at the person's left side.
 VIEW_DIRECTIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -136,15 +137,18 @@ def render_view(vertices: np.ndarray, faces: np.ndarray, face_rgb: np.ndarray, R
 
 
 CONTEXT_TINT = 0.25  # how much of its own colour a neighbouring part keeps in the grey
+PALM_TINT = 0.45  # how far the palm side of a hand is lightened toward white
 
 
-def part_face_colors(face_part: np.ndarray, part: int) -> np.ndarray:
+def part_face_colors(face_part: np.ndarray, part: int, palm: np.ndarray | None = None) -> np.ndarray:
     """(F, 3) float colours: the part's faces in their chart colours, the rest of the body grey with
     a faint tint of each chart's colour (so that the left and right leg, or the torso's front and
-    back, stay distinguishable as context)."""
+    back, stay distinguishable as context); faces flagged in ``palm`` (F,) bool drawn lighter."""
     in_part = CHART_TO_MASK_PART[face_part] == part
     rgb = (1 - CONTEXT_TINT) * 150.0 + CONTEXT_TINT * CHART_COLORS[face_part].astype(np.float64)
     rgb[in_part] = CHART_COLORS[face_part[in_part]]
+    if palm is not None:
+        rgb[palm] = (1 - PALM_TINT) * rgb[palm] + PALM_TINT * 255.0
     return rgb
 
 
@@ -153,7 +157,7 @@ def render_part_views(surface, part: int, size: int = VIEW_SIZE) -> list[View]:
 
     Only the part and its surroundings (``CONTEXT`` part radii) are drawn, and the part is drawn
     over anything in front of it (the other leg in a side view), so every view shows the whole
-    part; its neighbours give the context.
+    part; its neighbours give the context. The palm side of the hands (``palms``) is drawn lighter.
     """
     verts = np.asarray(surface.vertices, dtype=np.float64)
     faces = np.asarray(surface.faces, dtype=np.int64)
@@ -166,14 +170,15 @@ def render_part_views(surface, part: int, size: int = VIEW_SIZE) -> list[View]:
     drawn = np.flatnonzero(near)
     own = np.flatnonzero(in_part)
     focal = FILL * size * CAMERA_DISTANCE / radius
-    colors = part_face_colors(face_part[drawn], part)
+    palm = palm_faces(verts, faces, face_part)
+    colors = part_face_colors(face_part[drawn], part, palm[drawn])
     views = []
     for name in PART_VIEWS[part]:
         R, t = look_at(centre, name, CAMERA_DISTANCE)
         rgb, face_id, bary = render_view(verts, faces[drawn], colors, R, t, focal, size)
         face_id = np.where(face_id >= 0, drawn[np.maximum(face_id, 0)], -1).astype(np.int32)
         # the part alone, pasted over its occluders
-        p_rgb, p_face, p_bary = render_view(verts, faces[own], part_face_colors(face_part[own], part), R, t, focal, size)
+        p_rgb, p_face, p_bary = render_view(verts, faces[own], part_face_colors(face_part[own], part, palm[own]), R, t, focal, size)
         top = p_face >= 0
         rgb[top], bary[top] = p_rgb[top], p_bary[top]
         face_id[top] = own[p_face[top]]
