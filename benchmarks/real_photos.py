@@ -1,6 +1,6 @@
 """A model on real photographs: person recall and false positives, and part agreement on the skier.
 
-    python benchmarks/real_photos.py [--model PATH] [--min-score 0.5] [--json OUT.json]
+    python benchmarks/real_photos.py [--model PATH] [--min-score 0.5] [--json OUT.json] [--pictures DIR]
 
 Images: the labelled set of ``tests/data/real_photos/annotations.json`` (6 photos and 20 frames of
 ``vtest.avi``; person boxes drawn by hand, ``iscrowd`` = ignore regions), read from the shared
@@ -14,6 +14,8 @@ data folder (``$DENSEPOSE_SHARED/data``, default ``../shared/data`` next to the 
   image, charts reduced to the 14 coarse parts of ``dp_masks`` (``CHART_TO_MASK_PART``; left and
   right are the person's own in both charts, so a left/right swap counts as an error), and the IoU
   averaged over the parts present in either map (background excluded).
+* ``--pictures DIR``: one PNG per photo (and for two of the frames): photo | parts and boxes | U
+  and V isolines, 180 pixels high (MODELS.md shows them).
 """
 from __future__ import annotations
 
@@ -159,11 +161,38 @@ def skier_agreement(predictor, data_dir: Path) -> tuple[float, np.ndarray | None
     return coarse_part_miou(ours, official), ours
 
 
-def score_model(predictor, data_dir: Path) -> tuple[list[ImageScore], float]:
-    """Per-image scores on the labelled set and the skier agreement."""
+PICTURE_FRAMES = (84, 532)  # vtest frames drawn besides the photos
+PICTURE_HEIGHT = 180
+
+
+def picture(result) -> np.ndarray:
+    """RGB uint8 strip: photo | parts and boxes | U, V isolines; each panel PICTURE_HEIGHT high."""
+    from PIL import Image
+
+    panels = [result.image, result.plot("parts,boxes", legend=False), result.plot("contours", legend=False)]
+    h, w = result.image.shape[:2]
+    size = (max(1, round(w * PICTURE_HEIGHT / h)), PICTURE_HEIGHT)
+    small = [np.asarray(Image.fromarray(p).resize(size, Image.BILINEAR)) for p in panels]
+    gap = np.full((PICTURE_HEIGHT, 4, 3), 255, np.uint8)
+    return np.concatenate([small[0], gap, small[1], gap, small[2]], axis=1)
+
+
+def picture_name(im: dict) -> str:
+    stem = Path(im["file_name"]).stem
+    return f"{stem}_{im['frame_index']:04d}" if "frame_index" in im else stem
+
+
+def score_model(predictor, data_dir: Path, pictures: Path | None = None) -> tuple[list[ImageScore], float]:
+    """Per-image scores on the labelled set and the skier agreement; optionally writes pictures."""
+    from PIL import Image
+
     scores = []
     for im, pixels, people, ignore in load_set(data_dir):
         result = predictor(pixels)
+        if pictures is not None and im.get("frame_index", PICTURE_FRAMES[0]) in PICTURE_FRAMES:
+            pictures.mkdir(parents=True, exist_ok=True)
+            # A 128-colour palette keeps the pictures of the docs small (~40-60 kB each).
+            Image.fromarray(picture(result)).quantize(128).save(pictures / f"real_{picture_name(im)}.png", optimize=True)
         det = np.array([np.asarray(p.box, dtype=np.float64) for p in result]).reshape(-1, 4)
         conf = np.array([p.score for p in result], dtype=np.float64)
         found, fp = match_people(det, conf, people, ignore)
@@ -191,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-score", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="write the per-image scores and the summary here")
+    ap.add_argument("--pictures", default=None, help="folder for photo | parts | U,V pictures")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     data_dir = shared_data_dir()
@@ -199,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     predictor = load(args.model, min_score=args.min_score, precision="fp32")
     t0 = time.perf_counter()
-    scores, miou = score_model(predictor, data_dir)
+    scores, miou = score_model(predictor, data_dir, Path(args.pictures) if args.pictures else None)
     for s in scores:
         name = s.file_name + (f"#{s.frame_index}" if s.frame_index is not None else "")
         print(f"{name:32s} people {s.people}  found {s.found}  false positives {s.false_positives}  "

@@ -145,3 +145,13 @@ def test_exported_model_needs_no_init_weights(tmp_path):
     rebuilt = build_model_from_checkpoint(tmp_path / "exported.pt")
     assert torch.equal(rebuilt.backbone.bottom_up.blocks[5].expand.conv.weight,
                        model.backbone.bottom_up.blocks[5].expand.conv.weight)
+
+
+def test_group_norm_groups_divide_efficientnet_widths():
+    from densepose.modeling.backbone import make_norm
+
+    for channels in (16, 24, 40, 96, 144, 240, 480, 672, 1152):
+        norm = make_norm("gn", channels)
+        assert channels % norm.num_groups == 0 and norm.num_groups <= 32
+    assert make_norm("gn", 256).num_groups == 32 and make_norm("gn", 64).num_groups == 16  # ResNet widths unchanged
+    Backbone("efficientnet_lite0", 32, "gn", 0)  # the from-scratch variant builds
