@@ -68,7 +68,7 @@ def _run(gt, res, capsys):
     ("not a list", "must be a JSON list"),
     ("missing score", "result #0 (image_id 1): missing 'score'"),
     ("nan bbox", "result #0"),
-    ("unknown image", "image_id 999 is not in the ground truth"),
+    ("unknown image", "rerun it with --json --coco-json <this ground-truth file>"),
     ("bad uv_data", "does not decode"),
     ("wrong uv_shape", "does not match the box"),
     ("decoded shape", "decodes to shape"),

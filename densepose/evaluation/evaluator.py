@@ -70,7 +70,8 @@ def evaluate(gt, results, surface, kappa: str = "per-part", exact: bool = False,
     if len(unknown):
         k = int(unknown[0])
         raise UserError(f"{dets.where(k)}: image_id {int(dets.image_id[k])} is not in the ground truth "
-                        f"({len(unknown)} such result(s))")
+                        f"({len(unknown)} such result(s)); results of `densepose predict` take their ids from "
+                        "--coco-json: rerun it with --json --coco-json <this ground-truth file>")
     cat_ids = category_ids(coco)
     off_cat = int(np.count_nonzero(~np.isin(dets.category_id, cat_ids)))
     if off_cat:
