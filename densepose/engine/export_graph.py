@@ -57,7 +57,7 @@ class ExportPipeline(nn.Module):
         self.model = model.eval()
         self.detectron2 = _is_detectron2(model)
         extra = [k for k in model.dp_predictor.output_channels() if k not in DP_OUTPUT_KEYS] if self.detectron2 else []
-        self.output_names = ["boxes", "scores", *DP_OUTPUT_KEYS, *extra]
+        self.output_names = ["boxes", "scores", "labels", "u", "v", *extra]
 
     def _pool(self, feats: list[Tensor], boxes: Tensor, pooler: MultiScaleRoIAlign) -> Tensor:
         """(K, 4) boxes -> (K, C, S, S), each box from its FPN level (every level pooled, one kept)."""
@@ -94,10 +94,28 @@ class ExportPipeline(nn.Module):
                                               cfg.rpn_post_nms_topk_test)
         return boxes[keep]
 
-    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
+    def _test_size(self, height, width):
+        """Resized (h, w) and per-axis scales (sy, sx) = resized / input, as `resize_shape` rules.
+
+        Traced (TorchScript) sizes are 0-dim tensors, exported (ONNX) ones symbolic ints; Python's
+        ``round`` has no ONNX form, so both round half up (differs only on exact halves)."""
+        cfg = self.model.cfg
+        if torch.jit.is_tracing():
+            h, w = torch.as_tensor(height).float(), torch.as_tensor(width).float()
+            scale = torch.minimum(cfg.min_size_test / torch.minimum(h, w), cfg.max_size / torch.maximum(h, w))
+            new_h, new_w = (torch.floor(h * scale + 0.5).clamp(min=1).long(),
+                            torch.floor(w * scale + 0.5).clamp(min=1).long())
+            return new_h, new_w, torch.stack([new_w / w, new_h / h, new_w / w, new_h / h])
+        scale = torch.sym_min(cfg.min_size_test / torch.sym_min(height, width), cfg.max_size / torch.sym_max(height, width))
+        new_h = torch.sym_max(1, torch.sym_int(height * scale + 0.5))
+        new_w = torch.sym_max(1, torch.sym_int(width * scale + 0.5))
+        return new_h, new_w, torch.tensor([new_w / width, new_h / height, new_w / width, new_h / height])
+
+    def _detect(self, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Resized float image (3, h, w) -> boxes (N, 4) in its pixels, scores (N,), head maps (N, C, S, S)."""
         model, cfg = self.model, self.model.cfg
-        height, width = image.shape[-2], image.shape[-1]
-        x = (image - model.transform.pixel_mean) / model.transform.pixel_std
+        height, width = x.shape[-2], x.shape[-1]
+        x = (x - model.transform.pixel_mean) / model.transform.pixel_std
         d = cfg.size_divisibility
         x = F.pad(x, (0, (d - width % d) % d, 0, (d - height % d) % d))[None]
         feats = model.features(x) if self.detectron2 else model.backbone(x)
@@ -112,8 +130,36 @@ class ExportPipeline(nn.Module):
         boxes, scores = boxes[keep], scores[keep]
         uses_decoder = getattr(model, "dp_decoder", None) is not None
         source = [model.dp_decoder(feats[:4])] if uses_decoder else feats[:4]
-        maps = model.dp_predictor(model.dp_head(self._pool(source, boxes, model.dp_pooler)))
-        return (boxes, scores, *[maps[name] for name in self.output_names[2:]])
+        return boxes, scores, model.dp_predictor(model.dp_head(self._pool(source, boxes, model.dp_pooler)))
+
+    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
+        """(3, H, W) RGB 0..255 (uint8 or float) -> the outputs named in ``output_names`` (module docstring)."""
+        height, width = image.shape[-2], image.shape[-1]
+        new_h, new_w, scale = self._test_size(height, width)
+        # Antialiased bilinear = the eager rule (antialias when shrinking; when enlarging both are equal).
+        x = F.interpolate(image.float()[None], size=(new_h, new_w), mode="bilinear", align_corners=False,
+                          antialias=True)[0]
+        boxes, scores, maps = self._detect(x)
+        boxes = clip_boxes(boxes / scale.to(boxes.dtype), height, width)
+        labels, u, v = labels_uv(maps["coarse_segm"], maps["fine_segm"], maps["u"], maps["v"])
+        outputs = [boxes, scores, labels, u, v, *[maps[name] for name in self.output_names[5:]]]
+        if self.detectron2:  # detectron2 models drop boxes that became empty in input pixels
+            keep = nonempty(boxes)
+            outputs = [out[keep] for out in outputs]
+        return tuple(outputs)
+
+
+def labels_uv(coarse_segm: Tensor, fine_segm: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Head maps at S x S -> labels (N, S, S) uint8 0..24, U, V (N, S, S) float in [0, 1] (0 on background).
+
+    The official rule of `densepose.modeling.postprocess.densepose_to_labels_uv` without the resize
+    to the box: ``I = argmax(fine) * (argmax(coarse) > 0)``, U and V from I's channel, clipped."""
+    labels = fine_segm.argmax(1) * (coarse_segm.argmax(1) > 0)
+    foreground = (labels > 0).to(u.dtype)
+    index = labels[:, None]
+    uu = u.gather(1, index)[:, 0].clamp(0, 1) * foreground
+    vv = v.gather(1, index)[:, 0].clamp(0, 1) * foreground
+    return labels.to(torch.uint8), uu, vv
 
 
 def example_image(model: nn.Module) -> Tensor:
