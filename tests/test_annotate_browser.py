@@ -43,12 +43,12 @@ def test_annotate_a_person_at_1280x800(server, browser, sphere_surface):
     visible(d, "step-points")
     idle(d)
     no_scrolling(d)
-    sizes = d.execute_script("return [...document.querySelectorAll('#views img')].map(i => i.clientWidth)")
+    sizes = d.execute_script("return [...document.querySelectorAll('#views canvas')].map(i => i.clientWidth)")
     assert min(sizes) >= 250, sizes  # the views use the room there is
     store = ViewStore(views_dir(proj, sphere_surface), lambda: sphere_surface)
     n = d.execute_script("return state.task.points.length")
     answer_current(d, store, sphere_surface)
-    marks = d.execute_script("return [...document.querySelectorAll('.click-mark')].map(m => m.dataset.view)")
+    marks = d.execute_script("return Object.values(state.viewPanels).filter(v => v.mark).map(v => v.name)")
     assert len(marks) >= 2  # the placed point is shown on every view where it shows
     if SCREENSHOTS:
         d.save_screenshot(str(SCREENSHOTS / "annotate_step2.png"))
@@ -181,7 +181,7 @@ def test_clicks_off_the_part_are_refused_and_repainting_keeps_answers(server, br
     login(d, base, tokens["alice"])
     visible(d, "step-points")
     idle(d)
-    part, view = d.execute_script("return [currentPoint().part, $('views').querySelector('img').dataset.view]")
+    part, view = d.execute_script("return [currentPoint().part, $('views').querySelector('canvas').dataset.view]")
     click_view(d, view, *part_pixel(store, sphere_surface, part, view, on_part=False))
     wait(d, lambda d: "click on the" in d.find_element(By.ID, "message").text)
     assert d.find_element(By.ID, "message").get_attribute("class") == "error"

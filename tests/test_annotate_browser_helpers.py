@@ -139,7 +139,7 @@ def idle(d):
         "const t = state.task; if (state.busy || !t) return false;"
         " if (t.stage === 'parts') return !$('step-parts').hidden && !!state.vpParts.rect;"
         " if (t.stage !== 'points' || !currentPoint()) return true;"
-        " return state.viewsPart === currentPoint().part && $('views').querySelectorAll('img').length > 0;"))
+        " return state.viewsPart === currentPoint().part && $('views').querySelectorAll('canvas').length > 0;"))
 
 
 def login(d, base: str, token: str) -> None:
@@ -212,16 +212,23 @@ def part_pixel(store: ViewStore, surface, part: int, view: str, on_part: bool = 
     return xs[k] + 0.5, ys[k] + 0.5
 
 
+def view_to_screen(d, view: str, px: float, py: float) -> tuple[int, int]:
+    """Offsets from the view canvas's centre of picture pixel (px, py), through the view's zoom and pan."""
+    return tuple(d.execute_script(
+        "const vp = state.viewPanels[arguments[0]].vp, c = vp.canvas;"
+        " return [Math.round((arguments[1] - vp.ox) * vp.scale - c.clientWidth / 2),"
+        " Math.round((arguments[2] - vp.oy) * vp.scale - c.clientHeight / 2)];", view, px, py))
+
+
 def click_view(d, view: str, px: float, py: float) -> None:
-    img = d.find_element(By.ID, "view-" + view)
-    w, nw = d.execute_script("return [arguments[0].clientWidth, arguments[0].naturalWidth]", img)
-    ActionChains(d).move_to_element_with_offset(img, int(px * w / nw - w / 2), int(py * w / nw - w / 2)).click().perform()
+    canvas = d.find_element(By.ID, "view-" + view)
+    ActionChains(d).move_to_element_with_offset(canvas, *view_to_screen(d, view, px, py)).click().perform()
 
 
 def answer_current(d, store, surface) -> None:
     """Place the current point with a real click on its part in the first view."""
     idle(d)
-    part, view = d.execute_script("return [currentPoint().part, $('views').querySelector('img').dataset.view]")
+    part, view = d.execute_script("return [currentPoint().part, $('views').querySelector('canvas').dataset.view]")
     before = d.execute_script("return state.task.points.filter(p => p.status !== 'todo').length")
     click_view(d, view, *part_pixel(store, surface, part, view))
     wait(d, lambda d: d.execute_script("return !state.busy && state.task.points.filter(p => p.status !== 'todo').length")

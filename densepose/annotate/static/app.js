@@ -10,7 +10,7 @@ const state = {
   token: sessionStorage.getItem("dp-token") || "",
   me: null, parts: null, task: null, image: null,
   labels: null, history: [], part: 1, tool: "brush", brush: 8, showLabels: true, protect: false,
-  poly: [], boxes: [], drag: null, painting: false, busy: false, dirty: false, cursor: null,
+  poly: [], polys: [], viewPanels: {}, boxes: [], drag: null, painting: false, busy: false, dirty: false, cursor: null,
 };
 
 // ------------------------------------------------------------------ API

@@ -1,6 +1,6 @@
 // Step 2: for each sampled point, click its place on the rendered views of its part.
-// The person (left) zooms and pans; the views fill the rest of the window; the placed point is
-// marked on every view at once.
+// The person (left) zooms and pans; the views (viewpanels.js, each zooming and panning too) fill
+// the rest of the window; the placed point is marked on every view at once.
 "use strict";
 
 // what each view shows, in the person's own terms
@@ -67,20 +67,16 @@ async function showViews(part) {
   const list = await api("GET", "/api/views/" + part);
   const box = $("views");
   box.innerHTML = "";
+  state.viewPanels = {};
   for (const v of list.views) {
+    const panel = new ViewPanel(v.name, await fetchImage(v.url), clickView);
+    panel.canvas.setAttribute("aria-label", list.name + ", " + v.name + " view");
     const fig = document.createElement("figure");
-    const img = await fetchImage(v.url);
-    img.dataset.view = v.name;
-    img.id = "view-" + v.name;
-    img.alt = list.name + ", " + v.name + " view";
-    img.addEventListener("click", (ev) => {
-      const r = img.getBoundingClientRect();
-      clickView(v.name, (ev.clientX - r.left) * img.naturalWidth / r.width, (ev.clientY - r.top) * img.naturalHeight / r.height);
-    });
     const cap = document.createElement("figcaption");
     cap.textContent = VIEW_CAPTIONS[v.name] || v.name;
-    fig.append(img, cap);
+    fig.append(panel.canvas, cap);
     box.append(fig);
+    state.viewPanels[v.name] = panel;
   }
   state.viewsPart = part;
   layoutViews();
@@ -100,7 +96,11 @@ function layoutViews() {
   best = Math.max(80, Math.floor(best));
   box.style.gridTemplateColumns = "repeat(" + cols + ", " + best + "px)";
   for (const fig of box.children) { fig.style.width = best + "px"; fig.style.height = best + "px"; }
-  for (const img of box.querySelectorAll("img")) { img.style.width = (best - 8) + "px"; img.style.height = (best - 8) + "px"; }
+  for (const panel of Object.values(state.viewPanels)) {
+    panel.canvas.style.width = (best - 8) + "px";
+    panel.canvas.style.height = (best - 8) + "px";
+    panel.fit();
+  }
 }
 
 async function clickView(view, px, py) {
@@ -110,6 +110,7 @@ async function clickView(view, px, py) {
   try {
     const r = await api("POST", "/api/points/" + p.id + "/click", { view, px, py });
     markEverywhere(r.marks || {});
+    state.lastClick = { view, px, py, I: r.I, U: r.U, V: r.V };
     say("placed on chart " + r.I + " (U " + r.U.toFixed(2) + ", V " + r.V.toFixed(2) + ")");
     await refreshTask();
   } catch (e) { say(e.message, true); } finally { state.busy = false; }
@@ -117,17 +118,7 @@ async function clickView(view, px, py) {
 
 // the point just placed, on every view where it shows
 function markEverywhere(marks) {
-  for (const m of document.querySelectorAll(".click-mark")) m.remove();
-  for (const [view, xy] of Object.entries(marks)) {
-    const img = $("view-" + view);
-    if (!img || !xy) continue;
-    const m = document.createElement("span");
-    m.className = "click-mark";
-    m.dataset.view = view;
-    m.style.left = (img.offsetLeft + xy[0] * img.clientWidth / img.naturalWidth) + "px";
-    m.style.top = (img.offsetTop + xy[1] * img.clientHeight / img.naturalHeight) + "px";
-    img.parentElement.append(m);
-  }
+  for (const [name, panel] of Object.entries(state.viewPanels || {})) panel.setMark(marks[name]);
 }
 
 async function skipPoint() {
@@ -146,7 +137,7 @@ async function undoPoint() {
   state.busy = true;
   try {
     await api("POST", "/api/persons/" + state.task.person_id + "/undo");
-    for (const m of document.querySelectorAll(".click-mark")) m.remove();
+    markEverywhere({});
     say("undone");
     await refreshTask();
   } catch (e) { say(e.message, true); } finally { state.busy = false; }

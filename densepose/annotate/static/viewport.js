@@ -3,9 +3,10 @@
 "use strict";
 
 class Viewport {
-  constructor(canvas, draw) {
+  constructor(canvas, draw, background = "#333") {
     this.canvas = canvas;
     this.draw = draw;
+    this.background = background;
     this.scale = 1; this.ox = 0; this.oy = 0;
     this.pan = null;
     canvas.addEventListener("wheel", (ev) => {
@@ -26,18 +27,18 @@ class Viewport {
     canvas.addEventListener("pointermove", (ev) => {
       if (!this.pan) return;
       const [cx, cy] = this.canvasXY(ev);
-      this.ox -= (cx - this.pan[0]) / this.scale; this.oy -= (cy - this.pan[1]) / this.scale;
-      this.pan = [cx, cy];
       ev.stopImmediatePropagation();
-      this.draw();
+      this.panBy(cx - this.pan[0], cy - this.pan[1]);
+      this.pan = [cx, cy];
     }, true);
     canvas.addEventListener("pointerup", (ev) => { if (this.pan) { this.pan = null; ev.stopImmediatePropagation(); } }, true);
     canvas.addEventListener("contextmenu", (ev) => ev.preventDefault());
   }
 
-  // match the canvas's pixel grid to its on-screen size; true if it changed
+  // match the canvas's pixel grid to its on-screen size; true if it changed (a hidden canvas keeps its size)
   resize() {
-    const w = Math.max(1, Math.floor(this.canvas.clientWidth)), h = Math.max(1, Math.floor(this.canvas.clientHeight));
+    const w = Math.floor(this.canvas.clientWidth), h = Math.floor(this.canvas.clientHeight);
+    if (!w || !h) return false;
     if (this.canvas.width === w && this.canvas.height === h) return false;
     this.canvas.width = w; this.canvas.height = h;
     return true;
@@ -51,6 +52,12 @@ class Viewport {
     this.scale = this.minScale = Math.min(cw / w, ch / h);
     this.ox = x - (cw / this.scale - w) / 2;
     this.oy = y - (ch / this.scale - h) / 2;
+    this.draw();
+  }
+
+  // move the picture by (dx, dy) canvas pixels
+  panBy(dx, dy) {
+    this.ox -= dx / this.scale; this.oy -= dy / this.scale;
     this.draw();
   }
 
@@ -71,7 +78,7 @@ class Viewport {
     this.resize();
     const ctx = this.canvas.getContext("2d");
     ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.fillStyle = "#333";
+    ctx.fillStyle = this.background;
     ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
     ctx.setTransform(this.scale, 0, 0, this.scale, -this.ox * this.scale, -this.oy * this.scale);
     return ctx;
