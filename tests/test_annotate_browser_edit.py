@@ -55,3 +55,55 @@ def test_part_views_zoom_and_pan_and_clicks_still_land_on_the_same_point(server,
     assert abs(second["px"] - px) < 1 and abs(second["py"] - py) < 1  # the same picture pixel, give or take rounding
     assert second["I"] == first["I"]
     assert abs(second["U"] - first["U"]) < 0.03 and abs(second["V"] - first["V"]) < 0.03
+
+
+def count(d, part: int) -> int:
+    return d.execute_script("return state.labels.filter(v => v === arguments[0]).length", part)
+
+
+def label_at(d, gx: int, gy: int) -> int:
+    return d.execute_script("return state.labels[arguments[1] * S + arguments[0]]", gx, gy)
+
+
+def test_every_polygon_stays_editable(server, browser):
+    """Select an older polygon by clicking in it, drag a corner (with "keep other parts" on), delete a
+    corner; its part is repainted each time, the other polygon's part untouched; undo brings it back."""
+    base, tokens, proj = server
+    d = browser
+    login(d, base, tokens["alice"])
+    visible(d, "step-parts")
+    idle(d)
+
+    def click(gx, gy):
+        canvas = d.find_element(By.ID, "part-canvas")
+        ActionChains(d).move_to_element_with_offset(canvas, *grid_to_screen(d, "part-canvas", "vpParts", gx, gy)) \
+            .click().perform()
+
+    press(d, "p")
+    press(d, "5")
+    for corner in ((20, 150), (100, 150), (100, 240), (20, 240)):  # a square of part 5
+        click(*corner)
+    press(d, Keys.ENTER)
+    press(d, "6")
+    for corner in ((150, 30), (230, 30), (230, 110)):  # then a triangle of part 6
+        click(*corner)
+    press(d, Keys.ENTER)
+    square, triangle = count(d, 5), count(d, 6)
+    assert square > 5000 and triangle > 2500
+    assert d.execute_script("return state.selPoly") == 1
+    click(60, 195)  # inside the square: selects it, paints nothing
+    assert d.execute_script("return [state.selPoly, state.poly.length]") == [0, 0]
+    press(d, "k")  # keep other parts: the square may grow over the triangle but not repaint it
+    stroke(d, "part-canvas", "vpParts", (100, 150), (200, 60))
+    wait(d, lambda d: count(d, 5) > 1.3 * square)
+    assert count(d, 6) == triangle
+    grown = count(d, 5)
+    click(20, 240)  # select a corner, then delete it: the polygon becomes a triangle
+    press(d, Keys.DELETE)
+    wait(d, lambda d: count(d, 5) < grown)
+    assert d.execute_script("return state.polys[0].points.length") == 3
+    assert label_at(d, 25, 235) == 0 and label_at(d, 60, 160) == 5  # the cut-off corner is unpainted
+    assert count(d, 6) == triangle
+    ActionChains(d).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    wait(d, lambda d: count(d, 5) == grown)
+    assert label_at(d, 25, 235) == 5 and d.execute_script("return state.polys[0].points.length") == 4

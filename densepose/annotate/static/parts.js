@@ -44,7 +44,8 @@ async function showParts(t) {
   await loadLabels(t.person_id);
   state.history = [];
   state.poly = [];
-  state.lastPoly = null;
+  state.polys = []; // the polygons drawn since the person was opened: editable (polygons.js)
+  state.selPoly = state.selCorner = state.dragCorner = -1;
   state.dirty = false;
   $("task-progress").textContent = "";
   $("btn-boxes-edit").hidden = !t.boxed_by_owner;
@@ -95,16 +96,7 @@ function drawParts() {
     ctx.fillStyle = state.labels[Math.floor(q.y) * S + Math.floor(q.x)] === q.part ? "#0c0" : "#e00";
     ctx.beginPath(); ctx.arc(x, y, 3 * px, 0, 2 * Math.PI); ctx.fill();
   }
-  if (state.lastPoly && state.tool === "poly" && !state.poly.length) { // the editable polygon's corners
-    ctx.strokeStyle = "#ff0";
-    ctx.lineWidth = px;
-    ctx.beginPath();
-    state.lastPoly.points.forEach(([gx, gy], i) => { const [x, y] = gridToImage(gx, gy); if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y); });
-    ctx.closePath();
-    ctx.stroke();
-    ctx.fillStyle = "#ff0";
-    for (const [gx, gy] of state.lastPoly.points) { const [x, y] = gridToImage(gx, gy); ctx.fillRect(x - 3 * px, y - 3 * px, 6 * px, 6 * px); }
-  }
+  if (state.tool === "poly") drawPolygons(ctx, px);
   if (state.poly.length) {
     ctx.strokeStyle = "#fff";
     ctx.lineWidth = 1.5 * px;
@@ -132,11 +124,12 @@ function gridPoint(ev) {
   return [(x - bx) * S / bw, (y - by) * S / bh];
 }
 
-// may pixel i take value v? With "keep other parts" only unpainted pixels and the selected part change.
-function writable(i, value) {
+// may pixel i take value v when painting part `part`? With "keep other parts" only unpainted
+// pixels and that part change.
+function writable(i, value, part = state.part) {
   if (!state.protect) return true;
   const k = state.labels[i];
-  return value === 0 ? k === state.part : k === 0 || k === state.part;
+  return value === 0 ? k === part : k === 0 || k === part;
 }
 
 function paintDisc(gx, gy, value) {
@@ -153,25 +146,8 @@ function paintLine(a, b, value) {
   for (let i = 0; i <= n; i++) paintDisc(a[0] + (b[0] - a[0]) * i / n, a[1] + (b[1] - a[1]) * i / n, value);
 }
 
-// even-odd scanline fill of the polygon at pixel centres
-function fillPolygon(poly, value) {
-  for (let y = 0; y < S; y++) {
-    const cy = y + 0.5, xs = [];
-    for (let i = 0; i < poly.length; i++) {
-      const [x0, y0] = poly[i], [x1, y1] = poly[(i + 1) % poly.length];
-      if ((y0 <= cy) !== (y1 <= cy)) xs.push(x0 + (cy - y0) * (x1 - x0) / (y1 - y0));
-    }
-    xs.sort((a, b) => a - b);
-    for (let k = 0; k + 1 < xs.length; k += 2) {
-      for (let x = Math.max(0, Math.ceil(xs[k] - 0.5)); x <= Math.min(S - 1, Math.floor(xs[k + 1] - 0.5)); x++) {
-        if (writable(y * S + x, value)) state.labels[y * S + x] = value;
-      }
-    }
-  }
-}
-
 function pushHistory() {
-  state.history.push(state.labels.slice());
+  state.history.push({ labels: state.labels.slice(), polys: state.polys.slice() });
   if (state.history.length > 50) state.history.shift();
 }
 
@@ -204,37 +180,20 @@ async function saveDraft() {
 
 function undoParts() {
   if (state.poly.length) { state.poly = []; drawParts(); return; }
-  state.lastPoly = null;
   const prev = state.history.pop();
-  if (prev) { state.labels = prev; changed(); drawParts(); }
-}
-
-function closePolygon() {
-  if (state.poly.length >= 3) {
-    pushHistory();
-    const value = state.tool === "erase" ? 0 : state.part;
-    // the last polygon stays editable: drag its corners (polygon tool) until the next stroke
-    state.lastPoly = { points: state.poly, before: state.labels.slice(), value };
-    fillPolygon(state.poly, value);
-    changed();
-  }
-  state.poly = [];
+  if (!prev) return;
+  state.labels = prev.labels;
+  state.polys = prev.polys;
+  state.selPoly = Math.min(state.selPoly, state.polys.length - 1);
+  state.selCorner = -1;
+  changed();
   drawParts();
 }
 
-// the corner of the editable polygon under the pointer (within 8 screen pixels), or -1
-function polyCorner(ev) {
-  const lp = state.lastPoly;
-  if (!lp || state.tool !== "poly" || state.poly.length) return -1;
-  const [x, y] = state.vpParts.toImage(ev), tol = 8 / state.vpParts.scale;
-  return lp.points.findIndex(([gx, gy]) => { const [cx, cy] = gridToImage(gx, gy); return Math.hypot(cx - x, cy - y) <= tol; });
-}
-
-function moveCorner(i, p) {
-  const lp = state.lastPoly;
-  lp.points[i] = p;
-  state.labels = lp.before.slice();
-  fillPolygon(lp.points, lp.value);
+function closePolygon() {
+  if (state.poly.length >= 3) addPolygon(state.poly);
+  state.poly = [];
+  drawParts();
 }
 
 function setupParts() {
@@ -245,13 +204,14 @@ function setupParts() {
     if (ev.button !== 0) return;
     const p = gridPoint(ev);
     if (state.tool === "poly") {
-      const corner = polyCorner(ev);
-      if (corner >= 0) { state.dragCorner = corner; c.setPointerCapture(ev.pointerId); return; }
+      if (!state.poly.length && polygonPointerDown(p)) {
+        if (state.dragCorner >= 0) c.setPointerCapture(ev.pointerId);
+        return;
+      }
       state.poly.push(p);
       drawParts();
       return;
     }
-    state.lastPoly = null;
     pushHistory();
     state.painting = p;
     paintDisc(p[0], p[1], state.tool === "erase" ? 0 : state.part);
@@ -261,7 +221,7 @@ function setupParts() {
   c.addEventListener("pointermove", (ev) => {
     const p = gridPoint(ev);
     state.cursor = p;
-    if (state.dragCorner !== undefined && state.dragCorner >= 0) moveCorner(state.dragCorner, p);
+    if (state.dragCorner >= 0) dragCornerTo(p);
     if (state.painting) {
       paintLine(state.painting, p, state.tool === "erase" ? 0 : state.part);
       state.painting = p;
@@ -296,7 +256,8 @@ function partsKey(ev, ctrlZ) {
   else if (ev.key === "[") { state.brush = Math.max(1, state.brush - 1); $("brush-size").value = state.brush; drawParts(); }
   else if (ev.key === "]") { state.brush = Math.min(40, state.brush + 1); $("brush-size").value = state.brush; drawParts(); }
   else if (ev.key === "h") { state.showLabels = !state.showLabels; drawParts(); }
-  else if (ev.key === "Escape") { state.poly = []; drawParts(); }
+  else if (ev.key === "Escape") { state.poly = []; state.selPoly = state.selCorner = -1; drawParts(); }
+  else if (ev.key === "Delete" || ev.key === "Backspace") { if (deleteSelectedCorner()) ev.preventDefault(); }
   else if (ev.key === "Enter") { if (state.tool === "poly" && state.poly.length) closePolygon(); else saveParts(); }
 }
 
