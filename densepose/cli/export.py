@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="file to write")
     p.add_argument("--format", choices=("model", "torchscript", "onnx"), default="model",
                    help="model: a model file (default); torchscript / onnx: the whole detector as one graph, "
-                   "image -> boxes, scores, DensePose maps (docs/DETECTRON2.md)")
+                   "RGB image of any size -> boxes, scores, per-person labels/U/V (docs/DETECTRON2.md)")
     p.set_defaults(func=run)
 
 
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
         names = export_model_graph(args.checkpoint, args.out, args.format)
         size = Path(args.out).stat().st_size / 2**20
-        print(f"wrote {args.out} ({args.format}, {size:.1f} MiB): image (3, H, W) -> {', '.join(names)}")
+        print(f"wrote {args.out} ({args.format}, {size:.1f} MiB): image (3, H, W) RGB 0..255 -> {', '.join(names)}")
         return 0
     meta = export_model(args.checkpoint, args.out)
     size = Path(args.out).stat().st_size / 2**20

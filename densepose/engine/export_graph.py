@@ -1,24 +1,28 @@
 """Export a whole DensePose detector (ours or a loaded detectron2 model) to TorchScript or ONNX.
 
-The exported graph (`ExportPipeline`) runs from one image to per-person DensePose maps:
+The exported graph (`ExportPipeline`) runs from one image of any size to per-person DensePose maps:
 
-    image (3, H, W) float32 RGB 0..255, ALREADY RESIZED (shorter side ``min_size_test``, longer
-    <= ``max_size``: 800 / 1333 for detectron2 models; any H, W)
-    -> boxes (N, 4) xyxy in that image's pixels, scores (N,) decreasing,
-       coarse_segm (N, 2|15, S, S), fine_segm (N, 25, S, S), u (N, 25, S, S), v (N, 25, S, S)
-       [+ sigma_2, kappa_u, kappa_v, fine_segm_confidence, coarse_segm_confidence for WC models]
+    image (3, H, W) RGB 0..255 (float32 in ONNX; uint8 or float in TorchScript), any H, W
+    -> boxes (N, 4) xyxy in the INPUT image's pixels, scores (N,) decreasing,
+       labels (N, S, S) uint8 0..24 (I, 0 = background), u, v (N, S, S) float32 in [0, 1]
+       [+ sigma_2, kappa_u, kappa_v, fine_segm_confidence, coarse_segm_confidence (N, C, S, S)
+        for detectron2 WC models]
 
-with N dynamic (0 .. ``detections_per_image``). Inside: normalisation (and RGB -> BGR for
-detectron2 models), zero padding to a multiple of 32, backbone + FPN, RPN (per-level top-k, NMS),
-box head (score threshold, NMS, top-k) and the DensePose head: the same steps and settings as the
-eager model. Left to the caller (docs/DETECTRON2.md shows both in NumPy): the resize before, and
-the per-person post-processing after (resize the maps to the integer box, I = argmax(fine) *
-(argmax(coarse) > 0), U and V from I's channel) whose output size differs per person.
+with N dynamic (0 .. ``detections_per_image``) and S the head's output size (112, 56 for legacy
+detectron2 heads). Inside: the eager resize (shorter side ``min_size_test``, longer <=
+``max_size``, antialiased bilinear), normalisation (and RGB -> BGR for detectron2 models), zero
+padding to a multiple of 32, backbone + FPN, RPN (per-level top-k, NMS), box head (score threshold,
+NMS, top-k), the DensePose head, boxes mapped back to input pixels, and the official labelling rule
+at S x S (`labels_uv`). Left to the caller: resizing each S x S map to its box (nearest for labels,
+bilinear for U/V); the eager `densepose_to_labels_uv` instead resizes the head logits to the box
+before the argmax, so labels at box size can differ from it along part borders.
 
 Graph-friendly reformulations (same results): the per-level top-k pads each level with -inf
 scores to a fixed k, empty boxes get a -inf score instead of being removed, and multi-level
-RoIAlign pools every box from every level and keeps its own level's result. NMS and RoIAlign are
-`densepose.engine.export_ops` (ONNX ``NonMaxSuppression`` / ``RoiAlign``).
+RoIAlign pools every box from every level and keeps its own level's result. The resized size
+rounds half up (Python's ``round`` has no ONNX form; they differ only when the scaled side is an
+exact half). NMS and RoIAlign are `densepose.engine.export_ops` (ONNX ``NonMaxSuppression`` /
+``RoiAlign``).
 """
 from __future__ import annotations
 
@@ -97,8 +101,7 @@ class ExportPipeline(nn.Module):
     def _test_size(self, height, width):
         """Resized (h, w) and per-axis scales (sy, sx) = resized / input, as `resize_shape` rules.
 
-        Traced (TorchScript) sizes are 0-dim tensors, exported (ONNX) ones symbolic ints; Python's
-        ``round`` has no ONNX form, so both round half up (differs only on exact halves)."""
+        Traced (TorchScript) sizes are 0-dim tensors, exported (ONNX) ones symbolic ints."""
         cfg = self.model.cfg
         if torch.jit.is_tracing():
             h, w = torch.as_tensor(height).float(), torch.as_tensor(width).float()
