@@ -15,6 +15,7 @@ from test_annotate_browser_helpers import (  # noqa: F401  (fixtures are used by
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 if MISSING is None:
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -93,4 +94,13 @@ def test_readme_screenshots(tmp_path, browser, anny_surface, shared_dir):
         for _ in range(3):
             answer_current(d, store, anny_surface)
         idle(d)
+        for _ in range(40):  # show a hand (its palm side lighter), skipping points of other parts
+            if d.execute_script("return currentPoint().part") in (2, 3):
+                break
+            n = d.execute_script("return state.task.points.filter(p => p.status === 'todo').length")
+            press(d, "s")
+            wait(d, lambda d: d.execute_script("return state.task.points.filter(p => p.status === 'todo').length") < n)
+            idle(d)
+        first = d.find_element(By.CSS_SELECTOR, "#views canvas")  # one view zoomed in
+        ActionChains(d).scroll_from_origin(ScrollOrigin.from_element(first, 0, 0), 0, -250).perform()
         d.save_screenshot(str(SCREENSHOTS / "annotate_step2.png"))
