@@ -1,6 +1,6 @@
 """A model on real photographs: person recall and false positives, and part agreement on the skier.
 
-    python benchmarks/real_photos.py [--model PATH] [--min-score 0.5] [--json OUT.json] [--pictures DIR]
+    python benchmarks/real_photos.py [--model PATH] [--min-score 0.5] [--size S] [--json OUT.json] [--pictures DIR]
 
 Images: the labelled set of ``tests/data/real_photos/annotations.json`` (6 photos and 20 frames of
 ``vtest.avi``; person boxes drawn by hand, ``iscrowd`` = ignore regions), read from the shared
@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="model file (default: the bundled model)")
     ap.add_argument("--min-score", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", type=int, default=None, help="shorter side (default: the model's)")
     ap.add_argument("--json", default=None, help="write the per-image scores and the summary here")
     ap.add_argument("--pictures", default=None, help="folder for photo | parts | U,V pictures")
     args = ap.parse_args(argv)
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if not data_dir.is_dir():
         print(f"shared data folder not found at {data_dir} (set DENSEPOSE_SHARED)")
         return 2
-    predictor = load(args.model, min_score=args.min_score, precision="fp32")
+    predictor = load(args.model, min_score=args.min_score, min_size=args.size, precision="fp32")
     t0 = time.perf_counter()
     scores, miou = score_model(predictor, data_dir, Path(args.pictures) if args.pictures else None)
     for s in scores:
@@ -235,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:32s} people {s.people}  found {s.found}  false positives {s.false_positives}  "
               f"detections {s.detections}")
     total = summary(scores, miou)
-    print(f"model {args.model or 'bundled'}; min score {args.min_score}; {time.perf_counter() - t0:.0f} s")
+    print(f"model {args.model or 'bundled'}; min score {args.min_score}; shorter side {args.size or 'default'}; "
+          f"{time.perf_counter() - t0:.0f} s")
     print(f"recall {total['recall']:.3f} ({total['found']}/{total['people']}); false positives "
           f"{total['false_positives']} in {total['images']} images ({total['false_positives_per_image']:.2f}/image); "
           f"skier coarse-part mIoU vs official {miou:.3f}")
