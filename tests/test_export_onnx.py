@@ -16,8 +16,9 @@ from densepose.modeling import DensePoseRCNN, tiny_config
 from densepose.modeling.postprocess import densepose_to_labels_uv
 
 TRACE_SIZE = (3, 80, 100)
-# Neither is at the test size (64 short side, 128 long): one is enlarged, one shrunk with antialiasing.
-SIZES = [(3, 48, 60), (3, 150, 110)]
+# None is at the test size (64 short side, 128 long): enlarged, shrunk with antialiasing (portrait),
+# and one whose long side sets the scale.
+SIZES = [(3, 48, 60), (3, 150, 110), (3, 50, 150)]
 
 
 def _small_model():
