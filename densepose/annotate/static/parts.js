@@ -230,7 +230,7 @@ function setupParts() {
   });
   c.addEventListener("pointerup", () => {
     if (state.painting) { state.painting = false; changed(); }
-    if (state.dragCorner >= 0) { state.dragCorner = -1; changed(); }
+    if (state.dragCorner >= 0) { state.dragCorner = -1; if (state.dragMoved) changed(); }
   });
   c.addEventListener("pointerleave", () => { state.cursor = null; if (state.task && state.task.stage === "parts") drawParts(); });
   c.addEventListener("dblclick", () => { if (state.tool === "poly") { state.poly.pop(); closePolygon(); } });
@@ -257,7 +257,7 @@ function partsKey(ev, ctrlZ) {
   else if (ev.key === "]") { state.brush = Math.min(40, state.brush + 1); $("brush-size").value = state.brush; drawParts(); }
   else if (ev.key === "h") { state.showLabels = !state.showLabels; drawParts(); }
   else if (ev.key === "Escape") { state.poly = []; state.selPoly = state.selCorner = -1; drawParts(); }
-  else if (ev.key === "Delete" || ev.key === "Backspace") { if (deleteSelectedCorner()) ev.preventDefault(); }
+  else if ((ev.key === "Delete" || ev.key === "Backspace") && state.tool === "poly") { if (deleteSelectedCorner()) ev.preventDefault(); }
   else if (ev.key === "Enter") { if (state.tool === "poly" && state.poly.length) closePolygon(); else saveParts(); }
 }
 

@@ -95,9 +95,9 @@ function cornerAt(p) {
 // pointer down with the polygon tool and no polygon being drawn: true if it selected or grabbed one
 function polygonPointerDown(p) {
   const corner = cornerAt(p);
-  if (corner >= 0) {
-    pushHistory();
+  if (corner >= 0) { // grabbed: history is kept once the corner really moves
     state.selCorner = state.dragCorner = corner;
+    state.dragMoved = false;
     return true;
   }
   const k = polygonAt(p);
@@ -107,6 +107,7 @@ function polygonPointerDown(p) {
 }
 
 function dragCornerTo(p) {
+  if (!state.dragMoved) { pushHistory(); state.dragMoved = true; }
   const pts = state.polys[state.selPoly].points.slice();
   pts[state.dragCorner] = p;
   editPolygon(state.selPoly, pts);
