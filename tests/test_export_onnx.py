@@ -42,8 +42,7 @@ def _eager(model, image) -> dict[str, np.ndarray]:
     s = r["fine_segm"].shape[-1]
     per_person = [densepose_to_labels_uv(r["coarse_segm"][i], r["fine_segm"][i], r["u"][i], r["v"][i], (0, 0, s, s))
                   for i in range(len(r["boxes"]))]
-    labels, u, v = (torch.stack(t) if per_person else torch.zeros(0, s, s) for t in zip(*per_person)) \
-        if per_person else (torch.zeros(0, s, s),) * 3
+    labels, u, v = (torch.stack(maps) for maps in zip(*per_person))  # the tests' models always find people
     return {"boxes": r["boxes"].numpy(), "scores": r["scores"].numpy(), "labels": labels.numpy(),
             "u": u.numpy(), "v": v.numpy()}
 
@@ -85,25 +84,20 @@ def test_pipeline_resizes_inside_and_equals_the_eager_model():
         _assert_matches(out, want, atol=1e-4, max_label_mismatch=0.0)
 
 
-def test_torchscript_and_onnx_match_the_eager_model(tmp_path):
+@pytest.mark.slow  # torch.export's symbolic tracing of the whole graph (~20 s on 2 idle cores)
+def test_onnx_matches_the_eager_model(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     model = _small_model()
     example = torch.rand(*TRACE_SIZE, generator=torch.Generator().manual_seed(2)) * 255
     names = export_graph(model, tmp_path / "m.onnx", "onnx", example=example)
-    export_graph(model, tmp_path / "m.pt", "torchscript", example=example)
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == names == ["boxes", "scores", "labels", "u", "v"]
-    scripted = torch.jit.load(str(tmp_path / "m.pt"))
     for image in _images():
-        want = _eager(model, image)
-        with torch.no_grad():
-            got = {k: t.numpy() for k, t in zip(names, scripted(image))}
-        _assert_matches(got, want, atol=1e-4, max_label_mismatch=0.0)
         # ONNX Runtime's antialiased Resize differs from PyTorch's by ~1e-3 grey levels, which moves
         # head logits by ~1e-4: an argmax near a tie may flip on a few pixels.
         got = dict(zip(names, session.run(None, {"image": image.numpy().astype(np.float32)})))
-        _assert_matches(got, want, atol=1e-3, max_label_mismatch=1e-3)
+        _assert_matches(got, _eager(model, image), atol=1e-3, max_label_mismatch=1e-3)
 
 
 def test_detectron2_pipeline_equals_the_eager_model(tmp_path):
@@ -131,7 +125,7 @@ def test_detectron2_pipeline_equals_the_eager_model(tmp_path):
     torch.testing.assert_close(out["u"], u, atol=1e-5, rtol=0)
 
 
-def test_cli_exports_a_model_file_as_torchscript(tmp_path, capsys):
+def test_cli_exports_a_torchscript_file_that_matches_the_eager_model(tmp_path, capsys):
     from densepose.cli.main import main
 
     model = _small_model()
@@ -139,9 +133,8 @@ def test_cli_exports_a_model_file_as_torchscript(tmp_path, capsys):
     torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "meta": {}}, path)
     assert main(["export", str(path), "--format", "torchscript", "--out", str(tmp_path / "small.ts")]) == 0
     assert "boxes, scores, labels, u, v" in capsys.readouterr().out
-    scripted = torch.jit.load(str(tmp_path / "small.ts"))
-    image = _images()[1]
-    want = _eager(model, image)
-    with torch.no_grad():
-        got = {k: t.numpy() for k, t in zip(["boxes", "scores", "labels", "u", "v"], scripted(image))}
-    _assert_matches(got, want, atol=1e-4, max_label_mismatch=0.0)
+    scripted = torch.jit.load(str(tmp_path / "small.ts"))  # traced at the model's test size
+    for image in _images():
+        with torch.no_grad():
+            got = {k: t.numpy() for k, t in zip(["boxes", "scores", "labels", "u", "v"], scripted(image))}
+        _assert_matches(got, _eager(model, image), atol=1e-4, max_label_mismatch=0.0)
