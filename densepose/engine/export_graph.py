@@ -99,7 +99,7 @@ class ExportPipeline(nn.Module):
         return boxes[keep]
 
     def _test_size(self, height, width):
-        """Resized (h, w) and per-axis scales (sy, sx) = resized / input, as `resize_shape` rules.
+        """Resized (h, w) by the `resize_shape` rule, and the xyxy scale (4,) = resized / input size.
 
         Traced (TorchScript) sizes are 0-dim tensors, exported (ONNX) ones symbolic ints."""
         cfg = self.model.cfg
@@ -109,7 +109,8 @@ class ExportPipeline(nn.Module):
             new_h, new_w = (torch.floor(h * scale + 0.5).clamp(min=1).long(),
                             torch.floor(w * scale + 0.5).clamp(min=1).long())
             return new_h, new_w, torch.stack([new_w / w, new_h / h, new_w / w, new_h / h])
-        scale = torch.sym_min(cfg.min_size_test / torch.sym_min(height, width), cfg.max_size / torch.sym_max(height, width))
+        scale = torch.sym_min(cfg.min_size_test / torch.sym_min(height, width),
+                              cfg.max_size / torch.sym_max(height, width))
         new_h = torch.sym_max(1, torch.sym_int(height * scale + 0.5))
         new_w = torch.sym_max(1, torch.sym_int(width * scale + 0.5))
         return new_h, new_w, torch.tensor([new_w / width, new_h / height, new_w / width, new_h / height])
