@@ -3,11 +3,11 @@
     python benchmarks/bench_detectron2.py                       # R_50_FPN_s1x, random weights, 2 threads
     python benchmarks/bench_detectron2.py --model model_final_162be9.pkl --image photo.jpg
 
-Both runtimes get the same (3, H, W) photo and resize it themselves to shorter side 800 (longer
-<= 1333), the exported graph inside the graph. Each runtime runs in its own process (peak RSS =
-``ru_maxrss`` of that process, model and export included). With random weights (no ``--model``) every proposal scores about the
-same, so the number of people is fixed with ``--persons`` (the box head keeps that many) to mimic
-a photo of a few people: the DensePose head's cost grows per person.
+Both runtimes get the same (3, H, W) photo and resize it themselves to shorter side 800 (longer <=
+1333), the exported graph inside the graph. Each runtime runs in its own process (peak RSS =
+``ru_maxrss`` of that process, model and export included). With random weights (no ``--model``)
+every proposal scores about the same, so the number of people is fixed with ``--persons`` (the box
+head keeps that many) to mimic a photo of a few people: the DensePose head's cost grows per person.
 """
 from __future__ import annotations
 
