@@ -176,7 +176,7 @@ def export_graph(model: nn.Module, out: str | os.PathLike, fmt: str, example: Te
     """Write ``model``'s `ExportPipeline` as TorchScript or ONNX to ``out``; returns the output names."""
     if fmt not in FORMATS:
         raise UserError(f"export: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    pipeline = ExportPipeline(model.float().eval())
+    pipeline = ExportPipeline(model.float().eval()).eval()
     example = example_image(model) if example is None else example
     out = Path(out)
     with torch.no_grad():
