@@ -40,3 +40,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fake_model(tmp_path, monkeypatch):
+    """--model points at a file; building it returns the deterministic FakeModel."""
+    import densepose.api
+    from test_predict_common import FakeModel
+
+    path = tmp_path / "fake.pt"
+    path.write_bytes(b"not used")
+    monkeypatch.setattr(densepose.api, "build_model_from_checkpoint", lambda p: FakeModel())
+    return str(path)

@@ -12,21 +12,12 @@ import densepose.api
 from densepose.cli.main import main
 from densepose.errors import UserError
 from densepose.predict.image_ids import name_id
-from test_predict_common import FakeModel, random_image
+from test_predict_common import random_image
 
 
 @pytest.fixture
 def av():
     return pytest.importorskip("av")  # the `video` extra; only the video tests need it
-
-
-@pytest.fixture
-def fake_model(tmp_path, monkeypatch):
-    """--model points at a file; building it returns the deterministic FakeModel."""
-    path = tmp_path / "fake.pt"
-    path.write_bytes(b"not used")
-    monkeypatch.setattr(densepose.api, "build_model_from_checkpoint", lambda p: FakeModel())
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import densepose.api
 from densepose.cli.main import main
 from densepose.predict import Predictor, read_iuv_png
 from densepose.predict.image_ids import assign_image_ids, name_id
-from test_predict_common import BOXES, FakeModel, random_image
+from test_predict_common import BOXES, random_image
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +30,6 @@ def tiny_model():
 
     torch.manual_seed(0)
     return DensePoseRCNN(tiny_config()).eval()
-
-
-@pytest.fixture
-def fake_model(tmp_path, monkeypatch):
-    path = tmp_path / "fake.pt"
-    path.write_bytes(b"not used")
-    monkeypatch.setattr(densepose.api, "build_model_from_checkpoint", lambda p: FakeModel())
-    return str(path)
 
 
 def _same_people(a, b):
