@@ -21,7 +21,7 @@ from densepose.errors import UserError
 from densepose.io.safe_pickle import load_restricted_pickle
 from densepose.modeling.detectron2.model import Detectron2DensePoseRCNN
 from densepose.modeling.detectron2.variant import detect_variant, to_model_keys
-from densepose.modeling.model_file import check_weights
+from densepose.modeling.model_file import check_weights, first_mismatch
 
 #: First bytes of a pickle (protocol 2..5 start with PROTO) and of torch's zip container.
 _PICKLE_MAGIC = b"\x80"
@@ -97,16 +97,9 @@ def load_detectron2_model(path: str | os.PathLike) -> Detectron2DensePoseRCNN:
     weights = to_model_keys(state, variant)
     model = Detectron2DensePoseRCNN(variant)
     own = model.state_dict()
-    missing = [k for k in own if k not in weights]
-    unexpected = [k for k in weights if k not in own]
-    if missing or unexpected:
-        what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
-        raise UserError(f"{path}: weights do not fit detectron2 {variant.name} ({what}; "
-                        f"{len(missing)} missing, {len(unexpected)} unexpected)")
-    bad = next((k for k, v in weights.items() if tuple(v.shape) != tuple(own[k].shape)), None)
-    if bad is not None:
-        raise UserError(f"{path}: {bad} has shape {tuple(weights[bad].shape)}, detectron2 {variant.name} "
-                        f"expects {tuple(own[bad].shape)}")
+    mismatch = first_mismatch(own, weights)
+    if mismatch is not None:
+        raise UserError(f"{path}: weights do not fit detectron2 {variant.name}: {mismatch}")
     weights = check_weights({k: v.to(own[k].dtype) for k, v in weights.items()}, str(path))
     model.load_state_dict(weights)
     return model.eval()
