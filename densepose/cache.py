@@ -73,3 +73,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename, so a crash leaves no torn file."""
     with AtomicPath(path) as out:
         out.tmp.write_bytes(data)
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Make ``dst`` the file ``src``: a hard link where the file system allows, else a copy.
+
+    The link or copy is made under a temporary name and renamed, so ``dst`` is never half written;
+    an existing ``dst`` that is already ``src`` is left alone."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and dst.samefile(src):
+        return
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)

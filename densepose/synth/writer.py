@@ -16,8 +16,6 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing as mp
-import os
-import shutil
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ import numpy as np
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
-from densepose.cache import atomic_write_bytes
+from densepose.cache import atomic_write_bytes, link_or_copy
 from densepose.data.coco import KEYPOINT_NAMES
 from densepose.errors import UserError
 
@@ -268,7 +266,7 @@ def merge(inputs: list[str | Path], out: str | Path) -> int:
                              (frag, out / sub / "parts" / frag.name)):  # the fragment last: it marks "done"
                 if not src.exists():
                     raise UserError(f"{src}: missing (the shard is incomplete)")
-                _link_or_copy(src, dst)
+                link_or_copy(src, dst)
             count += 1
     assemble(out, run)
     return count
@@ -285,17 +283,3 @@ def _remove_stale_temp_files(out: Path, min_age_s: float = 60.0) -> None:
                 tmp.unlink()
         except FileNotFoundError:
             pass
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
-        if dst.samefile(src):
-            return
-        dst.unlink()
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
