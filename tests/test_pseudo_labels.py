@@ -6,7 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from densepose.data.pseudo_labels import BlobRules, label_blobs, main, paint_uncertain, parse_frame_range, person_boxes
+from densepose.data.pseudo_labels import (
+    BlobRules,
+    label_blobs,
+    main,
+    paint_uncertain,
+    parse_frame_range,
+    person_boxes,
+)
 from densepose.errors import UserError
 
 H, W = 120, 320
