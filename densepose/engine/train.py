@@ -8,6 +8,7 @@ enough to continue exactly as if the run had never stopped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import logging
 import random
@@ -94,7 +95,10 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
     if model is None:
         from densepose.modeling import DensePoseRCNN
 
-        model = DensePoseRCNN(cfg.model)
+        # A checkpoint or a start model file overwrites every weight: the backbone's init file (e.g.
+        # the ImageNet weights of the `densepose[train]` extra) is then neither read nor needed.
+        overwritten = state is not None or start is not None
+        model = DensePoseRCNN(dataclasses.replace(cfg.model, backbone_weights=None) if overwritten else cfg.model)
     if start is not None:
         load_start_weights(model, start, cfg.weights)
     model.to(device)
