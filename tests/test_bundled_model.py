@@ -29,18 +29,20 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     assert int(line.split(":")[1].split()[0]) >= 2
 
 
-def test_accuracy_on_new_synthetic_people(tmp_path, anny_surface):
-    """People never seen in training (another seed): far above what a blank prediction scores (0).
+def test_accuracy_on_new_realistic_synthetic_people(tmp_path, anny_surface):
+    """Dressed people among props, never seen in training (another seed), scored with the evaluator.
 
-    On the 183 held-out images (MODELS.md) the model reaches IOU AP50 0.84 and GPSm AP50 0.59."""
+    This model: IOU AP50 0.70, GPSm AP50 0.46 with the shared assets (0.87, 0.46 with procedural
+    garments and skies, a clone without ../shared). The previous bundled model (ResNet-18 at half
+    width from scratch, trained on bare bodies) fails the bounds on these very renders: 0.42, 0.11
+    (0.37, 0.17). MODELS.md has both models on the 222 held-out realistic renders."""
     from densepose.evaluation import evaluate_model
 
     data = tmp_path / "synth"
-    # --plain: the renders the bundled model was trained on (see MODELS.md).
-    assert main(["synth", "--out", str(data), "--num", "4", "--seed", "99991", "--min-people", "2",
-                 "--max-people", "3", "--no-progress", "--plain"]) == 0
+    assert main(["synth", "--out", str(data), "--num", "6", "--seed", "99991", "--min-people", "1",
+                 "--max-people", "3", "--negatives", "0", "--crowds", "0", "--no-progress"]) == 0
     model = densepose.api.build_model_from_checkpoint(densepose.api.bundled_model_path())
     res = evaluate_model(model, data / "images", data / "annotations.json", anny_surface, progress=False)
     dp = res["densepose"]
-    assert dp["iou"]["AP50"] > 0.5, dp
-    assert dp["gpsm"]["AP50"] > 0.25, dp
+    assert dp["iou"]["AP50"] > 0.55, dp
+    assert dp["gpsm"]["AP50"] > 0.3, dp
