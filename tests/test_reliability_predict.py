@@ -54,7 +54,7 @@ def test_batch_of_different_sizes_equals_one_at_a_time(tiny_model, one_thread):
 
 
 def test_batch_of_shared_photos_equals_one_at_a_time(shared_dir, one_thread):
-    photos = [shared_dir / "data" / "photos" / name for name in ("basketball1.png", "grace_hopper.jpg")]
+    photos = [shared_dir / "data" / "photos" / name for name in ("basketball1.png", "coco_000000000785.jpg")]
     predictor = densepose.api.load()
     alone = [predictor(p) for p in photos]
     together = predictor.predict_batch(photos)
