@@ -6,6 +6,7 @@ Everything is computed once and cached under one directory the user can choose w
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -80,8 +81,6 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
     The link or copy is made under a temporary name and renamed, so ``dst`` is never half written;
     an existing ``dst`` that is already ``src`` is left alone."""
-    import shutil
-
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists() and dst.samefile(src):

@@ -113,28 +113,38 @@ def _is_one_pedestrian(
     )
 
 
-def label_blobs(
-    frame: np.ndarray, background: np.ndarray, rules: BlobRules, height_model: HeightModel | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Connected foreground blobs of one frame.
+def find_blobs(frame: np.ndarray, background: np.ndarray, rules: BlobRules) -> tuple[np.ndarray, np.ndarray]:
+    """Connected foreground blobs of one uint8 (H, W, 3) frame.
 
-    Returns ``labels`` (H, W) int32 (0 = background, blob ``k`` has label ``k + 1``), ``boxes``
-    (N, 4) int64 xyxy (x1, y1 exclusive) and ``is_person`` (N,) bool; blobs under
-    ``min_blob_area`` pixels are dropped from all three. Without ``height_model`` the
-    height-for-row check is skipped.
+    Returns ``labels`` (H, W) int32 (0 = background, blob ``k`` has label ``k + 1``) and ``boxes``
+    (N, 4) int64 xyxy (x1, y1 exclusive); blobs under ``min_blob_area`` pixels are dropped from both.
     """
     labels, count = ndimage.label(foreground_mask(frame, background, rules))
     areas = np.bincount(labels.ravel(), minlength=count + 1)
     kept = np.zeros(count + 1, np.int32)
-    boxes, is_person = [], []
+    boxes = []
     for k, blob in enumerate(ndimage.find_objects(labels), start=1):
-        if areas[k] < rules.min_blob_area:
-            continue
-        box = np.array([blob[1].start, blob[0].start, blob[1].stop, blob[0].stop])
-        boxes.append(box)
-        is_person.append(_is_one_pedestrian(box, labels[blob] == k, labels.shape, rules, height_model))
-        kept[k] = len(boxes)
-    return kept[labels], np.array(boxes, np.int64).reshape(-1, 4), np.array(is_person, bool)
+        if areas[k] >= rules.min_blob_area:
+            boxes.append([blob[1].start, blob[0].start, blob[1].stop, blob[0].stop])
+            kept[k] = len(boxes)
+    return kept[labels], np.array(boxes, np.int64).reshape(-1, 4)
+
+
+def classify_blobs(
+    labels: np.ndarray, boxes: np.ndarray, rules: BlobRules, height_model: HeightModel | None = None
+) -> np.ndarray:
+    """(N,) bool: which blobs of :func:`find_blobs` are one pedestrian. Without ``height_model`` the
+    height-for-row check is skipped."""
+    return np.array([_is_one_pedestrian(box, labels[box[1]:box[3], box[0]:box[2]] == k, labels.shape, rules,
+                                        height_model) for k, box in enumerate(boxes, start=1)], bool)
+
+
+def label_blobs(
+    frame: np.ndarray, background: np.ndarray, rules: BlobRules, height_model: HeightModel | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`find_blobs` and :func:`classify_blobs` of one frame: ``labels``, ``boxes``, ``is_person``."""
+    labels, boxes = find_blobs(frame, background, rules)
+    return labels, boxes, classify_blobs(labels, boxes, rules, height_model)
 
 
 def person_boxes(
@@ -196,8 +206,9 @@ def write_dataset(
     rules = rules or BlobRules()
     frames = read_frames(video, frame_indices)
     background = median_background(frames.values())
+    blobs = {index: find_blobs(frame, background, rules) for index, frame in frames.items()}
     # First pass: shape rules only, to learn the expected person height per image row.
-    shaped = np.concatenate([person_boxes(f, background, rules)[0] for f in frames.values()])
+    shaped = np.concatenate([boxes[classify_blobs(labels, boxes, rules)] for labels, boxes in blobs.values()])
     height_model = fit_height_model(shaped, rules.height_tolerance)
     log("expected height: " + ("not fitted (too few people)" if height_model is None
                                else "{:.3f} * bottom_y + {:.1f} px".format(*height_model)))
@@ -205,7 +216,8 @@ def write_dataset(
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     images, annotations, sheet_panels, painted_total = [], [], [], 0
     for index, frame in frames.items():
-        labels, boxes, is_person = label_blobs(frame, background, rules, height_model)
+        labels, boxes = blobs[index]
+        is_person = classify_blobs(labels, boxes, rules, height_model)
         painted, painted_mask = paint_uncertain(frame, background, labels, is_person, rules.paint_dilation)
         people, painted_count = int(is_person.sum()), int((~is_person).sum())
         log(f"frame {index}: {people} people kept, {painted_count} regions painted out")

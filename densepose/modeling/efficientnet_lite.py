@@ -90,9 +90,8 @@ class ConvBN(nn.Module):
             x = F.conv2d(x, conv.weight * scale[:, None, None, None], shift, conv.stride, conv.padding, 1, conv.groups)
         else:
             x = self.bn(self.conv(x))
-        if not self.act:
-            return x
-        return F.hardtanh_(x, 0.0, 6.0) if not torch.is_grad_enabled() or not x.requires_grad else F.relu6(x)
+        # In place: no backward pass needs a convolution's or a norm's output, only their inputs.
+        return F.relu6(x, inplace=True) if self.act else x
 
 
 class InvertedResidual(nn.Module):
