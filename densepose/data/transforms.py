@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from densepose.data.coco import KEYPOINT_FLIP
+from densepose.data.crop import crop, zoom_window
 from densepose.data.rle import DP_MASK_SIZE
 from densepose.modeling.transform import resize_image, resize_shape, scale_target
 from densepose.surface.parts import MASK_PART_FLIP
@@ -127,10 +128,12 @@ class AugmentConfig:
     contrast: float = 0.0
     saturation: float = 0.0
     hue: float = 0.0  # shift drawn from [-h, h] turns
+    zoom_prob: float = 0.0  # chance of a zoom-in crop around one person (`densepose.data.crop`)
+    zoom_fill: tuple[float, float] = (0.6, 2.5)  # that person's height / the crop's height
 
 
 class TrainTransform:
-    """Random multi-scale resize, chart-aware flip and colour jitter, driven by a per-sample seed."""
+    """Random zoom-in crop, multi-scale resize, chart-aware flip and colour jitter, driven by a per-sample seed."""
 
     def __init__(self, cfg: AugmentConfig, surface: FlipSurface | None = None):
         if cfg.flip_prob > 0 and surface is None:
@@ -148,6 +151,11 @@ class TrainTransform:
         pick = int(torch.randint(max(len(cfg.min_sizes), 1), (), generator=g))
         flip = float(torch.rand((), generator=g)) < cfg.flip_prob
         b, c, s, h = (uniform(v) for v in (cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue))
+        # Drawn after the others, so that zoom_prob = 0 leaves every earlier draw as it was.
+        if cfg.zoom_prob > 0 and float(torch.rand((), generator=g)) < cfg.zoom_prob:
+            window = zoom_window(g, tuple(image.shape[-2:]), target["boxes"], cfg.zoom_fill)
+            if window is not None:
+                image, target = crop(image, target, window)
         if cfg.min_sizes:  # empty: the model resizes (DensePoseRCNN does, on the device)
             image, target = resize(image, target, resize_shape(*image.shape[-2:], cfg.min_sizes[pick], cfg.max_size))
         if flip:

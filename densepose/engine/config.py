@@ -51,6 +51,8 @@ class DataConfig:
     contrast: float = 0.0
     saturation: float = 0.0
     hue: float = 0.0
+    zoom_prob: float = 0.0  # chance of a zoom-in crop that makes one person large (portraits)
+    zoom_fill: list[float] = field(default_factory=lambda: [0.6, 2.5])  # person height / crop height
 
 
 @dataclass
