@@ -2,7 +2,7 @@
 import torch
 
 from densepose.data.crop import crop, zoom_window
-from densepose.data.transforms import AugmentConfig, TrainTransform
+from densepose.data.transforms import AugmentConfig, TrainTransform, resize
 
 
 def _person(box, n_points=200, seed=0):
@@ -101,3 +101,13 @@ def test_train_transform_zooms_only_when_asked():
         assert img.shape == image.shape
         img, out = zoom(image, target, seed)
         assert img.shape[-1] < 400 and len(out["dp"]) == 1
+
+
+def test_a_crop_that_leaves_nobody_still_resizes():
+    """A window on a person's box but off their pixels leaves no one; keypoints become (0, 17, 3)."""
+    box, dp = _person([0.0, 0.0, 200.0, 200.0])
+    target = {"boxes": box[None], "dp": [dp], "keypoints": torch.ones(1, 17, 3)}
+    _, out = crop(torch.zeros(3, 300, 300), target, (0, 0, 20, 20))  # the disc's empty corner
+    assert out["boxes"].shape == (0, 4) and out["keypoints"].shape == (0, 17, 3)
+    _, resized = resize(torch.zeros(3, 20, 20), out, (40, 40))
+    assert resized["keypoints"].shape == (0, 17, 3) and resized["boxes"].shape == (0, 4)

@@ -49,7 +49,9 @@ def scale_target(target: dict, sy: float, sx: float, size: tuple[int, int], devi
     boxes = torch.as_tensor(target["boxes"], dtype=torch.float32, device=device).reshape(-1, 4)
     out["boxes"] = boxes * boxes.new_tensor([sx, sy, sx, sy])
     if target.get("keypoints") is not None:
-        k = torch.as_tensor(target["keypoints"], dtype=torch.float32, device=device).reshape(boxes.shape[0], -1, 3)
+        k = torch.as_tensor(target["keypoints"], dtype=torch.float32, device=device)
+        if k.dim() != 3:  # a flat list per person; (G, K, 3) stays as it is, even with G = 0
+            k = k.reshape(boxes.shape[0], -1, 3)
         out["keypoints"] = k * k.new_tensor([sx, sy, 1.0])
     if target.get("masks") is not None:
         m = torch.as_tensor(target["masks"], device=device)
