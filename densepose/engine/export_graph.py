@@ -26,6 +26,7 @@ exact half). NMS and RoIAlign are `densepose.engine.export_ops` (ONNX ``NonMaxSu
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -38,6 +39,8 @@ from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.dens
 from densepose.errors import UserError
 from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, nonempty
 from densepose.modeling.rcnn import DP_OUTPUT_KEYS
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("torchscript", "onnx")
 #: ONNX NonMaxSuppression keeps scores strictly above its threshold: this keeps every finite score.
@@ -176,6 +179,10 @@ def export_graph(model: nn.Module, out: str | os.PathLike, fmt: str, example: Te
     """Write ``model``'s `ExportPipeline` as TorchScript or ONNX to ``out``; returns the output names."""
     if fmt not in FORMATS:
         raise UserError(f"export: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    extra = getattr(getattr(model, "cfg", None), "extra_test_sizes", ())
+    if extra:
+        log.warning("export: the graph tests at shorter side %d only; the model's extra test sizes %s "
+                    "(merged in `densepose predict`) are not part of it", model.cfg.min_size_test, list(extra))
     pipeline = ExportPipeline(model.float().eval()).eval()
     example = example_image(model) if example is None else example
     out = Path(out)

@@ -21,6 +21,9 @@ class ModelConfig:
     # Input (the model resizes and normalises itself)
     min_size_train: tuple[int, ...] = (640, 672, 704, 736, 768, 800)
     min_size_test: int = 800
+    # Further shorter sides the test also runs at; detections of all sizes are merged by NMS
+    # (`densepose.modeling.multiscale`). Empty: one size.
+    extra_test_sizes: tuple[int, ...] = ()
     max_size: int = 1333
     size_divisibility: int = 32
     pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)  # ImageNet RGB, 0..255

@@ -36,6 +36,8 @@ _POSITIVE = frozenset({"pixel_std", "anchor_sizes", "aspect_ratios", "box_reg_we
 _MAX_WIDTH = 8192  # *_dim, *_channels, *_width
 _MAX_IMAGE_SIDE = 16384  # min_size_*, max_size
 _MAX_COUNT = 100_000  # any other integer
+#: Lists that may be empty.
+_MAY_BE_EMPTY = frozenset({"extra_test_sizes"})
 
 
 @dataclass
@@ -175,7 +177,7 @@ def _check_value(name: str, value: Any, typ: Any, where: str) -> Any:
         typ = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(typ), typing.get_args(typ)
     if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) == 0:
+        if not isinstance(value, (list, tuple)) or (len(value) == 0 and name not in _MAY_BE_EMPTY):
             raise UserError(f"{label} must be a non-empty list, not {value!r:.60}")
         inner = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
         if len(inner) != len(value):
@@ -214,6 +216,6 @@ def _bounds(name: str, typ: Any) -> tuple[float, float]:
         return 0.0, 1e6
     if name.endswith(("_dim", "_channels", "_width")):
         return 1, _MAX_WIDTH
-    if name.startswith("min_size") or name == "max_size":
+    if name.startswith("min_size") or name in ("max_size", "extra_test_sizes"):
         return 1, _MAX_IMAGE_SIDE
     return (0 if name in _MAY_BE_ZERO else 1), _MAX_COUNT

@@ -41,6 +41,7 @@ from densepose.modeling.roi_heads import (
     mask_targets,
     sample_proposals,
 )
+from densepose.modeling.multiscale import merge_scales
 from densepose.modeling.rpn import RPN
 from densepose.modeling.transform import ImageBatch, RCNNTransform
 
@@ -107,7 +108,7 @@ class DensePoseRCNN(nn.Module):
         """Training: losses. Eval: per-image outputs in input pixels.
 
         Eval-only overrides (the config is never changed): ``min_size`` / ``max_size`` of the
-        resize, and ``score_thresh`` (replaces ``score_thresh_test``; scores >= it are kept), so
+        resize (an explicit ``min_size`` also drops the config's ``extra_test_sizes``), and ``score_thresh`` (replaces ``score_thresh_test``; scores >= it are kept), so
         low scores are dropped before the mask, keypoint and DensePose heads run (their cost grows per box).
         """
         if self.training:
@@ -119,7 +120,15 @@ class DensePoseRCNN(nn.Module):
             proposals, losses = self.rpn(feats, batch.sizes, gt_boxes)
             losses.update(self._train_heads(feats, feats[:4], proposals, batch.sizes, batch.targets))
             return losses
-        return self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh), min_size, max_size)
+        # An explicit min_size is one size; the config's default adds its extra test sizes.
+        sizes = [min_size] if min_size is not None else [None, *self.cfg.extra_test_sizes]
+        per_size = [self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh), size, max_size)
+                    for size in sizes]
+        if len(per_size) == 1:
+            return per_size[0]
+        cfg = self.cfg
+        return [merge_scales([outs[i] for outs in per_size], cfg.nms_thresh_test, cfg.detections_per_image)
+                for i in range(len(images))]
 
     def _dp_features(self, feats: list[Tensor], boxes: list[Tensor]) -> Tensor:
         return self.dp_pooler([self.dp_decoder(feats[:4])], boxes)

@@ -1,0 +1,64 @@
+"""Testing at several sizes: detections of every size merged by NMS, and the config that asks for it."""
+import pytest
+import torch
+
+from densepose.errors import UserError
+from densepose.modeling import DensePoseRCNN, tiny_config
+from densepose.modeling.model_file import model_config_from_dict
+from densepose.modeling.multiscale import merge_scales
+
+
+def _outputs(boxes, scores, tag):
+    n = len(scores)
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), "scores": torch.tensor(scores),
+            "u": torch.full((n, 2, 3, 3), float(tag))}
+
+
+def test_merge_keeps_the_best_box_of_each_overlapping_group():
+    large = _outputs([[0, 0, 100, 200], [300, 0, 340, 80]], [0.6, 0.9], tag=1)
+    small = _outputs([[2, 0, 100, 196], [150, 150, 180, 200]], [0.8, 0.7], tag=2)
+    merged = merge_scales([large, small], iou_threshold=0.5, max_detections=10)
+    assert merged["scores"].tolist() == pytest.approx([0.9, 0.8, 0.7])
+    assert merged["boxes"][1].tolist() == [2, 0, 100, 196]  # the better of the two boxes of one person
+    assert merged["u"][:, 0, 0, 0].tolist() == [1.0, 2.0, 2.0]  # every output follows its box
+    assert merge_scales([large, small], 0.5, max_detections=2)["scores"].shape == (2,)
+    empty = _outputs([], [], tag=0)
+    assert merge_scales([empty, empty], 0.5, 10)["boxes"].shape == (0, 4)
+
+
+def test_model_with_an_extra_test_size_merges_both_sizes():
+    torch.manual_seed(0)
+    cfg = tiny_config(score_thresh_test=0.0, detections_per_image=30, extra_test_sizes=(96,))
+    model = DensePoseRCNN(cfg).eval()
+    image = torch.rand(3, 120, 160) * 255
+    with torch.no_grad():
+        both = model([image])[0]
+        first = model([image], min_size=cfg.min_size_test)[0]
+        second = model([image], min_size=96)[0]
+    want = merge_scales([first, second], cfg.nms_thresh_test, cfg.detections_per_image)
+    assert both.keys() == first.keys()
+    for key in both:
+        torch.testing.assert_close(both[key], want[key])
+    # Detections of the second size are among the merged ones: the two sizes did not give the same boxes.
+    assert not torch.equal(first["boxes"], second["boxes"])
+    assert any(torch.isclose(second["boxes"], b).all(1).any() for b in both["boxes"])
+
+
+def test_model_files_check_extra_test_sizes():
+    base = tiny_config().to_dict()
+    assert model_config_from_dict({**base, "extra_test_sizes": []}, "f").extra_test_sizes == ()
+    assert model_config_from_dict({**base, "extra_test_sizes": [256]}, "f").extra_test_sizes == (256,)
+    with pytest.raises(UserError, match="extra_test_sizes"):
+        model_config_from_dict({**base, "extra_test_sizes": [0]}, "f")
+    with pytest.raises(UserError, match="extra_test_sizes"):
+        model_config_from_dict({**base, "extra_test_sizes": [10**9]}, "f")
+
+
+def test_export_says_that_the_graph_tests_at_one_size(tmp_path, caplog):
+    from densepose.engine.export_graph import export_graph
+
+    torch.manual_seed(0)
+    model = DensePoseRCNN(tiny_config(extra_test_sizes=(96,), backbone_width=8, fpn_channels=16)).eval()
+    with caplog.at_level("WARNING"):
+        export_graph(model, tmp_path / "m.ts", "torchscript", example=torch.rand(3, 80, 100) * 255)
+    assert "extra test sizes [96]" in caplog.text and (tmp_path / "m.ts").is_file()
