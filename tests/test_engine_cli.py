@@ -70,6 +70,16 @@ def test_train_then_export_then_predict(tmp_path, capsys):
     assert all(torch.equal(saved["model"][k], v) for k, v in trained.items())
     people = load(out, min_score=0.0)(np.zeros((96, 128, 3), np.uint8))
     assert isinstance(people, list)
+    # The test sizes of the model file: the first is min_size_test, the others are merged in.
+    sized = tmp_path / "sized.pt"
+    assert main(["export", str(run), "--out", str(sized), "--test-sizes", "96", "64"]) == 0
+    config = torch.load(sized, map_location="cpu", weights_only=True)["config"]
+    assert config["min_size_test"] == 96 and tuple(config["extra_test_sizes"]) == (64,)
+    assert isinstance(load(sized, min_score=0.0)(np.zeros((96, 128, 3), np.uint8)), list)
+    assert main(["export", str(run), "--out", str(sized), "--test-sizes", "0"]) == 2
+    assert "min_size_test = 0 is out of range" in capsys.readouterr().err
+    assert main(["export", str(out), "--format", "torchscript", "--out", str(tmp_path / "m.ts"), "--test-sizes", "96"]) == 2
+    assert "a graph tests at one size" in capsys.readouterr().err
     # A training checkpoint given where a model file is expected: a one-line hint, not a traceback.
     assert main(["export", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "no such checkpoint or run folder" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """``densepose export``: a training checkpoint (or run folder) -> a model file for predict/load.
 
-    densepose export runs/light_synth --out model.pt
+    densepose export runs/light_synth --out model.pt [--test-sizes 384 256]
     densepose export model_final_162be9.pkl --format onnx --out densepose_r50.onnx   # or a model file; torchscript
 """
 from __future__ import annotations
@@ -19,20 +19,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("model", "torchscript", "onnx"), default="model",
                    help="model: a model file (default); torchscript / onnx: the whole detector as one graph, "
                    "RGB image of any size -> boxes, scores, per-person labels/U/V (docs/DETECTRON2.md)")
+    p.add_argument("--test-sizes", type=int, nargs="+", metavar="SIDE",
+                   help="shorter sides the model file tests at; detections of all sizes are merged "
+                   "(default: the run's min_size_test and extra_test_sizes)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from densepose.engine.export import export_model
+    from densepose.errors import UserError
 
     if args.format != "model":
+        if args.test_sizes:
+            raise UserError("--test-sizes sets the sizes of a model file (--format model); a graph tests at one size")
         from densepose.engine.export_graph import export_model_graph
 
         names = export_model_graph(args.checkpoint, args.out, args.format)
         size = Path(args.out).stat().st_size / 2**20
         print(f"wrote {args.out} ({args.format}, {size:.1f} MiB): image (3, H, W) RGB 0..255 -> {', '.join(names)}")
         return 0
-    meta = export_model(args.checkpoint, args.out)
+    meta = export_model(args.checkpoint, args.out, args.test_sizes)
     size = Path(args.out).stat().st_size / 2**20
     print(f"wrote {args.out} ({size:.1f} MiB, {meta['parameters'] / 1e6:.2f} M parameters, "
           f"iteration {meta['iteration']} of {meta['source']})")

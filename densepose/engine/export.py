@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -32,15 +33,22 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def export_model(checkpoint: str | Path, out: str | Path) -> dict:
-    """Write the model file of ``checkpoint`` (file or run folder) to ``out``; returns its ``meta``."""
+def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[int] | None = None) -> dict:
+    """Write the model file of ``checkpoint`` (file or run folder) to ``out``; returns its ``meta``.
+
+    ``test_sizes``: the shorter sides the model file tests at (the first is ``min_size_test``, the
+    others ``extra_test_sizes``); default: those of the run's config.
+    """
     src = resolve_checkpoint(checkpoint)
     state = ckpt.load_checkpoint(src)
     config = state.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise UserError(f"{src}: not a `densepose train` checkpoint (needs 'model' and 'config.model')")
     weights = {k: v.detach().cpu().contiguous() if isinstance(v, torch.Tensor) else v for k, v in state["model"].items()}
-    checked = model_file_from_dict({"config": config["model"], "model": weights}, str(src))
+    model_config = dict(config["model"])
+    if test_sizes:
+        model_config["min_size_test"], model_config["extra_test_sizes"] = test_sizes[0], list(test_sizes[1:])
+    checked = model_file_from_dict({"config": model_config, "model": weights}, str(src))
     iteration = state.get("iteration", -1)
     meta = {"source": str(src), "iteration": iteration if isinstance(iteration, int) else -1,
             "model_preset": str(config.get("model_preset", "")),
