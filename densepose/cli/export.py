@@ -13,8 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="training checkpoint -> model file",
                               description="Write the model file (config + weights) of a training checkpoint or "
                               "of the newest checkpoint of a run folder; `densepose predict --model` reads it.")
-    p.add_argument("checkpoint", help="model_XXXXXXX.pt of a run, or the run folder; with --format torchscript|onnx: "
-                   "a model file or a detectron2 model-zoo .pkl/.pth")
+    p.add_argument("checkpoint", help="model_XXXXXXX.pt of a run, the run folder, or a model file (to set its "
+                   "--test-sizes); with --format torchscript|onnx: a model file or a detectron2 model-zoo .pkl/.pth")
     p.add_argument("--out", required=True, help="file to write")
     p.add_argument("--format", choices=("model", "torchscript", "onnx"), default="model",
                    help="model: a model file (default); torchscript / onnx: the whole detector as one graph, "

@@ -57,7 +57,8 @@ def register(subparsers) -> None:
                    help="images or frames per forward pass (results equal one at a time; default: 1)")
     p.add_argument("--min-score", type=float, default=0.5, help="keep detections scoring at least this (default: 0.5)")
     p.add_argument("--size", type=int, default=None,
-                   help="shorter image side fed to the model (default: the model's test size, 512 for the light model)")
+                   help="shorter image side fed to the model, one size only (default: the model's test sizes, "
+                   "384 and 256 merged for the bundled model)")
     p.add_argument("--max-size", type=int, default=None, help="cap on the longer side fed to the model (default: the model's)")
     p.add_argument("--iuv", action="store_true", help="write <stem>_IUV.png")
     p.add_argument("--iuv-layout", choices=IUV_LAYOUTS, default="detectron",

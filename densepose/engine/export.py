@@ -34,7 +34,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[int] | None = None) -> dict:
-    """Write the model file of ``checkpoint`` (file or run folder) to ``out``; returns its ``meta``.
+    """Write the model file of ``checkpoint`` (file, run folder, or a model file) to ``out``; returns its ``meta``.
 
     ``test_sizes``: the shorter sides the model file tests at (the first is ``min_size_test``, the
     others ``extra_test_sizes``); default: those of the run's config.
@@ -42,6 +42,8 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
     src = resolve_checkpoint(checkpoint)
     state = ckpt.load_checkpoint(src)
     config = state.get("config")
+    if isinstance(config, dict) and isinstance(state.get("meta"), dict) and "model" not in config:
+        config = {"model": config}  # a model file: written again, e.g. with other test sizes
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise UserError(f"{src}: not a `densepose train` checkpoint (needs 'model' and 'config.model')")
     weights = {k: v.detach().cpu().contiguous() if isinstance(v, torch.Tensor) else v for k, v in state["model"].items()}
@@ -49,7 +51,7 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
     if test_sizes:
         model_config["min_size_test"], model_config["extra_test_sizes"] = test_sizes[0], list(test_sizes[1:])
     checked = model_file_from_dict({"config": model_config, "model": weights}, str(src))
-    iteration = state.get("iteration", -1)
+    iteration = state.get("iteration", state["meta"].get("iteration", -1) if isinstance(state.get("meta"), dict) else -1)
     meta = {"source": str(src), "iteration": iteration if isinstance(iteration, int) else -1,
             "model_preset": str(config.get("model_preset", "")),
             "parameters": int(sum(v.numel() for v in checked.weights.values() if v.is_floating_point()))}
