@@ -32,8 +32,9 @@ def test_demo_command_end_to_end(tmp_path, capsys):
 def test_accuracy_on_new_realistic_synthetic_people(tmp_path, anny_surface):
     """Dressed people among props, never seen in training (another seed), scored with the evaluator.
 
-    This model: IOU AP50 0.70, GPSm AP50 0.46 with the shared assets (0.87, 0.46 with procedural
-    garments and skies, a clone without ../shared). The previous bundled model (ResNet-18 at half
+    This model: IOU AP50 0.88, GPSm AP50 0.67 with the shared assets (the phase-2 model shipped
+    before it: 0.70, 0.46; 0.87, 0.46 with procedural garments and skies, a clone without
+    ../shared). The ResNet-18 model (ResNet-18 at half
     width from scratch, trained on bare bodies) fails the bounds on these very renders: 0.42, 0.11
     (0.37, 0.17). MODELS.md has both models on the 222 held-out realistic renders."""
     from densepose.evaluation import evaluate_model
