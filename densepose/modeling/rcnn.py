@@ -108,7 +108,8 @@ class DensePoseRCNN(nn.Module):
         """Training: losses. Eval: per-image outputs in input pixels.
 
         Eval-only overrides (the config is never changed): ``min_size`` / ``max_size`` of the
-        resize (an explicit ``min_size`` also drops the config's ``extra_test_sizes``), and ``score_thresh`` (replaces ``score_thresh_test``; scores >= it are kept), so
+        resize (an explicit ``min_size`` is the only size: the config's ``extra_test_sizes`` are
+        dropped), and ``score_thresh`` (replaces ``score_thresh_test``; scores >= it are kept), so
         low scores are dropped before the mask, keypoint and DensePose heads run (their cost grows per box).
         """
         if self.training:
