@@ -132,8 +132,7 @@ def zoom_window(
         would be the whole image.
     """
     h, w = image_size
-    heights = boxes[:, 3] - boxes[:, 1] if boxes.numel() else boxes.new_zeros(0)
-    tall = torch.nonzero(heights >= 16).flatten()
+    tall = torch.nonzero(boxes[:, 3] - boxes[:, 1] >= 16).flatten()
     if tall.numel() == 0:
         return None
 

@@ -42,7 +42,9 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
     src = resolve_checkpoint(checkpoint)
     state = ckpt.load_checkpoint(src)
     config = state.get("config")
-    if isinstance(config, dict) and isinstance(state.get("meta"), dict) and "model" not in config:
+    is_model_file = isinstance(state.get("meta"), dict)
+    source_meta = state["meta"] if is_model_file else {}
+    if is_model_file and isinstance(config, dict) and "model" not in config:
         config = {"model": config}  # a model file: written again, e.g. with other test sizes
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise UserError(f"{src}: not a `densepose train` checkpoint (needs 'model' and 'config.model')")
@@ -51,7 +53,7 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
     if test_sizes:
         model_config["min_size_test"], model_config["extra_test_sizes"] = test_sizes[0], list(test_sizes[1:])
     checked = model_file_from_dict({"config": model_config, "model": weights}, str(src))
-    iteration = state.get("iteration", state["meta"].get("iteration", -1) if isinstance(state.get("meta"), dict) else -1)
+    iteration = state.get("iteration", source_meta.get("iteration", -1))
     meta = {"source": str(src), "iteration": iteration if isinstance(iteration, int) else -1,
             "model_preset": str(config.get("model_preset", "")),
             "parameters": int(sum(v.numel() for v in checked.weights.values() if v.is_floating_point()))}

@@ -26,4 +26,4 @@ def merge_scales(per_size: list[dict[str, Tensor]], iou_threshold: float, max_de
     """
     merged = {key: torch.cat([out[key] for out in per_size]) for key in per_size[0]}
     keep = nms(merged["boxes"].float(), merged["scores"].float(), iou_threshold, max_output=max_detections)
-    return {key: value[keep[:max_detections]] for key, value in merged.items()}
+    return {key: value[keep] for key, value in merged.items()}
