@@ -5,7 +5,7 @@ import torch
 from densepose.errors import UserError
 from densepose.modeling import DensePoseRCNN, tiny_config
 from densepose.modeling.model_file import model_config_from_dict
-from densepose.modeling.multiscale import merge_scales
+from densepose.modeling.multiscale import merge_scales, select_across_sizes
 
 
 def _outputs(boxes, scores, tag):
@@ -62,3 +62,28 @@ def test_export_says_that_the_graph_tests_at_one_size(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         export_graph(model, tmp_path / "m.ts", "torchscript", example=torch.rand(3, 80, 100) * 255)
     assert "extra test sizes [96]" in caplog.text and (tmp_path / "m.ts").is_file()
+
+
+def test_select_across_sizes_gives_rows_and_order():
+    boxes = [torch.tensor([[0.0, 0, 100, 200], [300, 0, 340, 80]]), torch.tensor([[2.0, 0, 100, 196], [150, 150, 180, 200]])]
+    scores = [torch.tensor([0.6, 0.9]), torch.tensor([0.8, 0.7])]
+    rows, order = select_across_sizes(boxes, scores, 0.5, 10)
+    assert [r.tolist() for r in rows] == [[1], [0, 1]]
+    kept_scores = torch.cat([s[r] for s, r in zip(scores, rows)])[order]
+    assert kept_scores.tolist() == pytest.approx([0.9, 0.8, 0.7])
+
+
+def test_heads_run_only_on_the_detections_kept_across_sizes():
+    """The merge needs boxes and scores only: the DensePose head never sees a box the merge drops."""
+    torch.manual_seed(0)
+    cfg = tiny_config(score_thresh_test=0.0, detections_per_image=30, extra_test_sizes=(96,))
+    model = DensePoseRCNN(cfg).eval()
+    images = [torch.rand(3, 120, 160) * 255, torch.rand(3, 100, 90) * 255]
+    seen = []
+    model.dp_head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[0]))
+    with torch.no_grad():
+        both = model(images)
+        merged_call = sum(seen)
+        per_size = sum(len(model(images, min_size=s)[i]["scores"]) for s in (cfg.min_size_test, 96) for i in range(2))
+    kept = sum(len(out["scores"]) for out in both)
+    assert merged_call == kept < per_size

@@ -6,6 +6,10 @@ same photo shrunk is not. Running the model at a second, smaller size and keepin
 every overlapping group (class-agnostic NMS) finds both the small people of the first size and the
 large people of the second. Every output of a detection (box, score, DensePose maps, masks,
 keypoints) is box-relative or in input pixels, so detections of different sizes mix freely.
+
+The merge needs only boxes and scores, so the model merges first and runs its per-box heads on
+the kept detections alone (`select_across_sizes`); `merge_scales` is the same merge applied to
+complete outputs.
 """
 from __future__ import annotations
 
@@ -15,15 +19,40 @@ from torch import Tensor
 from densepose.modeling.ops.boxes import nms
 
 
-def merge_scales(per_size: list[dict[str, Tensor]], iou_threshold: float, max_detections: int) -> dict[str, Tensor]:
-    """One image's outputs at several sizes -> one output dict, by decreasing score.
+def select_across_sizes(boxes: list[Tensor], scores: list[Tensor], iou_threshold: float,
+                        max_detections: int) -> tuple[list[Tensor], Tensor]:
+    """One image's detections at K sizes -> (kept row indices of each size, order).
 
     Args:
-        per_size: eval outputs of the model for the same image (``boxes`` (N_k, 4) in input pixels,
-            ``scores`` (N_k,), and any other per-detection tensors, first dimension N_k).
+        boxes: per size (N_k, 4) xyxy in input pixels; scores: per size (N_k,).
         iou_threshold: boxes overlapping a higher-scoring box by more than this are dropped.
         max_detections: most detections kept.
+
+    Returns:
+        rows: per size a long tensor of kept indices into that size's detections.
+        order: (M,) permutation: the kept rows of every size concatenated size after size, then
+            indexed by ``order``, are the merged detections by decreasing score.
     """
-    merged = {key: torch.cat([out[key] for out in per_size]) for key in per_size[0]}
-    keep = nms(merged["boxes"].float(), merged["scores"].float(), iou_threshold, max_output=max_detections)
-    return {key: value[keep] for key, value in merged.items()}
+    device = boxes[0].device
+    counts = torch.tensor([b.shape[0] for b in boxes], device=device)
+    keep = nms(torch.cat(boxes).float(), torch.cat(scores).float(), iou_threshold, max_output=max_detections)
+    owner = torch.repeat_interleave(torch.arange(len(boxes), device=device), counts)[keep]
+    local = keep - (counts.cumsum(0) - counts)[owner]
+    positions = [torch.nonzero(owner == k).squeeze(1) for k in range(len(boxes))]
+    return [local[p] for p in positions], torch.argsort(torch.cat(positions))
+
+
+def gather_merged(per_size: list[dict[str, Tensor]], order: Tensor) -> dict[str, Tensor]:
+    """Outputs of the kept rows of each size (dicts with the same keys) -> one dict in merged order."""
+    return {key: torch.cat([out[key] for out in per_size])[order] for key in per_size[0]}
+
+
+def merge_scales(per_size: list[dict[str, Tensor]], iou_threshold: float, max_detections: int) -> dict[str, Tensor]:
+    """One image's complete outputs at several sizes -> one output dict, by decreasing score.
+
+    ``per_size``: eval outputs of the model for the same image (``boxes`` (N_k, 4) in input pixels,
+    ``scores`` (N_k,), and any other per-detection tensors, first dimension N_k).
+    """
+    rows, order = select_across_sizes([o["boxes"] for o in per_size], [o["scores"] for o in per_size],
+                                      iou_threshold, max_detections)
+    return gather_merged([{key: value[r] for key, value in o.items()} for o, r in zip(per_size, rows)], order)

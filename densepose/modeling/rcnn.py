@@ -41,9 +41,9 @@ from densepose.modeling.roi_heads import (
     mask_targets,
     sample_proposals,
 )
-from densepose.modeling.multiscale import merge_scales
+from densepose.modeling.multiscale import gather_merged, select_across_sizes
 from densepose.modeling.rpn import RPN
-from densepose.modeling.transform import ImageBatch, RCNNTransform
+from densepose.modeling.transform import ImageBatch, RCNNTransform, boxes_to_input
 
 DP_OUTPUT_KEYS = ("coarse_segm", "fine_segm", "u", "v")
 
@@ -123,13 +123,10 @@ class DensePoseRCNN(nn.Module):
             return losses
         # An explicit min_size is one size; the config's default adds its extra test sizes.
         sizes = [min_size] if min_size is not None else [None, *self.cfg.extra_test_sizes]
-        per_size = [self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh), size, max_size)
-                    for size in sizes]
-        if len(per_size) == 1:
-            return per_size[0]
-        cfg = self.cfg
-        return [merge_scales([outs[i] for outs in per_size], cfg.nms_thresh_test, cfg.detections_per_image)
-                for i in range(len(images))]
+        if len(sizes) == 1:
+            return self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh), min_size,
+                                                        max_size)
+        return self._inference_at_sizes(images, sizes, max_size, score_thresh)
 
     def _dp_features(self, feats: list[Tensor], boxes: list[Tensor]) -> Tensor:
         return self.dp_pooler([self.dp_decoder(feats[:4])], boxes)
@@ -234,15 +231,52 @@ class DensePoseRCNN(nn.Module):
 
     @torch.no_grad()
     def _inference(self, batch: ImageBatch, score_thresh: float | None) -> list[dict[str, Tensor]]:
-        cfg = self.cfg
         feats = self.backbone(batch.tensor)
-        fpn4 = feats[:4]
+        return RCNNTransform.to_input_pixels(self._heads(feats, self._detect(batch, feats, score_thresh)), batch)
+
+    def _inference_at_sizes(self, images: list[Tensor], sizes: list[int | None], max_size: int | None,
+                            score_thresh: float | None) -> list[dict[str, Tensor]]:
+        """Detect at every size, merge each image's detections across sizes (`select_across_sizes`),
+        then run the per-box heads on the kept detections only, each on the features of its size."""
+        runs = []  # per (size, padding group): image indices, batch, features, detections
+        for size in sizes:
+            for group in self.transform.same_padding_groups(images, size, max_size):
+                batch = self.transform([images[i] for i in group], None, size, max_size)
+                feats = self.backbone(batch.tensor)
+                runs.append((group, batch, feats, self._detect(batch, feats, score_thresh)))
+        entries: list[list[tuple[int, int]]] = [[] for _ in images]  # per image: (run, position in its group)
+        for r, (group, *_rest) in enumerate(runs):
+            for j, i in enumerate(group):
+                entries[i].append((r, j))
+        kept, orders = {}, []
+        for i, image_entries in enumerate(entries):
+            boxes = [boxes_to_input(runs[r][3][j][0].float(), runs[r][1].scales[j], runs[r][1].input_sizes[j])
+                     for r, j in image_entries]
+            rows, order = select_across_sizes(boxes, [runs[r][3][j][1] for r, j in image_entries],
+                                              self.cfg.nms_thresh_test, self.cfg.detections_per_image)
+            kept.update(zip(image_entries, rows))
+            orders.append(order)
+        outputs = {}
+        for r, (group, batch, feats, dets) in enumerate(runs):
+            chosen = [(b[kept[(r, j)]], s[kept[(r, j)]]) for j, (b, s) in enumerate(dets)]
+            for j, out in enumerate(RCNNTransform.to_input_pixels(self._heads(feats, chosen), batch)):
+                outputs[(r, j)] = out
+        return [gather_merged([outputs[e] for e in image_entries], order) for image_entries, order in zip(entries, orders)]
+
+    def _detect(self, batch: ImageBatch, feats: list[Tensor], score_thresh: float | None) -> list[tuple[Tensor, Tensor]]:
+        """RPN + box head: per image (boxes (N, 4) in resized pixels, scores (N,)), NMS'd, by score."""
+        cfg = self.cfg
         proposals, _ = self.rpn(feats, batch.sizes)
-        logits, deltas = self.box_head(self.box_pooler(fpn4, proposals))
+        logits, deltas = self.box_head(self.box_pooler(feats[:4], proposals))
         box_cfg = cfg
         if score_thresh is not None:  # a copy: box_inference keeps scores > score_thresh_test
             box_cfg = replace(cfg, score_thresh_test=math.nextafter(float(score_thresh), -math.inf))
-        dets = box_inference(logits, deltas, proposals, batch.sizes, box_cfg, cfg.box_reg_weights)
+        return box_inference(logits, deltas, proposals, batch.sizes, box_cfg, cfg.box_reg_weights)
+
+    def _heads(self, feats: list[Tensor], dets: list[tuple[Tensor, Tensor]]) -> list[dict[str, Tensor]]:
+        """Mask, keypoint and DensePose heads on given detections -> per-image outputs in resized pixels."""
+        cfg = self.cfg
+        fpn4 = feats[:4]
         boxes = [b for b, _ in dets]
         counts = [b.shape[0] for b in boxes]
         results = [{"boxes": b, "scores": s} for b, s in dets]
@@ -267,4 +301,4 @@ class DensePoseRCNN(nn.Module):
             for key in DP_OUTPUT_KEYS:
                 for r, o in zip(results, out[key].split(counts)):
                     r[key] = o
-        return RCNNTransform.to_input_pixels(results, batch)
+        return results

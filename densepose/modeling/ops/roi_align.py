@@ -124,22 +124,24 @@ def roi_align(
     sy, sx = ys.shape[1], xs.shape[1]
     grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)  # (K, sy, sx, 2)
     bidx = rois[:, 0].long()
-    out = features.new_empty((k, c, sy, sx)) if n > 1 else None
+    out = features.new_empty((k, c, ph, pw)) if n > 1 else None
     for b in range(n) if n > 1 else [0]:
         sel = torch.nonzero(bidx == b).squeeze(1) if n > 1 else None
         if sel is not None and sel.numel() == 0:
             continue
-        g = grid if sel is None else grid[sel]
+        g, v = (grid, valid) if sel is None else (grid[sel], valid[sel])
         kb = g.shape[0]
         s = F.grid_sample(features[b:b + 1], g.reshape(1, kb * sy, sx, 2), mode="bilinear",
                           padding_mode="border", align_corners=True)  # (1, C, kb*sy, sx)
-        s = s.view(c, kb, sy, sx).transpose(0, 1)
+        # Zero the samples far outside, then average each bin's sr x sr samples: the rows of one
+        # RoI are consecutive and sy = ph * sr, so sr x sr pooling never mixes two RoIs.
+        s = F.avg_pool2d(s * v.reshape(1, 1, kb * sy, sx).to(s.dtype), sr)  # (1, C, kb*ph, pw)
+        s = s.view(c, kb, ph, pw).transpose(0, 1)
         if sel is None:
             out = s
         else:
             out = out.index_copy(0, sel, s)
-    out = out * valid[:, None].to(out.dtype)
-    return out.reshape(k, c, ph, sr, pw, sr).mean(dim=(3, 5)).to(out_dtype)
+    return out.contiguous().to(out_dtype)
 
 
 def boxes_to_rois(boxes: list[Tensor]) -> Tensor:
