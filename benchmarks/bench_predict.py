@@ -1,6 +1,6 @@
 """Benchmark `densepose predict` inference on CPU: ms per image and peak RSS.
 
-    python benchmarks/bench_predict.py [--model PATH] [--threads 1 2] [--size 512] [--images A.jpg ...]
+    python benchmarks/bench_predict.py [--model PATH] [--threads 1 2] [--size 512 [384 ...]] [--images A.jpg ...]
 
 Defaults: the bundled light model (densepose/assets/model_light.pt); when it is missing, a
 randomly initialised ``light_config()`` model is used and said so (random weights produce many
@@ -82,7 +82,7 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--threads", type=int, nargs="+", default=[default_threads()],
                     help="thread counts to compare, e.g. --threads 1 2 (default: what densepose predict uses)")
-    ap.add_argument("--size", type=int, default=None, help="shorter side (default: the model's)")
+    ap.add_argument("--size", type=int, nargs="+", default=None, help="shorter side(s); several are merged (default: the model's)")
     ap.add_argument("--min-score", type=float, default=0.5)
     ap.add_argument("--precision", choices=PRECISIONS, default="auto")
     ap.add_argument("--repeats", type=int, default=2, help="timed passes over the images (after one warm-up)")

@@ -1,6 +1,6 @@
 """A model on real photographs: person recall and false positives, and part agreement on the skier.
 
-    python benchmarks/real_photos.py [--model PATH] [--min-score 0.5] [--size S] [--json OUT.json] [--pictures DIR]
+    python benchmarks/real_photos.py [--model PATH] [--min-score 0.5] [--size S [S ...]] [--json OUT.json] [--pictures DIR]
 
 Images: the labelled set of ``tests/data/real_photos/annotations.json`` (6 photos and 20 frames of
 ``vtest.avi``; person boxes drawn by hand, ``iscrowd`` = ignore regions), read from the shared
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="model file (default: the bundled model)")
     ap.add_argument("--min-score", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--size", type=int, default=None, help="shorter side (default: the model's)")
+    ap.add_argument("--size", type=int, nargs="+", default=None, help="shorter side(s); several are merged (default: the model's)")
     ap.add_argument("--json", default=None, help="write the per-image scores and the summary here")
     ap.add_argument("--pictures", default=None, help="folder for photo | parts | U,V pictures")
     args = ap.parse_args(argv)

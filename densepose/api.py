@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -48,7 +49,7 @@ def load(
     path: str | os.PathLike | None = None,
     device: str = "cpu",
     min_score: float = 0.5,
-    min_size: int | None = None,
+    min_size: int | Sequence[int] | None = None,
     max_size: int | None = None,
     precision: str = "auto",
 ) -> Predictor:

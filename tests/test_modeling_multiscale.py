@@ -87,3 +87,43 @@ def test_heads_run_only_on_the_detections_kept_across_sizes():
         per_size = sum(len(model(images, min_size=s)[i]["scores"]) for s in (cfg.min_size_test, 96) for i in range(2))
     kept = sum(len(out["scores"]) for out in both)
     assert merged_call == kept < per_size
+
+
+def test_explicit_sizes_are_tested_and_merged_like_the_configs():
+    torch.manual_seed(0)
+    cfg = tiny_config(score_thresh_test=0.0, detections_per_image=30, extra_test_sizes=(96,))
+    model = DensePoseRCNN(cfg).eval()
+    image = torch.rand(3, 120, 160) * 255
+    with torch.no_grad():
+        default = model([image])[0]
+        explicit = model([image], min_size=(cfg.min_size_test, 96))[0]
+        three = model([image], min_size=[cfg.min_size_test, 96, 64])[0]
+        single = model([image], min_size=64)[0]
+    for key in default:
+        torch.testing.assert_close(explicit[key], default[key])
+    assert len(three["scores"]) >= len(default["scores"]) and three.keys() == default.keys()
+    assert any(torch.isclose(single["boxes"], b).all(1).any() for b in three["boxes"])
+
+
+def test_predictor_takes_several_sizes_and_refuses_bad_ones():
+    from densepose.predict.predictor import Predictor, test_sizes
+
+    assert test_sizes(None) is None and test_sizes(384) == 384 and test_sizes([384]) == 384
+    assert test_sizes((512, 384, 256)) == (512, 384, 256)
+    for bad in (0, -3, [], [384, 0], 2.5, [True]):
+        with pytest.raises(UserError, match="test sizes must be positive integers"):
+            test_sizes(bad)
+    torch.manual_seed(0)
+    model = DensePoseRCNN(tiny_config(score_thresh_test=0.0)).eval()
+    predictor = Predictor(model, min_score=0.0, min_size=(96, 64), precision="fp32")
+    image = (torch.rand(120, 160, 3) * 255).to(torch.uint8).numpy()
+    merged = predictor(image)
+    alone = [Predictor(model, min_score=0.0, min_size=s, precision="fp32")(image) for s in (96, 64)]
+    assert len(merged) <= len(alone[0]) + len(alone[1]) and len(merged) >= max(len(a) for a in alone) > 0
+
+    class OneSizeModel(torch.nn.Module):
+        def forward(self, images, *, min_size=None, max_size=None, score_thresh=None):
+            return []
+
+    with pytest.raises(UserError, match="OneSizeModel tests at one size"):
+        Predictor(OneSizeModel(), min_size=(512, 256))

@@ -316,3 +316,13 @@ def test_video_support_is_in_the_default_install():
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
     assert any(dep.replace(" ", "").startswith("av>=") for dep in project["dependencies"])
+
+
+def test_predict_at_several_sizes_and_a_bad_size(tmp_path, tiny_model_file, capsys, one_thread):
+    inp = _images(tmp_path / "in", n=1)
+    out = tmp_path / "out"
+    args = ["predict", str(inp), "--out", str(out), "--model", str(tiny_model_file), "--min-score", "0", "--quiet"]
+    assert main(args + ["--size", "96", "64", "--json"]) == 0
+    assert (out / "results.json").is_file()
+    assert main(args + ["--size", "0"]) == 2
+    assert "test sizes must be positive integers" in capsys.readouterr().err

@@ -56,9 +56,10 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=1,
                    help="images or frames per forward pass (results equal one at a time; default: 1)")
     p.add_argument("--min-score", type=float, default=0.5, help="keep detections scoring at least this (default: 0.5)")
-    p.add_argument("--size", type=int, default=None,
-                   help="shorter image side fed to the model, one size only (default: the model's test sizes, "
-                   "384 and 256 merged for the bundled model)")
+    p.add_argument("--size", type=int, nargs="+", default=None, metavar="SIZE",
+                   help="shorter image side fed to the model; several sizes are each tested and their detections "
+                   "merged, e.g. --size 512 384 256 finds more people, slower (default: the model's test sizes, "
+                   "384 and 256 for the bundled model)")
     p.add_argument("--max-size", type=int, default=None, help="cap on the longer side fed to the model (default: the model's)")
     p.add_argument("--iuv", action="store_true", help="write <stem>_IUV.png")
     p.add_argument("--iuv-layout", choices=IUV_LAYOUTS, default="detectron",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,9 @@ DP_OUTPUT_KEYS = ("coarse_segm", "fine_segm", "u", "v")
 
 
 class DensePoseRCNN(nn.Module):
+    #: ``forward(min_size=...)`` takes a sequence of sizes as well as one (`densepose.predict.Predictor` asks).
+    tests_at_several_sizes = True
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -101,16 +105,17 @@ class DensePoseRCNN(nn.Module):
         images: list[Tensor],
         targets: list[dict] | None = None,
         *,
-        min_size: int | None = None,
+        min_size: int | Sequence[int] | None = None,
         max_size: int | None = None,
         score_thresh: float | None = None,
     ):
         """Training: losses. Eval: per-image outputs in input pixels.
 
         Eval-only overrides (the config is never changed): ``min_size`` / ``max_size`` of the
-        resize (an explicit ``min_size`` is the only size: the config's ``extra_test_sizes`` are
-        dropped), and ``score_thresh`` (replaces ``score_thresh_test``; scores >= it are kept), so
-        low scores are dropped before the mask, keypoint and DensePose heads run (their cost grows per box).
+        resize (explicit sizes are the only ones: the config's ``extra_test_sizes`` are dropped; at
+        several sizes the detections are merged as for the config's), and ``score_thresh``
+        (replaces ``score_thresh_test``; scores >= it are kept), so low scores are dropped before
+        the mask, keypoint and DensePose heads run (their cost grows per box).
         """
         if self.training:
             if targets is None:
@@ -121,10 +126,13 @@ class DensePoseRCNN(nn.Module):
             proposals, losses = self.rpn(feats, batch.sizes, gt_boxes)
             losses.update(self._train_heads(feats, feats[:4], proposals, batch.sizes, batch.targets))
             return losses
-        # An explicit min_size is one size; the config's default adds its extra test sizes.
-        sizes = [min_size] if min_size is not None else [None, *self.cfg.extra_test_sizes]
+        # Explicit sizes are the only ones; the config's default adds its extra test sizes.
+        if min_size is None:
+            sizes = [None, *self.cfg.extra_test_sizes]
+        else:
+            sizes = [min_size] if isinstance(min_size, int) else list(min_size)
         if len(sizes) == 1:
-            return self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh), min_size,
+            return self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh), sizes[0],
                                                         max_size)
         return self._inference_at_sizes(images, sizes, max_size, score_thresh)
 

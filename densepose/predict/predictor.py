@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from densepose.errors import UserError
 from densepose.predict.cpu import resolve_precision
 from densepose.predict.results import ImageResult, PersonResult, chart_outputs_to_result
 
@@ -15,7 +16,8 @@ class Predictor:
     """Wraps a `DensePoseRCNN` (or any module honouring its eval contract) for RGB images.
 
     The model resizes each image (shorter side ``min_size``, longer at most ``max_size``; default:
-    the model config's ``min_size_test`` and ``max_size``) with `densepose.modeling.transform` and
+    the model config's test sizes and ``max_size``; several sizes, e.g. ``(512, 384, 256)``, are
+    each tested and their detections merged, for models that can) with `densepose.modeling.transform` and
     maps its outputs back, so every result is in the input image's pixels. The settings travel
     with each call; the model and its config are never changed. Images of different sizes in one
     batch give the same answers as one at a time.
@@ -26,7 +28,7 @@ class Predictor:
         model: torch.nn.Module,
         device: str | torch.device = "cpu",
         min_score: float = 0.5,
-        min_size: int | None = None,
+        min_size: int | Sequence[int] | None = None,
         max_size: int | None = None,
         precision: str = "auto",
     ):
@@ -34,11 +36,13 @@ class Predictor:
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.min_score = float(min_score)
-        self.min_size = None if min_size is None else int(min_size)
+        self.min_size = test_sizes(min_size)
         self.max_size = None if max_size is None else int(max_size)
         # DensePoseRCNN and the detectron2 models take these per call; a plain module gets images only.
         params = inspect.signature(self.model.forward).parameters
         self._takes_settings = all(name in params for name in ("min_size", "max_size", "score_thresh"))
+        if isinstance(self.min_size, tuple) and not getattr(self.model, "tests_at_several_sizes", False):
+            raise UserError(f"{type(self.model).__name__} tests at one size; got sizes {list(self.min_size)}")
 
     def to_tensor(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 (H, W, 3) -> float (3, H, W) 0..255 on this predictor's device."""
@@ -104,6 +108,17 @@ class Predictor:
 
     def __call__(self, image: Any) -> ImageResult:
         return self.predict_batch([image])[0]
+
+
+def test_sizes(min_size: int | Sequence[int] | None) -> int | tuple[int, ...] | None:
+    """The shorter side(s) to test at: None (the model's), one int, or a tuple of two or more."""
+    if min_size is None:
+        return None
+    sizes = list(min_size) if isinstance(min_size, (list, tuple)) else [min_size]
+    if not sizes or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
+        raise UserError(f"test sizes must be positive integers (shorter image sides), got {min_size!r}")
+    sizes = [int(s) for s in sizes]
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
 def _confidences(out: dict[str, torch.Tensor], k: int, labels: np.ndarray, box: torch.Tensor) -> dict[str, np.ndarray]:
