@@ -76,11 +76,13 @@ def test_train_then_export_then_predict(tmp_path, capsys):
     config = torch.load(sized, map_location="cpu", weights_only=True)["config"]
     assert config["min_size_test"] == 96 and tuple(config["extra_test_sizes"]) == (64,)
     assert isinstance(load(sized, min_score=0.0)(np.zeros((96, 128, 3), np.uint8)), list)
-    # A model file written again with other sizes keeps its weights.
+    # A model file written again with other sizes keeps its weights and where they came from.
     assert main(["export", str(sized), "--out", str(tmp_path / "again.pt"), "--test-sizes", "80"]) == 0
     again = torch.load(tmp_path / "again.pt", map_location="cpu", weights_only=True)
     assert again["config"]["min_size_test"] == 80 and tuple(again["config"]["extra_test_sizes"]) == ()
     assert all(torch.equal(again["model"][k], v) for k, v in saved["model"].items()) and again["meta"]["iteration"] == 2
+    assert again["meta"]["source"] == saved["meta"]["source"] and "model_0000002.pt" in again["meta"]["source"]
+    assert again["meta"]["model_preset"] == saved["meta"]["model_preset"] != ""
     assert main(["export", str(run), "--out", str(sized), "--test-sizes", "0"]) == 2
     assert "min_size_test = 0 is out of range" in capsys.readouterr().err
     assert main(["export", str(out), "--format", "torchscript", "--out", str(tmp_path / "m.ts"), "--test-sizes", "96"]) == 2

@@ -54,8 +54,9 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
         model_config["min_size_test"], model_config["extra_test_sizes"] = test_sizes[0], list(test_sizes[1:])
     checked = model_file_from_dict({"config": model_config, "model": weights}, str(src))
     iteration = state.get("iteration", source_meta.get("iteration", -1))
-    meta = {"source": str(src), "iteration": iteration if isinstance(iteration, int) else -1,
-            "model_preset": str(config.get("model_preset", "")),
+    # A model file written again keeps the checkpoint it came from as its source.
+    meta = {"source": str(source_meta.get("source") or src), "iteration": iteration if isinstance(iteration, int) else -1,
+            "model_preset": str(config.get("model_preset") or source_meta.get("model_preset", "")),
             "parameters": int(sum(v.numel() for v in checked.weights.values() if v.is_floating_point()))}
     buf = io.BytesIO()
     torch.save({"config": checked.config.to_dict(), "model": checked.weights, "meta": meta}, buf)
