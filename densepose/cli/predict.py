@@ -59,7 +59,7 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, nargs="+", default=None, metavar="SIZE",
                    help="shorter image side fed to the model; several sizes are each tested and their detections "
                    "merged, e.g. --size 512 384 256 finds more people, slower (default: the model's test sizes, "
-                   "384 and 256 for the bundled model)")
+                   "512 and 256 for the bundled model)")
     p.add_argument("--max-size", type=int, default=None, help="cap on the longer side fed to the model (default: the model's)")
     p.add_argument("--iuv", action="store_true", help="write <stem>_IUV.png")
     p.add_argument("--iuv-layout", choices=IUV_LAYOUTS, default="detectron",
