@@ -26,10 +26,15 @@ def test_merge_keeps_the_best_box_of_each_overlapping_group():
     assert merge_scales([empty, empty], 0.5, 10)["boxes"].shape == (0, 4)
 
 
-def test_model_with_an_extra_test_size_merges_both_sizes():
+def _model_with_an_extra_size():
+    """A random tiny model that tests at its min_size_test and at 96, keeping every score."""
     torch.manual_seed(0)
     cfg = tiny_config(score_thresh_test=0.0, detections_per_image=30, extra_test_sizes=(96,))
-    model = DensePoseRCNN(cfg).eval()
+    return cfg, DensePoseRCNN(cfg).eval()
+
+
+def test_model_with_an_extra_test_size_merges_both_sizes():
+    cfg, model = _model_with_an_extra_size()
     image = torch.rand(3, 120, 160) * 255
     with torch.no_grad():
         both = model([image])[0]
@@ -75,9 +80,7 @@ def test_select_across_sizes_gives_rows_and_order():
 
 def test_heads_run_only_on_the_detections_kept_across_sizes():
     """The merge needs boxes and scores only: the DensePose head never sees a box the merge drops."""
-    torch.manual_seed(0)
-    cfg = tiny_config(score_thresh_test=0.0, detections_per_image=30, extra_test_sizes=(96,))
-    model = DensePoseRCNN(cfg).eval()
+    cfg, model = _model_with_an_extra_size()
     images = [torch.rand(3, 120, 160) * 255, torch.rand(3, 100, 90) * 255]
     seen = []
     model.dp_head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[0]))
@@ -90,9 +93,7 @@ def test_heads_run_only_on_the_detections_kept_across_sizes():
 
 
 def test_explicit_sizes_are_tested_and_merged_like_the_configs():
-    torch.manual_seed(0)
-    cfg = tiny_config(score_thresh_test=0.0, detections_per_image=30, extra_test_sizes=(96,))
-    model = DensePoseRCNN(cfg).eval()
+    cfg, model = _model_with_an_extra_size()
     image = torch.rand(3, 120, 160) * 255
     with torch.no_grad():
         default = model([image])[0]
