@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,15 @@ from densepose.modeling.rpn import RPN
 from densepose.modeling.transform import ImageBatch, RCNNTransform, boxes_to_input
 
 DP_OUTPUT_KEYS = ("coarse_segm", "fine_segm", "u", "v")
+
+
+class _SizeRun(NamedTuple):
+    """One test size's pass over one padding group of images."""
+
+    group: list[int]  # indices of the images in the batch
+    batch: ImageBatch
+    feats: list[Tensor]
+    dets: list[tuple[Tensor, Tensor]]  # per image (boxes (N, 4) in resized pixels, scores (N,))
 
 
 class DensePoseRCNN(nn.Module):
@@ -242,32 +251,33 @@ class DensePoseRCNN(nn.Module):
         feats = self.backbone(batch.tensor)
         return RCNNTransform.to_input_pixels(self._heads(feats, self._detect(batch, feats, score_thresh)), batch)
 
+    @torch.no_grad()
     def _inference_at_sizes(self, images: list[Tensor], sizes: list[int | None], max_size: int | None,
                             score_thresh: float | None) -> list[dict[str, Tensor]]:
         """Detect at every size, merge each image's detections across sizes (`select_across_sizes`),
         then run the per-box heads on the kept detections only, each on the features of its size."""
-        runs = []  # per (size, padding group): image indices, batch, features, detections
+        runs: list[_SizeRun] = []  # one per (size, padding group)
         for size in sizes:
             for group in self.transform.same_padding_groups(images, size, max_size):
                 batch = self.transform([images[i] for i in group], None, size, max_size)
                 feats = self.backbone(batch.tensor)
-                runs.append((group, batch, feats, self._detect(batch, feats, score_thresh)))
+                runs.append(_SizeRun(group, batch, feats, self._detect(batch, feats, score_thresh)))
         entries: list[list[tuple[int, int]]] = [[] for _ in images]  # per image: (run, position in its group)
-        for r, (group, *_rest) in enumerate(runs):
-            for j, i in enumerate(group):
+        for r, run in enumerate(runs):
+            for j, i in enumerate(run.group):
                 entries[i].append((r, j))
         kept, orders = {}, []
-        for i, image_entries in enumerate(entries):
-            boxes = [boxes_to_input(runs[r][3][j][0].float(), runs[r][1].scales[j], runs[r][1].input_sizes[j])
+        for image_entries in entries:
+            boxes = [boxes_to_input(runs[r].dets[j][0].float(), runs[r].batch.scales[j], runs[r].batch.input_sizes[j])
                      for r, j in image_entries]
-            rows, order = select_across_sizes(boxes, [runs[r][3][j][1] for r, j in image_entries],
+            rows, order = select_across_sizes(boxes, [runs[r].dets[j][1] for r, j in image_entries],
                                               self.cfg.nms_thresh_test, self.cfg.detections_per_image)
             kept.update(zip(image_entries, rows))
             orders.append(order)
         outputs = {}
-        for r, (group, batch, feats, dets) in enumerate(runs):
-            chosen = [(b[kept[(r, j)]], s[kept[(r, j)]]) for j, (b, s) in enumerate(dets)]
-            for j, out in enumerate(RCNNTransform.to_input_pixels(self._heads(feats, chosen), batch)):
+        for r, run in enumerate(runs):
+            chosen = [(b[kept[(r, j)]], s[kept[(r, j)]]) for j, (b, s) in enumerate(run.dets)]
+            for j, out in enumerate(RCNNTransform.to_input_pixels(self._heads(run.feats, chosen), run.batch)):
                 outputs[(r, j)] = out
         return [gather_merged([outputs[e] for e in image_entries], order) for image_entries, order in zip(entries, orders)]
 
