@@ -107,13 +107,13 @@ def test_explicit_sizes_are_tested_and_merged_like_the_configs():
 
 
 def test_predictor_takes_several_sizes_and_refuses_bad_ones():
-    from densepose.predict.predictor import Predictor, test_sizes
+    from densepose.predict.predictor import Predictor, parse_test_sizes
 
-    assert test_sizes(None) is None and test_sizes(384) == 384 and test_sizes([384]) == 384
-    assert test_sizes((512, 384, 256)) == (512, 384, 256)
+    assert parse_test_sizes(None) is None and parse_test_sizes(384) == 384 and parse_test_sizes([384]) == 384
+    assert parse_test_sizes((512, 384, 256)) == (512, 384, 256)
     for bad in (0, -3, [], [384, 0], 2.5, [True]):
         with pytest.raises(UserError, match="test sizes must be positive integers"):
-            test_sizes(bad)
+            parse_test_sizes(bad)
     torch.manual_seed(0)
     model = DensePoseRCNN(tiny_config(score_thresh_test=0.0)).eval()
     predictor = Predictor(model, min_score=0.0, min_size=(96, 64), precision="fp32")

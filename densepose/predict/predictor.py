@@ -36,7 +36,7 @@ class Predictor:
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.min_score = float(min_score)
-        self.min_size = test_sizes(min_size)
+        self.min_size = parse_test_sizes(min_size)
         self.max_size = None if max_size is None else int(max_size)
         # DensePoseRCNN and the detectron2 models take these per call; a plain module gets images only.
         params = inspect.signature(self.model.forward).parameters
@@ -110,7 +110,7 @@ class Predictor:
         return self.predict_batch([image])[0]
 
 
-def test_sizes(min_size: int | Sequence[int] | None) -> int | tuple[int, ...] | None:
+def parse_test_sizes(min_size: int | Sequence[int] | None) -> int | tuple[int, ...] | None:
     """The shorter side(s) to test at: None (the model's), one int, or a tuple of two or more."""
     if min_size is None:
         return None
