@@ -5,7 +5,14 @@ import torch
 from densepose.errors import UserError
 from densepose.modeling import DensePoseRCNN, tiny_config
 from densepose.modeling.model_file import model_config_from_dict
-from densepose.modeling.multiscale import merge_scales, select_across_sizes
+from densepose.modeling.multiscale import gather_merged, select_across_sizes
+
+
+def merge_scales(per_size, iou_threshold, max_detections):
+    """Complete outputs of one image at several sizes merged as the model merges its boxes."""
+    rows, order = select_across_sizes([o["boxes"] for o in per_size], [o["scores"] for o in per_size],
+                                      iou_threshold, max_detections)
+    return gather_merged([{key: value[r] for key, value in o.items()} for o, r in zip(per_size, rows)], order)
 
 
 def _outputs(boxes, scores, tag):

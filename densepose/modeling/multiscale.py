@@ -7,9 +7,9 @@ every overlapping group (class-agnostic NMS) finds both the small people of the 
 large people of the second. Every output of a detection (box, score, DensePose maps, masks,
 keypoints) is box-relative or in input pixels, so detections of different sizes mix freely.
 
-The merge needs only boxes and scores, so the model merges first and runs its per-box heads on
-the kept detections alone (`select_across_sizes`); `merge_scales` is the same merge applied to
-complete outputs.
+The merge needs only boxes and scores, so the model merges first (`select_across_sizes`), runs
+its per-box heads on the kept detections alone, and puts their outputs in merged order
+(`gather_merged`).
 """
 from __future__ import annotations
 
@@ -45,14 +45,3 @@ def select_across_sizes(boxes: list[Tensor], scores: list[Tensor], iou_threshold
 def gather_merged(per_size: list[dict[str, Tensor]], order: Tensor) -> dict[str, Tensor]:
     """Outputs of the kept rows of each size (dicts with the same keys) -> one dict in merged order."""
     return {key: torch.cat([out[key] for out in per_size])[order] for key in per_size[0]}
-
-
-def merge_scales(per_size: list[dict[str, Tensor]], iou_threshold: float, max_detections: int) -> dict[str, Tensor]:
-    """One image's complete outputs at several sizes -> one output dict, by decreasing score.
-
-    ``per_size``: eval outputs of the model for the same image (``boxes`` (N_k, 4) in input pixels,
-    ``scores`` (N_k,), and any other per-detection tensors, first dimension N_k).
-    """
-    rows, order = select_across_sizes([o["boxes"] for o in per_size], [o["scores"] for o in per_size],
-                                      iou_threshold, max_detections)
-    return gather_merged([{key: value[r] for key, value in o.items()} for o, r in zip(per_size, rows)], order)
