@@ -135,3 +135,39 @@ def test_predictor_takes_several_sizes_and_refuses_bad_ones():
 
     with pytest.raises(UserError, match="OneSizeModel tests at one size"):
         Predictor(OneSizeModel(), min_size=(512, 256))
+
+
+def test_each_size_keeps_the_heights_it_sees_best():
+    from densepose.modeling.multiscale import within_size_range
+
+    boxes = torch.tensor([[0.0, 0, 10, 20], [0, 0, 10, 100], [0, 0, 10, 300]])  # 20, 100, 300 tall
+    assert within_size_range(boxes, 512, [512, 256], 32, 192).tolist() == [True, True, False]
+    assert within_size_range(boxes, 256, [512, 256], 32, 192).tolist() == [False, True, True]
+    assert within_size_range(boxes, 384, [512, 384, 256], 32, 192).tolist() == [False, True, False]
+    assert within_size_range(boxes, 512, [512], 32, 192).all()  # one size: everything
+    assert within_size_range(boxes, 512, [512, 256], 0, 0).all()  # no bounds
+
+
+def test_the_model_applies_the_height_ranges_before_merging(monkeypatch):
+    """At 128 and 64, with every detection 100 input pixels tall: 100 at 128 passes (max 120), at
+    64 it is 50 tall and passes (min 40); lowering the max drops the 128 pass's boxes, raising the
+    min the 64 pass's, and testing at one size ignores the ranges."""
+    torch.manual_seed(0)
+    model = DensePoseRCNN(tiny_config(score_thresh_test=0.0, extra_test_sizes=(64,))).eval()
+    box = torch.tensor([[10.0, 10, 50, 110]])  # input pixels (the test image is 128 x 128)
+
+    def detect(batch, feats, score_thresh):  # the 128 pass scores 0.9, the 64 pass 0.8
+        return [(box * sy, torch.tensor([0.9 if sy == 1 else 0.8])) for sy, _ in batch.scales]
+
+    monkeypatch.setattr(model, "_detect", detect)
+    image = torch.rand(3, 128, 128) * 255
+
+    def scores(min_height, max_height, **kw):
+        model.cfg.multisize_min_height, model.cfg.multisize_max_height = min_height, max_height
+        with torch.no_grad():
+            return model([image], **kw)[0]["scores"].tolist()
+
+    assert scores(40, 120) == pytest.approx([0.9])  # both pass; the merge keeps the better
+    assert scores(40, 90) == pytest.approx([0.8])  # too tall for 128: the 64 pass's box
+    assert scores(60, 90) == []  # too tall for 128, too short for 64
+    assert scores(60, 90, min_size=128) == pytest.approx([0.9])  # one size: no ranges

@@ -24,6 +24,11 @@ class ModelConfig:
     # Further shorter sides the test also runs at; detections of all sizes are merged by NMS
     # (`densepose.modeling.multiscale`). Empty: one size.
     extra_test_sizes: tuple[int, ...] = ()
+    # With several test sizes, each keeps the people it sees best (`multiscale.within_size_range`):
+    # every size but the smallest keeps boxes at most multisize_max_height tall in its own pixels,
+    # every size but the largest boxes at least multisize_min_height tall. 0: no bound.
+    multisize_min_height: float = 0.0
+    multisize_max_height: float = 0.0
     max_size: int = 1333
     size_divisibility: int = 32
     pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)  # ImageNet RGB, 0..255
@@ -52,6 +57,8 @@ class ModelConfig:
     score_thresh_test: float = 0.05
     nms_thresh_test: float = 0.5
     detections_per_image: int = 100
+    # Drop detections that box two people side by side (`densepose.modeling.group_boxes`).
+    drop_group_boxes: bool = False
     # Mask head
     mask_on: bool = False
     mask_pool: int = 14

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,11 +42,21 @@ from densepose.modeling.roi_heads import (
     mask_targets,
     sample_proposals,
 )
-from densepose.modeling.multiscale import gather_merged, select_across_sizes
+from densepose.modeling.group_boxes import group_boxes
+from densepose.modeling.multiscale import gather_merged, select_across_sizes, within_size_range
 from densepose.modeling.rpn import RPN
 from densepose.modeling.transform import ImageBatch, RCNNTransform, boxes_to_input
 
 DP_OUTPUT_KEYS = ("coarse_segm", "fine_segm", "u", "v")
+
+
+def _rows_where(dets: list[tuple[Tensor, Tensor]], keep: Callable[[Tensor, Tensor], Tensor]) -> list[tuple[Tensor, Tensor]]:
+    """Per image (boxes (N, 4), scores (N,)) -> the rows where ``keep(boxes, scores)`` (N,) bool is True."""
+    out = []
+    for boxes, scores in dets:
+        rows = keep(boxes, scores)
+        out.append((boxes[rows], scores[rows]))
+    return out
 
 
 class _SizeRun(NamedTuple):
@@ -249,19 +259,27 @@ class DensePoseRCNN(nn.Module):
     @torch.no_grad()
     def _inference(self, batch: ImageBatch, score_thresh: float | None) -> list[dict[str, Tensor]]:
         feats = self.backbone(batch.tensor)
-        return RCNNTransform.to_input_pixels(self._heads(feats, self._detect(batch, feats, score_thresh)), batch)
+        dets = self._detect(batch, feats, score_thresh)
+        if self.cfg.drop_group_boxes:
+            dets = _rows_where(dets, lambda boxes, scores: ~group_boxes(boxes, scores))
+        return RCNNTransform.to_input_pixels(self._heads(feats, dets), batch)
 
     @torch.no_grad()
     def _inference_at_sizes(self, images: list[Tensor], sizes: list[int | None], max_size: int | None,
                             score_thresh: float | None) -> list[dict[str, Tensor]]:
-        """Detect at every size, merge each image's detections across sizes (`select_across_sizes`),
-        then run the per-box heads on the kept detections only, each on the features of its size."""
+        """Detect at every size, keep the heights each size sees best (`within_size_range`), merge
+        each image's detections across sizes (`select_across_sizes`), then run the per-box heads on
+        the kept detections only, each on the features of its size."""
+        cfg = self.cfg
+        nominal = [cfg.min_size_test if size is None else size for size in sizes]
         runs: list[_SizeRun] = []  # one per (size, padding group)
-        for size in sizes:
+        for size, side in zip(sizes, nominal):
             for group in self.transform.same_padding_groups(images, size, max_size):
                 batch = self.transform([images[i] for i in group], None, size, max_size)
                 feats = self.backbone(batch.tensor)
-                runs.append(_SizeRun(group, batch, feats, self._detect(batch, feats, score_thresh)))
+                dets = _rows_where(self._detect(batch, feats, score_thresh), lambda boxes, _: within_size_range(
+                    boxes, side, nominal, cfg.multisize_min_height, cfg.multisize_max_height))
+                runs.append(_SizeRun(group, batch, feats, dets))
         entries: list[list[tuple[int, int]]] = [[] for _ in images]  # per image: (run, position in its group)
         for r, run in enumerate(runs):
             for j, i in enumerate(run.group):
@@ -271,7 +289,7 @@ class DensePoseRCNN(nn.Module):
             boxes = [boxes_to_input(runs[r].dets[j][0].float(), runs[r].batch.scales[j], runs[r].batch.input_sizes[j])
                      for r, j in image_entries]
             rows, order = select_across_sizes(boxes, [runs[r].dets[j][1] for r, j in image_entries],
-                                              self.cfg.nms_thresh_test, self.cfg.detections_per_image)
+                                              cfg.nms_thresh_test, cfg.detections_per_image, cfg.drop_group_boxes)
             kept.update(zip(image_entries, rows))
             orders.append(order)
         outputs = {}
