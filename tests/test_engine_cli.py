@@ -92,3 +92,34 @@ def test_train_then_export_then_predict(tmp_path, capsys):
     assert "no such checkpoint or run folder" in capsys.readouterr().err
     assert main(["predict", str(tmp_path), "--model", str(run / "model_0000001.pt"), "--out", str(tmp_path / "p")]) == 2
     assert "densepose export" in capsys.readouterr().err
+
+
+def test_export_sets_model_settings(tmp_path, capsys):
+    """`export --set key=value` writes model settings (here the test-time filters) into a model
+    file; names, types, ranges and the weights' fit are checked, each a one-line error."""
+    import torch
+
+    from densepose.modeling import DensePoseRCNN, tiny_config
+
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    src = tmp_path / "m.pt"
+    torch.save({"config": cfg.to_dict(), "model": DensePoseRCNN(cfg).state_dict(),
+                "meta": {"source": "runs/x/model_0000005.pt", "iteration": 5, "model_preset": "tiny"}}, src)
+    out = tmp_path / "set.pt"
+    assert main(["export", str(src), "--out", str(out), "--set", "drop_group_boxes=true",
+                 "multisize_max_height=192", "multisize_min_height=32"]) == 0
+    written = torch.load(out, map_location="cpu", weights_only=True)
+    assert written["config"]["drop_group_boxes"] is True
+    assert (written["config"]["multisize_min_height"], written["config"]["multisize_max_height"]) == (32, 192)
+    assert written["meta"]["source"] == "runs/x/model_0000005.pt"
+    capsys.readouterr()
+    for bad, message in [("drop_group_boxe=true", "did you mean drop_group_boxes"),
+                         ("multisize_max_height=abc", "expected a number"),
+                         ("multisize_max_height=-3", "out of range"),
+                         ("fpn_channels=8", "do not fit"),
+                         ("drop_group_boxes", "must look like key.sub=value")]:
+        assert main(["export", str(src), "--out", str(tmp_path / "bad.pt"), "--set", bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bad.pt").exists()

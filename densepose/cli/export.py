@@ -1,6 +1,6 @@
 """``densepose export``: a training checkpoint (or run folder) -> a model file for predict/load.
 
-    densepose export runs/light_synth --out model.pt [--test-sizes 384 256]
+    densepose export runs/light_synth --out model.pt [--test-sizes 384 256] [--set drop_group_boxes=true]
     densepose export model_final_162be9.pkl --format onnx --out densepose_r50.onnx   # or a model file; torchscript
 """
 from __future__ import annotations
@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test-sizes", type=int, nargs="+", metavar="SIDE",
                    help="shorter sides the model file tests at; detections of all sizes are merged "
                    "(default: the run's min_size_test and extra_test_sizes)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="model settings to write into the model file, e.g. drop_group_boxes=true "
+                   "multisize_max_height=192 (fields of densepose.modeling.config.ModelConfig)")
     p.set_defaults(func=run)
 
 
@@ -30,15 +33,15 @@ def run(args: argparse.Namespace) -> int:
     from densepose.errors import UserError
 
     if args.format != "model":
-        if args.test_sizes:
-            raise UserError("--test-sizes sets the sizes of a model file (--format model); a graph tests at one size")
+        if args.test_sizes or args.settings:
+            raise UserError("--test-sizes and --set write a model file (--format model); a graph tests at one size")
         from densepose.engine.export_graph import export_model_graph
 
         names = export_model_graph(args.checkpoint, args.out, args.format)
         size = Path(args.out).stat().st_size / 2**20
         print(f"wrote {args.out} ({args.format}, {size:.1f} MiB): image (3, H, W) RGB 0..255 -> {', '.join(names)}")
         return 0
-    meta = export_model(args.checkpoint, args.out, args.test_sizes)
+    meta = export_model(args.checkpoint, args.out, args.test_sizes, args.settings)
     size = Path(args.out).stat().st_size / 2**20
     print(f"wrote {args.out} ({size:.1f} MiB, {meta['parameters'] / 1e6:.2f} M parameters, "
           f"iteration {meta['iteration']} of {meta['source']})")

@@ -118,7 +118,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise UserError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(raw, dict):
             raise UserError(f"{path}: top level must be a mapping")
-    parsed = [_split_override(o) for o in overrides]
+    parsed = [split_override(o) for o in overrides]
     preset = raw.get("model_preset", TrainConfig.model_preset)
     for key, value in parsed:
         if key == "model_preset":
@@ -180,7 +180,7 @@ def all_keys(obj: Any, prefix: str = "") -> list[str]:
 
 
 # ----------------------------------------------------------------------------- internals
-def _split_override(text: str) -> tuple[str, str]:
+def split_override(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise UserError(f"override {text!r} must look like key.sub=value")
     key, value = text.split("=", 1)

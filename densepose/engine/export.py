@@ -17,7 +17,8 @@ import torch
 from densepose.cache import atomic_write_bytes
 from densepose.engine import checkpoint as ckpt
 from densepose.errors import UserError
-from densepose.modeling.model_file import model_file_from_dict
+from densepose.engine.config import set_value, split_override
+from densepose.modeling.model_file import model_config_from_dict, model_file_from_dict
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -33,11 +34,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[int] | None = None) -> dict:
+def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[int] | None = None,
+                 settings: Sequence[str] = ()) -> dict:
     """Write the model file of ``checkpoint`` (file, run folder, or a model file) to ``out``; returns its ``meta``.
 
     ``test_sizes``: the shorter sides the model file tests at (the first is ``min_size_test``, the
-    others ``extra_test_sizes``); default: those of the run's config.
+    others ``extra_test_sizes``); default: those of the run's config. ``settings``: ``key=value``
+    strings that set fields of the model config (``ModelConfig``), e.g. ``drop_group_boxes=true``;
+    the weights must still fit it.
     """
     src = resolve_checkpoint(checkpoint)
     state = ckpt.load_checkpoint(src)
@@ -52,6 +56,8 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
     model_config = dict(config["model"])
     if test_sizes:
         model_config["min_size_test"], model_config["extra_test_sizes"] = test_sizes[0], list(test_sizes[1:])
+    if settings:
+        model_config = _with_settings(model_config, settings, str(src))
     checked = model_file_from_dict({"config": model_config, "model": weights}, str(src))
     iteration = state.get("iteration", source_meta.get("iteration", -1))
     # A model file written again keeps the checkpoint it came from as its source.
@@ -62,3 +68,12 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
     torch.save({"config": checked.config.to_dict(), "model": checked.weights, "meta": meta}, buf)
     atomic_write_bytes(out, buf.getvalue())
     return meta
+
+
+def _with_settings(model_config: dict, settings: Sequence[str], where: str) -> dict:
+    """``model_config`` with ``key=value`` strings applied (types and names checked as for training overrides)."""
+    cfg = model_config_from_dict(model_config, where)
+    for text in settings:
+        key, value = split_override(text)
+        set_value(cfg, key, value, where="export --set")
+    return cfg.to_dict()
