@@ -72,7 +72,7 @@ def test_dataset_from_a_video_is_coco_that_the_loader_reads(tmp_path, capsys):
     out = tmp_path / "pseudo"
     # The default rules are vtest.avi's (people >= 30 px); the clip's people are 44 px tall.
     assert main(["--video", str(video), "--frames", "2:12", "--out", str(out)]) == 0
-    assert "wrote 10 of 10 frames, 20 boxes, 2 regions painted out" in capsys.readouterr().out
+    assert "wrote 10 of 10 frames, 20 boxes (0 from blobs of two), 2 regions painted out" in capsys.readouterr().out
     coco = json.loads((out / "annotations.json").read_text())
     assert [im["frame_index"] for im in coco["images"]] == list(range(2, 12))
     assert all(im["license"] == coco["licenses"][0]["id"] for im in coco["images"])
@@ -101,3 +101,44 @@ def test_real_frames_of_vtest(shared_dir, tmp_path):
     assert len(coco["images"]) >= 4 and len(coco["annotations"]) >= 10
     heights = [a["bbox"][3] for a in coco["annotations"]]
     assert 30 <= min(heights) and max(heights) <= 160
+
+
+def _pair_mask(gap_rows: slice, gap: int = 2, width: int = 14, height: int = 44) -> np.ndarray:
+    """The pixels of two 'pedestrians' side by side (each ``width`` x ``height``), ``gap`` columns
+    apart and joined over ``gap_rows`` (their shoulders)."""
+    mask = np.zeros((height, 2 * width + gap), bool)
+    mask[:, :width] = True
+    mask[:, width + gap:] = True
+    mask[gap_rows, width:width + gap] = True
+    return mask
+
+
+def test_a_blob_of_two_walkers_side_by_side_is_split_in_two():
+    from densepose.data.pseudo_labels import split_pair
+
+    height_model = (0.0, 44.0)  # every pedestrian is 44 px tall
+    mask = _pair_mask(gap_rows=slice(8, 20))  # joined at the shoulders, heads and legs apart
+    box = np.array([100, 10, 100 + mask.shape[1], 54])
+    pair = split_pair(box, mask, (H, W), RULES, height_model)
+    assert pair is not None
+    assert pair.tolist() == [[100, 10, 115, 54], [115, 10, 130, 54]]  # cut in the middle of the neck
+    # A solid block (no neck between two people) and a blob too short for its row stay uncertain.
+    assert split_pair(box, np.ones_like(mask), (H, W), RULES, height_model) is None
+    assert split_pair(box, mask, (H, W), RULES, (0.0, 80.0)) is None
+
+
+def test_pairs_become_two_boxes_and_are_not_painted(tmp_path):
+    """A frame with two single walkers and a pair: with a height model the pair gives two boxes."""
+    from densepose.data.pseudo_labels import split_pairs
+
+    frame = _frame(0)
+    mask = _pair_mask(gap_rows=slice(8, 20), gap=6)  # wider than the foreground's closing
+    frame[10:54, 200:200 + mask.shape[1]][mask] = (10, 10, 10)
+    labels, boxes, is_person = label_blobs(frame, _background(), RULES, (0.0, 44.0))
+    assert is_person.sum() == 2
+    pairs, split = split_pairs(labels, boxes, is_person, RULES, (0.0, 44.0))
+    assert split.sum() == 1 and len(pairs) == 2
+    assert all(b[3] - b[1] == 44 and 14 <= b[2] - b[0] <= 18 for b in pairs.tolist()), pairs
+    # Without a height model (or with splitting off) nothing is split: the blob stays uncertain.
+    assert len(split_pairs(labels, boxes, is_person, RULES, None)[0]) == 0
+    assert len(split_pairs(labels, boxes, is_person, BlobRules(min_height=20, split_pairs=False), (0.0, 44.0))[0]) == 0

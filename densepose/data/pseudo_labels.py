@@ -2,10 +2,10 @@
 
 The background is the per-pixel median of the frames used. A pixel is foreground when its colour
 differs enough from the background; cleaned-up connected components of foreground become boxes
-when their size and shape are those of one upright pedestrian. Every other sizeable blob (people
-merged into one blob, people cut by the frame border, partial bodies) is "uncertain" and is painted
-over with the background in the written images, so that no unlabelled person remains to teach a
-detector to miss people.
+when their size and shape are those of one upright pedestrian, or two boxes when a blob is two
+pedestrians side by side (`split_pair`). Every other sizeable blob (groups, people cut by the
+frame border, partial bodies) is "uncertain" and is painted over with the background in the
+written images, so that no unlabelled person remains to teach a detector to miss people.
 
     python -m densepose.data.pseudo_labels --video vtest.avi --frames 660:795 --out data/vtest_pseudo
 """
@@ -53,6 +53,12 @@ class BlobRules:
     min_blob_area: int = 30  # smaller blobs are noise, neither person nor uncertain
     border_margin: int = 2  # a blob this close to the frame border may be a cut person
     paint_dilation: int = 4  # painted-out regions grow by this many pixels to cover soft edges
+    # A blob of two people side by side is cut at its thinnest column (within the middle
+    # split_window of its width) when that column holds at most split_neck of the fuller half's
+    # tallest column and both halves pass every one-pedestrian rule; only with a fitted height model.
+    split_pairs: bool = True
+    split_window: tuple[float, float] = (0.3, 0.7)
+    split_neck: float = 0.75
 
 
 def median_background(frames: Iterable[np.ndarray]) -> np.ndarray:
@@ -139,6 +145,58 @@ def classify_blobs(
                                         height_model) for k, box in enumerate(boxes, start=1)], bool)
 
 
+def split_pair(
+    box: np.ndarray, blob_mask: np.ndarray, shape: tuple[int, int], rules: BlobRules, height_model: HeightModel
+) -> np.ndarray | None:
+    """The boxes (2, 4) xyxy of two pedestrians side by side forming one blob, or None.
+
+    ``box``: the blob's xyxy box in the frame; ``blob_mask``: its (h, w) bool pixels inside the box.
+    The cut is the column with the fewest blob pixels in the middle of the box (heads and legs of
+    two people are apart even where their shoulders touch); each side, tightened to its pixels,
+    must be one pedestrian of the height expected at its row.
+    """
+    columns = blob_mask.sum(0)
+    width = len(columns)
+    lo, hi = int(width * rules.split_window[0]), int(np.ceil(width * rules.split_window[1]))
+    if hi <= lo:
+        return None
+    window = columns[lo:hi]
+    thinnest = np.flatnonzero(window == window.min())
+    cut = lo + int(thinnest[len(thinnest) // 2])  # the middle of the thinnest columns
+    if columns[cut] > rules.split_neck * min(columns[:cut].max(initial=0), columns[cut:].max(initial=0)):
+        return None
+    halves = []
+    for offset, part in ((0, blob_mask[:, :cut]), (cut, blob_mask[:, cut:])):
+        rows, cols = np.flatnonzero(part.any(1)), np.flatnonzero(part.any(0))
+        if not len(rows):
+            return None
+        half = np.array([box[0] + offset + cols[0], box[1] + rows[0], box[0] + offset + cols[-1] + 1, box[1] + rows[-1] + 1])
+        pixels = part[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        if not _is_one_pedestrian(half, pixels, shape, rules, height_model):
+            return None
+        halves.append(half)
+    return np.stack(halves).astype(np.int64)
+
+
+def split_pairs(
+    labels: np.ndarray, boxes: np.ndarray, is_person: np.ndarray, rules: BlobRules, height_model: HeightModel | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The blobs that are not one pedestrian but two side by side (`split_pair`).
+
+    Returns (their person boxes (2K, 4) xyxy int64, which of the N blobs were split (N,) bool).
+    """
+    split = np.zeros(len(boxes), bool)
+    found = []
+    if rules.split_pairs and height_model is not None:
+        for k in np.flatnonzero(~is_person):
+            x0, y0, x1, y1 = boxes[k]
+            pair = split_pair(boxes[k], labels[y0:y1, x0:x1] == k + 1, labels.shape, rules, height_model)
+            if pair is not None:
+                split[k] = True
+                found.append(pair)
+    return (np.concatenate(found) if found else np.zeros((0, 4), np.int64)), split
+
+
 def label_blobs(
     frame: np.ndarray, background: np.ndarray, rules: BlobRules, height_model: HeightModel | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -214,26 +272,30 @@ def write_dataset(
                                else "{:.3f} * bottom_y + {:.1f} px".format(*height_model)))
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    images, annotations, sheet_panels, painted_total = [], [], [], 0
+    images, annotations, sheet_panels, painted_total, pairs_total = [], [], [], 0, 0
     for index, frame in frames.items():
         labels, boxes = blobs[index]
         is_person = classify_blobs(labels, boxes, rules, height_model)
-        painted, painted_mask = paint_uncertain(frame, background, labels, is_person, rules.paint_dilation)
-        people, painted_count = int(is_person.sum()), int((~is_person).sum())
-        log(f"frame {index}: {people} people kept, {painted_count} regions painted out")
-        if people == 0:
+        pair_boxes, split = split_pairs(labels, boxes, is_person, rules, height_model)
+        painted, painted_mask = paint_uncertain(frame, background, labels, is_person | split, rules.paint_dilation)
+        people_boxes = np.concatenate([boxes[is_person], pair_boxes])
+        painted_count = int((~is_person & ~split).sum())
+        log(f"frame {index}: {len(people_boxes)} people kept ({len(pair_boxes)} from {int(split.sum())} blobs of two), "
+            f"{painted_count} regions painted out")
+        if len(people_boxes) == 0:
             continue
         painted_total += painted_count
+        pairs_total += len(pair_boxes)
         image_id = len(images) + 1
         file_name = f"frame_{index:05d}.jpg"
         atomic_write_bytes(out_dir / "images" / file_name, encode_jpeg(painted, quality=95))
         h, w = frame.shape[:2]
         images.append({"id": image_id, "file_name": file_name, "width": w, "height": h,
                        "frame_index": index, "license": VTEST_LICENSE["id"]})
-        for x0, y0, x1, y1 in boxes[is_person].tolist():
+        for x0, y0, x1, y1 in people_boxes.tolist():
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
                                 "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
-        sheet_panels.append((painted, boxes[is_person], painted_mask))
+        sheet_panels.append((painted, people_boxes, painted_mask))
     coco = {
         "info": {
             "description": "Automatic (unverified) person boxes by background subtraction; regions the rules "
@@ -250,7 +312,7 @@ def write_dataset(
         "categories": [{"id": 1, "name": "person", "supercategory": "person"}],
     }
     atomic_write_bytes(out_dir / "annotations.json", json.dumps(coco, indent=1).encode())
-    log(f"wrote {len(images)} of {len(frames)} frames, {len(annotations)} boxes, "
+    log(f"wrote {len(images)} of {len(frames)} frames, {len(annotations)} boxes ({pairs_total} from blobs of two), "
         f"{painted_total} regions painted out -> {out_dir}")
     if pictures is not None and sheet_panels:
         write_png(pictures, contact_sheet(sheet_panels))
