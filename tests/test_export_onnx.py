@@ -138,3 +138,26 @@ def test_cli_exports_a_torchscript_file_that_matches_the_eager_model(tmp_path, c
         with torch.no_grad():
             got = {k: t.numpy() for k, t in zip(["boxes", "scores", "labels", "u", "v"], scripted(image))}
         _assert_matches(got, _eager(model, image), atol=1e-4, max_label_mismatch=0.0)
+
+
+def test_group_boxes_trace_for_any_number_of_boxes():
+    """The graph drops group boxes like the eager model: the rule traces without baking in the count."""
+    from densepose.modeling.group_boxes import group_boxes
+
+    pair = [[20.0, 10, 40, 90], [38, 12, 60, 88], [18, 8, 62, 92]]
+    example = (torch.tensor(pair + [[100.0, 0, 120, 50], [0, 0, 5, 5]]), torch.tensor([0.9, 0.8, 0.95, 0.7, 0.6]))
+    traced = torch.jit.trace(group_boxes, example)
+    for boxes, scores in [example, (torch.tensor(pair), torch.tensor([0.9, 0.8, 0.95])),
+                          (torch.zeros(0, 4), torch.zeros(0)), (torch.tensor(pair[:2]), torch.tensor([0.9, 0.8]))]:
+        assert torch.equal(traced(boxes, scores), group_boxes(boxes, scores))
+    assert traced(torch.tensor(pair), torch.tensor([0.9, 0.8, 0.95])).tolist() == [False, False, True]
+
+
+def test_pipeline_with_group_boxes_dropped_equals_the_eager_model():
+    model = _small_model()
+    model.cfg.drop_group_boxes = True
+    pipeline = ExportPipeline(model)
+    for image in _images():
+        with torch.no_grad():
+            out = {k: t.numpy() for k, t in zip(pipeline.output_names, pipeline(image))}
+        _assert_matches(out, _eager(model, image), atol=1e-4, max_label_mismatch=0.0)

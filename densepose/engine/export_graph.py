@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.densepose_export)
 from densepose.errors import UserError
+from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, nonempty
 from densepose.modeling.rcnn import DP_OUTPUT_KEYS
 
@@ -135,6 +136,9 @@ class ExportPipeline(nn.Module):
         keep = torch.ops.densepose_export.nms(boxes, scores, cfg.nms_thresh_test, cfg.score_thresh_test,
                                               cfg.detections_per_image)
         boxes, scores = boxes[keep], scores[keep]
+        if getattr(cfg, "drop_group_boxes", False):
+            pairs = group_boxes(boxes, scores)
+            boxes, scores = boxes[~pairs], scores[~pairs]
         uses_decoder = getattr(model, "dp_decoder", None) is not None
         source = [model.dp_decoder(feats[:4])] if uses_decoder else feats[:4]
         return boxes, scores, model.dp_predictor(model.dp_head(self._pool(source, boxes, model.dp_pooler)))

@@ -37,15 +37,14 @@ def group_boxes(boxes: Tensor, scores: Tensor, member_score: float = 0.5, height
     Returns:
         (N,) bool, True for group boxes.
     """
-    n = boxes.shape[0]
-    if n < 3:
-        return torch.zeros(n, dtype=torch.bool, device=boxes.device)
+    # No branch on the count N: in the exported graph N comes from NMS, unknown until run time.
     boxes = boxes.float()
+    index = torch.ones_like(scores, dtype=torch.long).cumsum(0)
     height = boxes[:, 3] - boxes[:, 1]
     width = boxes[:, 2] - boxes[:, 0]
     # member[j, i]: detection i is a full-height member of box j
     member = (contained_fraction(boxes, boxes).T >= inside_fraction) & (height[None, :] >= height_fraction * height[:, None])
-    member &= (scores[None, :] >= member_score) & ~torch.eye(n, dtype=torch.bool, device=boxes.device)
+    member &= (scores[None, :] >= member_score) & (index[:, None] != index[None, :])
     apart = box_iou(boxes, boxes) < max_member_iou  # (a, c)
     span = torch.maximum(boxes[:, None, 2], boxes[None, :, 2]) - torch.minimum(boxes[:, None, 0], boxes[None, :, 0])
     pair = member[:, :, None] & member[:, None, :] & apart[None] & (span[None] >= width_cover * width[:, None, None])
