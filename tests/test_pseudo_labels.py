@@ -26,14 +26,17 @@ def _background() -> np.ndarray:
     return np.clip(base + rng.integers(-10, 10, (H, W, 3)), 0, 255).astype(np.uint8)
 
 
-def _frame(t: int, wide: bool = False) -> np.ndarray:
+def _frame(t: int, wide: bool = False, pair: bool = False) -> np.ndarray:
     """Two upright 'pedestrians' (14 x 44 px) walking 12 px a frame in opposite directions and, when
-    ``wide``, a blob too wide for one person (two people side by side)."""
+    ``wide``, a solid blob too wide for one person; when ``pair``, two more walking side by side."""
     frame = _background().copy()
     frame[10:54, 10 + 12 * t:24 + 12 * t] = (20, 20, 160)
     frame[66:110, 290 - 12 * t:304 - 12 * t] = (200, 200, 30)
     if wide:
         frame[10:54, 200:240] = (10, 10, 10)
+    if pair:
+        mask = _pair_mask(gap_rows=slice(8, 20), gap=6)  # wider than the foreground's closing
+        frame[10:54, 200:200 + mask.shape[1]][mask] = (10, 10, 10)
     return frame
 
 
@@ -65,20 +68,24 @@ def test_dataset_from_a_video_is_coco_that_the_loader_reads(tmp_path, capsys):
         stream = container.add_stream("ffv1", rate=10)
         stream.width, stream.height, stream.pix_fmt = W, H, "bgr0"
         for t in range(12):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(_frame(t, wide=t in (3, 4)), format="rgb24")):
+            frame = _frame(t, wide=t in (3, 4), pair=t in (7, 8))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     out = tmp_path / "pseudo"
     # The default rules are vtest.avi's (people >= 30 px); the clip's people are 44 px tall.
     assert main(["--video", str(video), "--frames", "2:12", "--out", str(out)]) == 0
-    assert "wrote 10 of 10 frames, 20 boxes (0 from blobs of two), 2 regions painted out" in capsys.readouterr().out
+    assert "wrote 10 of 10 frames, 24 boxes (4 from blobs of two), 2 regions painted out" in capsys.readouterr().out
     coco = json.loads((out / "annotations.json").read_text())
     assert [im["frame_index"] for im in coco["images"]] == list(range(2, 12))
     assert all(im["license"] == coco["licenses"][0]["id"] for im in coco["images"])
     assert all(a["category_id"] == 1 and a["iscrowd"] == 0 and a["bbox"][3] == 44 for a in coco["annotations"])
     dataset = DensePoseDataset(out / "images", out / "annotations.json")
     assert len(dataset) == 10
+    # Without splitting, the pairs are painted out like the solid blobs.
+    assert main(["--video", str(video), "--frames", "2:12", "--out", str(tmp_path / "unsplit"), "--no-split-pairs"]) == 0
+    assert "wrote 10 of 10 frames, 20 boxes (0 from blobs of two), 4 regions painted out" in capsys.readouterr().out
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
@@ -131,9 +138,7 @@ def test_pairs_become_two_boxes_and_are_not_painted(tmp_path):
     """A frame with two single walkers and a pair: with a height model the pair gives two boxes."""
     from densepose.data.pseudo_labels import split_pairs
 
-    frame = _frame(0)
-    mask = _pair_mask(gap_rows=slice(8, 20), gap=6)  # wider than the foreground's closing
-    frame[10:54, 200:200 + mask.shape[1]][mask] = (10, 10, 10)
+    frame = _frame(0, pair=True)
     labels, boxes, is_person = label_blobs(frame, _background(), RULES, (0.0, 44.0))
     assert is_person.sum() == 2
     pairs, split = split_pairs(labels, boxes, is_person, RULES, (0.0, 44.0))

@@ -376,11 +376,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", required=True, help="START:STOP[:STEP], STOP exclusive, e.g. 660:795")
     parser.add_argument("--out", required=True, help="dataset folder to write (images/ + annotations.json)")
     parser.add_argument("--pictures", help="write a contact sheet PNG of ~6 labelled frames here")
+    parser.add_argument("--no-split-pairs", action="store_true",
+                        help="paint out blobs of two pedestrians side by side instead of boxing each")
     args = parser.parse_args(argv)
     try:
         if not Path(args.video).is_file():
             raise UserError(f"{args.video}: video not found")
-        write_dataset(args.video, parse_frame_range(args.frames), args.out, pictures=args.pictures)
+        write_dataset(args.video, parse_frame_range(args.frames), args.out, BlobRules(split_pairs=not args.no_split_pairs),
+                      pictures=args.pictures)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
