@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from densepose.modeling import DensePoseRCNN, tiny_config
-from densepose.modeling.group_boxes import contained_fraction, group_boxes
+from densepose.modeling.group_boxes import group_boxes
+from densepose.modeling.ops.boxes import contained_fraction
 
 
 def _boxes(rows):

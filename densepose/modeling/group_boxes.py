@@ -11,15 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from densepose.modeling.ops.boxes import box_area, box_iou
-
-
-def contained_fraction(a: Tensor, b: Tensor) -> Tensor:
-    """(N, 4), (M, 4) xyxy -> (N, M): the fraction of each box of ``a`` lying inside each box of ``b``."""
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    return inter / box_area(a)[:, None].clamp(min=1e-9)
+from densepose.modeling.ops.boxes import box_iou, contained_fraction
 
 
 def group_boxes(boxes: Tensor, scores: Tensor, member_score: float = 0.5, height_fraction: float = 0.75,

@@ -23,14 +23,24 @@ def box_area(boxes: Tensor) -> Tensor:
     return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
 
 
-def box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """Pairwise IoU of (N, 4) and (M, 4) boxes -> (N, M); empty boxes give IoU 0."""
+def box_intersection(a: Tensor, b: Tensor) -> Tensor:
+    """Pairwise intersection areas of (N, 4) and (M, 4) xyxy boxes -> (N, M)."""
     lt = torch.maximum(a[:, None, :2], b[None, :, :2])
     rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
     wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
+    return wh[..., 0] * wh[..., 1]
+
+
+def box_iou(a: Tensor, b: Tensor) -> Tensor:
+    """Pairwise IoU of (N, 4) and (M, 4) boxes -> (N, M); empty boxes give IoU 0."""
+    inter = box_intersection(a, b)
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
+
+
+def contained_fraction(a: Tensor, b: Tensor) -> Tensor:
+    """(N, 4), (M, 4) xyxy -> (N, M): the fraction of each box of ``a`` lying inside each box of ``b``."""
+    return box_intersection(a, b) / box_area(a)[:, None].clamp(min=1e-9)
 
 
 def box_iou_xywh(dt: np.ndarray, gt: np.ndarray, gt_crowd: np.ndarray | None = None) -> np.ndarray:
