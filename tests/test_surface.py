@@ -224,3 +224,19 @@ def test_surface_show_writes_png(anny_surface, tmp_path):
     img = np.asarray(Image.open(out))
     assert img.shape[0] > 192 and img.shape[1] >= 4 * 192
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50  # coloured, not blank
+
+
+def test_turning_around_swaps_front_and_back_and_sides():
+    from densepose.surface.parts import CHART_NAMES, CHART_TURN
+
+    assert (CHART_TURN[CHART_TURN] == np.arange(25)).all()
+    for chart in range(1, 25):
+        name, turned = CHART_NAMES[chart], CHART_NAMES[CHART_TURN[chart]]
+        # Mirroring a turned person gives back its own side: only front and back remain swapped.
+        side_kept = CHART_NAMES[CHART_FLIP[CHART_TURN[chart]]]
+        for a, b in (("front", "back"), ("back", "front")):
+            if a in name:
+                assert b in turned and b in side_kept and side_kept.replace(b, a) == name
+        for a, b in (("left", "right"), ("right", "left")):
+            if a in name:
+                assert b in turned

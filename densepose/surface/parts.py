@@ -37,6 +37,14 @@ CHART_FLIP = np.array(
     [0, 1, 2, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21, 24, 23], dtype=np.int64
 )
 
+#: Turned around (180 degrees about the vertical): the chart seen at the same place in the image when
+#: the person faces the other way; right front <-> left back, left front <-> right back, torso
+#: front <-> back, and the two sides of hands, feet and head. A model that cannot tell which way a
+#: person faces confuses chart i with CHART_TURN[i] (`benchmarks/orientation.py` measures it).
+CHART_TURN = np.array(
+    [0, 2, 1, 4, 3, 6, 5, 10, 9, 8, 7, 14, 13, 12, 11, 18, 17, 16, 15, 22, 21, 20, 19, 24, 23], dtype=np.int64
+)
+
 #: Horizontal flip of mask labels 0..14.
 MASK_PART_FLIP = np.array([0, 1, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 14], dtype=np.int64)
 
