@@ -14,6 +14,9 @@ data folder (``$DENSEPOSE_SHARED/data``, default ``../shared/data`` next to the 
   image, charts reduced to the 14 coarse parts of ``dp_masks`` (``CHART_TO_MASK_PART``; left and
   right are the person's own in both charts, so a left/right swap counts as an error), and the IoU
   averaged over the parts present in either map (background excluded).
+* skier charts: of the pixels both call body, the share where our chart is the official one, and
+  where it is the official chart's turned-around partner (``CHART_TURN``: the person read as facing
+  away; `benchmarks/orientation.py` measures the same on renders).
 * ``--pictures DIR``: one PNG per photo (and for two of the frames): photo | parts and boxes | U
   and V isolines, 180 pixels high (MODELS.md shows them).
 """
@@ -130,6 +133,16 @@ def coarse_part_miou(ours: np.ndarray, official: np.ndarray) -> float:
     return float(np.mean(ious)) if ious else 0.0
 
 
+def chart_agreement(ours: np.ndarray, official: np.ndarray) -> tuple[float, float]:
+    """Of the pixels both maps label as body: (share with the same chart, share with the official
+    chart's turned-around partner, ``CHART_TURN``: the person read as facing the other way)."""
+    from densepose.surface.parts import CHART_TURN
+
+    both = (ours > 0) & (official > 0)
+    n = max(int(both.sum()), 1)
+    return float((ours[both] == official[both]).sum() / n), float((ours[both] == CHART_TURN[official[both]]).sum() / n)
+
+
 def official_skier_labels(data_dir: Path, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """(chart labels (H, W) of the official model's best detection on image 785, its box xyxy)."""
     from densepose.data.uv_encoding import decode_uv_data
@@ -236,11 +249,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:32s} people {s.people}  found {s.found}  false positives {s.false_positives}  "
               f"detections {s.detections}")
     total = summary(scores, miou)
+    _, ours = skier_agreement(predictor, data_dir)
+    if ours is not None:
+        official, _ = official_skier_labels(data_dir, *ours.shape)
+        total["skier_same_chart"], total["skier_turned_chart"] = chart_agreement(ours, official)
     print(f"model {args.model or 'bundled'}; min score {args.min_score}; shorter side {args.size or 'default'}; "
           f"{time.perf_counter() - t0:.0f} s")
     print(f"recall {total['recall']:.3f} ({total['found']}/{total['people']}); false positives "
           f"{total['false_positives']} in {total['images']} images ({total['false_positives_per_image']:.2f}/image); "
           f"skier coarse-part mIoU vs official {miou:.3f}")
+    if "skier_same_chart" in total:
+        print(f"skier, pixels both call body: same chart as the official model {total['skier_same_chart']:.3f}, "
+              f"its turned-around chart (read as facing the other way) {total['skier_turned_chart']:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": total, "images": [asdict(s) for s in scores]}, indent=1))
     return 0

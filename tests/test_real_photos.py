@@ -76,3 +76,14 @@ def test_bundled_model_on_real_photos(shared_dir):
     assert total["recall"] >= 0.85, total
     assert total["false_positives_per_image"] <= 1.6, total
     assert miou >= 0.03, total
+
+
+def test_chart_agreement_tells_a_person_read_as_facing_away():
+    from densepose.surface.parts import CHART_TURN
+
+    official = np.array([[0, 2, 9, 10], [13, 14, 23, 24]])
+    assert real_photos.chart_agreement(official, official) == (1.0, 0.0)
+    assert real_photos.chart_agreement(CHART_TURN[official], official) == (0.0, 1.0)
+    ours = official.copy()
+    ours[0, 1:] = 0  # background where the official model sees body: not counted
+    assert real_photos.chart_agreement(ours, official) == (1.0, 0.0)

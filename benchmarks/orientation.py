@@ -1,0 +1,160 @@
+"""Does a model know which way people face? Front/back and left/right of its charts on rendered people.
+
+    python benchmarks/orientation.py [--model PATH] [--data DIR] [--num 60] [--seed 999] [--json OUT.json]
+
+A chart says on which side of the body a pixel lies: torso front or back, upper leg left front or
+right back, head left or right. Which of them a pixel shows depends on which way the person faces,
+so a model that cannot tell confuses each chart with its turned-around partner (``CHART_TURN``:
+right front <-> left back, ...). On a rendered set (``--data``: a `densepose synth` folder; without
+it, ``--num`` images are rendered with ``--seed`` into a temporary folder), each annotated person is
+matched to the model's best detection (box IoU >= 0.5, score >= 0.3) and its labels are read at the
+ground-truth points:
+
+* chart accuracy: the predicted chart is the true one; *turned*: it is the true chart's
+  turned-around partner; coarse-part accuracy (the 14 parts of ``dp_masks``).
+* by facing: people whose shoulders show which way they face (the left shoulder right of the right
+  one in the image: facing the camera; the other way round: facing away; shoulders closer than 15 %
+  of the box width: skipped). For each limb group, the share of its points labelled with a front
+  chart and with a back chart; a model that knows front from back labels most of the points of
+  people facing the camera "front", of people facing away "back".
+* head: the share of people whose "head left" chart lies on the side of the image where that
+  person's left is (right for people facing the camera).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+#: Charts of the front and of the back of each limb group (torso, legs, arms).
+GROUPS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "torso": ((2,), (1,)),
+    "upper legs": ((9, 10), (7, 8)),
+    "lower legs": ((13, 14), (11, 12)),
+    "upper arms": ((15, 16), (17, 18)),
+    "lower arms": ((19, 20), (21, 22)),
+}
+HEAD_RIGHT, HEAD_LEFT = 23, 24
+LEFT_SHOULDER, RIGHT_SHOULDER = 5, 6  # COCO keypoint order
+
+
+def facing_of(keypoints: list[float], box_width: float) -> str | None:
+    """'camera', 'away' or None (shoulders not both visible, or too close to tell) from COCO keypoints."""
+    k = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
+    if k[LEFT_SHOULDER, 2] == 0 or k[RIGHT_SHOULDER, 2] == 0:
+        return None
+    dx = k[LEFT_SHOULDER, 0] - k[RIGHT_SHOULDER, 0]
+    if abs(dx) < 0.15 * box_width:
+        return None
+    return "camera" if dx > 0 else "away"
+
+
+def score(predictor, data: Path) -> dict:
+    """Per-point tallies over the rendered set ``data`` -> the summary described in the module doc."""
+    from densepose.io.images import load_image
+    from densepose.surface.parts import CHART_TO_MASK_PART, CHART_TURN
+    from real_photos import box_iou
+
+    coco = json.loads((data / "annotations.json").read_text())
+    by_image: dict[int, list[dict]] = {}
+    for a in coco["annotations"]:
+        if "dp_I" in a:
+            by_image.setdefault(a["image_id"], []).append(a)
+    exact = turned = coarse = points = 0
+    groups = {f: {g: [0, 0, 0] for g in GROUPS} for f in ("camera", "away")}
+    head = {f: [0, 0] for f in ("camera", "away")}
+    people = 0
+    for im in coco["images"]:
+        anns = by_image.get(im["id"])
+        if not anns:
+            continue
+        image = load_image(data / "images" / im["file_name"])[0]
+        h, w = image.shape[:2]
+        result = predictor(image)
+        if not len(result):
+            continue
+        det = np.array([p.box for p in result], dtype=np.float64)
+        for a in anns:
+            x, y, bw, bh = a["bbox"]
+            iou = box_iou(det, np.array([[x, y, x + bw, y + bh]]))[:, 0]
+            best = int(np.argmax(iou))
+            if iou[best] < 0.5:
+                continue
+            people += 1
+            labels = result[best].iuv_image(h, w)[..., 0].astype(np.int64)
+            px = np.clip((x + np.asarray(a["dp_x"]) / 256 * bw).astype(np.int64), 0, w - 1)
+            py = np.clip((y + np.asarray(a["dp_y"]) / 256 * bh).astype(np.int64), 0, h - 1)
+            truth, seen = np.asarray(a["dp_I"]).astype(np.int64), labels[py, px]
+            exact += int((seen == truth).sum())
+            turned += int((seen == CHART_TURN[truth]).sum())
+            coarse += int((CHART_TO_MASK_PART[seen] == CHART_TO_MASK_PART[truth]).sum())
+            points += len(truth)
+            facing = facing_of(a.get("keypoints", []), bw) if a.get("keypoints") else None
+            if facing is None:
+                continue
+            for name, (front, back) in GROUPS.items():
+                on = np.isin(truth, front + back)
+                tally = groups[facing][name]
+                tally[0] += int(np.isin(seen[on], front).sum())
+                tally[1] += int(np.isin(seen[on], back).sum())
+                tally[2] += int(on.sum())
+            cols_left, cols_right = np.nonzero(labels == HEAD_LEFT)[1], np.nonzero(labels == HEAD_RIGHT)[1]
+            if len(cols_left) >= 5 and len(cols_right) >= 5:
+                left_on_image_right = cols_left.mean() > cols_right.mean()
+                head[facing][0] += int(left_on_image_right == (facing == "camera"))
+                head[facing][1] += 1
+    points = max(points, 1)
+    return {
+        "people": people, "points": points, "chart_accuracy": exact / points, "turned": turned / points,
+        "coarse_part_accuracy": coarse / points,
+        "by_facing": {f: {g: {"front": t[0] / max(t[2], 1), "back": t[1] / max(t[2], 1), "points": t[2]}
+                          for g, t in gs.items()} for f, gs in groups.items()},
+        "head_sides_right": {f: {"right": c[0] / max(c[1], 1), "people": c[1]} for f, c in head.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from densepose.api import load
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="model file (default: the bundled model)")
+    ap.add_argument("--data", default=None, help="a `densepose synth` folder (default: render --num images)")
+    ap.add_argument("--num", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=999)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None, help="write the summary here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(args.data) if args.data else Path(tmp) / "renders"
+        if not args.data:
+            from densepose.cli.main import main as cli
+
+            if cli(["synth", "--out", str(data), "--num", str(args.num), "--seed", str(args.seed),
+                    "--workers", str(args.threads), "--no-progress"]) != 0:
+                return 1
+        predictor = load(args.model, min_score=0.3, precision="fp32")
+        summary = score(predictor, data)
+    print(f"model {args.model or 'bundled'}; {summary['people']} people, {summary['points']} points")
+    print(f"chart accuracy {summary['chart_accuracy']:.3f}; turned-around chart {summary['turned']:.3f}; "
+          f"coarse part {summary['coarse_part_accuracy']:.3f}")
+    for facing, groups in summary["by_facing"].items():
+        cells = "  ".join(f"{g} {v['front']:.2f}/{v['back']:.2f}" for g, v in groups.items())
+        print(f"facing {facing:6s} front/back: {cells}")
+    for facing, v in summary["head_sides_right"].items():
+        print(f"facing {facing:6s} head left/right on the right sides: {v['right']:.2f} of {v['people']} people")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
