@@ -171,3 +171,20 @@ def test_loss_lines_on_the_console_and_in_the_log(base_run):
         lines = [line for line in text.splitlines() if "iter " in line and " loss " in line]
         assert len(lines) == 2, text[-2000:]
         assert "iter 2/2  loss " in lines[-1] and "  lr " in lines[-1] and " s/it  eta " in lines[-1]
+
+
+
+def test_train_only_densepose_keeps_the_detector(tmp_path, data):
+    """``train_only_densepose``: the trunk, FPN, RPN and box head leave the run as they came from the
+    start file (so the fine-tuned model detects the same people), the DensePose branch learns."""
+    bundled = torch.load(densepose.api.bundled_model_path(), weights_only=True)
+    run = tmp_path / "ft"
+    assert main(["train", "--config", "configs/light_effnet_real.yaml", "--data", str(data), "--out", str(run),
+                 "--weights", str(densepose.api.bundled_model_path()), "data.flip_prob=0", "data.num_workers=0",
+                 "cpu_amp=false", "solver.max_iter=2", "solver.warmup_iters=0", "solver.ims_per_batch=1",
+                 "model.min_size_train=[96]", "model.max_size=128", "eval_period=0", "train_only_densepose=true"]) == 0
+    trained = torch.load(run / "model_0000002.pt", weights_only=True)["model"]
+    assert trained.keys() == bundled["model"].keys()
+    detector = [k for k in bundled["model"] if not k.startswith("dp_")]
+    assert len(detector) > 100 and all(torch.equal(trained[k], bundled["model"][k]) for k in detector)
+    assert any(not torch.equal(trained[k], v) for k, v in bundled["model"].items() if k.startswith("dp_head."))

@@ -82,6 +82,9 @@ class TrainConfig:
     solver: SolverConfig = field(default_factory=SolverConfig)
     out: str = "runs/train"
     weights: str = ""  # model file to start from (fine-tuning), e.g. densepose/assets/model_light.pt
+    # Train the DensePose branch only (decoder, head, predictor): the trunk, FPN, RPN and box head keep
+    # the start weights, so a fine-tuned model detects exactly the people the start model detected.
+    train_only_densepose: bool = False
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # autocast on CUDA only (ignored on CPU)

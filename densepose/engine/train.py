@@ -37,6 +37,8 @@ from densepose.modeling.model_file import read_model_file
 
 log = logging.getLogger("densepose.train")
 
+#: Parameter-name prefixes of the DensePose branch of `DensePoseRCNN` (both cascade stages).
+DENSEPOSE_BRANCH = ("dp_", "cascade_fusion.")
 #: ``evaluate(model, iteration) -> {metric: value}`` or None; called on rank 0 with the bare model.
 EvalFn = Callable[[nn.Module, int], "dict[str, float] | None"]
 
@@ -101,6 +103,9 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
         model = DensePoseRCNN(dataclasses.replace(cfg.model, backbone_weights=None) if overwritten else cfg.model)
     if start is not None:
         load_start_weights(model, start, cfg.weights)
+    if cfg.train_only_densepose:
+        frozen = freeze_all_but_densepose(model)
+        log.info("train_only_densepose: %d detector tensors frozen", frozen)
     model.to(device)
     _seed_all(cfg.seed + 1000003 * info.rank)
 
@@ -216,6 +221,16 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
     if writer is not None:
         writer.close()
     return model
+
+
+def freeze_all_but_densepose(model: nn.Module) -> int:
+    """Stop gradients to every parameter outside the DensePose branch; returns how many were frozen."""
+    frozen = 0
+    for name, p in model.named_parameters():
+        if not name.startswith(DENSEPOSE_BRANCH) and p.requires_grad:
+            p.requires_grad_(False)
+            frozen += 1
+    return frozen
 
 
 def _restore(path: Path, state: dict, model: nn.Module, optimizer, scaler) -> None:
