@@ -186,3 +186,24 @@ def test_group_norm_groups_divide_efficientnet_widths():
         assert channels % norm.num_groups == 0 and norm.num_groups <= 32
     assert make_norm("gn", 256).num_groups == 32 and make_norm("gn", 64).num_groups == 16  # ResNet widths unchanged
     Backbone("efficientnet_lite0", 32, "gn", 0)  # the from-scratch variant builds
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("size", [(64, 96), (67, 101), (32, 33)])
+def test_stride_two_convolutions_pad_as_tensorflow_same(kernel, size):
+    """Even sizes use a shifted (k+1) kernel instead of a padded copy; it must equal SAME padding."""
+    from densepose.modeling.backbone import FrozenBatchNorm2d
+    from densepose.modeling.efficientnet_lite import ConvBN
+
+    torch.manual_seed(kernel)
+    layer = ConvBN(8, 8, kernel, 2, FrozenBatchNorm2d(8, 1e-3), act=False, groups=8).eval()
+    layer.bn.weight.normal_(1.0, 0.2)
+    layer.bn.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(2, 8, *size)
+    top, bottom = same_padding(size[0], kernel, 2)
+    left, right = same_padding(size[1], kernel, 2)
+    scale, shift = layer.bn.scale_shift()
+    expected = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (left, right, top, bottom)),
+                                          layer.conv.weight * scale[:, None, None, None], shift, 2, 0, 1, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)

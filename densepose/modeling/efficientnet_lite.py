@@ -67,8 +67,11 @@ class ConvBN(nn.Module):
 
     A frozen batch norm (one with ``scale_shift()``) is folded into the convolution's weight and
     bias on every call: on the CPU the separate multiply and add cost more than the depthwise
-    convolutions themselves. Stride-1 SAME padding is symmetric, so it is the convolution's own
-    (no padded copy of the input); stride 2 pads one pixel more on the right/bottom explicitly.
+    convolutions themselves. Stride-1 SAME padding is symmetric, so it is the convolution's own.
+    Stride 2 pads one pixel more on the right/bottom; on even sizes (every size here: inputs are
+    padded to a multiple of 32) that is the same as a (k+1) x (k+1) kernel whose first row and
+    column are zero, with symmetric padding k // 2, so no padded copy of the input is made (a
+    copy of the 6x expanded activations cost more than the extra multiplies); odd sizes are padded.
     """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, norm: nn.Module, act: bool, groups: int = 1):
@@ -79,17 +82,22 @@ class ConvBN(nn.Module):
         self.kernel, self.stride = kernel, stride
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.kernel > 1 and self.stride > 1:
-            top, bottom = same_padding(x.shape[-2], self.kernel, self.stride)
-            left, right = same_padding(x.shape[-1], self.kernel, self.stride)
-            x = F.pad(x, (left, right, top, bottom))
+        conv = self.conv
         fold = getattr(self.bn, "scale_shift", None)
+        weight, bias, padding = conv.weight, None, conv.padding
         if fold is not None:
-            scale, shift = fold()
-            conv = self.conv
-            x = F.conv2d(x, conv.weight * scale[:, None, None, None], shift, conv.stride, conv.padding, 1, conv.groups)
-        else:
-            x = self.bn(self.conv(x))
+            scale, bias = fold()
+            weight = weight * scale[:, None, None, None]
+        if self.kernel > 1 and self.stride > 1:
+            if x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0:
+                weight, padding = F.pad(weight, (1, 0, 1, 0)), self.kernel // 2
+            else:
+                top, bottom = same_padding(x.shape[-2], self.kernel, self.stride)
+                left, right = same_padding(x.shape[-1], self.kernel, self.stride)
+                x = F.pad(x, (left, right, top, bottom))
+        x = F.conv2d(x, weight, bias, conv.stride, padding, 1, conv.groups)
+        if fold is None:
+            x = self.bn(x)
         # In place: no backward pass needs a convolution's or a norm's output, only their inputs.
         return F.relu6(x, inplace=True) if self.act else x
 
