@@ -48,7 +48,7 @@ def _run(model, what: str, images: list[np.ndarray], args, threads: int) -> None
     torch.set_num_threads(threads)
     predictor = Predictor(model, "cpu", args.min_score, min_size=args.size, precision=args.precision)
     print(f"model: {what}; {predictor.precision}; threads {threads}; shorter side {args.size or 'model default'}; "
-          f"min score {args.min_score}; {len(images)} image(s): {[im.shape[:2] for im in images]}")
+          f"min score {predictor.min_score}; {len(images)} image(s): {[im.shape[:2] for im in images]}")
     # Split the time: model forward alone, then the whole call (forward + per-person post-processing).
     forward_ms, total_ms, people = [], [], []
     for rep in range(args.repeats + 1):
@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[default_threads()],
                     help="thread counts to compare, e.g. --threads 1 2 (default: what densepose predict uses)")
     ap.add_argument("--size", type=int, nargs="+", default=None, help="shorter side(s); several are merged (default: the model's)")
-    ap.add_argument("--min-score", type=float, default=0.5)
+    ap.add_argument("--min-score", type=float, default=None, help="default: the model's own (0.6 for the bundled model)")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto")
     ap.add_argument("--repeats", type=int, default=2, help="timed passes over the images (after one warm-up)")
     ap.add_argument("--images", nargs="*", default=[])

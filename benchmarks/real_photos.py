@@ -1,12 +1,13 @@
 """A model on real photographs: person recall and false positives, and part agreement on the skier.
 
-    python benchmarks/real_photos.py [--model PATH] [--min-score 0.5] [--size S [S ...]] [--json OUT.json] [--pictures DIR]
+    python benchmarks/real_photos.py [--model PATH] [--min-score S] [--size S [S ...]] [--json OUT.json] [--pictures DIR]
 
 Images: the labelled set of ``tests/data/real_photos/annotations.json`` (6 photos and 20 frames of
 ``vtest.avi``; person boxes drawn by hand, ``iscrowd`` = ignore regions), read from the shared
 data folder (``$DENSEPOSE_SHARED/data``, default ``../shared/data`` next to the repository).
 
-* recall: labelled people matched by a detection with score >= ``--min-score`` at box IoU >= 0.5
+* recall: labelled people matched by a detection with score >= ``--min-score`` (default: the
+  model's ``default_min_score``) at box IoU >= 0.5
   (greedy, highest score first); false positives: such detections that match no labelled person
   and lie mostly (>= 50 % of their area) outside every ignore region.
 * skier: on COCO image 785, the coarse-part agreement with the official DensePose model
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model file (default: the bundled model)")
-    ap.add_argument("--min-score", type=float, default=0.5)
+    ap.add_argument("--min-score", type=float, default=None, help="default: the model's own (0.6 for the bundled model)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, nargs="+", default=None, help="shorter side(s); several are merged (default: the model's)")
     ap.add_argument("--json", default=None, help="write the per-image scores and the summary here")
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if ours is not None:
         official, _ = official_skier_labels(data_dir, *ours.shape)
         total["skier_same_chart"], total["skier_turned_chart"] = chart_agreement(ours, official)
-    print(f"model {args.model or 'bundled'}; min score {args.min_score}; shorter side {args.size or 'default'}; "
+    print(f"model {args.model or 'bundled'}; min score {predictor.min_score}; shorter side {args.size or 'default'}; "
           f"{time.perf_counter() - t0:.0f} s")
     print(f"recall {total['recall']:.3f} ({total['found']}/{total['people']}); false positives "
           f"{total['false_positives']} in {total['images']} images ({total['false_positives_per_image']:.2f}/image); "

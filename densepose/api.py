@@ -48,12 +48,16 @@ def build_model_from_checkpoint(path: str | os.PathLike) -> torch.nn.Module:
 def load(
     path: str | os.PathLike | None = None,
     device: str = "cpu",
-    min_score: float = 0.5,
+    min_score: float | None = None,
     min_size: int | Sequence[int] | None = None,
     max_size: int | None = None,
     precision: str = "auto",
 ) -> Predictor:
-    """A `Predictor` for the model file at ``path`` (default: the bundled light model)."""
+    """A `Predictor` for the model file at ``path`` (default: the bundled light model).
+
+    ``min_score``: keep people scoring at least this; default: the model's ``default_min_score``
+    (0.6 for the bundled model, 0.5 for most others).
+    """
     if path is None:
         path = bundled_model_path()
         if not path.is_file():

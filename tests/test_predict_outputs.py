@@ -202,3 +202,16 @@ def test_surface_helpers_on_anny(people, anny):
     _, _, xyz = r.surface_xyz(anny)
     assert xyz.shape == (len(face), 3) and np.isfinite(xyz).all()
     assert np.ptp(xyz[:, 1]) < 2.5  # metres on a human body
+
+
+def test_default_min_score_is_the_models_own():
+    """Without ``min_score`` a predictor keeps people from its model's ``default_min_score`` (0.5
+    for a model without one); an explicit ``min_score`` wins."""
+    from types import SimpleNamespace
+
+    image = random_image(120, 160)
+    assert [round(r.score, 2) for r in Predictor(FakeModel())(image)] == [0.9, 0.6]
+    strict = FakeModel()
+    strict.cfg = SimpleNamespace(default_min_score=0.7)
+    assert [round(r.score, 2) for r in Predictor(strict)(image)] == [0.9]
+    assert [round(r.score, 2) for r in Predictor(strict, min_score=0.05)(image)] == [0.9, 0.6, 0.1]

@@ -61,20 +61,21 @@ def test_coarse_part_miou_counts_a_left_right_swap_as_wrong():
 
 @pytest.mark.slow
 def test_bundled_model_on_real_photos(shared_dir):
-    """The shipped model on the labelled real photos (MODELS.md, "On real photos": recall 0.929,
-    1.38 false people per image, skier agreement 0.217), with a margin. The same weights without
-    the model file's group-box and height-range filters give 2.00 false people per image and fail
-    the bound; the ResNet-18 model shipped before them fails all of them (recall 0.071, 4.9 false
-    people per image). The targets of the project are recall >= 0.9, <= 0.1 false people per image
-    and skier >= 0.5."""
+    """The shipped model on the labelled real photos (MODELS.md, "On real photos"), with a margin.
+    At its own score threshold (``default_min_score`` 0.6): recall 0.929, 1.04 false people per image;
+    at 0.5: 1.38, the figure of the model file before it carried the threshold, which fails the bound
+    (as do the same weights without the group-box and height-range filters, 2.00 at 0.5, and the
+    ResNet-18 model shipped before them: recall 0.071, 4.9 false people per image). The targets of
+    the project are recall >= 0.9, <= 0.1 false people per image and skier >= 0.5."""
     import densepose.api
 
-    predictor = densepose.api.load(min_score=0.5, precision="fp32")
+    predictor = densepose.api.load(precision="fp32")
+    assert predictor.min_score == 0.6
     scores, miou = real_photos.score_model(predictor, shared_dir / "data")
     total = real_photos.summary(scores, miou)
     assert total["people"] == 113 and total["images"] == 26
     assert total["recall"] >= 0.85, total
-    assert total["false_positives_per_image"] <= 1.6, total
+    assert total["false_positives_per_image"] <= 1.2, total
     assert miou >= 0.03, total
 
 

@@ -55,7 +55,8 @@ def register(subparsers) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     p.add_argument("--batch-size", type=int, default=1,
                    help="images or frames per forward pass (results equal one at a time; default: 1)")
-    p.add_argument("--min-score", type=float, default=0.5, help="keep detections scoring at least this (default: 0.5)")
+    p.add_argument("--min-score", type=float, default=None,
+                   help="keep detections scoring at least this (default: the model's own, 0.6 for the bundled model, else 0.5)")
     p.add_argument("--size", type=int, nargs="+", default=None, metavar="SIZE",
                    help="shorter image side fed to the model; several sizes are each tested and their detections "
                    "merged, e.g. --size 512 384 256 finds more people, slower (default: the model's test sizes, "

@@ -55,6 +55,9 @@ class ModelConfig:
     box_reg_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
     box_smooth_l1_beta: float = 0.0
     score_thresh_test: float = 0.05
+    # `predict`, `demo` and `densepose.load()` keep people from this score unless told another
+    # (--min-score); a property of the model, whose scores are calibrated as its training made them.
+    default_min_score: float = 0.5
     nms_thresh_test: float = 0.5
     detections_per_image: int = 100
     # Drop detections that box two people side by side (`densepose.modeling.group_boxes`).

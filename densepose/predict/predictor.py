@@ -27,7 +27,7 @@ class Predictor:
         self,
         model: torch.nn.Module,
         device: str | torch.device = "cpu",
-        min_score: float = 0.5,
+        min_score: float | None = None,
         min_size: int | Sequence[int] | None = None,
         max_size: int | None = None,
         precision: str = "auto",
@@ -35,7 +35,7 @@ class Predictor:
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
-        self.min_score = float(min_score)
+        self.min_score = float(default_min_score(self.model) if min_score is None else min_score)
         self.min_size = parse_test_sizes(min_size)
         self.max_size = None if max_size is None else int(max_size)
         # DensePoseRCNN and the detectron2 models take these per call; a plain module gets images only.
@@ -128,3 +128,8 @@ def _confidences(out: dict[str, torch.Tensor], k: int, labels: np.ndarray, box: 
     from densepose.modeling.detectron2.confidence import confidences_at_box
 
     return confidences_at_box(out, k, labels, box)
+
+
+def default_min_score(model: torch.nn.Module) -> float:
+    """The score from which ``model`` keeps people by default: its config's ``default_min_score``, else 0.5."""
+    return float(getattr(getattr(model, "cfg", None), "default_min_score", 0.5))
