@@ -44,10 +44,10 @@ HEAD_RIGHT, HEAD_LEFT = 23, 24
 LEFT_SHOULDER, RIGHT_SHOULDER = 5, 6  # COCO keypoint order
 
 
-def facing_of(keypoints: list[float], box_width: float) -> str | None:
-    """'camera', 'away' or None (shoulders not both visible, or too close to tell) from COCO keypoints."""
-    k = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
-    if k[LEFT_SHOULDER, 2] == 0 or k[RIGHT_SHOULDER, 2] == 0:
+def facing_of(keypoints: list[float] | None, box_width: float) -> str | None:
+    """'camera', 'away' or None (no keypoints, shoulders not both visible, or too close to tell)."""
+    k = np.asarray(keypoints or [], dtype=np.float64).reshape(-1, 3)
+    if len(k) <= RIGHT_SHOULDER or k[LEFT_SHOULDER, 2] == 0 or k[RIGHT_SHOULDER, 2] == 0:
         return None
     dx = k[LEFT_SHOULDER, 0] - k[RIGHT_SHOULDER, 0]
     if abs(dx) < 0.15 * box_width:
@@ -95,7 +95,7 @@ def score(predictor, data: Path) -> dict:
             turned += int((seen == CHART_TURN[truth]).sum())
             coarse += int((CHART_TO_MASK_PART[seen] == CHART_TO_MASK_PART[truth]).sum())
             points += len(truth)
-            facing = facing_of(a.get("keypoints", []), bw) if a.get("keypoints") else None
+            facing = facing_of(a.get("keypoints"), bw)
             if facing is None:
                 continue
             for name, (front, back) in GROUPS.items():

@@ -173,7 +173,6 @@ def test_loss_lines_on_the_console_and_in_the_log(base_run):
         assert "iter 2/2  loss " in lines[-1] and "  lr " in lines[-1] and " s/it  eta " in lines[-1]
 
 
-
 def test_train_only_densepose_keeps_the_detector(tmp_path, data):
     """``train_only_densepose``: the trunk, FPN, RPN and box head leave the run as they came from the
     start file (so the fine-tuned model detects the same people), the DensePose branch learns."""
