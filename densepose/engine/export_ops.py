@@ -9,8 +9,8 @@ one needs ``import densepose.engine.export_ops`` first.
 * ``nms(boxes (N, 4), scores (N,), iou, score_threshold, max_output)`` -> kept indices (K,) by
   decreasing score: boxes with ``score <= score_threshold`` are dropped first (ONNX semantics),
   then greedy NMS (suppress IoU > ``iou``), then the first ``max_output``.
-* ``roi_align(features (1, C, H, W), boxes (K, 4), output_size, spatial_scale, sampling_ratio,
-  aligned)`` -> (K, C, S, S): RoIAlign of one image (ONNX ``half_pixel`` = ``aligned=True``,
+* ``roi_align(features (1, C, H, W), boxes (K, 4), output_height, output_width, spatial_scale,
+  sampling_ratio, aligned)`` -> (K, C, output_height, output_width): RoIAlign of one image (ONNX ``half_pixel`` = ``aligned=True``,
   ``output_half_pixel`` = the legacy ``aligned=False``).
 """
 from __future__ import annotations
@@ -35,15 +35,16 @@ def _nms_fake(boxes, scores, iou, score_threshold, max_output):
 
 
 @torch.library.custom_op("densepose_export::roi_align", mutates_args=())
-def roi_align(features: Tensor, boxes: Tensor, output_size: int, spatial_scale: float, sampling_ratio: int,
-              aligned: bool) -> Tensor:
+def roi_align(features: Tensor, boxes: Tensor, output_height: int, output_width: int, spatial_scale: float,
+              sampling_ratio: int, aligned: bool) -> Tensor:
     rois = torch.cat([boxes.new_zeros((boxes.shape[0], 1)), boxes], dim=1)
-    return plain_roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned).contiguous()
+    return plain_roi_align(features, rois, (output_height, output_width), spatial_scale, sampling_ratio,
+                           aligned).contiguous()
 
 
 @roi_align.register_fake
-def _roi_align_fake(features, boxes, output_size, spatial_scale, sampling_ratio, aligned):
-    return features.new_empty((boxes.shape[0], features.shape[1], output_size, output_size))
+def _roi_align_fake(features, boxes, output_height, output_width, spatial_scale, sampling_ratio, aligned):
+    return features.new_empty((boxes.shape[0], features.shape[1], output_height, output_width))
 
 
 def onnx_translations() -> dict:
@@ -61,11 +62,12 @@ def onnx_translations() -> dict:
                           op.Constant(value_ints=[1]))
         return op.Reshape(column, op.Constant(value_ints=[-1]))
 
-    def onnx_roi_align(features, boxes, output_size: int, spatial_scale: float, sampling_ratio: int, aligned: bool):
+    def onnx_roi_align(features, boxes, output_height: int, output_width: int, spatial_scale: float,
+                       sampling_ratio: int, aligned: bool):
         count = op.Slice(op.Shape(boxes), op.Constant(value_ints=[0]), op.Constant(value_ints=[1]))
         batch_indices = op.ConstantOfShape(count, value=onnx.helper.make_tensor("zero", onnx.TensorProto.INT64, [1], [0]))
-        return op.RoiAlign(features, boxes, batch_indices, mode="avg", output_height=output_size,
-                           output_width=output_size, sampling_ratio=sampling_ratio, spatial_scale=spatial_scale,
+        return op.RoiAlign(features, boxes, batch_indices, mode="avg", output_height=output_height,
+                           output_width=output_width, sampling_ratio=sampling_ratio, spatial_scale=spatial_scale,
                            coordinate_transformation_mode="half_pixel" if aligned else "output_half_pixel")
 
     return {torch.ops.densepose_export.nms.default: onnx_nms,
