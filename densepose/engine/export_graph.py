@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.densepose_export)
 from densepose.errors import UserError
+from densepose.modeling.facing import FACING_CROP, crop_boxes, reweight_charts, to_facing_input
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, nonempty
 from densepose.modeling.rcnn import DP_OUTPUT_KEYS
@@ -70,7 +71,7 @@ class ExportPipeline(nn.Module):
     def _pool(self, feats: list[Tensor], boxes: Tensor, pooler: MultiScaleRoIAlign) -> Tensor:
         """(K, 4) boxes -> (K, C, S, S), each box from its FPN level (every level pooled, one kept)."""
         pool = lambda f, stride: torch.ops.densepose_export.roi_align(  # noqa: E731
-            f, boxes, pooler.output_size, 1.0 / stride, pooler.sampling_ratio, pooler.aligned)
+            f, boxes, pooler.output_size, pooler.output_size, 1.0 / stride, pooler.sampling_ratio, pooler.aligned)
         if len(pooler.strides) == 1:
             return pool(feats[0], pooler.strides[0])
         levels = assign_fpn_levels(boxes, pooler.min_level, pooler.max_level)
@@ -141,7 +142,18 @@ class ExportPipeline(nn.Module):
             boxes, scores = boxes[~pairs], scores[~pairs]
         uses_decoder = getattr(model, "dp_decoder", None) is not None
         source = [model.dp_decoder(feats[:4])] if uses_decoder else feats[:4]
-        return boxes, scores, model.dp_predictor(model.dp_head(self._pool(source, boxes, model.dp_pooler)))
+        maps = model.dp_predictor(model.dp_head(self._pool(source, boxes, model.dp_pooler)))
+        if getattr(cfg, "facing_on", False):
+            maps = {**maps, "fine_segm": reweight_charts(maps["fine_segm"], self._facing(x, boxes), model.facing_chart_ratio)}
+        return boxes, scores, maps
+
+    def _facing(self, x: Tensor, boxes: Tensor) -> Tensor:
+        """Normalised padded image (1, 3, h, w), boxes (N, 4) -> (N,) P(facing the camera), as
+        `DensePoseRCNN.facing_probability` (the crops cut by the graph's RoIAlign op)."""
+        model = self.model
+        image = to_facing_input(x, model.transform.pixel_mean, model.transform.pixel_std)
+        crops = torch.ops.densepose_export.roi_align(image, crop_boxes(boxes), FACING_CROP[0], FACING_CROP[1], 1.0, 2, True)
+        return model.facing(crops).sigmoid()
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:
         """(3, H, W) RGB 0..255 (uint8 or float) -> the outputs named in ``output_names`` (module docstring)."""

@@ -42,6 +42,7 @@ from densepose.modeling.roi_heads import (
     mask_targets,
     sample_proposals,
 )
+from densepose.modeling.facing import RATIO_COLUMNS, FacingClassifier, person_crops, reweight_charts, to_facing_input
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.multiscale import gather_merged, select_across_sizes, within_size_range
 from densepose.modeling.rpn import RPN
@@ -108,6 +109,12 @@ class DensePoseRCNN(nn.Module):
                 self.dp_predictor2 = DensePosePredictor(cfg.dp_dim)
         elif cfg.cascade:
             raise ValueError("cascade needs densepose_on")
+        if cfg.facing_on:
+            if not cfg.densepose_on:
+                raise ValueError("facing_on needs densepose_on")
+            self.facing = FacingClassifier().requires_grad_(False)  # trained apart (facing_train)
+            # P(chart | facing, box column) / P(chart | box column); set by densepose.engine.facing_train
+            self.register_buffer("facing_chart_ratio", torch.ones(2, RATIO_COLUMNS, 25))
         # NHWC: ~1.4x faster convolutions on CPU (oneDNN) and on GPU tensor cores; preprocess()
         # hands the network NHWC batches to match.
         self.to(memory_format=torch.channels_last)
@@ -262,7 +269,7 @@ class DensePoseRCNN(nn.Module):
         dets = self._detect(batch, feats, score_thresh)
         if self.cfg.drop_group_boxes:
             dets = _rows_where(dets, lambda boxes, scores: ~group_boxes(boxes, scores))
-        return RCNNTransform.to_input_pixels(self._heads(feats, dets), batch)
+        return RCNNTransform.to_input_pixels(self._heads(feats, dets, batch.tensor), batch)
 
     @torch.no_grad()
     def _inference_at_sizes(self, images: list[Tensor], sizes: list[int | None], max_size: int | None,
@@ -295,9 +302,15 @@ class DensePoseRCNN(nn.Module):
         outputs = {}
         for r, run in enumerate(runs):
             chosen = [(b[kept[(r, j)]], s[kept[(r, j)]]) for j, (b, s) in enumerate(run.dets)]
-            for j, out in enumerate(RCNNTransform.to_input_pixels(self._heads(run.feats, chosen), run.batch)):
+            for j, out in enumerate(RCNNTransform.to_input_pixels(self._heads(run.feats, chosen, run.batch.tensor), run.batch)):
                 outputs[(r, j)] = out
         return [gather_merged([outputs[e] for e in image_entries], order) for image_entries, order in zip(entries, orders)]
+
+    def facing_probability(self, images: Tensor, boxes: list[Tensor]) -> Tensor:
+        """(B, 3, H, W) normalised images, per-image boxes (K_i, 4) -> (sum K_i,) P(facing the camera)."""
+        x = to_facing_input(images.float(), self.transform.pixel_mean, self.transform.pixel_std)
+        crops = person_crops(x, boxes).contiguous(memory_format=torch.channels_last)
+        return self.facing(crops.to(images.dtype)).float().sigmoid()
 
     def _detect(self, batch: ImageBatch, feats: list[Tensor], score_thresh: float | None) -> list[tuple[Tensor, Tensor]]:
         """RPN + box head: per image (boxes (N, 4) in resized pixels, scores (N,)), NMS'd, by score."""
@@ -309,8 +322,9 @@ class DensePoseRCNN(nn.Module):
             box_cfg = replace(cfg, score_thresh_test=math.nextafter(float(score_thresh), -math.inf))
         return box_inference(logits, deltas, proposals, batch.sizes, box_cfg, cfg.box_reg_weights)
 
-    def _heads(self, feats: list[Tensor], dets: list[tuple[Tensor, Tensor]]) -> list[dict[str, Tensor]]:
-        """Mask, keypoint and DensePose heads on given detections -> per-image outputs in resized pixels."""
+    def _heads(self, feats: list[Tensor], dets: list[tuple[Tensor, Tensor]], images: Tensor) -> list[dict[str, Tensor]]:
+        """Mask, keypoint and DensePose heads (and the facing classifier) on given detections of the
+        normalised ``images`` (B, 3, H, W) -> per-image outputs in resized pixels."""
         cfg = self.cfg
         fpn4 = feats[:4]
         boxes = [b for b, _ in dets]
@@ -334,6 +348,11 @@ class DensePoseRCNN(nn.Module):
             else:  # nobody to pool for: skip the stride-4 decoder, the heads give empty outputs
                 roi_feat = feats[0].new_zeros((0, cfg.dp_decoder_channels, cfg.dp_pool, cfg.dp_pool))
             out = self._dp_forward(roi_feat, mask_extra, kp_extra)[-1]
+            if cfg.facing_on:
+                p_camera = self.facing_probability(images, boxes)
+                out = {**out, "fine_segm": reweight_charts(out["fine_segm"], p_camera, self.facing_chart_ratio)}
+                for r, p in zip(results, p_camera.split(counts)):
+                    r["facing"] = p
             for key in DP_OUTPUT_KEYS:
                 for r, o in zip(results, out[key].split(counts)):
                     r[key] = o

@@ -103,7 +103,8 @@ class Predictor:
                 boxes[k], out["coarse_segm"][k], out["fine_segm"][k], out["u"][k], out["v"][k]
             )
             people.append(PersonResult(boxes[k].numpy().astype(np.float32), float(scores[k]), labels, u, v, origin, chart,
-                                       _confidences(out, k, labels, boxes[k])))
+                                       _confidences(out, k, labels, boxes[k]),
+                                       float(out["facing"][k]) if "facing" in out else None))
         return ImageResult(people, array, frame_size=(fh, fw))
 
     def __call__(self, image: Any) -> ImageResult:

