@@ -151,6 +151,8 @@ def test_fine_tuning_from_the_bundled_model_starts_from_its_weights(tmp_path, da
                  "model.min_size_train=[96]", "model.max_size=128", "eval_period=0"]) == 0
     trained = torch.load(run / "model_0000001.pt", weights_only=True)
     assert trained["config"]["weights"] == str(densepose.api.bundled_model_path())
+    # The facing classifier is not trained by `densepose train`: it comes along from the start file.
+    assert trained["config"]["model"]["facing_on"] == bundled["config"]["facing_on"]
     assert trained["model"].keys() == bundled["model"].keys()
     assert all(torch.equal(trained["model"][k], v) for k, v in bundled["model"].items())
 

@@ -19,6 +19,16 @@ from densepose.modeling.model_file import ModelFile, first_mismatch
 log = logging.getLogger("densepose.train")
 
 
+def with_start_settings(model_config: Any, start: ModelFile) -> Any:
+    """``model_config`` with the parts of ``start`` that training does not learn switched on: a file
+    with a facing classifier (``facing_on``, trained by ``densepose train-facing``) keeps it, so a
+    model fine-tuned from the bundled one still weighs its charts by each person's facing."""
+    if getattr(start.config, "facing_on", False) and not model_config.facing_on:
+        log.info("the start model file has a facing classifier: kept as it is (facing_on=true)")
+        return dataclasses.replace(model_config, facing_on=True)
+    return model_config
+
+
 def check_start_weights(model_config: Any, start: ModelFile, where: str) -> None:
     """Before anything is built or written: the weights of ``start`` fit ``DensePoseRCNN(model_config)``
     (checked on the meta device, which allocates nothing)."""

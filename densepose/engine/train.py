@@ -31,7 +31,7 @@ from densepose.engine.distributed import DistInfo, barrier, cleanup_distributed,
 from densepose.engine.metrics import MetricsWriter, format_log_line
 from densepose.engine.run_folder import create_run_folder
 from densepose.engine.solver import build_optimizer, lr_factor, set_lr
-from densepose.engine.start_weights import check_start_weights, load_start_weights
+from densepose.engine.start_weights import check_start_weights, load_start_weights, with_start_settings
 from densepose.errors import UserError
 from densepose.modeling.model_file import read_model_file
 
@@ -82,6 +82,7 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
     state = ckpt.load_resume_state(last) if resume and last is not None else None
     start = read_model_file(cfg.weights) if cfg.weights and state is None else None
     if start is not None and model is None:
+        cfg = dataclasses.replace(cfg, model=with_start_settings(cfg.model, start))
         check_start_weights(cfg.model, start, cfg.weights)
     if dataset is None:  # bad data should fail before minutes of model building
         dataset = build_train_dataset(cfg)
