@@ -65,8 +65,10 @@ def test_bundled_model_on_real_photos(shared_dir):
     At its own score threshold (``default_min_score`` 0.6): recall 0.929, 1.04 false people per image;
     at 0.5: 1.38, the figure of the model file before it carried the threshold, which fails the bound
     (as do the same weights without the group-box and height-range filters, 2.00 at 0.5, and the
-    ResNet-18 model shipped before them: recall 0.071, 4.9 false people per image). The targets of
-    the project are recall >= 0.9, <= 0.1 false people per image and skier >= 0.5."""
+    ResNet-18 model shipped before them: recall 0.071, 4.9 false people per image). The skier: 0.429
+    coarse-part mIoU with the official model, 0.100 of his pixels on the turned-around chart; the
+    same weights without the facing classifier: 0.212 and 0.383, which fail the bounds. The targets
+    of the project are recall >= 0.9, <= 0.1 false people per image and skier >= 0.5."""
     import densepose.api
 
     predictor = densepose.api.load(precision="fp32")
@@ -76,7 +78,8 @@ def test_bundled_model_on_real_photos(shared_dir):
     assert total["people"] == 113 and total["images"] == 26
     assert total["recall"] >= 0.85, total
     assert total["false_positives_per_image"] <= 1.2, total
-    assert total["skier_coarse_miou"] >= 0.03, total
+    assert total["skier_coarse_miou"] >= 0.35, total
+    assert total["skier_turned_chart"] <= 0.2, total
 
 
 def test_chart_agreement_tells_a_person_read_as_facing_away():
