@@ -114,12 +114,12 @@ def chart_ratio(charts: np.ndarray, labels: np.ndarray) -> Tensor:
 
 @torch.no_grad()
 def crop_features(classifier: FacingClassifier, people: FacingPeople, batch: int = 64,
-                  progress: Callable[[int, int], None] | None = None) -> tuple[Tensor, Tensor]:
+                  log: Callable[[str], None] = print, log_every: int = 2000) -> tuple[Tensor, Tensor]:
     """C4 features (N, 112, 12, 6) of every person's crop and of its mirror image (float16)."""
     classifier.eval()
     feats, mirrored = [], []
     order = np.argsort(people.image, kind="stable")
-    crops, done = [], 0
+    crops, done, logged = [], 0, 0
 
     def flush():
         nonlocal crops
@@ -136,8 +136,9 @@ def crop_features(classifier: FacingClassifier, people: FacingPeople, batch: int
         done += len(rows)
         if sum(len(c) for c in crops) >= batch:
             flush()
-            if progress:
-                progress(done, len(order))
+            if done - logged >= log_every:
+                log(f"features: {done}/{len(order)} people")
+                logged = done
     if crops:
         flush()
     inverse = np.empty_like(order)
@@ -184,13 +185,17 @@ def train_facing(model_path: str | Path, folders: Sequence[str | Path], out: str
     config = replace(source.config, facing_on=True)
     model = DensePoseRCNN(config)
     own = {k: v for k, v in source.weights.items() if not k.startswith(("facing.", "facing_chart_ratio"))}
-    model.load_state_dict(own, strict=False)
+    missing = model.load_state_dict(own, strict=False).missing_keys
+    assert all(k.startswith(("facing.", "facing_chart_ratio")) for k in missing), missing  # the file was checked
     trunk, _ = split_classifier_keys(read_efficientnet_weights(packaged_weights_path()))
     wanted = model.facing.state_dict()
-    model.facing.load_state_dict({k: v for k, v in trunk.items() if k in wanted}, strict=False)
+    missing = model.facing.load_state_dict({k: v for k, v in trunk.items() if k in wanted}, strict=False).missing_keys
+    absent = [k for k in missing if not k.startswith("head.")]  # the head is what is trained here
+    if absent:
+        raise UserError(f"EfficientNet weights: no {absent[0]!r} for the facing classifier")
     people = read_people(folders, min_height)
     log(f"{len(people.labels)} people in {len(np.unique(people.image))} images")
-    feats, mirrored = crop_features(model.facing, people, progress=lambda d, n: log(f"features {d}/{n}") if d % 2000 < 64 else None)
+    feats, mirrored = crop_features(model.facing, people, log=log)
     labels = torch.from_numpy(people.labels)
     held = torch.from_numpy(people.image_ids % 10 == 0)
     torch.manual_seed(seed)
