@@ -32,7 +32,7 @@ def test_demo_command_end_to_end(tmp_path, capsys):
 def test_accuracy_on_new_realistic_synthetic_people(tmp_path, anny_surface):
     """Dressed people among props, never seen in training (another seed), scored with the evaluator.
 
-    This model: IOU AP50 0.88, GPSm AP50 0.46, GPS AP 0.22 with the shared assets; the same weights
+    This model: IOU AP50 0.88, GPSm AP50 0.54, GPS AP 0.23 with the shared assets; the same weights
     without the facing classifier: 0.88, 0.67, 0.018, which fails the GPS bound (people facing the
     camera get the charts of their back). Before: IOU AP50 0.88, GPSm AP50 0.67 (the phase-2 model shipped
     before it: 0.70, 0.46; 0.87, 0.46 with procedural garments and skies, a clone without
