@@ -148,7 +148,8 @@ def test_the_model_reweights_its_charts_by_each_persons_facing():
         assert len(out["boxes"]) > 0 and out["facing"].shape == (len(out["boxes"]),)
         assert ((out["facing"] > 0.99) if name == "camera" else (out["facing"] < 0.01)).all()
         torch.testing.assert_close(out["coarse_segm"], plain["coarse_segm"])
-        assert (out["fine_segm"][:, 1:].argmax(1) + 1 == torso).float().mean() > 0.95  # a weight of 1e4 outvotes the random head
+        # A weight of 1e4 outvotes the random head.
+        assert (out["fine_segm"][:, 1:].argmax(1) + 1 == torso).float().mean() > 0.95
     assert (plain["fine_segm"][:, 1:].argmax(1) + 1 == TORSO_FRONT).float().mean() < 0.5
 
 

@@ -144,7 +144,8 @@ class ExportPipeline(nn.Module):
         source = [model.dp_decoder(feats[:4])] if uses_decoder else feats[:4]
         maps = model.dp_predictor(model.dp_head(self._pool(source, boxes, model.dp_pooler)))
         if getattr(cfg, "facing_on", False):
-            maps = {**maps, "fine_segm": reweight_charts(maps["fine_segm"], self._facing(x, boxes), model.facing_chart_ratio)}
+            p_camera = self._facing(x, boxes)
+            maps = {**maps, "fine_segm": reweight_charts(maps["fine_segm"], p_camera, model.facing_chart_ratio)}
         return boxes, scores, maps
 
     def _facing(self, x: Tensor, boxes: Tensor) -> Tensor:
@@ -152,7 +153,7 @@ class ExportPipeline(nn.Module):
         `DensePoseRCNN.facing_probability` (the crops cut by the graph's RoIAlign op)."""
         model = self.model
         image = to_facing_input(x, model.transform.pixel_mean, model.transform.pixel_std)
-        crops = torch.ops.densepose_export.roi_align(image, crop_boxes(boxes), FACING_CROP[0], FACING_CROP[1], 1.0, 2, True)
+        crops = torch.ops.densepose_export.roi_align(image, crop_boxes(boxes), *FACING_CROP, 1.0, 2, True)
         return model.facing(crops).sigmoid()
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:

@@ -42,7 +42,8 @@ MIN_TORSO_POINTS = 4
 @dataclass
 class FacingPeople:
     """People of the training folders: ``boxes`` (N, 4) xyxy, ``labels`` (N,) torso-front share,
-    ``charts`` (N, RATIO_COLUMNS, 25) point counts per box column and chart, ``image`` (N,) index into ``files``, ``image_ids`` (N,)."""
+    ``charts`` (N, RATIO_COLUMNS, 25) point counts per box column and chart, ``image`` (N,) index
+    into ``files``, ``image_ids`` (N,)."""
 
     files: list[Path]
     boxes: np.ndarray

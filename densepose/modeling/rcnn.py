@@ -302,7 +302,8 @@ class DensePoseRCNN(nn.Module):
         outputs = {}
         for r, run in enumerate(runs):
             chosen = [(b[kept[(r, j)]], s[kept[(r, j)]]) for j, (b, s) in enumerate(run.dets)]
-            for j, out in enumerate(RCNNTransform.to_input_pixels(self._heads(run.feats, chosen, run.batch.tensor), run.batch)):
+            heads = self._heads(run.feats, chosen, run.batch.tensor)
+            for j, out in enumerate(RCNNTransform.to_input_pixels(heads, run.batch)):
                 outputs[(r, j)] = out
         return [gather_merged([outputs[e] for e in image_entries], order) for image_entries, order in zip(entries, orders)]
 
