@@ -58,12 +58,20 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
         model_config["min_size_test"], model_config["extra_test_sizes"] = test_sizes[0], list(test_sizes[1:])
     if settings:
         model_config = _with_settings(model_config, settings, str(src))
-    checked = model_file_from_dict({"config": model_config, "model": weights}, str(src))
     iteration = state.get("iteration", source_meta.get("iteration", -1))
     # A model file written again keeps the checkpoint it came from as its source.
     meta = {"source": str(source_meta.get("source") or src), "iteration": iteration if isinstance(iteration, int) else -1,
-            "model_preset": str(config.get("model_preset") or source_meta.get("model_preset", "")),
-            "parameters": int(sum(v.numel() for v in checked.weights.values() if v.is_floating_point()))}
+            "model_preset": str(config.get("model_preset") or source_meta.get("model_preset", ""))}
+    return write_model_file(out, model_config, weights, meta, str(src))
+
+
+def write_model_file(out: str | Path, model_config: dict, weights: dict[str, torch.Tensor], meta: dict,
+                     where: str) -> dict:
+    """Check ``model_config`` and ``weights`` as a model file is checked when read (``where`` names
+    their source in errors), then write them with ``meta`` and its parameter count to ``out``
+    atomically; returns that meta."""
+    checked = model_file_from_dict({"config": model_config, "model": weights}, where)
+    meta = {**meta, "parameters": int(sum(v.numel() for v in checked.weights.values() if v.is_floating_point()))}
     buf = io.BytesIO()
     torch.save({"config": checked.config.to_dict(), "model": checked.weights, "meta": meta}, buf)
     atomic_write_bytes(out, buf.getvalue())

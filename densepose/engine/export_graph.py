@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.densepose_export)
 from densepose.errors import UserError
-from densepose.modeling.facing import FACING_CROP, crop_boxes, reweight_charts, to_facing_input
+from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, reweight_charts, to_facing_input
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, nonempty
 from densepose.modeling.rcnn import DP_OUTPUT_KEYS
@@ -153,7 +153,8 @@ class ExportPipeline(nn.Module):
         `DensePoseRCNN.facing_probability` (the crops cut by the graph's RoIAlign op)."""
         model = self.model
         image = to_facing_input(x, model.transform.pixel_mean, model.transform.pixel_std)
-        crops = torch.ops.densepose_export.roi_align(image, crop_boxes(boxes), *FACING_CROP, 1.0, 2, True)
+        crops = torch.ops.densepose_export.roi_align(image, crop_boxes(boxes), *FACING_CROP, 1.0, CROP_SAMPLING_RATIO,
+                                                     True)
         return model.facing(crops).sigmoid()
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:

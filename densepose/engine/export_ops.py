@@ -10,8 +10,8 @@ one needs ``import densepose.engine.export_ops`` first.
   decreasing score: boxes with ``score <= score_threshold`` are dropped first (ONNX semantics),
   then greedy NMS (suppress IoU > ``iou``), then the first ``max_output``.
 * ``roi_align(features (1, C, H, W), boxes (K, 4), output_height, output_width, spatial_scale,
-  sampling_ratio, aligned)`` -> (K, C, output_height, output_width): RoIAlign of one image (ONNX ``half_pixel`` = ``aligned=True``,
-  ``output_half_pixel`` = the legacy ``aligned=False``).
+  sampling_ratio, aligned)`` -> (K, C, output_height, output_width): RoIAlign of one image (ONNX
+  ``half_pixel`` = ``aligned=True``, ``output_half_pixel`` = the legacy ``aligned=False``).
 """
 from __future__ import annotations
 

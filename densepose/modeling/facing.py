@@ -35,6 +35,8 @@ from densepose.modeling.ops.roi_align import boxes_to_rois, roi_align
 FACING_CROP = (192, 96)
 #: Crops are cut with this much margin around the box (fraction of its height and width).
 CROP_MARGIN = 0.1
+#: RoIAlign samples per crop pixel and axis (the eager model and the exported graph cut alike).
+CROP_SAMPLING_RATIO = 2
 #: The classifier's input normalisation (EfficientNet-Lite's: RGB 0..255 -> about -1..1).
 FACING_MEAN = 127.0
 FACING_STD = 128.0
@@ -66,7 +68,7 @@ def person_crops(images: Tensor, boxes: list[Tensor]) -> Tensor:
         (sum K_i, 3, *FACING_CROP); outside the image the crop is 0 (mid grey).
     """
     rois = boxes_to_rois([crop_boxes(b.float()) for b in boxes]).to(images.dtype)
-    return roi_align(images, rois, FACING_CROP, spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    return roi_align(images, rois, FACING_CROP, spatial_scale=1.0, sampling_ratio=CROP_SAMPLING_RATIO, aligned=True)
 
 
 class FacingClassifier(nn.Module):
