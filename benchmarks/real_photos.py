@@ -88,35 +88,31 @@ def _xyxy(boxes: list[list[float]]) -> np.ndarray:
     return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, 4) x (M, 4) xyxy -> (N, M) IoU."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = (a[:, 2:] - a[:, :2]).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+def box_iou(a: np.ndarray, b: np.ndarray, b_is_region: bool = False) -> np.ndarray:
+    """(N, 4) x (M, 4) xyxy -> (N, M) IoU (the evaluator's `box_iou_xywh`); with ``b_is_region``
+    the share of each box of ``a`` inside each of ``b`` (COCO's crowd rule)."""
+    from densepose.modeling.ops.boxes import box_iou_xywh
+
+    def xywh(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([x[:, :2], x[:, 2:] - x[:, :2]], axis=1)
+
+    return box_iou_xywh(xywh(a)[:, None], xywh(b)[None], np.ones((1, len(b)), bool) if b_is_region else None)
 
 
 def match_people(det: np.ndarray, scores: np.ndarray, people: np.ndarray, ignore: np.ndarray) -> tuple[int, int]:
     """(people found, false positives) for detections ``det`` (N, 4) with ``scores`` (N,)."""
     order = np.argsort(-scores, kind="stable")
     iou = box_iou(det[order], people) if len(people) else np.zeros((len(det), 0))
+    covered = box_iou(det[order], ignore, b_is_region=True).max(1) if len(ignore) else np.zeros(len(det))
     taken = np.zeros(len(people), dtype=bool)
     found = fp = 0
-    for i, d in enumerate(det[order]):
+    for i in range(len(det)):
         cand = np.where(~taken & (iou[i] >= 0.5))[0] if len(people) else []
         if len(cand):
             taken[cand[np.argmax(iou[i, cand])]] = True
             found += 1
-            continue
-        if len(ignore):
-            lt = np.maximum(d[:2], ignore[:, :2])
-            rb = np.minimum(d[2:], ignore[:, 2:])
-            covered = np.clip(rb - lt, 0, None).prod(-1).max() / max((d[2:] - d[:2]).prod(), 1e-9)
-            if covered >= 0.5:
-                continue
-        fp += 1
+        elif covered[i] < 0.5:
+            fp += 1
     return found, fp
 
 
