@@ -105,7 +105,8 @@ def test_export_sets_model_settings(tmp_path, capsys):
     cfg = tiny_config()
     src = tmp_path / "m.pt"
     torch.save({"config": cfg.to_dict(), "model": DensePoseRCNN(cfg).state_dict(),
-                "meta": {"source": "runs/x/model_0000005.pt", "iteration": 5, "model_preset": "tiny"}}, src)
+                "meta": {"source": "runs/x/model_0000005.pt", "iteration": 5, "model_preset": "tiny",
+                         "facing": {"people": 12}}}, src)
     out = tmp_path / "set.pt"
     assert main(["export", str(src), "--out", str(out), "--set", "drop_group_boxes=true",
                  "multisize_max_height=192", "multisize_min_height=32"]) == 0
@@ -113,6 +114,7 @@ def test_export_sets_model_settings(tmp_path, capsys):
     assert written["config"]["drop_group_boxes"] is True
     assert (written["config"]["multisize_min_height"], written["config"]["multisize_max_height"]) == (32, 192)
     assert written["meta"]["source"] == "runs/x/model_0000005.pt"
+    assert written["meta"]["facing"] == {"people": 12}  # the record of what was added after training stays
     capsys.readouterr()
     for bad, message in [("drop_group_boxe=true", "did you mean drop_group_boxes"),
                          ("multisize_max_height=abc", "expected a number"),

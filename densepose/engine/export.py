@@ -59,8 +59,10 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
     if settings:
         model_config = _with_settings(model_config, settings, str(src))
     iteration = state.get("iteration", source_meta.get("iteration", -1))
-    # A model file written again keeps the checkpoint it came from as its source.
-    meta = {"source": str(source_meta.get("source") or src), "iteration": iteration if isinstance(iteration, int) else -1,
+    # A model file written again keeps the checkpoint it came from as its source, and the record of
+    # what was added to it after training (``facing``, ``person_check``).
+    meta = {**source_meta, "source": str(source_meta.get("source") or src),
+            "iteration": iteration if isinstance(iteration, int) else -1,
             "model_preset": str(config.get("model_preset") or source_meta.get("model_preset", ""))}
     return write_model_file(out, model_config, weights, meta, str(src))
 
