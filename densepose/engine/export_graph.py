@@ -3,7 +3,8 @@
 The exported graph (`ExportPipeline`) runs from one image of any size to per-person DensePose maps:
 
     image (3, H, W) RGB 0..255 (float32 in ONNX; uint8 or float in TorchScript), any H, W
-    -> boxes (N, 4) xyxy in the INPUT image's pixels, scores (N,) decreasing,
+    -> boxes (N, 4) xyxy in the INPUT image's pixels, scores (N,) (decreasing, unless
+       the model has a person check: `densepose.modeling.person_check`),
        labels (N, S, S) uint8 0..24 (I, 0 = background), u, v (N, S, S) float32 in [0, 1]
        [+ sigma_2, kappa_u, kappa_v, fine_segm_confidence, coarse_segm_confidence (N, C, S, S)
         for detectron2 WC models]
@@ -12,10 +13,11 @@ with N dynamic (0 .. ``detections_per_image``) and S the head's output size (112
 detectron2 heads). Inside: the eager resize (shorter side ``min_size_test``, longer <=
 ``max_size``, antialiased bilinear), normalisation (and RGB -> BGR for detectron2 models), zero
 padding to a multiple of 32, backbone + FPN, RPN (per-level top-k, NMS), box head (score threshold,
-NMS, top-k), the DensePose head, boxes mapped back to input pixels, and the official labelling rule
-at S x S (`labels_uv`). Left to the caller: resizing each S x S map to its box (nearest for labels,
-bilinear for U/V); the eager `densepose_to_labels_uv` instead resizes the head logits to the box
-before the argmax, so labels at box size can differ from it along part borders.
+NMS, top-k), the DensePose head (and the facing classifier and person check), boxes mapped back to
+input pixels, and the official labelling rule at S x S (`labels_uv`). Left to the caller:
+resizing each S x S map to its box (nearest for labels, bilinear for U/V); the eager
+`densepose_to_labels_uv` instead resizes the head logits to the box before the argmax, so labels at
+box size can differ from it along part borders.
 
 Graph-friendly reformulations (same results): the per-level top-k pads each level with -inf
 scores to a fixed k, empty boxes get a -inf score instead of being removed, and multi-level
@@ -39,6 +41,7 @@ from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.dens
 from densepose.errors import UserError
 from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, reweight_charts, to_facing_input
 from densepose.modeling.group_boxes import group_boxes
+from densepose.modeling.person_check import checked_scores, cut_by_bottom
 from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, nonempty
 from densepose.modeling.rcnn import DP_OUTPUT_KEYS
 
@@ -144,18 +147,21 @@ class ExportPipeline(nn.Module):
         source = [model.dp_decoder(feats[:4])] if uses_decoder else feats[:4]
         maps = model.dp_predictor(model.dp_head(self._pool(source, boxes, model.dp_pooler)))
         if getattr(cfg, "facing_on", False):
-            p_camera = self._facing(x, boxes)
+            c4 = self._crop_features(x, boxes)
+            p_camera = model.facing.classify(c4).sigmoid()
             maps = {**maps, "fine_segm": reweight_charts(maps["fine_segm"], p_camera, model.facing_chart_ratio)}
+            if getattr(cfg, "person_check_on", False):
+                scores = checked_scores(scores, model.person_check(c4).sigmoid(), cut_by_bottom(boxes, height))
         return boxes, scores, maps
 
-    def _facing(self, x: Tensor, boxes: Tensor) -> Tensor:
-        """Normalised padded image (1, 3, h, w), boxes (N, 4) -> (N,) P(facing the camera), as
-        `DensePoseRCNN.facing_probability` (the crops cut by the graph's RoIAlign op)."""
+    def _crop_features(self, x: Tensor, boxes: Tensor) -> Tensor:
+        """Normalised padded image (1, 3, h, w), boxes (N, 4) -> (N, 112, 12, 6) C4 features of the
+        people's crops, as `DensePoseRCNN.crop_features` (the crops cut by the graph's RoIAlign op)."""
         model = self.model
         image = to_facing_input(x, model.transform.pixel_mean, model.transform.pixel_std)
         crops = torch.ops.densepose_export.roi_align(image, crop_boxes(boxes), *FACING_CROP, 1.0, CROP_SAMPLING_RATIO,
                                                      True)
-        return model.facing(crops).sigmoid()
+        return model.facing.features(crops)
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:
         """(3, H, W) RGB 0..255 (uint8 or float) -> the outputs named in ``output_names`` (module docstring)."""

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from densepose.engine.export import write_model_file
 from densepose.errors import UserError
@@ -113,12 +113,16 @@ def chart_ratio(charts: np.ndarray, labels: np.ndarray) -> Tensor:
 
 
 @torch.no_grad()
-def crop_features(classifier: FacingClassifier, people: FacingPeople, batch: int = 64,
-                  log: Callable[[str], None] = print, log_every: int = 2000) -> tuple[Tensor, Tensor]:
-    """C4 features (N, 112, 12, 6) of every person's crop and of its mirror image (float16)."""
+def crop_features(classifier: FacingClassifier, files: Sequence[Path], boxes: np.ndarray, image: np.ndarray,
+                  batch: int = 64, log: Callable[[str], None] = print, log_every: int = 2000) -> tuple[Tensor, Tensor]:
+    """C4 features (N, 112, 12, 6) of the crop of every box and of its mirror image (float16).
+
+    Args:
+        files: image paths; boxes: (N, 4) xyxy in their pixels; image: (N,) index into ``files``.
+    """
     classifier.eval()
     feats, mirrored = [], []
-    order = np.argsort(people.image, kind="stable")
+    order = np.argsort(image, kind="stable")
     crops, done, logged = [], 0, 0
 
     def flush():
@@ -128,16 +132,16 @@ def crop_features(classifier: FacingClassifier, people: FacingPeople, batch: int
         mirrored.append(classifier.features(x.flip(-1)).half())
         crops = []
 
-    for img_index in np.unique(people.image):
-        rows = order[people.image[order] == img_index]
-        pixels = load_image(people.files[img_index])[0]
-        image = (torch.tensor(pixels).permute(2, 0, 1).float()[None] - FACING_MEAN) / FACING_STD
-        crops.append(person_crops(image, [torch.from_numpy(people.boxes[rows])]))
+    for img_index in np.unique(image):
+        rows = order[image[order] == img_index]
+        pixels = load_image(files[img_index])[0]
+        pixels = (torch.tensor(pixels).permute(2, 0, 1).float()[None] - FACING_MEAN) / FACING_STD
+        crops.append(person_crops(pixels, [torch.from_numpy(boxes[rows]).float()]))
         done += len(rows)
         if sum(len(c) for c in crops) >= batch:
             flush()
             if done - logged >= log_every:
-                log(f"features: {done}/{len(order)} people")
+                log(f"features: {done}/{len(order)} crops")
                 logged = done
     if crops:
         flush()
@@ -147,11 +151,12 @@ def crop_features(classifier: FacingClassifier, people: FacingPeople, batch: int
     return torch.cat(feats)[back], torch.cat(mirrored)[back]
 
 
-def train_head(classifier: FacingClassifier, feats: Tensor, mirrored: Tensor, labels: Tensor, epochs: int = 12,
-               lr: float = 1e-3, seed: int = 0, log: Callable[[str], None] = print) -> None:
-    """Soft-label BCE on precomputed C4 features (both mirror images), AdamW, batch 128."""
+def train_head(head: nn.Module, logits: Callable[[Tensor], Tensor], feats: Tensor, mirrored: Tensor, labels: Tensor,
+               epochs: int = 12, lr: float = 1e-3, seed: int = 0, log: Callable[[str], None] = print) -> None:
+    """Train ``head`` (the parameters of ``logits``: C4 features (B, 112, 12, 6) -> (B,) logits)
+    with a soft-label BCE on precomputed features (both mirror images), AdamW, batch 128."""
     g = torch.Generator().manual_seed(seed)
-    head = classifier.head.requires_grad_(True).train()
+    head.requires_grad_(True).train()
     opt = torch.optim.AdamW(head.parameters(), lr, weight_decay=1e-2)
     x_all, y_all = torch.cat([feats, mirrored]), torch.cat([labels, labels])
     for epoch in range(epochs):
@@ -159,7 +164,7 @@ def train_head(classifier: FacingClassifier, feats: Tensor, mirrored: Tensor, la
         total = 0.0
         for i in range(0, len(perm), 128):
             idx = perm[i:i + 128]
-            loss = F.binary_cross_entropy_with_logits(head(x_all[idx].float())[:, 0], y_all[idx])
+            loss = F.binary_cross_entropy_with_logits(logits(x_all[idx].float()), y_all[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -172,7 +177,7 @@ def train_head(classifier: FacingClassifier, feats: Tensor, mirrored: Tensor, la
 def accuracy(classifier: FacingClassifier, feats: Tensor, labels: Tensor) -> float:
     """Share of people clearly facing one way (torso-front share > 0.75 or < 0.25) read right from
     their crop, as inference reads it."""
-    logits = classifier.head(feats.float())[:, 0]
+    logits = classifier.classify(feats.float())
     clear = (labels > 0.75) | (labels < 0.25)
     return float(((logits > 0) == (labels > 0.5))[clear].float().mean()) if clear.any() else float("nan")
 
@@ -195,11 +200,12 @@ def train_facing(model_path: str | Path, folders: Sequence[str | Path], out: str
         raise UserError(f"EfficientNet weights: no {absent[0]!r} for the facing classifier")
     people = read_people(folders, min_height)
     log(f"{len(people.labels)} people in {len(np.unique(people.image))} images")
-    feats, mirrored = crop_features(model.facing, people, log=log)
+    feats, mirrored = crop_features(model.facing, people.files, people.boxes, people.image, log=log)
     labels = torch.from_numpy(people.labels)
     held = torch.from_numpy(people.image_ids % 10 == 0)
     torch.manual_seed(seed)
-    train_head(model.facing, feats[~held], mirrored[~held], labels[~held], epochs, seed=seed, log=log)
+    train_head(model.facing.head, model.facing.classify, feats[~held], mirrored[~held], labels[~held], epochs,
+               seed=seed, log=log)
     val = accuracy(model.facing, feats[held], labels[held])
     model.facing_chart_ratio.copy_(chart_ratio(people.charts, people.labels))
     log(f"held-out people read right: {val:.3f}")

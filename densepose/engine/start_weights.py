@@ -19,13 +19,19 @@ from densepose.modeling.model_file import ModelFile, first_mismatch
 log = logging.getLogger("densepose.train")
 
 
+#: Parts of a model file that training does not learn (each trained apart, on a trained model).
+UNTRAINED_PARTS = {"facing_on": "a facing classifier (densepose train-facing)",
+                   "person_check_on": "a person check (densepose train-person-check)"}
+
+
 def with_start_settings(model_config: Any, start: ModelFile) -> Any:
-    """``model_config`` with the parts of ``start`` that training does not learn switched on: a file
-    with a facing classifier (``facing_on``, trained by ``densepose train-facing``) keeps it, so a
-    model fine-tuned from the bundled one still weighs its charts by each person's facing."""
-    if start.config.facing_on and not model_config.facing_on:
-        log.info("the start model file has a facing classifier: kept as it is (facing_on=true)")
-        return dataclasses.replace(model_config, facing_on=True)
+    """``model_config`` with the parts of ``start`` that training does not learn switched on
+    (`UNTRAINED_PARTS`), so a model fine-tuned from the bundled one still weighs its charts by
+    each person's facing and checks its detections."""
+    for flag, what in UNTRAINED_PARTS.items():
+        if getattr(start.config, flag) and not getattr(model_config, flag):
+            log.info("the start model file has %s: kept as it is (%s=true)", what, flag)
+            model_config = dataclasses.replace(model_config, **{flag: True})
     return model_config
 
 

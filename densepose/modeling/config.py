@@ -95,6 +95,9 @@ class ModelConfig:
     cascade_dim: int = 256
     # Facing classifier (`densepose.modeling.facing`): reweights the charts by which way each person faces
     facing_on: bool = False
+    # Person check (`densepose.modeling.person_check`): a detection's score becomes score x
+    # sqrt(P(one whole person)), read from the facing classifier's crop features (needs facing_on)
+    person_check_on: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):  # YAML/JSON give lists; keep tuples so configs compare and hash

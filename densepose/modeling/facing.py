@@ -98,8 +98,12 @@ class FacingClassifier(nn.Module):
             x = block(x)
         return x
 
+    def classify(self, c4: Tensor) -> Tensor:
+        """(N, 112, 12, 6) C4 features (`features`) -> (N,) logits of facing the camera."""
+        return self.head(c4)[:, 0]
+
     def forward(self, crops: Tensor) -> Tensor:
-        return self.head(self.features(crops))[:, 0]
+        return self.classify(self.features(crops))
 
 
 def reweight_charts(fine_segm: Tensor, p_camera: Tensor, ratio: Tensor) -> Tensor:

@@ -5,9 +5,10 @@ model resizes (shorter side ``min_size``, longer <= ``max_size``), normalises wi
 and pads to a multiple of 32 itself (`densepose.modeling.transform.RCNNTransform`). In eval, images
 are run in groups of equal padded size, so a batch gives every image its one-at-a-time answer.
 Training returns a dict of scalar losses; eval returns per
-image ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N,), ``coarse_segm`` (N, 2, 112, 112),
-``fine_segm``/``u``/``v`` (N, 25, 112, 112), and ``masks`` (N, 1, 28, 28) probabilities /
-``keypoints`` (N, 17, 3) (x, y, score) in input pixels when those heads are on.
+image ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N,) (lowered by the person check when
+``person_check_on``), ``coarse_segm`` (N, 2, 112, 112), ``fine_segm``/``u``/``v`` (N, 25, 112, 112),
+and ``masks`` (N, 1, 28, 28) probabilities / ``keypoints`` (N, 17, 3) (x, y, score) in input
+pixels / ``facing`` (N,) when those heads are on.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from densepose.modeling.roi_heads import (
     sample_proposals,
 )
 from densepose.modeling.facing import RATIO_COLUMNS, FacingClassifier, person_crops, reweight_charts, to_facing_input
+from densepose.modeling.person_check import PersonCheckHead, checked_scores, cut_by_bottom
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.multiscale import gather_merged, select_across_sizes, within_size_range
 from densepose.modeling.rpn import RPN
@@ -115,6 +117,10 @@ class DensePoseRCNN(nn.Module):
             self.facing = FacingClassifier().requires_grad_(False)  # trained apart (facing_train)
             # P(chart | facing, box column) / P(chart | box column); set by densepose.engine.facing_train
             self.register_buffer("facing_chart_ratio", torch.ones(2, RATIO_COLUMNS, 25))
+        if cfg.person_check_on:
+            if not cfg.facing_on:
+                raise ValueError("person_check_on needs facing_on (it reads the facing classifier's crop features)")
+            self.person_check = PersonCheckHead().requires_grad_(False)  # trained apart (person_check_train)
         # NHWC: ~1.4x faster convolutions on CPU (oneDNN) and on GPU tensor cores; preprocess()
         # hands the network NHWC batches to match.
         self.to(memory_format=torch.channels_last)
@@ -269,7 +275,7 @@ class DensePoseRCNN(nn.Module):
         dets = self._detect(batch, feats, score_thresh)
         if self.cfg.drop_group_boxes:
             dets = _rows_where(dets, lambda boxes, scores: ~group_boxes(boxes, scores))
-        return RCNNTransform.to_input_pixels(self._heads(feats, dets, batch.tensor), batch)
+        return RCNNTransform.to_input_pixels(self._heads(feats, dets, batch.tensor, batch.sizes), batch)
 
     @torch.no_grad()
     def _inference_at_sizes(self, images: list[Tensor], sizes: list[int | None], max_size: int | None,
@@ -302,16 +308,17 @@ class DensePoseRCNN(nn.Module):
         outputs = {}
         for r, run in enumerate(runs):
             chosen = [(b[kept[(r, j)]], s[kept[(r, j)]]) for j, (b, s) in enumerate(run.dets)]
-            heads = self._heads(run.feats, chosen, run.batch.tensor)
+            heads = self._heads(run.feats, chosen, run.batch.tensor, run.batch.sizes)
             for j, out in enumerate(RCNNTransform.to_input_pixels(heads, run.batch)):
                 outputs[(r, j)] = out
         return [gather_merged([outputs[e] for e in image_entries], order) for image_entries, order in zip(entries, orders)]
 
-    def facing_probability(self, images: Tensor, boxes: list[Tensor]) -> Tensor:
-        """(B, 3, H, W) normalised images, per-image boxes (K_i, 4) -> (sum K_i,) P(facing the camera)."""
+    def crop_features(self, images: Tensor, boxes: list[Tensor]) -> Tensor:
+        """(B, 3, H, W) normalised images, per-image boxes (K_i, 4) -> (sum K_i, 112, 12, 6) C4
+        features of the people's crops, read by the facing classifier's trunk."""
         x = to_facing_input(images.float(), self.transform.pixel_mean, self.transform.pixel_std)
         crops = person_crops(x, boxes).contiguous(memory_format=torch.channels_last)
-        return self.facing(crops.to(images.dtype)).float().sigmoid()
+        return self.facing.features(crops.to(images.dtype))
 
     def _detect(self, batch: ImageBatch, feats: list[Tensor], score_thresh: float | None) -> list[tuple[Tensor, Tensor]]:
         """RPN + box head: per image (boxes (N, 4) in resized pixels, scores (N,)), NMS'd, by score."""
@@ -323,9 +330,11 @@ class DensePoseRCNN(nn.Module):
             box_cfg = replace(cfg, score_thresh_test=math.nextafter(float(score_thresh), -math.inf))
         return box_inference(logits, deltas, proposals, batch.sizes, box_cfg, cfg.box_reg_weights)
 
-    def _heads(self, feats: list[Tensor], dets: list[tuple[Tensor, Tensor]], images: Tensor) -> list[dict[str, Tensor]]:
-        """Mask, keypoint and DensePose heads (and the facing classifier) on given detections of the
-        normalised ``images`` (B, 3, H, W) -> per-image outputs in resized pixels."""
+    def _heads(self, feats: list[Tensor], dets: list[tuple[Tensor, Tensor]], images: Tensor,
+               sizes: Sequence[tuple[int, int]]) -> list[dict[str, Tensor]]:
+        """Mask, keypoint and DensePose heads (and the facing classifier and person check) on given
+        detections of the normalised ``images`` (B, 3, H, W), whose unpadded (h, w) are ``sizes``
+        -> per-image outputs in resized pixels."""
         cfg = self.cfg
         fpn4 = feats[:4]
         boxes = [b for b, _ in dets]
@@ -350,10 +359,15 @@ class DensePoseRCNN(nn.Module):
                 roi_feat = feats[0].new_zeros((0, cfg.dp_decoder_channels, cfg.dp_pool, cfg.dp_pool))
             out = self._dp_forward(roi_feat, mask_extra, kp_extra)[-1]
             if cfg.facing_on:
-                p_camera = self.facing_probability(images, boxes)
+                c4 = self.crop_features(images, boxes)
+                p_camera = self.facing.classify(c4).float().sigmoid()
                 out = {**out, "fine_segm": reweight_charts(out["fine_segm"], p_camera, self.facing_chart_ratio)}
                 for r, p in zip(results, p_camera.split(counts)):
                     r["facing"] = p
+                if cfg.person_check_on:
+                    p_person = self.person_check(c4).float().sigmoid()
+                    for r, p, (height, _) in zip(results, p_person.split(counts), sizes):
+                        r["scores"] = checked_scores(r["scores"], p, cut_by_bottom(r["boxes"], height))
             for key in DP_OUTPUT_KEYS:
                 for r, o in zip(results, out[key].split(counts)):
                     r[key] = o

@@ -1,0 +1,231 @@
+"""Give a model file the person check (`densepose.modeling.person_check`), trained on renders.
+
+    densepose train-person-check model_facing.pt --data data/synth_a data/synth_b --out model_checked.pt
+
+The model file must have the facing classifier (``densepose train-facing``): the check reads its
+crop features. Steps, on the first ``max_images`` images of each ``densepose synth`` folder:
+
+1. the model detects people (score >= ``min_score``); a detection is a person (1) at box IoU
+   >= 0.6 with an annotated one, not a person (0) below 0.4 (skipped between, and when mostly
+   inside a crowd region): the model's own false people, the boxes the check must learn to doubt;
+2. made-up boxes for each annotated person ``min_height`` pixels or taller: the box jittered by
+   5 % (1), a fragment of it (its top, bottom, left or right 30-60 %, or an inner box 15-30 % of
+   its size: 0), and two boxes of background per image (0);
+3. the C4 features of every box's crop and its mirror image (as `train-facing`);
+4. the head is trained with BCE (images whose id is a multiple of 10 are held out), and the
+   held-out detections' ROC AUC is reported for the detector's score and for the checked score.
+
+The result is the input model file with ``person_check_on=true`` and the head's weights: nothing
+else changes. Checked scores are lower than the detector's; ``densepose export FILE --out FILE2
+--set default_min_score=S`` sets the threshold the file keeps people from.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from densepose.engine.export import write_model_file
+from densepose.engine.facing_train import crop_features, train_head
+from densepose.errors import UserError
+from densepose.io.images import load_image
+from densepose.modeling.model_file import read_model_file
+from densepose.modeling.ops.boxes import box_iou, contained_fraction
+from densepose.modeling.person_check import checked_scores, cut_by_bottom
+from densepose.modeling.rcnn import DensePoseRCNN
+
+#: Kinds of candidate boxes.
+DETECTION, JITTERED, FRAGMENT, BACKGROUND = 0, 1, 2, 3
+#: A detection at this IoU with an annotated person is one; below ``NOT_PERSON_IOU`` it is not.
+PERSON_IOU, NOT_PERSON_IOU = 0.6, 0.4
+
+
+@dataclass
+class RenderImages:
+    """Images of ``densepose synth`` folders: ``files``, ``image_ids``, and per image the
+    annotated ``people`` and ``crowd`` regions as (K, 4) xyxy float32 arrays."""
+
+    files: list[Path]
+    image_ids: list[int]
+    people: list[np.ndarray]
+    crowd: list[np.ndarray]
+
+
+@dataclass
+class Candidates:
+    """Boxes to train the check on: ``boxes`` (N, 4) xyxy, ``labels`` (N,) 1 person / 0 not,
+    ``kind`` (N,) (``DETECTION`` ...), ``scores`` (N,) the detector's (-1 for made-up boxes),
+    ``image`` (N,) index into the `RenderImages`, ``cut`` (N,) the box reaches the image's bottom
+    edge (`cut_by_bottom`: inference leaves its score unchecked)."""
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    kind: np.ndarray
+    scores: np.ndarray
+    image: np.ndarray
+    cut: np.ndarray
+
+
+def read_render_images(folders: Sequence[str | Path], max_images: int | None = None) -> RenderImages:
+    """The first ``max_images`` images of each folder (all when None) with their annotated boxes."""
+    out = RenderImages([], [], [], [])
+    for folder in map(Path, folders):
+        path = folder / "annotations.json"
+        if not path.is_file():
+            raise UserError(f"{folder}: no annotations.json (pass a `densepose synth` output folder)")
+        coco = json.loads(path.read_text())
+        boxes: dict[int, tuple[list, list]] = {}
+        for ann in coco["annotations"]:
+            x, y, w, h = ann["bbox"]
+            boxes.setdefault(ann["image_id"], ([], []))[1 if ann.get("iscrowd") else 0].append([x, y, x + w, y + h])
+        for im in coco["images"][:max_images]:
+            people, crowd = boxes.get(im["id"], ([], []))
+            out.files.append(folder / "images" / im["file_name"])
+            out.image_ids.append(im["id"])
+            out.people.append(np.asarray(people, np.float32).reshape(-1, 4))
+            out.crowd.append(np.asarray(crowd, np.float32).reshape(-1, 4))
+    if not out.files:
+        raise UserError(f"no images in {list(folders)}")
+    return out
+
+
+def label_detections(boxes: np.ndarray, people: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """(N, 4) detections, annotated people (P, 4), crowd regions (Q, 4) -> (N,) 1 person, 0 not a
+    person, -1 skipped (between the IoU bounds, or a non-person mostly inside a crowd region)."""
+    det = torch.from_numpy(boxes).float()
+    iou = box_iou(det, torch.from_numpy(people)).amax(1) if len(people) else torch.zeros(len(det))
+    in_crowd = torch.zeros(len(det), dtype=torch.bool)
+    if len(crowd):
+        in_crowd = contained_fraction(det, torch.from_numpy(crowd)).amax(1) >= 0.5
+    labels = torch.full((len(det),), -1.0)
+    labels[iou >= PERSON_IOU] = 1.0
+    labels[(iou < NOT_PERSON_IOU) & ~in_crowd] = 0.0
+    return labels.numpy()
+
+
+def made_up_boxes(people: np.ndarray, height: int, width: int, rng: np.random.Generator,
+                  min_height: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Jittered people (1), fragments of people (0) and background boxes (0) for one image.
+
+    Returns boxes (M, 4) xyxy, labels (M,), kinds (M,); a jittered box is kept at IoU >= 0.7 with
+    the annotated people, a fragment below 0.4, a background box below 0.1."""
+    out, labels, kinds = [], [], []
+    known = torch.from_numpy(people).float()
+
+    def keep(box: list[float], label: float, kind: int, low: float, high: float) -> None:
+        iou = float(box_iou(torch.tensor([box]), known).max()) if len(known) else 0.0
+        if low <= iou < high:
+            out.append(box), labels.append(label), kinds.append(kind)
+
+    for x0, y0, x1, y1 in people:
+        w, h = x1 - x0, y1 - y0
+        if h < min_height:
+            continue
+        jitter = rng.normal(0.0, 0.05, 4) * np.array([w, h, w, h])
+        keep([x0 + jitter[0], y0 + jitter[1], x1 + jitter[2], y1 + jitter[3]], 1.0, JITTERED, 0.7, 1.01)
+        f = rng.uniform(0.3, 0.6)
+        fx, fy = rng.uniform(0, 1 - f * 0.5), rng.uniform(0, 1 - f * 0.5)  # an inner fragment's corner
+        fragment = [[x0, y0, x1, y0 + f * h], [x0, y1 - f * h, x1, y1],  # top, bottom
+                    [x0, y0, x0 + f * w, y1], [x1 - f * w, y0, x1, y1],  # left, right
+                    [x0 + fx * w, y0 + fy * h, x0 + (fx + f * 0.5) * w, y0 + (fy + f * 0.5) * h]][int(rng.integers(5))]
+        keep(fragment, 0.0, FRAGMENT, 0.0, NOT_PERSON_IOU)
+    for _ in range(2):
+        h = rng.uniform(min_height, max(min_height, min(height, 400)))
+        w = h * rng.uniform(0.3, 0.6)
+        x0, y0 = rng.uniform(0, max(width - w, 1)), rng.uniform(0, max(height - h, 1))
+        keep([x0, y0, x0 + w, y0 + h], 0.0, BACKGROUND, 0.0, 0.1)
+    return np.asarray(out, np.float32).reshape(-1, 4), np.asarray(labels, np.float32), np.asarray(kinds, np.int64)
+
+
+@torch.no_grad()
+def gather_candidates(model: DensePoseRCNN, images: RenderImages, min_score: float = 0.2, min_height: float = 40.0,
+                      seed: int = 0, log: Callable[[str], None] = print, log_every: int = 250) -> Candidates:
+    """Run ``model`` (its detector scores: no person check) on every image and label its detections;
+    add the made-up boxes."""
+    model.eval()
+    rng = np.random.default_rng(seed)
+    parts: list[tuple[np.ndarray, ...]] = []
+    start = time.time()
+    for i, path in enumerate(images.files):
+        pixels = load_image(path)[0]
+        out = model([torch.tensor(pixels).permute(2, 0, 1).float()], score_thresh=min_score)[0]
+        boxes, scores = out["boxes"].float().numpy(), out["scores"].float().numpy()
+        labels = label_detections(boxes, images.people[i], images.crowd[i])
+        use = labels >= 0
+        made, made_labels, kinds = made_up_boxes(images.people[i], pixels.shape[0], pixels.shape[1], rng, min_height)
+        parts.append((np.concatenate([boxes[use], made]), np.concatenate([labels[use], made_labels]),
+                      np.concatenate([np.full(int(use.sum()), DETECTION), kinds]),
+                      np.concatenate([scores[use], np.full(len(made), -1.0, np.float32)]),
+                      np.full(int(use.sum()) + len(made), i),
+                      cut_by_bottom(torch.from_numpy(np.concatenate([boxes[use], made])), pixels.shape[0]).numpy()))
+        if (i + 1) % log_every == 0 or i + 1 == len(images.files):
+            log(f"detections: {i + 1}/{len(images.files)} images, {time.time() - start:.0f} s")
+    return Candidates(*(np.concatenate(column) for column in zip(*parts)))
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` (N,) for binary ``labels`` (N,) (ties count half)."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels) > 0.5
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # ties: the mean rank
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def train_person_check(model_path: str | Path, folders: Sequence[str | Path], out: str | Path, epochs: int = 4,
+                       max_images: int | None = 2500, min_height: float = 40.0, seed: int = 0,
+                       log: Callable[[str], None] = print) -> dict:
+    """Write ``out``: the model file at ``model_path`` with a trained person check; returns its meta."""
+    start = time.time()
+    source = read_model_file(model_path)
+    if not source.config.facing_on:
+        raise UserError(f"{model_path}: no facing classifier, whose crop features the person check reads "
+                        "(add it first: densepose train-facing)")
+    detector = DensePoseRCNN(replace(source.config, person_check_on=False))
+    own = {k: v for k, v in source.weights.items() if not k.startswith("person_check.")}
+    detector.load_state_dict(own)
+    images = read_render_images(folders, max_images)
+    log(f"{len(images.files)} images")
+    found = gather_candidates(detector, images, min_height=min_height, seed=seed, log=log)
+    counts = np.bincount(found.kind, minlength=4)
+    people = int(found.labels[found.kind == DETECTION].sum())
+    log(f"{len(found.labels)} boxes: {counts[DETECTION]} detections ({people} people), {counts[JITTERED]} jittered "
+        f"people, {counts[FRAGMENT]} fragments, {counts[BACKGROUND]} background")
+    feats, mirrored = crop_features(detector.facing, images.files, found.boxes, found.image, log=log)
+    config = replace(source.config, person_check_on=True)
+    model = DensePoseRCNN(config)
+    missing = model.load_state_dict(own, strict=False).missing_keys
+    assert all(k.startswith("person_check.") for k in missing), missing  # the file was checked
+    held = torch.from_numpy(np.asarray(images.image_ids)[found.image] % 10 == 0)
+    labels = torch.from_numpy(found.labels)
+    torch.manual_seed(seed)
+    train_head(model.person_check, model.person_check, feats[~held], mirrored[~held], labels[~held], epochs,
+               seed=seed, log=log)
+    rows = (held & torch.from_numpy(found.kind == DETECTION)).numpy()
+    with torch.no_grad():
+        p_person = model.person_check(feats[torch.from_numpy(rows)].float()).sigmoid()
+    det_scores = torch.from_numpy(found.scores[rows])
+    auc_detector = roc_auc(det_scores.numpy(), found.labels[rows])
+    auc_checked = roc_auc(checked_scores(det_scores, p_person, torch.from_numpy(found.cut[rows])).numpy(),
+                          found.labels[rows])
+    log(f"held-out detections ({int(rows.sum())}): ROC AUC of the detector's score {auc_detector:.3f}, "
+        f"of the checked score {auc_checked:.3f}")
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {**source.meta, "person_check": {
+        "data": [str(f) for f in folders], "images": len(images.files), "boxes": int(len(labels)), "epochs": epochs,
+        "held_out_auc_detector": round(auc_detector, 4), "held_out_auc_checked": round(auc_checked, 4)}}
+    meta = write_model_file(out, config.to_dict(), weights, meta, str(model_path))
+    log(f"wrote {out} in {time.time() - start:.0f} s")
+    return meta

@@ -1,0 +1,67 @@
+"""Whether a detection is one whole person: a second look at the box's crop.
+
+The detector scores a box from pooled features of its region. Its false people on photos are
+mostly boxes that hold a person but are not one: a fragment beside a found person (a helmet, a
+sleeve), a box around two walkers or a walker and a sign post, a tall box stretched over
+half a street. The facing classifier's crop (`densepose.modeling.facing.person_crops`: the box
+with a margin, at 192 x 96, read by ImageNet EfficientNet-Lite0 stages to C4) shows the whole box
+at once, so a small head on the same C4 features can tell "a person filling the box" from these.
+
+* `PersonCheckHead`: (N, 112, 12, 6) C4 features -> (N,) logits of "this box is one person";
+  deliberately small (a 1x1 reduction to 16 channels), as it is trained on renders and read on
+  photos: a larger head learns the renders.
+* `checked_scores`: the detection score times the square root of the check's probability, the
+  score the model reports; the boxes of half-length portraits, cut by the image's bottom edge (`cut_by_bottom`), keep
+  theirs.
+
+`densepose.engine.person_check_train` trains the head; ``ModelConfig.person_check_on`` puts it in
+a model file (it needs ``facing_on``: it reads the facing classifier's features).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from densepose.modeling.facing import FACING_CROP
+
+_C4_CHANNELS = 112
+#: A box whose bottom lies below this fraction of the image height is cut by the image's bottom edge.
+BOTTOM_EDGE = 0.98
+#: ... and is a portrait's when it is at least this fraction of the image tall.
+PORTRAIT_HEIGHT = 0.5
+
+
+class PersonCheckHead(nn.Module):
+    """forward (N, 112, 12, 6) C4 features of person crops -> (N,) logits of "one whole person"."""
+
+    def __init__(self, channels: int = 16):
+        super().__init__()
+        h, w = FACING_CROP[0] // 32, FACING_CROP[1] // 32
+        self.layers = nn.Sequential(
+            nn.Conv2d(_C4_CHANNELS, channels, 1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, stride=2), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Flatten(), nn.Dropout(0.5), nn.Linear(channels * h * w, 1),
+        )
+
+    def forward(self, c4: Tensor) -> Tensor:
+        return self.layers(c4)[:, 0]
+
+
+def cut_by_bottom(boxes: Tensor, height: int | Tensor) -> Tensor:
+    """(N, 4) xyxy boxes in an image ``height`` pixels high -> (N,) bool: the box of a half-length
+    portrait, which reaches the image's bottom edge (its last ``1 - BOTTOM_EDGE``) and is at least
+    ``PORTRAIT_HEIGHT`` of the image tall (a small box there is a fragment like any other)."""
+    return (boxes[:, 3] >= BOTTOM_EDGE * height) & (boxes[:, 3] - boxes[:, 1] >= PORTRAIT_HEIGHT * height)
+
+
+def checked_scores(scores: Tensor, p_person: Tensor, unchecked: Tensor | None = None) -> Tensor:
+    """(N,) detection scores, (N,) probabilities of one whole person -> (N,) ``score * sqrt(p)``.
+
+    The check only lowers a score: a detection it is sure of keeps the detector's score (and the
+    model's ``default_min_score`` its meaning), one it gives 0.25 loses half of it. Rows where
+    ``unchecked`` (N,) bool is True keep their score (`cut_by_bottom`: the check has learnt whole
+    rendered people, and takes a portrait cut off at the chest for a fragment)."""
+    checked = scores.float() * p_person.float().clamp_min(0).sqrt()
+    if unchecked is not None:
+        checked = torch.where(unchecked, scores.float(), checked)
+    return checked.to(scores.dtype)

@@ -1,0 +1,183 @@
+"""The person check (densepose.modeling.person_check, engine.person_check_train)."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from densepose.engine.person_check_train import (
+    BACKGROUND,
+    FRAGMENT,
+    JITTERED,
+    label_detections,
+    made_up_boxes,
+    read_render_images,
+    roc_auc,
+)
+from densepose.errors import UserError
+from densepose.modeling import DensePoseRCNN, tiny_config
+from densepose.modeling.ops.boxes import box_iou
+from densepose.modeling.person_check import checked_scores, cut_by_bottom
+
+
+def test_a_sure_check_keeps_the_score_and_a_doubt_lowers_it():
+    scores = torch.tensor([0.9, 0.9, 0.4, 0.8])
+    p = torch.tensor([1.0, 0.25, 0.64, 0.0])
+    torch.testing.assert_close(checked_scores(scores, p), torch.tensor([0.9, 0.45, 0.32, 0.0]))
+
+
+def test_the_check_needs_the_facing_classifier():
+    with pytest.raises(ValueError, match="facing_on"):
+        DensePoseRCNN(tiny_config(person_check_on=True))
+
+
+def _checked_model():
+    torch.manual_seed(0)
+    cfg = tiny_config(score_thresh_test=0.0, backbone_width=8, fpn_channels=16, dp_decoder_conv_dim=16,
+                      dp_decoder_channels=16, dp_dim=32, box_fc_dim=32, min_size_test=64, max_size=128,
+                      rpn_pre_nms_topk_test=100, rpn_post_nms_topk_test=30, detections_per_image=4, facing_on=True,
+                      person_check_on=True)
+    return DensePoseRCNN(cfg).eval()
+
+
+def _sure(model: DensePoseRCNN, logit: float) -> None:
+    last = model.person_check.layers[-1]
+    last.weight.data.zero_()
+    last.bias.data.fill_(logit)
+
+
+def test_the_model_scores_each_detection_by_its_check():
+    model = _checked_model()
+    image = torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(1)) * 255
+    with torch.no_grad():
+        _sure(model, 20.0)  # sure it is a person: the detector's score stays
+        person = model([image])[0]
+        _sure(model, np.log(0.25 / 0.75))  # P = 0.25: the score is halved
+        quarter = model([image])[0]
+        model.cfg = replace(model.cfg, person_check_on=False)
+        plain = model([image])[0]
+    assert len(plain["boxes"]) > 0
+    torch.testing.assert_close(person["boxes"], plain["boxes"])
+    torch.testing.assert_close(person["scores"], plain["scores"])
+    torch.testing.assert_close(quarter["scores"], plain["scores"] * 0.5)
+    torch.testing.assert_close(quarter["fine_segm"], plain["fine_segm"])  # the maps do not change
+
+
+def test_the_predictor_drops_people_the_check_rejects():
+    from densepose.api import Predictor
+
+    model = _checked_model()
+    image = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    _sure(model, 20.0)
+    kept = Predictor(model, "cpu", 0.01, None, None, "fp32")(image)
+    _sure(model, -20.0)
+    rejected = Predictor(model, "cpu", 0.01, None, None, "fp32")(image)
+    assert len(kept) > 0 and len(rejected) == 0
+
+
+def test_the_export_graph_checks_as_the_eager_model():
+    from densepose.engine.export_graph import ExportPipeline
+
+    model = _checked_model()
+    image = (torch.rand(3, 70, 90, generator=torch.Generator().manual_seed(2)) * 255).to(torch.uint8)
+    with torch.no_grad():
+        model.person_check.layers[-1].bias.data.fill_(-1.0)
+        eager = model([image.float()])[0]
+        out = dict(zip(ExportPipeline(model).output_names, ExportPipeline(model)(image)))
+    assert len(eager["scores"]) > 0
+    torch.testing.assert_close(out["boxes"], eager["boxes"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out["scores"], eager["scores"], atol=1e-5, rtol=1e-5)
+
+
+def test_detections_are_labelled_by_their_overlap_with_people_and_crowds():
+    people = np.array([[0, 0, 20, 60]], np.float32)
+    crowd = np.array([[100, 0, 200, 100]], np.float32)
+    det = np.array([[0, 0, 20, 58],      # the person
+                    [0, 0, 20, 40],      # IoU 0.67: a person
+                    [0, 0, 20, 30],      # IoU 0.5: between the bounds, skipped
+                    [0, 0, 20, 20],      # a fragment
+                    [120, 10, 140, 60],  # inside the crowd region: skipped
+                    [300, 0, 320, 60]], np.float32)
+    assert label_detections(det, people, crowd).tolist() == [1, 1, -1, 0, -1, 0]
+    assert label_detections(det[:1], np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32)).tolist() == [0]
+
+
+def test_made_up_boxes_are_people_fragments_and_background():
+    people = np.array([[100, 50, 160, 250], [300, 60, 350, 240], [10, 10, 15, 30]], np.float32)
+    boxes, labels, kinds = made_up_boxes(people, 400, 500, np.random.default_rng(0), min_height=40)
+    iou = box_iou(torch.from_numpy(boxes), torch.from_numpy(people)).amax(1)
+    assert set(kinds.tolist()) <= {JITTERED, FRAGMENT, BACKGROUND}
+    assert (labels == (kinds == JITTERED)).all()
+    assert (iou[kinds == JITTERED] >= 0.7).all() and (iou[kinds == FRAGMENT] < 0.4).all()
+    assert (iou[kinds == BACKGROUND] < 0.1).all()
+    assert (kinds == JITTERED).sum() <= 2  # the 20-pixel person is too short for made-up boxes
+
+
+def test_roc_auc():
+    assert roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
+    assert roc_auc(np.array([0.5, 0.5]), np.array([0, 1])) == 0.5
+    assert np.isnan(roc_auc(np.array([0.5]), np.array([1])))
+
+
+def test_read_render_images(tmp_path):
+    ann = {"images": [{"id": 3, "file_name": "a.jpg", "height": 100, "width": 100},
+                      {"id": 4, "file_name": "b.jpg", "height": 100, "width": 100}],
+           "annotations": [{"id": 1, "image_id": 3, "iscrowd": 0, "bbox": [1, 2, 10, 20]},
+                           {"id": 2, "image_id": 3, "iscrowd": 1, "bbox": [50, 50, 10, 10]}]}
+    (tmp_path / "annotations.json").write_text(json.dumps(ann))
+    images = read_render_images([tmp_path], max_images=1)
+    assert images.files == [tmp_path / "images" / "a.jpg"] and images.image_ids == [3]
+    assert images.people[0].tolist() == [[1, 2, 11, 22]] and images.crowd[0].tolist() == [[50, 50, 60, 60]]
+    with pytest.raises(UserError, match="annotations.json"):
+        read_render_images([tmp_path / "images"])
+
+
+@pytest.mark.slow
+def test_train_person_check_writes_a_model_file_with_the_check(tmp_path):
+    from PIL import Image
+
+    from densepose.engine.person_check_train import train_person_check
+    from densepose.modeling.model_file import load_model_file
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    for i in range(1, 13):  # a bright "person" on a dark background
+        pixels = rng.integers(0, 60, (96, 96, 3), dtype=np.uint8)
+        pixels[10:90, 30:60] = 230
+        Image.fromarray(pixels).save(tmp_path / "data" / "images" / f"{i}.png")
+    coco = {"images": [{"id": i, "file_name": f"{i}.png", "height": 96, "width": 96} for i in range(1, 13)],
+            "annotations": [{"id": i, "image_id": i, "iscrowd": 0, "bbox": [30, 10, 30, 80]} for i in range(1, 13)]}
+    (tmp_path / "data" / "annotations.json").write_text(json.dumps(coco))
+    model = _checked_model()
+    cfg = model.cfg.to_dict() | {"person_check_on": False}
+    weights = {k: v for k, v in model.state_dict().items() if not k.startswith("person_check.")}
+    start = tmp_path / "start.pt"
+    torch.save({"config": cfg, "model": weights, "meta": {"source": "test"}}, start)
+    no_facing = tmp_path / "no_facing.pt"
+    torch.save({"config": cfg | {"facing_on": False},
+                "model": {k: v for k, v in weights.items() if not k.startswith(("facing.", "facing_chart_ratio"))},
+                "meta": {}}, no_facing)
+    with pytest.raises(UserError, match="train-facing"):
+        train_person_check(no_facing, [tmp_path / "data"], tmp_path / "out.pt")
+    lines = []
+    meta = train_person_check(start, [tmp_path / "data"], tmp_path / "out.pt", epochs=20, log=lines.append)
+    assert meta["person_check"]["images"] == 12 and any("ROC AUC" in line for line in lines)
+    trained = load_model_file(tmp_path / "out.pt")
+    assert trained.cfg.person_check_on and trained.cfg.default_min_score == model.cfg.default_min_score
+    for name, value in weights.items():  # nothing but the check changes
+        assert torch.equal(trained.state_dict()[name], value), name
+    losses = [float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("epoch")]
+    assert len(losses) == 20 and losses[-1] < losses[0] - 0.1  # it learns (the tiny model's trunk is random)
+    assert not torch.equal(trained.person_check.layers[-1].weight, model.person_check.layers[-1].weight)
+
+
+def test_a_portrait_cut_by_the_bottom_edge_keeps_its_score():
+    # a half-length portrait; a box above the bottom edge; a small box on the bottom edge
+    boxes = torch.tensor([[0.0, 10.0, 50.0, 99.0], [0.0, 10.0, 50.0, 80.0], [0.0, 70.0, 20.0, 100.0]])
+    cut = cut_by_bottom(boxes, 100)
+    assert cut.tolist() == [True, False, False]
+    torch.testing.assert_close(checked_scores(torch.full((3,), 0.8), torch.full((3,), 0.25), cut),
+                               torch.tensor([0.8, 0.4, 0.4]))
