@@ -174,10 +174,12 @@ def test_train_person_check_writes_a_model_file_with_the_check(tmp_path):
     assert not torch.equal(trained.person_check.layers[-1].weight, model.person_check.layers[-1].weight)
 
 
-def test_a_portrait_cut_by_the_bottom_edge_keeps_its_score():
+def test_the_check_doubts_a_portrait_cut_by_the_bottom_edge_but_does_not_veto_it():
     # a half-length portrait; a box above the bottom edge; a small box on the bottom edge
     boxes = torch.tensor([[0.0, 10.0, 50.0, 99.0], [0.0, 10.0, 50.0, 80.0], [0.0, 70.0, 20.0, 100.0]])
     cut = cut_by_bottom(boxes, 100)
     assert cut.tolist() == [True, False, False]
     torch.testing.assert_close(checked_scores(torch.full((3,), 0.8), torch.full((3,), 0.25), cut),
-                               torch.tensor([0.8, 0.4, 0.4]))
+                               torch.tensor([0.8 * 0.5 ** 0.5, 0.4, 0.4]))
+    # a portrait the check believes keeps its own probability
+    torch.testing.assert_close(checked_scores(torch.tensor([0.8]), torch.tensor([0.81]), cut[:1]), torch.tensor([0.72]))

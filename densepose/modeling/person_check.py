@@ -11,8 +11,8 @@ at once, so a small head on the same C4 features can tell "a person filling the 
   deliberately small (a 1x1 reduction to 16 channels), as it is trained on renders and read on
   photos: a larger head learns the renders.
 * `checked_scores`: the detection score times the square root of the check's probability, the
-  score the model reports; the boxes of half-length portraits, cut by the image's bottom edge (`cut_by_bottom`), keep
-  theirs.
+  score the model reports; for the boxes of half-length portraits, cut by the image's bottom edge
+  (`cut_by_bottom`), the probability counts at least ``PORTRAIT_FLOOR``.
 
 `densepose.engine.person_check_train` trains the head; ``ModelConfig.person_check_on`` puts it in
 a model file (it needs ``facing_on``: it reads the facing classifier's features).
@@ -29,6 +29,8 @@ _C4_CHANNELS = 112
 BOTTOM_EDGE = 0.98
 #: ... and is a portrait's when it is at least this fraction of the image tall.
 PORTRAIT_HEIGHT = 0.5
+#: The least probability the check gives a portrait's box.
+PORTRAIT_FLOOR = 0.5
 
 
 class PersonCheckHead(nn.Module):
@@ -54,14 +56,15 @@ def cut_by_bottom(boxes: Tensor, height: int | Tensor) -> Tensor:
     return (boxes[:, 3] >= BOTTOM_EDGE * height) & (boxes[:, 3] - boxes[:, 1] >= PORTRAIT_HEIGHT * height)
 
 
-def checked_scores(scores: Tensor, p_person: Tensor, unchecked: Tensor | None = None) -> Tensor:
+def checked_scores(scores: Tensor, p_person: Tensor, portrait: Tensor | None = None) -> Tensor:
     """(N,) detection scores, (N,) probabilities of one whole person -> (N,) ``score * sqrt(p)``.
 
     The check only lowers a score: a detection it is sure of keeps the detector's score (and the
     model's ``default_min_score`` its meaning), one it gives 0.25 loses half of it. Rows where
-    ``unchecked`` (N,) bool is True keep their score (`cut_by_bottom`: the check has learnt whole
-    rendered people, and takes a portrait cut off at the chest for a fragment)."""
-    checked = scores.float() * p_person.float().clamp_min(0).sqrt()
-    if unchecked is not None:
-        checked = torch.where(unchecked, scores.float(), checked)
-    return checked.to(scores.dtype)
+    ``portrait`` (N,) bool is True (`cut_by_bottom`) count ``p`` as at least ``PORTRAIT_FLOOR``:
+    the check has learnt whole rendered people and takes a portrait cut off at the chest for a
+    fragment, so there it may doubt (a score x 0.71 at most) but not veto."""
+    p = p_person.float().clamp_min(0)
+    if portrait is not None:
+        p = torch.where(portrait, p.clamp_min(PORTRAIT_FLOOR), p)
+    return (scores.float() * p.sqrt()).to(scores.dtype)
