@@ -62,9 +62,10 @@ def test_coarse_part_miou_counts_a_left_right_swap_as_wrong():
 @pytest.mark.slow
 def test_bundled_model_on_real_photos(shared_dir):
     """The shipped model on the labelled real photos (MODELS.md, "On real photos"), with a margin.
-    At its own score threshold (``default_min_score`` 0.6): recall 0.929, 1.04 false people per image;
-    at 0.5: 1.38, the figure of the model file before it carried the threshold, which fails the bound
-    (as do the same weights without the group-box and height-range filters, 2.00 at 0.5, and the
+    At its own score threshold (``default_min_score`` 0.5, on scores lowered by the person check):
+    recall 0.929, 0.69 false people per image; the same weights without the check (the model file
+    before it, at its 0.6): 0.929 and 1.04, which fails the bound (as do 0.5 without the check,
+    1.38, the same weights without the group-box and height-range filters, 2.00 at 0.5, and the
     ResNet-18 model shipped before them: recall 0.071, 4.9 false people per image). The skier: 0.423
     coarse-part mIoU with the official model, 0.105 of his pixels on the turned-around chart; the
     same weights without the facing classifier: 0.212 and 0.383, which fail the bounds. The targets
@@ -72,12 +73,12 @@ def test_bundled_model_on_real_photos(shared_dir):
     import densepose.api
 
     predictor = densepose.api.load(precision="fp32")
-    assert predictor.min_score == 0.6
+    assert predictor.min_score == 0.5
     scores, skier = real_photos.score_model(predictor, shared_dir / "data")
     total = real_photos.summary(scores, skier)
     assert total["people"] == 113 and total["images"] == 26
-    assert total["recall"] >= 0.85, total
-    assert total["false_positives_per_image"] <= 1.2, total
+    assert total["recall"] >= 0.9, total
+    assert total["false_positives_per_image"] <= 0.8, total
     assert total["skier_coarse_miou"] >= 0.35, total
     assert total["skier_turned_chart"] <= 0.2, total
 
