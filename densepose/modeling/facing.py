@@ -40,7 +40,8 @@ CROP_SAMPLING_RATIO = 2
 #: The classifier's input normalisation (EfficientNet-Lite's: RGB 0..255 -> about -1..1).
 FACING_MEAN = 127.0
 FACING_STD = 128.0
-_C4_CHANNELS = 112
+#: Channels of the crop's C4 features (Lite0's stage 4), read by the facing and person-check heads.
+C4_CHANNELS = 112
 #: Columns of the box over which the chart ratios are counted.
 RATIO_COLUMNS = 8
 
@@ -86,7 +87,7 @@ class FacingClassifier(nn.Module):
         self.blocks = nn.ModuleList(lite0.blocks[: LITE0_OUT_BLOCKS[2] + 1])
         h, w = FACING_CROP[0] // 32, FACING_CROP[1] // 32
         self.head = nn.Sequential(
-            nn.Conv2d(_C4_CHANNELS, head_dim, 3, padding=1), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
+            nn.Conv2d(C4_CHANNELS, head_dim, 3, padding=1), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
             nn.Conv2d(head_dim, head_dim, 3, padding=1, stride=2), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
             nn.Flatten(), nn.Dropout(0.3), nn.Linear(head_dim * h * w, 1),
         )

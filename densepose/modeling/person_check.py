@@ -22,9 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from densepose.modeling.facing import FACING_CROP
+from densepose.modeling.facing import C4_CHANNELS, FACING_CROP
 
-_C4_CHANNELS = 112
 #: A box whose bottom lies below this fraction of the image height is cut by the image's bottom edge.
 BOTTOM_EDGE = 0.98
 #: ... and is a portrait's when it is at least this fraction of the image tall.
@@ -40,7 +39,7 @@ class PersonCheckHead(nn.Module):
         super().__init__()
         h, w = FACING_CROP[0] // 32, FACING_CROP[1] // 32
         self.layers = nn.Sequential(
-            nn.Conv2d(_C4_CHANNELS, channels, 1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(C4_CHANNELS, channels, 1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
             nn.Conv2d(channels, channels, 3, padding=1, stride=2), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
             nn.Flatten(), nn.Dropout(0.5), nn.Linear(channels * h * w, 1),
         )
