@@ -61,8 +61,8 @@ class RenderImages:
 class Candidates:
     """Boxes to train the check on: ``boxes`` (N, 4) xyxy, ``labels`` (N,) 1 person / 0 not,
     ``kind`` (N,) (``DETECTION`` ...), ``scores`` (N,) the detector's (-1 for made-up boxes),
-    ``image`` (N,) index into the `RenderImages`, ``cut`` (N,) the box reaches the image's bottom
-    edge (`cut_by_bottom`: inference leaves its score unchecked)."""
+    ``image`` (N,) index into the `RenderImages`, ``cut`` (N,) the box is a half-length portrait's
+    (`cut_by_bottom`: inference counts the check's probability as at least ``PORTRAIT_FLOOR``)."""
 
     boxes: np.ndarray
     labels: np.ndarray
@@ -159,11 +159,12 @@ def gather_candidates(model: DensePoseRCNN, images: RenderImages, min_score: flo
         labels = label_detections(boxes, images.people[i], images.crowd[i])
         use = labels >= 0
         made, made_labels, kinds = made_up_boxes(images.people[i], pixels.shape[0], pixels.shape[1], rng, min_height)
-        parts.append((np.concatenate([boxes[use], made]), np.concatenate([labels[use], made_labels]),
+        all_boxes = np.concatenate([boxes[use], made])
+        parts.append((all_boxes, np.concatenate([labels[use], made_labels]),
                       np.concatenate([np.full(int(use.sum()), DETECTION), kinds]),
                       np.concatenate([scores[use], np.full(len(made), -1.0, np.float32)]),
-                      np.full(int(use.sum()) + len(made), i),
-                      cut_by_bottom(torch.from_numpy(np.concatenate([boxes[use], made])), pixels.shape[0]).numpy()))
+                      np.full(len(all_boxes), i),
+                      cut_by_bottom(torch.from_numpy(all_boxes), pixels.shape[0]).numpy()))
         if (i + 1) % log_every == 0 or i + 1 == len(images.files):
             log(f"detections: {i + 1}/{len(images.files)} images, {time.time() - start:.0f} s")
     return Candidates(*(np.concatenate(column) for column in zip(*parts)))
@@ -175,12 +176,10 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     positives, negatives = int(labels.sum()), int((~labels).sum())
     if positives == 0 or negatives == 0:
         return float("nan")
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores):  # ties: the mean rank
-        tied = scores == value
-        ranks[tied] = ranks[tied].mean()
+    # Mean rank (1-based) of each distinct score: a tie shares the ranks of its run.
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts + 1
+    ranks = (first + (counts - 1) / 2)[inverse]
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
