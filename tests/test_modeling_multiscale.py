@@ -47,13 +47,42 @@ def test_model_with_an_extra_test_size_merges_both_sizes():
         both = model([image])[0]
         first = model([image], min_size=cfg.min_size_test)[0]
         second = model([image], min_size=96)[0]
-    want = merge_scales([first, second], cfg.nms_thresh_test, cfg.detections_per_image)
+    found = [{key: out[key] for key in ("boxes", "scores")} for out in (first, second)]
+    want = merge_scales(found, cfg.nms_thresh_test, cfg.detections_per_image)
     assert both.keys() == first.keys()
-    for key in both:
+    for key in want:
         torch.testing.assert_close(both[key], want[key])
     # Detections of the second size are among the merged ones: the two sizes did not give the same boxes.
     assert not torch.equal(first["boxes"], second["boxes"])
     assert any(torch.isclose(second["boxes"], b).all(1).any() for b in both["boxes"])
+    # Every detection is labelled on the largest size's features: one found there has its
+    # single-size outputs, one found at 96 does not have those of its own size.
+    from_first = from_second = 0
+    for k, box in enumerate(both["boxes"]):
+        same = torch.isclose(first["boxes"], box).all(1).nonzero()[:, 0]
+        if len(same):
+            from_first += 1
+            for key in ("coarse_segm", "fine_segm", "u", "v"):
+                torch.testing.assert_close(both[key][k], first[key][same[0]], atol=1e-4, rtol=1e-4)
+        else:
+            from_second += 1
+            other = torch.isclose(second["boxes"], box).all(1).nonzero()[0, 0]
+            assert not torch.allclose(both["u"][k], second["u"][other], atol=1e-3)
+    assert from_first and from_second
+
+
+def test_the_dense_heads_read_the_largest_size_only():
+    """Several sizes find people; the DensePose decoder runs once, on the largest size's features."""
+    cfg, model = _model_with_an_extra_size()
+    image = torch.rand(3, 120, 160) * 255
+    widths = []
+    model.dp_decoder.register_forward_hook(lambda mod, inp, out: widths.append(inp[0][0].shape[-1]))
+    with torch.no_grad():
+        model([image], min_size=cfg.min_size_test)
+        largest = list(widths)
+        widths.clear()
+        out = model([image], min_size=(96, cfg.min_size_test))[0]
+    assert len(out["scores"]) and widths == largest
 
 
 def test_model_files_check_extra_test_sizes():
