@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[default_threads()],
                     help="thread counts to compare, e.g. --threads 1 2 (default: what densepose predict uses)")
     ap.add_argument("--size", type=int, nargs="+", default=None, help="shorter side(s); several are merged (default: the model's)")
-    ap.add_argument("--min-score", type=float, default=None, help="default: the model's own (0.6 for the bundled model)")
+    ap.add_argument("--min-score", type=float, default=None, help="default: the model file's default_min_score")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto")
     ap.add_argument("--repeats", type=int, default=2, help="timed passes over the images (after one warm-up)")
     ap.add_argument("--images", nargs="*", default=[])

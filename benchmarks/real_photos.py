@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model file (default: the bundled model)")
-    ap.add_argument("--min-score", type=float, default=None, help="default: the model's own (0.6 for the bundled model)")
+    ap.add_argument("--min-score", type=float, default=None, help="default: the model file's default_min_score")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, nargs="+", default=None, help="shorter side(s); several are merged (default: the model's)")
     ap.add_argument("--json", default=None, help="write the per-image scores and the summary here")

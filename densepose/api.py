@@ -56,7 +56,7 @@ def load(
     """A `Predictor` for the model file at ``path`` (default: the bundled light model).
 
     ``min_score``: keep people scoring at least this; default: the model's ``default_min_score``
-    (0.6 for the bundled model, 0.5 for most others).
+    (0.5 when the file sets none).
     """
     if path is None:
         path = bundled_model_path()

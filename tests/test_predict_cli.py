@@ -282,7 +282,7 @@ def test_console_lines_per_input_and_summary(tmp_path, fake_model, capsys):
                "--threads", "1"])
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
-    assert rc == 1 and "1 thread(s)" in lines[0]
+    assert rc == 1 and "1 thread(s)" in lines[0] and "people from score 0.3;" in lines[0]
     assert any(line.startswith("image 1/3 ") and "000000000785.jpg: 160x120, 2 people, " in line and line.endswith(" ms")
                for line in lines)
     assert any("second.png: 100x90, 2 people" in line for line in lines)

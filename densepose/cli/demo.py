@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     d.add_argument("--image", action="append", default=None, help="use this image instead of the bundled ones (repeatable)")
     d.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
     d.add_argument("--min-score", type=float, default=None,
-                   help="keep detections scoring at least this (default: the model's own, 0.6 for the bundled model, else 0.5)")
+                   help="keep detections scoring at least this (default: the model file's default_min_score, else 0.5)")
     d.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     d.set_defaults(func=run_demo_cli)
 

@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=1,
                    help="images or frames per forward pass (results equal one at a time; default: 1)")
     p.add_argument("--min-score", type=float, default=None,
-                   help="keep detections scoring at least this (default: the model's own, 0.6 for the bundled model, else 0.5)")
+                   help="keep detections scoring at least this (default: the model file's default_min_score, else 0.5)")
     p.add_argument("--size", type=int, nargs="+", default=None, metavar="SIZE",
                    help="shorter image side fed to the model; several sizes are each tested and their detections "
                    "merged, e.g. --size 512 384 256 finds more people, slower (default: the model's test sizes, "
@@ -165,7 +165,8 @@ def run_predict_cli(args) -> int:
     predictor = load(args.model, device=args.device, min_score=args.min_score, min_size=args.size, max_size=args.max_size,
                      precision=args.precision)
     log = (lambda msg: None) if args.quiet else print
-    log(f"model: {args.model or 'bundled light model'}; {predictor.precision}; {threads} thread(s); output folder {out_dir}")
+    log(f"model: {args.model or 'bundled light model'}; people from score {predictor.min_score:g}; {predictor.precision}; "
+        f"{threads} thread(s); output folder {out_dir}")
     summary = run_predict(args.inputs, predictor, opts, batch_size=args.batch_size, progress=not args.quiet, log=log)
     for line in summary.lines(out_dir, time.perf_counter() - t0):
         print(line)
