@@ -13,9 +13,10 @@ close-up is found whole at the small size and in fragments at the large one), a 
 the largest only those at least ``min_height`` tall (small people are found at the large size;
 at the small one they are a few pixels of noise). `within_size_range` gives that filter.
 
-The merge needs only boxes and scores, so the model merges first (`select_across_sizes`), runs
-its per-box heads on the kept detections alone, and puts their outputs in merged order
-(`gather_merged`).
+The merge needs only boxes and scores, so the model merges first (`select_across_sizes`,
+`gather_merged`), then runs its per-box heads on the kept detections alone, all on the largest
+size's features: a size is trusted per box for finding people, but a close-up found at the small
+size is labelled better from the finer features of the large one.
 """
 from __future__ import annotations
 
