@@ -92,6 +92,53 @@ def test_the_export_graph_checks_as_the_eager_model():
     torch.testing.assert_close(out["scores"], eager["scores"], atol=1e-5, rtol=1e-5)
 
 
+def test_the_export_graph_drops_covered_boxes_as_the_eager_model():
+    from densepose.engine.export_graph import ExportPipeline
+
+    model = _checked_model()
+    model.cfg = replace(model.cfg, detections_per_image=12)
+    image = (torch.rand(3, 70, 90, generator=torch.Generator().manual_seed(2)) * 255).to(torch.uint8)
+    with torch.no_grad():
+        _sure(model, 20.0)
+        model.box_head.cls_score.bias.data[1] += 1.0  # scores above 0.5: detections that may cover others
+        all_rows = model([image.float()])[0]
+        model.cfg = replace(model.cfg, drop_covered_fraction=0.5)
+        eager = model([image.float()])[0]
+        out = dict(zip(ExportPipeline(model).output_names, ExportPipeline(model)(image)))
+    assert 0 < len(eager["scores"]) < len(all_rows["scores"])
+    torch.testing.assert_close(out["boxes"], eager["boxes"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out["scores"], eager["scores"], atol=1e-5, rtol=1e-5)
+
+
+class _EveryOther(torch.nn.Module):
+    """A stand-in person check: sure of the first, third, ... detection it is shown, rejecting the rest."""
+
+    def forward(self, c4: torch.Tensor) -> torch.Tensor:
+        logits = torch.full((c4.shape[0],), -20.0)
+        logits[::2] = 20.0
+        return logits
+
+
+@pytest.mark.parametrize("extra_sizes", [(), (48,)])
+def test_the_heads_run_only_on_the_detections_the_check_keeps(extra_sizes):
+    model = _checked_model()
+    model.cfg = replace(model.cfg, extra_test_sizes=extra_sizes)
+    image = torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(1)) * 255
+    rows = []
+    model.dp_head.register_forward_hook(lambda mod, inp, out: rows.append(inp[0].shape[0]))
+    with torch.no_grad():
+        model.cfg = replace(model.cfg, person_check_on=False)
+        plain = model([image], score_thresh=0.01)[0]
+        model.cfg = replace(model.cfg, person_check_on=True)
+        model.person_check = _EveryOther()
+        rows.clear()
+        checked = model([image], score_thresh=0.01)[0]
+    assert len(plain["scores"]) >= 2
+    assert rows == [len(checked["scores"])] and len(checked["scores"]) == (len(plain["scores"]) + 1) // 2
+    for key in ("boxes", "scores", "fine_segm", "u", "facing"):
+        torch.testing.assert_close(checked[key], plain[key][::2], atol=1e-4, rtol=1e-4)
+
+
 def test_detections_are_labelled_by_their_overlap_with_people_and_crowds():
     people = np.array([[0, 0, 20, 60]], np.float32)
     crowd = np.array([[100, 0, 200, 100]], np.float32)

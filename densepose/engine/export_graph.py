@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.densepose_export)
 from densepose.errors import UserError
 from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, reweight_charts, to_facing_input
+from densepose.modeling.covered_boxes import covered_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
 from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, nonempty
@@ -152,6 +153,11 @@ class ExportPipeline(nn.Module):
             maps = {**maps, "fine_segm": reweight_charts(maps["fine_segm"], p_camera, model.facing_chart_ratio)}
             if getattr(cfg, "person_check_on", False):
                 scores = checked_scores(scores, model.person_check(c4).sigmoid(), cut_by_bottom(boxes, height))
+        if getattr(cfg, "person_check_on", False) or getattr(cfg, "drop_covered_fraction", 0.0) > 0:
+            # The eager model drops these rows before its heads run; the graph runs the heads on all
+            # rows (one batch) and drops them here: the same outputs.
+            keep = (scores > cfg.score_thresh_test) & ~covered_boxes(boxes, scores, cfg.drop_covered_fraction)
+            boxes, scores, maps = boxes[keep], scores[keep], {k: v[keep] for k, v in maps.items()}
         return boxes, scores, maps
 
     def _crop_features(self, x: Tensor, boxes: Tensor) -> Tensor:

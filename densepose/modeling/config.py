@@ -62,6 +62,9 @@ class ModelConfig:
     detections_per_image: int = 100
     # Drop detections that box two people side by side (`densepose.modeling.group_boxes`).
     drop_group_boxes: bool = False
+    # Drop detections of which at least this fraction lies inside more confident detections (scores
+    # >= 0.5; `densepose.modeling.covered_boxes`), after the person check. 0: off.
+    drop_covered_fraction: float = 0.0
     # Mask head
     mask_on: bool = False
     mask_pool: int = 14

@@ -45,6 +45,7 @@ from densepose.modeling.roi_heads import (
 )
 from densepose.modeling.facing import RATIO_COLUMNS, FacingClassifier, person_crops, reweight_charts, to_facing_input
 from densepose.modeling.person_check import PersonCheckHead, checked_scores, cut_by_bottom
+from densepose.modeling.covered_boxes import covered_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.multiscale import gather_merged, select_across_sizes, within_size_range
 from densepose.modeling.rpn import RPN
@@ -275,20 +276,14 @@ class DensePoseRCNN(nn.Module):
         dets = self._detect(batch, feats, score_thresh)
         if self.cfg.drop_group_boxes:
             dets = _rows_where(dets, lambda boxes, scores: ~group_boxes(boxes, scores))
-        return RCNNTransform.to_input_pixels(self._heads(feats, dets, batch.tensor, batch.sizes), batch)
+        return RCNNTransform.to_input_pixels(self._heads(feats, dets, batch.tensor, batch.sizes, score_thresh), batch)
 
     @torch.no_grad()
     def _inference_at_sizes(self, images: list[Tensor], sizes: list[int | None], max_size: int | None,
                             score_thresh: float | None) -> list[dict[str, Tensor]]:
         """Detect at every size, keep the heights each size sees best (`within_size_range`), merge
         each image's detections across sizes (`select_across_sizes`), then run the per-box heads on
-        the kept detections only, all on the features of the largest size.
-
-        A size is chosen per box for finding people; labelling them is another matter: a
-        close-up found at the small size is labelled better from the large size's finer
-        features (held-out renders: GPS AP 10.4 -> 11.4, GPSm AP 17.9 -> 19.8), and the smaller
-        sizes' stride-4 DensePose decoder is not run at all.
-        """
+        the kept detections only, all on the largest size's features (`densepose.modeling.multiscale`)."""
         cfg = self.cfg
         nominal = [cfg.min_size_test if size is None else size for size in sizes]
         largest = max(nominal)
@@ -322,9 +317,9 @@ class DensePoseRCNN(nn.Module):
                 sy, sx = run.batch.scales[j]
                 boxes = merged[i]["boxes"]
                 chosen.append((boxes * boxes.new_tensor([sx, sy, sx, sy]), merged[i]["scores"]))
-            heads = self._heads(run.feats, chosen, run.batch.tensor, run.batch.sizes)
+            heads = self._heads(run.feats, chosen, run.batch.tensor, run.batch.sizes, score_thresh)
             for i, out in zip(run.group, RCNNTransform.to_input_pixels(heads, run.batch)):
-                outputs[i] = {**out, "boxes": merged[i]["boxes"]}  # the merged boxes exactly, not scaled twice
+                outputs[i] = out
         return outputs
 
     def crop_features(self, images: Tensor, boxes: list[Tensor]) -> Tensor:
@@ -344,13 +339,36 @@ class DensePoseRCNN(nn.Module):
             box_cfg = replace(cfg, score_thresh_test=math.nextafter(float(score_thresh), -math.inf))
         return box_inference(logits, deltas, proposals, batch.sizes, box_cfg, cfg.box_reg_weights)
 
+    def _second_look(self, dets: list[tuple[Tensor, Tensor]], images: Tensor, sizes: Sequence[tuple[int, int]],
+                     score_thresh: float | None) -> tuple[list[tuple[Tensor, Tensor]], Tensor | None]:
+        """Before any per-box head runs: the crop's P(facing the camera) and person check, then the
+        detections kept (checked score >= the threshold, not `covered_boxes`) -> (per image
+        (boxes, scores) kept, (K,) P(facing the camera) of the kept rows, or None)."""
+        cfg = self.cfg
+        p_camera = None
+        if cfg.densepose_on and cfg.facing_on:
+            counts = [b.shape[0] for b, _ in dets]
+            c4 = self.crop_features(images, [b for b, _ in dets])
+            p_camera = self.facing.classify(c4).float().sigmoid().split(counts)
+            if cfg.person_check_on:
+                p_person = self.person_check(c4).float().sigmoid().split(counts)
+                dets = [(b, checked_scores(s, p, cut_by_bottom(b, height)))
+                        for (b, s), p, (height, _) in zip(dets, p_person, sizes)]
+        if cfg.person_check_on or cfg.drop_covered_fraction > 0:
+            floor = score_thresh if score_thresh is not None else math.nextafter(cfg.score_thresh_test, math.inf)
+            rows = [(s >= floor) & ~covered_boxes(b, s, cfg.drop_covered_fraction) for b, s in dets]
+            dets = [(b[r], s[r]) for (b, s), r in zip(dets, rows)]
+            p_camera = None if p_camera is None else [p[r] for p, r in zip(p_camera, rows)]
+        return dets, (torch.cat(p_camera) if p_camera is not None else None)
+
     def _heads(self, feats: list[Tensor], dets: list[tuple[Tensor, Tensor]], images: Tensor,
-               sizes: Sequence[tuple[int, int]]) -> list[dict[str, Tensor]]:
-        """Mask, keypoint and DensePose heads (and the facing classifier and person check) on given
-        detections of the normalised ``images`` (B, 3, H, W), whose unpadded (h, w) are ``sizes``
-        -> per-image outputs in resized pixels."""
+               sizes: Sequence[tuple[int, int]], score_thresh: float | None = None) -> list[dict[str, Tensor]]:
+        """The facing classifier and person check (`_second_look`), then the mask, keypoint and
+        DensePose heads on the detections they keep, of the normalised ``images`` (B, 3, H, W),
+        whose unpadded (h, w) are ``sizes`` -> per-image outputs in resized pixels."""
         cfg = self.cfg
         fpn4 = feats[:4]
+        dets, p_camera = self._second_look(dets, images, sizes, score_thresh)
         boxes = [b for b, _ in dets]
         counts = [b.shape[0] for b in boxes]
         results = [{"boxes": b, "scores": s} for b, s in dets]
@@ -372,16 +390,10 @@ class DensePoseRCNN(nn.Module):
             else:  # nobody to pool for: skip the stride-4 decoder, the heads give empty outputs
                 roi_feat = feats[0].new_zeros((0, cfg.dp_decoder_channels, cfg.dp_pool, cfg.dp_pool))
             out = self._dp_forward(roi_feat, mask_extra, kp_extra)[-1]
-            if cfg.facing_on:
-                c4 = self.crop_features(images, boxes)
-                p_camera = self.facing.classify(c4).float().sigmoid()
+            if p_camera is not None:
                 out = {**out, "fine_segm": reweight_charts(out["fine_segm"], p_camera, self.facing_chart_ratio)}
                 for r, p in zip(results, p_camera.split(counts)):
                     r["facing"] = p
-                if cfg.person_check_on:
-                    p_person = self.person_check(c4).float().sigmoid()
-                    for r, p, (height, _) in zip(results, p_person.split(counts), sizes):
-                        r["scores"] = checked_scores(r["scores"], p, cut_by_bottom(r["boxes"], height))
             for key in DP_OUTPUT_KEYS:
                 for r, o in zip(results, out[key].split(counts)):
                     r[key] = o
