@@ -62,14 +62,15 @@ def test_coarse_part_miou_counts_a_left_right_swap_as_wrong():
 @pytest.mark.slow
 def test_bundled_model_on_real_photos(shared_dir):
     """The shipped model on the labelled real photos (MODELS.md, "On real photos"), with a margin.
-    At its own score threshold (``default_min_score`` 0.5, on scores lowered by the person check):
-    recall 0.929, 0.69 false people per image; the same weights without the check (the model file
-    before it, at its 0.6): 0.929 and 1.04, which fails the bound (as do 0.5 without the check,
-    1.38, the same weights without the group-box and height-range filters, 2.00 at 0.5, and the
-    ResNet-18 model shipped before them: recall 0.071, 4.9 false people per image). The skier: 0.423
-    coarse-part mIoU with the official model, 0.105 of his pixels on the turned-around chart; the
-    same weights without the facing classifier: 0.212 and 0.383, which fail the bounds. The targets
-    of the project are recall >= 0.9, <= 0.1 false people per image and skier >= 0.5."""
+    At its own score threshold (``default_min_score`` 0.5, on scores lowered by the person check,
+    covered boxes dropped): recall 0.912, 0.38 false people per image; the file before the covered
+    rule: 0.929 and 0.65 (0.69 when its heads read each detection's own size), which fails the
+    bound, as do the file before the person check (0.929 and 1.04 at its 0.6), the same weights
+    without the group-box and height-range filters (2.00 at 0.5) and the ResNet-18 model shipped
+    before them (recall 0.071, 4.9 false people per image). The skier: 0.453 coarse-part mIoU with
+    the official model, 0.084 of his pixels on the turned-around chart; 0.423 when the heads read
+    the size his box was found at (fails the bound), 0.212 and 0.383 without the facing classifier.
+    The targets of the project are recall >= 0.9, <= 0.1 false people per image and skier >= 0.5."""
     import densepose.api
 
     predictor = densepose.api.load(precision="fp32")
@@ -78,8 +79,8 @@ def test_bundled_model_on_real_photos(shared_dir):
     total = real_photos.summary(scores, skier)
     assert total["people"] == 113 and total["images"] == 26
     assert total["recall"] >= 0.9, total
-    assert total["false_positives_per_image"] <= 0.8, total
-    assert total["skier_coarse_miou"] >= 0.35, total
+    assert total["false_positives_per_image"] <= 0.5, total
+    assert total["skier_coarse_miou"] >= 0.44, total
     assert total["skier_turned_chart"] <= 0.2, total
 
 
