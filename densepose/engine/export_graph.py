@@ -8,6 +8,8 @@ The exported graph (`ExportPipeline`) runs from one image of any size to per-per
        labels (N, S, S) uint8 0..24 (I, 0 = background), u, v (N, S, S) float32 in [0, 1]
        [+ sigma_2, kappa_u, kappa_v, fine_segm_confidence, coarse_segm_confidence (N, C, S, S)
         for detectron2 WC models]
+       [+ map_boxes (N, 4) xyxy in input pixels, the boxes the maps cover, for models whose
+        DensePose head reads grown boxes (``dp_margin_x``, ``dp_margin_y``)]
 
 with N dynamic (0 .. ``detections_per_image``) and S the head's output size (112, 56 for legacy
 detectron2 heads). Inside: the eager resize (shorter side ``min_size_test``, longer <=
@@ -15,7 +17,7 @@ detectron2 heads). Inside: the eager resize (shorter side ``min_size_test``, lon
 padding to a multiple of 32, backbone + FPN, RPN (per-level top-k, NMS), box head (score threshold,
 NMS, top-k), the DensePose head (and the facing classifier and person check), boxes mapped back to
 input pixels, and the official labelling rule at S x S (`labels_uv`). Left to the caller:
-resizing each S x S map to its box (nearest for labels, bilinear for U/V); the eager
+resizing each S x S map to its box (``map_boxes`` when the graph has it) (nearest for labels, bilinear for U/V); the eager
 `densepose_to_labels_uv` instead resizes the head logits to the box before the argmax, so labels at
 box size can differ from it along part borders.
 
@@ -43,7 +45,7 @@ from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_box
 from densepose.modeling.covered_boxes import covered_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
-from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, nonempty
+from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, grow_boxes, nonempty
 from densepose.modeling.rcnn import DP_OUTPUT_KEYS
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,9 @@ class ExportPipeline(nn.Module):
         self.model = model.eval()
         self.detectron2 = _is_detectron2(model)
         extra = [k for k in model.dp_predictor.output_channels() if k not in DP_OUTPUT_KEYS] if self.detectron2 else []
-        self.output_names = ["boxes", "scores", "labels", "u", "v", *extra]
+        # A model whose DensePose head reads grown boxes says where its maps lie.
+        self.grows = not self.detectron2 and (cfg.dp_margin_x > 0 or cfg.dp_margin_y > 0)
+        self.output_names = ["boxes", "scores", "labels", "u", "v", *extra, *(["map_boxes"] if self.grows else [])]
 
     def _pool(self, feats: list[Tensor], boxes: Tensor, pooler: MultiScaleRoIAlign) -> Tensor:
         """(K, 4) boxes -> (K, C, S, S), each box from its FPN level (every level pooled, one kept)."""
@@ -146,7 +150,10 @@ class ExportPipeline(nn.Module):
             boxes, scores = boxes[~pairs], scores[~pairs]
         uses_decoder = getattr(model, "dp_decoder", None) is not None
         source = [model.dp_decoder(feats[:4])] if uses_decoder else feats[:4]
-        maps = model.dp_predictor(model.dp_head(self._pool(source, boxes, model.dp_pooler)))
+        map_boxes = clip_boxes(grow_boxes(boxes, cfg.dp_margin_x, cfg.dp_margin_y), height, width) if self.grows else boxes
+        maps = model.dp_predictor(model.dp_head(self._pool(source, map_boxes, model.dp_pooler)))
+        if self.grows:
+            maps = {**maps, "map_boxes": map_boxes}
         if getattr(cfg, "facing_on", False):
             c4 = self._crop_features(x, boxes)
             p_camera = model.facing.classify(c4).sigmoid()
@@ -178,6 +185,8 @@ class ExportPipeline(nn.Module):
                           antialias=True)[0]
         boxes, scores, maps = self._detect(x)
         boxes = clip_boxes(boxes / scale.to(boxes.dtype), height, width)
+        if self.grows:
+            maps["map_boxes"] = clip_boxes(maps["map_boxes"] / scale.to(boxes.dtype), height, width)
         labels, u, v = labels_uv(maps["coarse_segm"], maps["fine_segm"], maps["u"], maps["v"])
         outputs = [boxes, scores, labels, u, v, *[maps[name] for name in self.output_names[5:]]]
         if self.detectron2:  # detectron2 models drop boxes that became empty in input pixels

@@ -57,7 +57,8 @@ def coco_ap(coco: CocoDensePose, dets: Detections, warnings: Counter) -> dict:
             if kind == "segm":
                 _check_segmentations(records, dets)
             recs = copy.deepcopy(records) if kind != "bbox" else [
-                {k: v for k, v in r.items() if k in ("image_id", "category_id", "bbox", "score")} for r in records]
+                {"image_id": r["image_id"], "category_id": r["category_id"], "bbox": r.get("detection_bbox", r["bbox"]),
+                 "score": r["score"]} for r in records]
             try:
                 cdt = cgt.loadRes(recs) if recs else _empty_results(cgt)
                 ev = COCOeval(cgt, cdt, kind)

@@ -3,7 +3,8 @@
 COCO results JSON (the challenge / detectron2 format): a list with one record per detection,
 ``image_id``, ``category_id``, ``bbox`` (xywh), ``score``, ``uv_shape`` ([3, H, W]) and ``uv_data``
 (``densepose.data.uv_encoding``), optionally ``segmentation`` and ``keypoints`` for mask and
-keypoint AP. The IUV array of a detection covers its box at integer size:
+keypoint AP, and ``detection_bbox`` (xywh): the detector's box, which box AP then reads, when
+``bbox`` is the larger region a model's DensePose maps cover (``densepose predict`` writes it). The IUV array of a detection covers its box at integer size:
 ``H = max(int(h), 1)``, ``W = max(int(w), 1)`` (what detectron2's post-processing produces).
 
 NPZ alternative (no PNG decoding, so evaluation is several times faster), arrays:
@@ -52,7 +53,8 @@ class Detections:
         uv_hw: (N, 2) int64 (H, W) of each IUV array; all -1 when the results carry no DensePose.
         uv_data: N base64 PNG strings (JSON input) or None.
         packed: (T,) uint8 packed IUV buffer (NPZ input) or None; ``offset`` (N,) its starts.
-        extras: per detection, the fields for pycocotools (``segmentation``, ``keypoints``) or None.
+        extras: per detection, the fields for pycocotools (``segmentation``, ``keypoints``, and
+            ``detection_bbox``, the box that box AP reads when ``bbox`` is a grown DensePose box) or None.
     """
 
     source: str
@@ -208,6 +210,11 @@ def parse_results(records, source: str = "<memory>") -> Detections:
                     )
             uv_hw[k] = want
         extra = {}
+        if "detection_bbox" in rec:  # the detector's box when bbox is the region of the IUV (grown)
+            det_box = rec["detection_bbox"]
+            if not (isinstance(det_box, list) and len(det_box) == 4 and all(_is_num(v) and math.isfinite(v) for v in det_box)):
+                raise UserError(f"{where}: detection_bbox must be 4 finite numbers [x, y, w, h], got {det_box!r}"[:300])
+            extra["detection_bbox"] = det_box
         if rec.get("segmentation"):
             extra["segmentation"] = rec["segmentation"]
         if rec.get("keypoints"):

@@ -82,6 +82,11 @@ class ModelConfig:
     dp_decoder_conv_dim: int = 256
     dp_decoder_channels: int = 256
     dp_pool: int = 28  # RoIAlign size; heatmaps are 4x this (112)
+    # At test time the DensePose head reads each detection's box grown by these fractions of its
+    # width (each side) and height (top and bottom), clipped to the image: detectors box people
+    # tightly and leave out hands and arms that the head can label. Outputs ``dp_boxes``.
+    dp_margin_x: float = 0.0
+    dp_margin_y: float = 0.0
     dp_pool_aligned: bool = False  # reference POOLER_TYPE ROIAlign (not V2)
     dp_num_convs: int = 8
     dp_dim: int = 512

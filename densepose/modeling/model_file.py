@@ -209,7 +209,7 @@ def _check_scalar(name: str, value: Any, typ: Any, label: str) -> Any:
 
 def _bounds(name: str, typ: Any) -> tuple[float, float]:
     if typ is float:
-        if any(word in name for word in ("iou", "thresh", "fraction", "score")):
+        if any(word in name for word in ("iou", "thresh", "fraction", "score", "margin")):
             return 0.0, 1.0
         if name == "pixel_mean":
             return 0.0, 255.0

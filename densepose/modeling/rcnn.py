@@ -7,8 +7,9 @@ are run in groups of equal padded size, so a batch gives every image its one-at-
 Training returns a dict of scalar losses; eval returns per
 image ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N,) (lowered by the person check when
 ``person_check_on``), ``coarse_segm`` (N, 2, 112, 112), ``fine_segm``/``u``/``v`` (N, 25, 112, 112),
-and ``masks`` (N, 1, 28, 28) probabilities / ``keypoints`` (N, 17, 3) (x, y, score) in input
-pixels / ``facing`` (N,) when those heads are on.
+``masks`` (N, 1, 28, 28) probabilities / ``keypoints`` (N, 17, 3) (x, y, score) in input pixels /
+``facing`` (N,) when those heads are on, and ``dp_boxes`` (N, 4), the grown boxes the DensePose
+maps cover, when ``dp_margin_x`` / ``dp_margin_y`` are set (else the maps cover ``boxes``).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from densepose.modeling.densepose_head import (
     densepose_losses,
     pack_targets,
 )
-from densepose.modeling.ops import MultiScaleRoIAlign
+from densepose.modeling.ops import MultiScaleRoIAlign, clip_boxes, grow_boxes
 from densepose.modeling.roi_heads import (
     BoxHead,
     KeypointHead,
@@ -385,6 +386,10 @@ class DensePoseRCNN(nn.Module):
             for r, k in zip(results, kps.split(counts)):
                 r["keypoints"] = k
         if cfg.densepose_on:
+            if cfg.dp_margin_x > 0 or cfg.dp_margin_y > 0:
+                boxes = [clip_boxes(grow_boxes(b, cfg.dp_margin_x, cfg.dp_margin_y), h, w) for b, (h, w) in zip(boxes, sizes)]
+                for r, b in zip(results, boxes):
+                    r["dp_boxes"] = b
             if sum(counts):
                 roi_feat = self._dp_features(feats, boxes)
             else:  # nobody to pool for: skip the stride-4 decoder, the heads give empty outputs

@@ -155,9 +155,11 @@ class RCNNTransform(nn.Module):
 
     @staticmethod
     def to_input_pixels(results: list[dict[str, Tensor]], batch: ImageBatch) -> list[dict[str, Tensor]]:
-        """Per-image outputs in resized pixels -> input pixels (``boxes`` clipped, ``keypoints`` x/y), float32."""
+        """Per-image outputs in resized pixels -> input pixels (``boxes``, ``dp_boxes`` clipped, ``keypoints`` x/y), float32."""
         for r, scale, size in zip(results, batch.scales, batch.input_sizes):
             r["boxes"] = boxes_to_input(r["boxes"].float(), scale, size)
+            if "dp_boxes" in r:
+                r["dp_boxes"] = boxes_to_input(r["dp_boxes"].float(), scale, size)
             if "keypoints" in r:
                 k = r["keypoints"].float()
                 r["keypoints"] = k / k.new_tensor([scale[1], scale[0], 1.0])

@@ -18,14 +18,17 @@ output is in the pixels of the input file, also when a huge file was decoded dow
     people overlap, the higher-scoring person's body is on top (also in the IUV picture). Unlike
     Detectron's INDS, no person gets index 0.
 ``<stem>.npz``
-    ``boxes`` (N, 4) float32 xyxy, ``scores`` (N,) float32, ``origins`` (N, 2) int32 pixel of each
-    person map's top-left corner, ``image_size`` [H, W], ``file_name``, and per person k (0-based,
-    by descending score) ``labels_k`` (h, w) uint8, ``u_k``, ``v_k`` (h, w) float32 at integer box
-    size. Video frames add ``frame_index`` and ``track_ids``. No pickles: ``np.load`` works with
+    ``boxes`` (N, 4) float32 xyxy, ``scores`` (N,) float32, ``map_boxes`` (N, 4) float32 xyxy of
+    the region each person's maps cover (the box itself, or the grown box a model's DensePose head
+    read: ``dp_margin_x``), ``origins`` (N, 2) int32 pixel of each person map's top-left corner,
+    ``image_size`` [H, W], ``file_name``, and per person k (0-based, by descending score)
+    ``labels_k`` (h, w) uint8, ``u_k``, ``v_k`` (h, w) float32 at the integer size of its map box. Video frames add ``frame_index`` and ``track_ids``. No pickles: ``np.load`` works with
     the default ``allow_pickle=False``. Read back with `read_npz`.
 ``results.json`` (``--json``)
     COCO results in the official DensePose encoding (``bbox`` xywh, ``score``, ``uv_shape``,
-    ``uv_data`` from `densepose.data.uv_encoding`), plus ``file_name``; ``image_id`` by
+    ``uv_data`` from `densepose.data.uv_encoding`), plus ``file_name``; ``bbox`` is the region the
+    IUV covers, so for a model whose DensePose head reads grown boxes the detector's own box is
+    ``detection_bbox`` (box AP of such a file measures the grown boxes); ``image_id`` by
     `densepose.predict.image_ids.assign_image_ids`: ``--coco-json`` (matched by file name), else
     the ``annotations.json`` of a ``densepose synth`` dataset the images come from, else the number
     of an all-digit name (``000000000785.jpg`` -> 785), else a CRC of the name; unique within a

@@ -88,11 +88,9 @@ class Predictor:
     def _people(self, array: np.ndarray, frame: tuple[int, int], out: dict[str, torch.Tensor]) -> ImageResult:
         h, w = array.shape[:2]
         fh, fw = frame
-        boxes = out["boxes"].float().cpu()
-        if (fh, fw) != (h, w):  # the array is a downscaled decode: report in the frame's pixels
-            boxes = boxes * torch.tensor([fw / w, fh / h, fw / w, fh / h])
-            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, fw)
-            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, fh)
+        boxes = _in_frame(out["boxes"], (h, w), (fh, fw))
+        # The maps cover the detection box, or the larger box the model's DensePose head read.
+        map_boxes = _in_frame(out["dp_boxes"], (h, w), (fh, fw)) if "dp_boxes" in out else boxes
         scores = out["scores"].float()
         chart = getattr(self.model, "chart", "anny")
         people = []
@@ -100,11 +98,12 @@ class Predictor:
             if scores[k] < self.min_score:
                 continue
             labels, u, v, origin = chart_outputs_to_result(
-                boxes[k], out["coarse_segm"][k], out["fine_segm"][k], out["u"][k], out["v"][k]
+                map_boxes[k], out["coarse_segm"][k], out["fine_segm"][k], out["u"][k], out["v"][k]
             )
             people.append(PersonResult(boxes[k].numpy().astype(np.float32), float(scores[k]), labels, u, v, origin, chart,
-                                       _confidences(out, k, labels, boxes[k]),
-                                       float(out["facing"][k]) if "facing" in out else None))
+                                       _confidences(out, k, labels, map_boxes[k]),
+                                       float(out["facing"][k]) if "facing" in out else None,
+                                       map_boxes[k].numpy().astype(np.float32) if "dp_boxes" in out else None))
         return ImageResult(people, array, frame_size=(fh, fw))
 
     def __call__(self, image: Any) -> ImageResult:
@@ -120,6 +119,19 @@ def parse_test_sizes(min_size: int | Sequence[int] | None) -> int | tuple[int, .
         raise UserError(f"test sizes must be positive integers (shorter image sides), got {min_size!r}")
     sizes = [int(s) for s in sizes]
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
+
+
+def _in_frame(boxes: torch.Tensor, size: tuple[int, int], frame: tuple[int, int]) -> torch.Tensor:
+    """(N, 4) boxes in the pixels of an (h, w) array -> in those of its (fh, fw) frame, of which the
+    array is a downscaled decode (`densepose.io.images.read_image`); clipped to the frame."""
+    boxes = boxes.float().cpu()
+    (h, w), (fh, fw) = size, frame
+    if (fh, fw) == (h, w):
+        return boxes
+    boxes = boxes * torch.tensor([fw / w, fh / h, fw / w, fh / h])
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, fw)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, fh)
+    return boxes
 
 
 def _confidences(out: dict[str, torch.Tensor], k: int, labels: np.ndarray, box: torch.Tensor) -> dict[str, np.ndarray]:

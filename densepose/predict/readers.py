@@ -51,6 +51,13 @@ def read_inds_png(path: str | os.PathLike) -> np.ndarray:
         return np.asarray(im.convert("L")).copy()
 
 
+def _map_box(data, k: int) -> np.ndarray | None:
+    """Person ``k``'s map box from an npz, None where it is the detection box (or the file predates it)."""
+    if "map_boxes" not in data.files or np.array_equal(data["map_boxes"][k], data["boxes"][k]):
+        return None
+    return data["map_boxes"][k]
+
+
 def read_npz(path: str | os.PathLike) -> tuple[list[PersonResult], dict]:
     """``<stem>.npz`` -> (people sorted by descending score, metadata dict of the other arrays)."""
     with np.load(path, allow_pickle=False) as data:
@@ -64,6 +71,7 @@ def read_npz(path: str | os.PathLike) -> tuple[list[PersonResult], dict]:
             PersonResult(
                 data["boxes"][k], float(data["scores"][k]), data[f"labels_{k}"], data[f"u_{k}"], data[f"v_{k}"],
                 (int(data["origins"][k][0]), int(data["origins"][k][1])), confidences=confidences[k],
+                map_box=_map_box(data, k),
             )
             for k in range(n)
         ]

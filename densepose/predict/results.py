@@ -26,13 +26,16 @@ class PersonResult:
     Attributes:
         box: (4,) float32 xyxy in pixels of the input image.
         score: detection score.
-        labels: (h, w) uint8 chart index 0..24 (0 = background) at integer box size.
+        labels: (h, w) uint8 chart index 0..24 (0 = background) at the integer size of the maps'
+            box (``map_box``, else ``box``).
         u, v: (h, w) float32 in [0, 1] (0 on background).
-        origin: (x0, y0) int pixel of ``labels[0, 0]`` in the image (``int`` of the box corner).
+        origin: (x0, y0) int pixel of ``labels[0, 0]`` in the image (``int`` of that box's corner).
         chart: the body surface the labels and U, V refer to (``anny``, or ``smpl`` for detectron2 models).
         confidences: name -> (h, w) float32 confidence maps at box size (models that predict them).
         facing: probability that the person faces the camera (models with a facing classifier,
             ``densepose.modeling.facing``; 0.5 for a person seen from the side), else None.
+        map_box: (4,) float32 xyxy of the region the maps cover, when it is not ``box``: models
+            whose DensePose head reads a grown box (``ModelConfig.dp_margin_x``), else None.
     """
 
     box: np.ndarray
@@ -44,6 +47,7 @@ class PersonResult:
     chart: str = "anny"
     confidences: dict[str, np.ndarray] = field(default_factory=dict)
     facing: float | None = None
+    map_box: np.ndarray | None = None
 
     @property
     def iuv(self) -> np.ndarray:

@@ -54,6 +54,8 @@ def npz_bytes(results: list[PersonResult], height: int, width: int, file_name: s
         "boxes": np.array([r.box for r in results], np.float32).reshape(-1, 4),
         "scores": np.array([r.score for r in results], np.float32),
         "origins": np.array([r.origin for r in results], np.int32).reshape(-1, 2),
+        # The box each person's maps cover (the detection box unless the model grows it).
+        "map_boxes": np.array([r.box if r.map_box is None else r.map_box for r in results], np.float32).reshape(-1, 4),
         "image_size": np.array([height, width], np.int32),
         "file_name": np.array(file_name),
     }
@@ -73,7 +75,8 @@ def coco_records(results: list[PersonResult], image_id: int, file_name: str | No
     """COCO DensePose results (official ``uv_shape``/``uv_data`` encoding) for one image."""
     records = []
     for r in results:
-        x0, y0, x1, y1 = (float(b) for b in r.box)
+        # A DensePose result's bbox is the region its IUV covers: the box the DensePose head read.
+        x0, y0, x1, y1 = (float(b) for b in (r.box if r.map_box is None else r.map_box))
         uv_shape, uv_data = encode_uv_data(r.iuv)
         rec = {
             "image_id": int(image_id),
@@ -86,6 +89,9 @@ def coco_records(results: list[PersonResult], image_id: int, file_name: str | No
         }
         if r.facing is not None:  # an extra key: COCO tools ignore it
             rec["facing"] = round(float(r.facing), 4)
+        if r.map_box is not None:  # the detector's own box, xywh (an extra key)
+            bx0, by0, bx1, by1 = (float(b) for b in r.box)
+            rec["detection_bbox"] = [bx0, by0, bx1 - bx0, by1 - by0]
         if file_name is not None:
             rec["file_name"] = file_name
         records.append(rec)

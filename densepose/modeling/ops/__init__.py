@@ -7,6 +7,7 @@ from densepose.modeling.ops.boxes import (
     clip_boxes,
     decode_boxes,
     encode_boxes,
+    grow_boxes,
     nms,
     nonempty,
 )
@@ -14,5 +15,5 @@ from densepose.modeling.ops.roi_align import MultiScaleRoIAlign, assign_fpn_leve
 
 __all__ = [
     "AnchorGenerator", "MultiScaleRoIAlign", "assign_fpn_levels", "batched_nms", "box_area", "box_iou",
-    "boxes_to_rois", "clip_boxes", "decode_boxes", "encode_boxes", "nms", "nonempty", "roi_align",
+    "boxes_to_rois", "clip_boxes", "decode_boxes", "encode_boxes", "grow_boxes", "nms", "nonempty", "roi_align",
 ]

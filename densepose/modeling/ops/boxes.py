@@ -70,6 +70,14 @@ def clip_boxes(boxes: Tensor, height: int, width: int) -> Tensor:
     return torch.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], dim=1)
 
 
+def grow_boxes(boxes: Tensor, margin_x: float, margin_y: float) -> Tensor:
+    """(N, 4) xyxy -> (N, 4) each box grown on every side by ``margin_x`` of its width (left and
+    right) and ``margin_y`` of its height (top and bottom); not clipped."""
+    w = (boxes[:, 2] - boxes[:, 0]) * margin_x
+    h = (boxes[:, 3] - boxes[:, 1]) * margin_y
+    return boxes + torch.stack([-w, -h, w, h], dim=1)
+
+
 def nonempty(boxes: Tensor, min_size: float = 0.0) -> Tensor:
     """(N,) bool: width and height both > min_size."""
     return ((boxes[:, 2] - boxes[:, 0]) > min_size) & ((boxes[:, 3] - boxes[:, 1]) > min_size)
