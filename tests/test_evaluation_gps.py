@@ -225,7 +225,8 @@ def test_gt_mask_falls_back_to_segmentation(surface):
     assert _ap(m, "iou") == pytest.approx(1.0)
 
 
-def test_evaluate_model_runs_a_model_over_images(surface, tmp_path):
+@pytest.mark.parametrize("grown", [False, True])
+def test_evaluate_model_runs_a_model_over_images(surface, tmp_path, grown):
     import torch
     from PIL import Image
 
@@ -236,7 +237,8 @@ def test_evaluate_model_runs_a_model_over_images(surface, tmp_path):
     boxes = {a["image_id"]: a["bbox"] for a in gt["annotations"]}
 
     class BoxModel(torch.nn.Module):
-        """Predicts each GT box, all foreground, chart 1, U = V = 0.5."""
+        """Predicts each GT box, all foreground, chart 1, U = V = 0.5 (over the box grown to twice
+        its width and height when ``grown``: a model whose DensePose head reads grown boxes)."""
 
         def __init__(self):
             super().__init__()
@@ -252,9 +254,12 @@ def test_evaluate_model_runs_a_model_over_images(surface, tmp_path):
             fine[:, 1] = 1.0
             coarse = torch.zeros(1, 2, S, S)
             coarse[:, 1] = 1.0
-            return [{"boxes": torch.tensor([[x, y, x + w, y + h]], dtype=torch.float32), "scores": torch.tensor([0.9]),
-                     "coarse_segm": coarse, "fine_segm": fine, "u": torch.full((1, 25, S, S), 0.5),
-                     "v": torch.full((1, 25, S, S), 0.5)}]
+            out = {"boxes": torch.tensor([[x, y, x + w, y + h]], dtype=torch.float32), "scores": torch.tensor([0.9]),
+                   "coarse_segm": coarse, "fine_segm": fine, "u": torch.full((1, 25, S, S), 0.5),
+                   "v": torch.full((1, 25, S, S), 0.5)}
+            if grown:
+                out["dp_boxes"] = torch.tensor([[x - w / 2, y - h / 2, x + 1.5 * w, y + 1.5 * h]], dtype=torch.float32)
+            return [out]
 
     from densepose.evaluation import evaluate_model
 
@@ -262,8 +267,9 @@ def test_evaluate_model_runs_a_model_over_images(surface, tmp_path):
     m = evaluate_model(model, tmp_path, gt, surface, progress=False)
     assert model.training and model.calls == 2
     assert m["counts"]["detections"] == 2
-    # Full-box foreground against the elliptic GT mask: IoU about 0.58, above 0.5 only.
-    assert m["densepose"]["iou"]["AP50"] == pytest.approx(1.0)
+    # Full-box foreground against the elliptic GT mask: IoU about 0.58, above 0.5 only; over the
+    # grown box (4x the area) it is below 0.5. Box AP reads the detection boxes either way.
+    assert m["densepose"]["iou"]["AP50"] == pytest.approx(0.0 if grown else 1.0)
     assert m["coco"]["bbox"]["AP"] == pytest.approx(1.0)
 
 

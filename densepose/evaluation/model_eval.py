@@ -43,7 +43,7 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
                              coco.categories, ids)
     if device is None:
         device = next(iter(model.parameters())).device
-    image_id, bbox, score, iuvs, keypoints = [], [], [], [], []
+    image_id, bbox, det_bbox, score, iuvs, keypoints = [], [], [], [], [], []
     was_training = model.training
     model.eval()
     try:
@@ -60,10 +60,12 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
                 boxes = out["boxes"].detach().float().cpu()
                 if not len(boxes):
                     continue
-                iuvs += densepose_to_iuv_batch(out["coarse_segm"], out["fine_segm"], out["u"], out["v"], boxes)
-                xywh = boxes.double().numpy().copy()
-                xywh[:, 2:] -= xywh[:, :2]
-                bbox.append(xywh)
+                # The maps cover the grown boxes of a model with a DensePose box margin: those are
+                # the results' bbox, and the detection boxes are kept for box AP.
+                map_boxes = out["dp_boxes"].detach().float().cpu() if "dp_boxes" in out else boxes
+                iuvs += densepose_to_iuv_batch(out["coarse_segm"], out["fine_segm"], out["u"], out["v"], map_boxes)
+                bbox.append(_xywh(map_boxes))
+                det_bbox.append(_xywh(boxes))
                 score.append(out["scores"].detach().double().cpu().numpy())
                 image_id += [i] * len(boxes)
                 if "keypoints" in out:
@@ -72,24 +74,39 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
         model.train(was_training)
     dets = detections_from_arrays(
         image_id, np.concatenate(bbox) if bbox else np.zeros((0, 4)), np.concatenate(score) if score else np.zeros(0),
-        iuvs, np.concatenate(keypoints) if keypoints and len(keypoints) == len(bbox) else None)
+        iuvs, np.concatenate(keypoints) if keypoints and len(keypoints) == len(bbox) else None,
+        detection_bbox=np.concatenate(det_bbox) if det_bbox else None)
     return evaluate(coco, dets, surface, kappa=kappa, exact=exact, min_iou=min_iou, progress=progress)
 
 
+def _xywh(boxes) -> np.ndarray:
+    xywh = boxes.double().numpy().copy()
+    xywh[:, 2:] -= xywh[:, :2]
+    return xywh
+
+
 def detections_from_arrays(image_id, bbox, score, iuvs: list[np.ndarray], keypoints=None,
-                           source: str = "<model>") -> Detections:
+                           source: str = "<model>", detection_bbox=None) -> Detections:
     """In-memory detections -> ``Detections`` with a packed IUV buffer.
 
     Args:
         image_id: (N,); bbox: (N, 4) xywh; score: (N,); iuvs: N uint8 (3, H, W) at box size;
-        keypoints: (N, 17 * 3) or None.
+        keypoints: (N, 17 * 3) or None; detection_bbox: (N, 4) xywh the detector's boxes, for box
+        AP, where ``bbox`` are grown ones (a model's DensePose box margin), or None.
     """
     n = len(iuvs)
     hw = np.array([a.shape[1:] for a in iuvs], dtype=np.int64).reshape(n, 2)
     sizes = 3 * hw[:, 0] * hw[:, 1]
     packed = np.concatenate([np.ascontiguousarray(a, dtype=np.uint8).ravel() for a in iuvs]) if n else np.zeros(0, np.uint8)
     offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if n else np.zeros(0, np.int64)
-    extras = None if keypoints is None else [{"keypoints": np.asarray(k, dtype=np.float64).ravel().tolist()} for k in keypoints]
+    extras = [{} for _ in range(n)]
+    if keypoints is not None:
+        for e, k in zip(extras, keypoints):
+            e["keypoints"] = np.asarray(k, dtype=np.float64).ravel().tolist()
+    if detection_bbox is not None and not np.array_equal(np.asarray(detection_bbox).reshape(n, 4), np.asarray(bbox).reshape(n, 4)):
+        for e, b in zip(extras, np.asarray(detection_bbox, dtype=np.float64).reshape(n, 4)):
+            e["detection_bbox"] = b.tolist()
+    extras = extras if any(extras) else None
     return Detections(source, np.asarray(image_id, dtype=np.int64).reshape(n), np.ones(n, dtype=np.int64),
                       np.asarray(bbox, dtype=np.float64).reshape(n, 4), np.asarray(score, dtype=np.float64).reshape(n),
                       hw, packed=packed, offset=offset, extras=extras)
