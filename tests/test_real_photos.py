@@ -67,9 +67,10 @@ def test_bundled_model_on_real_photos(shared_dir):
     rule: 0.929 and 0.65 (0.69 when its heads read each detection's own size), which fails the
     bound, as do the file before the person check (0.929 and 1.04 at its 0.6), the same weights
     without the group-box and height-range filters (2.00 at 0.5) and the ResNet-18 model shipped
-    before them (recall 0.071, 4.9 false people per image). The skier: 0.453 coarse-part mIoU with
-    the official model, 0.084 of his pixels on the turned-around chart; 0.423 when the heads read
-    the size his box was found at (fails the bound), 0.212 and 0.383 without the facing classifier.
+    before them (recall 0.071, 4.9 false people per image). The skier (DensePose head on grown boxes):
+    0.481 coarse-part mIoU with the official model, 0.066 of his pixels on the turned-around chart;
+    0.453 on the detection boxes and 0.423 when the heads read the size his box was found at (both
+    fail the bound), 0.212 and 0.383 without the facing classifier.
     The targets of the project are recall >= 0.9, <= 0.1 false people per image and skier >= 0.5."""
     import densepose.api
 
@@ -80,7 +81,7 @@ def test_bundled_model_on_real_photos(shared_dir):
     assert total["people"] == 113 and total["images"] == 26
     assert total["recall"] >= 0.9, total
     assert total["false_positives_per_image"] <= 0.5, total
-    assert total["skier_coarse_miou"] >= 0.44, total
+    assert total["skier_coarse_miou"] >= 0.47, total
     assert total["skier_turned_chart"] <= 0.2, total
 
 
