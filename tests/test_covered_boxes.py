@@ -47,3 +47,16 @@ def test_model_files_check_the_fraction():
     assert model_config_from_dict({**base, "drop_covered_fraction": 0.9}, "f").drop_covered_fraction == 0.9
     with pytest.raises(UserError, match="drop_covered_fraction"):
         model_config_from_dict({**base, "drop_covered_fraction": 1.5}, "f")
+
+
+def test_the_rule_traces_for_any_number_of_boxes():
+    """The exported graph drops covered boxes like the eager model: the count is not baked in."""
+    def rule(boxes, scores):
+        return covered_boxes(boxes, scores, 0.9)
+
+    boxes = _boxes([0, 0, 10, 30], [10, 0, 20, 30], [5, 0, 15, 30], [100, 0, 110, 30])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.95])
+    traced = torch.jit.trace(rule, (boxes, scores))
+    for b, s in [(boxes, scores), (boxes[:3], scores[:3]), (boxes[:0], scores[:0]), (boxes[2:], scores[2:])]:
+        assert torch.equal(traced(b, s), rule(b, s))
+    assert traced(boxes[:3], scores[:3]).tolist() == [False, False, True]

@@ -1,5 +1,6 @@
 """The DensePose head reading grown boxes (ModelConfig.dp_margin_x / dp_margin_y): maps beyond the detection box."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -115,3 +116,20 @@ def test_box_ap_reads_the_detection_box_when_the_results_carry_it():
     assert plain_ap == 0.0 and with_det == pytest.approx(1.0)
     with pytest.raises(UserError, match="detection_bbox"):
         parse_results([{**grown, "detection_bbox": [1, 2, 3]}])
+
+
+def test_a_torchscript_file_of_a_model_with_margins_and_covered_boxes_matches_the_eager_model(tmp_path):
+    from densepose.engine.export_graph import export_graph
+
+    model = _model(0.2, 0.1)
+    model.cfg = replace(model.cfg, drop_covered_fraction=0.5)
+    image = _image()
+    export_graph(model, tmp_path / "m.ts", "torchscript", example=image)
+    graph = torch.jit.load(str(tmp_path / "m.ts"))
+    for img in (image, torch.rand(3, 90, 140, generator=torch.Generator().manual_seed(4)) * 255):
+        with torch.no_grad():
+            out = dict(zip(["boxes", "scores", "labels", "u", "v", "map_boxes"], graph(img)))
+            eager = model([img])[0]
+        assert len(eager["boxes"]) > 0
+        torch.testing.assert_close(out["boxes"], eager["boxes"], atol=1e-3, rtol=1e-4)
+        torch.testing.assert_close(out["map_boxes"], eager["dp_boxes"], atol=1e-3, rtol=1e-4)

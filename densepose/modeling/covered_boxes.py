@@ -31,6 +31,8 @@ def covered_boxes(boxes: Tensor, scores: Tensor, min_covered: float, cover_score
     Returns:
         (N,) bool, True for covered detections.
     """
+    if min_covered <= 0:  # a setting, not data: the traced graph keeps whichever branch it has
+        return torch.zeros_like(scores, dtype=torch.bool)
     # No branch on the count N: in the exported graph N comes from NMS, unknown until run time.
     boxes, scores = boxes.float(), scores.float()
     steps = (torch.arange(GRID, device=boxes.device, dtype=boxes.dtype) + 0.5) / GRID
@@ -43,4 +45,4 @@ def covered_boxes(boxes: Tensor, scores: Tensor, min_covered: float, cover_score
     ahead = (scores[None, :] > scores[:, None]) | ((scores[None, :] == scores[:, None]) & (index[None, :] < index[:, None]))
     covers = ahead & (scores[None, :] >= cover_score)  # covers[i, j]: j may cover i
     fraction = (inside & covers[:, None, :]).any(2).float().mean(1)
-    return (fraction >= min_covered) & (min_covered > 0)
+    return fraction >= min_covered
