@@ -30,6 +30,7 @@ exact half). NMS and RoIAlign are `densepose.engine.export_ops` (ONNX ``NonMaxSu
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -41,6 +42,7 @@ from torch import Tensor, nn
 
 from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.densepose_export)
 from densepose.errors import UserError
+from densepose.modeling.backbone import FrozenBatchNorm2d
 from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, reweight_charts, to_facing_input
 from densepose.modeling.covered_boxes import covered_boxes
 from densepose.modeling.group_boxes import group_boxes
@@ -61,6 +63,27 @@ def _is_detectron2(model: nn.Module) -> bool:
     return isinstance(model, Detectron2DensePoseRCNN)
 
 
+def _with_frozen_norms(model: nn.Module) -> nn.Module:
+    """``model``, or a copy whose ``BatchNorm2d`` layers (the crop classifiers') are the same
+    per-channel affine maps as `FrozenBatchNorm2d`: batch norm checks for an empty batch, which
+    ``torch.export`` cannot trace when the batch is the number of detections."""
+    names = [name for name, module in model.named_modules() if type(module) is nn.BatchNorm2d]
+    if not names:
+        return model
+    model = copy.deepcopy(model)
+    for name in names:
+        parent, _, child = name.rpartition(".")
+        norm = model.get_submodule(name)
+        frozen = FrozenBatchNorm2d(norm.num_features, norm.eps)
+        if norm.affine:
+            frozen.weight.copy_(norm.weight.detach())
+            frozen.bias.copy_(norm.bias.detach())
+        frozen.running_mean.copy_(norm.running_mean)
+        frozen.running_var.copy_(norm.running_var)
+        setattr(model.get_submodule(parent), child, frozen.to(norm.running_mean.device))
+    return model
+
+
 class ExportPipeline(nn.Module):
     """Graph-exportable inference of a `DensePoseRCNN` or `Detectron2DensePoseRCNN` (module docstring)."""
 
@@ -69,7 +92,7 @@ class ExportPipeline(nn.Module):
         cfg = model.cfg
         if not getattr(cfg, "densepose_on", True) or getattr(cfg, "cascade", False):
             raise UserError("export: the model needs a single-stage DensePose head (cascade models are not exportable)")
-        self.model = model.eval()
+        self.model = _with_frozen_norms(model).eval()
         self.detectron2 = _is_detectron2(model)
         extra = [k for k in model.dp_predictor.output_channels() if k not in DP_OUTPUT_KEYS] if self.detectron2 else []
         # A model whose DensePose head reads grown boxes says where its maps lie.

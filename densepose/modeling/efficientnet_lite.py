@@ -62,6 +62,15 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def _zero_first_row_and_column(weight: Tensor) -> Tensor:
+    """(O, I, k, k) -> (O, I, k + 1, k + 1) with a zero first row and column. Concatenated rather
+    than ``F.pad``-ded: ONNX Runtime's graph optimiser fuses a Pad into the Conv that reads it as if
+    it padded the Conv's input, and breaks the graph when the Pad is on the weight."""
+    o, i, k, _ = weight.shape
+    weight = torch.cat([weight.new_zeros(o, i, 1, k), weight], dim=2)
+    return torch.cat([weight.new_zeros(o, i, k + 1, 1), weight], dim=3)
+
+
 class ConvBN(nn.Module):
     """Conv (no bias, SAME padding) + norm + optional ReLU6. ``groups=cin`` makes it depthwise.
 
@@ -90,7 +99,7 @@ class ConvBN(nn.Module):
             weight = weight * scale[:, None, None, None]
         if self.kernel > 1 and self.stride > 1:
             if x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0:
-                weight, padding = F.pad(weight, (1, 0, 1, 0)), self.kernel // 2
+                weight, padding = _zero_first_row_and_column(weight), self.kernel // 2
             else:
                 top, bottom = same_padding(x.shape[-2], self.kernel, self.stride)
                 left, right = same_padding(x.shape[-1], self.kernel, self.stride)

@@ -128,8 +128,15 @@ def reweight_charts(fine_segm: Tensor, p_camera: Tensor, ratio: Tensor) -> Tenso
     charts = fine_segm[:, 1:].float()
     weighted = charts + log_weight
     # Adding log weights multiplies the probabilities; the shift keeps the charts' total against the background.
-    weighted = weighted - weighted.logsumexp(1, keepdim=True) + charts.logsumexp(1, keepdim=True)
+    weighted = weighted - _logsumexp(weighted) + _logsumexp(charts)
     return torch.cat([fine_segm[:, :1], weighted.to(fine_segm.dtype)], dim=1)
+
+
+def _logsumexp(x: Tensor) -> Tensor:
+    """``x.logsumexp(1, keepdim=True)`` spelt out: torch.export cannot trace the built-in's
+    empty-tensor branch when the batch is the number of detections."""
+    top = x.amax(1, keepdim=True)
+    return top + (x - top).exp().sum(1, keepdim=True).log()
 
 
 def to_facing_input(images: Tensor, pixel_mean: Tensor, pixel_std: Tensor) -> Tensor:
