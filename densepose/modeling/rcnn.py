@@ -4,12 +4,12 @@ I/O contract (docs/ARCHITECTURE.md): input a list of (3, H, W) float RGB tensors
 model resizes (shorter side ``min_size``, longer <= ``max_size``), normalises with ImageNet mean/std
 and pads to a multiple of 32 itself (`densepose.modeling.transform.RCNNTransform`). In eval, images
 are run in groups of equal padded size, so a batch gives every image its one-at-a-time answer.
-Training returns a dict of scalar losses; eval returns per
-image ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N,) (lowered by the person check when
-``person_check_on``), ``coarse_segm`` (N, 2, 112, 112), ``fine_segm``/``u``/``v`` (N, 25, 112, 112),
-``masks`` (N, 1, 28, 28) probabilities / ``keypoints`` (N, 17, 3) (x, y, score) in input pixels /
-``facing`` (N,) when those heads are on, and ``dp_boxes`` (N, 4), the grown boxes the DensePose
-maps cover, when ``dp_margin_x`` / ``dp_margin_y`` are set (else the maps cover ``boxes``).
+Training returns a dict of scalar losses; eval returns per image ``boxes`` (N, 4) xyxy in input
+pixels, ``scores`` (N,) (lowered by the person check when ``person_check_on``), ``coarse_segm``
+(N, 2, 112, 112), ``fine_segm``/``u``/``v`` (N, 25, 112, 112), ``masks`` (N, 1, 28, 28)
+probabilities / ``keypoints`` (N, 17, 3) (x, y, score) in input pixels / ``facing`` (N,) when
+those heads are on, and ``dp_boxes`` (N, 4), the grown boxes the DensePose maps cover, when
+``dp_margin_x`` / ``dp_margin_y`` are set (else the maps cover ``boxes``).
 """
 from __future__ import annotations
 
@@ -313,11 +313,8 @@ class DensePoseRCNN(nn.Module):
         for run in runs:
             if run.feats is None:
                 continue
-            chosen = []
-            for j, i in enumerate(run.group):
-                sy, sx = run.batch.scales[j]
-                boxes = merged[i]["boxes"]
-                chosen.append((boxes * boxes.new_tensor([sx, sy, sx, sy]), merged[i]["scores"]))
+            chosen = [(merged[i]["boxes"] * merged[i]["boxes"].new_tensor([sx, sy, sx, sy]), merged[i]["scores"])
+                      for i, (sy, sx) in zip(run.group, run.batch.scales)]  # input pixels -> this size's
             heads = self._heads(run.feats, chosen, run.batch.tensor, run.batch.sizes, score_thresh)
             for i, out in zip(run.group, RCNNTransform.to_input_pixels(heads, run.batch)):
                 outputs[i] = out
