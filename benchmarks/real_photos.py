@@ -1,6 +1,7 @@
 """A model on real photographs: person recall and false positives, and part agreement on the skier.
 
-    python benchmarks/real_photos.py [--model PATH] [--min-score S] [--size S [S ...]] [--json OUT.json] [--pictures DIR]
+    python benchmarks/real_photos.py [--model PATH] [--min-score S] [--size S [S ...]] [--precision P] [--json OUT.json]
+                                     [--pictures DIR]
 
 Images: the labelled set of ``tests/data/real_photos/annotations.json`` (6 photos and 20 frames of
 ``vtest.avi``; person boxes drawn by hand, ``iscrowd`` = ignore regions), read from the shared
@@ -235,13 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, nargs="+", default=None, help="shorter side(s); several are merged (default: the model's)")
     ap.add_argument("--json", default=None, help="write the per-image scores and the summary here")
     ap.add_argument("--pictures", default=None, help="folder for photo | parts | U,V pictures")
+    ap.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                    help="fp32 (default: the figures of MODELS.md), bf16, or auto (what predict uses)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     data_dir = shared_data_dir()
     if not data_dir.is_dir():
         print(f"shared data folder not found at {data_dir} (set DENSEPOSE_SHARED)")
         return 2
-    predictor = load(args.model, min_score=args.min_score, min_size=args.size, precision="fp32")
+    predictor = load(args.model, min_score=args.min_score, min_size=args.size, precision=args.precision)
     t0 = time.perf_counter()
     scores, skier = score_model(predictor, data_dir, Path(args.pictures) if args.pictures else None)
     for s in scores:
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:32s} people {s.people}  found {s.found}  false positives {s.false_positives}  "
               f"detections {s.detections}")
     total = summary(scores, skier)
-    print(f"model {args.model or 'bundled'}; min score {predictor.min_score}; shorter side {args.size or 'default'}; "
+    print(f"model {args.model or 'bundled'}; {predictor.precision}; min score {predictor.min_score}; shorter side {args.size or 'default'}; "
           f"{time.perf_counter() - t0:.0f} s")
     print(f"recall {total['recall']:.3f} ({total['found']}/{total['people']}); false positives "
           f"{total['false_positives']} in {total['images']} images ({total['false_positives_per_image']:.2f}/image); "
