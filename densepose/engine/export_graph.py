@@ -17,9 +17,10 @@ detectron2 heads). Inside: the eager resize (shorter side ``min_size_test``, lon
 padding to a multiple of 32, backbone + FPN, RPN (per-level top-k, NMS), box head (score threshold,
 NMS, top-k), the DensePose head (and the facing classifier and person check), boxes mapped back to
 input pixels, and the official labelling rule at S x S (`labels_uv`). Left to the caller:
-resizing each S x S map to its box (``map_boxes`` when the graph has it) (nearest for labels, bilinear for U/V); the eager
-`densepose_to_labels_uv` instead resizes the head logits to the box before the argmax, so labels at
-box size can differ from it along part borders.
+resizing each S x S map to its box, or to its ``map_boxes`` row when the graph has that output
+(nearest for labels, bilinear for U/V); the eager `densepose_to_labels_uv` instead resizes the
+head logits to the box before the argmax, so labels at box size can differ from it along part
+borders.
 
 Graph-friendly reformulations (same results): the per-level top-k pads each level with -inf
 scores to a fixed k, empty boxes get a -inf score instead of being removed, and multi-level

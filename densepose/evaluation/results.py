@@ -4,7 +4,8 @@ COCO results JSON (the challenge / detectron2 format): a list with one record pe
 ``image_id``, ``category_id``, ``bbox`` (xywh), ``score``, ``uv_shape`` ([3, H, W]) and ``uv_data``
 (``densepose.data.uv_encoding``), optionally ``segmentation`` and ``keypoints`` for mask and
 keypoint AP, and ``detection_bbox`` (xywh): the detector's box, which box AP then reads, when
-``bbox`` is the larger region a model's DensePose maps cover (``densepose predict`` writes it). The IUV array of a detection covers its box at integer size:
+``bbox`` is the larger region a model's DensePose maps cover (``densepose predict`` writes it).
+The IUV array of a detection covers its box at integer size:
 ``H = max(int(h), 1)``, ``W = max(int(w), 1)`` (what detectron2's post-processing produces).
 
 NPZ alternative (no PNG decoding, so evaluation is several times faster), arrays:
@@ -159,6 +160,15 @@ def load_results(results, source: str | None = None) -> Detections:
     return parse_results(results, source or "<memory>")
 
 
+def _xywh_box(box, where: str, name: str) -> list:
+    """A record's [x, y, w, h] (``name``), checked: 4 finite numbers, w and h >= 0."""
+    if not (isinstance(box, list) and len(box) == 4 and all(_is_num(v) for v in box)):
+        raise UserError(f"{where}: {name} must be 4 numbers [x, y, w, h], got {box!r}"[:300])
+    if not all(math.isfinite(v) for v in box) or box[2] < 0 or box[3] < 0:
+        raise UserError(f"{where}: {name} must be finite with w, h >= 0, got {box!r}")
+    return box
+
+
 def parse_results(records, source: str = "<memory>") -> Detections:
     """Validate a list of COCO result records (see the module docstring)."""
     if not isinstance(records, list):
@@ -183,12 +193,7 @@ def parse_results(records, source: str = "<memory>") -> Detections:
                 raise UserError(f"{where}: missing '{name}'")
         image_id[k] = _int(rec["image_id"], where, "image_id")
         category_id[k] = _int(rec.get("category_id", 1), where, "category_id")
-        box = rec["bbox"]
-        if not (isinstance(box, list) and len(box) == 4 and all(_is_num(v) for v in box)):
-            raise UserError(f"{where}: bbox must be 4 numbers [x, y, w, h], got {box!r}"[:300])
-        bbox[k] = box
-        if not np.isfinite(bbox[k]).all() or bbox[k, 2] < 0 or bbox[k, 3] < 0:
-            raise UserError(f"{where}: bbox must be finite with w, h >= 0, got {box!r}")
+        bbox[k] = _xywh_box(rec["bbox"], where, "bbox")
         if not _is_num(rec["score"]) or not math.isfinite(rec["score"]):
             raise UserError(f"{where}: score must be a finite number, got {rec['score']!r}")
         score[k] = rec["score"]
@@ -211,10 +216,7 @@ def parse_results(records, source: str = "<memory>") -> Detections:
             uv_hw[k] = want
         extra = {}
         if "detection_bbox" in rec:  # the detector's box when bbox is the region of the IUV (grown)
-            det_box = rec["detection_bbox"]
-            if not (isinstance(det_box, list) and len(det_box) == 4 and all(_is_num(v) and math.isfinite(v) for v in det_box)):
-                raise UserError(f"{where}: detection_bbox must be 4 finite numbers [x, y, w, h], got {det_box!r}"[:300])
-            extra["detection_bbox"] = det_box
+            extra["detection_bbox"] = _xywh_box(rec["detection_bbox"], where, "detection_bbox")
         if rec.get("segmentation"):
             extra["segmentation"] = rec["segmentation"]
         if rec.get("keypoints"):

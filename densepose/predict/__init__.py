@@ -22,8 +22,9 @@ output is in the pixels of the input file, also when a huge file was decoded dow
     the region each person's maps cover (the box itself, or the grown box a model's DensePose head
     read: ``dp_margin_x``), ``origins`` (N, 2) int32 pixel of each person map's top-left corner,
     ``image_size`` [H, W], ``file_name``, and per person k (0-based, by descending score)
-    ``labels_k`` (h, w) uint8, ``u_k``, ``v_k`` (h, w) float32 at the integer size of its map box. Video frames add ``frame_index`` and ``track_ids``. No pickles: ``np.load`` works with
-    the default ``allow_pickle=False``. Read back with `read_npz`.
+    ``labels_k`` (h, w) uint8, ``u_k``, ``v_k`` (h, w) float32 at the integer size of its map box.
+    Video frames add ``frame_index`` and ``track_ids``. No pickles: ``np.load`` works with the
+    default ``allow_pickle=False``. Read back with `read_npz`.
 ``results.json`` (``--json``)
     COCO results in the official DensePose encoding (``bbox`` xywh, ``score``, ``uv_shape``,
     ``uv_data`` from `densepose.data.uv_encoding`), plus ``file_name``; ``bbox`` is the region the

@@ -50,6 +50,11 @@ class PersonResult:
     map_box: np.ndarray | None = None
 
     @property
+    def maps_box(self) -> np.ndarray:
+        """(4,) xyxy of the region the maps cover: ``map_box``, else ``box``."""
+        return self.box if self.map_box is None else self.map_box
+
+    @property
     def iuv(self) -> np.ndarray:
         """uint8 (3, h, w) [I, U*255, V*255]: the official quantised result (what ``uv_data`` encodes)."""
         from densepose.data.uv_encoding import quantize_iuv

@@ -55,7 +55,7 @@ def npz_bytes(results: list[PersonResult], height: int, width: int, file_name: s
         "scores": np.array([r.score for r in results], np.float32),
         "origins": np.array([r.origin for r in results], np.int32).reshape(-1, 2),
         # The box each person's maps cover (the detection box unless the model grows it).
-        "map_boxes": np.array([r.box if r.map_box is None else r.map_box for r in results], np.float32).reshape(-1, 4),
+        "map_boxes": np.array([r.maps_box for r in results], np.float32).reshape(-1, 4),
         "image_size": np.array([height, width], np.int32),
         "file_name": np.array(file_name),
     }
@@ -76,7 +76,7 @@ def coco_records(results: list[PersonResult], image_id: int, file_name: str | No
     records = []
     for r in results:
         # A DensePose result's bbox is the region its IUV covers: the box the DensePose head read.
-        x0, y0, x1, y1 = (float(b) for b in (r.box if r.map_box is None else r.map_box))
+        x0, y0, x1, y1 = (float(b) for b in r.maps_box)
         uv_shape, uv_data = encode_uv_data(r.iuv)
         rec = {
             "image_id": int(image_id),
