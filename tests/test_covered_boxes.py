@@ -1,7 +1,8 @@
-"""Detections covered by more confident ones (densepose.modeling.covered_boxes)."""
+"""Detections that repeat more confident ones (densepose.modeling.covered_boxes): covered boxes and
+wider boxes."""
 import torch
 
-from densepose.modeling.covered_boxes import covered_boxes
+from densepose.modeling.covered_boxes import covered_boxes, repeated_boxes, wider_boxes
 
 
 def _boxes(*rows):
@@ -49,14 +50,52 @@ def test_model_files_check_the_fraction():
         model_config_from_dict({**base, "drop_covered_fraction": 1.5}, "f")
 
 
-def test_the_rule_traces_for_any_number_of_boxes():
-    """The exported graph drops covered boxes like the eager model: the count is not baked in."""
-    def rule(boxes, scores):
-        return covered_boxes(boxes, scores, 0.9)
+def test_a_wider_box_around_a_walker_and_half_his_neighbour_is_dropped():
+    walker, neighbour = [0, 0, 10, 30], [14, 0, 24, 30]
+    around = [0, 0, 18, 30]  # the walker and part of the neighbour: 1.8x the walker's area, IoU 0.56 with him
+    boxes = _boxes(walker, neighbour, around)
+    assert wider_boxes(boxes, torch.tensor([0.95, 0.6, 0.9]), 0.3).tolist() == [False, False, True]
+    # the neighbour alone does not cover it (the covered rule keeps it: a strip between them is open)
+    assert not covered_boxes(boxes, torch.tensor([0.95, 0.6, 0.9]), 0.9).any()
+    assert repeated_boxes(boxes, torch.tensor([0.95, 0.6, 0.9]), 0.9, 0.3).tolist() == [False, False, True]
+    assert not wider_boxes(boxes, torch.tensor([0.95, 0.6, 0.9]), 0.0).any()  # 0: off
+    assert not repeated_boxes(boxes, torch.tensor([0.95, 0.6, 0.9]), 0.0, 0.0).any()
 
-    boxes = _boxes([0, 0, 10, 30], [10, 0, 20, 30], [5, 0, 15, 30], [100, 0, 110, 30])
-    scores = torch.tensor([0.9, 0.8, 0.7, 0.95])
+
+def test_wider_boxes_keep_people_of_one_size_and_the_more_confident_box():
+    side_by_side = _boxes([0, 0, 10, 30], [5, 0, 15, 30])  # IoU 0.33, one size: two people
+    assert not wider_boxes(side_by_side, torch.tensor([0.9, 0.8]), 0.3).any()
+    boxes = _boxes([0, 0, 10, 30], [0, 0, 18, 30])
+    assert not wider_boxes(boxes, torch.tensor([0.7, 0.9]), 0.3).any()  # the wide box is the surer one
+    assert not wider_boxes(boxes, torch.tensor([0.4, 0.3]), 0.3).any()  # the small one is below 0.5
+    assert wider_boxes(boxes, torch.tensor([0.4, 0.3]), 0.3, cover_score=0.4).tolist() == [False, True]
+    far = _boxes([0, 0, 10, 30], [0, 0, 40, 30])  # 4x the area, IoU 0.25: under 0.3
+    assert not wider_boxes(far, torch.tensor([0.9, 0.8]), 0.3).any()
+    assert wider_boxes(torch.zeros(0, 4), torch.zeros(0), 0.3).shape == (0,)
+
+
+def test_model_files_check_the_wider_iou():
+    import pytest
+
+    from densepose.errors import UserError
+    from densepose.modeling import tiny_config
+    from densepose.modeling.model_file import model_config_from_dict
+
+    base = {k: v for k, v in vars(tiny_config()).items()}
+    assert model_config_from_dict({**base, "drop_wider_iou": 0.3}, "f").drop_wider_iou == 0.3
+    with pytest.raises(UserError, match="drop_wider_iou"):
+        model_config_from_dict({**base, "drop_wider_iou": -0.1}, "f")
+
+
+def test_the_rule_traces_for_any_number_of_boxes():
+    """The exported graph drops covered and wider boxes like the eager model: the count is not baked in."""
+    def rule(boxes, scores):
+        return repeated_boxes(boxes, scores, 0.9, 0.3)
+
+    boxes = _boxes([0, 0, 10, 30], [10, 0, 20, 30], [5, 0, 15, 30], [100, 0, 110, 30], [100, 0, 118, 30])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.95, 0.6])
     traced = torch.jit.trace(rule, (boxes, scores))
     for b, s in [(boxes, scores), (boxes[:3], scores[:3]), (boxes[:0], scores[:0]), (boxes[2:], scores[2:])]:
         assert torch.equal(traced(b, s), rule(b, s))
     assert traced(boxes[:3], scores[:3]).tolist() == [False, False, True]
+    assert traced(boxes[2:], scores[2:]).tolist() == [False, False, True]

@@ -92,8 +92,12 @@ def test_the_export_graph_checks_as_the_eager_model():
     torch.testing.assert_close(out["scores"], eager["scores"], atol=1e-5, rtol=1e-5)
 
 
-def test_the_export_graph_drops_covered_boxes_as_the_eager_model():
+@pytest.mark.parametrize("setting", [{"drop_covered_fraction": 0.5}, {"drop_wider_iou": 0.3}])
+def test_the_export_graph_drops_repeated_boxes_as_the_eager_model(setting, monkeypatch):
     from densepose.engine.export_graph import ExportPipeline
+    from densepose.modeling import covered_boxes
+
+    monkeypatch.setattr(covered_boxes, "WIDER_AREA", 1.0)  # the untrained boxes are all of one size
 
     model = _checked_model()
     model.cfg = replace(model.cfg, detections_per_image=12)
@@ -102,7 +106,7 @@ def test_the_export_graph_drops_covered_boxes_as_the_eager_model():
         _sure(model, 20.0)
         model.box_head.cls_score.bias.data[1] += 1.0  # scores above 0.5: detections that may cover others
         all_rows = model([image.float()])[0]
-        model.cfg = replace(model.cfg, drop_covered_fraction=0.5)
+        model.cfg = replace(model.cfg, **setting)
         eager = model([image.float()])[0]
         out = dict(zip(ExportPipeline(model).output_names, ExportPipeline(model)(image)))
     assert 0 < len(eager["scores"]) < len(all_rows["scores"])

@@ -63,9 +63,9 @@ def test_coarse_part_miou_counts_a_left_right_swap_as_wrong():
 def test_bundled_model_on_real_photos(shared_dir):
     """The shipped model on the labelled real photos (MODELS.md, "On real photos"), with a margin.
     At its own score threshold (``default_min_score`` 0.5, on scores lowered by the person check,
-    covered boxes dropped): recall 0.912, 0.38 false people per image; the file before the covered
-    rule: 0.929 and 0.65 (0.69 when its heads read each detection's own size), which fails the
-    bound, as do the file before the person check (0.929 and 1.04 at its 0.6), the same weights
+    covered and wider boxes dropped): recall 0.912, 0.19 false people per image; the file before the
+    wider-box rule: 0.912 and 0.38, which fails the bound, as do the file before the covered rule
+    (0.929 and 0.65), the file before the person check (0.929 and 1.04 at its 0.6), the same weights
     without the group-box and height-range filters (2.00 at 0.5) and the ResNet-18 model shipped
     before them (recall 0.071, 4.9 false people per image). The skier (DensePose head on grown boxes):
     0.481 coarse-part mIoU with the official model, 0.066 of his pixels on the turned-around chart;
@@ -80,7 +80,7 @@ def test_bundled_model_on_real_photos(shared_dir):
     total = real_photos.summary(scores, skier)
     assert total["people"] == 113 and total["images"] == 26
     assert total["recall"] >= 0.9, total
-    assert total["false_positives_per_image"] <= 0.5, total
+    assert total["false_positives_per_image"] <= 0.25, total
     assert total["skier_coarse_miou"] >= 0.47, total
     assert total["skier_turned_chart"] <= 0.2, total
 

@@ -45,7 +45,7 @@ from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.dens
 from densepose.errors import UserError
 from densepose.modeling.backbone import FrozenBatchNorm2d
 from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, reweight_charts, to_facing_input
-from densepose.modeling.covered_boxes import covered_boxes
+from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
 from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, grow_boxes, nonempty
@@ -184,10 +184,11 @@ class ExportPipeline(nn.Module):
             maps = {**maps, "fine_segm": reweight_charts(maps["fine_segm"], p_camera, model.facing_chart_ratio)}
             if getattr(cfg, "person_check_on", False):
                 scores = checked_scores(scores, model.person_check(c4).sigmoid(), cut_by_bottom(boxes, height))
-        if getattr(cfg, "person_check_on", False) or getattr(cfg, "drop_covered_fraction", 0.0) > 0:
+        covered, wider = getattr(cfg, "drop_covered_fraction", 0.0), getattr(cfg, "drop_wider_iou", 0.0)
+        if getattr(cfg, "person_check_on", False) or covered > 0 or wider > 0:
             # The eager model drops these rows before its heads run; the graph runs the heads on all
             # rows (one batch) and drops them here: the same outputs.
-            keep = (scores > cfg.score_thresh_test) & ~covered_boxes(boxes, scores, cfg.drop_covered_fraction)
+            keep = (scores > cfg.score_thresh_test) & ~repeated_boxes(boxes, scores, covered, wider)
             boxes, scores, maps = boxes[keep], scores[keep], {k: v[keep] for k, v in maps.items()}
         return boxes, scores, maps
 

@@ -65,6 +65,9 @@ class ModelConfig:
     # Drop detections of which at least this fraction lies inside more confident detections (scores
     # >= 0.5; `densepose.modeling.covered_boxes`), after the person check. 0: off.
     drop_covered_fraction: float = 0.0
+    # Drop detections at least 1.5x the area of a more confident one (score >= 0.5) that they overlap
+    # by at least this IoU: a box around a person and half their neighbour (`covered_boxes`). 0: off.
+    drop_wider_iou: float = 0.0
     # Mask head
     mask_on: bool = False
     mask_pool: int = 14

@@ -7,14 +7,37 @@ it away is that the confident detections around it already cover nearly all of i
 partly hidden behind another keeps the uncovered part of the box (the head above, the side
 beside the one in front), so at a high enough fraction such boxes are rare, though not absent:
 on the real-photo set two such people are lost at 0.9 (MODELS.md, "Checking each detection").
+
+A second kind of repeat is a wider box around a confident person: the walker and half of the
+next one, or a person and the camera they hold. It overlaps that person's box by more than
+chance (IoU >= ``min_iou``), is at least ``WIDER_AREA`` times its area and scores lower; the
+uncovered part (the neighbour's half) keeps it clear of the covered rule. `wider_boxes` finds
+those. Two people side by side overlap at similar sizes, so the area ratio keeps them.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from densepose.modeling.ops.boxes import box_area, box_iou
+
 #: Points per box side at which coverage is measured (GRID x GRID per box).
 GRID = 16
+#: Least area, in units of the more confident box, of a box that `wider_boxes` drops.
+WIDER_AREA = 1.5
+
+
+def repeated_boxes(boxes: Tensor, scores: Tensor, min_covered: float, min_wider_iou: float) -> Tensor:
+    """(N,) bool: `covered_boxes` or `wider_boxes` (each off at 0) of (N, 4) ``boxes``, (N,) ``scores``."""
+    return covered_boxes(boxes, scores, min_covered) | wider_boxes(boxes, scores, min_wider_iou)
+
+
+def _ahead(scores: Tensor, cover_score: float) -> Tensor:
+    """(N, N) bool: [i, j] when detection j scores higher than i (ties: the earlier one) and at
+    least ``cover_score``."""
+    index = torch.ones_like(scores, dtype=torch.long).cumsum(0)
+    ahead = (scores[None, :] > scores[:, None]) | ((scores[None, :] == scores[:, None]) & (index[None, :] < index[:, None]))
+    return ahead & (scores[None, :] >= cover_score)
 
 
 def covered_boxes(boxes: Tensor, scores: Tensor, min_covered: float, cover_score: float = 0.5) -> Tensor:
@@ -41,8 +64,28 @@ def covered_boxes(boxes: Tensor, scores: Tensor, min_covered: float, cover_score
     x = xs[:, None, :].expand(-1, GRID, -1).reshape(-1, GRID * GRID, 1)  # (N, G*G, 1)
     y = ys[:, :, None].expand(-1, -1, GRID).reshape(-1, GRID * GRID, 1)
     inside = (x >= boxes[:, 0]) & (x <= boxes[:, 2]) & (y >= boxes[:, 1]) & (y <= boxes[:, 3])  # (N, G*G, N)
-    index = torch.ones_like(scores, dtype=torch.long).cumsum(0)
-    ahead = (scores[None, :] > scores[:, None]) | ((scores[None, :] == scores[:, None]) & (index[None, :] < index[:, None]))
-    covers = ahead & (scores[None, :] >= cover_score)  # covers[i, j]: j may cover i
+    covers = _ahead(scores, cover_score)  # covers[i, j]: j may cover i
     fraction = (inside & covers[:, None, :]).any(2).float().mean(1)
     return fraction >= min_covered
+
+
+def wider_boxes(boxes: Tensor, scores: Tensor, min_iou: float, cover_score: float = 0.5) -> Tensor:
+    """Which detections are wider boxes around a more confident one.
+
+    Detection i is dropped when a detection j that scores higher (ties: the earlier one) and at
+    least ``cover_score`` overlaps it by IoU >= ``min_iou`` while i's box is at least
+    ``WIDER_AREA`` times j's in area.
+
+    Args:
+        boxes: (N, 4) xyxy (any pixel frame); scores: (N,).
+        min_iou: the IoU in (0, 1]; 0 or less drops nothing.
+
+    Returns:
+        (N,) bool, True for the wider boxes.
+    """
+    if min_iou <= 0:  # a setting, not data, as in covered_boxes
+        return torch.zeros_like(scores, dtype=torch.bool)
+    boxes, scores = boxes.float(), scores.float()
+    area = box_area(boxes)
+    wider = (box_iou(boxes, boxes) >= min_iou) & (area[:, None] >= WIDER_AREA * area[None, :])  # [i, j]
+    return (wider & _ahead(scores, cover_score)).any(1)

@@ -46,7 +46,7 @@ from densepose.modeling.roi_heads import (
 )
 from densepose.modeling.facing import RATIO_COLUMNS, FacingClassifier, person_crops, reweight_charts, to_facing_input
 from densepose.modeling.person_check import PersonCheckHead, checked_scores, cut_by_bottom
-from densepose.modeling.covered_boxes import covered_boxes
+from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.multiscale import gather_merged, select_across_sizes, within_size_range
 from densepose.modeling.rpn import RPN
@@ -340,7 +340,7 @@ class DensePoseRCNN(nn.Module):
     def _second_look(self, dets: list[tuple[Tensor, Tensor]], images: Tensor, sizes: Sequence[tuple[int, int]],
                      score_thresh: float | None) -> tuple[list[tuple[Tensor, Tensor]], Tensor | None]:
         """Before any per-box head runs: the crop's P(facing the camera) and person check, then the
-        detections kept (checked score >= the threshold, not `covered_boxes`) -> (per image
+        detections kept (checked score >= the threshold, not `repeated_boxes`) -> (per image
         (boxes, scores) kept, (K,) P(facing the camera) of the kept rows, or None)."""
         cfg = self.cfg
         p_camera = None
@@ -352,9 +352,9 @@ class DensePoseRCNN(nn.Module):
                 p_person = self.person_check(c4).float().sigmoid().split(counts)
                 dets = [(b, checked_scores(s, p, cut_by_bottom(b, height)))
                         for (b, s), p, (height, _) in zip(dets, p_person, sizes)]
-        if cfg.person_check_on or cfg.drop_covered_fraction > 0:
+        if cfg.person_check_on or cfg.drop_covered_fraction > 0 or cfg.drop_wider_iou > 0:
             floor = score_thresh if score_thresh is not None else math.nextafter(cfg.score_thresh_test, math.inf)
-            rows = [(s >= floor) & ~covered_boxes(b, s, cfg.drop_covered_fraction) for b, s in dets]
+            rows = [(s >= floor) & ~repeated_boxes(b, s, cfg.drop_covered_fraction, cfg.drop_wider_iou) for b, s in dets]
             dets = [(b[r], s[r]) for (b, s), r in zip(dets, rows)]
             p_camera = None if p_camera is None else [p[r] for p, r in zip(p_camera, rows)]
         return dets, (torch.cat(p_camera) if p_camera is not None else None)
