@@ -92,6 +92,25 @@ def test_train_transform_is_seeded():
     assert len(shapes) > 1
 
 
+def test_grayscale_prob_makes_some_images_grey_and_leaves_the_other_draws():
+    image, target = _sample(with_masks=False)
+    base = dict(min_sizes=(20, 30, 40), max_size=80, flip_prob=0.5, brightness=0.3, saturation=0.5, hue=0.05)
+    plain = TrainTransform(AugmentConfig(**base), FakeSurface())
+    grey = TrainTransform(AugmentConfig(**base, grayscale_prob=0.5), FakeSurface())
+    always = TrainTransform(AugmentConfig(**base, grayscale_prob=1.0), FakeSurface())
+    greyed = 0
+    for seed in range(16):
+        (a, ta), (b, tb), (c, _) = plain(image, target, seed), grey(image, target, seed), always(image, target, seed)
+        assert torch.allclose(c[0], c[1], atol=1e-3) and torch.allclose(c[1], c[2], atol=1e-3)
+        assert a.shape == b.shape and torch.equal(ta["boxes"], tb["boxes"])  # size, flip: the same draws
+        if torch.allclose(b[0], b[1], atol=1e-3):
+            greyed += 1
+            assert torch.allclose(b, c, atol=1e-3)  # grey as when it is always drawn grey
+        else:
+            assert torch.equal(a, b)
+    assert 3 <= greyed <= 13
+
+
 def test_one_resize_rule_for_training_model_and_predictor():
     """The dataset's optional resize, the model's own and the mapping back share modeling/transform.py."""
     from densepose.data import transforms as data_transforms

@@ -130,10 +130,12 @@ class AugmentConfig:
     hue: float = 0.0  # shift drawn from [-h, h] turns
     zoom_prob: float = 0.0  # chance of a zoom-in crop around one person (`densepose.data.crop`)
     zoom_fill: tuple[float, float] = (0.6, 2.5)  # that person's height / the crop's height
+    grayscale_prob: float = 0.0  # chance of a greyscale image (black-and-white photos, infrared cameras)
 
 
 class TrainTransform:
-    """Random zoom-in crop, multi-scale resize, chart-aware flip and colour jitter, driven by a per-sample seed."""
+    """Random zoom-in crop, multi-scale resize, chart-aware flip, colour jitter and greyscale, driven
+    by a per-sample seed."""
 
     def __init__(self, cfg: AugmentConfig, surface: FlipSurface | None = None):
         if cfg.flip_prob > 0 and surface is None:
@@ -156,6 +158,9 @@ class TrainTransform:
             window = zoom_window(g, tuple(image.shape[-2:]), target["boxes"], cfg.zoom_fill)
             if window is not None:
                 image, target = crop(image, target, window)
+        # Drawn last, so that grayscale_prob = 0 leaves every other draw as it was.
+        if cfg.grayscale_prob > 0 and float(torch.rand((), generator=g)) < cfg.grayscale_prob:
+            s = -1.0  # saturation factor 0: the luma of the jittered image in all three channels
         if cfg.min_sizes:  # empty: the model resizes (DensePoseRCNN does, on the device)
             image, target = resize(image, target, resize_shape(*image.shape[-2:], cfg.min_sizes[pick], cfg.max_size))
         if flip:

@@ -53,6 +53,7 @@ class DataConfig:
     hue: float = 0.0
     zoom_prob: float = 0.0  # chance of a zoom-in crop that makes one person large (portraits)
     zoom_fill: list[float] = field(default_factory=lambda: [0.6, 2.5])  # person height / crop height
+    grayscale_prob: float = 0.0  # chance of a greyscale image (black-and-white photos, infrared cameras)
 
 
 @dataclass
