@@ -1,7 +1,7 @@
 """A model on real photographs: person recall and false positives, and part agreement on the skier.
 
     python benchmarks/real_photos.py [--model PATH] [--min-score S] [--size S [S ...]] [--precision P] [--json OUT.json]
-                                     [--pictures DIR]
+                                     [--pictures DIR] [--grey]
 
 Images: the labelled set of ``tests/data/real_photos/annotations.json`` (6 photos and 20 frames of
 ``vtest.avi``; person boxes drawn by hand, ``iscrowd`` = ignore regions), read from the shared
@@ -21,6 +21,8 @@ data folder (``$DENSEPOSE_SHARED/data``, default ``../shared/data`` next to the 
   away; `benchmarks/orientation.py` measures the same on renders).
 * ``--pictures DIR``: one PNG per photo (and for two of the frames): photo | parts and boxes | U
   and V isolines, 180 pixels high (MODELS.md shows them).
+* ``--grey``: every image (and the skier) turned greyscale (its luma in all three channels) before
+  the model sees it, as a black-and-white photo or an infrared camera would give it.
 """
 from __future__ import annotations
 
@@ -157,13 +159,20 @@ def official_skier_labels(data_dir: Path, height: int, width: int) -> tuple[np.n
     return labels, np.array([x, y, x + w, y + h])
 
 
-def skier_agreement(predictor, data_dir: Path) -> dict[str, float]:
+def _seen(pixels: np.ndarray, grey: bool) -> np.ndarray:
+    """The image the model is shown: ``pixels`` (H, W, 3) uint8, or their greyscale version."""
+    from densepose.vis.draw import grayscale
+
+    return grayscale(pixels) if grey else pixels
+
+
+def skier_agreement(predictor, data_dir: Path, grey: bool = False) -> dict[str, float]:
     """Our best match of the official skier against the official model's: ``skier_coarse_miou``
     (:func:`coarse_part_miou`), ``skier_same_chart`` and ``skier_turned_chart``
     (:func:`chart_agreement`); all 0 when nobody is found."""
     from densepose.io.images import load_image
 
-    image = load_image(data_dir / SKIER_FILE)[0]
+    image = _seen(load_image(data_dir / SKIER_FILE)[0], grey)
     h, w = image.shape[:2]
     official, box = official_skier_labels(data_dir, h, w)
     people = predictor(image)
@@ -196,14 +205,15 @@ def picture_name(im: dict) -> str:
     return f"{stem}_{im['frame_index']:04d}" if "frame_index" in im else stem
 
 
-def score_model(predictor, data_dir: Path, pictures: Path | None = None) -> tuple[list[ImageScore], dict[str, float]]:
+def score_model(predictor, data_dir: Path, pictures: Path | None = None,
+                grey: bool = False) -> tuple[list[ImageScore], dict[str, float]]:
     """Per-image scores on the labelled set and the skier agreement (:func:`skier_agreement`);
-    optionally writes pictures."""
+    optionally writes pictures; ``grey``: on the greyscale images."""
     from PIL import Image
 
     scores = []
     for im, pixels, people, ignore in load_set(data_dir):
-        result = predictor(pixels)
+        result = predictor(_seen(pixels, grey))
         if pictures is not None and im.get("frame_index", PICTURE_FRAMES[0]) in PICTURE_FRAMES:
             pictures.mkdir(parents=True, exist_ok=True)
             # A 128-colour palette keeps the pictures of the docs small (~40-60 kB each).
@@ -212,7 +222,7 @@ def score_model(predictor, data_dir: Path, pictures: Path | None = None) -> tupl
         conf = np.array([p.score for p in result], dtype=np.float64)
         found, fp = match_people(det, conf, people, ignore)
         scores.append(ImageScore(im["file_name"], im.get("frame_index"), len(people), found, fp, len(det)))
-    return scores, skier_agreement(predictor, data_dir)
+    return scores, skier_agreement(predictor, data_dir, grey)
 
 
 def summary(scores: list[ImageScore], skier: dict[str, float]) -> dict:
@@ -238,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pictures", default=None, help="folder for photo | parts | U,V pictures")
     ap.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
                     help="fp32 (default: the figures of MODELS.md), bf16, or auto (what predict uses)")
+    ap.add_argument("--grey", action="store_true", help="show the model every image in greyscale")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     data_dir = shared_data_dir()
@@ -246,14 +257,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     predictor = load(args.model, min_score=args.min_score, min_size=args.size, precision=args.precision)
     t0 = time.perf_counter()
-    scores, skier = score_model(predictor, data_dir, Path(args.pictures) if args.pictures else None)
+    scores, skier = score_model(predictor, data_dir, Path(args.pictures) if args.pictures else None, args.grey)
     for s in scores:
         name = s.file_name + (f"#{s.frame_index}" if s.frame_index is not None else "")
         print(f"{name:32s} people {s.people}  found {s.found}  false positives {s.false_positives}  "
               f"detections {s.detections}")
     total = summary(scores, skier)
     print(f"model {args.model or 'bundled'}; {predictor.precision}; min score {predictor.min_score}; shorter side {args.size or 'default'}; "
-          f"{time.perf_counter() - t0:.0f} s")
+          f"{'greyscale images; ' if args.grey else ''}{time.perf_counter() - t0:.0f} s")
     print(f"recall {total['recall']:.3f} ({total['found']}/{total['people']}); false positives "
           f"{total['false_positives']} in {total['images']} images ({total['false_positives_per_image']:.2f}/image); "
           f"skier coarse-part mIoU vs official {total['skier_coarse_miou']:.3f}")
