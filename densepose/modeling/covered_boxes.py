@@ -9,7 +9,7 @@ beside the one in front), so at a high enough fraction such boxes are rare, thou
 on the real-photo set two such people are lost at 0.9 (MODELS.md, "Checking each detection").
 
 A second kind of repeat is a wider box around a confident person: the walker and half of the
-next one, or a person and the camera they hold. It overlaps that person's box by more than
+next one, or the walker and the sign post beside him. It overlaps that person's box by more than
 chance (IoU >= ``min_iou``), is at least ``WIDER_AREA`` times its area and scores lower; the
 uncovered part (the neighbour's half) keeps it clear of the covered rule. `wider_boxes` finds
 those. Two people side by side overlap at similar sizes, so the area ratio keeps them.
