@@ -71,27 +71,31 @@ def npz_bytes(results: list[PersonResult], height: int, width: int, file_name: s
     return buf.getvalue()
 
 
+def _xywh(box: np.ndarray) -> list[float]:
+    """(4,) xyxy -> COCO [x, y, w, h] floats."""
+    x0, y0, x1, y1 = (float(b) for b in box)
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
 def coco_records(results: list[PersonResult], image_id: int, file_name: str | None = None) -> list[dict]:
     """COCO DensePose results (official ``uv_shape``/``uv_data`` encoding) for one image."""
     records = []
     for r in results:
-        # A DensePose result's bbox is the region its IUV covers: the box the DensePose head read.
-        x0, y0, x1, y1 = (float(b) for b in r.maps_box)
         uv_shape, uv_data = encode_uv_data(r.iuv)
         rec = {
             "image_id": int(image_id),
             "category_id": 1,
-            # Unrounded: the evaluator requires uv_shape == (int(h), int(w)) of exactly this bbox.
-            "bbox": [x0, y0, x1 - x0, y1 - y0],
+            # The region the IUV covers (the box the DensePose head read). Unrounded: the evaluator
+            # requires uv_shape == (int(h), int(w)) of exactly this bbox.
+            "bbox": _xywh(r.maps_box),
             "score": round(float(r.score), 5),
             "uv_shape": uv_shape,
             "uv_data": uv_data,
         }
         if r.facing is not None:  # an extra key: COCO tools ignore it
             rec["facing"] = round(float(r.facing), 4)
-        if r.map_box is not None:  # the detector's own box, xywh (an extra key)
-            bx0, by0, bx1, by1 = (float(b) for b in r.box)
-            rec["detection_bbox"] = [bx0, by0, bx1 - bx0, by1 - by0]
+        if r.map_box is not None:  # the detector's own box (an extra key)
+            rec["detection_bbox"] = _xywh(r.box)
         if file_name is not None:
             rec["file_name"] = file_name
         records.append(rec)
