@@ -324,3 +324,51 @@ def test_no_detection_gives_empty_outputs_of_the_right_shapes(heads):
     assert out["boxes"].shape == (0, 4) and out["scores"].shape == (0,)
     assert out["coarse_segm"].shape == (0, 2, 112, 112)
     assert all(out[k].shape == (0, 25, 112, 112) for k in ("fine_segm", "u", "v"))
+
+
+def _labels_uv_by_full_resize(coarse, fine, u, v, h, w):
+    """The reference rule spelt out: every map resized to (h, w), then arg-max and the chosen chart's U, V."""
+    rs = lambda t: torch.nn.functional.interpolate(t[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
+    c = coarse.shape[0]
+    rc = rs(coarse)
+    body = rc[1] > rc[0] if c == 2 else rc.argmax(0) > 0
+    lab = rs(fine).argmax(0) * body
+    pick = lambda t: rs(t).gather(0, lab[None])[0].clamp(0, 1) * (lab > 0)
+    return lab, pick(u), pick(v)
+
+
+@pytest.mark.parametrize("smooth", [False, True])
+@pytest.mark.parametrize("coarse_channels", [2, 15])
+def test_labels_uv_equal_the_full_resize_without_resizing_every_map(monkeypatch, smooth, coarse_channels):
+    """Labels are read from the source grid where a pixel's four bilinear taps agree, and blended
+    only where they do not; the result must equal resizing all 27 maps, which is never done."""
+    from densepose.modeling import postprocess
+
+    g = torch.Generator().manual_seed(1)
+    s = 56
+
+    def maps(c):
+        x = torch.randn(c, s // 8 if smooth else s, s // 8 if smooth else s, generator=g)
+        # smooth maps have large single-chart regions (like a trained head); noisy ones are mostly borders
+        return torch.nn.functional.interpolate(x[None], size=(s, s), mode="bilinear", align_corners=False)[0] if smooth else x
+
+    resized_channels = []
+    real_interpolate = postprocess.F.interpolate
+
+    def spy(x, *args, **kwargs):
+        resized_channels.append(x.shape[1])
+        return real_interpolate(x, *args, **kwargs)
+
+    for w, h in [(200, 310), (57, 41), (3, 5), (56, 56), (23, 120)]:
+        coarse, fine = maps(coarse_channels), maps(25)
+        u, v = torch.rand(25, s, s, generator=g), torch.rand(25, s, s, generator=g)
+        box = torch.tensor([4.6, 7.2, 4.6 + w + 0.3, 7.2 + h + 0.9])
+        monkeypatch.setattr(postprocess.F, "interpolate", spy)
+        labels, uu, vv = postprocess.densepose_to_labels_uv(coarse, fine, u, v, box)
+        monkeypatch.setattr(postprocess.F, "interpolate", real_interpolate)
+        ref_labels, ref_u, ref_v = _labels_uv_by_full_resize(coarse, fine, u, v, h, w)
+        assert labels.shape == (h, w) and torch.equal(labels, ref_labels)
+        torch.testing.assert_close(uu, ref_u, atol=1e-5, rtol=0)
+        torch.testing.assert_close(vv, ref_v, atol=1e-5, rtol=0)
+        assert (labels > 0).any() and (labels == 0).any()
+    assert resized_channels and max(resized_channels) <= 2  # U and V of the chosen chart only
