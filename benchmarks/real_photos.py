@@ -1,7 +1,7 @@
 """A model on real photographs: person recall and false positives, and part agreement on the skier.
 
     python benchmarks/real_photos.py [--model PATH] [--min-score S] [--size S [S ...]] [--precision P] [--json OUT.json]
-                                     [--pictures DIR] [--grey]
+                                     [--pictures DIR] [--grey] [--scale F]
 
 Images: the labelled set of ``tests/data/real_photos/annotations.json`` (6 photos and 20 frames of
 ``vtest.avi``; person boxes drawn by hand, ``iscrowd`` = ignore regions), read from the shared
@@ -23,6 +23,9 @@ data folder (``$DENSEPOSE_SHARED/data``, default ``../shared/data`` next to the 
   and V isolines, 180 pixels high (MODELS.md shows them).
 * ``--grey``: every image (and the skier) turned greyscale (its luma in all three channels) before
   the model sees it, as a black-and-white photo or an infrared camera would give it.
+* ``--scale F``: every image (and the skier) resized by F (bilinear, antialiased when shrinking:
+  the model's own resize) before the model sees it, as a smaller or larger copy of the same photo
+  would be; results are mapped back to the original pixels and scored against the same labels.
 """
 from __future__ import annotations
 
@@ -159,23 +162,37 @@ def official_skier_labels(data_dir: Path, height: int, width: int) -> tuple[np.n
     return labels, np.array([x, y, x + w, y + h])
 
 
-def _seen(pixels: np.ndarray, grey: bool) -> np.ndarray:
-    """The image the model is shown: ``pixels`` (H, W, 3) uint8, or their greyscale version."""
+def _seen(pixels: np.ndarray, grey: bool, scale: float = 1.0) -> np.ndarray:
+    """The image the model is shown: ``pixels`` (H, W, 3) uint8, or their greyscale version, resized by ``scale``."""
+    import torch
+
+    from densepose.modeling.transform import resize_image
     from densepose.vis.draw import grayscale
 
-    return grayscale(pixels) if grey else pixels
+    image = grayscale(pixels) if grey else pixels
+    if scale == 1.0:
+        return image
+    h, w = image.shape[:2]
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    resized = resize_image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float(), size)
+    return resized.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def skier_agreement(predictor, data_dir: Path, grey: bool = False) -> dict[str, float]:
+def _predict(predictor, pixels: np.ndarray, grey: bool, scale: float):
+    """``predictor`` on the image as seen (:func:`_seen`), its results in the pixels of ``pixels``."""
+    return predictor.predict_batch([_seen(pixels, grey, scale)], frame_sizes=[pixels.shape[:2]])[0]
+
+
+def skier_agreement(predictor, data_dir: Path, grey: bool = False, scale: float = 1.0) -> dict[str, float]:
     """Our best match of the official skier against the official model's: ``skier_coarse_miou``
     (:func:`coarse_part_miou`), ``skier_same_chart`` and ``skier_turned_chart``
     (:func:`chart_agreement`); all 0 when nobody is found."""
     from densepose.io.images import load_image
 
-    image = _seen(load_image(data_dir / SKIER_FILE)[0], grey)
+    image = load_image(data_dir / SKIER_FILE)[0]
     h, w = image.shape[:2]
     official, box = official_skier_labels(data_dir, h, w)
-    people = predictor(image)
+    people = _predict(predictor, image, grey, scale)
     if not len(people):
         return {"skier_coarse_miou": 0.0, "skier_same_chart": 0.0, "skier_turned_chart": 0.0}
     ious = box_iou(np.stack([np.asarray(p.box, dtype=np.float64) for p in people]), box[None])[:, 0]
@@ -206,14 +223,14 @@ def picture_name(im: dict) -> str:
 
 
 def score_model(predictor, data_dir: Path, pictures: Path | None = None,
-                grey: bool = False) -> tuple[list[ImageScore], dict[str, float]]:
+                grey: bool = False, scale: float = 1.0) -> tuple[list[ImageScore], dict[str, float]]:
     """Per-image scores on the labelled set and the skier agreement (:func:`skier_agreement`);
-    optionally writes pictures; ``grey``: on the greyscale images."""
+    optionally writes pictures; ``grey``: on the greyscale images; ``scale``: on resized copies."""
     from PIL import Image
 
     scores = []
     for im, pixels, people, ignore in load_set(data_dir):
-        result = predictor(_seen(pixels, grey))
+        result = _predict(predictor, pixels, grey, scale)
         if pictures is not None and im.get("frame_index", PICTURE_FRAMES[0]) in PICTURE_FRAMES:
             pictures.mkdir(parents=True, exist_ok=True)
             # A 128-colour palette keeps the pictures of the docs small (~40-60 kB each).
@@ -222,7 +239,7 @@ def score_model(predictor, data_dir: Path, pictures: Path | None = None,
         conf = np.array([p.score for p in result], dtype=np.float64)
         found, fp = match_people(det, conf, people, ignore)
         scores.append(ImageScore(im["file_name"], im.get("frame_index"), len(people), found, fp, len(det)))
-    return scores, skier_agreement(predictor, data_dir, grey)
+    return scores, skier_agreement(predictor, data_dir, grey, scale)
 
 
 def summary(scores: list[ImageScore], skier: dict[str, float]) -> dict:
@@ -249,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
                     help="fp32 (default: the figures of MODELS.md), bf16, or auto (what predict uses)")
     ap.add_argument("--grey", action="store_true", help="show the model every image in greyscale")
+    ap.add_argument("--scale", type=float, default=1.0, help="show the model every image resized by this factor")
     args = ap.parse_args(argv)
+    if not 0.05 <= args.scale <= 8:
+        ap.error(f"--scale must be between 0.05 and 8, got {args.scale}")
     torch.set_num_threads(args.threads)
     data_dir = shared_data_dir()
     if not data_dir.is_dir():
@@ -257,14 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     predictor = load(args.model, min_score=args.min_score, min_size=args.size, precision=args.precision)
     t0 = time.perf_counter()
-    scores, skier = score_model(predictor, data_dir, Path(args.pictures) if args.pictures else None, args.grey)
+    scores, skier = score_model(predictor, data_dir, Path(args.pictures) if args.pictures else None, args.grey, args.scale)
     for s in scores:
         name = s.file_name + (f"#{s.frame_index}" if s.frame_index is not None else "")
         print(f"{name:32s} people {s.people}  found {s.found}  false positives {s.false_positives}  "
               f"detections {s.detections}")
     total = summary(scores, skier)
     print(f"model {args.model or 'bundled'}; {predictor.precision}; min score {predictor.min_score}; shorter side {args.size or 'default'}; "
-          f"{'greyscale images; ' if args.grey else ''}{time.perf_counter() - t0:.0f} s")
+          f"{'greyscale images; ' if args.grey else ''}{f'images resized by {args.scale:g}; ' if args.scale != 1 else ''}{time.perf_counter() - t0:.0f} s")
     print(f"recall {total['recall']:.3f} ({total['found']}/{total['people']}); false positives "
           f"{total['false_positives']} in {total['images']} images ({total['false_positives_per_image']:.2f}/image); "
           f"skier coarse-part mIoU vs official {total['skier_coarse_miou']:.3f}")

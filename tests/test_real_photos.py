@@ -106,6 +106,27 @@ def test_grey_scores_the_greyscale_image():
     assert (grey == round(200 * 0.299)).all()
 
 
+def test_scale_shows_a_resized_copy_and_reports_in_the_original_pixels():
+    """``--scale F``: the model sees the image resized by F; its results are asked for in the
+    original image's pixels, so the same labels score them."""
+    image = np.full((40, 60, 3), 90, np.uint8)
+    image[:, 30:] = 10
+    half = real_photos._seen(image, False, 0.5)
+    assert half.shape == (20, 30, 3) and half.dtype == np.uint8
+    assert (half[:, :14] == 90).all() and (half[:, 16:] == 10).all()
+    assert real_photos._seen(image, False, 1.5).shape == (60, 90, 3)
+    assert real_photos._seen(image, False) is image
+
+    class Recorder:
+        def predict_batch(self, images, frame_sizes=None):
+            self.seen, self.frames = [im.shape for im in images], frame_sizes
+            return ["result"]
+
+    rec = Recorder()
+    assert real_photos._predict(rec, image, False, 0.5) == "result"
+    assert rec.seen == [(20, 30, 3)] and [tuple(f) for f in rec.frames] == [(40, 60)]
+
+
 @pytest.mark.slow
 def test_bundled_model_on_greyscale_real_photos(shared_dir):
     """The same set in greyscale (``--grey``), as black-and-white photos and infrared cameras give it:
