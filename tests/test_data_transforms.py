@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from densepose.data.coco import KEYPOINT_FLIP, image_target
-from densepose.data.transforms import AugmentConfig, TrainTransform, color_jitter, hflip, resize, resize_shape
+from densepose.data.transforms import AugmentConfig, TrainTransform, color_jitter, hflip, low_res_copy, resize, resize_shape
+from densepose.errors import UserError
 from densepose.surface.parts import CHART_FLIP, MASK_PART_FLIP
 from test_data_dataset import FakeSurface, make_person
 
@@ -133,3 +135,27 @@ def test_one_resize_rule_for_training_model_and_predictor():
     torch.testing.assert_close(batch[0, :, : size[0], : size[1]], (im_data - mean) / std)
     back = model_transform.boxes_to_input(t_data["boxes"], scales[0], (40, 48))
     torch.testing.assert_close(back, target["boxes"].float().clamp(min=0), atol=1e-4, rtol=0)
+
+
+def test_low_res_prob_blurs_some_images_and_leaves_the_other_draws():
+    """``low_res_prob``: a share of the images lose their fine detail (shrunk, enlarged back), as a
+    small photo does once the model enlarges it; sizes, boxes and every other draw stay as they were."""
+    image, target = _sample(with_masks=False)
+    checker = ((torch.arange(image.shape[-2])[:, None] + torch.arange(image.shape[-1])[None]) % 2).float() * 255
+    image = checker.expand(3, -1, -1).clone()  # the finest detail there is
+    base = dict(min_sizes=(), flip_prob=0.5, brightness=0.3)  # no resize: the model's own would blur both
+    plain = TrainTransform(AugmentConfig(**base), FakeSurface())
+    some = TrainTransform(AugmentConfig(**base, low_res_prob=0.5), FakeSurface())
+    low = 0
+    for seed in range(16):
+        (a, ta), (b, tb) = plain(image, target, seed), some(image, target, seed)
+        assert a.shape == b.shape and torch.equal(ta["boxes"], tb["boxes"])
+        if torch.equal(a, b):
+            continue
+        low += 1
+        assert b.std() < 0.5 * a.std()  # the checkerboard is averaged away
+    assert 3 <= low <= 13
+    copy = low_res_copy(image, 0.5)
+    assert copy.shape == image.shape and (copy - 127.5).abs().max() < 40
+    with pytest.raises(UserError, match="low_res_scale"):
+        TrainTransform(AugmentConfig(low_res_scale=(0.8, 0.4)), FakeSurface())

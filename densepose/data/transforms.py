@@ -19,6 +19,7 @@ import torch
 from densepose.data.coco import KEYPOINT_FLIP
 from densepose.data.crop import crop, zoom_window
 from densepose.data.rle import DP_MASK_SIZE
+from densepose.errors import UserError
 from densepose.modeling.transform import resize_image, resize_shape, scale_target
 from densepose.surface.parts import MASK_PART_FLIP
 
@@ -131,15 +132,27 @@ class AugmentConfig:
     zoom_prob: float = 0.0  # chance of a zoom-in crop around one person (`densepose.data.crop`)
     zoom_fill: tuple[float, float] = (0.6, 2.5)  # that person's height / the crop's height
     grayscale_prob: float = 0.0  # chance of a greyscale image (black-and-white photos, infrared cameras)
+    low_res_prob: float = 0.0  # chance of a low-resolution copy (`low_res_copy`): a small photo enlarged
+    low_res_scale: tuple[float, float] = (0.35, 0.75)  # the factor it is shrunk by, drawn from this range
+
+
+def low_res_copy(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """(3, H, W) -> (3, H, W): shrunk by ``factor`` (antialiased) and enlarged back (bilinear), the
+    detail a photo ``factor`` times as large has once the model enlarges it; targets are unchanged."""
+    h, w = image.shape[-2:]
+    small = resize_image(image, (max(1, round(h * factor)), max(1, round(w * factor))))
+    return resize_image(small, (h, w))
 
 
 class TrainTransform:
-    """Random zoom-in crop, multi-scale resize, chart-aware flip, colour jitter and greyscale, driven
-    by a per-sample seed."""
+    """Random zoom-in crop, multi-scale resize, chart-aware flip, colour jitter, greyscale and
+    low-resolution copies, driven by a per-sample seed."""
 
     def __init__(self, cfg: AugmentConfig, surface: FlipSurface | None = None):
         if cfg.flip_prob > 0 and surface is None:
             raise ValueError("horizontal flip needs a surface with flip_iuv (or set flip_prob to 0)")
+        if len(cfg.low_res_scale) != 2 or not 0 < cfg.low_res_scale[0] <= cfg.low_res_scale[1] <= 1:
+            raise UserError(f"data.low_res_scale must be two shrink factors 0 < low <= high <= 1, got {list(cfg.low_res_scale)}")
         self.cfg = cfg
         self.surface = surface
 
@@ -161,6 +174,10 @@ class TrainTransform:
         # Drawn last, so that grayscale_prob = 0 leaves every other draw as it was.
         if cfg.grayscale_prob > 0 and float(torch.rand((), generator=g)) < cfg.grayscale_prob:
             s = -1.0  # saturation factor 0: the luma of the jittered image in all three channels
+        # Drawn after that, so that low_res_prob = 0 leaves every other draw as it was.
+        if cfg.low_res_prob > 0 and float(torch.rand((), generator=g)) < cfg.low_res_prob:
+            lo, hi = cfg.low_res_scale
+            image = low_res_copy(image, lo + (hi - lo) * float(torch.rand((), generator=g)))
         if cfg.min_sizes:  # empty: the model resizes (DensePoseRCNN does, on the device)
             image, target = resize(image, target, resize_shape(*image.shape[-2:], cfg.min_sizes[pick], cfg.max_size))
         if flip:

@@ -54,6 +54,8 @@ class DataConfig:
     zoom_prob: float = 0.0  # chance of a zoom-in crop that makes one person large (portraits)
     zoom_fill: list[float] = field(default_factory=lambda: [0.6, 2.5])  # person height / crop height
     grayscale_prob: float = 0.0  # chance of a greyscale image (black-and-white photos, infrared cameras)
+    low_res_prob: float = 0.0  # chance of a low-resolution copy: shrunk and enlarged back (small photos)
+    low_res_scale: list[float] = field(default_factory=lambda: [0.35, 0.75])  # the shrink factor's range
 
 
 @dataclass

@@ -258,7 +258,7 @@ def build_train_dataset(cfg: TrainConfig) -> DensePoseDataset:
 
         surface = load_surface(d.surface)
     aug = AugmentConfig(d.min_sizes, d.max_size, d.flip_prob, d.brightness, d.contrast, d.saturation, d.hue,
-                        d.zoom_prob, tuple(d.zoom_fill), d.grayscale_prob)
+                        d.zoom_prob, tuple(d.zoom_fill), d.grayscale_prob, d.low_res_prob, tuple(d.low_res_scale))
     with_masks = d.with_masks or cfg.model.mask_on  # a mask head needs the instance masks
     return DensePoseDataset(root / d.images, root / d.annotations, TrainTransform(aug, surface), d.skip_empty, with_masks)
 
