@@ -82,3 +82,19 @@ def test_surface_sheet_layout(sphere_surface):
     h = sheet.shape[0]
     lower_right = sheet[h // 2:, 2 * size:]
     assert (lower_right != 255).any(axis=-1).mean() > 0.2  # charts fill the lower half, no blank canvas
+
+
+def test_plot_draws_boxes_where_the_people_are_when_the_frame_is_larger():
+    """Results of a smaller decode of a picture are in the picture's pixels (``frame_sizes``);
+    their plot on the smaller image must put boxes where the people are, as the maps are."""
+    from densepose.predict import Predictor
+
+    image = random_image(120, 160, 2)
+    predictor = Predictor(FakeModel(), min_score=0.3)
+    same = predictor(image)
+    framed = predictor.predict_batch([image], frame_sizes=[(240, 320)])[0]
+    assert np.allclose(framed[0].box, 2 * same[0].box, atol=1e-3)  # results in the frame's pixels
+    for kinds in ("boxes", "parts,boxes"):
+        a, b = same.plot(kinds, legend=False), framed.plot(kinds, legend=False)
+        assert a.shape == b.shape == image.shape
+        assert (np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 0).mean() < 0.01

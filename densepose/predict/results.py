@@ -141,8 +141,9 @@ class ImageResult(list):
 
         kinds = parse_kinds(kinds) if isinstance(kinds, str) else tuple(kinds)
         labels, u, v, _ = self.maps()
-        boxes = np.array([p.box for p in self], np.float32).reshape(-1, 4)
-        return render_layers(self._image(), labels, u, v, kinds, boxes=boxes, scores=[p.score for p in self],
+        image = self._image()
+        boxes = boxes_in_picture(self, self.frame_size or image.shape[:2], image.shape[:2])
+        return render_layers(image, labels, u, v, kinds, boxes=boxes, scores=[p.score for p in self],
                              atlas=atlas, legend="present" if legend else None)
 
     def save(self, path: str | os.PathLike, kinds: str | tuple[str, ...] = "parts,contours,boxes", legend: bool = True) -> Path:
@@ -201,6 +202,14 @@ def compose(results: list[PersonResult], height: int, width: int) -> tuple[np.nd
 def compose_at(results: list[PersonResult], frame_size: tuple[int, int], size: tuple[int, int]):
     """`compose` in a (fh, fw) frame, read at the pixel centres of a (h, w) picture of that frame (nearest)."""
     return sample_maps(compose(results, *frame_size), size)
+
+
+def boxes_in_picture(results: list[PersonResult], frame_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """(N, 4) xyxy boxes of ``results``, which are in a (fh, fw) frame, in the pixels of an (h, w)
+    picture of that frame (a smaller decode of it, as `sample_maps` reads the maps)."""
+    (fh, fw), (h, w) = frame_size, size
+    boxes = np.array([r.box for r in results], np.float32).reshape(-1, 4)
+    return boxes * np.array([w / fw, h / fh, w / fw, h / fh], np.float32)
 
 
 def sample_maps(maps: tuple[np.ndarray, ...], size: tuple[int, int]) -> tuple[np.ndarray, ...]:

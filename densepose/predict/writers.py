@@ -14,7 +14,7 @@ from densepose.cache import atomic_write_bytes
 from densepose.data.uv_encoding import encode_uv_data, quantize_iuv
 from densepose.errors import UserError
 from densepose.io.images import encode_jpeg, encode_png
-from densepose.predict.results import PersonResult, sample_maps
+from densepose.predict.results import PersonResult, boxes_in_picture, sample_maps
 from densepose.vis.render import render_layers
 
 
@@ -151,8 +151,7 @@ def write_frame_outputs(
         written.append(write_file(out_dir / f"{stem}.npz", npz_bytes(results, h, w, file_name, **(npz_extra or {}))))
     if opts.vis:
         labels, u, v = sample_maps((labels, u, v), image.shape[:2])
-        sx, sy = image.shape[1] / w, image.shape[0] / h
-        boxes = np.array([r.box for r in results], np.float32).reshape(-1, 4) * np.array([sx, sy, sx, sy], np.float32)
+        boxes = boxes_in_picture(results, (h, w), image.shape[:2])
         scores = [r.score for r in results]
         for kinds in opts.vis:
             pic = render_layers(image, labels, u, v, kinds, boxes=boxes, scores=scores, atlas=opts.atlas,
