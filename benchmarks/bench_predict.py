@@ -12,6 +12,8 @@ Target for the light model: <= 150 ms/image at shorter side 512 with 2 threads. 
 compares thread counts on this machine as it is (other processes included): the default of
 ``densepose predict --threads`` is half the usable CPUs (`densepose.predict.cpu.default_threads`).
 ``--precision auto`` (default) is what ``densepose predict`` uses: bf16 on CPUs with AVX512-BF16/AMX.
+Lines: the model forward; the whole call (forward + per-person post-processing); the detector
+alone; and the labelling of one person (`densepose.modeling.postprocess.densepose_to_labels_uv`).
 """
 from __future__ import annotations
 
@@ -44,18 +46,31 @@ def _images(paths: list[str]) -> list[np.ndarray]:
     return [load_image(p)[0] for p in paths]
 
 
+def _labelling_ms(out: dict[str, torch.Tensor], min_score: float) -> list[float]:
+    """ms of `densepose_to_labels_uv` for each person of one image's raw outputs kept at ``min_score``."""
+    from densepose.modeling.postprocess import densepose_to_labels_uv
+
+    times = []
+    boxes = out.get("dp_boxes", out["boxes"])
+    for k in torch.nonzero(out["scores"] >= min_score)[:, 0].tolist():
+        t0 = time.perf_counter()
+        densepose_to_labels_uv(out["coarse_segm"][k], out["fine_segm"][k], out["u"][k], out["v"][k], boxes[k])
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
 def _run(model, what: str, images: list[np.ndarray], args, threads: int) -> None:
     torch.set_num_threads(threads)
     predictor = Predictor(model, "cpu", args.min_score, min_size=args.size, precision=args.precision)
     print(f"model: {what}; {predictor.precision}; threads {threads}; shorter side {args.size or 'model default'}; "
           f"min score {predictor.min_score}; {len(images)} image(s): {[im.shape[:2] for im in images]}")
     # Split the time: model forward alone, then the whole call (forward + per-person post-processing).
-    forward_ms, total_ms, people = [], [], []
+    forward_ms, total_ms, people, person_ms = [], [], [], []
     for rep in range(args.repeats + 1):
         for im in images:
             x = predictor.to_tensor(im)
             t0 = time.perf_counter()
-            predictor.forward([x])
+            out = predictor.forward([x])[0]
             t1 = time.perf_counter()
             res = predictor(im)
             t2 = time.perf_counter()
@@ -63,6 +78,7 @@ def _run(model, what: str, images: list[np.ndarray], args, threads: int) -> None
                 forward_ms.append((t1 - t0) * 1e3)
                 total_ms.append((t2 - t1) * 1e3)
                 people.append(len(res))
+                person_ms += _labelling_ms(out, predictor.min_score)
     # The floor: no box passes, so the DensePose head never runs (backbone + RPN + box head only).
     floor = Predictor(model, "cpu", 1.01, min_size=args.size, precision=args.precision)
     floor_ms = []
@@ -74,6 +90,9 @@ def _run(model, what: str, images: list[np.ndarray], args, threads: int) -> None
     print(f"  predict (forward + post-processing): {np.median(total_ms):.0f} ms/image (median; mean "
           f"{np.mean(total_ms):.0f}); {np.mean(people):.1f} people/image kept")
     print(f"  detector only (no person kept, DensePose head skipped): {np.median(floor_ms):.0f} ms/image (median)")
+    if person_ms:
+        print(f"  labelling one person (maps -> labels, U, V at box size): {np.median(person_ms):.1f} ms (median; "
+              f"mean {np.mean(person_ms):.1f}; {len(person_ms)} people)")
     print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
