@@ -26,7 +26,7 @@ def test_cli_import_users_export(tmp_path, sphere_surface, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["import", "--project", "{p}", "--coco", "{t}/missing.json", "--image-root", "{t}"], "no such COCO JSON"),
+    (["import", "--project", "{p}", "--coco", "{t}/missing.json", "--image-root", "{t}"], "COCO JSON file not found"),
     (["import", "--project", "{p}", "--coco", "{t}/x.json"], "needs --image-root"),
     (["import", "--project", "{p}", "--images", "{t}/nothing"], "no such image folder"),
     (["export", "--project", "{t}/nowhere", "--out", "{t}/o.json"], "not an annotation project"),

@@ -52,3 +52,18 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert main([str(tmp_path / "nothing"), "--out", str(tmp_path / "mix")]) == 2
     assert "annotations.json: not found" in capsys.readouterr().err
     assert not (tmp_path / "mix").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{\"images\": [", "not valid JSON"),
+    ('{"images": [], "name": "Müller"}'.encode("latin-1"), "not UTF-8 text"),
+    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+], ids=["cut", "latin-1", "deep"])
+def test_a_bad_annotation_file_is_a_one_line_error(tmp_path, capsys, content, message):
+    """Every way a folder's annotations.json can be unreadable ends in one line naming it, not a traceback."""
+    folder = _folder(tmp_path / "synth", ["00000000.jpg"], 1)
+    (folder / "annotations.json").write_bytes(content)
+    assert main([str(folder), "--out", str(tmp_path / "mix")]) == 2
+    err = capsys.readouterr().err
+    assert "annotations.json: " in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "mix").exists()

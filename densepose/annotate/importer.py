@@ -7,7 +7,6 @@ never opens a path it did not write itself. Every image is checked: JPEG or PNG,
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -19,6 +18,7 @@ from tqdm import tqdm
 from densepose.annotate import db
 from densepose.cache import atomic_write_bytes
 from densepose.errors import UserError
+from densepose.io.json_files import read_json
 
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
@@ -80,12 +80,7 @@ def import_folder(project: str | os.PathLike, folder: str | os.PathLike) -> int:
 
 
 def _load_coco(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such COCO JSON file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path, "COCO JSON file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise UserError(f"{path}: a COCO file needs an 'images' list")
     return data

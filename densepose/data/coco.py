@@ -15,7 +15,6 @@ Every violation raises ``UserError`` naming the file and the record.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import torch
 
 from densepose.data.rle import DP_MASK_SIZE, decode_dp_masks, decode_mask
 from densepose.errors import UserError
+from densepose.io.json_files import read_json
 from densepose.surface.parts import NUM_CHARTS, NUM_MASK_PARTS
 
 DP_POINT_FIELDS = ("dp_x", "dp_y", "dp_I", "dp_U", "dp_V")
@@ -74,16 +74,7 @@ def load_coco(path: str | Path) -> CocoDensePose:
         UserError: missing file, bad JSON, or a malformed image/annotation record.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: annotation file not found")
-    try:
-        with open(path, "rb") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
-    except RecursionError:
-        raise UserError(f"{path}: JSON nested too deeply to be an annotation file") from None
-    return parse_coco(data, path)
+    return parse_coco(read_json(path, "annotation file"), path)
 
 
 def parse_coco(data: dict, path: str | Path = "<memory>") -> CocoDensePose:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from densepose.cache import atomic_write_bytes, link_or_copy
 from densepose.errors import UserError
+from densepose.io.json_files import read_json
 
 
 @dataclass
@@ -48,10 +49,7 @@ def mix(inputs: list[MixInput], out: str | Path) -> dict[str, int]:
         path = item.folder / "annotations.json"
         if not path.is_file():
             raise UserError(f"{path}: not found; each input needs annotations.json and images/")
-        try:
-            sources.append((k, item, json.loads(path.read_text())))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        sources.append((k, item, read_json(path, "annotation file")))
     images, annotations, licences, distinct = [], [], [], 0
     for k, item, coco in sources:
         licence_ids = {}

@@ -13,7 +13,6 @@ counted from the same people's points, per column of their boxes. The result is 
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 
 from densepose.engine.export import write_model_file
 from densepose.errors import UserError
+from densepose.io.json_files import read_json
 from densepose.io.images import load_image
 from densepose.modeling.efficientnet_lite import packaged_weights_path, read_efficientnet_weights, split_classifier_keys
 from densepose.modeling.facing import FACING_MEAN, FACING_STD, RATIO_COLUMNS, FacingClassifier, person_crops
@@ -73,7 +73,7 @@ def read_people(folders: Sequence[str | Path], min_height: float = 40.0) -> Faci
         path = folder / "annotations.json"
         if not path.is_file():
             raise UserError(f"{folder}: no annotations.json (pass a `densepose synth` output folder)")
-        coco = json.loads(path.read_text())
+        coco = read_json(path, "annotation file")
         index = {}
         for im in coco["images"]:
             index[im["id"]] = len(files)

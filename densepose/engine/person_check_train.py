@@ -21,7 +21,6 @@ else changes. Checked scores are lower than the detector's; ``densepose export F
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from torch import Tensor
 from densepose.engine.export import write_model_file
 from densepose.engine.facing_train import crop_features, train_head
 from densepose.errors import UserError
+from densepose.io.json_files import read_json
 from densepose.io.images import load_image
 from densepose.modeling.model_file import read_model_file
 from densepose.modeling.ops.boxes import box_iou, contained_fraction
@@ -79,7 +79,7 @@ def read_render_images(folders: Sequence[str | Path], max_images: int | None = N
         path = folder / "annotations.json"
         if not path.is_file():
             raise UserError(f"{folder}: no annotations.json (pass a `densepose synth` output folder)")
-        coco = json.loads(path.read_text())
+        coco = read_json(path, "annotation file")
         boxes: dict[int, tuple[list, list]] = {}
         for ann in coco["annotations"]:
             x, y, w, h = ann["bbox"]

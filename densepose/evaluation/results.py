@@ -27,7 +27,6 @@ keypoints      (N, 17, 3)      optional, float64 (x, y, score) for keypoint AP
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import zipfile
@@ -39,6 +38,7 @@ import numpy as np
 from densepose.cache import AtomicPath
 from densepose.data.uv_encoding import decode_uv_data
 from densepose.errors import UserError
+from densepose.io.json_files import read_json
 from densepose.surface.parts import NUM_CHARTS
 
 
@@ -145,18 +145,9 @@ def load_results(results, source: str | None = None) -> Detections:
         return results
     if isinstance(results, (str, os.PathLike)):
         path = Path(results)
-        if not path.is_file():
-            raise UserError(f"{path}: results file not found")
-        if path.suffix.lower() == ".npz":
+        if path.suffix.lower() == ".npz" and path.is_file():
             return _load_npz(path)
-        try:
-            with open(path, "rb") as f:
-                records = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
-        except RecursionError:
-            raise UserError(f"{path}: JSON nested too deeply to be results") from None
-        return parse_results(records, str(path))
+        return parse_results(read_json(path, "results file"), str(path))
     return parse_results(results, source or "<memory>")
 
 
