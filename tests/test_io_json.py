@@ -35,3 +35,10 @@ def test_training_the_classifiers_on_a_corrupt_folder_is_a_one_line_error(tmp_pa
     for read in (read_people, read_render_images):
         with pytest.raises(UserError, match="annotations.json: not valid JSON"):
             read([tmp_path])
+
+
+def test_the_article_fits_the_kind_of_file(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_bytes(b"[" * 100000 + b"]" * 100000)
+    with pytest.raises(UserError, match="to be an annotation file$"):
+        read_json(path, "annotation file")

@@ -14,6 +14,7 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     nesting too deep for the parser each raise `UserError` naming the file (``what`` says what it
     should have been, e.g. "annotation file")."""
     path = Path(path)
+    a_what = f"{'an' if what[:1].lower() in 'aeiou' else 'a'} {what}"
     if not path.is_file():
         raise UserError(f"{path}: {what} not found")
     try:
@@ -22,6 +23,6 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from None
     except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text, so not a {what}") from None
+        raise UserError(f"{path}: not UTF-8 text, so not {a_what}") from None
     except RecursionError:
-        raise UserError(f"{path}: JSON nested too deeply to be a {what}") from None
+        raise UserError(f"{path}: JSON nested too deeply to be {a_what}") from None
