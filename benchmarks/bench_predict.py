@@ -50,7 +50,9 @@ def _labelling_ms(out: dict[str, torch.Tensor], min_score: float) -> list[float]
     """ms of `densepose_to_labels_uv` for each person of one image's raw outputs kept at ``min_score``."""
     from densepose.modeling.postprocess import densepose_to_labels_uv
 
-    times = []
+    times: list[float] = []
+    if "fine_segm" not in out:  # a model without a DensePose head
+        return times
     boxes = out.get("dp_boxes", out["boxes"])
     for k in torch.nonzero(out["scores"] >= min_score)[:, 0].tolist():
         t0 = time.perf_counter()
