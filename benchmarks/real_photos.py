@@ -166,15 +166,13 @@ def _seen(pixels: np.ndarray, grey: bool, scale: float = 1.0) -> np.ndarray:
     """The image the model is shown: ``pixels`` (H, W, 3) uint8, or their greyscale version, resized by ``scale``."""
     import torch
 
-    from densepose.modeling.transform import resize_image
+    from densepose.modeling.transform import resize_by
     from densepose.vis.draw import grayscale
 
     image = grayscale(pixels) if grey else pixels
     if scale == 1.0:
         return image
-    h, w = image.shape[:2]
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    resized = resize_image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float(), size)
+    resized = resize_by(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float(), scale)
     return resized.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 

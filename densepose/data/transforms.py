@@ -20,7 +20,7 @@ from densepose.data.coco import KEYPOINT_FLIP
 from densepose.data.crop import crop, zoom_window
 from densepose.data.rle import DP_MASK_SIZE
 from densepose.errors import UserError
-from densepose.modeling.transform import resize_image, resize_shape, scale_target
+from densepose.modeling.transform import resize_by, resize_image, resize_shape, scale_target
 from densepose.surface.parts import MASK_PART_FLIP
 
 
@@ -139,9 +139,7 @@ class AugmentConfig:
 def low_res_copy(image: torch.Tensor, factor: float) -> torch.Tensor:
     """(3, H, W) -> (3, H, W): shrunk by ``factor`` (antialiased) and enlarged back (bilinear), the
     detail a photo ``factor`` times as large has once the model enlarges it; targets are unchanged."""
-    h, w = image.shape[-2:]
-    small = resize_image(image, (max(1, round(h * factor)), max(1, round(w * factor))))
-    return resize_image(small, (h, w))
+    return resize_image(resize_by(image, factor), tuple(image.shape[-2:]))
 
 
 class TrainTransform:

@@ -39,6 +39,12 @@ def resize_image(image: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(image[None], size=tuple(size), mode="bilinear", align_corners=False, antialias=shrink)[0]
 
 
+def resize_by(image: Tensor, factor: float) -> Tensor:
+    """(3, H, W) float image -> resized by ``factor`` (each side rounded, at least 1), by `resize_image`."""
+    h, w = image.shape[-2:]
+    return resize_image(image, (max(1, round(h * factor)), max(1, round(w * factor))))
+
+
 def scale_target(target: dict, sy: float, sx: float, size: tuple[int, int], device=None) -> dict:
     """Targets in input pixels -> pixels of the image resized by (sy, sx) to ``size`` = (h, w).
 
