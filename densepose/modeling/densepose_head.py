@@ -198,6 +198,50 @@ def pack_targets(dp_list: list, gt_boxes: Tensor, device) -> DensePoseTargets:
     )
 
 
+def densepose_rois(samples: list, fg_boxes: list[Tensor], fg_gt: list[Tensor], targets: list[dict], fg_iou: float,
+                   max_per_image: int) -> tuple[DensePoseTargets, list[Tensor], list[Tensor], Tensor]:
+    """The foreground proposals that train the DensePose head, and their packed targets.
+
+    A proposal trains it when it overlaps its ground truth by IoU > ``fg_iou`` and that person
+    carries DensePose data; at most ``max_per_image`` per image (0: no limit), drawn at random.
+
+    Args:
+        samples: per image the proposal sample (``iou`` and ``is_fg`` (P_i,) of `sample_proposals`).
+        fg_boxes, fg_gt: per image the foreground boxes (F_i, 4) and their ground-truth index (F_i,).
+        targets: per image the target dict (``boxes`` (G_i, 4), ``dp`` G_i entries or None).
+
+    Returns:
+        (packed targets of every person with DensePose data in the batch, per image the chosen
+        boxes (D_i, 4) and their index into the packed targets (D_i,), (sum F_i,) bool: chosen).
+    """
+    device = fg_boxes[0].device
+    # Global index of every DP-carrying GT across the batch; -1 where a GT has no DP data.
+    dp_entries, dp_boxes, gmap = [], [], []
+    for t in targets:
+        dps = t.get("dp") or [None] * t["boxes"].shape[0]
+        m = torch.full((t["boxes"].shape[0],), -1, dtype=torch.long)
+        for g, d in enumerate(dps):
+            if d is not None:
+                m[g] = len(dp_entries)
+                dp_entries.append(d)
+                dp_boxes.append(t["boxes"][g])
+        gmap.append(m.to(device))
+    packed = pack_targets(dp_entries, torch.stack(dp_boxes) if dp_boxes else torch.zeros((0, 4), device=device), device)
+    sel_boxes, sel_gt, sel_fg = [], [], []
+    for s, b, g, m in zip(samples, fg_boxes, fg_gt, gmap):
+        dpg = m[g] if g.numel() else g
+        keep = (s.iou[s.is_fg] > fg_iou) & (dpg >= 0)
+        if max_per_image and int(keep.sum()) > max_per_image:
+            idx = keep.nonzero()[:, 0]
+            idx = idx[torch.randperm(idx.numel(), device=idx.device)[:max_per_image]]
+            keep = torch.zeros_like(keep)
+            keep[idx] = True
+        sel_boxes.append(b[keep])
+        sel_gt.append(dpg[keep])
+        sel_fg.append(keep)
+    return packed, sel_boxes, sel_gt, torch.cat(sel_fg)
+
+
 def coarse_targets(boxes: Tensor, gt_index: Tensor, t: DensePoseTargets, size: int) -> Tensor:
     """Part mask of the matched GT resampled into each proposal -> (K, size, size) long in {0, 1},
     -100 (ignored) for GT without a mask. Nearest sampling at heatmap cell centres; outside the

@@ -29,7 +29,7 @@ from densepose.modeling.densepose_head import (
     DensePoseHead,
     DensePosePredictor,
     densepose_losses,
-    pack_targets,
+    densepose_rois,
 )
 from densepose.modeling.ops import MultiScaleRoIAlign, clip_boxes, grow_boxes
 from densepose.modeling.roi_heads import (
@@ -233,34 +233,9 @@ class DensePoseRCNN(nn.Module):
 
     def _train_densepose(self, feats, fg_boxes, fg_gt, samples, targets, mask_out, kp_out):
         cfg = self.cfg
-        dev = fg_boxes[0].device
-        # Global index of every DP-carrying GT across the batch; -1 where a GT has no DP data.
-        dp_entries, dp_boxes, gmap = [], [], []
-        for t in targets:
-            dps = t.get("dp") or [None] * t["boxes"].shape[0]
-            m = torch.full((t["boxes"].shape[0],), -1, dtype=torch.long)
-            for g, d in enumerate(dps):
-                if d is not None:
-                    m[g] = len(dp_entries)
-                    dp_entries.append(d)
-                    dp_boxes.append(t["boxes"][g])
-            gmap.append(m.to(dev))
-        packed = pack_targets(dp_entries, torch.stack(dp_boxes) if dp_boxes else torch.zeros((0, 4), device=dev), dev)
-        sel_boxes, sel_gt, sel_fg = [], [], []
-        for s, b, g, m in zip(samples, fg_boxes, fg_gt, gmap):
-            iou = s.iou[s.is_fg]
-            dpg = m[g] if g.numel() else g
-            keep = (iou > cfg.dp_fg_iou) & (dpg >= 0)
-            if cfg.dp_max_rois_per_image and int(keep.sum()) > cfg.dp_max_rois_per_image:
-                idx = keep.nonzero()[:, 0]
-                idx = idx[torch.randperm(idx.numel(), device=idx.device)[: cfg.dp_max_rois_per_image]]
-                keep = torch.zeros_like(keep)
-                keep[idx] = True
-            sel_boxes.append(b[keep])
-            sel_gt.append(dpg[keep])
-            sel_fg.append(keep)
+        packed, sel_boxes, sel_gt, keep_all = densepose_rois(samples, fg_boxes, fg_gt, targets, cfg.dp_fg_iou,
+                                                             cfg.dp_max_rois_per_image)
         roi_feat = self._dp_features(feats, sel_boxes)
-        keep_all = torch.cat(sel_fg)
         mask_extra = (mask_out[0][keep_all], mask_out[1][keep_all]) if mask_out is not None else None
         kp_extra = (kp_out[0][keep_all], kp_out[1][keep_all]) if kp_out is not None else None
         outs = self._dp_forward(roi_feat, mask_extra, kp_extra)
