@@ -173,15 +173,20 @@ class BodySurface:
         return self._snap_table
 
     # ------------------------------------------------------------------ symmetry
+    def symmetry_tables(self) -> np.ndarray:
+        """``flip_uv`` (24, 256, 256, 2), built by ``flip_factory`` on first use."""
+        if self.flip_uv is None and self.flip_factory is not None:
+            self.flip_uv = self.flip_factory(self)
+        if self.flip_uv is None:
+            raise RuntimeError(f"surface {self.name!r} has no symmetry tables")
+        return self.flip_uv
+
     def flip_iuv(self, charts: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mirror left/right: (I, UV) of a point -> (I', UV') of its mirror image on the body.
 
         Background (I = 0) stays background with its UV untouched.
         """
-        if self.flip_uv is None and self.flip_factory is not None:
-            self.flip_uv = self.flip_factory(self)
-        if self.flip_uv is None:
-            raise RuntimeError(f"surface {self.name!r} has no symmetry tables")
+        tables = self.symmetry_tables()
         charts = np.asarray(charts, dtype=np.int64)
         uv = np.asarray(uv, dtype=np.float64)
         flat_c = charts.reshape(-1)
@@ -189,7 +194,7 @@ class BodySurface:
         fg = flat_c > 0
         col = np.clip((flat_uv[fg, 0] * 255).astype(np.int64), 0, 255)
         row = np.clip((flat_uv[fg, 1] * 255).astype(np.int64), 0, 255)
-        flat_uv[fg] = self.flip_uv[flat_c[fg] - 1, row, col]
+        flat_uv[fg] = tables[flat_c[fg] - 1, row, col]
         return CHART_FLIP[charts], flat_uv.reshape(uv.shape)
 
     # ------------------------------------------------------------------ kappa
