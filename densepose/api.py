@@ -52,11 +52,12 @@ def load(
     min_size: int | Sequence[int] | None = None,
     max_size: int | None = None,
     precision: str = "auto",
+    flip: bool = False,
 ) -> Predictor:
     """A `Predictor` for the model file at ``path`` (default: the bundled light model).
 
     ``min_score``: keep people scoring at least this; default: the model's ``default_min_score``
-    (0.5 when the file sets none).
+    (0.5 when the file sets none). ``flip``: the flip test (`Predictor`).
     """
     if path is None:
         path = bundled_model_path()
@@ -67,4 +68,4 @@ def load(
             )
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    return Predictor(build_model_from_checkpoint(path), device, min_score, min_size, max_size, precision)
+    return Predictor(build_model_from_checkpoint(path), device, min_score, min_size, max_size, precision, flip)

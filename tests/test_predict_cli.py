@@ -326,3 +326,20 @@ def test_predict_at_several_sizes_and_a_bad_size(tmp_path, tiny_model_file, caps
     assert (out / "results.json").is_file()
     assert main(args + ["--size", "0"]) == 2
     assert "test sizes must be positive integers" in capsys.readouterr().err
+
+
+def test_predict_with_the_flip_test(tmp_path, tiny_model_file, capsys, one_thread):
+    inp = _images(tmp_path / "in", n=1)
+    out = tmp_path / "out"
+    assert main(["predict", str(inp), "--out", str(out), "--model", str(tiny_model_file), "--min-score", "0",
+                 "--flip", "--json"]) == 0
+    assert "flip test;" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())
+
+
+def test_the_flip_test_on_a_model_without_it_is_a_one_line_error(tmp_path, fake_model, capsys):
+    # The fake model takes the per-call settings but has no flip test.
+    assert main(["predict", str(_images(tmp_path / "in", n=1)), "--out", str(tmp_path / "out"), "--model", fake_model,
+                 "--flip"]) == 2
+    err = capsys.readouterr().err
+    assert "has no flip test" in err and "Traceback" not in err

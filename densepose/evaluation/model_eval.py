@@ -13,7 +13,7 @@ from densepose.evaluation.results import Detections
 
 def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *, kappa: str = "per-part",
                    exact: bool = False, min_iou: float = 0.5, max_images: int | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, flip: bool = False) -> dict:
     """Run a DensePose model over the images of an annotation file and evaluate its detections.
 
     Args:
@@ -25,6 +25,7 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
         device: torch device of the model (default: that of its parameters).
         kappa, exact, min_iou: as for ``evaluate``.
         max_images: evaluate only the first N images (quick checks during training).
+        flip: with the flip test (`densepose.modeling.flip_test`).
     Returns:
         the ``evaluate`` dict (GT images not run are left out of the ground truth).
     """
@@ -43,6 +44,11 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
                              coco.categories, ids)
     if device is None:
         device = next(iter(model.parameters())).device
+    settings = {}
+    if flip:
+        from densepose.modeling.flip_test import flip_tables
+
+        settings["flip_uv"] = flip_tables(getattr(model, "chart", "anny")).to(device)
     image_id, bbox, det_bbox, score, iuvs, keypoints = [], [], [], [], [], []
     was_training = model.training
     model.eval()
@@ -56,7 +62,7 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
                 except (OSError, ValueError) as exc:
                     raise UserError(f"{path}: cannot read image ({exc.__class__.__name__}: {exc})") from None
                 img = torch.from_numpy(np.array(arr)).permute(2, 0, 1).float().to(device)
-                out = model([img])[0]
+                out = model([img], **settings)[0]
                 boxes = out["boxes"].detach().float().cpu()
                 if not len(boxes):
                     continue

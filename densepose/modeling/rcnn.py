@@ -44,6 +44,7 @@ from densepose.modeling.roi_heads import (
     mask_targets,
     sample_proposals,
 )
+from densepose.modeling.flip_test import average_outputs, mirror_boxes, mirror_images, unmirror_outputs
 from densepose.modeling.facing import RATIO_COLUMNS, FacingClassifier, person_crops, reweight_charts, to_facing_input
 from densepose.modeling.person_check import PersonCheckHead, checked_scores, cut_by_bottom
 from densepose.modeling.covered_boxes import repeated_boxes
@@ -142,6 +143,7 @@ class DensePoseRCNN(nn.Module):
         min_size: int | Sequence[int] | None = None,
         max_size: int | None = None,
         score_thresh: float | None = None,
+        flip_uv: Tensor | None = None,
     ):
         """Training: losses. Eval: per-image outputs in input pixels.
 
@@ -149,7 +151,8 @@ class DensePoseRCNN(nn.Module):
         resize (explicit sizes are the only ones: the config's ``extra_test_sizes`` are dropped; at
         several sizes the detections are merged as for the config's), and ``score_thresh``
         (replaces ``score_thresh_test``; scores >= it are kept), so low scores are dropped before
-        the mask, keypoint and DensePose heads run (their cost grows per box).
+        the mask, keypoint and DensePose heads run (their cost grows per box); ``flip_uv``, the
+        chart's (24, 256, 256, 2) symmetry tables, turns on the flip test (`densepose.modeling.flip_test`).
         """
         if self.training:
             if targets is None:
@@ -166,9 +169,9 @@ class DensePoseRCNN(nn.Module):
         else:
             sizes = [min_size] if isinstance(min_size, int) else list(min_size)
         if len(sizes) == 1:
-            return self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh), sizes[0],
+            return self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh, flip_uv), sizes[0],
                                                         max_size)
-        return self._inference_at_sizes(images, sizes, max_size, score_thresh)
+        return self._inference_at_sizes(images, sizes, max_size, score_thresh, flip_uv)
 
     def _dp_features(self, feats: list[Tensor], boxes: list[Tensor]) -> Tensor:
         return self.dp_pooler([self.dp_decoder(feats[:4])], boxes)
@@ -247,16 +250,17 @@ class DensePoseRCNN(nn.Module):
         return losses
 
     @torch.no_grad()
-    def _inference(self, batch: ImageBatch, score_thresh: float | None) -> list[dict[str, Tensor]]:
+    def _inference(self, batch: ImageBatch, score_thresh: float | None, flip_uv: Tensor | None = None) -> list[dict[str, Tensor]]:
         feats = self.backbone(batch.tensor)
         dets = self._detect(batch, feats, score_thresh)
         if self.cfg.drop_group_boxes:
             dets = _rows_where(dets, lambda boxes, scores: ~group_boxes(boxes, scores))
-        return RCNNTransform.to_input_pixels(self._heads(feats, dets, batch.tensor, batch.sizes, score_thresh), batch)
+        return RCNNTransform.to_input_pixels(self._heads(feats, dets, batch.tensor, batch.sizes, score_thresh, flip_uv),
+                                             batch)
 
     @torch.no_grad()
     def _inference_at_sizes(self, images: list[Tensor], sizes: list[int | None], max_size: int | None,
-                            score_thresh: float | None) -> list[dict[str, Tensor]]:
+                            score_thresh: float | None, flip_uv: Tensor | None) -> list[dict[str, Tensor]]:
         """Detect at every size, keep the heights each size sees best (`within_size_range`), merge
         each image's detections across sizes (`select_across_sizes`), then run the per-box heads on
         the kept detections only, all on the largest size's features (`densepose.modeling.multiscale`)."""
@@ -290,10 +294,19 @@ class DensePoseRCNN(nn.Module):
                 continue
             chosen = [(merged[i]["boxes"] * merged[i]["boxes"].new_tensor([sx, sy, sx, sy]), merged[i]["scores"])
                       for i, (sy, sx) in zip(run.group, run.batch.scales)]  # input pixels -> this size's
-            heads = self._heads(run.feats, chosen, run.batch.tensor, run.batch.sizes, score_thresh)
+            heads = self._heads(run.feats, chosen, run.batch.tensor, run.batch.sizes, score_thresh, flip_uv)
             for i, out in zip(run.group, RCNNTransform.to_input_pixels(heads, run.batch)):
                 outputs[i] = out
         return outputs
+
+    def _mirrored_densepose(self, images: Tensor, sizes: Sequence[tuple[int, int]], boxes: list[Tensor]) -> dict[str, Tensor]:
+        """The final DensePose outputs (K = sum K_i rows) for the mirror images of ``images`` and
+        of the per-image ``boxes`` (K_i, 4), as they come (`flip_test.unmirror_outputs` reads them)."""
+        feats = self.backbone(mirror_images(images, sizes))
+        boxes = [mirror_boxes(b, w) for b, (_, w) in zip(boxes, sizes)]
+        mask_extra = self.mask_head(self.mask_pooler(feats[:4], boxes)) if self.cfg.mask_on else None
+        kp_extra = self.keypoint_head(self.keypoint_pooler(feats[:4], boxes)) if self.cfg.keypoint_on else None
+        return self._dp_forward(self._dp_features(feats, boxes), mask_extra, kp_extra)[-1]
 
     def crop_features(self, images: Tensor, boxes: list[Tensor]) -> Tensor:
         """(B, 3, H, W) normalised images, per-image boxes (K_i, 4) -> (sum K_i, 112, 12, 6) C4
@@ -335,10 +348,12 @@ class DensePoseRCNN(nn.Module):
         return dets, (torch.cat(p_camera) if p_camera is not None else None)
 
     def _heads(self, feats: list[Tensor], dets: list[tuple[Tensor, Tensor]], images: Tensor,
-               sizes: Sequence[tuple[int, int]], score_thresh: float | None = None) -> list[dict[str, Tensor]]:
+               sizes: Sequence[tuple[int, int]], score_thresh: float | None = None,
+               flip_uv: Tensor | None = None) -> list[dict[str, Tensor]]:
         """The facing classifier and person check (`_second_look`), then the mask, keypoint and
         DensePose heads on the detections they keep, of the normalised ``images`` (B, 3, H, W),
-        whose unpadded (h, w) are ``sizes`` -> per-image outputs in resized pixels."""
+        whose unpadded (h, w) are ``sizes`` -> per-image outputs in resized pixels; with
+        ``flip_uv``, the DensePose outputs are averaged with those on the mirrored images."""
         cfg = self.cfg
         fpn4 = feats[:4]
         dets, p_camera = self._second_look(dets, images, sizes, score_thresh)
@@ -367,6 +382,8 @@ class DensePoseRCNN(nn.Module):
             else:  # nobody to pool for: skip the stride-4 decoder, the heads give empty outputs
                 roi_feat = feats[0].new_zeros((0, cfg.dp_decoder_channels, cfg.dp_pool, cfg.dp_pool))
             out = self._dp_forward(roi_feat, mask_extra, kp_extra)[-1]
+            if flip_uv is not None and sum(counts):
+                out = average_outputs(out, unmirror_outputs(self._mirrored_densepose(images, sizes, boxes), flip_uv))
             if p_camera is not None:
                 out = {**out, "fine_segm": reweight_charts(out["fine_segm"], p_camera, self.facing_chart_ratio)}
                 for r, p in zip(results, p_camera.split(counts)):
