@@ -335,6 +335,10 @@ def test_predict_with_the_flip_test(tmp_path, tiny_model_file, capsys, one_threa
                  "--flip", "--json"]) == 0
     assert "flip test;" in capsys.readouterr().out
     assert json.loads((out / "results.json").read_text())
+    photo = inp / "000000000785.jpg"
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--model", str(tiny_model_file), "--image", str(photo),
+                 "--min-score", "0", "--flip"]) == 0
+    assert (tmp_path / "demo" / "000000000785_demo.png").is_file()
 
 
 def test_the_flip_test_on_a_model_without_it_is_a_one_line_error(tmp_path, fake_model, capsys):

@@ -8,7 +8,7 @@ from densepose.errors import UserError
 
 
 def register(subparsers) -> None:
-    from densepose.cli.predict import PRECISION_HELP, PRECISIONS
+    from densepose.cli.predict import FLIP_HELP, PRECISION_HELP, PRECISIONS
 
     d = subparsers.add_parser(
         "demo",
@@ -23,6 +23,7 @@ def register(subparsers) -> None:
     d.add_argument("--min-score", type=float, default=None,
                    help="keep detections scoring at least this (default: the model file's default_min_score, else 0.5)")
     d.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    d.add_argument("--flip", action="store_true", help=FLIP_HELP)
     d.set_defaults(func=run_demo_cli)
 
 
@@ -44,7 +45,7 @@ def run_demo_cli(args) -> int:
     from densepose.vis import make_grid
     from densepose.vis.legend import draw_legend, isoline_entries, part_entries
 
-    predictor = load(args.model, device=args.device, min_score=args.min_score, precision=args.precision)
+    predictor = load(args.model, device=args.device, min_score=args.min_score, precision=args.precision, flip=args.flip)
     images = [Path(p) for p in args.image] if args.image else bundled_images()
     if not images:
         raise UserError("no demo image found in densepose/assets; pass one with --image PATH")

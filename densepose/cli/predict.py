@@ -10,6 +10,8 @@ from densepose.errors import UserError
 PRECISIONS = ("auto", "fp32", "bf16")  # densepose.predict.cpu.PRECISIONS, without importing torch at start-up
 PRECISION_HELP = ("auto (default: bf16 on CPUs with AVX512-BF16/AMX, else fp32), fp32, or bf16 autocast "
                   "(~1.5x faster on such CPUs, same accuracy within noise: MODELS.md)")
+FLIP_HELP = ("flip test: the DensePose head also reads the mirrored image and the answers are averaged "
+             "(better parts and U, V, the same people; about 1.5x the time)")
 VIS_KINDS = ("parts", "contours", "texture", "u", "v", "boxes")  # densepose.vis.render.VIS_KINDS (tested equal)
 DEFAULT_VIS = "parts,boxes"
 IUV_LAYOUTS = ("detectron", "rgb")  # densepose.predict.readers.IUV_LAYOUTS (tested equal)
@@ -62,9 +64,7 @@ def register(subparsers) -> None:
                    "merged, e.g. --size 512 384 256 finds more people, slower (default: the model's test sizes, "
                    "512 and 256 for the bundled model)")
     p.add_argument("--max-size", type=int, default=None, help="cap on the longer side fed to the model (default: the model's)")
-    p.add_argument("--flip", action="store_true",
-                   help="flip test: the DensePose head also reads the mirrored image and the answers are averaged "
-                   "(better parts and U, V; about 1.5x the time)")
+    p.add_argument("--flip", action="store_true", help=FLIP_HELP)
     p.add_argument("--iuv", action="store_true", help="write <stem>_IUV.png")
     p.add_argument("--iuv-layout", choices=IUV_LAYOUTS, default="detectron",
                    help="channel order of <stem>_IUV.png: detectron (default, I in the blue channel of an RGB "
