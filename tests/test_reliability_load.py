@@ -75,6 +75,25 @@ def test_backbone_weights_pickle_named_by_a_model_file_never_runs(tmp_path, tiny
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("name", ["graph.ts", "graph.pt", "graph.onnx"])
+def test_an_exported_graph_given_as_the_model_says_what_it_is(tmp_path, capsys, recwarn, name):
+    """`densepose export --format torchscript|onnx` writes graphs for other runtimes; given back to
+    predict (even named .pt) they are named as such in one line, and torch.load never sees them."""
+    path = tmp_path / name
+    if name.endswith(".onnx"):
+        path.write_bytes(b"\x08\x07\x12\x07pytorch")  # an ONNX protobuf's first fields
+    else:
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(path))
+    kind = "ONNX" if name.endswith(".onnx") else "TorchScript"
+    with pytest.raises(UserError, match=f"a {kind} graph .* not a model file"):
+        densepose.api.load(path)
+    (tmp_path / "img").mkdir()
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(tmp_path / "img" / "x.png")
+    assert main(["predict", str(tmp_path / "img"), "--model", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert f"a {kind} graph" in _one_line_error(capsys)
+    assert not [w for w in recwarn if "TorchScript" in str(w.message)]  # torch.load's dispatch warning
+
+
 def test_model_file_never_opens_other_paths(tmp_path, tiny_file_dict):
     model_file = _save(tmp_path / "m.pt", {**tiny_file_dict, "config": {
         **tiny_file_dict["config"], "backbone_weights": str(tmp_path / "nowhere" / "resnet.pth")}})

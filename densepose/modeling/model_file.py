@@ -18,6 +18,7 @@ import math
 import os
 import types
 import typing
+import zipfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,30 @@ def read_torch_file(path: str | os.PathLike, what: str, hint: str = "") -> Any:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: {what} not found")
+    graph = exported_graph_kind(path)
+    if graph:
+        raise UserError(f"{path}: a {graph} graph (as `densepose export --format {graph.lower()}` writes), not a {what}; "
+                        "graphs run in their own runtimes, and densepose reads the model file they were exported from")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for random bytes, truncation and refused globals
         raise UserError(f"{path}: not a readable {what} ({exc.__class__.__name__}){hint}") from None
+
+
+def exported_graph_kind(path: Path) -> str | None:
+    """"TorchScript" or "ONNX" when ``path`` is such a graph (told by its archive's entries or its
+    suffix; nothing in it is run), else None."""
+    if path.suffix.lower() == ".onnx":
+        return "ONNX"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    # torch.jit.save writes the graph's code and constants beside the tensors; torch.save writes neither.
+    if any(name.endswith("/constants.pkl") or "/code/" in name for name in names):
+        return "TorchScript"
+    return None
 
 
 def read_model_file(path: str | os.PathLike) -> ModelFile:
