@@ -69,7 +69,9 @@ def _model(**overrides) -> DensePoseRCNN:
 def test_the_flip_test_answers_alike_for_an_image_and_its_mirror(flip):
     """With the flip test, the maps of a box equal the unmirrored maps of the mirrored box in the
     mirrored image (both average the same two passes); without it a model is not mirror-symmetric."""
-    model = _model(mask_on=True, keypoint_on=True, cascade=True)  # the cascade reads mirrored mask/keypoint features
+    # The cascade reads mask and keypoint features of the mirrored detection boxes, the DensePose
+    # head the mirrored grown boxes.
+    model = _model(mask_on=True, keypoint_on=True, cascade=True, dp_margin_x=0.1, dp_margin_y=0.05)
     with torch.no_grad():  # U, V inside [0, 1], as a trained head gives them (the tables read them clamped)
         for layer in (model.dp_predictor2.u_lowres, model.dp_predictor2.v_lowres):
             layer.weight.mul_(1e-3)

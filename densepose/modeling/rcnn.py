@@ -169,8 +169,8 @@ class DensePoseRCNN(nn.Module):
         else:
             sizes = [min_size] if isinstance(min_size, int) else list(min_size)
         if len(sizes) == 1:
-            return self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh, flip_uv), sizes[0],
-                                                        max_size)
+            infer = lambda b: self._inference(b, score_thresh, flip_uv)  # noqa: E731
+            return self.transform.run_in_padding_groups(images, infer, sizes[0], max_size)
         return self._inference_at_sizes(images, sizes, max_size, score_thresh, flip_uv)
 
     def _dp_features(self, feats: list[Tensor], boxes: list[Tensor]) -> Tensor:
@@ -250,7 +250,8 @@ class DensePoseRCNN(nn.Module):
         return losses
 
     @torch.no_grad()
-    def _inference(self, batch: ImageBatch, score_thresh: float | None, flip_uv: Tensor | None = None) -> list[dict[str, Tensor]]:
+    def _inference(self, batch: ImageBatch, score_thresh: float | None,
+                   flip_uv: Tensor | None = None) -> list[dict[str, Tensor]]:
         feats = self.backbone(batch.tensor)
         dets = self._detect(batch, feats, score_thresh)
         if self.cfg.drop_group_boxes:
@@ -299,14 +300,16 @@ class DensePoseRCNN(nn.Module):
                 outputs[i] = out
         return outputs
 
-    def _mirrored_densepose(self, images: Tensor, sizes: Sequence[tuple[int, int]], boxes: list[Tensor]) -> dict[str, Tensor]:
-        """The final DensePose outputs (K = sum K_i rows) for the mirror images of ``images`` and
-        of the per-image ``boxes`` (K_i, 4), as they come (`flip_test.unmirror_outputs` reads them)."""
+    def _mirrored_densepose(self, images: Tensor, sizes: Sequence[tuple[int, int]], boxes: list[Tensor],
+                            dp_boxes: list[Tensor]) -> dict[str, Tensor]:
+        """The final DensePose outputs (K = sum K_i rows) for the mirror images of ``images``, of the
+        per-image detection ``boxes`` (K_i, 4) (read by the mask and keypoint heads) and of the
+        ``dp_boxes`` the DensePose head reads, as they come (`flip_test.unmirror_outputs` reads them)."""
         feats = self.backbone(mirror_images(images, sizes))
-        boxes = [mirror_boxes(b, w) for b, (_, w) in zip(boxes, sizes)]
+        boxes, dp_boxes = ([mirror_boxes(b, w) for b, (_, w) in zip(bs, sizes)] for bs in (boxes, dp_boxes))
         mask_extra = self.mask_head(self.mask_pooler(feats[:4], boxes)) if self.cfg.mask_on else None
         kp_extra = self.keypoint_head(self.keypoint_pooler(feats[:4], boxes)) if self.cfg.keypoint_on else None
-        return self._dp_forward(self._dp_features(feats, boxes), mask_extra, kp_extra)[-1]
+        return self._dp_forward(self._dp_features(feats, dp_boxes), mask_extra, kp_extra)[-1]
 
     def crop_features(self, images: Tensor, boxes: list[Tensor]) -> Tensor:
         """(B, 3, H, W) normalised images, per-image boxes (K_i, 4) -> (sum K_i, 112, 12, 6) C4
@@ -383,7 +386,8 @@ class DensePoseRCNN(nn.Module):
                 roi_feat = feats[0].new_zeros((0, cfg.dp_decoder_channels, cfg.dp_pool, cfg.dp_pool))
             out = self._dp_forward(roi_feat, mask_extra, kp_extra)[-1]
             if flip_uv is not None and sum(counts):
-                out = average_outputs(out, unmirror_outputs(self._mirrored_densepose(images, sizes, boxes), flip_uv))
+                mirrored = self._mirrored_densepose(images, sizes, [r["boxes"] for r in results], boxes)
+                out = average_outputs(out, unmirror_outputs(mirrored, flip_uv))
             if p_camera is not None:
                 out = {**out, "fine_segm": reweight_charts(out["fine_segm"], p_camera, self.facing_chart_ratio)}
                 for r, p in zip(results, p_camera.split(counts)):
