@@ -6,8 +6,9 @@ mirrored box, carry over to the original once their columns are reversed, each c
 taken from its mirror chart (``CHART_FLIP``: the left hand's channel from the right hand's), and
 each (U, V) is carried into the mirror chart by the surface's symmetry tables (`flip_uv` of
 `densepose.surface.BodySurface`, the role of the official ``UV_symmetry_transforms.mat``). The
-average of the two answers is what detectron2's DensePose test-time augmentation returns for its
-flip; boxes and scores stay those of the original image.
+two answers are averaged, logits and U, V alike, as detectron2's DensePose test-time augmentation
+averages its views. Unlike it, the boxes and scores stay those of the original image: merging the
+mirror's detections found more people but more false ones too (MODELS.md, "Flip test").
 """
 from __future__ import annotations
 
