@@ -1,7 +1,7 @@
 """A model on real photographs: person recall and false positives, and part agreement on the skier.
 
     python benchmarks/real_photos.py [--model PATH] [--min-score S] [--size S [S ...]] [--precision P] [--json OUT.json]
-                                     [--pictures DIR] [--grey] [--scale F] [--flip]
+                                     [--pictures DIR] [--grey] [--scale F] [--flip] [--details]
 
 Images: the labelled set of ``tests/data/real_photos/annotations.json`` (6 photos and 20 frames of
 ``vtest.avi``; person boxes drawn by hand, ``iscrowd`` = ignore regions), read from the shared
@@ -23,6 +23,8 @@ data folder (``$DENSEPOSE_SHARED/data``, default ``../shared/data`` next to the 
   and V isolines, 180 pixels high (MODELS.md shows them).
 * ``--grey``: every image (and the skier) turned greyscale (its luma in all three channels) before
   the model sees it, as a black-and-white photo or an infrared camera would give it.
+* ``--details``: under each image, its false people (score, box) and the people it missed (box,
+  best IoU of any detection kept), all in the image's pixels.
 * ``--scale F``: every image (and the skier) resized by F (bilinear, antialiased when shrinking:
   the model's own resize) before the model sees it, as a smaller or larger copy of the same photo
   would be; results are mapped back to the original pixels and scored against the same labels.
@@ -59,6 +61,8 @@ class ImageScore:
     found: int
     false_positives: int
     detections: int  # at score >= min_score
+    false_people: list[tuple[float, list[int]]]  # (score, xyxy box) of each false positive
+    missed: list[tuple[list[int], float]]  # (xyxy box, best IoU of a detection) of each person not found
 
 
 def load_set(data_dir: Path, annotations: Path = ANNOTATIONS) -> list[tuple[dict, np.ndarray, np.ndarray, np.ndarray]]:
@@ -105,21 +109,29 @@ def box_iou(a: np.ndarray, b: np.ndarray, b_is_region: bool = False) -> np.ndarr
     return box_iou_xywh(xywh(a)[:, None], xywh(b)[None], np.ones((1, len(b)), bool) if b_is_region else None)
 
 
-def match_people(det: np.ndarray, scores: np.ndarray, people: np.ndarray, ignore: np.ndarray) -> tuple[int, int]:
-    """(people found, false positives) for detections ``det`` (N, 4) with ``scores`` (N,)."""
+def match_rows(det: np.ndarray, scores: np.ndarray, people: np.ndarray, ignore: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The matching of detections ``det`` (N, 4) with ``scores`` (N,) to labelled ``people`` (P, 4)
+    -> ((N,) int the person each detection found, -1 for none; (N,) bool false positives)."""
     order = np.argsort(-scores, kind="stable")
     iou = box_iou(det[order], people) if len(people) else np.zeros((len(det), 0))
     covered = box_iou(det[order], ignore, b_is_region=True).max(1) if len(ignore) else np.zeros(len(det))
     taken = np.zeros(len(people), dtype=bool)
-    found = fp = 0
-    for i in range(len(det)):
+    person = np.full(len(det), -1, dtype=np.int64)
+    false = np.zeros(len(det), dtype=bool)
+    for i, row in enumerate(order):
         cand = np.where(~taken & (iou[i] >= 0.5))[0] if len(people) else []
         if len(cand):
-            taken[cand[np.argmax(iou[i, cand])]] = True
-            found += 1
+            person[row] = cand[np.argmax(iou[i, cand])]
+            taken[person[row]] = True
         elif covered[i] < 0.5:
-            fp += 1
-    return found, fp
+            false[row] = True
+    return person, false
+
+
+def match_people(det: np.ndarray, scores: np.ndarray, people: np.ndarray, ignore: np.ndarray) -> tuple[int, int]:
+    """(people found, false positives) for detections ``det`` (N, 4) with ``scores`` (N,) (`match_rows`)."""
+    person, false = match_rows(det, scores, people, ignore)
+    return int((person >= 0).sum()), int(false.sum())
 
 
 def coarse_part_miou(ours: np.ndarray, official: np.ndarray) -> float:
@@ -235,9 +247,17 @@ def score_model(predictor, data_dir: Path, pictures: Path | None = None,
             Image.fromarray(picture(result)).quantize(128).save(pictures / f"real_{picture_name(im)}.png", optimize=True)
         det = np.array([np.asarray(p.box, dtype=np.float64) for p in result]).reshape(-1, 4)
         conf = np.array([p.score for p in result], dtype=np.float64)
-        found, fp = match_people(det, conf, people, ignore)
-        scores.append(ImageScore(im["file_name"], im.get("frame_index"), len(people), found, fp, len(det)))
+        person, false = match_rows(det, conf, people, ignore)
+        best = box_iou(people, det).max(1) if len(det) else np.zeros(len(people))
+        missed = [(_pixels(people[k]), round(float(best[k]), 2)) for k in range(len(people)) if k not in person]
+        false_people = [(round(float(conf[i]), 3), _pixels(det[i])) for i in np.flatnonzero(false)]
+        scores.append(ImageScore(im["file_name"], im.get("frame_index"), len(people), int((person >= 0).sum()),
+                                 int(false.sum()), len(det), false_people, missed))
     return scores, skier_agreement(predictor, data_dir, grey, scale)
+
+
+def _pixels(box: np.ndarray) -> list[int]:
+    return [int(round(float(v))) for v in box]
 
 
 def summary(scores: list[ImageScore], skier: dict[str, float]) -> dict:
@@ -266,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grey", action="store_true", help="show the model every image in greyscale")
     ap.add_argument("--scale", type=float, default=1.0, help="show the model every image resized by this factor")
     ap.add_argument("--flip", action="store_true", help="the flip test (`densepose predict --flip`)")
+    ap.add_argument("--details", action="store_true", help="list each false person and each person missed")
     args = ap.parse_args(argv)
     if not 0.05 <= args.scale <= 8:
         ap.error(f"--scale must be between 0.05 and 8, got {args.scale}")
@@ -281,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         name = s.file_name + (f"#{s.frame_index}" if s.frame_index is not None else "")
         print(f"{name:32s} people {s.people}  found {s.found}  false positives {s.false_positives}  "
               f"detections {s.detections}")
+        if args.details:
+            for score, box in s.false_people:
+                print(f"    false person, score {score:.3f}, box {box}")
+            for box, iou in s.missed:
+                print(f"    missed person {box}, best detection IoU {iou:.2f}")
     total = summary(scores, skier)
     print(f"model {args.model or 'bundled'}; {predictor.precision}; min score {predictor.min_score}; shorter side {args.size or 'default'}; "
           f"{'flip test; ' if args.flip else ''}{'greyscale images; ' if args.grey else ''}{f'images resized by {args.scale:g}; ' if args.scale != 1 else ''}{time.perf_counter() - t0:.0f} s")

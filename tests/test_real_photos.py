@@ -43,6 +43,9 @@ def test_matching_counts_recall_false_positives_and_ignores():
     found, fp = real_photos.match_people(det, np.array([0.9, 0.8, 0.7, 0.6]), people, ignore)
     assert (found, fp) == (1, 2)
     assert real_photos.match_people(np.zeros((0, 4)), np.zeros(0), people, ignore) == (0, 0)
+    # Row by row (`--details`), the more confident of two boxes on one person takes them, in any row order.
+    person, false = real_photos.match_rows(det, np.array([0.6, 0.8, 0.7, 0.9]), people, ignore)
+    assert person.tolist() == [-1, 0, -1, -1] and false.tolist() == [True, False, False, True]
 
 
 def test_coarse_part_miou_counts_a_left_right_swap_as_wrong():
