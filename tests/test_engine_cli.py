@@ -119,6 +119,8 @@ def test_export_sets_model_settings(tmp_path, capsys):
     for bad, message in [("drop_group_boxe=true", "did you mean drop_group_boxes"),
                          ("multisize_max_height=abc", "expected a number"),
                          ("multisize_max_height=-3", "out of range"),
+                         ("facing_power=0", "facing_power = 0.0 is out of range (must be > 0 and <= 10.0)"),
+                         ("facing_power=12", "out of range"),
                          ("fpn_channels=8", "do not fit"),
                          ("drop_group_boxes", "must look like key.sub=value")]:
         assert main(["export", str(src), "--out", str(tmp_path / "bad.pt"), "--set", bad]) == 2

@@ -45,6 +45,26 @@ def test_facing_the_camera_turns_an_undecided_torso_to_its_front():
     torch.testing.assert_close(facing_camera[:, 1:].logsumexp(1), fine[:, 1:].logsumexp(1))
 
 
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_the_weights_to_a_power_multiply_each_charts_probability(power):
+    """Each chart's probability is multiplied by its weight to ``power`` (``facing_power``) and the
+    charts are scaled back to their old total. A torso the head gave 45/30 back/front, of a person
+    70 % likely facing the camera, goes 59 % front by Bayes' rule (power 1) and 76 % at power 2."""
+    fine = _logits({0: 0.2, TORSO_BACK: 0.45, TORSO_FRONT: 0.3})
+    ratio = _ratio(camera={TORSO_FRONT: 2.0, TORSO_BACK: 0.3}, away={TORSO_FRONT: 0.3, TORSO_BACK: 1.6})
+    p = torch.tensor([0.7])
+    out = reweight_charts(fine, p, ratio, power)
+    old = fine[0, 1:, 0, 0].softmax(0)
+    weight = (0.7 * ratio[1, 0, 1:] + 0.3 * ratio[0, 0, 1:]) ** power
+    want = old * weight / (old * weight).sum()
+    torch.testing.assert_close(out[0, 1:, 0, 0].softmax(0), want)
+    torch.testing.assert_close(out[:, 1:].logsumexp(1), fine[:, 1:].logsumexp(1))  # the silhouette stays
+    front_share = float(want[TORSO_FRONT - 1] / (want[TORSO_FRONT - 1] + want[TORSO_BACK - 1]))
+    assert front_share == pytest.approx({1.0: 0.590, 2.0: 0.757}[power], abs=1e-3)
+    if power == 1.0:
+        torch.testing.assert_close(reweight_charts(fine, p, ratio), out)
+
+
 def test_an_even_facing_with_mirrored_ratios_changes_nothing():
     fine = torch.randn(2, 25, 6, 6, generator=torch.Generator().manual_seed(0))
     ratio = torch.ones(2, RATIO_COLUMNS, 25)
@@ -121,11 +141,12 @@ def test_read_people_labels_renders_by_their_torso(tmp_path):
         read_people([images])
 
 
-def _facing_model(ratio: torch.Tensor):
+def _facing_model(ratio: torch.Tensor, power: float = 1.0):
     torch.manual_seed(0)
     cfg = tiny_config(score_thresh_test=0.0, backbone_width=8, fpn_channels=16, dp_decoder_conv_dim=16,
                       dp_decoder_channels=16, dp_dim=32, box_fc_dim=32, min_size_test=64, max_size=128,
-                      rpn_pre_nms_topk_test=100, rpn_post_nms_topk_test=30, detections_per_image=4, facing_on=True)
+                      rpn_pre_nms_topk_test=100, rpn_post_nms_topk_test=30, detections_per_image=4, facing_on=True,
+                      facing_power=power)
     model = DensePoseRCNN(cfg).eval()
     model.facing_chart_ratio.copy_(ratio)
     return model
@@ -153,10 +174,11 @@ def test_the_model_reweights_its_charts_by_each_persons_facing():
     assert (plain["fine_segm"][:, 1:].argmax(1) + 1 == TORSO_FRONT).float().mean() < 0.5
 
 
-def test_the_export_graph_reweights_as_the_eager_model():
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_the_export_graph_reweights_as_the_eager_model(power):
     from densepose.engine.export_graph import ExportPipeline, labels_uv
 
-    model = _facing_model(_ratio(camera={TORSO_FRONT: 3.0, 9: 2.0}, away={TORSO_BACK: 3.0, 8: 2.0}))
+    model = _facing_model(_ratio(camera={TORSO_FRONT: 3.0, 9: 2.0}, away={TORSO_BACK: 3.0, 8: 2.0}), power)
     image = (torch.rand(3, 70, 90, generator=torch.Generator().manual_seed(2)) * 255).to(torch.uint8)
     with torch.no_grad():
         eager = model([image.float()])[0]

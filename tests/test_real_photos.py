@@ -70,10 +70,11 @@ def test_bundled_model_on_real_photos(shared_dir):
     wider-box rule: 0.912 and 0.38, which fails the bound, as do the file before the covered rule
     (0.929 and 0.65), the file before the person check (0.929 and 1.04 at its 0.6), the same weights
     without the group-box and height-range filters (2.00 at 0.5) and the ResNet-18 model shipped
-    before them (recall 0.071, 4.9 false people per image). The skier (DensePose head on grown boxes):
-    0.481 coarse-part mIoU with the official model, 0.066 of his pixels on the turned-around chart;
-    0.453 on the detection boxes and 0.423 when the heads read the size his box was found at (both
-    fail the bound), 0.212 and 0.383 without the facing classifier.
+    before them (recall 0.071, 4.9 false people per image). The skier (DensePose head on grown boxes,
+    facing weights squared, ``facing_power`` 2): 0.509 coarse-part mIoU with the official model,
+    0.052 of his pixels on the turned-around chart; 0.481 with the weights as measured (the file
+    before), 0.453 on the detection boxes and 0.423 when the heads read the size his box was found
+    at (all fail the bound), 0.212 and 0.383 without the facing classifier.
     The targets of the project are recall >= 0.9, <= 0.1 false people per image and skier >= 0.5."""
     import densepose.api
 
@@ -84,7 +85,7 @@ def test_bundled_model_on_real_photos(shared_dir):
     assert total["people"] == 113 and total["images"] == 26
     assert total["recall"] >= 0.9, total
     assert total["false_positives_per_image"] <= 0.25, total
-    assert total["skier_coarse_miou"] >= 0.47, total
+    assert total["skier_coarse_miou"] >= 0.5, total
     assert total["skier_turned_chart"] <= 0.2, total
 
 
@@ -133,7 +134,7 @@ def test_scale_shows_a_resized_copy_and_reports_in_the_original_pixels():
 @pytest.mark.slow
 def test_bundled_model_on_greyscale_real_photos(shared_dir):
     """The same set in greyscale (``--grey``), as black-and-white photos and infrared cameras give it:
-    recall 0.858, 0.31 false people per image, skier 0.421 (MODELS.md, "What still fails"): the
+    recall 0.858, 0.31 false people per image, skier 0.427 (MODELS.md, "What still fails"): the
     detector leans on colour; Grace Hopper is missed. A bound that keeps it from getting worse."""
     import densepose.api
 

@@ -181,7 +181,8 @@ class ExportPipeline(nn.Module):
         if getattr(cfg, "facing_on", False):
             c4 = self._crop_features(x, boxes)
             p_camera = model.facing.classify(c4).sigmoid()
-            maps = {**maps, "fine_segm": reweight_charts(maps["fine_segm"], p_camera, model.facing_chart_ratio)}
+            maps = {**maps, "fine_segm": reweight_charts(maps["fine_segm"], p_camera, model.facing_chart_ratio,
+                                                         getattr(cfg, "facing_power", 1.0))}
             if getattr(cfg, "person_check_on", False):
                 scores = checked_scores(scores, model.person_check(c4).sigmoid(), cut_by_bottom(boxes, height))
         covered, wider = getattr(cfg, "drop_covered_fraction", 0.0), getattr(cfg, "drop_wider_iou", 0.0)

@@ -106,6 +106,9 @@ class ModelConfig:
     cascade_dim: int = 256
     # Facing classifier (`densepose.modeling.facing`): reweights the charts by which way each person faces
     facing_on: bool = False
+    # Its chart weights raised to this power (`facing.reweight_charts`): 1 is Bayes' rule with the
+    # measured ratios; above 1 the facing settles front against back, left against right, more firmly.
+    facing_power: float = 1.0
     # Person check (`densepose.modeling.person_check`): a detection's score becomes score x
     # sqrt(P(one whole person)), read from the facing classifier's crop features (needs facing_on)
     person_check_on: bool = False

@@ -18,7 +18,10 @@ the person:
   their facing puts them), each chart's probability is multiplied by
   ``p * ratio[1, b, c] + (1 - p) * ratio[0, b, c]`` and the charts renormalised to their old
   total: the silhouette stays, a torso pixel the head found 60/40 back/front becomes mostly
-  front when the person faces the camera, and the head's left half its right side.
+  front when the person faces the camera, and the head's left half its right side. The weights
+  can be raised to a power (``ModelConfig.facing_power``): above 1 the facing settles the charts
+  more firmly than Bayes' rule with the measured ratios, which helps a head that, trained on
+  renders, hedges between a chart and its turned-around partner (MODELS.md).
 
 `densepose.engine.facing_train` trains the head and measures the ratios; ``ModelConfig.facing_on``
 puts both in a model file.
@@ -107,7 +110,7 @@ class FacingClassifier(nn.Module):
         return self.classify(self.features(crops))
 
 
-def reweight_charts(fine_segm: Tensor, p_camera: Tensor, ratio: Tensor) -> Tensor:
+def reweight_charts(fine_segm: Tensor, p_camera: Tensor, ratio: Tensor, power: float = 1.0) -> Tensor:
     """The head's chart scores given each person's facing (module docstring).
 
     Args:
@@ -115,16 +118,18 @@ def reweight_charts(fine_segm: Tensor, p_camera: Tensor, ratio: Tensor) -> Tenso
         p_camera: (N,) probability that the person faces the camera.
         ratio: (2, B, 25) ``P(chart | away, column), P(chart | camera, column)`` over
             ``P(chart | column)``, for B equal columns of the box (left to right); chart 0 unused.
+        power: the weights are raised to it (``ModelConfig.facing_power``); 1: Bayes' rule.
 
     Returns:
         (N, 25, S, S) logits: the softmax probabilities of channels 1..24 multiplied by the
-        person's weights of their column and rescaled to their old sum; channel 0 as it was.
+        person's weights of their column (to ``power``) and rescaled to their old sum; channel 0
+        as it was.
     """
     size, bins = fine_segm.shape[-1], ratio.shape[1]
     p = p_camera.float()[:, None, None]
     weight = p * ratio[1, :, 1:].float() + (1 - p) * ratio[0, :, 1:].float()  # (N, B, 24)
     column_bin = torch.arange(size, device=fine_segm.device) * bins // size
-    log_weight = weight[:, column_bin].log().permute(0, 2, 1)[:, :, None, :]  # (N, 24, 1, S)
+    log_weight = power * weight[:, column_bin].log().permute(0, 2, 1)[:, :, None, :]  # (N, 24, 1, S)
     charts = fine_segm[:, 1:].float()
     weighted = charts + log_weight
     # Adding log weights multiplies the probabilities; the shift keeps the charts' total against the background.

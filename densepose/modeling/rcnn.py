@@ -389,7 +389,8 @@ class DensePoseRCNN(nn.Module):
                 mirrored = self._mirrored_densepose(images, sizes, [r["boxes"] for r in results], boxes)
                 out = average_outputs(out, unmirror_outputs(mirrored, flip_uv))
             if p_camera is not None:
-                out = {**out, "fine_segm": reweight_charts(out["fine_segm"], p_camera, self.facing_chart_ratio)}
+                charts = reweight_charts(out["fine_segm"], p_camera, self.facing_chart_ratio, cfg.facing_power)
+                out = {**out, "fine_segm": charts}
                 for r, p in zip(results, p_camera.split(counts)):
                     r["facing"] = p
             for key in DP_OUTPUT_KEYS:
