@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from densepose.errors import UserError
-from densepose.surface.parts import CHART_FLIP, NUM_CHARTS
+from densepose.surface.parts import CHART_FLIP
 
 #: The per-box outputs the flip test averages (those of `DensePosePredictor`).
 FLIPPED_KEYS = ("coarse_segm", "fine_segm", "u", "v")
@@ -56,11 +56,10 @@ def unmirror_outputs(out: dict[str, Tensor], flip_uv: Tensor) -> dict[str, Tenso
     fine = out["fine_segm"].flip(-1)[:, partner]
     u, v = out["u"].flip(-1)[:, partner], out["v"].flip(-1)[:, partner]  # chart c holds its partner's U, V
     last = flip_uv.shape[1] - 1
-    tables = flip_uv.to(u.device, torch.float32)[partner[1:] - 1]  # (24, T, T, 2): row c - 1 maps partner -> c
     col = (u[:, 1:].float().clamp(0, 1) * last).long()
     row = (v[:, 1:].float().clamp(0, 1) * last).long()
-    chart = torch.arange(NUM_CHARTS, device=u.device)[None, :, None, None].expand_as(col)
-    carried = tables[chart, row, col]  # (K, 24, S, S, 2)
+    source = (partner[1:] - 1)[None, :, None, None].expand_as(col)  # the partner's table carries it to chart c
+    carried = flip_uv[source, row, col].float()  # (K, 24, S, S, 2)
     u = torch.cat([u[:, :1], carried[..., 0].to(u.dtype)], dim=1)
     v = torch.cat([v[:, :1], carried[..., 1].to(v.dtype)], dim=1)
     return {"coarse_segm": coarse, "fine_segm": fine, "u": u, "v": v}
