@@ -12,6 +12,10 @@ from densepose.engine.person_check_train import (
     BACKGROUND,
     FRAGMENT,
     JITTERED,
+    PAIR,
+    PAIR_IOU,
+    SHIFTED,
+    SMALL_PART,
     label_detections,
     made_up_boxes,
     read_render_images,
@@ -44,7 +48,11 @@ def _checked_model():
 
 
 def _sure(model: DensePoseRCNN, logit: float) -> None:
-    last = model.person_check.layers[-1]
+    _sure_head(model.person_check, logit)
+
+
+def _sure_head(head: torch.nn.Module, logit: float) -> None:
+    last = head.layers[-1]
     last.weight.data.zero_()
     last.bias.data.fill_(logit)
 
@@ -64,6 +72,41 @@ def test_the_model_scores_each_detection_by_its_check():
     torch.testing.assert_close(person["scores"], plain["scores"])
     torch.testing.assert_close(quarter["scores"], plain["scores"] * 0.5)
     torch.testing.assert_close(quarter["fine_segm"], plain["fine_segm"])  # the maps do not change
+
+
+def test_an_ensemble_check_scores_by_the_mean_probability_of_its_heads():
+    from densepose.engine.export_graph import ExportPipeline
+
+    model = _checked_model()
+    plain_model = DensePoseRCNN(replace(model.cfg, person_check_on=False)).eval()
+    plain_model.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("person_check.")})
+    ensemble = DensePoseRCNN(replace(model.cfg, person_check_members=3)).eval()
+    ensemble.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("person_check.")},
+                             strict=False)
+    for head, p in zip(ensemble.person_check.members, [0.9, 0.5, 0.1]):  # sure, unsure, doubtful: mean 0.5
+        _sure_head(head, float(np.log(p / (1 - p))))
+    image = torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(1)) * 255
+    with torch.no_grad():
+        plain = plain_model([image])[0]
+        checked = ensemble([image])[0]
+        graph = dict(zip(ExportPipeline(ensemble).output_names, ExportPipeline(ensemble)(image.to(torch.uint8))))
+        graph_plain = dict(zip(ExportPipeline(plain_model).output_names,
+                               ExportPipeline(plain_model)(image.to(torch.uint8))))
+    assert len(plain["boxes"]) > 0
+    torch.testing.assert_close(checked["scores"], plain["scores"] * 0.5 ** 0.5)  # not the mean logit's 0.5
+    torch.testing.assert_close(graph["scores"], graph_plain["scores"] * 0.5 ** 0.5, atol=1e-4, rtol=1e-4)
+
+
+def test_a_model_file_names_how_many_heads_its_check_averages(tmp_path):
+    from densepose.modeling.model_file import load_model_file
+
+    model = DensePoseRCNN(replace(_checked_model().cfg, person_check_members=2))
+    torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "meta": {}}, tmp_path / "m.pt")
+    assert len(load_model_file(tmp_path / "m.pt").person_check.members) == 2
+    torch.save({"config": model.cfg.to_dict() | {"person_check_members": 0}, "model": model.state_dict(), "meta": {}},
+               tmp_path / "zero.pt")
+    with pytest.raises(UserError, match="person_check_members"):
+        load_model_file(tmp_path / "zero.pt")
 
 
 def test_the_predictor_drops_people_the_check_rejects():
@@ -160,11 +203,37 @@ def test_made_up_boxes_are_people_fragments_and_background():
     people = np.array([[100, 50, 160, 250], [300, 60, 350, 240], [10, 10, 15, 30]], np.float32)
     boxes, labels, kinds = made_up_boxes(people, 400, 500, np.random.default_rng(0), min_height=40)
     iou = box_iou(torch.from_numpy(boxes), torch.from_numpy(people)).amax(1)
-    assert set(kinds.tolist()) <= {JITTERED, FRAGMENT, BACKGROUND}
+    assert set(kinds.tolist()) <= {JITTERED, FRAGMENT, BACKGROUND, SHIFTED, SMALL_PART}  # no one side by side
     assert (labels == (kinds == JITTERED)).all()
     assert (iou[kinds == JITTERED] >= 0.7).all() and (iou[kinds == FRAGMENT] < 0.4).all()
     assert (iou[kinds == BACKGROUND] < 0.1).all()
     assert (kinds == JITTERED).sum() <= 2  # the 20-pixel person is too short for made-up boxes
+
+
+def test_made_up_boxes_teach_pairs_shifted_boxes_and_small_parts_as_no_person():
+    # Two walkers side by side, a third far to the right, a child half their height beside them.
+    people = np.array([[100, 50, 150, 250], [160, 55, 212, 245], [400, 50, 450, 250], [215, 150, 240, 250]],
+                      np.float32)
+    seen = {PAIR: [], SHIFTED: [], SMALL_PART: []}
+    for seed in range(20):
+        boxes, labels, kinds = made_up_boxes(people, 400, 600, np.random.default_rng(seed), min_height=40)
+        for kind in seen:
+            assert (labels[kinds == kind] == 0).all()
+            seen[kind] += boxes[kinds == kind].tolist()
+    pairs = torch.tensor(seen[PAIR])
+    assert len(pairs) > 0
+    # A pair is the box around the two walkers side by side, never one with the far or the short person.
+    torch.testing.assert_close(pairs, torch.tensor([[100.0, 50, 212, 250]]).expand(len(pairs), 4))
+    assert (box_iou(pairs, torch.from_numpy(people)).amax(1) < PAIR_IOU).all()
+    shifted = torch.tensor(seen[SHIFTED])
+    iou = box_iou(shifted, torch.from_numpy(people)).amax(1)
+    assert len(shifted) > 0 and (iou < 0.4).all() and (iou > 0.05).all()  # half on a person
+    small = torch.tensor(seen[SMALL_PART])
+    heights = small[:, 3] - small[:, 1]
+    assert len(small) > 0 and (heights <= 0.15 * 200 * 1.27).all()  # 5-15 % of a person's height
+    inside = [(people[:, 0] <= b[0] + 1e-3) & (people[:, 1] <= b[1] + 1e-3) & (people[:, 2] >= b[2] - 1e-3)
+              & (people[:, 3] >= b[3] - 1e-3) for b in small.numpy()]
+    assert all(row.any() for row in inside)  # on a person
 
 
 def test_roc_auc():
@@ -216,6 +285,7 @@ def test_train_person_check_writes_a_model_file_with_the_check(tmp_path):
     lines = []
     meta = train_person_check(start, [tmp_path / "data"], tmp_path / "out.pt", epochs=20, log=lines.append)
     assert meta["person_check"]["images"] == 12 and any("ROC AUC" in line for line in lines)
+    assert list(meta["person_check"]["held_out_auc"]) == [str(tmp_path / "data")]
     trained = load_model_file(tmp_path / "out.pt")
     assert trained.cfg.person_check_on and trained.cfg.default_min_score == model.cfg.default_min_score
     for name, value in weights.items():  # nothing but the check changes
@@ -223,6 +293,10 @@ def test_train_person_check_writes_a_model_file_with_the_check(tmp_path):
     losses = [float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("epoch")]
     assert len(losses) == 20 and losses[-1] < losses[0] - 0.1  # it learns (the tiny model's trunk is random)
     assert not torch.equal(trained.person_check.layers[-1].weight, model.person_check.layers[-1].weight)
+    two = train_person_check(start, [tmp_path / "data"], tmp_path / "two.pt", epochs=2, members=2, log=lines.append)
+    pair = load_model_file(tmp_path / "two.pt").person_check.members
+    assert two["person_check"]["members"] == 2 and len(pair) == 2
+    assert not torch.equal(pair[0].layers[-1].weight, pair[1].layers[-1].weight)  # each from its own seed
 
 
 def test_the_check_doubts_a_portrait_cut_by_the_bottom_edge_but_does_not_veto_it():

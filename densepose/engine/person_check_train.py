@@ -10,7 +10,10 @@ crop features. Steps, on the first ``max_images`` images of each ``densepose syn
    inside a crowd region): the model's own false people, the boxes the check must learn to doubt;
 2. made-up boxes for each annotated person ``min_height`` pixels or taller: the box jittered by
    5 % (1), a fragment of it (its top, bottom, left or right 30-60 %, or an inner box 15-30 % of
-   its size: 0), and two boxes of background per image (0);
+   its size: 0), a small part of it (an inner box 5-15 % of its height, as a buckle or a hand: 0),
+   the box shifted sideways by 35-70 % of its width (half a person, half what is beside them: 0),
+   the box around it and a neighbour of about its height beside it (a pair: 0), and two boxes of
+   background per image (0);
 3. the C4 features of every box's crop and its mirror image (as `train-facing`);
 4. the head is trained with BCE (images whose id is a multiple of 10 are held out), and the
    held-out detections' ROC AUC is reported for the detector's score and for the checked score.
@@ -37,11 +40,14 @@ from densepose.io.json_files import read_json
 from densepose.io.images import load_image
 from densepose.modeling.model_file import read_model_file
 from densepose.modeling.ops.boxes import box_iou, contained_fraction
-from densepose.modeling.person_check import checked_scores, cut_by_bottom
+from densepose.modeling.person_check import PersonCheckHead, checked_scores, cut_by_bottom
 from densepose.modeling.rcnn import DensePoseRCNN
 
-#: Kinds of candidate boxes.
-DETECTION, JITTERED, FRAGMENT, BACKGROUND = 0, 1, 2, 3
+#: Kinds of candidate boxes: the detector's, and made-up ones (`made_up_boxes`).
+DETECTION, JITTERED, FRAGMENT, BACKGROUND, PAIR, SHIFTED, SMALL_PART = range(7)
+KIND_NAMES = ("detections", "jittered people", "fragments", "background", "pairs", "shifted", "small parts")
+#: A pair's box is not one person up to this IoU with either of the two.
+PAIR_IOU = 0.55
 #: A detection at this IoU with an annotated person is one; below ``NOT_PERSON_IOU`` it is not.
 PERSON_IOU, NOT_PERSON_IOU = 0.6, 0.4
 
@@ -111,10 +117,12 @@ def label_detections(boxes: np.ndarray, people: np.ndarray, crowd: np.ndarray) -
 
 def made_up_boxes(people: np.ndarray, height: int, width: int, rng: np.random.Generator,
                   min_height: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Jittered people (1), fragments of people (0) and background boxes (0) for one image.
+    """Jittered people (1); fragments, small parts, shifted boxes and pairs of people, and
+    background boxes (0) for one image (the module's docstring says which boxes).
 
     Returns boxes (M, 4) xyxy, labels (M,), kinds (M,); a jittered box is kept at IoU >= 0.7 with
-    the annotated people, a fragment below 0.4, a background box below 0.1."""
+    the annotated people, a fragment, small part or shifted box below 0.4, a pair below
+    ``PAIR_IOU``, a background box below 0.1."""
     out, labels, kinds = [], [], []
     known = torch.from_numpy(people).float()
 
@@ -123,7 +131,7 @@ def made_up_boxes(people: np.ndarray, height: int, width: int, rng: np.random.Ge
         if low <= iou < high:
             out.append(box), labels.append(label), kinds.append(kind)
 
-    for x0, y0, x1, y1 in people:
+    for i, (x0, y0, x1, y1) in enumerate(people):
         w, h = x1 - x0, y1 - y0
         if h < min_height:
             continue
@@ -135,12 +143,38 @@ def made_up_boxes(people: np.ndarray, height: int, width: int, rng: np.random.Ge
                     [x0, y0, x0 + f * w, y1], [x1 - f * w, y0, x1, y1],  # left, right
                     [x0 + fx * w, y0 + fy * h, x0 + (fx + f * 0.5) * w, y0 + (fy + f * 0.5) * h]][int(rng.integers(5))]
         keep(fragment, 0.0, FRAGMENT, 0.0, NOT_PERSON_IOU)
+        side = rng.uniform(0.05, 0.15) * h * np.sqrt(rng.uniform(0.6, 1.6, 2))  # (width, height)
+        px, py = x0 + rng.uniform(0, max(w - side[0], 0)), y0 + rng.uniform(0, max(h - side[1], 0))
+        keep([px, py, px + side[0], py + side[1]], 0.0, SMALL_PART, 0.0, NOT_PERSON_IOU)
+        shift = rng.uniform(0.35, 0.7) * w * rng.choice([-1.0, 1.0])
+        keep([x0 + shift, y0 + jitter[1], x1 + shift, y1 + jitter[3]], 0.0, SHIFTED, 0.0, NOT_PERSON_IOU)
+        pair = _pair_box(people, i, rng)
+        if pair is not None:
+            keep(pair, 0.0, PAIR, 0.0, PAIR_IOU)
     for _ in range(2):
         h = rng.uniform(min_height, max(min_height, min(height, 400)))
         w = h * rng.uniform(0.3, 0.6)
         x0, y0 = rng.uniform(0, max(width - w, 1)), rng.uniform(0, max(height - h, 1))
         keep([x0, y0, x0 + w, y0 + h], 0.0, BACKGROUND, 0.0, 0.1)
     return np.asarray(out, np.float32).reshape(-1, 4), np.asarray(labels, np.float32), np.asarray(kinds, np.int64)
+
+
+def _pair_box(people: np.ndarray, i: int, rng: np.random.Generator) -> list[float] | None:
+    """The box around person ``i`` of ``people`` (P, 4) and a neighbour drawn at random among those
+    of 2/3 to 3/2 of its height, overlapping it by half the shorter one's height vertically, and
+    less than half the wider one's width apart sideways; None when it has no such neighbour."""
+    x0, y0, x1, y1 = people[i]
+    heights, widths = people[:, 3] - people[:, 1], people[:, 2] - people[:, 0]
+    ratio = heights / max(y1 - y0, 1e-6)
+    rows_shared = np.minimum(people[:, 3], y1) - np.maximum(people[:, 1], y0)
+    gap = np.maximum(people[:, 0], x0) - np.minimum(people[:, 2], x1)  # < 0 when the boxes overlap
+    near = ((ratio >= 2 / 3) & (ratio <= 1.5) & (rows_shared >= 0.5 * np.minimum(heights, y1 - y0))
+            & (gap < 0.5 * np.maximum(widths, x1 - x0)))
+    near[i] = False
+    if not near.any():
+        return None
+    j = int(rng.choice(np.flatnonzero(near)))
+    return [min(x0, people[j, 0]), min(y0, people[j, 1]), max(x1, people[j, 2]), max(y1, people[j, 3])]
 
 
 @torch.no_grad()
@@ -184,10 +218,13 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def train_person_check(model_path: str | Path, folders: Sequence[str | Path], out: str | Path, epochs: int = 4,
-                       max_images: int | None = 2500, min_height: float = 40.0, seed: int = 0,
+                       max_images: int | None = 2500, min_height: float = 40.0, seed: int = 0, members: int = 1,
                        log: Callable[[str], None] = print) -> dict:
-    """Write ``out``: the model file at ``model_path`` with a trained person check; returns its meta."""
+    """Write ``out``: the model file at ``model_path`` with a trained person check of ``members``
+    heads (member k trained from seed ``seed + k`` on the same boxes); returns its meta."""
     start = time.time()
+    if members < 1:
+        raise UserError(f"--members must be at least 1, not {members}")
     source = read_model_file(model_path)
     if not source.config.facing_on:
         raise UserError(f"{model_path}: no facing classifier, whose crop features the person check reads "
@@ -198,33 +235,48 @@ def train_person_check(model_path: str | Path, folders: Sequence[str | Path], ou
     images = read_render_images(folders, max_images)
     log(f"{len(images.files)} images")
     found = gather_candidates(detector, images, min_height=min_height, seed=seed, log=log)
-    counts = np.bincount(found.kind, minlength=4)
+    counts = np.bincount(found.kind, minlength=len(KIND_NAMES))
     people = int(found.labels[found.kind == DETECTION].sum())
-    log(f"{len(found.labels)} boxes: {counts[DETECTION]} detections ({people} people), {counts[JITTERED]} jittered "
-        f"people, {counts[FRAGMENT]} fragments, {counts[BACKGROUND]} background")
+    log(f"{len(found.labels)} boxes: {counts[DETECTION]} detections ({people} people), "
+        + ", ".join(f"{n} {name}" for n, name in zip(counts[1:], KIND_NAMES[1:])))
     feats, mirrored = crop_features(detector.facing, images.files, found.boxes, found.image, log=log)
-    config = replace(source.config, person_check_on=True)
+    config = replace(source.config, person_check_on=True, person_check_members=members)
     model = DensePoseRCNN(config)
     missing = model.load_state_dict(own, strict=False).missing_keys
     assert all(k.startswith("person_check.") for k in missing), missing  # the file was checked
     held = torch.from_numpy(np.asarray(images.image_ids)[found.image] % 10 == 0)
     labels = torch.from_numpy(found.labels)
-    torch.manual_seed(seed)
-    train_head(model.person_check, model.person_check, feats[~held], mirrored[~held], labels[~held], epochs,
-               seed=seed, log=log)
-    rows = (held & torch.from_numpy(found.kind == DETECTION)).numpy()
-    with torch.no_grad():
-        p_person = model.person_check(feats[torch.from_numpy(rows)].float()).sigmoid()
-    det_scores = torch.from_numpy(found.scores[rows])
-    auc_detector = roc_auc(det_scores.numpy(), found.labels[rows])
-    auc_checked = roc_auc(checked_scores(det_scores, p_person, torch.from_numpy(found.cut[rows])).numpy(),
-                          found.labels[rows])
-    log(f"held-out detections ({int(rows.sum())}): ROC AUC of the detector's score {auc_detector:.3f}, "
-        f"of the checked score {auc_checked:.3f}")
+    heads = [model.person_check] if members == 1 else list(model.person_check.members)
+    for k, head in enumerate(heads):
+        torch.manual_seed(seed + k)
+        head.load_state_dict(PersonCheckHead().state_dict())  # each member starts from its own seed
+        train_head(head, head, feats[~held], mirrored[~held], labels[~held], epochs, seed=seed + k, log=log)
+    aucs = held_out_aucs(model, images, found, feats, held.numpy(), log)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {**source.meta, "person_check": {
         "data": [str(f) for f in folders], "images": len(images.files), "boxes": int(len(labels)), "epochs": epochs,
-        "held_out_auc_detector": round(auc_detector, 4), "held_out_auc_checked": round(auc_checked, 4)}}
+        "members": members, "held_out_auc": aucs}}
     meta = write_model_file(out, config.to_dict(), weights, meta, str(model_path))
     log(f"wrote {out} in {time.time() - start:.0f} s")
     return meta
+
+
+@torch.no_grad()
+def held_out_aucs(model: DensePoseRCNN, images: RenderImages, found: Candidates, feats: Tensor, held: np.ndarray,
+                  log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+    """Per data folder, the ROC AUC of telling the held-out detections' people from the rest by the
+    detector's score and by the checked score: {folder: {"detector": a, "checked": b}}."""
+    folder_of = np.asarray([str(Path(f).parent.parent) for f in images.files])[found.image]
+    out = {}
+    for folder in map(str, dict.fromkeys(folder_of)):
+        rows = held & (found.kind == DETECTION) & (folder_of == folder)
+        if not rows.any():
+            continue
+        p_person = model.person_check(feats[torch.from_numpy(rows)].float()).float().sigmoid()
+        det_scores = torch.from_numpy(found.scores[rows])
+        checked = checked_scores(det_scores, p_person, torch.from_numpy(found.cut[rows]))
+        out[folder] = {"detector": round(roc_auc(det_scores.numpy(), found.labels[rows]), 4),
+                       "checked": round(roc_auc(checked.numpy(), found.labels[rows]), 4)}
+        log(f"{folder}: held-out detections ({int(rows.sum())}): ROC AUC of the detector's score "
+            f"{out[folder]['detector']:.3f}, of the checked score {out[folder]['checked']:.3f}")
+    return out

@@ -112,6 +112,8 @@ class ModelConfig:
     # Person check (`densepose.modeling.person_check`): a detection's score becomes score x
     # sqrt(P(one whole person)), read from the facing classifier's crop features (needs facing_on)
     person_check_on: bool = False
+    # How many heads the check averages (`person_check.PersonCheckEnsemble`; 1: one head)
+    person_check_members: int = 1
 
     def __post_init__(self) -> None:
         for f in fields(self):  # YAML/JSON give lists; keep tuples so configs compare and hash

@@ -10,6 +10,7 @@ at once, so a small head on the same C4 features can tell "a person filling the 
 * `PersonCheckHead`: (N, 112, 12, 6) C4 features -> (N,) logits of "this box is one person";
   deliberately small (a 1x1 reduction to 16 channels), as it is trained on renders and read on
   photos: a larger head learns the renders.
+* `PersonCheckEnsemble`: the mean probability of several such heads trained from different seeds.
 * `checked_scores`: the detection score times the square root of the check's probability, the
   score the model reports; for the boxes of half-length portraits, cut by the image's bottom edge
   (`cut_by_bottom`), the probability counts at least ``PORTRAIT_FLOOR``.
@@ -46,6 +47,26 @@ class PersonCheckHead(nn.Module):
 
     def forward(self, c4: Tensor) -> Tensor:
         return self.layers(c4)[:, 0]
+
+
+class PersonCheckEnsemble(nn.Module):
+    """forward (N, 112, 12, 6) C4 features -> (N,) logits of the mean probability of ``members``
+    `PersonCheckHead` s, each trained from its own seed: one small head's verdict on a box near the
+    threshold moves with the seed it was trained from, and their mean moves less."""
+
+    def __init__(self, members: int):
+        super().__init__()
+        self.members = nn.ModuleList(PersonCheckHead() for _ in range(members))
+
+    def forward(self, c4: Tensor) -> Tensor:
+        p = torch.stack([m(c4).float().sigmoid() for m in self.members]).mean(0).clamp(1e-6, 1 - 1e-6)
+        return (p.log() - (-p).log1p()).to(c4.dtype)  # the logit, in ops every exporter knows
+
+
+def person_check_head(members: int) -> nn.Module:
+    """The check of a model file with ``person_check_members`` heads: one `PersonCheckHead` (the
+    weights of older files) or a `PersonCheckEnsemble`."""
+    return PersonCheckHead() if members == 1 else PersonCheckEnsemble(members)
 
 
 def cut_by_bottom(boxes: Tensor, height: int | Tensor) -> Tensor:

@@ -46,7 +46,7 @@ from densepose.modeling.roi_heads import (
 )
 from densepose.modeling.flip_test import average_outputs, mirror_boxes, mirror_images, unmirror_outputs
 from densepose.modeling.facing import RATIO_COLUMNS, FacingClassifier, person_crops, reweight_charts, to_facing_input
-from densepose.modeling.person_check import PersonCheckHead, checked_scores, cut_by_bottom
+from densepose.modeling.person_check import checked_scores, cut_by_bottom, person_check_head
 from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.multiscale import gather_merged, select_across_sizes, within_size_range
@@ -123,7 +123,7 @@ class DensePoseRCNN(nn.Module):
         if cfg.person_check_on:
             if not cfg.facing_on:
                 raise ValueError("person_check_on needs facing_on (it reads the facing classifier's crop features)")
-            self.person_check = PersonCheckHead().requires_grad_(False)  # trained apart (person_check_train)
+            self.person_check = person_check_head(cfg.person_check_members).requires_grad_(False)  # person_check_train
         # NHWC: ~1.4x faster convolutions on CPU (oneDNN) and on GPU tensor cores; preprocess()
         # hands the network NHWC batches to match.
         self.to(memory_format=torch.channels_last)
