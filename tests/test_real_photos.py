@@ -65,26 +65,28 @@ def test_coarse_part_miou_counts_a_left_right_swap_as_wrong():
 @pytest.mark.slow
 def test_bundled_model_on_real_photos(shared_dir):
     """The shipped model on the labelled real photos (MODELS.md, "On real photos"), with a margin.
-    At its own score threshold (``default_min_score`` 0.5, on scores lowered by the person check,
-    covered and wider boxes dropped): recall 0.912, 0.19 false people per image; the file before the
-    wider-box rule: 0.912 and 0.38, which fails the bound, as do the file before the covered rule
-    (0.929 and 0.65), the file before the person check (0.929 and 1.04 at its 0.6), the same weights
-    without the group-box and height-range filters (2.00 at 0.5) and the ResNet-18 model shipped
-    before them (recall 0.071, 4.9 false people per image). The skier (DensePose head on grown boxes,
-    facing weights squared, ``facing_power`` 2): 0.509 coarse-part mIoU with the official model,
-    0.052 of his pixels on the turned-around chart; 0.481 with the weights as measured (the file
-    before), 0.453 on the detection boxes and 0.423 when the heads read the size his box was found
-    at (all fail the bound), 0.212 and 0.383 without the facing classifier.
+    At its own score threshold (``default_min_score`` 0.55, on scores lowered by the person check of
+    five heads trained with pairs, shifted boxes, small parts and pseudo-labelled street frames as
+    negatives, covered and wider boxes dropped): recall 0.912, 0.08 false people per image; the file
+    before (one head trained on renders with fragments and background, threshold 0.5): 0.912 and
+    0.19, which fails the bound, as do the file before the wider-box rule (0.912 and 0.38), the file
+    before the covered rule (0.929 and 0.65), the file before the person check (0.929 and 1.04 at its
+    0.6), the same weights without the group-box and height-range filters (2.00 at 0.5) and the
+    ResNet-18 model shipped before them (recall 0.071, 4.9 false people per image). The skier
+    (DensePose head on grown boxes, facing weights squared, ``facing_power`` 2): 0.509 coarse-part
+    mIoU with the official model, 0.052 of his pixels on the turned-around chart; 0.481 with the
+    weights as measured, 0.453 on the detection boxes and 0.423 when the heads read the size his box
+    was found at (all fail the bound), 0.212 and 0.383 without the facing classifier.
     The targets of the project are recall >= 0.9, <= 0.1 false people per image and skier >= 0.5."""
     import densepose.api
 
     predictor = densepose.api.load(precision="fp32")
-    assert predictor.min_score == 0.5
+    assert predictor.min_score == 0.55
     scores, skier = real_photos.score_model(predictor, shared_dir / "data")
     total = real_photos.summary(scores, skier)
     assert total["people"] == 113 and total["images"] == 26
     assert total["recall"] >= 0.9, total
-    assert total["false_positives_per_image"] <= 0.25, total
+    assert total["false_positives_per_image"] <= 0.1, total
     assert total["skier_coarse_miou"] >= 0.5, total
     assert total["skier_turned_chart"] <= 0.2, total
 
