@@ -1,9 +1,12 @@
 """Give a model file the person check (`densepose.modeling.person_check`), trained on renders.
 
-    densepose train-person-check model_facing.pt --data data/synth_a data/synth_b --out model_checked.pt
+    densepose train-person-check model_facing.pt --data data/synth_a data/synth_b data/vtest_pseudo \
+        --members 5 --out model_checked.pt
 
 The model file must have the facing classifier (``densepose train-facing``): the check reads its
-crop features. Steps, on the first ``max_images`` images of each ``densepose synth`` folder:
+crop features. Steps, on the first ``max_images`` images of each folder (``densepose synth``
+output, or any folder of ``images/`` and a COCO ``annotations.json``, such as the pseudo-labelled
+frames of `densepose.data.pseudo_labels`):
 
 1. the model detects people (score >= ``min_score``); a detection is a person (1) at box IoU
    >= 0.6 with an annotated one, not a person (0) below 0.4 (skipped between, and when mostly
@@ -15,8 +18,10 @@ crop features. Steps, on the first ``max_images`` images of each ``densepose syn
    the box around it and a neighbour of about its height beside it (a pair: 0), and two boxes of
    background per image (0);
 3. the C4 features of every box's crop and its mirror image (as `train-facing`);
-4. the head is trained with BCE (images whose id is a multiple of 10 are held out), and the
-   held-out detections' ROC AUC is reported for the detector's score and for the checked score.
+4. the head is trained with BCE (images whose id is a multiple of 10 are held out), or each of
+   ``members`` heads from its own seed (``seed``, ``seed + 1``, ...: `PersonCheckEnsemble`), and
+   the held-out detections' ROC AUC is reported per folder for the detector's score and for the
+   checked score.
 
 The result is the input model file with ``person_check_on=true`` and the head's weights: nothing
 else changes. Checked scores are lower than the detector's; ``densepose export FILE --out FILE2
