@@ -11,8 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train-person-check", help="train the check of whether a detection is one whole person, on renders",
         description="Run a model file with a facing classifier on `densepose synth` folders, label its "
-        "detections by their overlap with the annotated people, add jittered people and, as no person, fragments, "
-        "small parts, shifted boxes, pairs of people and background boxes, train the person check on the facing classifier's crop features, and write the model file "
+        "detections by their overlap with the annotated people, add jittered people and, as no person, "
+        "fragments, small parts, shifted boxes, pairs of people and background boxes, train the person check "
+        "on the facing classifier's crop features, and write the model file "
         "with person_check_on=true (its scores become score x sqrt(P(one whole person)); checked scores are "
         "lower, so set the file's default_min_score after it: densepose export FILE --out FILE2 --set "
         "default_min_score=S).")
