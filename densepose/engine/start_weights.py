@@ -19,21 +19,20 @@ from densepose.modeling.model_file import ModelFile, first_mismatch
 log = logging.getLogger("densepose.train")
 
 
-#: Parts of a model file that training does not learn (each trained apart, on a trained model).
-UNTRAINED_PARTS = {"facing_on": "a facing classifier (densepose train-facing)",
-                   "person_check_on": "a person check (densepose train-person-check)"}
-#: The settings that come with each such part (its shape, how it is read).
-PART_SETTINGS = {"facing_on": ("facing_power",), "person_check_on": ("person_check_members",)}
+#: Parts of a model file that training does not learn (each trained apart, on a trained model):
+#: flag -> (what it is, the settings that come with it: its shape, how it is read).
+UNTRAINED_PARTS = {"facing_on": ("a facing classifier (densepose train-facing)", ("facing_power",)),
+                   "person_check_on": ("a person check (densepose train-person-check)", ("person_check_members",))}
 
 
 def with_start_settings(model_config: Any, start: ModelFile) -> Any:
-    """``model_config`` with the parts of ``start`` that training does not learn switched on
-    (`UNTRAINED_PARTS`), with their settings (`PART_SETTINGS`), so a model fine-tuned from the
-    bundled one still weighs its charts by each person's facing and checks its detections."""
-    for flag, what in UNTRAINED_PARTS.items():
+    """``model_config`` with the parts of ``start`` that training does not learn switched on, with
+    their settings (`UNTRAINED_PARTS`), so a model fine-tuned from the bundled one still weighs its
+    charts by each person's facing and checks its detections."""
+    for flag, (what, names) in UNTRAINED_PARTS.items():
         if getattr(start.config, flag) and not getattr(model_config, flag):
             log.info("the start model file has %s: kept as it is (%s=true)", what, flag)
-            settings = {name: getattr(start.config, name) for name in PART_SETTINGS[flag]}
+            settings = {name: getattr(start.config, name) for name in names}
             model_config = dataclasses.replace(model_config, **{flag: True}, **settings)
     return model_config
 
