@@ -60,12 +60,14 @@ PERSON_IOU, NOT_PERSON_IOU = 0.6, 0.4
 @dataclass
 class RenderImages:
     """Images of ``densepose synth`` folders: ``files``, ``image_ids``, and per image the
-    annotated ``people`` and ``crowd`` regions as (K, 4) xyxy float32 arrays."""
+    annotated ``people`` and ``crowd`` regions as (K, 4) xyxy float32 arrays and the data
+    ``folder`` it was read from."""
 
     files: list[Path]
     image_ids: list[int]
     people: list[np.ndarray]
     crowd: list[np.ndarray]
+    folder: list[str]
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Candidates:
 
 def read_render_images(folders: Sequence[str | Path], max_images: int | None = None) -> RenderImages:
     """The first ``max_images`` images of each folder (all when None) with their annotated boxes."""
-    out = RenderImages([], [], [], [])
+    out = RenderImages([], [], [], [], [])
     for folder in map(Path, folders):
         path = folder / "annotations.json"
         if not path.is_file():
@@ -99,6 +101,7 @@ def read_render_images(folders: Sequence[str | Path], max_images: int | None = N
             people, crowd = boxes.get(im["id"], ([], []))
             out.files.append(folder / "images" / im["file_name"])
             out.image_ids.append(im["id"])
+            out.folder.append(str(folder))
             out.people.append(np.asarray(people, np.float32).reshape(-1, 4))
             out.crowd.append(np.asarray(crowd, np.float32).reshape(-1, 4))
     if not out.files:
@@ -271,9 +274,9 @@ def held_out_aucs(model: DensePoseRCNN, images: RenderImages, found: Candidates,
                   log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
     """Per data folder, the ROC AUC of telling the held-out detections' people from the rest by the
     detector's score and by the checked score: {folder: {"detector": a, "checked": b}}."""
-    folder_of = np.asarray([str(Path(f).parent.parent) for f in images.files])[found.image]
+    folder_of = np.asarray(images.folder)[found.image]
     out = {}
-    for folder in map(str, dict.fromkeys(folder_of)):
+    for folder in dict.fromkeys(images.folder):
         rows = held & (found.kind == DETECTION) & (folder_of == folder)
         if not rows.any():
             continue
