@@ -194,3 +194,38 @@ def test_sitting_people_have_a_seat(synth):
     bottom = body[synth.seat_ids][:, 2].min()
     tops = [v[:, 2].max() for v, o in zip(scene.cover_v, scene.cover_owner) if o < 0]
     assert any(abs(t - bottom) < 1e-6 for t in tops)  # a prop's top touches the buttocks
+
+
+def test_portraits_frame_people_from_the_chest_up():
+    """--portraits: the head-and-shoulders shots the other kinds seldom make (a person cut above
+    the waist), which the DensePose head needs to read arms at the bottom of a box as arms."""
+    from densepose.synth.camera import sample_shot
+    from densepose.synth.scene import SynthConfig, Synthesizer
+
+    rng = np.random.default_rng(0)
+    assert {sample_shot(rng, 96, 96, crowd=False, portrait=True)[1].kind for _ in range(5)} == {"portrait"}
+    assert sample_shot(rng, 96, 96, crowd=True, portrait=True)[1].kind == "crowd"
+
+    def cut_above_the_hips(seed: int, portraits: float) -> tuple[int, int]:
+        synth = Synthesizer(SynthConfig(height=96, width=96, max_people=1, min_dp_pixels=20, negative_fraction=0.0,
+                                        crowd_fraction=0.0, portrait_fraction=portraits))
+        people = [p for i in range(12) for p in synth.render(seed, i).people if "dp_x" in p]
+        # COCO keypoints 11, 12: the hips; a person whose hips are out of the picture is cut above them.
+        cut = sum(1 for p in people if p["keypoints"][11 * 3 + 2] == 0 and p["keypoints"][12 * 3 + 2] == 0)
+        return cut, len(people)
+
+    cut, people = cut_above_the_hips(3, 1.0)
+    assert people >= 8 and cut >= 0.6 * people
+    cut, people = cut_above_the_hips(3, 0.0)
+    assert cut <= 0.3 * people
+
+
+def test_directories_made_before_a_setting_existed_resume(tmp_path):
+    from densepose.synth.writer import check_settings
+
+    settings = RunSettings(num=2, size=64, seed=1)
+    recorded = {k: v for k, v in json.loads(json.dumps(settings.__dict__)).items() if k != "portraits"}
+    (tmp_path / "synth.json").write_text(json.dumps(recorded))
+    check_settings(tmp_path, settings)  # no portraits key: made with none
+    with pytest.raises(Exception, match="portraits"):
+        check_settings(tmp_path, RunSettings(num=2, size=64, seed=1, portraits=0.5))

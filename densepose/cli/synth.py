@@ -77,6 +77,9 @@ def register(subparsers) -> None:
                    help="fraction of images with no person and no annotation (default 0.1; realistic mode)")
     p.add_argument("--crowds", type=float, default=0.08,
                    help="fraction of images with a crowd of 10-16 small people (default 0.08; realistic mode)")
+    p.add_argument("--portraits", type=float, default=0.0,
+                   help="fraction of the images with people framed as head-and-shoulders portraits, cut at "
+                        "the chest (default 0; realistic mode)")
     p.add_argument("--max-props", type=int, default=6,
                    help="most distractor objects per image (default 6; realistic mode)")
     p.add_argument("--backgrounds", default=default_backgrounds(), help="folder of background photos ('' for none)")
@@ -121,7 +124,7 @@ def run_generate(args) -> int:
         raise UserError(f"--max-people {args.max_people} is below --min-people {args.min_people}")
     if args.split is not None and not 0.0 < args.split < 1.0:
         raise UserError(f"--split must be a fraction in (0, 1), got {args.split}")
-    for flag in ("negatives", "crowds"):
+    for flag in ("negatives", "crowds", "portraits"):
         if not 0.0 <= getattr(args, flag) <= 1.0:
             raise UserError(f"--{flag} must be a fraction in [0, 1], got {getattr(args, flag)}")
     if args.max_props < 0:
@@ -133,7 +136,7 @@ def run_generate(args) -> int:
     settings = RunSettings(num=args.num, size=args.size, seed=args.seed, max_people=args.max_people,
                            min_people=args.min_people, image_format=args.format, quality=args.quality,
                            split=args.split, min_dp_pixels=min_dp, plain=args.plain, negatives=args.negatives,
-                           crowds=args.crowds, max_props=args.max_props)
+                           crowds=args.crowds, max_props=args.max_props, portraits=args.portraits)
     n = generate(args.out, settings, photos, shard=args.shard, workers=args.workers, progress=not args.no_progress,
                  hdris=hdris, assets=None if args.plain else assets)
     print(f"rendered {n} images into {args.out}")

@@ -82,24 +82,33 @@ def look_at(eye: np.ndarray, target: np.ndarray, height: int, width: int, fov: f
 class Shot:
     """What the camera frames: the distance of the people and the height it aims at."""
 
-    kind: str          # "full", "close", "far", "crowd"
+    kind: str          # "full", "close", "portrait", "far", "crowd"
     distance: float    # metres from the camera to the people's centre of placement
     spread: tuple[float, float]  # depth range as fractions of ``distance``
 
 
-def sample_shot(rng: np.random.Generator, height: int, width: int, crowd: bool) -> tuple[Camera, Shot]:
+def sample_shot(rng: np.random.Generator, height: int, width: int, crowd: bool,
+                portrait: bool = False) -> tuple[Camera, Shot]:
     """A random photographer: focal length (wide to tele), camera height and aim.
 
     Shots: "full" (whole people filling 30-100 % of the height), "close" (upper body, cut by the
-    border: portraits), "far" (small people), "crowd" (many small people seen from higher up).
+    border), "far" (small people), "crowd" (many small people seen from higher up), and, only
+    when ``portrait`` asks for it, "portrait" (head and shoulders, cut at the chest, as a
+    photographer frames a portrait; the other kinds seldom cut a person above the waist).
     """
     fov = np.radians(np.exp(rng.uniform(np.log(18), np.log(80))))
     f = 0.5 * max(height, width) / np.tan(fov / 2)
     if crowd:
         kind = "crowd"
+    elif portrait:
+        kind = "portrait"
     else:
         kind = str(rng.choice(["full", "close", "far"], p=[0.62, 0.18, 0.20]))
-    if kind == "close":
+    if kind == "portrait":
+        frac = rng.uniform(2.4, 3.6)         # the image spans 0.47-0.71 m of a 1.7 m person
+        cam_h = rng.uniform(1.3, 1.7)
+        target_z = rng.uniform(1.2, 1.4)     # aimed at the chest
+    elif kind == "close":
         frac = rng.uniform(1.3, 2.6)         # apparent height of a 1.7 m person / image height
         cam_h = rng.uniform(1.1, 1.8)
         target_z = rng.uniform(1.0, 1.5)
@@ -119,6 +128,6 @@ def sample_shot(rng: np.random.Generator, height: int, width: int, crowd: bool) 
     pitch = np.arctan2(cam_h - target_z, distance) + rng.normal(0, 0.04)
     roll = rng.normal(0, np.radians(3))
     camera = look_camera(height, width, fov, np.array([0.0, 0.0, cam_h]), pitch, roll)
-    spread = (0.6, 2.5) if kind == "crowd" else ((0.9, 1.2) if kind == "close" else (0.8, 1.4))
+    spread = (0.6, 2.5) if kind == "crowd" else ((0.9, 1.2) if kind in ("close", "portrait") else (0.8, 1.4))
     # The camera looks down: keep the distance measured along the ground.
     return camera, Shot(kind, float(distance * np.cos(pitch)), spread)

@@ -83,7 +83,9 @@ def sample_scene(synth, rng: np.random.Generator, clock=lambda stage: None) -> S
 
     cfg = synth.config
     n, crowd = _count(rng, cfg)
-    camera, shot = sample_shot(rng, cfg.height, cfg.width, crowd)
+    # Drawn only when asked for, so that portrait_fraction = 0 leaves every image as it was.
+    portrait = cfg.portrait_fraction > 0 and n > 0 and not crowd and rng.random() < cfg.portrait_fraction
+    camera, shot = sample_shot(rng, cfg.height, cfg.width, crowd, portrait)
     phen, families, verts, kps = synth._people(rng, n, families=REALISTIC_FAMILIES)
     clock("body model")
     skins = [sample_skin(rng, p["age"]) for p in phen]

@@ -41,6 +41,7 @@ class SynthConfig:
     negative_fraction: float = 0.1  # images with no person (hard negatives, no annotations)
     crowd_fraction: float = 0.08   # images with a crowd of ``crowd_size`` small people
     crowd_size: tuple[int, int] = (10, 16)
+    portrait_fraction: float = 0.0  # of the images with people, head-and-shoulders portraits
     max_props: int = 6             # distractor objects per image: 0..max_props
 
 

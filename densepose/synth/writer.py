@@ -52,10 +52,13 @@ class RunSettings:
     negatives: float = 0.1           # realistic mode: fraction of images without people
     crowds: float = 0.08             # realistic mode: fraction of images with a crowd of 10-16
     max_props: int = 6               # realistic mode: distractor objects per image 0..max_props
+    portraits: float = 0.0           # realistic mode: fraction of the images with people shot as portraits
 
 
 #: Directories written before the realistic mode recorded no ``plain`` key: they are plain runs.
 _LEGACY = {"plain": True, "negatives": 0.1, "crowds": 0.08, "max_props": 6}
+#: Settings added later, at the value that renders what directories written before them hold.
+_ADDED = {"portraits": 0.0}
 
 
 def stem(index: int) -> str:
@@ -123,7 +126,7 @@ def check_settings(out: Path, settings: RunSettings) -> None:
     """Record the run's settings; refuse to resume a directory made with other settings."""
     path = _settings_path(out)
     if path.exists():
-        old = {**_LEGACY, **json.loads(path.read_text())}
+        old = {**_ADDED, **_LEGACY, **json.loads(path.read_text())}
         if old != asdict(settings):
             diff = ", ".join(f"{k}={old.get(k)!r} (now {v!r})" for k, v in asdict(settings).items() if old.get(k) != v)
             raise UserError(f"{path}: this directory was made with other settings: {diff}; use another --out")
@@ -159,7 +162,7 @@ def synth_config(settings: RunSettings, photos: list[str], hdris: list[str] = ()
                        min_people=settings.min_people, min_dp_pixels=settings.min_dp_pixels, photos=list(photos),
                        plain=settings.plain, hdris=list(hdris), assets=assets,
                        negative_fraction=settings.negatives, crowd_fraction=settings.crowds,
-                       max_props=settings.max_props)
+                       max_props=settings.max_props, portrait_fraction=settings.portraits)
 
 
 def _work(args: tuple[Path, RunSettings, int]) -> int:
