@@ -197,8 +197,8 @@ def test_sitting_people_have_a_seat(synth):
 
 
 def test_portraits_frame_people_from_the_chest_up():
-    """--portraits: the head-and-shoulders shots the other kinds seldom make (a person cut above
-    the waist), which the DensePose head needs to read arms at the bottom of a box as arms."""
+    """--portraits: head-and-shoulders shots, a person cut above the waist, as portrait photos
+    frame people and the other kinds of shot seldom do."""
     from densepose.synth.camera import sample_shot
     from densepose.synth.scene import SynthConfig, Synthesizer
 
