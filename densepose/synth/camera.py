@@ -78,6 +78,10 @@ def look_at(eye: np.ndarray, target: np.ndarray, height: int, width: int, fov: f
     return Camera(K, np.stack([right, down, fwd]), np.asarray(eye, dtype=np.float64), height, width)
 
 
+#: Shots that frame people close up: placed near the image's middle, in a shallow band of depth.
+CLOSE_SHOTS = ("close", "portrait")
+
+
 @dataclass
 class Shot:
     """What the camera frames: the distance of the people and the height it aims at."""
@@ -128,6 +132,6 @@ def sample_shot(rng: np.random.Generator, height: int, width: int, crowd: bool,
     pitch = np.arctan2(cam_h - target_z, distance) + rng.normal(0, 0.04)
     roll = rng.normal(0, np.radians(3))
     camera = look_camera(height, width, fov, np.array([0.0, 0.0, cam_h]), pitch, roll)
-    spread = (0.6, 2.5) if kind == "crowd" else ((0.9, 1.2) if kind in ("close", "portrait") else (0.8, 1.4))
+    spread = (0.6, 2.5) if kind == "crowd" else ((0.9, 1.2) if kind in CLOSE_SHOTS else (0.8, 1.4))
     # The camera looks down: keep the distance measured along the ground.
     return camera, Shot(kind, float(distance * np.cos(pitch)), spread)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from densepose.synth.camera import Camera, Shot
+from densepose.synth.camera import CLOSE_SHOTS, Camera, Shot
 from densepose.synth.distractors import Prop
 
 
@@ -50,7 +50,7 @@ def place_people(rng: np.random.Generator, camera: Camera, shot: Shot, bodies: l
     ``apply`` puts its feet (lowest vertex) on z = 0.
     """
     W = camera.width
-    lo_u, hi_u = (0.25, 0.75) if shot.kind in ("close", "portrait") else (-0.12, 1.12)
+    lo_u, hi_u = (0.25, 0.75) if shot.kind in CLOSE_SHOTS else (-0.12, 1.12)
     out = []
     for i, v in enumerate(bodies):
         yaw = float(rng.uniform(-np.pi, np.pi))
