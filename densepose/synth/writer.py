@@ -55,10 +55,9 @@ class RunSettings:
     portraits: float = 0.0           # realistic mode: fraction of the images with people shot as portraits
 
 
-#: Directories written before the realistic mode recorded no ``plain`` key: they are plain runs.
-_LEGACY = {"plain": True, "negatives": 0.1, "crowds": 0.08, "max_props": 6}
-#: Settings added later, at the value that renders what directories written before them hold.
-_ADDED = {"portraits": 0.0}
+#: Settings a directory written before them does not record, at the value that renders what it
+#: holds: those of the realistic mode (such directories are plain runs), then ``portraits``.
+_UNRECORDED = {"plain": True, "negatives": 0.1, "crowds": 0.08, "max_props": 6, "portraits": 0.0}
 
 
 def stem(index: int) -> str:
@@ -126,7 +125,7 @@ def check_settings(out: Path, settings: RunSettings) -> None:
     """Record the run's settings; refuse to resume a directory made with other settings."""
     path = _settings_path(out)
     if path.exists():
-        old = {**_ADDED, **_LEGACY, **json.loads(path.read_text())}
+        old = {**_UNRECORDED, **json.loads(path.read_text())}
         if old != asdict(settings):
             diff = ", ".join(f"{k}={old.get(k)!r} (now {v!r})" for k, v in asdict(settings).items() if old.get(k) != v)
             raise UserError(f"{path}: this directory was made with other settings: {diff}; use another --out")
