@@ -221,11 +221,14 @@ def test_portraits_frame_people_from_the_chest_up():
 
 
 def test_directories_made_before_a_setting_existed_resume(tmp_path):
+    from dataclasses import asdict
+
+    from densepose.errors import UserError
     from densepose.synth.writer import check_settings
 
     settings = RunSettings(num=2, size=64, seed=1)
-    recorded = {k: v for k, v in json.loads(json.dumps(settings.__dict__)).items() if k != "portraits"}
+    recorded = {k: v for k, v in asdict(settings).items() if k != "portraits"}
     (tmp_path / "synth.json").write_text(json.dumps(recorded))
     check_settings(tmp_path, settings)  # no portraits key: made with none
-    with pytest.raises(Exception, match="portraits"):
+    with pytest.raises(UserError, match="portraits"):
         check_settings(tmp_path, RunSettings(num=2, size=64, seed=1, portraits=0.5))
