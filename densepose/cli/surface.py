@@ -1,4 +1,4 @@
-"""``densepose surface``: pictures, statistics and official evaluator files of a body surface."""
+"""``densepose surface``: pictures, statistics, official evaluator files and flip tables of a body surface."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +38,12 @@ def register(subparsers) -> None:
     _add_surface_args(export)
     export.add_argument("--out", required=True, help="output folder")
     export.set_defaults(func=run_export)
+
+    symmetry = sub.add_parser("symmetry", help="write the chart's UV_symmetry_transforms.mat (flip tables, "
+                              "detectron2's layout)")
+    _add_surface_args(symmetry)
+    symmetry.add_argument("--out", required=True, help="output .mat file")
+    symmetry.set_defaults(func=run_symmetry)
 
 
 def run_show(args) -> int:
@@ -89,4 +95,15 @@ def run_export(args) -> int:
     paths = write_official_files(_load(args), args.out)
     for p in paths.values():
         print(f"wrote {p}")
+    return 0
+
+
+def run_symmetry(args) -> int:
+    from densepose.errors import UserError
+    from densepose.surface.symmetry import write_symmetry_file
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".mat":
+        raise UserError(f"{out}: the tables are a MATLAB file; give a .mat path")
+    print(f"wrote {write_symmetry_file(_load(args).symmetry_tables(), out)}")
     return 0

