@@ -2,6 +2,7 @@
 
     python benchmarks/bench_detectron2.py                       # R_50_FPN_s1x, random weights, 2 threads
     python benchmarks/bench_detectron2.py --model model_final_162be9.pkl --image photo.jpg
+    python benchmarks/bench_detectron2.py --runtime torch --flip-tables UV_symmetry_transforms.mat   # flip test
 
 Both runtimes get the same (3, H, W) photo and resize it themselves to shorter side 800 (longer <=
 1333), the exported graph inside the graph. Each runtime runs in its own process (peak RSS =
@@ -64,9 +65,15 @@ def run_one(args) -> dict:
     image = _image(args)
     h, w = image.shape[1:]
     if args.runtime == "torch":
+        flip_uv = None
+        if args.flip_tables:
+            from densepose.modeling.flip_test import flip_tables
+
+            flip_uv = flip_tables(model.chart, args.flip_tables)
+
         def fn():
             with torch.inference_mode():
-                return model([image])[0]["boxes"].shape[0]
+                return model([image], flip_uv=flip_uv)[0]["boxes"].shape[0]
     else:
         import onnxruntime as ort
 
@@ -85,7 +92,7 @@ def run_one(args) -> dict:
         def fn():
             return session.run(["boxes"], feed)[0].shape[0]
     median, best, cpu, people = _time(fn, args.repeats)
-    result = {"runtime": args.runtime, "image": [h, w], "people": people, "ms_median": round(median, 1),
+    result = {"runtime": args.runtime, "flip": bool(args.flip_tables), "image": [h, w], "people": people, "ms_median": round(median, 1),
               "ms_min": round(best, 1), "cpu_ms_median": round(cpu, 1), "load_avg_1min": os.getloadavg()[0],
               "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
               "threads": args.threads}
@@ -102,7 +109,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--runtime", choices=("torch", "onnx", "both"), default="both")
+    p.add_argument("--flip-tables", help="UV_symmetry_transforms.mat: time the flip test (PyTorch only)")
     args = p.parse_args()
+    if args.flip_tables and args.runtime != "torch":
+        p.error("--flip-tables times the flip test, which the exported graph does not have: add --runtime torch")
     if args.runtime != "both":
         print(json.dumps(run_one(args)), flush=True)
         return

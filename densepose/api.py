@@ -53,11 +53,13 @@ def load(
     max_size: int | None = None,
     precision: str = "auto",
     flip: bool = False,
+    symmetry_file: str | os.PathLike | None = None,
 ) -> Predictor:
     """A `Predictor` for the model file at ``path`` (default: the bundled light model).
 
     ``min_score``: keep people scoring at least this; default: the model's ``default_min_score``
-    (0.5 when the file sets none). ``flip``: the flip test (`Predictor`).
+    (0.5 when the file sets none). ``flip``: the flip test (`Predictor`); ``symmetry_file``: the
+    chart's ``UV_symmetry_transforms.mat`` for it (detectron2 files need one).
     """
     if path is None:
         path = bundled_model_path()
@@ -68,4 +70,5 @@ def load(
             )
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    return Predictor(build_model_from_checkpoint(path), device, min_score, min_size, max_size, precision, flip)
+    return Predictor(build_model_from_checkpoint(path), device, min_score, min_size, max_size, precision, flip,
+                     symmetry_file)

@@ -33,6 +33,19 @@ def shared_dir() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="session")
+def detectron2_legacy_file(tmp_path_factory) -> Path:
+    """A detectron2 R_50_FPN_WC1 legacy .pkl (15 coarse channels, sigma_2) with random weights."""
+    import pickle
+
+    from detectron2_checkpoints import detectron2_state
+
+    path = tmp_path_factory.mktemp("d2") / "model_final_wc1_legacy.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"model": detectron2_state(legacy=True, uv_confidence="iid_iso")}, f)
+    return path
+
+
 @pytest.fixture
 def one_thread():
     """Tiny ops are far slower with several threads on a busy CPU."""

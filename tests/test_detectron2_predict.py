@@ -2,26 +2,14 @@
 to load / predict --model: tests/test_reliability_load.py)."""
 from __future__ import annotations
 
-import pickle
 
 import numpy as np
-import pytest
 
 import densepose.api
 
 
-@pytest.fixture(scope="module")
-def wc1_legacy_file(tmp_path_factory):
-    from detectron2_checkpoints import detectron2_state
-
-    path = tmp_path_factory.mktemp("d2") / "model_final_wc1_legacy.pkl"
-    with open(path, "wb") as f:
-        pickle.dump({"model": detectron2_state(legacy=True, uv_confidence="iid_iso")}, f)
-    return path
-
-
-def test_load_gives_smpl_chart_results_with_confidences(wc1_legacy_file):
-    predictor = densepose.api.load(wc1_legacy_file, min_score=0.05, min_size=96, max_size=128, precision="fp32")
+def test_load_gives_smpl_chart_results_with_confidences(detectron2_legacy_file):
+    predictor = densepose.api.load(detectron2_legacy_file, min_score=0.05, min_size=96, max_size=128, precision="fp32")
     assert predictor.model.chart == "smpl"
     image = (np.random.default_rng(2).random((96, 128, 3)) * 255).astype(np.uint8)
     people = predictor(image)

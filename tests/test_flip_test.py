@@ -120,3 +120,109 @@ def test_flip_needs_a_model_and_a_chart_that_have_it():
         Predictor(NoFlip(), flip=True)
     with pytest.raises(UserError, match="symmetry tables of the 'smpl' chart"):
         flip_tables("smpl")
+
+
+# ---------------------------------------------------------------------- UV_symmetry_transforms.mat
+def _random_tables(size: int = 8, seed: int = 4) -> np.ndarray:
+    return np.random.default_rng(seed).random((24, size, size, 2)).astype(np.float32)
+
+
+def test_symmetry_file_is_in_detectron2s_layout_and_reads_back(tmp_path):
+    import scipy.io
+
+    from densepose.surface.symmetry import read_symmetry_file, write_symmetry_file
+
+    tables = _random_tables()
+    path = write_symmetry_file(tables, tmp_path / "UV_symmetry_transforms.mat")
+    np.testing.assert_array_equal(read_symmetry_file(path), tables)
+    # detectron2 (DensePoseTransformData.load): map_src[0, i] per chart, read at [V * 255, U * 255]
+    mat = scipy.io.loadmat(str(path))
+    assert mat["U_transforms"].shape == mat["V_transforms"].shape == (1, 24)
+    for chart in (0, 5, 23):
+        np.testing.assert_array_equal(mat["U_transforms"][0, chart][3, 6], tables[chart, 3, 6, 0])
+        np.testing.assert_array_equal(mat["V_transforms"][0, chart][3, 6], tables[chart, 3, 6, 1])
+
+
+def test_bad_symmetry_files_give_one_line_errors(tmp_path):
+    import scipy.io
+
+    from densepose.surface.symmetry import read_symmetry_file, write_symmetry_file
+
+    with pytest.raises(UserError, match="no such file"):
+        read_symmetry_file(tmp_path / "missing.mat")
+    (tmp_path / "junk.mat").write_bytes(b"not a mat file")
+    with pytest.raises(UserError, match="not a readable MATLAB .mat file"):
+        read_symmetry_file(tmp_path / "junk.mat")
+    scipy.io.savemat(str(tmp_path / "other.mat"), {"U_transforms": np.zeros((1, 3))})
+    with pytest.raises(UserError, match="expected U_transforms with 24 tables"):
+        read_symmetry_file(tmp_path / "other.mat")
+    with pytest.raises(UserError, match=r"U, V in \[0, 1\]"):
+        write_symmetry_file(_random_tables() * 3, tmp_path / "far.mat")
+    with pytest.raises(UserError, match=r"must be \(24, T, T, 2\)"):
+        write_symmetry_file(np.zeros((24, 4, 5, 2)), tmp_path / "wrong.mat")
+    assert not (tmp_path / "far.mat").exists() and not (tmp_path / "wrong.mat").exists()
+
+
+def test_unmirror_takes_each_legacy_mask_part_from_its_mirror_part():
+    from densepose.surface.parts import MASK_PART_FLIP
+
+    g = torch.Generator().manual_seed(5)
+    out = {"coarse_segm": torch.randn(1, 15, 4, 4, generator=g), "fine_segm": torch.randn(1, 25, 4, 4, generator=g),
+           "u": torch.rand(1, 25, 4, 4, generator=g), "v": torch.rand(1, 25, 4, 4, generator=g)}
+    back = unmirror_outputs(out, torch.rand(24, 8, 8, 2, generator=g))
+    for part in range(15):  # the left hand's channel (3) from the right hand's (2), and so on
+        torch.testing.assert_close(back["coarse_segm"][0, part], out["coarse_segm"][0, int(MASK_PART_FLIP[part])].flip(-1))
+
+
+def test_detectron2_files_take_the_flip_test_with_the_smpl_charts_tables(detectron2_legacy_file, tmp_path):
+    """The boxes of the plain pass; coarse, fine, U, V averaged with the head on the mirrored image."""
+    import densepose.api
+    from densepose.modeling.flip_test import average_outputs
+    from densepose.surface.symmetry import write_symmetry_file
+
+    settings = dict(min_score=0.05, min_size=96, max_size=128, precision="fp32")
+    with pytest.raises(UserError, match="UV_symmetry_transforms.mat"):
+        densepose.api.load(detectron2_legacy_file, flip=True, **settings)
+    tables = write_symmetry_file(_quantising_tables().numpy(), tmp_path / "UV_symmetry_transforms.mat")
+    plain = densepose.api.load(detectron2_legacy_file, **settings)
+    flipped = densepose.api.load(detectron2_legacy_file, flip=True, symmetry_file=tables, **settings)
+    image = (np.random.default_rng(2).random((96, 128, 3)) * 255).astype(np.uint8)
+    a, b = (p.forward([p.to_tensor(image)])[0] for p in (plain, flipped))
+    assert len(a["boxes"]) > 0 and a["coarse_segm"].shape[1] == 15
+    torch.testing.assert_close(b["boxes"], a["boxes"])
+    torch.testing.assert_close(b["sigma_2"], a["sigma_2"])  # confidences stay the plain pass's
+    # the mirrored pass, by hand: the head on the mirrored image at the mirrored boxes
+    model = plain.model
+    with torch.no_grad():
+        batch = model.transform([plain.to_tensor(image)], None, 96, 128)
+        assert batch.sizes == [(96, 128)]  # not resized: the boxes are in the network's pixels
+        mirrored = model.densepose(model.features(mirror_images(batch.tensor, batch.sizes)),
+                                   [mirror_boxes(a["boxes"], 128)])
+    want = average_outputs(a, unmirror_outputs(mirrored, _quantising_tables()))
+    for key in ("coarse_segm", "fine_segm", "u", "v"):
+        torch.testing.assert_close(b[key], want[key], atol=1e-4, rtol=1e-4)
+    assert len(flipped(image)) == len(a["boxes"])
+    with pytest.raises(UserError, match="flip test only"):
+        densepose.api.load(detectron2_legacy_file, symmetry_file=tables, **settings)
+
+
+def test_cli_writes_a_charts_tables_and_predict_reads_them(detectron2_legacy_file, tmp_path, capsys):
+    from PIL import Image
+
+    from densepose.cli.main import main
+    from densepose.surface.symmetry import read_symmetry_file, write_symmetry_file
+
+    written = tmp_path / "anny_symmetry.mat"
+    assert main(["surface", "symmetry", "--out", str(written)]) == 0
+    np.testing.assert_array_equal(read_symmetry_file(written), flip_tables("anny").numpy())
+    tables = write_symmetry_file(_quantising_tables().numpy(), tmp_path / "UV_symmetry_transforms.mat")
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(2).random((96, 128, 3)) * 255).astype(np.uint8)).save(photo)
+    common = [str(photo), "--model", str(detectron2_legacy_file), "--size", "96", "--max-size", "128",
+              "--min-score", "0.05", "--precision", "fp32", "--quiet"]
+    assert main(["predict", *common, "--flip", "--flip-tables", str(tables), "--json", "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "results.json").is_file()
+    capsys.readouterr()
+    assert main(["predict", *common, "--flip-tables", str(tables), "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "--flip" in err and len(err.splitlines()) == 1

@@ -65,6 +65,9 @@ def register(subparsers) -> None:
                    "512 and 256 for the bundled model)")
     p.add_argument("--max-size", type=int, default=None, help="cap on the longer side fed to the model (default: the model's)")
     p.add_argument("--flip", action="store_true", help=FLIP_HELP)
+    p.add_argument("--flip-tables", default=None, metavar="MAT",
+                   help="the chart's UV_symmetry_transforms.mat for --flip: detectron2 files (SMPL chart) need "
+                   "detectron2's, or one written by `densepose surface symmetry` (default: the anny chart's, built in)")
     p.add_argument("--iuv", action="store_true", help="write <stem>_IUV.png")
     p.add_argument("--iuv-layout", choices=IUV_LAYOUTS, default="detectron",
                    help="channel order of <stem>_IUV.png: detectron (default, I in the blue channel of an RGB "
@@ -166,7 +169,7 @@ def run_predict_cli(args) -> int:
     threads = args.threads or default_threads()
     torch.set_num_threads(threads)
     predictor = load(args.model, device=args.device, min_score=args.min_score, min_size=args.size, max_size=args.max_size,
-                     precision=args.precision, flip=args.flip)
+                     precision=args.precision, flip=args.flip, symmetry_file=args.flip_tables)
     log = (lambda msg: None) if args.quiet else print
     log(f"model: {args.model or 'bundled light model'}; people from score {predictor.min_score:g}; {predictor.precision}; "
         f"{'flip test; ' if args.flip else ''}"

@@ -12,6 +12,7 @@ mirror's detections found more people but more false ones too (MODELS.md, "Flip 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor
 
 from densepose.errors import UserError
-from densepose.surface.parts import CHART_FLIP
+from densepose.surface.parts import CHART_FLIP, MASK_PART_FLIP
 
 #: The per-box outputs the flip test averages (those of `DensePosePredictor`).
 FLIPPED_KEYS = ("coarse_segm", "fine_segm", "u", "v")
@@ -42,7 +43,8 @@ def unmirror_outputs(out: dict[str, Tensor], flip_uv: Tensor) -> dict[str, Tenso
     """Per-box head outputs on mirrored boxes -> the outputs they say for the original boxes.
 
     Args:
-        out: ``coarse_segm`` (K, 2, S, S), ``fine_segm``, ``u``, ``v`` (K, 25, S, S) of the mirrored boxes.
+        out: ``coarse_segm`` (K, 2 or 15, S, S), ``fine_segm``, ``u``, ``v`` (K, 25, S, S) of the
+            mirrored boxes (15 coarse channels are the mask parts, each taken from its mirror part).
         flip_uv: (24, T, T, 2) symmetry tables; ``flip_uv[c - 1, row, col]`` is the (U', V') in
             chart ``CHART_FLIP[c]`` of the mirror image of the point (U = col / (T - 1),
             V = row / (T - 1)) of chart c.
@@ -53,6 +55,8 @@ def unmirror_outputs(out: dict[str, Tensor], flip_uv: Tensor) -> dict[str, Tenso
     """
     partner = torch.as_tensor(CHART_FLIP, device=out["fine_segm"].device)
     coarse = out["coarse_segm"].flip(-1)
+    if coarse.shape[1] == len(MASK_PART_FLIP):  # detectron2's legacy heads: 14 parts + background, not 2
+        coarse = coarse[:, torch.as_tensor(MASK_PART_FLIP, device=coarse.device)]
     fine = out["fine_segm"].flip(-1)[:, partner]
     u, v = out["u"].flip(-1)[:, partner], out["v"].flip(-1)[:, partner]  # chart c holds its partner's U, V
     last = flip_uv.shape[1] - 1
@@ -70,11 +74,18 @@ def average_outputs(a: dict[str, Tensor], b: dict[str, Tensor]) -> dict[str, Ten
     return {**a, **{key: (a[key].float() + b[key].float()).div(2).to(a[key].dtype) for key in FLIPPED_KEYS}}
 
 
-def flip_tables(chart: str) -> Tensor:
-    """(24, 256, 256, 2) float32 symmetry tables of a model's ``chart`` (only ``anny`` is shipped)."""
+def flip_tables(chart: str, symmetry_file: str | Path | None = None) -> Tensor:
+    """(24, T, T, 2) float32 symmetry tables of a model's ``chart``: read from ``symmetry_file``
+    (a ``UV_symmetry_transforms.mat``) when given, else built from the Anny surface (the anny
+    chart's are the only ones shipped; the SMPL chart's come with detectron2's DensePose data files)."""
+    if symmetry_file is not None:
+        from densepose.surface.symmetry import read_symmetry_file
+
+        return torch.from_numpy(read_symmetry_file(symmetry_file))
     if chart != "anny":
-        raise UserError(f"the flip test needs the symmetry tables of the {chart!r} chart; only the anny chart's are "
-                        "shipped (models trained by this toolkit)")
+        raise UserError(f"the flip test needs the symmetry tables of the {chart!r} chart, which are not shipped: "
+                        "give detectron2's UV_symmetry_transforms.mat (--flip-tables PATH), or write one from the "
+                        "SMPL model with `densepose surface symmetry --surface smpl --smpl-model PATH`")
     from densepose.surface import load_surface
 
     return torch.from_numpy(np.ascontiguousarray(load_surface(chart).symmetry_tables(), dtype=np.float32))

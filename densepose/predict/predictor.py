@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -24,7 +25,8 @@ class Predictor:
 
     ``flip``: the flip test (`densepose.modeling.flip_test`): the DensePose head also reads each
     mirrored image and the two answers are averaged; boxes and scores are unchanged. About 1.5x
-    the time; parts and U, V agree better with the truth (MODELS.md, "Flip test").
+    the time; parts and U, V agree better with the truth (MODELS.md, "Flip test"). ``symmetry_file``:
+    the chart's ``UV_symmetry_transforms.mat`` for it, needed by detectron2 files (SMPL chart).
     """
 
     def __init__(
@@ -36,6 +38,7 @@ class Predictor:
         max_size: int | None = None,
         precision: str = "auto",
         flip: bool = False,
+        symmetry_file: str | os.PathLike | None = None,
     ):
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
@@ -49,13 +52,15 @@ class Predictor:
         if isinstance(self.min_size, tuple) and not getattr(self.model, "tests_at_several_sizes", False):
             raise UserError(f"{type(self.model).__name__} tests at one size; got sizes {list(self.min_size)}")
         self.flip_uv = None
+        if symmetry_file is not None and not flip:
+            raise UserError("symmetry tables are read by the flip test only; ask for it too (--flip / flip=True)")
         if flip:
             if not (self._takes_settings and "flip_uv" in params):
                 raise UserError(f"{type(self.model).__name__} has no flip test; it runs on this toolkit's models "
-                                "(DensePoseRCNN, not exported graphs or detectron2 files)")
+                                "and detectron2 files, not on exported graphs")
             from densepose.modeling.flip_test import flip_tables
 
-            self.flip_uv = flip_tables(getattr(self.model, "chart", "anny")).to(self.device)
+            self.flip_uv = flip_tables(getattr(self.model, "chart", "anny"), symmetry_file).to(self.device)
 
     def to_tensor(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 (H, W, 3) -> float (3, H, W) 0..255 on this predictor's device."""

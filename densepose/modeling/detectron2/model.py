@@ -22,6 +22,8 @@ The pipeline and its defaults (detectron2 ``configs/Base-DensePose-RCNN-FPN.yaml
    ``detector_postprocess``).
 5. DensePose: the stride-4 decoder map pooled at 28x28 (``aligned=False``, sampling 2), or P2..P5
    at 14x14 for legacy models; V1ConvX or DeepLab head; chart predictor.
+6. With ``flip_uv``: the head also reads the mirrored image at the mirrored boxes, and coarse,
+   fine, U and V are averaged with it (detectron2's DensePose test-time flip, with the plain boxes).
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from densepose.modeling.detectron2.deeplab import DeepLabHead
 from densepose.modeling.detectron2.predictor import ChartPredictor
 from densepose.modeling.detectron2.resnet import ResNet
 from densepose.modeling.detectron2.variant import Variant
+from densepose.modeling.flip_test import average_outputs, mirror_boxes, mirror_images, unmirror_outputs
 from densepose.modeling.ops import MultiScaleRoIAlign, batched_nms, clip_boxes, decode_boxes, nonempty
 from densepose.modeling.roi_heads import BoxHead
 from densepose.modeling.rpn import RPN
@@ -138,17 +141,21 @@ class Detectron2DensePoseRCNN(nn.Module):
         return self.dp_predictor(self.dp_head(self.dp_pooler(source, boxes)))
 
     def forward(self, images: list[Tensor], targets: list[dict] | None = None, *, min_size: int | None = None,
-                max_size: int | None = None, score_thresh: float | None = None) -> list[dict[str, Tensor]]:
-        """Eval only. ``score_thresh`` replaces the 0.05 test threshold (scores >= it are kept)."""
+                max_size: int | None = None, score_thresh: float | None = None,
+                flip_uv: Tensor | None = None) -> list[dict[str, Tensor]]:
+        """Eval only. ``score_thresh`` replaces the 0.05 test threshold (scores >= it are kept);
+        ``flip_uv``, the SMPL chart's (24, 256, 256, 2) symmetry tables, turns on the flip test
+        (`densepose.modeling.flip_test`; boxes and scores stay those of the plain pass)."""
         if self.training or targets is not None:
             raise ValueError("detectron2 models are loaded for inference only (model.eval(), no targets)")
         min_size = min_size or self.cfg.min_size_test
         max_size = max_size or self.cfg.max_size
-        return self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh), min_size,
-                                                    max_size)
+        return self.transform.run_in_padding_groups(images, lambda b: self._inference(b, score_thresh, flip_uv),
+                                                    min_size, max_size)
 
     @torch.no_grad()
-    def _inference(self, batch: ImageBatch, score_thresh: float | None) -> list[dict[str, Tensor]]:
+    def _inference(self, batch: ImageBatch, score_thresh: float | None,
+                   flip_uv: Tensor | None = None) -> list[dict[str, Tensor]]:
         cfg = self.cfg
         feats = self.features(batch.tensor)
         proposals, _ = self.rpn(feats, batch.sizes)
@@ -159,6 +166,10 @@ class Detectron2DensePoseRCNN(nn.Module):
         boxes = [b for b, _ in dets]
         maps = self.densepose(feats, boxes)
         counts = [b.shape[0] for b in boxes]
+        if flip_uv is not None and sum(counts):
+            mirrored = self.densepose(self.features(mirror_images(batch.tensor, batch.sizes)),
+                                      [mirror_boxes(b, w) for b, (_, w) in zip(boxes, batch.sizes)])
+            maps = average_outputs(maps, unmirror_outputs(mirrored, flip_uv))
         results = [{"boxes": b, "scores": s} for b, s in dets]
         for key, value in maps.items():
             for r, part in zip(results, value.split(counts)):
