@@ -11,7 +11,7 @@ import sys
 
 from densepose.errors import UserError
 
-COMMANDS = ("surface", "synth", "evaluate", "train", "facing", "person_check", "export", "predict", "annotate")
+COMMANDS = ("surface", "synth", "evaluate", "train", "facing", "person_check", "head_ruler", "export", "predict", "annotate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.densepose_export)
 from densepose.errors import UserError
 from densepose.modeling.backbone import FrozenBatchNorm2d
-from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, reweight_charts, to_facing_input
+from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, to_facing_input
 from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
@@ -178,13 +178,14 @@ class ExportPipeline(nn.Module):
         maps = model.dp_predictor(model.dp_head(self._pool(source, map_boxes, model.dp_pooler)))
         if self.grows:
             maps = {**maps, "map_boxes": map_boxes}
+        p_camera = None
         if getattr(cfg, "facing_on", False):
             c4 = self._crop_features(x, boxes)
             p_camera = model.facing.classify(c4).sigmoid()
-            maps = {**maps, "fine_segm": reweight_charts(maps["fine_segm"], p_camera, model.facing_chart_ratio,
-                                                         getattr(cfg, "facing_power", 1.0))}
             if getattr(cfg, "person_check_on", False):
                 scores = checked_scores(scores, model.person_check(c4).sigmoid(), cut_by_bottom(boxes, height))
+        if not self.detectron2:  # the head ruler and the facing, as the eager model weighs them
+            maps = {**maps, "fine_segm": model.settle_charts(maps["coarse_segm"], maps["fine_segm"], p_camera)}
         covered, wider = getattr(cfg, "drop_covered_fraction", 0.0), getattr(cfg, "drop_wider_iou", 0.0)
         if getattr(cfg, "person_check_on", False) or covered > 0 or wider > 0:
             # The eager model drops these rows before its heads run; the graph runs the heads on all

@@ -22,13 +22,14 @@ log = logging.getLogger("densepose.train")
 #: Parts of a model file that training does not learn (each trained apart, on a trained model):
 #: flag -> (what it is, the settings that come with it: its shape, how it is read).
 UNTRAINED_PARTS = {"facing_on": ("a facing classifier (densepose train-facing)", ("facing_power",)),
-                   "person_check_on": ("a person check (densepose train-person-check)", ("person_check_members",))}
+                   "person_check_on": ("a person check (densepose train-person-check)", ("person_check_members",)),
+                   "head_ruler_on": ("a head ruler (densepose add-head-ruler)", ("head_ruler_power",))}
 
 
 def with_start_settings(model_config: Any, start: ModelFile) -> Any:
     """``model_config`` with the parts of ``start`` that training does not learn switched on, with
     their settings (`UNTRAINED_PARTS`), so a model fine-tuned from the bundled one still weighs its
-    charts by each person's facing and checks its detections."""
+    charts by each person's facing and head and checks its detections."""
     for flag, (what, names) in UNTRAINED_PARTS.items():
         if getattr(start.config, flag) and not getattr(model_config, flag):
             log.info("the start model file has %s: kept as it is (%s=true)", what, flag)

@@ -109,6 +109,11 @@ class ModelConfig:
     # Its chart weights raised to this power (`facing.reweight_charts`): 1 is Bayes' rule with the
     # measured ratios; above 1 the facing settles front against back, left against right, more firmly.
     facing_power: float = 1.0
+    # Head ruler (`densepose.modeling.head_ruler`): the charts weighed by each row's height below
+    # the top of the person's head, with ratios counted on renders (densepose add-head-ruler)
+    head_ruler_on: bool = False
+    # The ruler's log ratios are multiplied by this: 1 is Bayes' rule, above 1 the ruler settles more
+    head_ruler_power: float = 1.0
     # Person check (`densepose.modeling.person_check`): a detection's score becomes score x
     # sqrt(P(one whole person)), read from the facing classifier's crop features (needs facing_on)
     person_check_on: bool = False

@@ -133,11 +133,11 @@ def reweight_charts(fine_segm: Tensor, p_camera: Tensor, ratio: Tensor, power: f
     charts = fine_segm[:, 1:].float()
     weighted = charts + log_weight
     # Adding log weights multiplies the probabilities; the shift keeps the charts' total against the background.
-    weighted = weighted - _logsumexp(weighted) + _logsumexp(charts)
+    weighted = weighted - channel_logsumexp(weighted) + channel_logsumexp(charts)
     return torch.cat([fine_segm[:, :1], weighted.to(fine_segm.dtype)], dim=1)
 
 
-def _logsumexp(x: Tensor) -> Tensor:
+def channel_logsumexp(x: Tensor) -> Tensor:
     """``x.logsumexp(1, keepdim=True)`` spelt out: torch.export cannot trace the built-in's
     empty-tensor branch when the batch is the number of detections."""
     top = x.amax(1, keepdim=True)

@@ -32,12 +32,13 @@ from densepose.modeling.config import ModelConfig
 #: Fields that may be 0; every other integer is a count or a size and must be >= 1.
 _MAY_BE_ZERO = frozenset({"freeze_at", "dp_max_rois_per_image"})
 #: Fields whose values must be > 0 (divisors, anchor shapes, box-delta scales).
-_POSITIVE = frozenset({"pixel_std", "anchor_sizes", "aspect_ratios", "box_reg_weights", "facing_power"})
+_POSITIVE = frozenset({"pixel_std", "anchor_sizes", "aspect_ratios", "box_reg_weights", "facing_power",
+                       "head_ruler_power"})
 #: Upper bounds that keep a hostile config from allocating without end (generous for real models).
 _MAX_WIDTH = 8192  # *_dim, *_channels, *_width
 _MAX_IMAGE_SIDE = 16384  # min_size_*, max_size
 _MAX_COUNT = 100_000  # any other integer
-_MAX_FACING_POWER = 10.0  # chart weights to this power are already all or nothing
+_MAX_CHART_POWER = 10.0  # chart weights to this power are already all or nothing
 #: Lists that may be empty.
 _MAY_BE_EMPTY = frozenset({"extra_test_sizes"})
 
@@ -235,8 +236,8 @@ def _bounds(name: str, typ: Any) -> tuple[float, float]:
             return 0.0, 1.0
         if name == "pixel_mean":
             return 0.0, 255.0
-        if name == "facing_power":
-            return 0.0, _MAX_FACING_POWER
+        if name in ("facing_power", "head_ruler_power"):
+            return 0.0, _MAX_CHART_POWER
         return 0.0, 1e6
     if name.endswith(("_dim", "_channels", "_width")):
         return 1, _MAX_WIDTH

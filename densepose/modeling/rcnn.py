@@ -46,6 +46,7 @@ from densepose.modeling.roi_heads import (
 )
 from densepose.modeling.flip_test import average_outputs, mirror_boxes, mirror_images, unmirror_outputs
 from densepose.modeling.facing import RATIO_COLUMNS, FacingClassifier, person_crops, reweight_charts, to_facing_input
+from densepose.modeling.head_ruler import RULER_BINS, apply_head_ruler
 from densepose.modeling.person_check import checked_scores, cut_by_bottom, person_check_head
 from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
@@ -120,6 +121,11 @@ class DensePoseRCNN(nn.Module):
             self.facing = FacingClassifier().requires_grad_(False)  # trained apart (facing_train)
             # P(chart | facing, box column) / P(chart | box column); set by densepose.engine.facing_train
             self.register_buffer("facing_chart_ratio", torch.ones(2, RATIO_COLUMNS, 25))
+        if cfg.head_ruler_on:
+            if not cfg.densepose_on:
+                raise ValueError("head_ruler_on needs densepose_on")
+            # log P(chart | height below the head's top) / P(chart); set by densepose.engine.head_ruler_fit
+            self.register_buffer("head_ruler_log_ratio", torch.zeros(RULER_BINS, 25))
         if cfg.person_check_on:
             if not cfg.facing_on:
                 raise ValueError("person_check_on needs facing_on (it reads the facing classifier's crop features)")
@@ -318,6 +324,15 @@ class DensePoseRCNN(nn.Module):
         crops = person_crops(x, boxes).contiguous(memory_format=torch.channels_last)
         return self.facing.features(crops.to(images.dtype))
 
+    def settle_charts(self, coarse_segm: Tensor, fine_segm: Tensor, p_camera: Tensor | None) -> Tensor:
+        """(N, 25, S, S) chart logits weighed by the head ruler, then by the people's (N,) P(facing the
+        camera) (None: no facing classifier): the ruler settles the body part, the facing its side."""
+        if self.cfg.head_ruler_on:
+            fine_segm = apply_head_ruler(coarse_segm, fine_segm, self.head_ruler_log_ratio, self.cfg.head_ruler_power)
+        if p_camera is not None:
+            fine_segm = reweight_charts(fine_segm, p_camera, self.facing_chart_ratio, self.cfg.facing_power)
+        return fine_segm
+
     def _detect(self, batch: ImageBatch, feats: list[Tensor], score_thresh: float | None) -> list[tuple[Tensor, Tensor]]:
         """RPN + box head: per image (boxes (N, 4) in resized pixels, scores (N,)), NMS'd, by score."""
         cfg = self.cfg
@@ -388,9 +403,8 @@ class DensePoseRCNN(nn.Module):
             if flip_uv is not None and sum(counts):
                 mirrored = self._mirrored_densepose(images, sizes, [r["boxes"] for r in results], boxes)
                 out = average_outputs(out, unmirror_outputs(mirrored, flip_uv))
+            out = {**out, "fine_segm": self.settle_charts(out["coarse_segm"], out["fine_segm"], p_camera)}
             if p_camera is not None:
-                charts = reweight_charts(out["fine_segm"], p_camera, self.facing_chart_ratio, cfg.facing_power)
-                out = {**out, "fine_segm": charts}
                 for r, p in zip(results, p_camera.split(counts)):
                     r["facing"] = p
             for key in DP_OUTPUT_KEYS:
