@@ -95,10 +95,12 @@ def test_demo_finds_grace_hopper_alone(precision):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_demo_paints_grace_hoppers_head_and_uniform(precision):
-    """Her face on the head charts, and her uniform (the rows below her collar) mostly labelled,
-    much of it torso. The model file: 54-60 % of those pixels labelled, 25-30 % torso (fp32 / bf16);
-    the file and code before its heads read the 512 features and grown boxes: 14-15 % and 5-6 %,
-    which fail the bounds (the uniform was left blank)."""
+    """Her face on the head charts, her uniform (the rows below her collar) mostly labelled, much
+    of it torso, and her shoulders arms, not legs. The model file: 54-60 % of the uniform labelled,
+    35-43 % torso (fp32 / bf16); the file and code before its heads read the 512 features and grown
+    boxes: 14-15 % and 5-6 %, which fail the bounds (the uniform was left blank). Her face 97-98 %
+    head, of the labelled pixels below her chin 2 % upper legs and 25-29 % upper arms; the file
+    before the head ruler: 72-73 % head (the rest torso), 38-40 % upper legs, 1 % upper arms."""
     import numpy as np
 
     from densepose.io.images import load_image
@@ -111,3 +113,9 @@ def test_demo_paints_grace_hoppers_head_and_uniform(precision):
     uniform = labels[380:]
     torso = [CHART_NAMES.index("torso back"), CHART_NAMES.index("torso front")]
     assert (uniform > 0).mean() >= 0.4 and np.isin(uniform, torso).mean() >= 0.15
+    face = labels[150:330, 180:330]
+    assert np.isin(face, [CHART_NAMES.index("head right"), CHART_NAMES.index("head left")]).mean() >= 0.9
+    below_chin = labels[330:][labels[330:] > 0]
+    names = np.array(CHART_NAMES)[below_chin]
+    assert np.char.startswith(names, "upper leg").mean() <= 0.05
+    assert np.char.startswith(names, "upper arm").mean() >= 0.15
