@@ -145,7 +145,19 @@ def test_add_head_ruler_refuses_folders_without_dense_truth_and_bad_powers(tmp_p
     assert main(["add-head-ruler", str(tmp_path / "m.pt"), "--data", str(data), "--out", str(tmp_path / "r.pt"),
                  "--power", "20"]) == 2
     assert "head_ruler_power = 20.0 is out of range" in capsys.readouterr().err
+    (tmp_path / "junk" / "dense").mkdir(parents=True)
+    (tmp_path / "junk" / "dense" / "00000000.npz").write_bytes(b"not a zip")
+    assert main(["add-head-ruler", str(tmp_path / "m.pt"), "--data", str(tmp_path / "junk"), "--out",
+                 str(tmp_path / "r.pt")]) == 2
+    assert "00000000.npz: not a dense truth file of `densepose synth`" in capsys.readouterr().err
     assert not (tmp_path / "r.pt").exists()
+
+
+def test_add_head_ruler_names_a_detectron2_file_as_such(tmp_path, capsys, detectron2_legacy_file):
+    data = _synth_folder(tmp_path / "synth", images=1)
+    assert main(["add-head-ruler", str(detectron2_legacy_file), "--data", str(data), "--out",
+                 str(tmp_path / "r.pt")]) == 2
+    assert "a detectron2 model file; the head ruler is added to this toolkit's model files" in capsys.readouterr().err
 
 
 def test_exported_pipeline_applies_the_ruler_as_the_eager_model(monkeypatch):

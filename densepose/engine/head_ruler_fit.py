@@ -12,6 +12,7 @@ power asked for, nothing else changed. No training: a few thousand renders take 
 from __future__ import annotations
 
 import time
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,6 +22,7 @@ import torch
 
 from densepose.engine.export import write_model_file
 from densepose.errors import UserError
+from densepose.modeling.detectron2 import is_detectron2_file
 from densepose.modeling.head_ruler import HEAD_CHARTS, RULER_BINS, ruler_bins, ruler_log_ratio
 from densepose.modeling.model_file import model_config_from_dict, read_model_file
 from densepose.synth.writer import load_dense
@@ -67,7 +69,12 @@ def count_ruler_charts(folders: Sequence[str | Path], max_images: int | None = N
     counts = np.zeros((RULER_BINS, 25), np.int64)
     start = time.time()
     for i, path in enumerate(files, 1):
-        truth = load_dense(path)
+        try:
+            truth = load_dense(path)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{path}: not a dense truth file of `densepose synth` ({exc})") from None
+        if truth["instance"].shape != truth["I"].shape:
+            raise UserError(f"{path}: its instance and I maps differ in shape")
         counts += person_counts(truth["instance"], truth["I"])
         if i % 500 == 0 or i == len(files):
             log(f"  {i}/{len(files)} images counted ({time.time() - start:.0f} s)")
@@ -79,6 +86,8 @@ def count_ruler_charts(folders: Sequence[str | Path], max_images: int | None = N
 def add_head_ruler(model_path: str | Path, folders: Sequence[str | Path], out: str | Path, power: float = 1.0,
                    max_images: int | None = None, log: Callable[[str], None] = print) -> dict:
     """Write ``out``: the model file at ``model_path`` with the head ruler counted on ``folders``; returns its meta."""
+    if is_detectron2_file(model_path):
+        raise UserError(f"{model_path}: a detectron2 model file; the head ruler is added to this toolkit's model files")
     source = read_model_file(model_path)
     if not source.config.densepose_on:
         raise UserError(f"{model_path}: the head ruler needs a model with a DensePose head")
