@@ -5,8 +5,9 @@ pixel from what it sees nearby. Trained on renders, it knows a shoulder from a t
 texture and shape around it, which real clothes and close-up framing confuse: on Grace Hopper's
 portrait the bundled head painted her chin as torso and her shoulders as upper legs. The head
 itself is what it finds most surely (a face, hair), and for a person whose head shows, the height
-below the top of the head, in head heights, says much about what a row can be: the torso and the
-upper arms one to three head heights down, upper legs not before two, feet near the bottom.
+below the top of the head, in head heights, says much about what a row can be: the torso one to
+three head heights down, the upper arms one to two, upper legs mostly from two and a half on, feet
+near the bottom (MODELS.md, "A ruler from the head", has the counts).
 
 * `head_extent`: per person, the top row and the height of the pixels the head labels as head
   (charts 23 and 24 of the foreground), from the maps themselves.
