@@ -130,14 +130,21 @@ def reweight_charts(fine_segm: Tensor, p_camera: Tensor, ratio: Tensor, power: f
     weight = p * ratio[1, :, 1:].float() + (1 - p) * ratio[0, :, 1:].float()  # (N, B, 24)
     column_bin = torch.arange(size, device=fine_segm.device) * bins // size
     log_weight = power * weight[:, column_bin].log().permute(0, 2, 1)[:, :, None, :]  # (N, 24, 1, S)
+    return weigh_charts(fine_segm, log_weight)
+
+
+def weigh_charts(fine_segm: Tensor, log_weight: Tensor) -> Tensor:
+    """(N, 25, S, S) chart logits (channel 0 background) and log weights of charts 1..24 that
+    broadcast to (N, 24, S, S) -> the charts' probabilities multiplied by the weights and rescaled
+    to their old total against channel 0, which is unchanged (the silhouette stays)."""
     charts = fine_segm[:, 1:].float()
     weighted = charts + log_weight
     # Adding log weights multiplies the probabilities; the shift keeps the charts' total against the background.
-    weighted = weighted - channel_logsumexp(weighted) + channel_logsumexp(charts)
+    weighted = weighted - _logsumexp(weighted) + _logsumexp(charts)
     return torch.cat([fine_segm[:, :1], weighted.to(fine_segm.dtype)], dim=1)
 
 
-def channel_logsumexp(x: Tensor) -> Tensor:
+def _logsumexp(x: Tensor) -> Tensor:
     """``x.logsumexp(1, keepdim=True)`` spelt out: torch.export cannot trace the built-in's
     empty-tensor branch when the batch is the number of detections."""
     top = x.amax(1, keepdim=True)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from densepose.modeling.facing import channel_logsumexp
+from densepose.modeling.facing import weigh_charts
 
 #: Head charts (part index I) the ruler is measured from.
 HEAD_CHARTS = (23, 24)
@@ -118,7 +118,4 @@ def apply_head_ruler(coarse_segm: Tensor, fine_segm: Tensor, log_ratio: Tensor, 
     d = (rows[None] - top[:, None].float()) / height[:, None]  # (N, S)
     weight = log_ratio[:, 1:].float()[ruler_bins(d)] * power  # (N, S, 24)
     weight = weight * seen[:, None, None].float()
-    charts = fine_segm[:, 1:].float()
-    weighted = charts + weight.permute(0, 2, 1)[:, :, :, None]
-    weighted = weighted - channel_logsumexp(weighted) + channel_logsumexp(charts)
-    return torch.cat([fine_segm[:, :1], weighted.to(fine_segm.dtype)], dim=1)
+    return weigh_charts(fine_segm, weight.permute(0, 2, 1)[:, :, :, None])  # (N, 24, S, 1)
