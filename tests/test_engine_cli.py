@@ -127,3 +127,29 @@ def test_export_sets_model_settings(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_export_set_turning_a_part_off_leaves_its_weights_out(tmp_path, capsys):
+    """`export --set head_ruler_on=false` writes the model without the ruler's table (it used to
+    fail: "weight head_ruler_log_ratio does not belong to the model"), says so, and the file loads;
+    turning a part on that the weights lack is still a one-line error."""
+    import dataclasses
+
+    import torch
+
+    from densepose.modeling import DensePoseRCNN, tiny_config
+    from densepose.modeling.model_file import load_model_file
+
+    cfg = dataclasses.replace(tiny_config(), head_ruler_on=True)
+    src = tmp_path / "m.pt"
+    torch.save({"config": cfg.to_dict(), "model": DensePoseRCNN(cfg).state_dict(),
+                "meta": {"source": "runs/x/model_0000005.pt", "iteration": 5}}, src)
+    out = tmp_path / "off.pt"
+    assert main(["export", str(src), "--out", str(out), "--set", "head_ruler_on=false"]) == 0
+    assert "left out 1 weight(s) of what the settings turn off: head_ruler_log_ratio" in capsys.readouterr().out
+    written = torch.load(out, map_location="cpu", weights_only=True)
+    assert written["config"]["head_ruler_on"] is False and "head_ruler_log_ratio" not in written["model"]
+    assert not load_model_file(out).cfg.head_ruler_on
+    assert main(["export", str(out), "--out", str(tmp_path / "on.pt"), "--set", "head_ruler_on=true"]) == 2
+    err = capsys.readouterr().err
+    assert "weight head_ruler_log_ratio is missing" in err and len(err.strip().splitlines()) == 1, err

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -35,13 +35,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[int] | None = None,
-                 settings: Sequence[str] = ()) -> dict:
+                 settings: Sequence[str] = (), log: Callable[[str], None] = print) -> dict:
     """Write the model file of ``checkpoint`` (file, run folder, or a model file) to ``out``; returns its ``meta``.
 
     ``test_sizes``: the shorter sides the model file tests at (the first is ``min_size_test``, the
     others ``extra_test_sizes``); default: those of the run's config. ``settings``: ``key=value``
     strings that set fields of the model config (``ModelConfig``), e.g. ``drop_group_boxes=true``;
-    the weights must still fit it.
+    the weights must still fit it, except those of a part a setting turns off (``head_ruler_on=false``,
+    ``facing_on=false``), which are left out and said so through ``log``.
     """
     src = resolve_checkpoint(checkpoint)
     state = ckpt.load_checkpoint(src)
@@ -57,7 +58,12 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
     if test_sizes:
         model_config["min_size_test"], model_config["extra_test_sizes"] = test_sizes[0], list(test_sizes[1:])
     if settings:
-        model_config = _with_settings(model_config, settings, str(src))
+        before, model_config = model_config, _with_settings(model_config, settings, str(src))
+        dropped = _weights_turned_off(before, model_config, weights)
+        if dropped:
+            weights = {k: v for k, v in weights.items() if k not in dropped}
+            parts = sorted({k.split(".")[0] for k in dropped})
+            log(f"left out {len(dropped)} weight(s) of what the settings turn off: {', '.join(parts)}")
     iteration = state.get("iteration", source_meta.get("iteration", -1))
     # A model file written again keeps the checkpoint it came from as its source, and the record of
     # what was added to it after training (``facing``, ``person_check``).
@@ -78,6 +84,21 @@ def write_model_file(out: str | Path, model_config: dict, weights: dict[str, tor
     torch.save({"config": checked.config.to_dict(), "model": checked.weights, "meta": meta}, buf)
     atomic_write_bytes(out, buf.getvalue())
     return meta
+
+
+def _weights_turned_off(before: dict, after: dict, weights: dict) -> set[str]:
+    """Names in ``weights`` that the model of config ``before`` has and that of ``after`` does not
+    (a part switched off by a setting); empty when either config does not build (the model file
+    check then says why)."""
+    from densepose.modeling.rcnn import DensePoseRCNN
+
+    try:
+        with torch.device("meta"):  # names only: nothing is allocated
+            had, has = (DensePoseRCNN(model_config_from_dict(c, "export --set")).state_dict().keys()
+                        for c in (before, after))
+    except (UserError, ValueError, KeyError, TypeError, RuntimeError):
+        return set()
+    return {k for k in weights if k in had and k not in has}
 
 
 def _with_settings(model_config: dict, settings: Sequence[str], where: str) -> dict:
