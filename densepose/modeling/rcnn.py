@@ -18,7 +18,6 @@ from dataclasses import replace
 from typing import Callable, NamedTuple, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.modeling.backbone import Backbone, load_backbone_weights
@@ -39,9 +38,8 @@ from densepose.modeling.roi_heads import (
     box_inference,
     box_losses,
     heatmaps_to_keypoints,
-    keypoint_loss,
-    keypoint_targets,
-    mask_targets,
+    keypoint_head_loss,
+    mask_loss,
     sample_proposals,
 )
 from densepose.modeling.flip_test import average_outputs, mirror_boxes, mirror_images, unmirror_outputs
@@ -205,37 +203,11 @@ class DensePoseRCNN(nn.Module):
         fg_gt = [s.gt_index[s.is_fg] for s in samples]
         mask_out = kp_out = None
         if cfg.mask_on:
-            logits_m, feat_m = self.mask_head(self.mask_pooler(fpn4, fg_boxes))
-            mask_out = (logits_m, feat_m)
-            tgt, has = [], []
-            for b, g, t in zip(fg_boxes, fg_gt, targets):
-                m = t.get("masks")
-                if m is None or b.shape[0] == 0:
-                    tgt.append(b.new_zeros((b.shape[0],) + logits_m.shape[-2:]))
-                    has.append(torch.zeros(b.shape[0], dtype=torch.bool, device=b.device))
-                else:
-                    tgt.append(mask_targets(b, m, g, logits_m.shape[-1]))
-                    has.append(torch.ones(b.shape[0], dtype=torch.bool, device=b.device))
-            tgt, has = torch.cat(tgt), torch.cat(has)
-            losses["loss_mask"] = (F.binary_cross_entropy_with_logits(logits_m[has, 0], tgt[has]) if bool(has.any())
-                                   else logits_m.sum() * 0)
+            mask_out = self.mask_head(self.mask_pooler(fpn4, fg_boxes))
+            losses["loss_mask"] = mask_loss(mask_out[0], fg_boxes, fg_gt, targets)
         if cfg.keypoint_on:
-            heat, feat_k = self.keypoint_head(self.keypoint_pooler(fpn4, fg_boxes))
-            kp_out = (heat, feat_k)
-            idx, valid = [], []
-            for b, g, t in zip(fg_boxes, fg_gt, targets):
-                kps = t.get("keypoints")
-                if kps is None:
-                    kps = b.new_zeros((0, cfg.num_keypoints, 3))
-                    g = g[:0]
-                if b.shape[0] and kps.shape[0]:
-                    i, v = keypoint_targets(b, kps[g], heat.shape[-1])
-                else:
-                    i = torch.zeros((b.shape[0], cfg.num_keypoints), dtype=torch.long, device=b.device)
-                    v = torch.zeros_like(i, dtype=torch.bool)
-                idx.append(i)
-                valid.append(v)
-            losses["loss_keypoint"] = keypoint_loss(heat, torch.cat(idx), torch.cat(valid)) * cfg.keypoint_loss_weight
+            kp_out = self.keypoint_head(self.keypoint_pooler(fpn4, fg_boxes))
+            losses["loss_keypoint"] = keypoint_head_loss(kp_out[0], fg_boxes, fg_gt, targets) * cfg.keypoint_loss_weight
         if cfg.densepose_on:
             losses.update(self._train_densepose(feats, fg_boxes, fg_gt, samples, targets, mask_out, kp_out))
         return losses

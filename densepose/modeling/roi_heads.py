@@ -135,6 +135,21 @@ def mask_targets(boxes: Tensor, gt_masks: Tensor, gt_index: Tensor, size: int) -
     return (roi_align(m, rois, size, 1.0, sampling_ratio=1, aligned=True)[:, 0] >= 0.5).to(boxes.dtype)
 
 
+def mask_loss(logits: Tensor, fg_boxes: list[Tensor], fg_gt: list[Tensor], targets: list[dict]) -> Tensor:
+    """Per-pixel BCE of the mask logits (K, 1, S, S) of the foreground proposals (per image (K_i, 4),
+    matched to GT ``fg_gt`` (K_i,)) against their GT masks (``targets[i]["masks"]`` (G, H, W));
+    images without masks do not count (0 with a graph when none has them)."""
+    size = logits.shape[-1]
+    tgt, has = [], []
+    for b, g, t in zip(fg_boxes, fg_gt, targets):
+        m = t.get("masks")
+        present = m is not None and b.shape[0] > 0
+        tgt.append(mask_targets(b, m, g, size) if present else b.new_zeros((b.shape[0], size, size)))
+        has.append(torch.full((b.shape[0],), present, dtype=torch.bool, device=b.device))
+    tgt, has = torch.cat(tgt), torch.cat(has)
+    return F.binary_cross_entropy_with_logits(logits[has, 0], tgt[has]) if bool(has.any()) else logits.sum() * 0
+
+
 class KeypointHead(nn.Module):
     """``num_convs`` x (conv3x3 ``dim`` + ReLU) -> deconv(k4, s2) -> bilinear x2 -> (K, 17, 4S, 4S).
 
@@ -182,6 +197,24 @@ def keypoint_loss(heatmaps: Tensor, index: Tensor, valid: Tensor) -> Tensor:
         return heatmaps.sum() * 0
     logits = heatmaps.reshape(k * j, h * w)[valid.reshape(-1)]
     return F.cross_entropy(logits, index.reshape(-1)[valid.reshape(-1)], reduction="sum") / valid.sum()
+
+
+def keypoint_head_loss(heatmaps: Tensor, fg_boxes: list[Tensor], fg_gt: list[Tensor], targets: list[dict]) -> Tensor:
+    """`keypoint_loss` of the heatmaps (K, J, S, S) of the foreground proposals (per image (K_i, 4),
+    matched to GT ``fg_gt`` (K_i,)) at their GT keypoints (``targets[i]["keypoints"]`` (G, J, 3));
+    images without keypoints do not count."""
+    joints, size = heatmaps.shape[1], heatmaps.shape[-1]
+    idx, valid = [], []
+    for b, g, t in zip(fg_boxes, fg_gt, targets):
+        kps = t.get("keypoints")
+        if kps is not None and b.shape[0] and kps.shape[0]:
+            i, v = keypoint_targets(b, kps[g], size)
+        else:
+            i = torch.zeros((b.shape[0], joints), dtype=torch.long, device=b.device)
+            v = torch.zeros_like(i, dtype=torch.bool)
+        idx.append(i)
+        valid.append(v)
+    return keypoint_loss(heatmaps, torch.cat(idx), torch.cat(valid))
 
 
 def heatmaps_to_keypoints(heatmaps: Tensor, boxes: Tensor) -> Tensor:
