@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from densepose.engine.facing_train import chart_counts, chart_ratio, read_people, torso_front_share
+from densepose.engine.facing_train import (
+    BOX_JITTER_STD,
+    chart_counts,
+    chart_ratio,
+    jitter_boxes,
+    read_people,
+    torso_front_share,
+)
 from densepose.errors import UserError
 from densepose.modeling import DensePoseRCNN, tiny_config
 from densepose.modeling.facing import FACING_CROP, RATIO_COLUMNS, crop_boxes, person_crops, reweight_charts
@@ -125,6 +132,22 @@ def test_torso_share_counts_and_ratios():
         chart_ratio(np.stack([camera, camera]), np.array([0.9, 0.8]))
 
 
+def test_jittered_boxes_spread_as_the_detectors_boxes_do():
+    """The classifier trains on boxes drawn around the annotated ones with the spread measured for
+    the detector (``BOX_JITTER_STD``): centred on the box, reproducible from the seed."""
+    box = np.array([[100.0, 50.0, 140.0, 170.0]], np.float32)  # 40 x 120
+    boxes = np.repeat(box, 20000, axis=0)
+    drawn = jitter_boxes(boxes, np.random.default_rng(3))
+    assert drawn.shape == boxes.shape and drawn.dtype == np.float32
+    w, h = drawn[:, 2] - drawn[:, 0], drawn[:, 3] - drawn[:, 1]
+    shift_x = ((drawn[:, 0] + drawn[:, 2]) / 2 - 120) / 40
+    shift_y = ((drawn[:, 1] + drawn[:, 3]) / 2 - 110) / 120
+    measured = [shift_x.std(), shift_y.std(), np.log(w / 40).std(), np.log(h / 120).std()]
+    np.testing.assert_allclose(measured, BOX_JITTER_STD, rtol=0.05)
+    assert abs(shift_x.mean()) < 0.005 and abs(np.log(h / 120).mean()) < 0.005
+    assert np.array_equal(jitter_boxes(boxes, np.random.default_rng(3)), drawn)
+
+
 def test_read_people_labels_renders_by_their_torso(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
@@ -230,8 +253,10 @@ def test_train_facing_writes_a_model_file_with_the_classifier(tmp_path):
     weights = {k: v for k, v in model.state_dict().items() if not k.startswith(("facing.", "facing_chart_ratio"))}
     torch.save({"config": cfg, "model": weights, "meta": {"source": "test"}}, start)
     lines = []
-    meta = train_facing(start, [tmp_path / "data"], tmp_path / "out.pt", epochs=30, min_height=40, log=lines.append)
+    meta = train_facing(start, [tmp_path / "data"], tmp_path / "out.pt", epochs=30, min_height=40, jittered_copies=1,
+                        log=lines.append)
     assert meta["facing"]["people"] == 20 and any("held-out" in line for line in lines)
+    assert meta["facing"]["jittered_copies"] == 1 and any("from a jittered box" in line for line in lines)
     trained = load_model_file(tmp_path / "out.pt")
     assert trained.cfg.facing_on
     ratio = trained.facing_chart_ratio.mean(1)  # over the box columns (a few points each here)

@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="model file to write")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--min-height", type=float, default=40.0, help="people shorter than this (pixels) are skipped")
+    p.add_argument("--jittered-copies", type=int, default=0, metavar="N",
+                   help="besides each person's annotated box, train on N boxes drawn around it as the "
+                   "detector's boxes lie (default: %(default)s, the annotated boxes only)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -28,5 +31,5 @@ def run(args: argparse.Namespace) -> int:
     from densepose.engine.facing_train import train_facing
 
     torch.manual_seed(args.seed)
-    train_facing(args.model, args.data, args.out, args.epochs, args.min_height, args.seed)
+    train_facing(args.model, args.data, args.out, args.epochs, args.min_height, args.seed, args.jittered_copies)
     return 0
