@@ -273,3 +273,53 @@ def _normalised(path) -> torch.Tensor:
 
     with Image.open(path) as im:
         return (torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() - 127) / 128
+
+
+def _write_model_file(model, path, **meta) -> None:
+    torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "meta": {"source": "test", **meta}}, path)
+
+
+def test_add_facing_heads_averages_the_heads_logits(tmp_path, capsys):
+    """`densepose add-facing-heads M A B --out OUT`: OUT's classifier gives the mean of the three
+    heads' logits, keeps M's chart ratios and the rest of M; a file whose classifier reads other
+    crop features, or a model without a classifier, is a one-line error."""
+    from densepose.cli.main import main
+    from densepose.modeling.model_file import load_model_file
+
+    ratio = torch.rand(2, RATIO_COLUMNS, 25) + 0.5
+    base = _facing_model(ratio)
+    others = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        other = _facing_model(torch.ones(2, RATIO_COLUMNS, 25))
+        other.facing.head.apply(lambda m: m.reset_parameters() if hasattr(m, "reset_parameters") else None)
+        others.append(other)
+    paths = [tmp_path / f"{n}.pt" for n in ("m", "a", "b")]
+    for model, path in zip([base, *others], paths):
+        _write_model_file(model, path, facing={"people": 7})
+    out = tmp_path / "out.pt"
+    assert main(["add-facing-heads", *map(str, paths), "--out", str(out)]) == 0
+    assert "a facing classifier of 3 heads" in capsys.readouterr().out
+    joined = load_model_file(out)
+    assert joined.cfg.facing_members == 3 and len(joined.facing.more_heads) == 2
+    assert torch.equal(joined.facing_chart_ratio, ratio)
+    c4 = torch.randn(5, 112, 12, 6)
+    with torch.no_grad():
+        expected = sum(m.facing.classify(c4) for m in [base, *others]) / 3
+        torch.testing.assert_close(joined.facing.classify(c4), expected)
+        assert not torch.allclose(expected, base.facing.classify(c4))
+    meta = torch.load(out, weights_only=True)["meta"]["facing"]
+    assert meta["people"] == 7 and meta["added_heads"] == [str(p) for p in paths[1:]]
+
+    with torch.no_grad():
+        next(others[0].facing.stem.parameters()).add_(1.0)  # another trunk: its head reads other features
+    _write_model_file(others[0], paths[1])
+    plain = _facing_model(ratio)
+    plain_cfg = plain.cfg.to_dict() | {"facing_on": False}
+    torch.save({"config": plain_cfg, "meta": {"source": "test"},
+                "model": {k: v for k, v in plain.state_dict().items() if not k.startswith("facing")}}, paths[2])
+    for args, message in [([paths[0], paths[1]], "reads other crop features"),
+                          ([paths[2], paths[0]], "no facing classifier to add heads to")]:
+        assert main(["add-facing-heads", *map(str, args), "--out", str(tmp_path / "bad.pt")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

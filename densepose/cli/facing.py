@@ -1,6 +1,8 @@
-"""``densepose train-facing``: add the facing classifier (`densepose.modeling.facing`) to a model file.
+"""``densepose train-facing``: add the facing classifier (`densepose.modeling.facing`) to a model file;
+``densepose add-facing-heads``: average it with the heads of other such files.
 
     densepose train-facing densepose/assets/model_light.pt --data data/synth_a --out model_facing.pt
+    densepose add-facing-heads model_facing.pt facing_b.pt --out model_two_heads.pt
 """
 from __future__ import annotations
 
@@ -23,6 +25,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "detector's boxes lie (default: %(default)s, the annotated boxes only)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
+    p = subparsers.add_parser(
+        "add-facing-heads", help="average a model file's facing classifier with those of other model files",
+        description="Add the heads of other model files' facing classifiers (each from `densepose train-facing`, on "
+        "the same crop features) to the model file's: the classifier then averages their logits. The rest of the "
+        "model file, its chart ratios included, is kept.")
+    p.add_argument("model", help="model file with a facing classifier")
+    p.add_argument("heads", nargs="+", metavar="FILE", help="model files whose facing heads to add")
+    p.add_argument("--out", required=True, help="model file to write")
+    p.set_defaults(func=run_add_heads)
+
+
+def run_add_heads(args: argparse.Namespace) -> int:
+    from densepose.engine.facing_heads import add_facing_heads
+
+    add_facing_heads(args.model, args.heads, args.out)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -109,6 +109,8 @@ class ModelConfig:
     # Its chart weights raised to this power (`facing.reweight_charts`): 1 is Bayes' rule with the
     # measured ratios; above 1 the facing settles front against back, left against right, more firmly.
     facing_power: float = 1.0
+    # Heads of the facing classifier whose logits are averaged (densepose add-facing-heads adds them)
+    facing_members: int = 1
     # Head ruler (`densepose.modeling.head_ruler`): the charts weighed by each row's height below
     # the top of the person's head, with ratios counted on renders (densepose add-head-ruler)
     head_ruler_on: bool = False

@@ -75,25 +75,32 @@ def person_crops(images: Tensor, boxes: list[Tensor]) -> Tensor:
     return roi_align(images, rois, FACING_CROP, spatial_scale=1.0, sampling_ratio=CROP_SAMPLING_RATIO, aligned=True)
 
 
+def facing_head(head_dim: int = 64) -> nn.Sequential:
+    """(N, 112, 12, 6) C4 features -> (N, 1) logits: two 3x3 convolutions (the second stride 2)
+    and a linear layer on the 6 x 3 result."""
+    h, w = FACING_CROP[0] // 32, FACING_CROP[1] // 32
+    return nn.Sequential(
+        nn.Conv2d(C4_CHANNELS, head_dim, 3, padding=1), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
+        nn.Conv2d(head_dim, head_dim, 3, padding=1, stride=2), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
+        nn.Flatten(), nn.Dropout(0.3), nn.Linear(head_dim * h * w, 1),
+    )
+
+
 class FacingClassifier(nn.Module):
     """forward (N, 3, *FACING_CROP) crops (`person_crops`) -> (N,) logits of facing the camera.
 
     ``trunk``: the Lite0 stem and blocks up to C4 (700 k parameters, ImageNet weights, kept fixed
-    in training); ``head``: two 3x3 convolutions (the second stride 2) on the 12 x 6 C4 map and a
-    linear layer on the 6 x 3 result.
+    in training); ``head``: a `facing_head`; ``more_heads``: ``members - 1`` more, each trained
+    apart on the same features (`densepose add-facing-heads`), their logits averaged with the first's.
     """
 
-    def __init__(self, head_dim: int = 64):
+    def __init__(self, head_dim: int = 64, members: int = 1):
         super().__init__()
         lite0 = EfficientNetLite(lambda c: nn.BatchNorm2d(c, eps=BN_EPS))
         self.stem = lite0.stem
         self.blocks = nn.ModuleList(lite0.blocks[: LITE0_OUT_BLOCKS[2] + 1])
-        h, w = FACING_CROP[0] // 32, FACING_CROP[1] // 32
-        self.head = nn.Sequential(
-            nn.Conv2d(C4_CHANNELS, head_dim, 3, padding=1), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
-            nn.Conv2d(head_dim, head_dim, 3, padding=1, stride=2), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
-            nn.Flatten(), nn.Dropout(0.3), nn.Linear(head_dim * h * w, 1),
-        )
+        self.head = facing_head(head_dim)
+        self.more_heads = nn.ModuleList(facing_head(head_dim) for _ in range(members - 1))
 
     def features(self, crops: Tensor) -> Tensor:
         """(N, 3, 192, 96) -> (N, 112, 12, 6) C4 features."""
@@ -103,8 +110,12 @@ class FacingClassifier(nn.Module):
         return x
 
     def classify(self, c4: Tensor) -> Tensor:
-        """(N, 112, 12, 6) C4 features (`features`) -> (N,) logits of facing the camera."""
-        return self.head(c4)[:, 0]
+        """(N, 112, 12, 6) C4 features (`features`) -> (N,) logits of facing the camera (the mean
+        of the heads' logits)."""
+        logits = self.head(c4)[:, 0]
+        for head in self.more_heads:
+            logits = logits + head(c4)[:, 0]
+        return logits / (1 + len(self.more_heads))
 
     def forward(self, crops: Tensor) -> Tensor:
         return self.classify(self.features(crops))

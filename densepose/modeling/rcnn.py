@@ -116,7 +116,7 @@ class DensePoseRCNN(nn.Module):
         if cfg.facing_on:
             if not cfg.densepose_on:
                 raise ValueError("facing_on needs densepose_on")
-            self.facing = FacingClassifier().requires_grad_(False)  # trained apart (facing_train)
+            self.facing = FacingClassifier(members=cfg.facing_members).requires_grad_(False)  # trained apart (facing_train)
             # P(chart | facing, box column) / P(chart | box column); set by densepose.engine.facing_train
             self.register_buffer("facing_chart_ratio", torch.ones(2, RATIO_COLUMNS, 25))
         if cfg.head_ruler_on:
