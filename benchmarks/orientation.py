@@ -19,6 +19,9 @@ ground-truth points:
   people facing the camera "front", of people facing away "back".
 * head: the share of people whose "head left" chart lies on the side of the image where that
   person's left is (right for people facing the camera).
+* U, V where the chart is right: per group of charts (``KAPPA_GROUP_NAMES``), the correlation of
+  the predicted U and V with the true ones over the points whose chart the model got right; how
+  well it places a point within its chart (1: exactly, 0: no better than the chart's middle).
 """
 from __future__ import annotations
 
@@ -58,7 +61,7 @@ def facing_of(keypoints: list[float] | None, box_width: float) -> str | None:
 def score(predictor, data: Path) -> dict:
     """Per-point tallies over the rendered set ``data`` -> the summary described in the module doc."""
     from densepose.io.images import load_image
-    from densepose.surface.parts import CHART_TO_MASK_PART, CHART_TURN
+    from densepose.surface.parts import CHART_TO_KAPPA_GROUP, CHART_TO_MASK_PART, CHART_TURN, KAPPA_GROUP_NAMES
     from real_photos import box_iou
 
     coco = json.loads((data / "annotations.json").read_text())
@@ -67,6 +70,7 @@ def score(predictor, data: Path) -> dict:
         if "dp_I" in a:
             by_image.setdefault(a["image_id"], []).append(a)
     exact = turned = coarse = points = 0
+    uv_pairs: list[np.ndarray] = []  # (n, 5): kappa group, true U, V, predicted U, V at right-chart points
     groups = {f: {g: [0, 0, 0] for g in GROUPS} for f in ("camera", "away")}
     head = {f: [0, 0] for f in ("camera", "away")}
     people = 0
@@ -87,11 +91,16 @@ def score(predictor, data: Path) -> dict:
             if iou[best] < 0.5:
                 continue
             people += 1
-            labels = result[best].iuv_image(h, w)[..., 0].astype(np.int64)
+            iuv = result[best].iuv_image(h, w)
+            labels = iuv[..., 0].astype(np.int64)
             px = np.clip((x + np.asarray(a["dp_x"]) / 256 * bw).astype(np.int64), 0, w - 1)
             py = np.clip((y + np.asarray(a["dp_y"]) / 256 * bh).astype(np.int64), 0, h - 1)
             truth, seen = np.asarray(a["dp_I"]).astype(np.int64), labels[py, px]
             exact += int((seen == truth).sum())
+            right = seen == truth
+            uv_pairs.append(np.stack([CHART_TO_KAPPA_GROUP[truth[right]], np.asarray(a["dp_U"])[right],
+                                      np.asarray(a["dp_V"])[right], iuv[py, px, 1][right] / 255.0,
+                                      iuv[py, px, 2][right] / 255.0], axis=1))
             turned += int((seen == CHART_TURN[truth]).sum())
             coarse += int((CHART_TO_MASK_PART[seen] == CHART_TO_MASK_PART[truth]).sum())
             points += len(truth)
@@ -116,7 +125,20 @@ def score(predictor, data: Path) -> dict:
         "by_facing": {f: {g: {"front": t[0] / max(t[2], 1), "back": t[1] / max(t[2], 1), "points": t[2]}
                           for g, t in gs.items()} for f, gs in groups.items()},
         "head_sides_right": {f: {"right": c[0] / max(c[1], 1), "people": c[1]} for f, c in head.items()},
+        "uv_correlation": uv_correlation(np.concatenate(uv_pairs) if uv_pairs else np.zeros((0, 5)), KAPPA_GROUP_NAMES),
     }
+
+
+def uv_correlation(pairs: np.ndarray, names: tuple[str, ...]) -> dict:
+    """(n, 5) rows (group, true U, true V, predicted U, V) -> per group with 20+ points the
+    correlation of predicted with true U and V, and the number of points."""
+    out = {}
+    for group in range(1, len(names)):
+        rows = pairs[pairs[:, 0] == group]
+        if len(rows) >= 20:
+            out[names[group]] = {"u": float(np.corrcoef(rows[:, 1], rows[:, 3])[0, 1]),
+                                 "v": float(np.corrcoef(rows[:, 2], rows[:, 4])[0, 1]), "points": len(rows)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facing {facing:6s} front/back: {cells}")
     for facing, v in summary["head_sides_right"].items():
         print(f"facing {facing:6s} head left/right on the right sides: {v['right']:.2f} of {v['people']} people")
+    cells = "  ".join(f"{g} {v['u']:.2f}/{v['v']:.2f}" for g, v in summary["uv_correlation"].items())
+    print(f"U/V correlation with the truth where the chart is right: {cells}")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
     return 0
