@@ -96,8 +96,8 @@ def score(predictor, data: Path) -> dict:
             px = np.clip((x + np.asarray(a["dp_x"]) / 256 * bw).astype(np.int64), 0, w - 1)
             py = np.clip((y + np.asarray(a["dp_y"]) / 256 * bh).astype(np.int64), 0, h - 1)
             truth, seen = np.asarray(a["dp_I"]).astype(np.int64), labels[py, px]
-            exact += int((seen == truth).sum())
             right = seen == truth
+            exact += int(right.sum())
             uv_pairs.append(np.stack([CHART_TO_KAPPA_GROUP[truth[right]], np.asarray(a["dp_U"])[right],
                                       np.asarray(a["dp_V"])[right], iuv[py, px, 1][right] / 255.0,
                                       iuv[py, px, 2][right] / 255.0], axis=1))

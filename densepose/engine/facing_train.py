@@ -205,6 +205,8 @@ def train_facing(model_path: str | Path, folders: Sequence[str | Path], out: str
                  log: Callable[[str], None] = print) -> dict:
     """Write ``out``: the model file at ``model_path`` with a trained facing classifier, trained on
     each person's annotated box and ``jittered_copies`` boxes around it (`jitter_boxes`); returns its meta."""
+    if jittered_copies < 0:  # checked before the model, the ImageNet weights and the people are read
+        raise UserError(f"jittered copies must be 0 or more, got {jittered_copies}")
     start = time.time()
     source = read_model_file(model_path)
     config = replace(source.config, facing_on=True)
@@ -220,8 +222,6 @@ def train_facing(model_path: str | Path, folders: Sequence[str | Path], out: str
         raise UserError(f"EfficientNet weights: no {absent[0]!r} for the facing classifier")
     people = read_people(folders, min_height)
     log(f"{len(people.labels)} people in {len(np.unique(people.image))} images")
-    if jittered_copies < 0:
-        raise UserError(f"jittered copies must be 0 or more, got {jittered_copies}")
     rng = np.random.default_rng(seed)
     boxes = [people.boxes] + [jitter_boxes(people.boxes, rng) for _ in range(jittered_copies)]
     copies = [crop_features(model.facing, people.files, b, people.image, log=log) for b in boxes]
