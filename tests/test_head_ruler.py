@@ -19,6 +19,7 @@ from densepose.modeling.head_ruler import (
     RULER_BINS,
     apply_head_ruler,
     head_extent,
+    head_ruler_log_weight,
     ruler_bins,
     ruler_log_ratio,
 )
@@ -160,11 +161,29 @@ def test_add_head_ruler_names_a_detectron2_file_as_such(tmp_path, capsys, detect
     assert "a detectron2 model file; the head ruler is added to this toolkit's model files" in capsys.readouterr().err
 
 
+def test_model_weighs_the_charts_by_ruler_and_facing_in_one_pass_as_one_after_the_other():
+    from densepose.modeling.facing import RATIO_COLUMNS, reweight_charts
+
+    torch.manual_seed(0)
+    model = DensePoseRCNN(replace(tiny_config(), head_ruler_on=True, head_ruler_power=1.5, facing_on=True,
+                                  facing_power=2.0)).eval()
+    model.head_ruler_log_ratio.copy_(torch.randn(RULER_BINS, 25).clamp(-4, 4))
+    model.facing_chart_ratio.copy_(torch.rand(2, RATIO_COLUMNS, 25) * 2 + 0.1)
+    coarse, fine = _person_maps(size=40, head_rows=(4, 12))
+    coarse, fine = coarse.repeat(3, 1, 1, 1), fine.repeat(3, 1, 1, 1) + torch.randn(3, 25, 40, 40)
+    p_camera = torch.tensor([0.9, 0.5, 0.1])
+    ruled = apply_head_ruler(coarse, fine, model.head_ruler_log_ratio, 1.5)
+    assert not torch.allclose(ruled, fine)
+    torch.testing.assert_close(model.settle_charts(coarse, fine, p_camera),
+                               reweight_charts(ruled, p_camera, model.facing_chart_ratio, 2.0))
+    torch.testing.assert_close(model.settle_charts(coarse, fine, None), ruled)
+
+
 def test_exported_pipeline_applies_the_ruler_as_the_eager_model(monkeypatch):
     import densepose.modeling.rcnn as rcnn
 
     # A random model's head is small: measure the ruler from any head it finds.
-    monkeypatch.setattr(rcnn, "apply_head_ruler", partial(apply_head_ruler, min_head=0.0))
+    monkeypatch.setattr(rcnn, "head_ruler_log_weight", partial(head_ruler_log_weight, min_head=0.0))
     torch.manual_seed(0)
     cfg = tiny_config(score_thresh_test=0.0, backbone_width=8, fpn_channels=16, dp_decoder_conv_dim=16,
                       dp_decoder_channels=16, dp_dim=32, box_fc_dim=32, min_size_test=64, max_size=128,

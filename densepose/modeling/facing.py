@@ -136,12 +136,17 @@ def reweight_charts(fine_segm: Tensor, p_camera: Tensor, ratio: Tensor, power: f
         person's weights of their column (to ``power``) and rescaled to their old sum; channel 0
         as it was.
     """
-    size, bins = fine_segm.shape[-1], ratio.shape[1]
+    return weigh_charts(fine_segm, facing_log_weight(p_camera, ratio, fine_segm.shape[-1], power))
+
+
+def facing_log_weight(p_camera: Tensor, ratio: Tensor, size: int, power: float = 1.0) -> Tensor:
+    """The facing's log weights of charts 1..24 for each column of each person's S x S map:
+    (N, 24, 1, S) (arguments as `reweight_charts`, which adds them to the charts with `weigh_charts`)."""
+    bins = ratio.shape[1]
     p = p_camera.float()[:, None, None]
     weight = p * ratio[1, :, 1:].float() + (1 - p) * ratio[0, :, 1:].float()  # (N, B, 24)
-    column_bin = torch.arange(size, device=fine_segm.device) * bins // size
-    log_weight = power * weight[:, column_bin].log().permute(0, 2, 1)[:, :, None, :]  # (N, 24, 1, S)
-    return weigh_charts(fine_segm, log_weight)
+    column_bin = torch.arange(size, device=ratio.device) * bins // size
+    return power * weight[:, column_bin].log().permute(0, 2, 1)[:, :, None, :]
 
 
 def weigh_charts(fine_segm: Tensor, log_weight: Tensor) -> Tensor:

@@ -112,10 +112,18 @@ def apply_head_ruler(coarse_segm: Tensor, fine_segm: Tensor, log_ratio: Tensor, 
         rescaled to their old total against channel 0, which is unchanged; people whose head is
         not seen unchanged.
     """
+    return weigh_charts(fine_segm, head_ruler_log_weight(coarse_segm, fine_segm, log_ratio, power, min_head))
+
+
+def head_ruler_log_weight(coarse_segm: Tensor, fine_segm: Tensor, log_ratio: Tensor, power: float = 1.0,
+                          min_head: float = 0.01) -> Tensor:
+    """The ruler's log weights of charts 1..24 for each row of each person's map: (N, 24, S, 1),
+    ``power * log_ratio`` of the row's bin, zero for people whose head is not seen (arguments as
+    `apply_head_ruler`, which adds them to the charts with `weigh_charts`)."""
     size = fine_segm.shape[-1]
     top, height, seen = head_extent(coarse_segm, fine_segm, min_head)
     rows = torch.arange(size, device=fine_segm.device, dtype=torch.float32)
     d = (rows[None] - top[:, None].float()) / height[:, None]  # (N, S)
     weight = log_ratio[:, 1:].float()[ruler_bins(d)] * power  # (N, S, 24)
     weight = weight * seen[:, None, None].float()
-    return weigh_charts(fine_segm, weight.permute(0, 2, 1)[:, :, :, None])  # (N, 24, S, 1)
+    return weight.permute(0, 2, 1)[:, :, :, None]

@@ -43,8 +43,9 @@ from densepose.modeling.roi_heads import (
     sample_proposals,
 )
 from densepose.modeling.flip_test import average_outputs, mirror_boxes, mirror_images, unmirror_outputs
-from densepose.modeling.facing import RATIO_COLUMNS, FacingClassifier, person_crops, reweight_charts, to_facing_input
-from densepose.modeling.head_ruler import RULER_BINS, apply_head_ruler
+from densepose.modeling.facing import (RATIO_COLUMNS, FacingClassifier, facing_log_weight, person_crops, to_facing_input,
+                                       weigh_charts)
+from densepose.modeling.head_ruler import RULER_BINS, head_ruler_log_weight
 from densepose.modeling.person_check import checked_scores, cut_by_bottom, person_check_head
 from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
@@ -297,13 +298,18 @@ class DensePoseRCNN(nn.Module):
         return self.facing.features(crops.to(images.dtype))
 
     def settle_charts(self, coarse_segm: Tensor, fine_segm: Tensor, p_camera: Tensor | None) -> Tensor:
-        """(N, 25, S, S) chart logits weighed by the head ruler, then by the people's (N,) P(facing the
-        camera) (None: no facing classifier): the ruler settles the body part, the facing its side."""
+        """(N, 25, S, S) chart logits weighed by the head ruler and by the people's (N,) P(facing the
+        camera) (None: no facing classifier): the ruler settles the body part, the facing its side.
+        Both multiply the charts' probabilities and keep their total against the background, so
+        their log weights are added and the charts renormalised once (the same as one after the other)."""
+        log_weight = None
         if self.cfg.head_ruler_on:
-            fine_segm = apply_head_ruler(coarse_segm, fine_segm, self.head_ruler_log_ratio, self.cfg.head_ruler_power)
+            log_weight = head_ruler_log_weight(coarse_segm, fine_segm, self.head_ruler_log_ratio,
+                                               self.cfg.head_ruler_power)
         if p_camera is not None:
-            fine_segm = reweight_charts(fine_segm, p_camera, self.facing_chart_ratio, self.cfg.facing_power)
-        return fine_segm
+            facing = facing_log_weight(p_camera, self.facing_chart_ratio, fine_segm.shape[-1], self.cfg.facing_power)
+            log_weight = facing if log_weight is None else log_weight + facing
+        return fine_segm if log_weight is None else weigh_charts(fine_segm, log_weight)
 
     def _detect(self, batch: ImageBatch, feats: list[Tensor], score_thresh: float | None) -> list[tuple[Tensor, Tensor]]:
         """RPN + box head: per image (boxes (N, 4) in resized pixels, scores (N,)), NMS'd, by score."""
