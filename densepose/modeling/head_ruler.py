@@ -19,7 +19,8 @@ near the bottom (MODELS.md, "A ruler from the head", has the counts).
   `densepose.modeling.facing.reweight_charts` does with the facing: each row's charts multiplied by
   their ratio at the row's bin (raised to ``power``) and renormalised to their old total, so the
   silhouette stays. Left against right and front against back are not the ruler's to settle; the
-  facing classifier does that afterwards.
+  facing classifier does that (`DensePoseRCNN.settle_charts` adds both log weights,
+  `head_ruler_log_weight` and the facing's, and renormalises once).
 
 Rows above the top of the head get no prior (a raised hand is as likely as hair), nor does a
 person whose head is not seen: fewer head pixels than ``min_head`` of the map, or a head that
