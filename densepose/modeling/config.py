@@ -9,13 +9,15 @@ from densepose.errors import UserError
 @dataclass
 class ModelConfig:
     # Backbone
-    backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50 | resnet101 | efficientnet_lite0
+    # resnet18 | resnet34 | resnet50 | resnet101 | efficientnet_lite0 | mobilenet_v2_x1_0 | _x1_5 | _x1_75
+    backbone: str = "resnet50"
     backbone_width: int = 64  # stem channels; < 64 only for tiny test/CPU models
     norm: str = "frozen_bn"  # frozen_bn (pretrained, reference) | bn | gn (from scratch)
     freeze_at: int = 2  # 0 none, 1 stem, 2 stem + res2 (reference)
-    # torchvision / detectron2 ResNet file, EfficientNet-PyTorch Lite0 file, or "imagenet" for the
-    # Lite0 weights of the densepose[train] extra (see backbone.py). Only read when the model is
-    # built for training: a model file carries all its weights.
+    # torchvision / detectron2 ResNet file, EfficientNet-PyTorch Lite0 file, "imagenet" for the
+    # Lite0 weights of the densepose[train] extra, or a MoveNet TF.js model.json for a MobileNetV2
+    # (see backbone.py). Only read when the model is built for training: a model file carries all
+    # its weights.
     backbone_weights: str | None = None
     fpn_channels: int = 256
     # Input (the model resizes and normalises itself)
