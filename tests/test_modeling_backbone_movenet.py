@@ -154,7 +154,7 @@ def test_converted_trunk_gives_the_graphs_own_features(graph_file):
     for size in ((96, 128), (97, 131)):
         x = torch.randn(1, 3, *size)
         runner = movenet_check.GraphRunner(graph)
-        runner.values["input"] = x
+        runner.feed(x)
         with torch.no_grad():
             ours = backbone.bottom_up(x)
             theirs = [runner.run(runner.find(s)) for s in movenet_check.TRUNK_OUTPUTS]
