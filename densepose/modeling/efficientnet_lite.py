@@ -128,24 +128,25 @@ class InvertedResidual(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite(nn.Module):
-    """Lite0 trunk: forward (N, 3, H, W) -> [C2, C3, C4, C5] with 24, 40, 112, 320 channels.
+class InvertedResidualTrunk(nn.Module):
+    """A stem and inverted residual blocks, then an optional 1x1 ``head`` on the last block.
 
-    ``make_norm(channels) -> nn.Module`` builds every norm layer (frozen BN for the pretrained
-    statistics, BN or GN to train). ``freeze_at``: 0 trains everything, 1 freezes the stem,
-    k >= 2 also freezes the blocks of levels C2..C{k} (2 = stem + C2, as ResNet's freeze_at 2).
+    forward (N, 3, H, W) -> [C2, C3, C4, C5]: the outputs of the blocks ``stage_ends`` (the last
+    block of each level), C5 through ``head`` when there is one. ``freeze_at``: 0 trains
+    everything, 1 freezes the stem, k >= 2 also the blocks of levels C2..C{k} (2 = stem + C2, as
+    ResNet's freeze_at 2; 5 the whole trunk, head included). The Lite0 and MobileNetV2 trunks.
     """
 
-    def __init__(self, make_norm, freeze_at: int = 0):
+    def __init__(self, stem: ConvBN, blocks: list[InvertedResidual], stage_ends: tuple[int, int, int, int],
+                 head: ConvBN | None = None, freeze_at: int = 0):
         super().__init__()
-        self.stem = ConvBN(3, 32, 3, 2, make_norm(32), True)
-        blocks, cin = [], 32
-        for kernel, stride, expand, cout, repeats in LITE0_STAGES:
-            for r in range(repeats):
-                blocks.append(InvertedResidual(cin, cout, kernel, stride if r == 0 else 1, expand, make_norm))
-                cin = cout
+        self.stem = stem
         self.blocks = nn.ModuleList(blocks)
-        self.out_channels = [self.blocks[i].project.conv.out_channels for i in LITE0_OUT_BLOCKS]
+        self.stage_ends = stage_ends
+        self.head = head if head is not None else nn.Identity()  # Identity: no weights, no keys
+        self.out_channels = [self.blocks[i].project.conv.out_channels for i in stage_ends]
+        if head is not None:
+            self.out_channels[-1] = head.conv.out_channels
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -154,8 +155,9 @@ class EfficientNetLite(nn.Module):
     def freeze(self, freeze_at: int) -> None:
         frozen: list[nn.Module] = [self.stem] if freeze_at >= 1 else []
         if freeze_at >= 2:
-            last = LITE0_OUT_BLOCKS[min(freeze_at, 5) - 2]
-            frozen += list(self.blocks[: last + 1])
+            frozen += list(self.blocks[: self.stage_ends[min(freeze_at, 5) - 2] + 1])
+        if freeze_at >= 5:
+            frozen.append(self.head)
         for m in frozen:
             for p in m.parameters():
                 p.requires_grad_(False)
@@ -165,9 +167,26 @@ class EfficientNetLite(nn.Module):
         outs = []
         for i, block in enumerate(self.blocks):
             x = block(x)
-            if i in LITE0_OUT_BLOCKS:
+            if i in self.stage_ends:
                 outs.append(x)
+        outs[-1] = self.head(outs[-1])
         return outs
+
+
+class EfficientNetLite(InvertedResidualTrunk):
+    """Lite0 trunk: forward (N, 3, H, W) -> [C2, C3, C4, C5] with 24, 40, 112, 320 channels.
+
+    ``make_norm(channels) -> nn.Module`` builds every norm layer (frozen BN for the pretrained
+    statistics, BN or GN to train); ``freeze_at`` as :class:`InvertedResidualTrunk`.
+    """
+
+    def __init__(self, make_norm, freeze_at: int = 0):
+        blocks, cin = [], 32
+        for kernel, stride, expand, cout, repeats in LITE0_STAGES:
+            for r in range(repeats):
+                blocks.append(InvertedResidual(cin, cout, kernel, stride if r == 0 else 1, expand, make_norm))
+                cin = cout
+        super().__init__(ConvBN(3, 32, 3, 2, make_norm(32), True), blocks, LITE0_OUT_BLOCKS, None, freeze_at)
 
 
 class EfficientNetLiteClassifier(nn.Module):

@@ -40,18 +40,18 @@ import re
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from densepose.errors import UserError
 from densepose.io.tfjs_graph import TfjsGraph
-from densepose.modeling.efficientnet_lite import ConvBN, InvertedResidual
+from densepose.modeling.efficientnet_lite import ConvBN, InvertedResidual, InvertedResidualTrunk
 
 #: (expansion, out channels at width 1, repeats, stride) per stage.
 MOBILENET_V2_STAGES: tuple[tuple[int, int, int, int], ...] = (
     (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
 )
-#: Index of the last block of C2 (stride 4), C3 (8) and C4 (16); C5 is the 1280 convolution.
-OUT_BLOCKS: tuple[int, int, int] = (2, 5, 12)
+#: Index of the last block of C2 (stride 4), C3 (8), C4 (16) and C5 (32; the 1280 convolution follows).
+STAGE_ENDS: tuple[int, int, int, int] = (2, 5, 12, 16)
 HEAD_CHANNELS = 1280
 BN_EPS = 1e-3
 #: Backbone name -> width (MoveNet lightning, multipose, thunder).
@@ -65,49 +65,23 @@ def scaled_channels(channels: int, alpha: float) -> int:
     return rounded + 8 if rounded < 0.9 * value else rounded
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(InvertedResidualTrunk):
     """forward (N, 3, H, W) -> [C2, C3, C4, C5] (at width 1.5: 40, 48, 144, 1280 channels).
 
-    ``make_norm(channels)`` builds every norm; ``freeze_at``: 0 trains everything, 1 freezes the
-    stem, k >= 2 also the blocks of C2..C{k} (5: the whole trunk), as the other trunks do.
+    ``make_norm(channels)`` builds every norm; ``freeze_at`` as :class:`InvertedResidualTrunk`
+    (5: the whole trunk, the 1280 convolution included).
     """
 
     def __init__(self, alpha: float, make_norm, freeze_at: int = 0):
-        super().__init__()
         stem = scaled_channels(32, alpha)
-        self.stem = ConvBN(3, stem, 3, 2, make_norm(stem), True)
         blocks, cin = [], stem
         for expand, channels, repeats, stride in MOBILENET_V2_STAGES:
             cout = scaled_channels(channels, alpha)
             for r in range(repeats):
                 blocks.append(InvertedResidual(cin, cout, 3, stride if r == 0 else 1, expand, make_norm))
                 cin = cout
-        self.blocks = nn.ModuleList(blocks)
-        self.head = ConvBN(cin, HEAD_CHANNELS, 1, 1, make_norm(HEAD_CHANNELS), True)
-        self.out_channels = [self.blocks[i].project.conv.out_channels for i in OUT_BLOCKS] + [HEAD_CHANNELS]
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        self.freeze(freeze_at)
-
-    def freeze(self, freeze_at: int) -> None:
-        frozen: list[nn.Module] = [self.stem] if freeze_at >= 1 else []
-        if freeze_at >= 2:
-            frozen += list(self.blocks[: OUT_BLOCKS[min(freeze_at, 4) - 2] + 1])
-        if freeze_at >= 5:
-            frozen += list(self.blocks) + [self.head]
-        for m in frozen:
-            for p in m.parameters():
-                p.requires_grad_(False)
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        x = self.stem(x)
-        outs = []
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i in OUT_BLOCKS:
-                outs.append(x)
-        return outs + [self.head(x)]
+        head = ConvBN(cin, HEAD_CHANNELS, 1, 1, make_norm(HEAD_CHANNELS), True)
+        super().__init__(ConvBN(3, stem, 3, 2, make_norm(stem), True), blocks, STAGE_ENDS, head, freeze_at)
 
 
 _GRAPH_KEY = re.compile(r"(?:^|/)model/(Conv1|Conv_1|expanded_conv_(depthwise|project)|block_(\d+)_(expand|depthwise|project))"
