@@ -33,12 +33,6 @@ class TfjsGraph:
     weights: dict[str, np.ndarray]
     source: str  # the JSON's ``convertedBy`` / ``generatedBy``, for messages
 
-    def node(self, name: str) -> dict[str, Any]:
-        for n in self.nodes:
-            if n.get("name") == name:
-                return n
-        raise KeyError(name)
-
 
 def _shard_path(folder: Path, name: Any, json_path: Path) -> Path:
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
@@ -49,7 +43,7 @@ def _shard_path(folder: Path, name: Any, json_path: Path) -> Path:
     return path
 
 
-def _decode(raw: bytes, spec: dict[str, Any], json_path: Path) -> tuple[np.ndarray, int]:
+def _decode(raw: memoryview, spec: dict[str, Any], json_path: Path) -> tuple[np.ndarray, int]:
     """One weight from the start of ``raw`` -> (array, bytes used)."""
     name, shape, dtype = spec.get("name"), spec.get("shape"), spec.get("dtype")
     if dtype not in ("float32", "int32", "bool") or not isinstance(shape, list):
@@ -88,10 +82,10 @@ def read_tfjs_graph(json_path: str | Path) -> TfjsGraph:
         paths, specs = group.get("paths"), group.get("weights")
         if not isinstance(paths, list) or not isinstance(specs, list):
             raise UserError(f"{json_path}: a weightsManifest group lacks paths or weights")
-        raw = b"".join(_shard_path(json_path.parent, p, json_path).read_bytes() for p in paths)
+        raw = memoryview(b"".join(_shard_path(json_path.parent, p, json_path).read_bytes() for p in paths))
         offset = 0
         for spec in specs:
-            array, used = _decode(raw[offset:], spec, json_path)
+            array, used = _decode(raw[offset:], spec, json_path)  # a view: the rest is not copied per weight
             weights[str(spec["name"])] = array
             offset += used
         if offset != len(raw):
