@@ -12,9 +12,10 @@ import argparse
 import numpy as np
 from PIL import Image
 
+from real_photos import PICTURE_GAP as GAP  # benchmarks/ is on the path when this script runs
+
 PHOTOS = ("grace_hopper", "coco_000000000785", "basketball1", "camera", "astronaut", "vtest_0084")
 ROW_HEIGHT = 170
-GAP = 4  # white pixels between panels, as real_photos.py draws them
 
 
 def panels(path: str) -> tuple[np.ndarray, np.ndarray]:

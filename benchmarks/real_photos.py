@@ -213,6 +213,7 @@ def skier_agreement(predictor, data_dir: Path, grey: bool = False, scale: float 
 
 PICTURE_FRAMES = (84, 532)  # vtest frames drawn besides the photos
 PICTURE_HEIGHT = 180
+PICTURE_GAP = 4  # white pixels between the panels (benchmarks/compare_pictures.py splits them there)
 
 
 def picture(result) -> np.ndarray:
@@ -223,7 +224,7 @@ def picture(result) -> np.ndarray:
     h, w = result.image.shape[:2]
     size = (max(1, round(w * PICTURE_HEIGHT / h)), PICTURE_HEIGHT)
     small = [np.asarray(Image.fromarray(p).resize(size, Image.BILINEAR)) for p in panels]
-    gap = np.full((PICTURE_HEIGHT, 4, 3), 255, np.uint8)
+    gap = np.full((PICTURE_HEIGHT, PICTURE_GAP, 3), 255, np.uint8)
     return np.concatenate([small[0], gap, small[1], gap, small[2]], axis=1)
 
 
