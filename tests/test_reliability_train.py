@@ -192,3 +192,21 @@ def test_train_only_densepose_keeps_the_detector(tmp_path, data):
     detector = [k for k in bundled["model"] if not k.startswith("dp_")]
     assert len(detector) > 100 and all(torch.equal(trained[k], bundled["model"][k]) for k in detector)
     assert any(not torch.equal(trained[k], v) for k, v in bundled["model"].items() if k.startswith("dp_head."))
+
+
+def test_a_run_fine_tuned_from_the_bundled_model_resumes(tmp_path, data):
+    """A run started with --weights from a model file with a facing classifier, a person check and a
+    head ruler continues with --resume alone (no --weights): the model it builds has those parts."""
+    bundled = torch.load(densepose.api.bundled_model_path(), weights_only=True)
+    run = tmp_path / "ft"
+    args = ["train", "--config", "configs/light_effnet_real.yaml", "--data", str(data), "--out", str(run),
+            "data.flip_prob=0", "data.num_workers=0", "cpu_amp=false", "solver.warmup_iters=0",
+            "solver.ims_per_batch=1", "model.min_size_train=[96]", "model.max_size=128", "eval_period=0",
+            "train_only_densepose=true", "checkpoint_period=1"]
+    assert main([*args[:7], "--weights", str(densepose.api.bundled_model_path()), *args[7:], "solver.max_iter=1"]) == 0
+    assert main([*args[:7], "--resume", *args[7:], "solver.max_iter=2", "solver.steps=[1]"]) == 0
+    resumed = torch.load(run / "model_0000002.pt", weights_only=True)
+    assert resumed["iteration"] == 2 and resumed["model"].keys() == bundled["model"].keys()
+    assert resumed["config"]["model"]["facing_members"] == bundled["config"]["facing_members"]
+    facing = [k for k in bundled["model"] if k.startswith("facing")]
+    assert facing and all(torch.equal(resumed["model"][k], bundled["model"][k]) for k in facing)

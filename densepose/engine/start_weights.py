@@ -30,10 +30,20 @@ def with_start_settings(model_config: Any, start: ModelFile) -> Any:
     """``model_config`` with the parts of ``start`` that training does not learn switched on, with
     their settings (`UNTRAINED_PARTS`), so a model fine-tuned from the bundled one still weighs its
     charts by each person's facing and head and checks its detections."""
+    return _with_untrained_parts(model_config, start.config.to_dict(), "the start model file")
+
+
+def with_resumed_settings(model_config: Any, saved_model_config: dict) -> Any:
+    """``model_config`` with the untrained parts that a checkpoint's run had (``config.model`` of the
+    checkpoint) switched on: a run started from a model file with them resumes without ``--weights``."""
+    return _with_untrained_parts(model_config, saved_model_config, "the checkpoint")
+
+
+def _with_untrained_parts(model_config: Any, source: dict, source_name: str) -> Any:
     for flag, (what, names) in UNTRAINED_PARTS.items():
-        if getattr(start.config, flag) and not getattr(model_config, flag):
-            log.info("the start model file has %s: kept as it is (%s=true)", what, flag)
-            settings = {name: getattr(start.config, name) for name in names}
+        if source.get(flag) and not getattr(model_config, flag):
+            log.info("%s has %s: kept as it is (%s=true)", source_name, what, flag)
+            settings = {name: source[name] for name in names if name in source}
             model_config = dataclasses.replace(model_config, **{flag: True}, **settings)
     return model_config
 

@@ -31,7 +31,12 @@ from densepose.engine.distributed import DistInfo, barrier, cleanup_distributed,
 from densepose.engine.metrics import MetricsWriter, format_log_line
 from densepose.engine.run_folder import create_run_folder
 from densepose.engine.solver import build_optimizer, lr_factor, set_lr
-from densepose.engine.start_weights import check_start_weights, load_start_weights, with_start_settings
+from densepose.engine.start_weights import (
+    check_start_weights,
+    load_start_weights,
+    with_resumed_settings,
+    with_start_settings,
+)
 from densepose.errors import UserError
 from densepose.modeling.model_file import read_model_file
 
@@ -81,6 +86,9 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
         raise UserError(f"amp_dtype must be 'bfloat16' or 'float16', got {cfg.amp_dtype!r}")
     state = ckpt.load_resume_state(last) if resume and last is not None else None
     start = read_model_file(cfg.weights) if cfg.weights and state is None else None
+    saved_model = state["config"].get("model") if state is not None else None
+    if isinstance(saved_model, dict) and model is None:  # e.g. a facing classifier from the run's start file
+        cfg = dataclasses.replace(cfg, model=with_resumed_settings(cfg.model, saved_model))
     if start is not None and model is None:
         cfg = dataclasses.replace(cfg, model=with_start_settings(cfg.model, start))
         check_start_weights(cfg.model, start, cfg.weights)
