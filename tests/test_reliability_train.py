@@ -210,3 +210,24 @@ def test_a_run_fine_tuned_from_the_bundled_model_resumes(tmp_path, data):
     assert resumed["config"]["model"]["facing_members"] == bundled["config"]["facing_members"]
     facing = [k for k in bundled["model"] if k.startswith("facing")]
     assert facing and all(torch.equal(resumed["model"][k], bundled["model"][k]) for k in facing)
+
+
+def test_export_densepose_onto_swaps_only_the_densepose_branch(tmp_path, capsys):
+    """``export CKPT --densepose-onto MODEL``: MODEL's config, settings and detector stay, the
+    DensePose branch is the checkpoint's; a branch of another shape is a one-line error."""
+    from densepose.engine.checkpoint import save_checkpoint
+
+    bundled_path = densepose.api.bundled_model_path()
+    bundled = torch.load(bundled_path, weights_only=True)
+    branch = {k: v + 1 for k, v in bundled["model"].items() if k.startswith("dp_")}
+    save_checkpoint(tmp_path / "branch.pt", {"model": branch, "iteration": 7})
+    out = tmp_path / "new.pt"
+    assert main(["export", str(tmp_path / "branch.pt"), "--densepose-onto", str(bundled_path), "--out", str(out)]) == 0
+    new = torch.load(out, weights_only=True)
+    assert new["config"] == bundled["config"] and new["model"].keys() == bundled["model"].keys()
+    assert all(torch.equal(new["model"][k], branch[k] if k in branch else v) for k, v in bundled["model"].items())
+    assert new["meta"]["densepose_branch"]["iteration"] == 7
+
+    save_checkpoint(tmp_path / "short.pt", {"model": dict(list(branch.items())[1:])})
+    assert main(["export", str(tmp_path / "short.pt"), "--densepose-onto", str(bundled_path), "--out", str(out)]) == 2
+    assert "does not fit" in _one_line_error(capsys)

@@ -73,6 +73,28 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
     return write_model_file(out, model_config, weights, meta, str(src))
 
 
+def export_densepose_onto(checkpoint: str | Path, onto: str | Path, out: str | Path) -> dict:
+    """Write the model file ``onto`` again with its DensePose branch (`DENSEPOSE_BRANCH` weights) taken
+    from ``checkpoint`` (file or run folder, e.g. of a ``train_only_densepose`` run); its config,
+    settings and every other weight stay as they are. Returns the new file's ``meta``."""
+    from densepose.engine.train import DENSEPOSE_BRANCH
+    from densepose.modeling.model_file import read_model_file
+
+    src = resolve_checkpoint(checkpoint)
+    state = ckpt.load_checkpoint(src)
+    base = read_model_file(onto)
+    branch = {k: v for k, v in state["model"].items() if k.startswith(DENSEPOSE_BRANCH)}
+    wanted = {k for k in base.weights if k.startswith(DENSEPOSE_BRANCH)}
+    if not branch or branch.keys() != wanted:
+        extra, missing = sorted(branch.keys() - wanted), sorted(wanted - branch.keys())
+        raise UserError(f"{src}: its DensePose branch does not fit {onto} ({len(missing)} of its tensors missing, "
+                        f"{len(extra)} unknown; first: {(missing or extra or ['no branch at all'])[0]})")
+    weights = {**base.weights, **{k: v.detach().cpu().to(base.weights[k].dtype).contiguous() for k, v in branch.items()}}
+    iteration = state.get("iteration", -1)
+    meta = {**base.meta, "densepose_branch": {"source": str(src), "iteration": iteration if isinstance(iteration, int) else -1}}
+    return write_model_file(out, base.config.to_dict(), weights, meta, str(src))
+
+
 def write_model_file(out: str | Path, model_config: dict, weights: dict[str, torch.Tensor], meta: dict,
                      where: str) -> dict:
     """Check ``model_config`` and ``weights`` as a model file is checked when read (``where`` names
