@@ -164,3 +164,15 @@ def test_split_writes_train_and_val(tmp_path):
         for im in data["images"]:
             assert (tmp_path / sub / "images" / im["file_name"]).exists()
     assert sorted(ids) == [1, 2, 3, 4, 5]
+
+
+def test_a_worker_that_cannot_start_is_a_one_line_error_not_a_hang(tmp_path):
+    """A Pool restarts a worker whose initializer raises, forever: the run must stop with the reason."""
+    code = ("import sys; from densepose.synth.writer import RunSettings, generate; "
+            "generate(sys.argv[1], RunSettings(num=4, size=64, seed=1), photos=[], hdris=[sys.argv[2]], "
+            "workers=2, progress=False)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out"), str(tmp_path / "missing.exr")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "a synth worker could not start" in last and "missing.exr" in last, proc.stderr[-1500:]

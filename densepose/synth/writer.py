@@ -153,6 +153,15 @@ def _init_worker(settings: RunSettings, photos: list[str], hdris: list[str] = ()
     _WORKER["synth"] = Synthesizer(synth_config(settings, photos, hdris, assets))
 
 
+def _init_pool_worker(*args) -> None:
+    """`_init_worker` in a Pool process. A Pool restarts a worker whose initializer raises, forever:
+    the error is kept instead, and the worker's first job raises it in the main process."""
+    try:
+        _init_worker(*args)
+    except Exception as exc:  # noqa: BLE001 - any failure, reported once by `_work`
+        _WORKER["error"] = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+
+
 def synth_config(settings: RunSettings, photos: list[str], hdris: list[str] = (), assets: str | None = None):
     """The renderer's configuration for a run's settings and its asset folders' contents."""
     from densepose.synth.scene import SynthConfig
@@ -166,6 +175,8 @@ def synth_config(settings: RunSettings, photos: list[str], hdris: list[str] = ()
 
 def _work(args: tuple[Path, RunSettings, int]) -> int:
     out, settings, index = args
+    if "error" in _WORKER:
+        raise UserError(f"a synth worker could not start: {_WORKER['error']}")
     write_image(out, settings, index, _WORKER["synth"].render(settings.seed, index))
     return index
 
@@ -205,8 +216,11 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
                 _WORKER.pop("blas").restore_original_limits()
     else:
         bar = tqdm(total=len(todo), desc="synth", unit="img", disable=not progress)
-        ctx = mp.get_context("fork")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(settings, photos, hdris, assets)) as pool:
+        # Fresh interpreters: a forked copy of a process that runs threads (torch, BLAS, tqdm) can
+        # hang on a lock some thread held at the fork (15 forked workers on a 16-core machine stood
+        # still in their imports).
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=_init_pool_worker, initargs=(settings, photos, hdris, assets)) as pool:
             for _ in pool.imap_unordered(_work, jobs, chunksize=4):
                 bar.update(1)
     bar.close()
