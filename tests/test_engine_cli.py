@@ -153,3 +153,15 @@ def test_export_set_turning_a_part_off_leaves_its_weights_out(tmp_path, capsys):
     assert main(["export", str(out), "--out", str(tmp_path / "on.pt"), "--set", "head_ruler_on=true"]) == 2
     err = capsys.readouterr().err
     assert "weight head_ruler_log_ratio is missing" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_train_overrides_may_stand_on_both_sides_of_an_option():
+    """``train ... a=1 --resume b=2`` (argparse alone stops at ``b=2``); other stray words stay errors."""
+    from densepose.cli.main import build_parser, parse
+
+    args = parse(build_parser(), ["train", "--config", "c.yaml", "solver.max_iter=5", "--resume", "seed=3"])
+    assert args.overrides == ["solver.max_iter=5", "seed=3"] and args.resume
+    for argv in (["train", "seed=1", "--resume", "--bogus"], ["train", "seed=1", "--resume", "word"],
+                 ["export", "run", "--out", "m.pt", "seed=1"]):
+        with pytest.raises(SystemExit):
+            parse(build_parser(), argv)
