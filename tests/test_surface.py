@@ -240,3 +240,21 @@ def test_turning_around_swaps_front_and_back_and_sides():
         for a, b in (("left", "right"), ("right", "left")):
             if a in name:
                 assert b in turned
+
+
+def test_anny_rest_geometry_does_not_depend_on_the_thread_count():
+    """The rest vertices key the surface cache and place every render's points: a caller running
+    torch on more threads (a parallel float32 sum rounds differently) must get the same bits."""
+    import torch
+
+    from densepose.surface.anny_surface import _rest_geometry
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _rest_geometry()[1]
+        torch.set_num_threads(4)
+        four = _rest_geometry()[1]
+    finally:
+        torch.set_num_threads(threads)
+    assert one.tobytes() == four.tobytes()

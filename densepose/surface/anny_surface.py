@@ -21,8 +21,15 @@ def _rest_geometry():
 
     model = load_anny_model()
     pose = torch.eye(4)[None, None].repeat(1, model.bone_count, 1, 1)
-    with torch.no_grad():
-        out = model(pose_parameters=pose)
+    # One thread: a parallel float32 sum rounds by the thread count, and these vertices key the
+    # cache and place every render's points, so each process must get the same bits.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            out = model(pose_parameters=pose)
+    finally:
+        torch.set_num_threads(threads)
     ids = body_vertex_ids()
     verts = out["vertices"][0].double().numpy()[ids]
     heads = out["bone_poses"][0, :, :3, 3].double().numpy()
