@@ -187,6 +187,8 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
 
     ``photos``: background photo paths; ``hdris``: OpenEXR panoramas; ``assets``: MakeHuman
     clothes/hair folder (realistic mode; procedural skies and garments without them).
+    ``workers`` > 1 start fresh interpreters (``spawn``): from a script, call this under
+    ``if __name__ == "__main__":``.
 
     Returns the number of images rendered by this call.
     """
