@@ -33,7 +33,7 @@ from densepose.modeling import DensePoseRCNN  # noqa: E402
 from densepose.modeling.model_file import read_model_file  # noqa: E402
 
 #: Calls that read a tensor's value on the host (a GPU waits for its queue to drain).
-SYNCING = frozenset({"nonzero", "item", "tolist", "__bool__", "equal", "__int__", "__float__", "__index__",
+SYNCING = frozenset({"nonzero", "item", "tolist", "cpu", "numpy", "__bool__", "equal", "__int__", "__float__", "__index__",
                      "unique", "bincount", "argwhere", "masked_select"})
 
 

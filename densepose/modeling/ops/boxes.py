@@ -117,23 +117,39 @@ def decode_boxes(deltas: Tensor, ref: Tensor, weights: tuple[float, float, float
     return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=1)
 
 
-def _overlaps(a: Tensor, b: Tensor, t: float) -> Tensor:
-    """(N, M) bool: IoU(a_i, b_j) > t, computed without a division and without (N, M, 2) temporaries."""
+def _overlaps(a: Tensor, b: Tensor, t: float, area_a: Tensor | None = None, area_b: Tensor | None = None) -> Tensor:
+    """(N, M) bool: IoU(a_i, b_j) > t, computed without a division and without (N, M, 2) temporaries.
+    ``area_a`` / ``area_b``: the boxes' areas when already known."""
     w = (torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp_(min=0)
     h = (torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])).clamp_(min=0)
     inter = w.mul_(h)
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    area_a = box_area(a) if area_a is None else area_a
+    area_b = box_area(b) if area_b is None else area_b
+    union = area_a[:, None] + area_b[None, :] - inter
     return (inter > t * union) & (union > 0)
+
+
+def _greedy_in_block(over: Tensor) -> Tensor:
+    """Greedy keep mask (M,) of a block of boxes by decreasing score, ``over`` (M, M) bool with
+    ``over[i, j]`` (only for i < j) when box i would suppress box j. Decided on the host in one
+    transfer, scanning only the boxes that suppress another: on a GPU a loop of small kernels with
+    a sync per round costs more than the scan."""
+    o = over.cpu().numpy()
+    k = np.ones(len(o), dtype=bool)
+    for i in np.flatnonzero(o.any(axis=1)):
+        if k[i]:
+            k &= ~o[i]  # row i is False up to its diagonal, so box i and those above stay
+    return torch.from_numpy(k).to(over.device)
 
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, block: int = 256, max_output: int | None = None) -> Tensor:
     """Greedy NMS: indices (K,) of kept boxes, by decreasing score (same result as torchvision).
 
-    Vectorised in blocks of ``block`` boxes, like the torchvision CUDA kernel: inside a block the
-    greedy rule ``keep[j] = not any(keep[i] and iou[i, j] > t for i < j)`` is solved by fixed-point
-    iteration (its fixed point is unique because the dependency is triangular, so it equals the
-    greedy answer); the kept boxes of the block then suppress every later surviving box at once.
-    Memory is O(block * N); the Python loop runs over blocks, never over boxes. ``max_output``
+    Vectorised in blocks of ``block`` boxes, like the torchvision CUDA kernel: the block's
+    suppression matrix is computed on the device and the greedy rule ``keep[j] = not any(keep[i]
+    and iou[i, j] > t for i < j)`` is decided on the host in one scan of it (`_greedy_in_block`);
+    the kept boxes of the block then suppress every later surviving box at once. Memory is
+    O(block * N); the device sees a fixed handful of calls per block, never one per box. ``max_output``
     stops early once that many boxes are kept (the result is the first ``max_output`` of the full
     answer).
     """
@@ -141,6 +157,7 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, block: int = 256, m
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     order = scores.argsort(descending=True)
     b = boxes[order]
+    area = box_area(b)
     n = b.shape[0]
     keep = torch.ones(n, dtype=torch.bool, device=b.device)
     pos = 0
@@ -150,16 +167,11 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, block: int = 256, m
             break
         cand, rest = alive[:block], alive[block:]
         blk = b[cand]
-        over = torch.triu(_overlaps(blk, blk, iou_threshold), diagonal=1)  # over[i, j], i < j
-        k = torch.ones(cand.numel(), dtype=torch.bool, device=b.device)
-        for _ in range(cand.numel() + 1):
-            new = ~(over & k[:, None]).any(dim=0)
-            if torch.equal(new, k):
-                break
-            k = new
+        blk_area = area[cand]
+        k = _greedy_in_block(torch.triu(_overlaps(blk, blk, iou_threshold, blk_area, blk_area), diagonal=1))
         keep[cand] = k
         if rest.numel():
-            keep[rest] = ~_overlaps(blk[k], b[rest], iou_threshold).any(dim=0)
+            keep[rest] = ~_overlaps(blk[k], b[rest], iou_threshold, blk_area[k], area[rest]).any(dim=0)
         pos = int(cand[-1]) + 1
         if max_output is not None and int(keep[:pos].sum()) >= max_output:
             keep[pos:] = False
