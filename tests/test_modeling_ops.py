@@ -128,6 +128,27 @@ def test_roi_align_batch_and_tiny_maps():
     torch.testing.assert_close(got[0:1], one)
 
 
+def test_roi_align_of_a_batch_equals_each_image_alone_values_and_gradients():
+    """One grid_sample call for all images (RoIs padded per image) = pooling image by image."""
+    g = torch.Generator().manual_seed(5)
+    feat = torch.randn(3, 4, 12, 10, generator=g, dtype=torch.float64)
+    xy = torch.rand(9, 2, generator=g, dtype=torch.float64) * 30
+    images = torch.tensor([2, 0, 2, 2, 1, 0, 2, 1, 2], dtype=torch.float64)  # uneven counts, any order
+    rois = torch.cat([images[:, None], xy, xy + 4 + 20 * torch.rand(9, 2, generator=g, dtype=torch.float64)], 1)
+    weight = torch.randn(9, 4, 3, 3, generator=g, dtype=torch.float64)
+    batched = feat.clone().requires_grad_(True)
+    (roi_align(batched, rois, 3, 0.5, 2, True) * weight).sum().backward()
+    alone = feat.clone().requires_grad_(True)
+    total = 0
+    for b in range(3):
+        sel = rois[:, 0] == b
+        one = torch.cat([torch.zeros(int(sel.sum()), 1, dtype=torch.float64), rois[sel, 1:]], 1)
+        total = total + (roi_align(alone[b:b + 1], one, 3, 0.5, 2, True) * weight[sel]).sum()
+    total.backward()
+    torch.testing.assert_close(batched.grad, alone.grad, rtol=1e-12, atol=1e-12)
+    assert batched.grad.abs().sum() > 0
+
+
 def test_multiscale_roi_align_uses_fpn_level():
     boxes = torch.tensor([[0, 0, 50.0, 50.0], [0, 0, 224.0, 224.0], [0, 0, 1000.0, 1000.0], [0, 0, 2.0, 2.0]])
     assert assign_fpn_levels(boxes, 2, 5).tolist() == [0, 2, 3, 0]  # levels 2, 4, 5, 2

@@ -83,11 +83,12 @@ def roi_align(
 
     ``rois`` are in image pixels; ``spatial_scale`` = 1 / stride. Returns (K, C, ph, pw).
 
-    Implementation: all samples of all RoIs of one image form one sampling grid for
+    Implementation: all samples of all RoIs of an image form one sampling grid for
     ``F.grid_sample`` (bilinear, ``align_corners=True`` so grid units are pixel indices, ``border``
     padding = RoIAlign's clamping of samples in [-1, 0) and (H-1, H]); samples further out than one
-    pixel are zeroed with a mask, then each bin averages its ``sr x sr`` samples. The Python loop
-    runs over images of the batch, not over boxes. Under ``torch.use_deterministic_algorithms`` on
+    pixel are zeroed with a mask, then each bin averages its ``sr x sr`` samples. One call serves
+    every image of the batch (each image's RoIs padded to the largest count), never a loop over
+    images or boxes. Under ``torch.use_deterministic_algorithms`` on
     CUDA (grid_sample's backward is not deterministic there) an equivalent gather path is used.
     """
     ph, pw = (output_size, output_size) if isinstance(output_size, int) else output_size
@@ -123,24 +124,28 @@ def roi_align(
     gx = xs * (2.0 / (w - 1)) - 1.0 if w > 1 else torch.zeros_like(xs)
     sy, sx = ys.shape[1], xs.shape[1]
     grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)  # (K, sy, sx, 2)
-    bidx = rois[:, 0].long()
-    out = features.new_empty((k, c, ph, pw)) if n > 1 else None
-    for b in range(n) if n > 1 else [0]:
-        sel = torch.nonzero(bidx == b).squeeze(1) if n > 1 else None
-        if sel is not None and sel.numel() == 0:
-            continue
-        g, v = (grid, valid) if sel is None else (grid[sel], valid[sel])
-        kb = g.shape[0]
-        s = F.grid_sample(features[b:b + 1], g.reshape(1, kb * sy, sx, 2), mode="bilinear",
-                          padding_mode="border", align_corners=True)  # (1, C, kb*sy, sx)
-        # Zero the samples far outside, then average each bin's sr x sr samples: the rows of one
-        # RoI are consecutive and sy = ph * sr, so sr x sr pooling never mixes two RoIs.
-        s = F.avg_pool2d(s * v.reshape(1, 1, kb * sy, sx).to(s.dtype), sr)  # (1, C, kb*ph, pw)
-        s = s.view(c, kb, ph, pw).transpose(0, 1)
-        if sel is None:
-            out = s
-        else:
-            out = out.index_copy(0, sel, s)
+    # All RoIs of all images in one grid_sample call: image b's grid holds its RoIs in slots
+    # 0..count_b-1, padded to the largest count (padding slots are masked and never read back).
+    if n == 1:
+        g, v, kmax = grid[None], valid[None], k
+    else:
+        bidx = rois[:, 0].long()
+        counts = torch.bincount(bidx, minlength=n)
+        kmax = int(counts.max())
+        order = torch.argsort(bidx, stable=True)
+        slot = torch.empty_like(bidx)
+        slot[order] = torch.arange(k, device=bidx.device) - (torch.cumsum(counts, 0) - counts)[bidx[order]]
+        g = grid.new_zeros((n, kmax, sy, sx, 2))
+        g[bidx, slot] = grid
+        v = valid.new_zeros((n, kmax, sy, sx))
+        v[bidx, slot] = valid
+    s = F.grid_sample(features, g.view(n, kmax * sy, sx, 2), mode="bilinear", padding_mode="border",
+                      align_corners=True)  # (N, C, kmax*sy, sx)
+    # Zero the samples far outside, then average each bin's sr x sr samples: the rows of one RoI
+    # are consecutive and sy = ph * sr, so sr x sr pooling never mixes two RoIs.
+    s = F.avg_pool2d(s * v.view(n, 1, kmax * sy, sx).to(s.dtype), sr)  # (N, C, kmax*ph, pw)
+    s = s.view(n, c, kmax, ph, pw).transpose(1, 2)  # (N, kmax, C, ph, pw)
+    out = s[0] if n == 1 else s[bidx, slot]  # (K, C, ph, pw)
     return out.contiguous().to(out_dtype)
 
 
