@@ -68,16 +68,12 @@ def box_losses(logits: Tensor, deltas: Tensor, samples: list[ProposalSample], gt
     """CE over all sampled proposals (mean); L1 on fg deltas summed and divided by #sampled (d2)."""
     labels = torch.cat([s.is_fg.long() for s in samples])
     loss_cls = F.cross_entropy(logits, labels) if labels.numel() else logits.sum() * 0
-    tgt, fgmask = [], []
-    for s, gt in zip(samples, gt_boxes):
-        fg = s.is_fg
-        t = torch.zeros_like(s.boxes)
-        if fg.any():
-            t[fg] = encode_boxes(s.boxes[fg], gt[s.gt_index[fg]].to(s.boxes.dtype), weights)
-        tgt.append(t)
-        fgmask.append(fg)
-    tgt, fgmask = torch.cat(tgt), torch.cat(fgmask)
-    loss_reg = _smooth_l1(deltas[fgmask], tgt[fgmask], beta).sum() / max(1, labels.numel())
+    # The foreground proposals of every image, in order, encoded in one call.
+    fgmask = torch.cat([s.is_fg for s in samples])
+    ref = torch.cat([s.boxes[s.is_fg] for s in samples])
+    matched = torch.cat([gt[s.gt_index[s.is_fg]].to(s.boxes.dtype) for s, gt in zip(samples, gt_boxes)])
+    tgt = encode_boxes(ref, matched, weights)
+    loss_reg = _smooth_l1(deltas[fgmask], tgt, beta).sum() / max(1, labels.numel())
     return {"loss_cls": loss_cls, "loss_box_reg": loss_reg}
 
 

@@ -84,7 +84,7 @@ class RPN(nn.Module):
         cfg = self.cfg
         n = logits.shape[0]
         obj_loss = logits.new_zeros(())
-        reg_loss = logits.new_zeros(())
+        fg_anchors, fg_gt, fg_deltas = [], [], []
         for i in range(n):
             gt = gt_boxes[i]
             matched, labels = match(box_iou(gt, anchors), cfg.rpn_fg_iou, cfg.rpn_bg_iou, allow_low_quality=True)
@@ -92,9 +92,12 @@ class RPN(nn.Module):
             idx = torch.cat([fg, bg])
             target = torch.cat([torch.ones_like(fg), torch.zeros_like(bg)]).to(logits.dtype)
             obj_loss = obj_loss + F.binary_cross_entropy_with_logits(logits[i, idx], target, reduction="sum")
-            if fg.numel():
-                tgt = encode_boxes(anchors[fg], gt[matched[fg]], RPN_BOX_WEIGHTS)
-                reg_loss = reg_loss + _smooth_l1(deltas[i, fg], tgt, cfg.rpn_smooth_l1_beta).sum()
+            fg_anchors.append(anchors[fg])
+            fg_gt.append(gt[matched[fg]])
+            fg_deltas.append(deltas[i, fg])
+        # The foreground anchors of every image encoded in one call.
+        tgt = encode_boxes(torch.cat(fg_anchors), torch.cat(fg_gt).to(anchors.dtype), RPN_BOX_WEIGHTS)
+        reg_loss = _smooth_l1(torch.cat(fg_deltas), tgt, cfg.rpn_smooth_l1_beta).sum()
         # d2 normalises both by the number of sampled anchors (batch size x images), not by #fg.
         norm = float(cfg.rpn_batch_size_per_image * n)
         return {"loss_rpn_cls": obj_loss / norm, "loss_rpn_loc": reg_loss / norm}
