@@ -117,14 +117,12 @@ def decode_boxes(deltas: Tensor, ref: Tensor, weights: tuple[float, float, float
     return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=1)
 
 
-def _overlaps(a: Tensor, b: Tensor, t: float, area_a: Tensor | None = None, area_b: Tensor | None = None) -> Tensor:
-    """(N, M) bool: IoU(a_i, b_j) > t, computed without a division and without (N, M, 2) temporaries.
-    ``area_a`` / ``area_b``: the boxes' areas when already known."""
+def _overlaps(a: Tensor, b: Tensor, t: float, area_a: Tensor, area_b: Tensor) -> Tensor:
+    """(N, M) bool: IoU(a_i, b_j) > t, computed without a division and without (N, M, 2) temporaries;
+    ``area_a`` (N,) and ``area_b`` (M,) are the boxes' areas (`nms` computes them once per call)."""
     w = (torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp_(min=0)
     h = (torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])).clamp_(min=0)
     inter = w.mul_(h)
-    area_a = box_area(a) if area_a is None else area_a
-    area_b = box_area(b) if area_b is None else area_b
     union = area_a[:, None] + area_b[None, :] - inter
     return (inter > t * union) & (union > 0)
 
