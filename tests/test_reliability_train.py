@@ -231,3 +231,29 @@ def test_export_densepose_onto_swaps_only_the_densepose_branch(tmp_path, capsys)
     save_checkpoint(tmp_path / "short.pt", {"model": dict(list(branch.items())[1:])})
     assert main(["export", str(tmp_path / "short.pt"), "--densepose-onto", str(bundled_path), "--out", str(out)]) == 2
     assert "does not fit" in _one_line_error(capsys)
+
+
+def test_export_onto_takes_every_weight_and_keeps_the_file_settings(tmp_path, capsys):
+    """``export CKPT --onto MODEL`` (a whole-detector run started from MODEL): every weight is the
+    checkpoint's, MODEL's config and settings stay; a checkpoint missing one of MODEL's tensors or
+    holding one MODEL lacks is a one-line error, not a file silently half old."""
+    from densepose.engine.checkpoint import save_checkpoint
+
+    bundled_path = densepose.api.bundled_model_path()
+    bundled = torch.load(bundled_path, weights_only=True)
+    tuned = {k: v + 1 if v.is_floating_point() else v for k, v in bundled["model"].items()}
+    save_checkpoint(tmp_path / "run.pt", {"model": tuned, "iteration": 1345})
+    out = tmp_path / "new.pt"
+    assert main(["export", str(tmp_path / "run.pt"), "--onto", str(bundled_path), "--out", str(out)]) == 0
+    new = torch.load(out, weights_only=True)
+    assert new["config"] == bundled["config"] and new["model"].keys() == bundled["model"].keys()
+    assert all(torch.equal(new["model"][k], v) for k, v in tuned.items())
+    assert new["meta"]["weights_from"]["iteration"] == 1345
+
+    for name, model in (("short", dict(list(tuned.items())[1:])), ("extra", {**tuned, "mask_head.w": torch.zeros(1)})):
+        save_checkpoint(tmp_path / f"{name}.pt", {"model": model})
+        assert main(["export", str(tmp_path / f"{name}.pt"), "--onto", str(bundled_path), "--out", str(out)]) == 2
+        assert "do not fit" in _one_line_error(capsys)
+    assert main(["export", str(tmp_path / "run.pt"), "--onto", str(bundled_path), "--out", str(out),
+                 "--test-sizes", "384"]) == 2
+    assert "keeps the model file's settings" in _one_line_error(capsys)

@@ -2,6 +2,7 @@
 
     densepose export runs/light_synth --out model.pt [--test-sizes 384 256] [--set drop_group_boxes=true]
     densepose export runs/dp_only --densepose-onto densepose/assets/model_light.pt --out model.pt
+    densepose export runs/tuned --onto densepose/assets/model_light.pt --out model.pt
     densepose export model_final_162be9.pkl --format onnx --out densepose_r50.onnx   # or a model file; torchscript
 """
 from __future__ import annotations
@@ -26,9 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="settings",
                    help="model settings to write into the model file, e.g. drop_group_boxes=true "
                    "multisize_max_height=192 (fields of densepose.modeling.config.ModelConfig)")
-    p.add_argument("--densepose-onto", metavar="MODEL_FILE",
-                   help="write MODEL_FILE again with the DensePose branch of the checkpoint (e.g. a "
-                   "train_only_densepose run started from it); its settings and other weights stay")
+    onto = p.add_mutually_exclusive_group()
+    onto.add_argument("--onto", metavar="MODEL_FILE",
+                      help="write MODEL_FILE again with every weight of the checkpoint (a run started from it "
+                      "with --weights); its config and settings (test sizes, thresholds, box rules) stay")
+    onto.add_argument("--densepose-onto", metavar="MODEL_FILE",
+                      help="write MODEL_FILE again with the DensePose branch of the checkpoint (e.g. a "
+                      "train_only_densepose run started from it); its settings and other weights stay")
     p.set_defaults(func=run)
 
 
@@ -37,24 +42,26 @@ def run(args: argparse.Namespace) -> int:
     from densepose.errors import UserError
 
     if args.format != "model":
-        if args.test_sizes or args.settings:
-            raise UserError("--test-sizes and --set write a model file (--format model); a graph tests at one size")
+        if args.test_sizes or args.settings or args.onto or args.densepose_onto:
+            raise UserError("--test-sizes, --set, --onto and --densepose-onto write a model file (--format model)")
         from densepose.engine.export_graph import export_model_graph
 
         names = export_model_graph(args.checkpoint, args.out, args.format)
         size = Path(args.out).stat().st_size / 2**20
         print(f"wrote {args.out} ({args.format}, {size:.1f} MiB): image (3, H, W) RGB 0..255 -> {', '.join(names)}")
         return 0
-    if args.densepose_onto:
+    onto = args.onto or args.densepose_onto
+    if onto:
+        flag = "--onto" if args.onto else "--densepose-onto"
         if args.test_sizes or args.settings:
-            raise UserError("--densepose-onto keeps the model file's settings: write them with a second "
+            raise UserError(f"{flag} keeps the model file's settings: write them with a second "
                             "`densepose export MODEL --set ...`")
-        from densepose.engine.export import export_densepose_onto
+        from densepose.engine.export import export_onto
 
-        meta = export_densepose_onto(args.checkpoint, args.densepose_onto, args.out)
-        branch = meta["densepose_branch"]
-        print(f"wrote {args.out}: {args.densepose_onto} with the DensePose branch of {branch['source']} "
-              f"(iteration {branch['iteration']})")
+        meta = export_onto(args.checkpoint, onto, args.out, densepose_only=bool(args.densepose_onto))
+        taken = meta["densepose_branch" if args.densepose_onto else "weights_from"]
+        what = "the DensePose branch" if args.densepose_onto else "the weights"
+        print(f"wrote {args.out}: {onto} with {what} of {taken['source']} (iteration {taken['iteration']})")
         return 0
     meta = export_model(args.checkpoint, args.out, args.test_sizes, args.settings)
     size = Path(args.out).stat().st_size / 2**20

@@ -73,25 +73,30 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
     return write_model_file(out, model_config, weights, meta, str(src))
 
 
-def export_densepose_onto(checkpoint: str | Path, onto: str | Path, out: str | Path) -> dict:
-    """Write the model file ``onto`` again with its DensePose branch (`DENSEPOSE_BRANCH` weights) taken
-    from ``checkpoint`` (file or run folder, e.g. of a ``train_only_densepose`` run); its config,
-    settings and every other weight stay as they are. Returns the new file's ``meta``."""
+def export_onto(checkpoint: str | Path, onto: str | Path, out: str | Path, densepose_only: bool = False) -> dict:
+    """Write the model file ``onto`` again with weights taken from ``checkpoint`` (file or run folder
+    of a run started from ``onto``): all of them, or with ``densepose_only`` its DensePose branch
+    (`DENSEPOSE_BRANCH` weights, e.g. of a ``train_only_densepose`` run). The file's config and
+    settings (test sizes, thresholds, box rules) and every weight not taken stay as they are; the
+    taken weights must be exactly the file's (names), or it is an error. Returns the new file's ``meta``."""
     from densepose.engine.train import DENSEPOSE_BRANCH
     from densepose.modeling.model_file import read_model_file
 
     src = resolve_checkpoint(checkpoint)
     state = ckpt.load_checkpoint(src)
     base = read_model_file(onto)
-    branch = {k: v for k, v in state["model"].items() if k.startswith(DENSEPOSE_BRANCH)}
-    wanted = {k for k in base.weights if k.startswith(DENSEPOSE_BRANCH)}
-    if not branch or branch.keys() != wanted:
-        extra, missing = sorted(branch.keys() - wanted), sorted(wanted - branch.keys())
-        raise UserError(f"{src}: its DensePose branch does not fit {onto} ({len(missing)} of its tensors missing, "
-                        f"{len(extra)} unknown; first: {(missing or extra or ['no branch at all'])[0]})")
-    weights = {**base.weights, **{k: v.detach().cpu().to(base.weights[k].dtype).contiguous() for k, v in branch.items()}}
+    prefixes = DENSEPOSE_BRANCH if densepose_only else ("",)
+    taken = {k: v for k, v in state["model"].items() if k.startswith(prefixes)}
+    wanted = {k for k in base.weights if k.startswith(prefixes)}
+    what = "DensePose branch does" if densepose_only else "weights do"
+    if not taken or taken.keys() != wanted:
+        extra, missing = sorted(taken.keys() - wanted), sorted(wanted - taken.keys())
+        raise UserError(f"{src}: its {what} not fit {onto} ({len(missing)} of its tensors missing, "
+                        f"{len(extra)} unknown; first: {(missing or extra or ['none at all'])[0]})")
+    weights = {**base.weights, **{k: v.detach().cpu().to(base.weights[k].dtype).contiguous() for k, v in taken.items()}}
     iteration = state.get("iteration", -1)
-    meta = {**base.meta, "densepose_branch": {"source": str(src), "iteration": iteration if isinstance(iteration, int) else -1}}
+    key = "densepose_branch" if densepose_only else "weights_from"
+    meta = {**base.meta, key: {"source": str(src), "iteration": iteration if isinstance(iteration, int) else -1}}
     return write_model_file(out, base.config.to_dict(), weights, meta, str(src))
 
 
