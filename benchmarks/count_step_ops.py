@@ -1,7 +1,7 @@
 """Count the torch calls and host syncs of one training forward pass, by the function that makes them.
 
     python benchmarks/count_step_ops.py --data DIR [--batch 16] [--config configs/light_effnet_real.yaml]
-        [--weights densepose/assets/model_light.pt] [--densepose-only] [--top 20]
+        [--weights densepose/assets/model_light.pt] [--densepose-only] [--gpu-path] [--top 20]
 
 On a GPU each torch call is a kernel launch of some microseconds and each sync (a ``nonzero``, a
 tensor read as a Python bool or number) stalls the pipeline, so for a small model these counts,
@@ -9,7 +9,8 @@ not the arithmetic, set the time of a step. They are device-independent, so a CP
 for a GPU run. ``DIR`` is a `densepose synth` folder; the batch is the first of its loader (the
 config's augmentation, seed 0). Counts come from a ``TorchFunctionMode`` (forward only: autograd's
 backward ops are not torch-function calls), keyed by the innermost ``densepose`` function on the
-Python stack.
+Python stack. ``--gpu-path`` counts the path a GPU takes where it differs from the CPU's (the
+RPN's NMS of every image at once, `densepose.modeling.ops.nms_images`).
 """
 from __future__ import annotations
 
@@ -67,8 +68,13 @@ def main() -> None:
     ap.add_argument("--weights", default="densepose/assets/model_light.pt", help="model file to start from")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--densepose-only", action="store_true", help="train_only_densepose (the GPU run's setting)")
+    ap.add_argument("--gpu-path", action="store_true", help="count the calls of the path taken off the CPU")
     ap.add_argument("--top", type=int, default=20)
     args = ap.parse_args()
+    if args.gpu_path:
+        from densepose.modeling import rpn
+
+        rpn._nms_images_together = lambda device: True
 
     cfg = load_config(args.config, [f"data.root={args.data}", "data.num_workers=0", "data.zoom_prob=0.4",
                                     f"solver.ims_per_batch={args.batch}", "model.dp_max_rois_per_image=16"])

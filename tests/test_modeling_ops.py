@@ -11,6 +11,7 @@ from densepose.modeling.ops import (
     MultiScaleRoIAlign,
     assign_fpn_levels,
     batched_nms,
+    batched_nms_per_image,
     box_iou,
     decode_boxes,
     encode_boxes,
@@ -188,6 +189,48 @@ def test_batched_nms_is_per_group():
     idxs = torch.tensor([0, 0, 1, 1])
     assert batched_nms(boxes, scores, idxs, 0.5).tolist() == [0, 2, 3]
     assert nms(boxes, scores, 0.5).tolist() == [0, 3]
+
+
+@pytest.mark.parametrize("block", [16, 64, 1024])
+def test_nms_of_a_padded_batch_equals_each_image_alone(block):
+    """`batched_nms_per_image` keeps, for every image, exactly the boxes `batched_nms` keeps of that
+    image's valid boxes: with ties in the scores, an image with no box, a cap on the count, blocks
+    smaller and larger than an image."""
+    g = torch.Generator().manual_seed(block)
+    for trial in range(8):
+        n_img, n = 5, int(torch.randint(1, 300, (1,), generator=g))
+        xy = torch.rand(n_img, n, 2, generator=g) * 200
+        boxes = torch.cat([xy, xy + 1 + torch.rand(n_img, n, 2, generator=g) * 60], 2)
+        scores = torch.rand(n_img, n, generator=g)
+        if trial % 2:
+            scores = (scores * 10).round() / 10  # many ties
+        levels = torch.randint(0, 5, (n,), generator=g)
+        valid = torch.rand(n_img, n, generator=g) > 0.3
+        valid[0] = False
+        for cap in (None, 40):
+            got = batched_nms_per_image(boxes, scores, levels, valid, 0.5, max_output=cap, block=block)
+            assert len(got) == n_img and got[0].numel() == 0
+            for i in range(n_img):
+                b, s, lv = boxes[i][valid[i]], scores[i][valid[i]], levels[valid[i]]
+                assert torch.equal(boxes[i][got[i]], b[batched_nms(b, s, lv, 0.5, max_output=cap)])
+
+
+def test_rpn_proposals_are_the_same_with_every_image_s_nms_at_once(monkeypatch):
+    """The RPN's proposals of a batch are the same boxes, in the same order, whether its NMS runs
+    image by image (the CPU's path) or for every image at once (the path off the CPU)."""
+    from densepose.modeling import rpn as rpn_module
+    from densepose.modeling.config import ModelConfig
+
+    torch.manual_seed(0)
+    rpn = rpn_module.RPN(ModelConfig(), 16, (4, 8, 16, 32, 64)).eval()
+    sizes = [(96, 128), (80, 112), (96, 100)]
+    feats = [torch.randn(3, 16, 96 // s, 128 // s) for s in (4, 8, 16, 32, 64)]
+    with torch.no_grad():
+        alone, _ = rpn(feats, sizes)
+        monkeypatch.setattr(rpn_module, "_nms_images_together", lambda device: True)
+        together, _ = rpn(feats, sizes)
+    assert [p.shape[0] for p in alone] == [p.shape[0] for p in together] and alone[0].shape[0] > 100
+    assert all(torch.equal(a, t) for a, t in zip(alone, together))
 
 
 def test_box_iou_values():

@@ -6,7 +6,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.modeling.matching import match, sample_fg_bg
-from densepose.modeling.ops import AnchorGenerator, batched_nms, box_iou, clip_boxes, decode_boxes, encode_boxes, nonempty
+from densepose.modeling.ops import (
+    AnchorGenerator, batched_nms, batched_nms_per_image, box_iou, decode_boxes, encode_boxes, nonempty,
+)
 
 RPN_BOX_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
 
@@ -71,13 +73,16 @@ class RPN(nn.Module):
             scores_l.append(top)
             levels_l.append(torch.full((k,), lvl, dtype=torch.long, device=lo.device))
         boxes, scores, levels = torch.cat(boxes_l, 1), torch.cat(scores_l, 1), torch.cat(levels_l)
+        limit = torch.tensor([[w, h, w, h] for h, w in image_sizes], dtype=boxes.dtype, device=boxes.device)
+        boxes = torch.minimum(boxes.clamp(min=0), limit[:, None, :])  # clipped to each image (N, K, 4)
+        ok = nonempty(boxes.view(-1, 4)).view(n, -1) & torch.isfinite(scores)
+        if _nms_images_together(boxes.device):
+            keeps = batched_nms_per_image(boxes, scores, levels, ok, cfg.rpn_nms_thresh, max_output=post)
+            return [b[k] for b, k in zip(boxes, keeps)]
         out = []
-        for i, (h, w) in enumerate(image_sizes):
-            b, s, lv = clip_boxes(boxes[i], h, w), scores[i], levels
-            ok = nonempty(b) & torch.isfinite(s)
-            b, s, lv = b[ok], s[ok], lv[ok]
-            keep = batched_nms(b, s, lv, cfg.rpn_nms_thresh, max_output=post)
-            out.append(b[keep])
+        for b, s, o in zip(boxes, scores, ok):
+            b, s, lv = b[o], s[o], levels[o]
+            out.append(b[batched_nms(b, s, lv, cfg.rpn_nms_thresh, max_output=post)])
         return out
 
     def _losses(self, anchors: Tensor, logits: Tensor, deltas: Tensor, gt_boxes: list[Tensor]) -> dict[str, Tensor]:
@@ -101,6 +106,12 @@ class RPN(nn.Module):
         # d2 normalises both by the number of sampled anchors (batch size x images), not by #fg.
         norm = float(cfg.rpn_batch_size_per_image * n)
         return {"loss_rpn_cls": obj_loss / norm, "loss_rpn_loc": reg_loss / norm}
+
+
+def _nms_images_together(device: torch.device) -> bool:
+    """The NMS of every image at once (`batched_nms_per_image`) off the CPU, where each small call is
+    a kernel launch; image by image on the CPU, where compacting the survivors is cheaper."""
+    return device.type != "cpu"
 
 
 def _smooth_l1(x: Tensor, y: Tensor, beta: float) -> Tensor:

@@ -118,26 +118,33 @@ def decode_boxes(deltas: Tensor, ref: Tensor, weights: tuple[float, float, float
 
 
 def _overlaps(a: Tensor, b: Tensor, t: float, area_a: Tensor, area_b: Tensor) -> Tensor:
-    """(N, M) bool: IoU(a_i, b_j) > t, computed without a division and without (N, M, 2) temporaries;
-    ``area_a`` (N,) and ``area_b`` (M,) are the boxes' areas (`nms` computes them once per call)."""
-    w = (torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp_(min=0)
-    h = (torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])).clamp_(min=0)
-    inter = w.mul_(h)
-    union = area_a[:, None] + area_b[None, :] - inter
+    """(..., N, M) bool: IoU(a_i, b_j) > t for boxes a (..., N, 4) and b (..., M, 4) (leading
+    dimensions broadcast: one matrix per image of a batch), computed without a division and without
+    (N, M, 2) temporaries; ``area_a`` (..., N) and ``area_b`` (..., M) are the boxes' areas (`nms`
+    computes them once per call)."""
+    w = (torch.minimum(a[..., :, None, 2], b[..., None, :, 2]) - torch.maximum(a[..., :, None, 0], b[..., None, :, 0]))
+    h = (torch.minimum(a[..., :, None, 3], b[..., None, :, 3]) - torch.maximum(a[..., :, None, 1], b[..., None, :, 1]))
+    inter = w.clamp_(min=0).mul_(h.clamp_(min=0))
+    union = area_a[..., :, None] + area_b[..., None, :] - inter
     return (inter > t * union) & (union > 0)
 
 
 def _greedy_in_block(over: Tensor) -> Tensor:
     """Greedy keep mask (M,) of a block of boxes by decreasing score, ``over`` (M, M) bool with
     ``over[i, j]`` (only for i < j) when box i would suppress box j. Decided on the host in one
-    transfer, scanning only the boxes that suppress another: on a GPU a loop of small kernels with
-    a sync per round costs more than the scan."""
-    o = over.cpu().numpy()
-    k = np.ones(len(o), dtype=bool)
-    for i in np.flatnonzero(o.any(axis=1)):
+    transfer (`greedy_scan`): on a GPU a loop of small kernels with a sync per round costs more
+    than the scan."""
+    return torch.from_numpy(greedy_scan(over.cpu().numpy())).to(over.device)
+
+
+def greedy_scan(over: np.ndarray) -> np.ndarray:
+    """The greedy rule on the host: keep mask (M,) of ``over`` (M, M) bool, upper triangular, scanning
+    only the boxes that suppress another."""
+    k = np.ones(len(over), dtype=bool)
+    for i in np.flatnonzero(over.any(axis=1)):
         if k[i]:
-            k &= ~o[i]  # row i is False up to its diagonal, so box i and those above stay
-    return torch.from_numpy(k).to(over.device)
+            k &= ~over[i]  # row i is False up to its diagonal, so box i and those above stay
+    return k
 
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, block: int | None = None,
@@ -158,7 +165,7 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, block: int | None =
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     if block is None:
         block = 256 if boxes.device.type == "cpu" else 1024
-    order = scores.argsort(descending=True)
+    order = torch.sort(scores, descending=True, stable=True).indices  # stable: ties keep input order
     b = boxes[order]
     area = box_area(b)
     n = b.shape[0]
