@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from densepose.modeling.matching import match, sample_fg_bg
 from densepose.modeling.ops import (
-    AnchorGenerator, batched_nms, batched_nms_per_image, box_iou, decode_boxes, encode_boxes, nonempty,
+    AnchorGenerator, batched_nms, batched_nms_per_image, box_iou, clip_boxes, decode_boxes, encode_boxes, nonempty,
 )
 
 RPN_BOX_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
@@ -73,8 +73,8 @@ class RPN(nn.Module):
             scores_l.append(top)
             levels_l.append(torch.full((k,), lvl, dtype=torch.long, device=lo.device))
         boxes, scores, levels = torch.cat(boxes_l, 1), torch.cat(scores_l, 1), torch.cat(levels_l)
-        limit = torch.tensor([[w, h, w, h] for h, w in image_sizes], dtype=boxes.dtype, device=boxes.device)
-        boxes = torch.minimum(boxes.clamp(min=0), limit[:, None, :])  # clipped to each image (N, K, 4)
+        size = torch.tensor(image_sizes, dtype=boxes.dtype, device=boxes.device)[:, None, :, None]  # (N, 1, 2, 1)
+        boxes = clip_boxes(boxes, size[:, :, 0], size[:, :, 1])  # (N, K, 4), each image's boxes clipped to it
         ok = nonempty(boxes.view(-1, 4)).view(n, -1) & torch.isfinite(scores)
         if _nms_images_together(boxes.device):
             keeps = batched_nms_per_image(boxes, scores, levels, ok, cfg.rpn_nms_thresh, max_output=post)

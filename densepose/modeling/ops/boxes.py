@@ -63,11 +63,12 @@ def box_iou_xywh(dt: np.ndarray, gt: np.ndarray, gt_crowd: np.ndarray | None = N
         return np.where(inter > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
-def clip_boxes(boxes: Tensor, height: int, width: int) -> Tensor:
-    """Clip (N, 4) boxes to an image of (height, width)."""
-    x = boxes[:, 0::2].clamp(0, width)
-    y = boxes[:, 1::2].clamp(0, height)
-    return torch.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], dim=1)
+def clip_boxes(boxes: Tensor, height: int | Tensor, width: int | Tensor) -> Tensor:
+    """Clip boxes (..., 4) to an image of (height, width); for a batch (B, N, 4) of images of
+    different sizes, ``height`` and ``width`` may be (B, 1, 1) tensors."""
+    x = boxes[..., 0::2].clamp(min=0).clamp(max=width)
+    y = boxes[..., 1::2].clamp(min=0).clamp(max=height)
+    return torch.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], dim=-1)
 
 
 def grow_boxes(boxes: Tensor, margin_x: float, margin_y: float) -> Tensor:
