@@ -61,6 +61,8 @@ def test_train_then_export_then_predict(tmp_path, capsys):
     assert main(["train", "--config", "configs/light_synth.yaml", "--data", str(root), "--out", str(run),
                  "model_preset=tiny", "solver.max_iter=2", "checkpoint_period=1", "eval_period=0",
                  "data.num_workers=0", "cpu_amp=false", "solver.warmup_iters=1"]) == 0
+    # stderr is not a terminal here (a log file): the loss lines, no progress bar's \r updates
+    assert "\r" not in capsys.readouterr().err
     out = tmp_path / "model.pt"
     assert main(["export", str(run), "--out", str(out)]) == 0
     assert "iteration 2" in capsys.readouterr().out

@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import logging
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -160,7 +161,10 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
 
     writer = MetricsWriter(run_dir, start_iter) if info.is_main else None
     max_iter = cfg.solver.max_iter
-    bar = tqdm(total=max_iter, initial=start_iter, desc="train", disable=not info.is_main, dynamic_ncols=True)
+    # A bar only on a terminal: in a log file (nohup, a cluster job) it is thousands of \r-joined
+    # updates, and the periodic loss lines already give the iteration and the eta.
+    bar = tqdm(total=max_iter, initial=start_iter, desc="train", disable=not info.is_main or not _on_terminal(),
+               dynamic_ncols=True)
     autocast = (
         torch.autocast(device_type=device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext()
     )
@@ -355,6 +359,11 @@ def flatten_config(d: dict, prefix: str = "") -> dict:
         else:
             out[prefix + k] = v
     return out
+
+
+def _on_terminal() -> bool:
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _pick_device(name: str) -> torch.device:
