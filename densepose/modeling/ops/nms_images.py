@@ -45,11 +45,10 @@ def batched_nms_per_image(boxes: Tensor, scores: Tensor, groups: Tensor, valid: 
     column = torch.arange(n + 1, device=device)
     keep = column[None, :] < counts[:, None]  # sorted: the valid ones first
     start = torch.zeros(n_img, dtype=torch.long, device=device)  # first undecided position per image
-    done = (counts == 0).cpu().numpy()
+    finished = counts == 0  # (B,) on the device; its host copy decides the loop
     rows = torch.arange(n_img, device=device)[:, None]
-    while not done.all():
-        alive = keep & (column[None, :] >= start[:, None])
-        alive[torch.from_numpy(done).to(device)] = False
+    while not bool(finished.all()):
+        alive = keep & (column[None, :] >= start[:, None]) & ~finished[:, None]
         cand_mask = alive & (alive.cumsum(1) <= block)
         cand = torch.where(cand_mask, column, n).sort(dim=1).values[:, :block]  # (B, block); n = none
         cand_ok = cand < n
@@ -68,7 +67,7 @@ def batched_nms_per_image(boxes: Tensor, scores: Tensor, groups: Tensor, valid: 
             full = kept_so_far >= max_output
             keep &= ~(full[:, None] & later)
             stop |= full
-        done |= stop.cpu().numpy()
+        finished = finished | stop
     keep[:, n] = False
     out = order[keep]  # kept boxes, image by image, by decreasing score
     kept = keep.sum(dim=1).tolist()
