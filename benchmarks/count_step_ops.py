@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import random
 import sys
 import time
 from pathlib import Path
@@ -89,6 +90,9 @@ def main() -> None:
     images, targets = next(iter(loader))
 
     counter = CallCounter()
+    # The training size and the proposal and RoI samples are drawn at random: the same draws, the same counts.
+    random.seed(0)
+    torch.manual_seed(0)
     t0 = time.perf_counter()
     with counter:
         model(images, targets)
