@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from densepose.modeling.matching import match, sample_fg_bg
+from densepose.modeling.matching import match, sample_fg_bg_masks
 from densepose.modeling.ops import (
     AnchorGenerator, batched_nms, batched_nms_per_image, box_iou, clip_boxes, decode_boxes, encode_boxes, nonempty,
 )
@@ -86,23 +86,28 @@ class RPN(nn.Module):
         return out
 
     def _losses(self, anchors: Tensor, logits: Tensor, deltas: Tensor, gt_boxes: list[Tensor]) -> dict[str, Tensor]:
+        """Objectness and box losses of every image at once: anchors (A, 4), logits (N, A), deltas
+        (N, A, 4), per image its GT boxes (G_i, 4). Matching and sampling run on the batch (the
+        images' GT padded, the padding at IoU -1), so the device sees no per-image calls or syncs."""
         cfg = self.cfg
-        n = logits.shape[0]
-        obj_loss = logits.new_zeros(())
-        fg_anchors, fg_gt, fg_deltas = [], [], []
-        for i in range(n):
-            gt = gt_boxes[i]
-            matched, labels = match(box_iou(gt, anchors), cfg.rpn_fg_iou, cfg.rpn_bg_iou, allow_low_quality=True)
-            fg, bg = sample_fg_bg(labels, cfg.rpn_batch_size_per_image, cfg.rpn_positive_fraction)
-            idx = torch.cat([fg, bg])
-            target = torch.cat([torch.ones_like(fg), torch.zeros_like(bg)]).to(logits.dtype)
-            obj_loss = obj_loss + F.binary_cross_entropy_with_logits(logits[i, idx], target, reduction="sum")
-            fg_anchors.append(anchors[fg])
-            fg_gt.append(gt[matched[fg]])
-            fg_deltas.append(deltas[i, fg])
-        # The foreground anchors of every image encoded in one call.
-        tgt = encode_boxes(torch.cat(fg_anchors), torch.cat(fg_gt).to(anchors.dtype), RPN_BOX_WEIGHTS)
-        reg_loss = _smooth_l1(torch.cat(fg_deltas), tgt, cfg.rpn_smooth_l1_beta).sum()
+        n, a = logits.shape
+        counts = [int(g.shape[0]) for g in gt_boxes]
+        g_max = max(counts, default=0)
+        gt = anchors.new_zeros(n, g_max, 4)
+        iou = anchors.new_full((n, g_max, a), -1.0)
+        if g_max:
+            img = torch.repeat_interleave(torch.arange(n), torch.tensor(counts)).to(anchors.device)
+            pos = torch.cat([torch.arange(c) for c in counts]).to(anchors.device)
+            flat = torch.cat(gt_boxes).to(anchors.dtype)
+            gt[img, pos] = flat
+            iou[img, pos] = box_iou(flat, anchors)
+        matched, labels = match(iou, cfg.rpn_fg_iou, cfg.rpn_bg_iou, allow_low_quality=True)
+        fg, bg = sample_fg_bg_masks(labels, cfg.rpn_batch_size_per_image, cfg.rpn_positive_fraction)
+        sampled = fg | bg
+        obj_loss = F.binary_cross_entropy_with_logits(logits[sampled], fg[sampled].to(logits.dtype), reduction="sum")
+        fg_img, fg_anchor = fg.nonzero(as_tuple=True)
+        tgt = encode_boxes(anchors[fg_anchor], gt[fg_img, matched[fg_img, fg_anchor]], RPN_BOX_WEIGHTS)
+        reg_loss = _smooth_l1(deltas[fg_img, fg_anchor], tgt, cfg.rpn_smooth_l1_beta).sum()
         # d2 normalises both by the number of sampled anchors (batch size x images), not by #fg.
         norm = float(cfg.rpn_batch_size_per_image * n)
         return {"loss_rpn_cls": obj_loss / norm, "loss_rpn_loc": reg_loss / norm}
