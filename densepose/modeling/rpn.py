@@ -88,7 +88,8 @@ class RPN(nn.Module):
     def _losses(self, anchors: Tensor, logits: Tensor, deltas: Tensor, gt_boxes: list[Tensor]) -> dict[str, Tensor]:
         """Objectness and box losses of every image at once: anchors (A, 4), logits (N, A), deltas
         (N, A, 4), per image its GT boxes (G_i, 4). Matching and sampling run on the batch (the
-        images' GT padded, the padding at IoU -1), so the device sees no per-image calls or syncs."""
+        images' GT padded, the padding at IoU -1): the device sees no per-image calls, and two syncs
+        for the whole batch (the sampled anchors and the foreground ones)."""
         cfg = self.cfg
         n, a = logits.shape
         counts = [int(g.shape[0]) for g in gt_boxes]
