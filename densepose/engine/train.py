@@ -12,7 +12,6 @@ import dataclasses
 import inspect
 import logging
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -39,6 +38,7 @@ from densepose.engine.start_weights import (
     with_start_settings,
 )
 from densepose.errors import UserError
+from densepose.progress import on_terminal
 from densepose.modeling.model_file import read_model_file
 
 log = logging.getLogger("densepose.train")
@@ -163,7 +163,7 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
     max_iter = cfg.solver.max_iter
     # A bar only on a terminal: in a log file (nohup, a cluster job) it is thousands of \r-joined
     # updates, and the periodic loss lines already give the iteration and the eta.
-    bar = tqdm(total=max_iter, initial=start_iter, desc="train", disable=not info.is_main or not _on_terminal(),
+    bar = tqdm(total=max_iter, initial=start_iter, desc="train", disable=not info.is_main or not on_terminal(),
                dynamic_ncols=True)
     autocast = (
         torch.autocast(device_type=device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext()
@@ -359,11 +359,6 @@ def flatten_config(d: dict, prefix: str = "") -> dict:
         else:
             out[prefix + k] = v
     return out
-
-
-def _on_terminal() -> bool:
-    isatty = getattr(sys.stderr, "isatty", None)
-    return bool(isatty and isatty())
 
 
 def _pick_device(name: str) -> torch.device:

@@ -192,7 +192,7 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
 
     Returns the number of images rendered by this call.
     """
-    from tqdm import tqdm
+    from densepose.progress import Progress
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,7 +208,7 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
         try:
             if todo:
                 _init_worker(settings, photos, hdris, assets)
-            bar = tqdm(total=len(todo), desc="synth", unit="img", disable=not progress)
+            bar = Progress(len(todo), "synth", "img", enabled=progress)
             for job in jobs:
                 _work(job)
                 bar.update(1)
@@ -217,7 +217,7 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
             if "blas" in _WORKER:
                 _WORKER.pop("blas").restore_original_limits()
     else:
-        bar = tqdm(total=len(todo), desc="synth", unit="img", disable=not progress)
+        bar = Progress(len(todo), "synth", "img", enabled=progress)
         # Fresh interpreters: a forked copy of a process that runs threads (torch, BLAS, tqdm) can
         # hang on a lock some thread held at the fork (15 forked workers on a 16-core machine stood
         # still in their imports).
