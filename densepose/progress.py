@@ -20,12 +20,13 @@ def on_terminal(stream: TextIO | None = None) -> bool:
 class Progress:
     """``update(n)`` as work is done, ``close()`` at the end (or use it as a context manager).
 
-    On a terminal a tqdm bar; elsewhere ``desc: done / total unit (rate unit/s, about T left)``
-    at most every ``every_s`` seconds, and once more at the end. ``enabled=False`` says nothing.
+    On a terminal a tqdm bar (``leave=False``: gone when closed); elsewhere ``desc: done / total
+    unit (rate unit/s, about T left)`` at most every ``every_s`` seconds, and once more at the end.
+    ``total`` None: unknown (no total, no time left). ``enabled=False`` says nothing.
     """
 
-    def __init__(self, total: int, desc: str, unit: str, enabled: bool = True, every_s: float = 60.0,
-                 stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, total: int | None, desc: str, unit: str, enabled: bool = True, every_s: float = 60.0,
+                 stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic, leave: bool = True):
         self.total, self.desc, self.unit, self.every_s = total, desc, unit, every_s
         self.stream, self.clock = stream or sys.stderr, clock
         self.done = 0
@@ -34,7 +35,7 @@ class Progress:
         if enabled and on_terminal(self.stream):
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream)
+            self._bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, leave=leave)
         self._start = self._last = clock()
 
     def update(self, n: int = 1) -> None:
@@ -47,17 +48,18 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        elif self.enabled and self.total:
+        elif self.enabled and self.done:
             self._line()
         self.enabled = False  # a second close says nothing
 
     def _line(self) -> None:
         now = self._last = self.clock()
         rate = self.done / max(now - self._start, 1e-9)
-        left = (self.total - self.done) / rate if rate > 0 else float("inf")
-        eta = f", about {_duration(left)} left" if self.done < self.total and rate > 0 else ""
-        print(f"{self.desc}: {self.done} / {self.total} {self.unit} ({rate:.2f} {self.unit}/s{eta})",
-              file=self.stream, flush=True)
+        eta = ""
+        if self.total is not None and self.done < self.total and rate > 0:
+            eta = f", about {_duration((self.total - self.done) / rate)} left"
+        of = "" if self.total is None else f" / {self.total}"
+        print(f"{self.desc}: {self.done}{of} {self.unit} ({rate:.2f} {self.unit}/s{eta})", file=self.stream, flush=True)
 
     def __enter__(self) -> "Progress":
         return self

@@ -140,6 +140,15 @@ def test_video_predict_with_smoothing(tmp_path, fake_model, av):
     assert _count_frames(out2 / "clip_contours.mp4") == 2
 
 
+def test_video_progress_in_a_log_file_is_a_plain_line(tmp_path, fake_model, capsys, av):
+    """stderr not a terminal: the frames' progress ends in a plain count line, no \r bar updates."""
+    clip = tmp_path / "clip.mp4"
+    _write_video(clip)
+    assert main(["predict", str(clip), "--out", str(tmp_path / "out"), "--model", fake_model]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "clip: 6 / 6 frame" in err
+
+
 def test_video_broken_midway_keeps_decoded_frames(tmp_path, fake_model, capsys, av):
     clip = tmp_path / "clip.mp4"
     _write_video(clip, n=20, size=(96, 128))

@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from densepose.errors import UserError
+from densepose.progress import Progress
 from densepose.io.images import expand_inputs, is_video_path, read_image
 from densepose.predict.image_ids import assign_image_ids
 from densepose.predict.predictor import Predictor
@@ -88,7 +89,7 @@ def run_video(path: Path, stem: str, predictor: Predictor, opts: OutputOptions, 
     total = info.num_frames // max(opts.every, 1) if info.num_frames else None
     if opts.max_frames is not None:
         total = min(total or opts.max_frames, opts.max_frames)
-    bar = tqdm(total=total, desc=stem, unit="frame", leave=False, file=sys.stderr, disable=not progress)
+    bar = Progress(total, stem, "frame", enabled=progress, leave=False)
     done = people = 0
     t_infer = 0.0
     decode_error: UserError | None = None
