@@ -143,6 +143,28 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["synth", "preview", str(tmp_path), "--out", str(tmp_path / "s.png")]) == 2
 
 
+def test_assemble_joins_the_images_a_stopped_run_finished(reference, tmp_path, capsys):
+    """`densepose synth assemble DIR`: a run stopped before its end (no annotations.json, one image
+    unfinished) gets the annotations of the images it finished; a folder that is no synth output is
+    a one-line error."""
+    import shutil
+
+    from densepose.cli.main import main
+
+    run = tmp_path / "stopped"
+    shutil.copytree(reference, run)
+    (run / "annotations.json").unlink()
+    unfinished = sorted((run / "parts").glob("*.json"))[-1]
+    unfinished.unlink()
+    assert main(["synth", "assemble", str(run)]) == 0
+    assert "5 finished images" in capsys.readouterr().out
+    data = json.loads((run / "annotations.json").read_text())
+    want = json.loads((reference / "annotations.json").read_text())
+    assert len(data["images"]) == 5 and all(im in want["images"] for im in data["images"])
+    assert main(["synth", "assemble", str(tmp_path)]) == 2
+    assert "not a `densepose synth` output" in capsys.readouterr().err
+
+
 def test_preview_contact_sheet(reference, tmp_path):
     from densepose.synth.preview import contact_sheet
 

@@ -20,6 +20,7 @@ painted clothes on photo or procedural backgrounds (the first generator: fastest
 examples:
   densepose synth --out DIR --num N [--size 512] [--seed S] [--workers K] [--shard i/N]
   densepose synth merge DIR... --out DIR
+  densepose synth assemble DIR      # annotations.json of the images a stopped run finished
   densepose synth preview DIR --out sheet.png [--num 6]
 
 Asset folders default to data/{backgrounds,hdri,makehuman} in the repository, else to
@@ -89,12 +90,17 @@ def register(subparsers) -> None:
                    help="MakeHuman clothes/hair folder (.obj + .mhclo; '' for procedural garments only)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_generate)
-    sub = p.add_subparsers(dest="synth_command", required=False, metavar="{merge,preview}")
+    sub = p.add_subparsers(dest="synth_command", required=False, metavar="{merge,assemble,preview}")
 
     m = sub.add_parser("merge", help="join shard directories")
     m.add_argument("inputs", nargs="+", help="shard directories")
     m.add_argument("--out", required=True, help="output directory")
     m.set_defaults(func=run_merge)
+
+    a = sub.add_parser("assemble", help="write annotations.json of the images finished so far (a run stopped "
+                       "early, e.g. by a time limit); a later run with the same options renders the rest")
+    a.add_argument("dir", help="a `densepose synth` output directory")
+    a.set_defaults(func=run_assemble)
 
     v = sub.add_parser("preview", help="contact sheet of a few samples: RGB | parts | U | V")
     v.add_argument("dir", help="a `densepose synth` output directory")
@@ -148,6 +154,16 @@ def run_merge(args) -> int:
 
     n = merge(args.inputs, args.out)
     print(f"merged {n} images into {args.out}")
+    return 0
+
+
+def run_assemble(args) -> int:
+    from densepose.synth.writer import assemble
+
+    if not (Path(args.dir) / "synth.json").is_file():
+        raise UserError(f"{args.dir}: not a `densepose synth` output (no synth.json)")
+    n = assemble(Path(args.dir))
+    print(f"{args.dir}: {n} finished images in annotations.json")
     return 0
 
 

@@ -230,8 +230,9 @@ def generate(out: str | Path, settings: RunSettings, photos: list[str], shard: t
     return len(todo)
 
 
-def assemble(out: Path, settings: RunSettings | None = None, shard: tuple[int, int] | None = None) -> None:
-    """Join ``parts/*.json`` into ``annotations.json`` in each split folder (annotation ids renumbered).
+def assemble(out: Path, settings: RunSettings | None = None, shard: tuple[int, int] | None = None) -> int:
+    """Join ``parts/*.json`` into ``annotations.json`` in each split folder (annotation ids renumbered);
+    returns the number of images joined (0 when nothing was written).
 
     With ``shard``, nothing is written until every image of that shard is done.
     """
@@ -239,11 +240,12 @@ def assemble(out: Path, settings: RunSettings | None = None, shard: tuple[int, i
     if settings is not None and shard is not None:
         i, n = shard
         if any(not done(out, settings, k) for k in range(i, settings.num, n)):
-            return
+            return 0
     if settings is not None:
         subs = split_dirs(settings)
     else:
         subs = [s for s in ("", "train", "val") if (out / s / "parts").is_dir()]
+    joined = 0
     for sub in subs:
         folder = out / sub
         images, annotations = [], []
@@ -256,6 +258,8 @@ def assemble(out: Path, settings: RunSettings | None = None, shard: tuple[int, i
         data = {"info": {"description": "densepose synth (Anny)"}, "images": images, "annotations": annotations,
                 "categories": CATEGORIES}
         atomic_write_bytes(folder / "annotations.json", json.dumps(data, separators=(",", ":")).encode())
+        joined += len(images)
+    return joined
 
 
 def merge(inputs: list[str | Path], out: str | Path) -> int:
