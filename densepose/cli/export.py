@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.format != "model":
         if args.test_sizes or args.settings or args.onto or args.densepose_onto:
-            raise UserError("--test-sizes, --set, --onto and --densepose-onto write a model file (--format model); a graph tests at one size")
+            raise UserError("--test-sizes, --set, --onto and --densepose-onto write a model file (--format model); "
+                            "a graph tests at one size")
         from densepose.engine.export_graph import export_model_graph
 
         names = export_model_graph(args.checkpoint, args.out, args.format)

@@ -38,8 +38,8 @@ from densepose.engine.start_weights import (
     with_start_settings,
 )
 from densepose.errors import UserError
-from densepose.progress import on_terminal
 from densepose.modeling.model_file import read_model_file
+from densepose.progress import on_terminal
 
 log = logging.getLogger("densepose.train")
 

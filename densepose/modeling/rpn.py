@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.modeling.matching import match, sample_fg_bg_masks
+from densepose.modeling.ops.groups import slots_in_groups
 from densepose.modeling.ops import (
     AnchorGenerator, batched_nms, batched_nms_per_image, box_iou, clip_boxes, decode_boxes, encode_boxes, nonempty,
 )
@@ -97,8 +98,9 @@ class RPN(nn.Module):
         gt = anchors.new_zeros(n, g_max, 4)
         iou = anchors.new_full((n, g_max, a), -1.0)
         if g_max:
-            img = torch.repeat_interleave(torch.arange(n), torch.tensor(counts)).to(anchors.device)
-            pos = torch.cat([torch.arange(c) for c in counts]).to(anchors.device)
+            count_t = torch.tensor(counts, device=anchors.device)
+            img = torch.repeat_interleave(torch.arange(n, device=anchors.device), count_t)
+            pos = slots_in_groups(img, count_t)
             flat = torch.cat(gt_boxes).to(anchors.dtype)
             gt[img, pos] = flat
             iou[img, pos] = box_iou(flat, anchors)

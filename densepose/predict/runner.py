@@ -12,13 +12,13 @@ import numpy as np
 from tqdm import tqdm
 
 from densepose.errors import UserError
-from densepose.progress import Progress
 from densepose.io.images import expand_inputs, is_video_path, read_image
 from densepose.predict.image_ids import assign_image_ids
 from densepose.predict.predictor import Predictor
 from densepose.predict.results import compose
 from densepose.predict.tracking import Tracker, UVSmoother
 from densepose.predict.writers import OutputOptions, coco_records, vis_name, write_file, write_frame_outputs
+from densepose.progress import Progress
 from densepose.vis.render import render_layers
 
 

@@ -118,7 +118,7 @@ def decode_boxes(deltas: Tensor, ref: Tensor, weights: tuple[float, float, float
     return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=1)
 
 
-def _overlaps(a: Tensor, b: Tensor, t: float, area_a: Tensor, area_b: Tensor) -> Tensor:
+def iou_above(a: Tensor, b: Tensor, t: float, area_a: Tensor, area_b: Tensor) -> Tensor:
     """(..., N, M) bool: IoU(a_i, b_j) > t for boxes a (..., N, 4) and b (..., M, 4) (leading
     dimensions broadcast: one matrix per image of a batch), computed without a division and without
     (N, M, 2) temporaries; ``area_a`` (..., N) and ``area_b`` (..., M) are the boxes' areas (`nms`
@@ -179,10 +179,10 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, block: int | None =
         cand, rest = alive[:block], alive[block:]
         blk = b[cand]
         blk_area = area[cand]
-        k = _greedy_in_block(torch.triu(_overlaps(blk, blk, iou_threshold, blk_area, blk_area), diagonal=1))
+        k = _greedy_in_block(torch.triu(iou_above(blk, blk, iou_threshold, blk_area, blk_area), diagonal=1))
         keep[cand] = k
         if rest.numel():
-            keep[rest] = ~_overlaps(blk[k], b[rest], iou_threshold, blk_area[k], area[rest]).any(dim=0)
+            keep[rest] = ~iou_above(blk[k], b[rest], iou_threshold, blk_area[k], area[rest]).any(dim=0)
         pos = int(cand[-1]) + 1
         if max_output is not None and int(keep[:pos].sum()) >= max_output:
             keep[pos:] = False

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from densepose.modeling.ops.boxes import _overlaps, box_area, greedy_scan
+from densepose.modeling.ops.boxes import box_area, greedy_scan, iou_above
 
 
 def batched_nms_per_image(boxes: Tensor, scores: Tensor, groups: Tensor, valid: Tensor, iou_threshold: float,
@@ -53,13 +53,13 @@ def batched_nms_per_image(boxes: Tensor, scores: Tensor, groups: Tensor, valid: 
         cand = torch.where(cand_mask, column, n).sort(dim=1).values[:, :block]  # (B, block); n = none
         cand_ok = cand < n
         blk, blk_area = b[rows, cand], area[rows, cand]
-        over = torch.triu(_overlaps(blk, blk, iou_threshold, blk_area, blk_area), diagonal=1)
+        over = torch.triu(iou_above(blk, blk, iou_threshold, blk_area, blk_area), diagonal=1)
         over &= cand_ok[:, :, None] & cand_ok[:, None, :]
         decided = torch.from_numpy(np.stack([greedy_scan(o) for o in over.cpu().numpy()])).to(device) & cand_ok
         keep[rows, cand] = decided | ~cand_ok & keep[rows, cand]  # the dummy column keeps its value
         last = torch.where(cand_ok, cand, -1).amax(dim=1)
         later = column[None, :] > last[:, None]
-        keep &= ~(_overlaps(blk, b, iou_threshold, blk_area, area) & decided[:, :, None]).any(dim=1) | ~later
+        keep &= ~(iou_above(blk, b, iou_threshold, blk_area, area) & decided[:, :, None]).any(dim=1) | ~later
         start = torch.where(last >= 0, last + 1, start)
         kept_so_far = (keep & ~later).sum(dim=1)
         stop = ~(keep & later).any(dim=1)

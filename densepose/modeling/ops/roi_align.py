@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densepose.modeling.ops.groups import slots_in_groups
+
 
 #: Rows gathered per chunk (x channels) in the gather path; bounds its memory.
 _CHUNK_ELEMS = 1 << 24
@@ -132,9 +134,7 @@ def roi_align(
         bidx = rois[:, 0].long()
         counts = torch.bincount(bidx, minlength=n)
         kmax = int(counts.max())
-        order = torch.argsort(bidx, stable=True)
-        slot = torch.empty_like(bidx)
-        slot[order] = torch.arange(k, device=bidx.device) - (torch.cumsum(counts, 0) - counts)[bidx[order]]
+        slot = slots_in_groups(bidx, counts)
         g = grid.new_zeros((n, kmax, sy, sx, 2))
         g[bidx, slot] = grid
         v = valid.new_zeros((n, kmax, sy, sx))
