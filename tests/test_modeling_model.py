@@ -372,34 +372,3 @@ def test_labels_uv_equal_the_full_resize_without_resizing_every_map(monkeypatch,
         torch.testing.assert_close(vv, ref_v, atol=1e-5, rtol=0)
         assert (labels > 0).any() and (labels == 0).any()
     assert resized_channels and max(resized_channels) <= 2  # U and V of the chosen chart only
-
-
-def test_box_losses_of_a_batch_are_its_images_losses_pooled():
-    """The box head's targets of all images are encoded in one call: each image's foreground
-    proposals must still meet their own ground truth (a batch equals its images, weighted)."""
-    from densepose.modeling.roi_heads import ProposalSample, box_losses
-
-    g = torch.Generator().manual_seed(0)
-
-    def image(k, n_gt, fg):
-        xy = torch.rand(k, 2, generator=g) * 50
-        boxes = torch.cat([xy, xy + 5 + torch.rand(k, 2, generator=g) * 30], 1)
-        gt_xy = torch.rand(n_gt, 2, generator=g) * 50
-        gt = torch.cat([gt_xy, gt_xy + 10 + torch.rand(n_gt, 2, generator=g) * 30], 1)
-        is_fg = torch.zeros(k, dtype=torch.bool)
-        is_fg[:fg] = True
-        gt_index = torch.randint(0, max(n_gt, 1), (k,), generator=g)
-        return ProposalSample(boxes, is_fg, gt_index, torch.rand(k, generator=g)), gt
-
-    images = [image(7, 3, 4), image(5, 0, 0), image(6, 2, 6)]  # the middle one: no people
-    logits, deltas = torch.randn(18, 2, generator=g), torch.randn(18, 4, generator=g)
-    weights = (10.0, 10.0, 5.0, 5.0)
-    batch = box_losses(logits, deltas, [s for s, _ in images], [gt for _, gt in images], weights, 0.0)
-    pooled, start = 0.0, 0
-    for s, gt in images:
-        k = s.boxes.shape[0]
-        one = box_losses(logits[start:start + k], deltas[start:start + k], [s], [gt], weights, 0.0)
-        pooled += float(one["loss_box_reg"]) * k
-        start += k
-    assert float(batch["loss_box_reg"]) * 18 == pytest.approx(pooled, rel=1e-6)
-    assert float(batch["loss_box_reg"]) > 0

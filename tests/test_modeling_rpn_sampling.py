@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 from densepose.modeling import rpn as rpn_module
 from densepose.modeling.config import ModelConfig
-from densepose.modeling.matching import match, sample_fg_bg, sample_fg_bg_masks
+from densepose.modeling.matching import match, sample_fg_bg_masks
 from densepose.modeling.ops import box_iou, encode_boxes
+from image_by_image import sample_fg_bg
 
 
 def _random_boxes(g: torch.Generator, n: int, size: float = 200.0) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.data.rle import DP_MASK_SIZE
+from densepose.modeling.ops.groups import slots_in_groups
 from densepose.surface.parts import NUM_CHARTS
 
 NUM_PATCHES = NUM_CHARTS  # detectron2's name for the chart count
@@ -198,48 +199,51 @@ def pack_targets(dp_list: list, gt_boxes: Tensor, device) -> DensePoseTargets:
     )
 
 
-def densepose_rois(samples: list, fg_boxes: list[Tensor], fg_gt: list[Tensor], targets: list[dict], fg_iou: float,
+def densepose_rois(samples, targets: list[dict], fg_iou: float,
                    max_per_image: int) -> tuple[DensePoseTargets, list[Tensor], list[Tensor], Tensor]:
     """The foreground proposals that train the DensePose head, and their packed targets.
 
     A proposal trains it when it overlaps its ground truth by IoU > ``fg_iou`` and that person
     carries DensePose data; at most ``max_per_image`` per image (0: no limit), drawn at random.
+    The rows of every image are chosen at once (the cap as a rank among random keys within each
+    image): two host syncs for the batch, whatever the number of images.
 
     Args:
-        samples: per image the proposal sample (``iou`` and ``is_fg`` (P_i,) of `sample_proposals`).
-        fg_boxes, fg_gt: per image the foreground boxes (F_i, 4) and their ground-truth index (F_i,).
+        samples: the batch's `densepose.modeling.roi_heads.ProposalSamples`.
         targets: per image the target dict (``boxes`` (G_i, 4), ``dp`` G_i entries or None).
 
     Returns:
         (packed targets of every person with DensePose data in the batch, per image the chosen
-        boxes (D_i, 4) and their index into the packed targets (D_i,), (sum F_i,) bool: chosen).
+        boxes (D_i, 4) and their index into the packed targets (D_i,), (sum F_i,) bool: which of
+        the foreground rows (`ProposalSamples.fg_rows`) are chosen).
     """
-    device = fg_boxes[0].device
+    device = samples.boxes.device
     # Global index of every DP-carrying GT across the batch; -1 where a GT has no DP data.
-    dp_entries, dp_boxes, gmap = [], [], []
+    dp_entries, dp_boxes, dp_index, first_gt = [], [], [], []
     for t in targets:
-        dps = t.get("dp") or [None] * t["boxes"].shape[0]
-        m = torch.full((t["boxes"].shape[0],), -1, dtype=torch.long)
-        for g, d in enumerate(dps):
+        first_gt.append(len(dp_index))
+        for g, d in enumerate(t.get("dp") or [None] * t["boxes"].shape[0]):
+            dp_index.append(-1 if d is None else len(dp_entries))
             if d is not None:
-                m[g] = len(dp_entries)
                 dp_entries.append(d)
                 dp_boxes.append(t["boxes"][g])
-        gmap.append(m.to(device))
     packed = pack_targets(dp_entries, torch.stack(dp_boxes) if dp_boxes else torch.zeros((0, 4), device=device), device)
-    sel_boxes, sel_gt, sel_fg = [], [], []
-    for s, b, g, m in zip(samples, fg_boxes, fg_gt, gmap):
-        dpg = m[g] if g.numel() else g
-        keep = (s.iou[s.is_fg] > fg_iou) & (dpg >= 0)
-        if max_per_image and int(keep.sum()) > max_per_image:
-            idx = keep.nonzero()[:, 0]
-            idx = idx[torch.randperm(idx.numel(), device=idx.device)[:max_per_image]]
-            keep = torch.zeros_like(keep)
-            keep[idx] = True
-        sel_boxes.append(b[keep])
-        sel_gt.append(dpg[keep])
-        sel_fg.append(keep)
-    return packed, sel_boxes, sel_gt, torch.cat(sel_fg)
+    rows = samples.fg_rows()
+    img = samples.image[rows]
+    # A foreground row's image has GT: its gt_index is a real GT of that image.
+    gt_row = torch.tensor(first_gt, dtype=torch.long).to(device)[img] + samples.gt_index[rows]
+    dpg = torch.tensor(dp_index, dtype=torch.long).to(device)[gt_row]
+    keep = (samples.iou[rows] > fg_iou) & (dpg >= 0)
+    if max_per_image:
+        # Rank the eligible rows of each image by a random key (the others after them), keep the first.
+        key = torch.rand(keep.shape, device=device) + (~keep).to(torch.float32) * 2
+        by_key = torch.argsort(key)
+        rank = torch.empty_like(img)
+        rank[by_key] = slots_in_groups(img[by_key], torch.bincount(img, minlength=len(targets)))
+        keep &= rank < max_per_image
+    chosen = keep.nonzero()[:, 0]
+    counts = torch.bincount(img[chosen], minlength=len(targets)).tolist()
+    return packed, list(samples.boxes[rows[chosen]].split(counts)), list(dpg[chosen].split(counts)), keep
 
 
 def coarse_targets(boxes: Tensor, gt_index: Tensor, t: DensePoseTargets, size: int) -> Tensor:

@@ -28,24 +28,9 @@ def match(iou: Tensor, fg_thresh: float, bg_thresh: float, allow_low_quality: bo
     return matched, labels
 
 
-def sample_fg_bg(labels: Tensor, batch_size: int, positive_fraction: float,
-                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """Randomly pick at most ``batch_size * positive_fraction`` fg (label 1) and fill with bg (0).
-
-    Returns (fg indices, bg indices).
-    """
-    fg = torch.nonzero(labels == 1).squeeze(1)
-    bg = torch.nonzero(labels == 0).squeeze(1)
-    n_fg = min(fg.numel(), int(batch_size * positive_fraction))
-    n_bg = min(bg.numel(), batch_size - n_fg)
-    fg = fg[torch.randperm(fg.numel(), device=fg.device, generator=generator)[:n_fg]] if n_fg < fg.numel() else fg
-    bg = bg[torch.randperm(bg.numel(), device=bg.device, generator=generator)[:n_bg]] if n_bg < bg.numel() else bg
-    return fg, bg
-
-
 def sample_fg_bg_masks(labels: Tensor, batch_size: int, positive_fraction: float) -> tuple[Tensor, Tensor]:
-    """`sample_fg_bg` for every image of a batch at once, without a host sync: ``labels`` (B, N) ->
-    (fg, bg) (B, N) bool masks. Per image at most ``batch_size * positive_fraction`` fg drawn at
+    """Balanced fg/bg sampling of every image of a batch at once, without a host sync: ``labels``
+    (B, N) -> (fg, bg) (B, N) bool masks. Per image at most ``batch_size * positive_fraction`` fg drawn at
     random (each subset of that size equally likely), filled up to ``batch_size`` with bg."""
     n_img, n = labels.shape
     cap_fg = int(batch_size * positive_fraction)

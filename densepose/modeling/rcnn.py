@@ -196,12 +196,10 @@ class DensePoseRCNN(nn.Module):
         losses: dict[str, Tensor] = {}
         gt_boxes = [t["boxes"] for t in targets]
         samples = sample_proposals(proposals, gt_boxes, cfg)
-        boxes = [s.boxes for s in samples]
-        logits, deltas = self.box_head(self.box_pooler(fpn4, boxes))
-        losses.update(box_losses(logits, deltas, samples, gt_boxes, cfg.box_reg_weights, cfg.box_smooth_l1_beta))
+        logits, deltas = self.box_head(self.box_pooler(fpn4, samples.per_image(samples.boxes)))
+        losses.update(box_losses(logits, deltas, samples, cfg.box_reg_weights, cfg.box_smooth_l1_beta))
 
-        fg_boxes = [s.boxes[s.is_fg] for s in samples]
-        fg_gt = [s.gt_index[s.is_fg] for s in samples]
+        fg_boxes, fg_gt = samples.fg_per_image(samples.boxes), samples.fg_per_image(samples.gt_index)
         mask_out = kp_out = None
         if cfg.mask_on:
             mask_out = self.mask_head(self.mask_pooler(fpn4, fg_boxes))
@@ -210,13 +208,12 @@ class DensePoseRCNN(nn.Module):
             kp_out = self.keypoint_head(self.keypoint_pooler(fpn4, fg_boxes))
             losses["loss_keypoint"] = keypoint_head_loss(kp_out[0], fg_boxes, fg_gt, targets) * cfg.keypoint_loss_weight
         if cfg.densepose_on:
-            losses.update(self._train_densepose(feats, fg_boxes, fg_gt, samples, targets, mask_out, kp_out))
+            losses.update(self._train_densepose(feats, samples, targets, mask_out, kp_out))
         return losses
 
-    def _train_densepose(self, feats, fg_boxes, fg_gt, samples, targets, mask_out, kp_out):
+    def _train_densepose(self, feats, samples, targets, mask_out, kp_out):
         cfg = self.cfg
-        packed, sel_boxes, sel_gt, keep_all = densepose_rois(samples, fg_boxes, fg_gt, targets, cfg.dp_fg_iou,
-                                                             cfg.dp_max_rois_per_image)
+        packed, sel_boxes, sel_gt, keep_all = densepose_rois(samples, targets, cfg.dp_fg_iou, cfg.dp_max_rois_per_image)
         roi_feat = self._dp_features(feats, sel_boxes)
         mask_extra = (mask_out[0][keep_all], mask_out[1][keep_all]) if mask_out is not None else None
         kp_extra = (kp_out[0][keep_all], kp_out[1][keep_all]) if kp_out is not None else None

@@ -1,12 +1,15 @@
 """ROI heads: proposal sampling, 2-FC box head (person vs background), mask and keypoint heads."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from densepose.modeling.matching import match, sample_fg_bg
+from densepose.modeling.matching import match, sample_fg_bg_masks
 from densepose.modeling.ops import box_iou, clip_boxes, decode_boxes, encode_boxes, nms, roi_align
+from densepose.modeling.ops.groups import pad_groups
 from densepose.modeling.rpn import _smooth_l1
 
 
@@ -16,28 +19,71 @@ def _c2_msra(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-class ProposalSample:
-    """The sampled proposals of one image: boxes (K, 4), fg flag, matched GT index, IoU to it."""
+@dataclass
+class ProposalSamples:
+    """The sampled proposals of a batch, image after image and, within an image, foreground first.
 
-    def __init__(self, boxes: Tensor, is_fg: Tensor, gt_index: Tensor, iou: Tensor):
-        self.boxes, self.is_fg, self.gt_index, self.iou = boxes, is_fg, gt_index, iou
+    ``boxes`` (K, 4); ``image`` (K,) the image of each; ``is_fg`` (K,) bool; ``gt_index`` (K,) the
+    matched GT within its image; ``gt_boxes`` (K, 4) that GT's box for the foreground, the proposal
+    itself for the background (so every row encodes to a finite target); ``iou`` (K,) the best IoU
+    with the image's GT (0 without GT). ``counts`` and ``fg_counts``: per image K_i and F_i.
+    """
+
+    boxes: Tensor
+    image: Tensor
+    is_fg: Tensor
+    gt_index: Tensor
+    gt_boxes: Tensor
+    iou: Tensor
+    counts: list[int]
+    fg_counts: list[int]
+
+    def per_image(self, x: Tensor) -> list[Tensor]:
+        """(K, ...) rows -> per image its (K_i, ...) rows."""
+        return list(x.split(self.counts))
+
+    def fg_per_image(self, x: Tensor) -> list[Tensor]:
+        """(K, ...) rows -> per image its (F_i, ...) foreground rows (no host sync: they lead each image)."""
+        return [rows[:f] for rows, f in zip(x.split(self.counts), self.fg_counts)]
+
+    def fg_rows(self) -> Tensor:
+        """(sum F_i,) the foreground rows' positions, image after image."""
+        starts = [sum(self.counts[:i]) for i in range(len(self.counts))]
+        rows = [torch.arange(s, s + f) for s, f in zip(starts, self.fg_counts)]
+        return torch.cat(rows).to(self.boxes.device) if rows else torch.zeros(0, dtype=torch.long)
 
 
-def sample_proposals(proposals: list[Tensor], gt_boxes: list[Tensor], cfg) -> list[ProposalSample]:
+def sample_proposals(proposals: list[Tensor], gt_boxes: list[Tensor], cfg) -> ProposalSamples:
     """Add GT boxes to the proposals, match at ``roi_fg_iou`` and sample ``roi_batch_size_per_image``
-    at ``roi_positive_fraction`` (d2 defaults 512 @ 0.25, IoU 0.5)."""
-    out = []
-    for props, gt in zip(proposals, gt_boxes):
-        boxes = torch.cat([props, gt.to(props.dtype)])
-        iou = box_iou(gt, boxes)
-        matched, labels = match(iou, cfg.roi_fg_iou, cfg.roi_fg_iou, allow_low_quality=False)
-        fg, bg = sample_fg_bg(labels, cfg.roi_batch_size_per_image, cfg.roi_positive_fraction)
-        idx = torch.cat([fg, bg])
-        best = iou.max(dim=0).values if gt.shape[0] else boxes.new_zeros(boxes.shape[0])
-        is_fg = torch.zeros(idx.numel(), dtype=torch.bool, device=boxes.device)
-        is_fg[: fg.numel()] = True
-        out.append(ProposalSample(boxes[idx], is_fg, matched[idx], best[idx]))
-    return out
+    at ``roi_positive_fraction`` (d2 defaults 512 @ 0.25, IoU 0.5).
+
+    Every image at once: its proposals (P_i, 4) and then its GT (G_i, 4) are padded into one (B, P + G)
+    batch of candidates, matched on a (B, G, P + G) IoU array (padding at -1, which matches nothing)
+    and drawn by `sample_fg_bg_masks`; two host syncs for the whole batch (the drawn rows and the
+    counts), whatever the number of images.
+    """
+    dtype = proposals[0].dtype
+    props, props_ok, _, _ = pad_groups(proposals)
+    gt, gt_ok, _, _ = pad_groups(gt_boxes)
+    gt = gt.to(dtype)
+    cands, cands_ok = torch.cat([props, gt], 1), torch.cat([props_ok, gt_ok], 1)  # (B, C, 4), (B, C)
+    iou = torch.where(gt_ok[:, :, None] & cands_ok[:, None, :], box_iou(gt, cands), -1.0)  # (B, G, C)
+    matched, labels = match(iou, cfg.roi_fg_iou, cfg.roi_fg_iou, allow_low_quality=False)
+    labels = torch.where(cands_ok, labels, torch.full_like(labels, -1))
+    fg, bg = sample_fg_bg_masks(labels, cfg.roi_batch_size_per_image, cfg.roi_positive_fraction)
+    best = iou.max(dim=1).values.clamp(min=0) if gt.shape[1] else cands.new_zeros(cands.shape[:2])
+
+    img, col = (fg | bg).nonzero(as_tuple=True)
+    key = img * 2 + (~fg[img, col]).long()  # per image: foreground (2i) first, then background (2i + 1)
+    order = torch.argsort(key, stable=True)
+    img, col, key = img[order], col[order], key[order]
+    is_fg = key % 2 == 0
+    per_kind = torch.bincount(key, minlength=2 * len(proposals)).view(-1, 2)  # (B, [fg, bg])
+    fg_counts, counts = torch.stack([per_kind[:, 0], per_kind.sum(1)]).tolist()
+    boxes, gt_index = cands[img, col], matched[img, col]
+    matched_boxes = gt[img, gt_index] if gt.shape[1] else boxes  # a padding row matches GT 0 and is background
+    return ProposalSamples(boxes, img, is_fg, gt_index, torch.where(is_fg[:, None], matched_boxes, boxes),
+                           best[img, col], counts, fg_counts)
 
 
 class BoxHead(nn.Module):
@@ -63,17 +109,16 @@ class BoxHead(nn.Module):
         return self.cls_score(x), self.bbox_pred(x)
 
 
-def box_losses(logits: Tensor, deltas: Tensor, samples: list[ProposalSample], gt_boxes: list[Tensor],
-               weights, beta: float) -> dict[str, Tensor]:
-    """CE over all sampled proposals (mean); L1 on fg deltas summed and divided by #sampled (d2)."""
-    labels = torch.cat([s.is_fg.long() for s in samples])
+def box_losses(logits: Tensor, deltas: Tensor, samples: ProposalSamples, weights, beta: float) -> dict[str, Tensor]:
+    """CE over all sampled proposals (mean); L1 on fg deltas summed and divided by #sampled (d2).
+
+    Every row is encoded in one call; the background rows (their target their own box) are left
+    out of the sum by a mask rather than by indexing, which would need a host sync."""
+    labels = samples.is_fg.long()
     loss_cls = F.cross_entropy(logits, labels) if labels.numel() else logits.sum() * 0
-    # The foreground proposals of every image, in order, encoded in one call.
-    fgmask = torch.cat([s.is_fg for s in samples])
-    ref = torch.cat([s.boxes[s.is_fg] for s in samples])
-    matched = torch.cat([gt[s.gt_index[s.is_fg]].to(s.boxes.dtype) for s, gt in zip(samples, gt_boxes)])
-    tgt = encode_boxes(ref, matched, weights)
-    loss_reg = _smooth_l1(deltas[fgmask], tgt, beta).sum() / max(1, labels.numel())
+    tgt = encode_boxes(samples.boxes, samples.gt_boxes, weights)
+    per_row = torch.where(samples.is_fg[:, None], _smooth_l1(deltas, tgt, beta), torch.zeros_like(tgt))
+    loss_reg = per_row.sum() / max(1, labels.numel())
     return {"loss_cls": loss_cls, "loss_box_reg": loss_reg}
 
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.modeling.matching import match, sample_fg_bg_masks
-from densepose.modeling.ops.groups import slots_in_groups
+from densepose.modeling.ops.groups import pad_groups
 from densepose.modeling.ops import (
     AnchorGenerator, batched_nms, batched_nms_per_image, box_iou, clip_boxes, decode_boxes, encode_boxes, nonempty,
 )
@@ -92,18 +92,10 @@ class RPN(nn.Module):
         images' GT padded, the padding at IoU -1): the device sees no per-image calls, and two syncs
         for the whole batch (the sampled anchors and the foreground ones)."""
         cfg = self.cfg
-        n, a = logits.shape
-        counts = [int(g.shape[0]) for g in gt_boxes]
-        g_max = max(counts, default=0)
-        gt = anchors.new_zeros(n, g_max, 4)
-        iou = anchors.new_full((n, g_max, a), -1.0)
-        if g_max:
-            count_t = torch.tensor(counts, device=anchors.device)
-            img = torch.repeat_interleave(torch.arange(n, device=anchors.device), count_t)
-            pos = slots_in_groups(img, count_t)
-            flat = torch.cat(gt_boxes).to(anchors.dtype)
-            gt[img, pos] = flat
-            iou[img, pos] = box_iou(flat, anchors)
+        n = logits.shape[0]
+        gt, gt_ok, _, _ = pad_groups(gt_boxes)
+        gt = gt.to(anchors.dtype)  # (N, G, 4)
+        iou = torch.where(gt_ok[..., None], box_iou(gt, anchors), -1.0)  # (N, G, A)
         matched, labels = match(iou, cfg.rpn_fg_iou, cfg.rpn_bg_iou, allow_low_quality=True)
         fg, bg = sample_fg_bg_masks(labels, cfg.rpn_batch_size_per_image, cfg.rpn_positive_fraction)
         sampled = fg | bg

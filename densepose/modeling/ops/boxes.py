@@ -19,22 +19,23 @@ BBOX_XFORM_CLIP = math.log(1000.0 / 16)
 
 
 def box_area(boxes: Tensor) -> Tensor:
-    """(N, 4) -> (N,)."""
-    return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+    """(..., N, 4) -> (..., N)."""
+    return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
 
 
 def box_intersection(a: Tensor, b: Tensor) -> Tensor:
-    """Pairwise intersection areas of (N, 4) and (M, 4) xyxy boxes -> (N, M)."""
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    """Pairwise intersection areas of (..., N, 4) and (..., M, 4) xyxy boxes -> (..., N, M) (the
+    leading axes, a batch of images, broadcast)."""
+    lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
+    rb = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
     wh = (rb - lt).clamp(min=0)
     return wh[..., 0] * wh[..., 1]
 
 
 def box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """Pairwise IoU of (N, 4) and (M, 4) boxes -> (N, M); empty boxes give IoU 0."""
+    """Pairwise IoU of (..., N, 4) and (..., M, 4) boxes -> (..., N, M); empty boxes give IoU 0."""
     inter = box_intersection(a, b)
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    union = box_area(a)[..., :, None] + box_area(b)[..., None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
 
 
