@@ -5,12 +5,14 @@ import json
 import os
 import shutil
 import socket
+import sys
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from densepose.engine import checkpoint as ckpt
 from densepose.engine.config import DataConfig, SolverConfig, TrainConfig
@@ -54,7 +56,7 @@ def _cfg(out, max_iter, **kw) -> TrainConfig:
     )
     return TrainConfig(
         model=None, data=DataConfig(num_workers=0), solver=solver, out=str(out), device="cpu",
-        log_period=1, checkpoint_period=kw.pop("checkpoint_period", 3), keep_checkpoints=0, **kw,
+        log_period=kw.pop("log_period", 1), checkpoint_period=kw.pop("checkpoint_period", 3), keep_checkpoints=0, **kw,
     )
 
 
@@ -176,3 +178,49 @@ def test_checkpoints_of_the_older_rng_format_still_load(tmp_path):
     ckpt.set_rng_state(state["rng"][0])
     assert np.array_equal(np.random.rand(3), expected)
     ckpt.set_rng_state(ckpt.rng_state())  # the current format round-trips too
+
+
+class _HostReads(TorchFunctionMode):
+    """Logs each backward pass and each call of the training loop's own code that reads a tensor
+    back to the host (the data loader's and the optimizer's host tensors are not the loop's)."""
+
+    READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__")
+
+    def __init__(self, events: list[str]):
+        super().__init__()
+        self.events = events
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name == "backward":
+            self.events.append("backward")
+        elif name in self.READS and _called_from(sys._getframe(1), "densepose/engine/train.py"):
+            self.events.append("read")
+        return func(*args, **(kwargs or {}))
+
+
+def _called_from(frame, path: str) -> bool:
+    """Whether the innermost frame outside torch (and the test's mode) is in ``path``."""
+    while frame is not None and ("/torch/" in frame.f_code.co_filename or frame.f_code.co_filename == __file__):
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename.endswith(path)
+
+
+def test_a_step_reads_its_figures_before_the_backward_pass_not_after(tmp_path):
+    """On a GPU a host read after ``backward()`` waits for the whole backward pass, so the next
+    batch cannot be prepared meanwhile: between a backward pass and the next forward pass the loop
+    reads nothing back (the log line's and the checkpoint's reads excepted, here only at the end)."""
+    events: list[str] = []
+
+    class Marked(TinyModel):
+        def forward(self, images, targets):
+            events.append("forward")
+            return super().forward(images, targets)
+
+    ds = tiny_dataset(make_tiny_coco(tmp_path / "data"))
+    with _HostReads(events):
+        train(_cfg(tmp_path / "run", 4, log_period=100, checkpoint_period=100), model=Marked(), dataset=ds)
+    steps = "".join({"forward": "F", "backward": "B", "read": "r"}[e] for e in events).split("F")[1:]
+    assert len(steps) == 4
+    for step in steps[:-1]:
+        assert "B" in step and "r" not in step.split("B", 1)[1], steps

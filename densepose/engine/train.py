@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import inspect
 import logging
+import math
 import random
 import time
 from pathlib import Path
@@ -185,17 +186,21 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
         with autocast:
             losses = ddp_model(images, targets)
         loss = sum(losses.values())
-        if not torch.isfinite(loss):
+        # The step's figures in one host read, before the backward pass is queued: a read after it
+        # would wait for the whole backward pass, and the next batch could not be prepared meanwhile.
+        values = torch.stack([loss.detach(), *(v.detach() for v in losses.values())]).float().tolist()
+        if not math.isfinite(values[0]):
             raise UserError(
-                f"training diverged at iteration {it} ({', '.join(f'{k}={float(v):.3g}' for k, v in losses.items())}); "
+                f"training diverged at iteration {it} ({', '.join(f'{k}={v:.3g}' for k, v in zip(losses, values[1:]))}); "
                 "lower solver.base_lr or raise solver.warmup_iters"
             )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        record = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()}, "lr": lr, "data_time": t_data}
+        record = {"loss": values[0], **dict(zip(losses, values[1:])), "lr": lr, "data_time": t_data}
         if cfg.solver.clip_grad_norm > 0:
             scaler.unscale_(optimizer)
-            record["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.solver.clip_grad_norm))
+            # Kept on the device and read at the next log line, not now.
+            record["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.solver.clip_grad_norm).detach()
         scaler.step(optimizer)
         scaler.update()
         it += 1
@@ -203,7 +208,7 @@ def _train(cfg, resume, model, dataset, evaluate, device, info: DistInfo) -> nn.
 
         if it % cfg.log_period == 0 or it == max_iter:
             now = time.perf_counter()
-            metrics = {k: float(np.mean([r[k] for r in window if k in r])) for k in window[-1]}
+            metrics = {k: float(np.mean([float(r[k]) for r in window if k in r])) for k in window[-1]}
             metrics["lr"] = lr
             metrics["time"] = (now - t_last) / len(window)
             metrics = reduce_mean(metrics, info, device)
