@@ -1,6 +1,6 @@
 """Benchmark `densepose predict` inference on CPU: ms per image and peak RSS.
 
-    python benchmarks/bench_predict.py [--model PATH] [--threads 1 2] [--size 512 [384 ...]] [--flip] [--images A.jpg ...]
+    python benchmarks/bench_predict.py [--model PATH] [--threads 1 2] [--size 512 [384 ...]] [--flip] [--zoom 768] [--images A.jpg ...]
 
 Defaults: the bundled light model (densepose/assets/model_light.pt); when it is missing, a
 randomly initialised ``light_config()`` model is used and said so (random weights produce many
@@ -63,8 +63,10 @@ def _labelling_ms(out: dict[str, torch.Tensor], min_score: float) -> list[float]
 
 def _run(model, what: str, images: list[np.ndarray], args, threads: int) -> None:
     torch.set_num_threads(threads)
-    predictor = Predictor(model, "cpu", args.min_score, min_size=args.size, precision=args.precision, flip=args.flip)
-    print(f"model: {what}; {predictor.precision}; {'flip test; ' if args.flip else ''}threads {threads}; shorter side {args.size or 'model default'}; "
+    predictor = Predictor(model, "cpu", args.min_score, min_size=args.size, precision=args.precision, flip=args.flip,
+                          zoom=args.zoom)
+    print(f"model: {what}; {predictor.precision}; {'flip test; ' if args.flip else ''}"
+          f"{f'small people read at {args.zoom}; ' if args.zoom else ''}threads {threads}; shorter side {args.size or 'model default'}; "
           f"min score {predictor.min_score}; {len(images)} image(s): {[im.shape[:2] for im in images]}")
     # Split the time: model forward alone, then the whole call (forward + per-person post-processing).
     forward_ms, total_ms, people, person_ms = [], [], [], []
@@ -107,6 +109,8 @@ def main() -> None:
     ap.add_argument("--min-score", type=float, default=None, help="default: the model file's default_min_score")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto")
     ap.add_argument("--flip", action="store_true", help="time the flip test (`densepose predict --flip`)")
+    ap.add_argument("--zoom", type=int, default=None, metavar="SIZE",
+                    help="time small people read at this larger size (`densepose predict --zoom`)")
     ap.add_argument("--repeats", type=int, default=2, help="timed passes over the images (after one warm-up)")
     ap.add_argument("--images", nargs="*", default=[])
     args = ap.parse_args()

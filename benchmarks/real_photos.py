@@ -1,7 +1,7 @@
 """A model on real photographs: person recall and false positives, and part agreement on the skier.
 
     python benchmarks/real_photos.py [--model PATH] [--min-score S] [--size S [S ...]] [--precision P] [--json OUT.json]
-                                     [--pictures DIR] [--grey] [--scale F] [--flip] [--details]
+                                     [--pictures DIR] [--grey] [--scale F] [--flip] [--zoom SIZE] [--details]
 
 Images: the labelled set of ``tests/data/real_photos/annotations.json`` (6 photos and 20 frames of
 ``vtest.avi``; person boxes drawn by hand, ``iscrowd`` = ignore regions), read from the shared
@@ -287,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grey", action="store_true", help="show the model every image in greyscale")
     ap.add_argument("--scale", type=float, default=1.0, help="show the model every image resized by this factor")
     ap.add_argument("--flip", action="store_true", help="the flip test (`densepose predict --flip`)")
+    ap.add_argument("--zoom", type=int, default=None, metavar="SIZE",
+                    help="small people read at this larger size (`densepose predict --zoom`)")
     ap.add_argument("--details", action="store_true", help="list each false person and each person missed")
     args = ap.parse_args(argv)
     if not 0.05 <= args.scale <= 8:
@@ -296,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     if not data_dir.is_dir():
         print(f"shared data folder not found at {data_dir} (set DENSEPOSE_SHARED)")
         return 2
-    predictor = load(args.model, min_score=args.min_score, min_size=args.size, precision=args.precision, flip=args.flip)
+    predictor = load(args.model, min_score=args.min_score, min_size=args.size, precision=args.precision, flip=args.flip,
+                     zoom=args.zoom)
     t0 = time.perf_counter()
     scores, skier = score_model(predictor, data_dir, Path(args.pictures) if args.pictures else None, args.grey, args.scale)
     for s in scores:
@@ -310,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    missed person {box}, best detection IoU {iou:.2f}")
     total = summary(scores, skier)
     print(f"model {args.model or 'bundled'}; {predictor.precision}; min score {predictor.min_score}; shorter side {args.size or 'default'}; "
-          f"{'flip test; ' if args.flip else ''}{'greyscale images; ' if args.grey else ''}{f'images resized by {args.scale:g}; ' if args.scale != 1 else ''}{time.perf_counter() - t0:.0f} s")
+          f"{'flip test; ' if args.flip else ''}{f'small people read at {args.zoom}; ' if args.zoom else ''}"
+          f"{'greyscale images; ' if args.grey else ''}{f'images resized by {args.scale:g}; ' if args.scale != 1 else ''}{time.perf_counter() - t0:.0f} s")
     print(f"recall {total['recall']:.3f} ({total['found']}/{total['people']}); false positives "
           f"{total['false_positives']} in {total['images']} images ({total['false_positives_per_image']:.2f}/image); "
           f"skier coarse-part mIoU vs official {total['skier_coarse_miou']:.3f}")

@@ -54,12 +54,14 @@ def load(
     precision: str = "auto",
     flip: bool = False,
     symmetry_file: str | os.PathLike | None = None,
+    zoom: int | None = None,
 ) -> Predictor:
     """A `Predictor` for the model file at ``path`` (default: the bundled light model).
 
     ``min_score``: keep people scoring at least this; default: the model's ``default_min_score``
     (0.5 when the file sets none). ``flip``: the flip test (`Predictor`); ``symmetry_file``: the
-    chart's ``UV_symmetry_transforms.mat`` for it (detectron2 files need one).
+    chart's ``UV_symmetry_transforms.mat`` for it (detectron2 files need one). ``zoom``: read small
+    people at this larger shorter side (`Predictor`).
     """
     if path is None:
         path = bundled_model_path()
@@ -71,4 +73,4 @@ def load(
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {device!r} requested but CUDA is not available; use --device cpu")
     return Predictor(build_model_from_checkpoint(path), device, min_score, min_size, max_size, precision, flip,
-                     symmetry_file)
+                     symmetry_file, zoom)

@@ -68,6 +68,10 @@ def register(subparsers) -> None:
     p.add_argument("--flip-tables", default=None, metavar="MAT",
                    help="the chart's UV_symmetry_transforms.mat for --flip: detectron2 files (SMPL chart) need "
                    "detectron2's, or one written by `densepose surface symmetry` (default: the anny chart's, built in)")
+    p.add_argument("--zoom", type=int, default=None, metavar="SIZE",
+                   help="read the people shorter than 128 px at the test size from the image resized to this larger "
+                   "shorter side, e.g. --zoom 768: finer parts and U, V for small people, for one more pass at that "
+                   "size (0: off; default: the model file's)")
     p.add_argument("--iuv", action="store_true", help="write <stem>_IUV.png")
     p.add_argument("--iuv-layout", choices=IUV_LAYOUTS, default="detectron",
                    help="channel order of <stem>_IUV.png: detectron (default, I in the blue channel of an RGB "
@@ -169,10 +173,10 @@ def run_predict_cli(args) -> int:
     threads = args.threads or default_threads()
     torch.set_num_threads(threads)
     predictor = load(args.model, device=args.device, min_score=args.min_score, min_size=args.size, max_size=args.max_size,
-                     precision=args.precision, flip=args.flip, symmetry_file=args.flip_tables)
+                     precision=args.precision, flip=args.flip, symmetry_file=args.flip_tables, zoom=args.zoom)
     log = (lambda msg: None) if args.quiet else print
     log(f"model: {args.model or 'bundled light model'}; people from score {predictor.min_score:g}; {predictor.precision}; "
-        f"{'flip test; ' if args.flip else ''}"
+        f"{'flip test; ' if args.flip else ''}{f'small people read at {args.zoom}; ' if args.zoom else ''}"
         f"{threads} thread(s); output folder {out_dir}")
     summary = run_predict(args.inputs, predictor, opts, batch_size=args.batch_size, progress=not args.quiet, log=log)
     for line in summary.lines(out_dir, time.perf_counter() - t0):

@@ -249,6 +249,9 @@ def export_graph(model: nn.Module, out: str | os.PathLike, fmt: str, example: Te
     if extra:
         log.warning("export: the graph tests at shorter side %d only; the model's extra test sizes %s "
                     "(merged in `densepose predict`) are not part of it", model.cfg.min_size_test, list(extra))
+    if getattr(getattr(model, "cfg", None), "dp_zoom_size", 0):
+        log.warning("export: the graph reads every person at the test size; the model's small people read at "
+                    "%d (`densepose predict`) are not part of it", model.cfg.dp_zoom_size)
     pipeline = ExportPipeline(model.float().eval()).eval()
     example = example_image(model) if example is None else example
     out = Path(out)

@@ -92,6 +92,11 @@ class ModelConfig:
     # tightly and leave out hands and arms that the head can label. Outputs ``dp_boxes``.
     dp_margin_x: float = 0.0
     dp_margin_y: float = 0.0
+    # At test time the DensePose head reads the people shorter than dp_zoom_max_height (pixels at
+    # the largest test size) from the image resized to shorter side dp_zoom_size, when that is
+    # larger (densepose.modeling.zoom): finer maps of small people for one more trunk pass. 0: off.
+    dp_zoom_size: int = 0
+    dp_zoom_max_height: float = 128.0
     dp_pool_aligned: bool = False  # reference POOLER_TYPE ROIAlign (not V2)
     dp_num_convs: int = 8
     dp_dim: int = 512

@@ -30,13 +30,13 @@ from densepose.errors import UserError
 from densepose.modeling.config import ModelConfig
 
 #: Fields that may be 0; every other integer is a count or a size and must be >= 1.
-_MAY_BE_ZERO = frozenset({"freeze_at", "dp_max_rois_per_image"})
+_MAY_BE_ZERO = frozenset({"freeze_at", "dp_max_rois_per_image", "dp_zoom_size"})
 #: Fields whose values must be > 0 (divisors, anchor shapes, box-delta scales).
 _POSITIVE = frozenset({"pixel_std", "anchor_sizes", "aspect_ratios", "box_reg_weights", "facing_power",
                        "head_ruler_power"})
 #: Upper bounds that keep a hostile config from allocating without end (generous for real models).
 _MAX_WIDTH = 8192  # *_dim, *_channels, *_width
-_MAX_IMAGE_SIDE = 16384  # min_size_*, max_size
+_MAX_IMAGE_SIDE = 16384  # min_size_*, max_size, dp_zoom_size
 _MAX_COUNT = 100_000  # any other integer
 _MAX_CHART_POWER = 10.0  # chart weights to this power are already all or nothing
 #: Lists that may be empty.
@@ -241,6 +241,6 @@ def _bounds(name: str, typ: Any) -> tuple[float, float]:
         return 0.0, 1e6
     if name.endswith(("_dim", "_channels", "_width")):
         return 1, _MAX_WIDTH
-    if name.startswith("min_size") or name in ("max_size", "extra_test_sizes"):
-        return 1, _MAX_IMAGE_SIDE
+    if name.startswith("min_size") or name in ("max_size", "extra_test_sizes", "dp_zoom_size"):
+        return (0 if name in _MAY_BE_ZERO else 1), _MAX_IMAGE_SIDE
     return (0 if name in _MAY_BE_ZERO else 1), _MAX_COUNT

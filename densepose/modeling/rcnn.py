@@ -52,6 +52,7 @@ from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.multiscale import gather_merged, select_across_sizes, within_size_range
 from densepose.modeling.rpn import RPN
 from densepose.modeling.transform import ImageBatch, RCNNTransform, boxes_to_input
+from densepose.modeling.zoom import Zoom, zoom_batch, zoomed_roi_features
 
 DP_OUTPUT_KEYS = ("coarse_segm", "fine_segm", "u", "v")
 
@@ -149,6 +150,7 @@ class DensePoseRCNN(nn.Module):
         max_size: int | None = None,
         score_thresh: float | None = None,
         flip_uv: Tensor | None = None,
+        dp_zoom_size: int | None = None,
     ):
         """Training: losses. Eval: per-image outputs in input pixels.
 
@@ -157,7 +159,9 @@ class DensePoseRCNN(nn.Module):
         several sizes the detections are merged as for the config's), and ``score_thresh``
         (replaces ``score_thresh_test``; scores >= it are kept), so low scores are dropped before
         the mask, keypoint and DensePose heads run (their cost grows per box); ``flip_uv``, the
-        chart's (24, 256, 256, 2) symmetry tables, turns on the flip test (`densepose.modeling.flip_test`).
+        chart's (24, 256, 256, 2) symmetry tables, turns on the flip test (`densepose.modeling.flip_test`);
+        ``dp_zoom_size`` replaces the config's (the DensePose head reads small people at that size,
+        `densepose.modeling.zoom`; 0: off).
         """
         if self.training:
             if targets is None:
@@ -173,10 +177,11 @@ class DensePoseRCNN(nn.Module):
             sizes = [None, *self.cfg.extra_test_sizes]
         else:
             sizes = [min_size] if isinstance(min_size, int) else list(min_size)
-        if len(sizes) == 1:
+        zoom_size = self.cfg.dp_zoom_size if dp_zoom_size is None else int(dp_zoom_size)
+        if len(sizes) == 1 and not zoom_size:
             infer = lambda b: self._inference(b, score_thresh, flip_uv)  # noqa: E731
             return self.transform.run_in_padding_groups(images, infer, sizes[0], max_size)
-        return self._inference_at_sizes(images, sizes, max_size, score_thresh, flip_uv)
+        return self._inference_at_sizes(images, sizes, max_size, score_thresh, flip_uv, zoom_size)
 
     def _dp_features(self, feats: list[Tensor], boxes: list[Tensor]) -> Tensor:
         return self.dp_pooler([self.dp_decoder(feats[:4])], boxes)
@@ -237,10 +242,11 @@ class DensePoseRCNN(nn.Module):
 
     @torch.no_grad()
     def _inference_at_sizes(self, images: list[Tensor], sizes: list[int | None], max_size: int | None,
-                            score_thresh: float | None, flip_uv: Tensor | None) -> list[dict[str, Tensor]]:
+                            score_thresh: float | None, flip_uv: Tensor | None, zoom_size: int = 0) -> list[dict[str, Tensor]]:
         """Detect at every size, keep the heights each size sees best (`within_size_range`), merge
         each image's detections across sizes (`select_across_sizes`), then run the per-box heads on
-        the kept detections only, all on the largest size's features (`densepose.modeling.multiscale`)."""
+        the kept detections only, all on the largest size's features (`densepose.modeling.multiscale`),
+        the DensePose head's small people on those of ``zoom_size`` when it is larger (`densepose.modeling.zoom`)."""
         cfg = self.cfg
         nominal = [cfg.min_size_test if size is None else size for size in sizes]
         largest = max(nominal)
@@ -271,13 +277,15 @@ class DensePoseRCNN(nn.Module):
                 continue
             chosen = [(merged[i]["boxes"] * merged[i]["boxes"].new_tensor([sx, sy, sx, sy]), merged[i]["scores"])
                       for i, (sy, sx) in zip(run.group, run.batch.scales)]  # input pixels -> this size's
-            heads = self._heads(run.feats, chosen, run.batch.tensor, run.batch.sizes, score_thresh, flip_uv)
+            zoom = zoom_batch(self.transform, self.backbone, [images[i] for i in run.group], run.batch, largest,
+                              zoom_size, max_size, cfg.dp_zoom_max_height) if zoom_size > largest else None
+            heads = self._heads(run.feats, chosen, run.batch.tensor, run.batch.sizes, score_thresh, flip_uv, zoom)
             for i, out in zip(run.group, RCNNTransform.to_input_pixels(heads, run.batch)):
                 outputs[i] = out
         return outputs
 
     def _mirrored_densepose(self, images: Tensor, sizes: Sequence[tuple[int, int]], boxes: list[Tensor],
-                            dp_boxes: list[Tensor]) -> dict[str, Tensor]:
+                            dp_boxes: list[Tensor], zoom: Zoom | None = None) -> dict[str, Tensor]:
         """The final DensePose outputs (K = sum K_i rows) for the mirror images of ``images``, of the
         per-image detection ``boxes`` (K_i, 4) (read by the mask and keypoint heads) and of the
         ``dp_boxes`` the DensePose head reads, as they come (`flip_test.unmirror_outputs` reads them)."""
@@ -285,7 +293,9 @@ class DensePoseRCNN(nn.Module):
         boxes, dp_boxes = ([mirror_boxes(b, w) for b, (_, w) in zip(bs, sizes)] for bs in (boxes, dp_boxes))
         mask_extra = self.mask_head(self.mask_pooler(feats[:4], boxes)) if self.cfg.mask_on else None
         kp_extra = self.keypoint_head(self.keypoint_pooler(feats[:4], boxes)) if self.cfg.keypoint_on else None
-        return self._dp_forward(self._dp_features(feats, dp_boxes), mask_extra, kp_extra)[-1]
+        heights = [b[:, 3] - b[:, 1] for b in boxes]
+        roi_feat = zoomed_roi_features(self._dp_features, feats, dp_boxes, heights, zoom and zoom.mirrored())
+        return self._dp_forward(roi_feat, mask_extra, kp_extra)[-1]
 
     def crop_features(self, images: Tensor, boxes: list[Tensor]) -> Tensor:
         """(B, 3, H, W) normalised images, per-image boxes (K_i, 4) -> (sum K_i, 112, 12, 6) C4
@@ -342,11 +352,12 @@ class DensePoseRCNN(nn.Module):
 
     def _heads(self, feats: list[Tensor], dets: list[tuple[Tensor, Tensor]], images: Tensor,
                sizes: Sequence[tuple[int, int]], score_thresh: float | None = None,
-               flip_uv: Tensor | None = None) -> list[dict[str, Tensor]]:
+               flip_uv: Tensor | None = None, zoom: Zoom | None = None) -> list[dict[str, Tensor]]:
         """The facing classifier and person check (`_second_look`), then the mask, keypoint and
         DensePose heads on the detections they keep, of the normalised ``images`` (B, 3, H, W),
         whose unpadded (h, w) are ``sizes`` -> per-image outputs in resized pixels; with
-        ``flip_uv``, the DensePose outputs are averaged with those on the mirrored images."""
+        ``flip_uv``, the DensePose outputs are averaged with those on the mirrored images; with
+        ``zoom``, the DensePose head reads its small people from the zoomed images."""
         cfg = self.cfg
         fpn4 = feats[:4]
         dets, p_camera = self._second_look(dets, images, sizes, score_thresh)
@@ -371,12 +382,13 @@ class DensePoseRCNN(nn.Module):
                 for r, b in zip(results, boxes):
                     r["dp_boxes"] = b
             if sum(counts):
-                roi_feat = self._dp_features(feats, boxes)
+                heights = [r["boxes"][:, 3] - r["boxes"][:, 1] for r in results]
+                roi_feat = zoomed_roi_features(self._dp_features, feats, boxes, heights, zoom)
             else:  # nobody to pool for: skip the stride-4 decoder, the heads give empty outputs
                 roi_feat = feats[0].new_zeros((0, cfg.dp_decoder_channels, cfg.dp_pool, cfg.dp_pool))
             out = self._dp_forward(roi_feat, mask_extra, kp_extra)[-1]
             if flip_uv is not None and sum(counts):
-                mirrored = self._mirrored_densepose(images, sizes, [r["boxes"] for r in results], boxes)
+                mirrored = self._mirrored_densepose(images, sizes, [r["boxes"] for r in results], boxes, zoom)
                 out = average_outputs(out, unmirror_outputs(mirrored, flip_uv))
             out = {**out, "fine_segm": self.settle_charts(out["coarse_segm"], out["fine_segm"], p_camera)}
             if p_camera is not None:

@@ -27,6 +27,11 @@ class Predictor:
     mirrored image and the two answers are averaged; boxes and scores are unchanged. About 1.5x
     the time; parts and U, V agree better with the truth (MODELS.md, "Flip test"). ``symmetry_file``:
     the chart's ``UV_symmetry_transforms.mat`` for it, needed by detectron2 files (SMPL chart).
+
+    ``zoom``: the DensePose head reads the people shorter than the model's ``dp_zoom_max_height``
+    (128 pixels at the test size) from the image resized to this larger shorter side
+    (`densepose.modeling.zoom`): finer parts and U, V for small people, for one more trunk pass at
+    that size; 0: off; None: the model file's ``dp_zoom_size``.
     """
 
     def __init__(
@@ -39,6 +44,7 @@ class Predictor:
         precision: str = "auto",
         flip: bool = False,
         symmetry_file: str | os.PathLike | None = None,
+        zoom: int | None = None,
     ):
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
@@ -61,6 +67,12 @@ class Predictor:
             from densepose.modeling.flip_test import flip_tables
 
             self.flip_uv = flip_tables(getattr(self.model, "chart", "anny"), symmetry_file).to(self.device)
+        self.zoom = None if zoom is None else int(zoom)
+        if self.zoom is not None and not (self._takes_settings and "dp_zoom_size" in params):
+            raise UserError(f"{type(self.model).__name__} cannot read small people at a larger size (--zoom); "
+                            "this toolkit's own models can")
+        if self.zoom is not None and self.zoom < 0:
+            raise UserError(f"--zoom must be a shorter side in pixels, or 0 for off; got {self.zoom}")
 
     def to_tensor(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 (H, W, 3) -> float (3, H, W) 0..255 on this predictor's device."""
@@ -78,6 +90,8 @@ class Predictor:
             kwargs = dict(min_size=self.min_size, max_size=self.max_size, score_thresh=self.min_score)
         if self.flip_uv is not None:
             kwargs["flip_uv"] = self.flip_uv
+        if self.zoom is not None:
+            kwargs["dp_zoom_size"] = self.zoom
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             return self.model(tensors, **kwargs)
 

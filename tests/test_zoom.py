@@ -1,0 +1,89 @@
+"""Small people read at a larger size (`densepose.modeling.zoom`): only their DensePose maps change."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from densepose.errors import UserError
+from densepose.modeling import DensePoseRCNN, tiny_config
+from densepose.modeling.zoom import Zoom, zoomed_roi_features
+from densepose.modeling.transform import ImageBatch
+
+DP_KEYS = ("coarse_segm", "fine_segm", "u", "v")
+
+
+def _pool(feats, boxes):
+    """A stand-in pooler: each row is (feature tag, x0, y0, x1, y1) of its box."""
+    rows = torch.cat(boxes)
+    return torch.cat([torch.full((rows.shape[0], 1), float(feats[0])), rows], 1)
+
+
+def test_small_people_are_pooled_from_the_zoomed_features_at_scaled_boxes_in_order():
+    boxes = [torch.tensor([[0.0, 0, 10, 50], [0, 0, 10, 200]]), torch.zeros(0, 4), torch.tensor([[5.0, 5, 9, 20]])]
+    heights = [b[:, 3] - b[:, 1] for b in boxes]
+    factors = [torch.tensor([1.5, 2.0, 1.5, 2.0]), torch.ones(4), torch.tensor([3.0, 3.0, 3.0, 3.0])]
+    batch = ImageBatch(torch.zeros(3, 3, 8, 8), [(8, 8)] * 3, [(1.0, 1.0)] * 3, [(8, 8)] * 3)
+    zoom = Zoom(batch, factors, max_height=100.0, backbone=lambda x: [torch.tensor(2.0)])
+    out = zoomed_roi_features(_pool, [torch.tensor(1.0)], boxes, heights, zoom)
+    assert out[:, 0].tolist() == [2.0, 1.0, 2.0]  # the small, the tall, the small person of image 3
+    assert out[0, 1:].tolist() == [0, 0, 15, 100] and out[1, 1:].tolist() == [0, 0, 10, 200]
+    assert out[2, 1:].tolist() == [15, 15, 27, 60]
+    assert zoomed_roi_features(_pool, [torch.tensor(1.0)], boxes, heights, None)[:, 0].tolist() == [1.0] * 3
+    tall = Zoom(batch, factors, max_height=1.0, backbone=lambda x: pytest.fail("no small person: no zoomed pass"))
+    assert zoomed_roi_features(_pool, [torch.tensor(1.0)], boxes, heights, tall)[:, 0].tolist() == [1.0] * 3
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_zoom_changes_only_the_maps_of_the_people_under_the_height(flip):
+    torch.manual_seed(0)
+    cfg = tiny_config(score_thresh_test=0.0, detections_per_image=30, dp_margin_x=0.1, dp_margin_y=0.05)
+    model = DensePoseRCNN(cfg).eval()
+    image = torch.rand(3, cfg.min_size_test, cfg.min_size_test * 4 // 3) * 255  # tested as it is: scale 1
+    flip_uv = None
+    if flip:
+        from densepose.modeling.flip_test import flip_tables
+        flip_uv = flip_tables("anny")
+    with torch.no_grad():
+        plain = model([image], flip_uv=flip_uv)[0]
+        heights = plain["boxes"][:, 3] - plain["boxes"][:, 1]
+        cut = float(heights.median())
+        model.cfg = dataclasses.replace(cfg, dp_zoom_max_height=cut)
+        passes = []
+        backbone_forward = model.backbone.forward
+        model.backbone.forward = lambda x: passes.append(tuple(x.shape[-2:])) or backbone_forward(x)
+        zoomed = model([image], flip_uv=flip_uv, dp_zoom_size=2 * cfg.min_size_test)[0]
+        del model.backbone.forward
+        off = model([image], flip_uv=flip_uv, dp_zoom_size=0)[0]
+    small = heights < cut
+    # The test size, then the larger one; with the flip test both again for the mirror images.
+    sizes = [(128, 192), (256, 352)]
+    assert passes == (sizes * 2 if flip else sizes), passes
+    assert 0 < int(small.sum()) < len(heights)
+    for key in ("boxes", "scores", "dp_boxes"):
+        torch.testing.assert_close(zoomed[key], plain[key])
+    for key in DP_KEYS:
+        torch.testing.assert_close(zoomed[key][~small], plain[key][~small])
+        torch.testing.assert_close(off[key], plain[key])
+        per_row = (zoomed[key][small] - plain[key][small]).flatten(1).abs().amax(1)
+        assert bool((per_row > 1e-4).all()), key
+
+
+def test_zoom_is_a_shorter_side_or_off():
+    from densepose.predict.predictor import Predictor
+
+    model = DensePoseRCNN(tiny_config())
+    with pytest.raises(UserError, match="--zoom"):
+        Predictor(model, zoom=-5)
+    Predictor(model, zoom=0)
+
+
+def test_a_model_file_s_zoom_size_is_off_or_an_image_side():
+    from densepose.modeling.model_file import model_config_from_dict
+
+    base = tiny_config().to_dict()
+    assert model_config_from_dict(base, "f").dp_zoom_size == 0
+    assert model_config_from_dict({**base, "dp_zoom_size": 768}, "f").dp_zoom_size == 768
+    with pytest.raises(UserError, match="dp_zoom_size"):
+        model_config_from_dict({**base, "dp_zoom_size": 10**6}, "f")  # a hostile file's endless allocation
