@@ -13,7 +13,7 @@ from densepose.evaluation.results import Detections
 
 def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *, kappa: str = "per-part",
                    exact: bool = False, min_iou: float = 0.5, max_images: int | None = None,
-                   progress: bool = True, flip: bool = False) -> dict:
+                   progress: bool = True, flip: bool = False, zoom: int | None = None) -> dict:
     """Run a DensePose model over the images of an annotation file and evaluate its detections.
 
     Args:
@@ -26,6 +26,7 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
         kappa, exact, min_iou: as for ``evaluate``.
         max_images: evaluate only the first N images (quick checks during training).
         flip: with the flip test (`densepose.modeling.flip_test`).
+        zoom: small people read at this larger size (`densepose.modeling.zoom`; None: the model's setting).
     Returns:
         the ``evaluate`` dict (GT images not run are left out of the ground truth).
     """
@@ -49,6 +50,8 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
         from densepose.modeling.flip_test import flip_tables
 
         settings["flip_uv"] = flip_tables(getattr(model, "chart", "anny")).to(device)
+    if zoom is not None:
+        settings["dp_zoom_size"] = int(zoom)
     image_id, bbox, det_bbox, score, iuvs, keypoints = [], [], [], [], [], []
     was_training = model.training
     model.eval()
