@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from densepose.data.rle import DP_MASK_SIZE
 from densepose.modeling.ops.groups import slots_in_groups
+from densepose.modeling.roi_heads import ProposalSamples
 from densepose.surface.parts import NUM_CHARTS
 
 NUM_PATCHES = NUM_CHARTS  # detectron2's name for the chart count
@@ -199,7 +200,7 @@ def pack_targets(dp_list: list, gt_boxes: Tensor, device) -> DensePoseTargets:
     )
 
 
-def densepose_rois(samples, targets: list[dict], fg_iou: float,
+def densepose_rois(samples: ProposalSamples, targets: list[dict], fg_iou: float,
                    max_per_image: int) -> tuple[DensePoseTargets, list[Tensor], list[Tensor], Tensor]:
     """The foreground proposals that train the DensePose head, and their packed targets.
 

@@ -1,6 +1,7 @@
 """ROI heads: proposal sampling, 2-FC box head (person vs background), mask and keypoint heads."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -48,7 +49,7 @@ class ProposalSamples:
 
     def fg_rows(self) -> Tensor:
         """(sum F_i,) the foreground rows' positions, image after image."""
-        starts = [sum(self.counts[:i]) for i in range(len(self.counts))]
+        starts = itertools.accumulate(self.counts[:-1], initial=0)
         rows = [torch.arange(s, s + f) for s, f in zip(starts, self.fg_counts)]
         return torch.cat(rows).to(self.boxes.device) if rows else torch.zeros(0, dtype=torch.long)
 
