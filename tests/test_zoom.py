@@ -70,13 +70,16 @@ def test_zoom_changes_only_the_maps_of_the_people_under_the_height(flip):
         assert bool((per_row > 1e-4).all()), key
 
 
-def test_zoom_is_a_shorter_side_or_off():
+def test_zoom_is_a_larger_shorter_side_or_off():
     from densepose.predict.predictor import Predictor
 
     model = DensePoseRCNN(tiny_config())
     with pytest.raises(UserError, match="--zoom"):
         Predictor(model, zoom=-5)
-    Predictor(model, zoom=0)
+    image = torch.rand(3, 128, 160) * 255
+    assert len(Predictor(model, zoom=0).predict_batch([image.permute(1, 2, 0).byte().numpy()])) == 1
+    with torch.no_grad(), pytest.raises(UserError, match=r"\(128\) must be larger than the largest test size \(128\)"):
+        model.eval()([image], dp_zoom_size=128)
 
 
 def test_a_model_file_s_zoom_size_is_off_or_an_image_side():

@@ -246,7 +246,7 @@ class DensePoseRCNN(nn.Module):
         """Detect at every size, keep the heights each size sees best (`within_size_range`), merge
         each image's detections across sizes (`select_across_sizes`), then run the per-box heads on
         the kept detections only, all on the largest size's features (`densepose.modeling.multiscale`),
-        the DensePose head's small people on those of ``zoom_size`` when it is larger (`densepose.modeling.zoom`)."""
+        the DensePose head's small people on those of ``zoom_size`` (larger; `densepose.modeling.zoom`)."""
         cfg = self.cfg
         nominal = [cfg.min_size_test if size is None else size for size in sizes]
         largest = max(nominal)
@@ -278,7 +278,7 @@ class DensePoseRCNN(nn.Module):
             chosen = [(merged[i]["boxes"] * merged[i]["boxes"].new_tensor([sx, sy, sx, sy]), merged[i]["scores"])
                       for i, (sy, sx) in zip(run.group, run.batch.scales)]  # input pixels -> this size's
             zoom = zoom_batch(self.transform, self.backbone, [images[i] for i in run.group], run.batch, largest,
-                              zoom_size, max_size, cfg.dp_zoom_max_height) if zoom_size > largest else None
+                              zoom_size, max_size, cfg.dp_zoom_max_height) if zoom_size else None
             heads = self._heads(run.feats, chosen, run.batch.tensor, run.batch.sizes, score_thresh, flip_uv, zoom)
             for i, out in zip(run.group, RCNNTransform.to_input_pixels(heads, run.batch)):
                 outputs[i] = out

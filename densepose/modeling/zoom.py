@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from densepose.errors import UserError
 from densepose.modeling.flip_test import mirror_images
 from densepose.modeling.transform import ImageBatch
 
@@ -59,7 +60,10 @@ def zoom_batch(transform, backbone, images: list[Tensor], base: ImageBatch, base
                max_size: int | None, max_height: float) -> Zoom:
     """A `Zoom` of ``images`` (the inputs of the ``base`` batch, tested at shorter side ``base_size``)
     at shorter side ``size``; the longer side's cap grows in proportion (``max_size`` None: the
-    transform's)."""
+    transform's). A size no larger than ``base_size`` is a one-line error: it would read nobody closer."""
+    if size <= base_size:
+        raise UserError(f"zoom: the size small people are read at ({size}) must be larger than the largest "
+                        f"test size ({base_size})")
     cap = transform.max_size if max_size is None else max_size
     batch = transform(images, None, size, int(round(cap * size / base_size)))
     factors = [torch.tensor([zx / bx, zy / by, zx / bx, zy / by], device=base.tensor.device)
