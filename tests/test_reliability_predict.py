@@ -53,6 +53,18 @@ def test_batch_of_different_sizes_equals_one_at_a_time(tiny_model, one_thread):
         _same_people(a, b)
 
 
+def test_batch_with_small_people_read_larger_equals_one_at_a_time(tiny_model, one_thread):
+    """`--zoom`: two images padded alike at the test size (128 x 192) but not at the zoom size (256 x
+    352 and 256 x 384) must not share a zoomed batch: its GroupNorm statistics would see the padding."""
+    images = [random_image(128, 166, 3), random_image(128, 180, 4)]
+    predictor = Predictor(tiny_model, min_score=0.0, zoom=256)
+    alone = [predictor(im) for im in images]
+    together = predictor.predict_batch(images)
+    assert sum(len(p) for p in alone) > 0
+    for a, b in zip(alone, together):
+        _same_people(a, b)
+
+
 def test_batch_of_shared_photos_equals_one_at_a_time(shared_dir, one_thread):
     photos = [shared_dir / "data" / "photos" / name for name in ("basketball1.png", "coco_000000000785.jpg")]
     predictor = densepose.api.load()

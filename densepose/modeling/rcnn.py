@@ -52,18 +52,14 @@ from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.multiscale import gather_merged, select_across_sizes, within_size_range
 from densepose.modeling.rpn import RPN
 from densepose.modeling.transform import ImageBatch, RCNNTransform, boxes_to_input
-from densepose.modeling.zoom import Zoom, zoom_batch, zoomed_roi_features
+from densepose.modeling.zoom import Zoom, zoom_batch, zoom_padding_groups, zoomed_roi_features
 
 DP_OUTPUT_KEYS = ("coarse_segm", "fine_segm", "u", "v")
 
 
 def _rows_where(dets: list[tuple[Tensor, Tensor]], keep: Callable[[Tensor, Tensor], Tensor]) -> list[tuple[Tensor, Tensor]]:
     """Per image (boxes (N, 4), scores (N,)) -> the rows where ``keep(boxes, scores)`` (N,) bool is True."""
-    out = []
-    for boxes, scores in dets:
-        rows = keep(boxes, scores)
-        out.append((boxes[rows], scores[rows]))
-    return out
+    return [(boxes[rows], scores[rows]) for boxes, scores, rows in ((b, s, keep(b, s)) for b, s in dets)]
 
 
 class _SizeRun(NamedTuple):
@@ -252,7 +248,11 @@ class DensePoseRCNN(nn.Module):
         largest = max(nominal)
         runs: list[_SizeRun] = []  # one per (size, padding group)
         for size, side in zip(sizes, nominal):
-            for group in self.transform.same_padding_groups(images, size, max_size):
+            groups = self.transform.same_padding_groups(images, size, max_size)
+            if zoom_size and side == largest:  # the zoomed images of a group must share their padding too
+                groups = [sub for g in groups for sub in zoom_padding_groups(self.transform, images, g, largest,
+                                                                              zoom_size, max_size)]
+            for group in groups:
                 batch = self.transform([images[i] for i in group], None, size, max_size)
                 feats = self.backbone(batch.tensor)
                 dets = _rows_where(self._detect(batch, feats, score_thresh), lambda boxes, _: within_size_range(

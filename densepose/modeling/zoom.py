@@ -56,6 +56,21 @@ class Zoom:
                     self.factors, self.max_height, self.backbone)
 
 
+def _zoomed_cap(transform, max_size: int | None, base_size: int, size: int) -> int:
+    """The longer side's cap at the zoom size: the base cap (``max_size`` None: the transform's) in proportion."""
+    return int(round((transform.max_size if max_size is None else max_size) * size / base_size))
+
+
+def zoom_padding_groups(transform, images: list[Tensor], group: list[int], base_size: int, size: int,
+                        max_size: int | None) -> list[list[int]]:
+    """A padding group of the base size (indices into ``images``) split so that its images also share
+    their padding at the zoom size: a batch then gives each image its one-at-a-time answer there too
+    (a model whose norms see the padding, GroupNorm, would otherwise read other maps)."""
+    cap = _zoomed_cap(transform, max_size, base_size, size)
+    subgroups = transform.same_padding_groups([images[i] for i in group], size, cap)
+    return [[group[j] for j in sub] for sub in subgroups]
+
+
 def zoom_batch(transform, backbone, images: list[Tensor], base: ImageBatch, base_size: int, size: int,
                max_size: int | None, max_height: float) -> Zoom:
     """A `Zoom` of ``images`` (the inputs of the ``base`` batch, tested at shorter side ``base_size``)
@@ -64,8 +79,7 @@ def zoom_batch(transform, backbone, images: list[Tensor], base: ImageBatch, base
     if size <= base_size:
         raise UserError(f"zoom: the size small people are read at ({size}) must be larger than the largest "
                         f"test size ({base_size})")
-    cap = transform.max_size if max_size is None else max_size
-    batch = transform(images, None, size, int(round(cap * size / base_size)))
+    batch = transform(images, None, size, _zoomed_cap(transform, max_size, base_size, size))
     factors = [torch.tensor([zx / bx, zy / by, zx / bx, zy / by], device=base.tensor.device)
                for (zy, zx), (by, bx) in zip(batch.scales, base.scales)]
     return Zoom(batch, factors, max_height, backbone)
