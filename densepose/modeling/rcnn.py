@@ -59,7 +59,8 @@ DP_OUTPUT_KEYS = ("coarse_segm", "fine_segm", "u", "v")
 
 def _rows_where(dets: list[tuple[Tensor, Tensor]], keep: Callable[[Tensor, Tensor], Tensor]) -> list[tuple[Tensor, Tensor]]:
     """Per image (boxes (N, 4), scores (N,)) -> the rows where ``keep(boxes, scores)`` (N,) bool is True."""
-    return [(boxes[rows], scores[rows]) for boxes, scores, rows in ((b, s, keep(b, s)) for b, s in dets)]
+    rows = [keep(boxes, scores) for boxes, scores in dets]
+    return [(boxes[r], scores[r]) for (boxes, scores), r in zip(dets, rows)]
 
 
 class _SizeRun(NamedTuple):

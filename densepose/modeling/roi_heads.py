@@ -64,8 +64,8 @@ def sample_proposals(proposals: list[Tensor], gt_boxes: list[Tensor], cfg) -> Pr
     counts), whatever the number of images.
     """
     dtype = proposals[0].dtype
-    props, props_ok, _, _ = pad_groups(proposals)
-    gt, gt_ok, _, _ = pad_groups(gt_boxes)
+    props, props_ok = pad_groups(proposals)
+    gt, gt_ok = pad_groups(gt_boxes)
     gt = gt.to(dtype)
     cands, cands_ok = torch.cat([props, gt], 1), torch.cat([props_ok, gt_ok], 1)  # (B, C, 4), (B, C)
     iou = torch.where(gt_ok[:, :, None] & cands_ok[:, None, :], box_iou(gt, cands), -1.0)  # (B, G, C)

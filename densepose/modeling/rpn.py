@@ -93,7 +93,7 @@ class RPN(nn.Module):
         for the whole batch (the sampled anchors and the foreground ones)."""
         cfg = self.cfg
         n = logits.shape[0]
-        gt, gt_ok, _, _ = pad_groups(gt_boxes)
+        gt, gt_ok = pad_groups(gt_boxes)
         gt = gt.to(anchors.dtype)  # (N, G, 4)
         iou = torch.where(gt_ok[..., None], box_iou(gt, anchors), -1.0)  # (N, G, A)
         matched, labels = match(iou, cfg.rpn_fg_iou, cfg.rpn_bg_iou, allow_low_quality=True)

@@ -15,11 +15,11 @@ def slots_in_groups(group: Tensor, counts: Tensor) -> Tensor:
     return slot
 
 
-def pad_groups(values: list[Tensor], fill: float = 0.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Per group a (n_i, *rest) tensor -> ``(padded (G, max n_i, *rest), valid (G, max n_i) bool,
-    group (K,), slot (K,))``, the padding at ``fill``; ``group`` and ``slot`` place each of the
-    K = sum n_i elements, in the order of ``torch.cat(values)``. The sizes are read from the shapes
-    (no host sync); the device sees a fixed number of calls whatever the number of groups."""
+def pad_groups(values: list[Tensor], fill: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Per group a (n_i, *rest) tensor -> ``(padded (G, max n_i, *rest), valid (G, max n_i) bool)``,
+    each group's elements first in its row, in order, the padding at ``fill``. The sizes are read
+    from the shapes (no host sync); the device sees a fixed number of calls whatever the number of
+    groups."""
     flat = torch.cat(values)
     counts = [int(v.shape[0]) for v in values]
     padded = flat.new_full((len(values), max(counts, default=0), *flat.shape[1:]), fill)
@@ -29,4 +29,4 @@ def pad_groups(values: list[Tensor], fill: float = 0.0) -> tuple[Tensor, Tensor,
     slot = slots_in_groups(group, count_t)
     padded[group, slot] = flat
     valid[group, slot] = True
-    return padded, valid, group, slot
+    return padded, valid
