@@ -239,3 +239,24 @@ def test_export_writes_a_self_contained_model_file(tmp_path, tiny_file_dict, cap
     saved = torch.load(tmp_path / "m.pt", weights_only=True)
     assert saved["config"]["backbone_weights"] is None and saved["meta"]["iteration"] == 5
     densepose.api.load(tmp_path / "m.pt")
+
+
+def test_equal_weights_are_stored_once_and_read_back_as_separate_tensors(tmp_path, tiny_file_dict):
+    from densepose.engine.export import write_model_file
+    from densepose.modeling.model_file import read_model_file
+
+    weights = {k: v.clone() for k, v in tiny_file_dict["model"].items()}
+    big = max((k for k, v in weights.items() if v.is_floating_point()), key=lambda k: weights[k].numel())
+    other = next(k for k, v in weights.items() if k != big and v.shape == weights[big].shape and v.is_floating_point())
+    weights[other] = weights[big].clone()  # equal values under two names, as the facing trunk and the detector's
+    write_model_file(tmp_path / "once.pt", tiny_file_dict["config"], weights, {}, "test")
+    weights[other] = weights[big] + 1.0
+    write_model_file(tmp_path / "twice.pt", tiny_file_dict["config"], weights, {}, "test")
+    saved = (tmp_path / "twice.pt").stat().st_size - (tmp_path / "once.pt").stat().st_size
+    assert saved >= weights[big].numel() * 4 * 0.9  # the copy's bytes are not in the file
+    raw = torch.load(tmp_path / "once.pt", weights_only=True)["model"]
+    assert raw[other] is raw[big]
+    read = read_model_file(tmp_path / "once.pt").weights
+    assert torch.equal(read[other], read[big])
+    read[other].add_(1.0)  # a tool changing one name in place leaves the other as it was
+    assert torch.equal(read[big], tiny_file_dict["model"][big])

@@ -131,14 +131,20 @@ def model_config_from_dict(values: Any, where: str) -> ModelConfig:
 
 
 def check_weights(state: Any, where: str) -> dict[str, Tensor]:
-    """A state dict (name -> tensor) whose floating-point values are all finite."""
+    """A state dict (name -> tensor) whose floating-point values are all finite, each name with a
+    tensor of its own (a file stores equal tensors once, `densepose.engine.export.stored_once`: a
+    copy keeps an in-place change to one name from reaching the others)."""
     if not isinstance(state, dict):
         raise UserError(f"{where}: 'model' must be a state dict (name -> tensor), not {type(state).__name__}")
-    for name, value in state.items():
+    storages: set[int] = set()
+    for name, value in list(state.items()):
         if not isinstance(name, str) or not isinstance(value, Tensor):
             raise UserError(f"{where}: 'model' must map names to tensors; entry {name!r} is {type(value).__name__}")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise UserError(f"{where}: weight {name} holds NaN or infinite values (a diverged training run?)")
+        if value.untyped_storage().data_ptr() in storages and value.numel():
+            state[name] = value.clone()
+        storages.add(value.untyped_storage().data_ptr())
     return state
 
 
