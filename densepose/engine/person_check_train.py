@@ -247,7 +247,7 @@ def train_person_check(model_path: str | Path, folders: Sequence[str | Path], ou
     people = int(found.labels[found.kind == DETECTION].sum())
     log(f"{len(found.labels)} boxes: {counts[DETECTION]} detections ({people} people), "
         + ", ".join(f"{n} {name}" for n, name in zip(counts[1:], KIND_NAMES[1:])))
-    feats, mirrored = crop_features(detector.facing, images.files, found.boxes, found.image, log=log)
+    feats, mirrored = crop_features(detector.facing.eval().features, images.files, found.boxes, found.image, log=log)
     config = replace(source.config, person_check_on=True, person_check_members=members)
     model = DensePoseRCNN(config)
     missing = model.load_state_dict(own, strict=False).missing_keys

@@ -118,6 +118,9 @@ class ModelConfig:
     facing_power: float = 1.0
     # Heads of the facing classifier whose logits are averaged (densepose add-facing-heads adds them)
     facing_members: int = 1
+    # Heads on a people-trained crop trunk (MoveNet Lightning's, `densepose.modeling.facing_people`);
+    # their mean logit is averaged with the heads above (densepose train-facing --movenet-trunk); 0: none
+    facing_people_members: int = 0
     # Head ruler (`densepose.modeling.head_ruler`): the charts weighed by each row's height below
     # the top of the person's head, with ratios counted on renders (densepose add-head-ruler)
     head_ruler_on: bool = False

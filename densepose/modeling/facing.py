@@ -10,7 +10,8 @@ the person:
 * `FacingClassifier`: the person's box cut out of the image at ``FACING_CROP`` pixels, read by
   the first stages of an ImageNet EfficientNet-Lite0 (to C4, stride 16: features that know
   faces, hair and shoes) and a small head -> the logit of "facing the camera" (the share of the
-  torso's points on its front; 0.5 for a person seen from the side).
+  torso's points on its front; 0.5 for a person seen from the side); optionally averaged with
+  heads on a people-trained trunk reading a larger crop (`densepose.modeling.facing_people`).
 * `reweight_charts`: Bayes' rule on the head's chart probabilities (its logits' softmax). With ``p`` the probability
   of facing the camera and ``ratio[k, b, c] = P(chart c | facing k, column b) / P(chart c |
   column b)`` measured on the training data (k = 0 away, 1 camera; b one of ``RATIO_COLUMNS``
@@ -32,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from densepose.modeling.efficientnet_lite import BN_EPS, LITE0_OUT_BLOCKS, EfficientNetLite
+from densepose.modeling.facing_people import PeopleFacing
 from densepose.modeling.ops.roi_align import boxes_to_rois, roi_align
 
 #: (height, width) of the person crop the classifier reads.
@@ -61,26 +63,26 @@ def crop_boxes(boxes: Tensor) -> Tensor:
     return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1)
 
 
-def person_crops(images: Tensor, boxes: list[Tensor]) -> Tensor:
-    """Cut people out of images for the classifier.
+def person_crops(images: Tensor, boxes: list[Tensor], size: tuple[int, int] = FACING_CROP) -> Tensor:
+    """Cut people out of images for the classifier (at ``size``, of ``FACING_CROP``'s aspect).
 
     Args:
         images: (B, 3, H, W) RGB already in the classifier's normalisation (``FACING_MEAN``/``STD``).
         boxes: per image (K_i, 4) xyxy in those images' pixels.
 
     Returns:
-        (sum K_i, 3, *FACING_CROP); outside the image the crop is 0 (mid grey).
+        (sum K_i, 3, *size); outside the image the crop is 0 (mid grey).
     """
     rois = boxes_to_rois([crop_boxes(b.float()) for b in boxes]).to(images.dtype)
-    return roi_align(images, rois, FACING_CROP, spatial_scale=1.0, sampling_ratio=CROP_SAMPLING_RATIO, aligned=True)
+    return roi_align(images, rois, size, spatial_scale=1.0, sampling_ratio=CROP_SAMPLING_RATIO, aligned=True)
 
 
-def facing_head(head_dim: int = 64) -> nn.Sequential:
-    """(N, 112, 12, 6) C4 features -> (N, 1) logits: two 3x3 convolutions (the second stride 2)
-    and a linear layer on the 6 x 3 result."""
-    h, w = FACING_CROP[0] // 32, FACING_CROP[1] // 32
+def facing_head(head_dim: int = 64, in_channels: int = C4_CHANNELS, crop: tuple[int, int] = FACING_CROP) -> nn.Sequential:
+    """(N, in_channels, H / 16, W / 16) C4 features of (H, W) ``crop``s (12 x 6 for ``FACING_CROP``)
+    -> (N, 1) logits: two 3x3 convolutions (the second stride 2) and a linear layer on the result."""
+    h, w = crop[0] // 32, crop[1] // 32
     return nn.Sequential(
-        nn.Conv2d(C4_CHANNELS, head_dim, 3, padding=1), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
+        nn.Conv2d(in_channels, head_dim, 3, padding=1), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
         nn.Conv2d(head_dim, head_dim, 3, padding=1, stride=2), nn.BatchNorm2d(head_dim), nn.ReLU(inplace=True),
         nn.Flatten(), nn.Dropout(0.3), nn.Linear(head_dim * h * w, 1),
     )
@@ -91,16 +93,19 @@ class FacingClassifier(nn.Module):
 
     ``trunk``: the Lite0 stem and blocks up to C4 (700 k parameters, ImageNet weights, kept fixed
     in training); ``head``: a `facing_head`; ``more_heads``: ``members - 1`` more, each trained
-    apart on the same features (`densepose add-facing-heads`), their logits averaged with the first's.
+    apart on the same features (`densepose add-facing-heads`), their logits averaged with the first's;
+    ``people``: with ``people_members`` > 0, a `PeopleFacing` (heads on MoveNet's trunk, reading
+    larger crops of the same people), whose mean logit is averaged with that of the Lite0 heads.
     """
 
-    def __init__(self, head_dim: int = 64, members: int = 1):
+    def __init__(self, head_dim: int = 64, members: int = 1, people_members: int = 0):
         super().__init__()
         lite0 = EfficientNetLite(lambda c: nn.BatchNorm2d(c, eps=BN_EPS))
         self.stem = lite0.stem
         self.blocks = nn.ModuleList(lite0.blocks[: LITE0_OUT_BLOCKS[2] + 1])
         self.head = facing_head(head_dim)
         self.more_heads = nn.ModuleList(facing_head(head_dim) for _ in range(members - 1))
+        self.people = PeopleFacing(people_members, head_dim) if people_members else None
 
     def features(self, crops: Tensor) -> Tensor:
         """(N, 3, 192, 96) -> (N, 112, 12, 6) C4 features."""
@@ -109,16 +114,26 @@ class FacingClassifier(nn.Module):
             x = block(x)
         return x
 
-    def classify(self, c4: Tensor) -> Tensor:
+    def classify(self, c4: Tensor, people_crops: Tensor | None = None) -> Tensor:
         """(N, 112, 12, 6) C4 features (`features`) -> (N,) logits of facing the camera (the mean
-        of the heads' logits)."""
+        of the heads' logits); with ``people`` heads, the mean of that and of theirs on
+        ``people_crops`` (N, 3, *PEOPLE_CROP) of the same people (`person_crops`)."""
+        logits = self.lite0_logits(c4)
+        if self.people is None:
+            return logits
+        if people_crops is None:
+            raise ValueError("a facing classifier with people heads reads their crops as well as the C4 features")
+        return (logits + self.people(people_crops)) / 2
+
+    def lite0_logits(self, c4: Tensor) -> Tensor:
+        """(N, 112, 12, 6) C4 features -> (N,) the mean logit of the heads on them."""
         logits = self.head(c4)[:, 0]
         for head in self.more_heads:
             logits = logits + head(c4)[:, 0]
         return logits / (1 + len(self.more_heads))
 
-    def forward(self, crops: Tensor) -> Tensor:
-        return self.classify(self.features(crops))
+    def forward(self, crops: Tensor, people_crops: Tensor | None = None) -> Tensor:
+        return self.classify(self.features(crops), people_crops)
 
 
 def reweight_charts(fine_segm: Tensor, p_camera: Tensor, ratio: Tensor, power: float = 1.0) -> Tensor:

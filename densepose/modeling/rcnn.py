@@ -43,8 +43,9 @@ from densepose.modeling.roi_heads import (
     sample_proposals,
 )
 from densepose.modeling.flip_test import average_outputs, mirror_boxes, mirror_images, unmirror_outputs
-from densepose.modeling.facing import (RATIO_COLUMNS, FacingClassifier, facing_log_weight, person_crops, to_facing_input,
-                                       weigh_charts)
+from densepose.modeling.facing import (FACING_CROP, RATIO_COLUMNS, FacingClassifier, facing_log_weight, person_crops,
+                                       to_facing_input, weigh_charts)
+from densepose.modeling.facing_people import PEOPLE_CROP
 from densepose.modeling.head_ruler import RULER_BINS, head_ruler_log_weight
 from densepose.modeling.person_check import checked_scores, cut_by_bottom, person_check_head
 from densepose.modeling.covered_boxes import repeated_boxes
@@ -115,7 +116,8 @@ class DensePoseRCNN(nn.Module):
         if cfg.facing_on:
             if not cfg.densepose_on:
                 raise ValueError("facing_on needs densepose_on")
-            self.facing = FacingClassifier(members=cfg.facing_members).requires_grad_(False)  # trained apart (facing_train)
+            self.facing = FacingClassifier(members=cfg.facing_members, people_members=cfg.facing_people_members)\
+                .requires_grad_(False)  # trained apart (facing_train)
             # P(chart | facing, box column) / P(chart | box column); set by densepose.engine.facing_train
             self.register_buffer("facing_chart_ratio", torch.ones(2, RATIO_COLUMNS, 25))
         if cfg.head_ruler_on:
@@ -298,12 +300,13 @@ class DensePoseRCNN(nn.Module):
         roi_feat = zoomed_roi_features(self._dp_features, feats, dp_boxes, heights, zoom and zoom.mirrored())
         return self._dp_forward(roi_feat, mask_extra, kp_extra)[-1]
 
-    def crop_features(self, images: Tensor, boxes: list[Tensor]) -> Tensor:
-        """(B, 3, H, W) normalised images, per-image boxes (K_i, 4) -> (sum K_i, 112, 12, 6) C4
-        features of the people's crops, read by the facing classifier's trunk."""
+    def crop_features(self, images: Tensor, boxes: list[Tensor]) -> tuple[Tensor, Tensor | None]:
+        """(B, 3, H, W) normalised images, per-image boxes (K_i, 4) -> the (sum K_i, 112, 12, 6) C4
+        features of the people's crops (the facing classifier's trunk) and, for its people heads,
+        their (sum K_i, 3, *PEOPLE_CROP) crops (None without them)."""
         x = to_facing_input(images.float(), self.transform.pixel_mean, self.transform.pixel_std)
-        crops = person_crops(x, boxes).contiguous(memory_format=torch.channels_last)
-        return self.facing.features(crops.to(images.dtype))
+        cut = lambda size: person_crops(x, boxes, size).contiguous(memory_format=torch.channels_last).to(images.dtype)  # noqa: E731
+        return self.facing.features(cut(FACING_CROP)), (cut(PEOPLE_CROP) if self.facing.people is not None else None)
 
     def settle_charts(self, coarse_segm: Tensor, fine_segm: Tensor, p_camera: Tensor | None) -> Tensor:
         """(N, 25, S, S) chart logits weighed by the head ruler and by the people's (N,) P(facing the
@@ -338,8 +341,8 @@ class DensePoseRCNN(nn.Module):
         p_camera = None
         if cfg.densepose_on and cfg.facing_on:
             counts = [b.shape[0] for b, _ in dets]
-            c4 = self.crop_features(images, [b for b, _ in dets])
-            p_camera = self.facing.classify(c4).float().sigmoid().split(counts)
+            c4, people_crops = self.crop_features(images, [b for b, _ in dets])
+            p_camera = self.facing.classify(c4, people_crops).float().sigmoid().split(counts)
             if cfg.person_check_on:
                 p_person = self.person_check(c4).float().sigmoid().split(counts)
                 dets = [(b, checked_scores(s, p, cut_by_bottom(b, height)))

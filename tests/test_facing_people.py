@@ -1,0 +1,142 @@
+"""Facing heads on MoveNet's people-trained crop trunk (densepose.modeling.facing_people,
+engine.facing_people_train): averaged with the Lite0 heads, loaded from the graph, trained, carried."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from densepose.errors import UserError
+from densepose.modeling import DensePoseRCNN, tiny_config
+from densepose.modeling.facing import FACING_MEAN, FACING_STD, RATIO_COLUMNS, person_crops
+from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing, load_movenet_trunk
+from densepose.modeling.mobilenet_v2 import MobileNetV2, convert_movenet_weights
+from densepose.io.tfjs_graph import read_tfjs_graph
+from movenet_graphs import make_movenet_graph, write_tfjs
+
+TORSO_BACK, TORSO_FRONT = 1, 2
+
+
+@pytest.fixture(scope="module")
+def lightning_graph(tmp_path_factory):
+    return write_tfjs(tmp_path_factory.mktemp("lightning"), *make_movenet_graph(1.0))
+
+
+def _model(people_members: int = 2):
+    torch.manual_seed(0)
+    cfg = tiny_config(score_thresh_test=0.0, backbone_width=8, fpn_channels=16, dp_decoder_conv_dim=16,
+                      dp_decoder_channels=16, dp_dim=32, box_fc_dim=32, min_size_test=64, max_size=128,
+                      rpn_pre_nms_topk_test=100, rpn_post_nms_topk_test=30, detections_per_image=4, facing_on=True,
+                      facing_people_members=people_members)
+    return DensePoseRCNN(cfg).eval()
+
+
+def test_people_heads_are_averaged_with_the_lite0_heads():
+    facing = _model(2).facing
+    crops, people_crops = torch.randn(3, 3, 192, 96), torch.randn(3, 3, *PEOPLE_CROP)
+    with torch.no_grad():
+        c4 = facing.features(crops)
+        people = facing.people.features(people_crops)
+        lite0 = facing.head(c4)[:, 0]
+        theirs = (facing.people.heads[0](people)[:, 0] + facing.people.heads[1](people)[:, 0]) / 2
+        torch.testing.assert_close(facing.classify(c4, people_crops), (lite0 + theirs) / 2)
+        torch.testing.assert_close(facing(crops, people_crops), (lite0 + theirs) / 2)
+    with pytest.raises(ValueError, match="reads their crops"):
+        facing.classify(c4)
+
+
+def test_people_trunk_reads_the_crops_in_movenets_normalisation(lightning_graph):
+    """The crops come in the Lite0 normalisation; the trunk sees them as MoveNet does (-1..1), and
+    its features are MoveNet's C4 of those pixels."""
+    people = PeopleFacing(1)
+    load_movenet_trunk(people, lightning_graph)
+    trunk = MobileNetV2(1.0, lambda c: torch.nn.BatchNorm2d(c, eps=1e-3)).eval()
+    trunk.load_state_dict(convert_movenet_weights(read_tfjs_graph(lightning_graph)))
+    pixels = torch.rand(2, 3, *PEOPLE_CROP, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.no_grad():
+        ours = people.eval().features((pixels - FACING_MEAN) / FACING_STD)
+        theirs = trunk((pixels - 127.5) / 127.5)[2]
+    assert ours.shape == (2, 96, 16, 8)
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+def test_a_graph_at_another_width_is_a_one_line_error(tmp_path):
+    graph = write_tfjs(tmp_path, *make_movenet_graph(1.5))
+    with pytest.raises(UserError, match="not MoveNet Lightning's trunk"):
+        load_movenet_trunk(PeopleFacing(1), graph)
+
+
+def test_the_model_and_its_export_graph_read_the_people_heads():
+    from densepose.engine.export_graph import ExportPipeline
+
+    model = _model(1)
+    model.facing_chart_ratio.fill_(1.0)
+    model.facing_chart_ratio[1, :, TORSO_FRONT] = 3.0
+    model.facing_chart_ratio[0, :, TORSO_BACK] = 3.0
+    image = (torch.rand(3, 70, 90, generator=torch.Generator().manual_seed(2)) * 255).to(torch.uint8)
+    last = model.facing.people.heads[0][-1]
+    with torch.no_grad():
+        eager = model([image.float()])[0]
+        graph = dict(zip(ExportPipeline(model).output_names, ExportPipeline(model)(image)))
+        last.bias.add_(4.0)  # the people heads move the facing
+        moved = model([image.float()])[0]
+    assert len(eager["boxes"]) and (moved["facing"] > eager["facing"]).all()
+    torch.testing.assert_close(graph["boxes"], eager["boxes"], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_train_facing_with_the_movenet_trunk_adds_people_heads(tmp_path, lightning_graph, capsys):
+    from PIL import Image
+
+    from densepose.cli.main import main
+    from densepose.modeling.model_file import load_model_file
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    anns = []
+    for i in range(1, 41):  # people facing the camera are bright, those facing away dark
+        faces_camera = i % 2 == 0
+        pixels = rng.integers(0, 60, (96, 96, 3), dtype=np.uint8)
+        pixels[10:90, 30:60] = 230 if faces_camera else 20
+        Image.fromarray(pixels).save(tmp_path / "data" / "images" / f"{i}.png")
+        torso = [TORSO_FRONT] * 6 + [TORSO_BACK] if faces_camera else [TORSO_BACK] * 6 + [TORSO_FRONT]
+        anns.append({"id": i, "image_id": i, "iscrowd": 0, "bbox": [30, 10, 30, 80], "dp_I": torso + [9, 8],
+                     "dp_x": list(np.linspace(0, 255, 9))})
+    coco = {"images": [{"id": i, "file_name": f"{i}.png", "height": 96, "width": 96} for i in range(1, 41)],
+            "annotations": anns}
+    (tmp_path / "data" / "annotations.json").write_text(json.dumps(coco))
+    start = _model(0)
+    ratio = torch.rand(2, RATIO_COLUMNS, 25) + 0.5
+    start.facing_chart_ratio.copy_(ratio)
+    torch.save({"config": start.cfg.to_dict(), "model": start.state_dict(), "meta": {"source": "test"}},
+               tmp_path / "start.pt")
+    out = tmp_path / "out.pt"
+    assert main(["train-facing", str(tmp_path / "start.pt"), "--data", str(tmp_path / "data"), "--movenet-trunk",
+                 str(lightning_graph), "--members", "2", "--epochs", "30", "--out", str(out)]) == 0
+    assert "held-out people read right: people heads" in capsys.readouterr().out
+    trained = load_model_file(out)
+    assert trained.cfg.facing_people_members == 2 and len(trained.facing.people.heads) == 2
+    kept = {k: v for k, v in start.state_dict().items() if not k.startswith("facing.people.")}
+    assert all(torch.equal(trained.state_dict()[k], v) for k, v in kept.items())  # the rest of the file stays
+    record = torch.load(out, weights_only=True)["meta"]["facing"]["people"]
+    assert record["people"] == 40 and record["members"] == 2 and "held_out_accuracy" in record
+    box = [torch.tensor([[30.0, 10.0, 60.0, 90.0]])]
+    with torch.no_grad():
+        crops = [person_crops(_normalised(tmp_path / "data" / "images" / f"{i}.png"), box, PEOPLE_CROP) for i in (1, 2)]
+        p = [trained.facing.people(c).sigmoid().item() for c in crops]
+    assert p[0] < 0.5 < p[1]  # image 1 faces away (dark), image 2 the camera (bright)
+    for args, message in [(["--members", "0"], "people heads: give 1 to"),
+                          (["--movenet-trunk", str(tmp_path / "none.json")], "none.json")]:
+        assert main(["train-facing", str(out), "--data", str(tmp_path / "data"), "--movenet-trunk",
+                     str(lightning_graph), *args, "--out", str(tmp_path / "bad.pt")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def _normalised(path) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return (torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() - FACING_MEAN) / FACING_STD
