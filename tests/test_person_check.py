@@ -25,6 +25,7 @@ from densepose.errors import UserError
 from densepose.modeling import DensePoseRCNN, tiny_config
 from densepose.modeling.ops.boxes import box_iou
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
+from facing_data import facing_config
 
 
 def test_a_sure_check_keeps_the_score_and_a_doubt_lowers_it():
@@ -40,11 +41,7 @@ def test_the_check_needs_the_facing_classifier():
 
 def _checked_model():
     torch.manual_seed(0)
-    cfg = tiny_config(score_thresh_test=0.0, backbone_width=8, fpn_channels=16, dp_decoder_conv_dim=16,
-                      dp_decoder_channels=16, dp_dim=32, box_fc_dim=32, min_size_test=64, max_size=128,
-                      rpn_pre_nms_topk_test=100, rpn_post_nms_topk_test=30, detections_per_image=4, facing_on=True,
-                      person_check_on=True)
-    return DensePoseRCNN(cfg).eval()
+    return DensePoseRCNN(facing_config(person_check_on=True)).eval()
 
 
 def _sure(model: DensePoseRCNN, logit: float) -> None:

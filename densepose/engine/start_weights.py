@@ -21,7 +21,8 @@ log = logging.getLogger("densepose.train")
 
 #: Parts of a model file that training does not learn (each trained apart, on a trained model):
 #: flag -> (what it is, the settings that come with it: its shape, how it is read).
-UNTRAINED_PARTS = {"facing_on": ("a facing classifier (densepose train-facing)", ("facing_power", "facing_members")),
+UNTRAINED_PARTS = {"facing_on": ("a facing classifier (densepose train-facing)",
+                                 ("facing_power", "facing_members", "facing_people_members")),
                    "person_check_on": ("a person check (densepose train-person-check)", ("person_check_members",)),
                    "head_ruler_on": ("a head ruler (densepose add-head-ruler)", ("head_ruler_power",))}
 
