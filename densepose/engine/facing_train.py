@@ -195,8 +195,8 @@ def train_head(head: nn.Module, logits: Callable[[Tensor], Tensor], feats: Tenso
 @torch.no_grad()
 def accuracy(classifier: FacingClassifier, feats: Tensor, labels: Tensor) -> float:
     """Share of people clearly facing one way (torso-front share > 0.75 or < 0.25) read right from
-    their crop, as inference reads it."""
-    logits = classifier.classify(feats.float())
+    their crop by the classifier's Lite0 heads (``feats`` are their C4 features)."""
+    logits = classifier.lite0_logits(feats.float())
     clear = (labels > 0.75) | (labels < 0.25)
     return float(((logits > 0) == (labels > 0.5))[clear].float().mean()) if clear.any() else float("nan")
 
@@ -212,13 +212,15 @@ def train_facing(model_path: str | Path, folders: Sequence[str | Path], out: str
     source = read_model_file(model_path)
     config = replace(source.config, facing_on=True)
     model = DensePoseRCNN(config)
-    own = {k: v for k, v in source.weights.items() if not k.startswith(("facing.", "facing_chart_ratio"))}
+    # The Lite0 classifier is trained anew; heads on MoveNet's trunk (train-facing --movenet-trunk) are kept.
+    own = {k: v for k, v in source.weights.items()
+           if not k.startswith(("facing.", "facing_chart_ratio")) or k.startswith("facing.people.")}
     missing = model.load_state_dict(own, strict=False).missing_keys
     assert all(k.startswith(("facing.", "facing_chart_ratio")) for k in missing), missing  # the file was checked
     trunk, _ = split_classifier_keys(read_efficientnet_weights(packaged_weights_path()))
     wanted = model.facing.state_dict()
     missing = model.facing.load_state_dict({k: v for k, v in trunk.items() if k in wanted}, strict=False).missing_keys
-    absent = [k for k in missing if not k.startswith("head.")]  # the head is what is trained here
+    absent = [k for k in missing if not k.startswith(("head.", "people."))]  # the head is what is trained here
     if absent:
         raise UserError(f"EfficientNet weights: no {absent[0]!r} for the facing classifier")
     people = read_people(folders, min_height)
@@ -229,7 +231,7 @@ def train_facing(model_path: str | Path, folders: Sequence[str | Path], out: str
     labels = torch.from_numpy(people.labels)
     held = torch.from_numpy(people.image_ids % 10 == 0)
     torch.manual_seed(seed)
-    train_head(model.facing.head, model.facing.classify, torch.cat([f[~held] for f, _ in copies]),
+    train_head(model.facing.head, model.facing.lite0_logits, torch.cat([f[~held] for f, _ in copies]),
                torch.cat([m[~held] for _, m in copies]), labels[~held].repeat(len(copies)), epochs, seed=seed, log=log)
     val = accuracy(model.facing, copies[0][0][held], labels[held])
     model.facing_chart_ratio.copy_(chart_ratio(people.charts, people.labels))
