@@ -165,7 +165,8 @@ def test_pipeline_with_group_boxes_dropped_equals_the_eager_model():
 
 @pytest.mark.slow  # torch.export of the graph with the crop classifiers (~40 s on 2 idle cores)
 def test_onnx_of_a_model_with_the_crop_checks_and_grown_boxes_matches_the_eager_model(tmp_path):
-    """The bundled model's pieces: head ruler, facing classifier of three heads and person check
+    """The bundled model's pieces: head ruler, facing classifier of three heads (and two on MoveNet's
+    trunk, on larger crops) and person check
     (batch norms and EfficientNet-Lite stages on a data-dependent number of crops), covered and wider
     boxes dropped, DensePose head on grown boxes. torch.export could not trace the first two; ONNX Runtime's default graph optimisation
     broke the stride-2 convolutions' padded weights. Run with the default session options."""
@@ -176,7 +177,7 @@ def test_onnx_of_a_model_with_the_crop_checks_and_grown_boxes_matches_the_eager_
     torch.manual_seed(0)
     model = DensePoseRCNN(replace(_small_model().cfg, facing_on=True, person_check_on=True, drop_covered_fraction=0.5,
                                   drop_wider_iou=0.3, dp_margin_x=0.1, dp_margin_y=0.05, head_ruler_on=True,
-                                  facing_members=3)).eval()
+                                  facing_members=3, facing_people_members=2)).eval()
     model.head_ruler_log_ratio.normal_()  # the head ruler's table: traced with the rest
     model.person_check.layers[-1].bias.data.fill_(2.0)  # keep most detections: a random check rejects them
     example = torch.rand(*TRACE_SIZE, generator=torch.Generator().manual_seed(2)) * 255
