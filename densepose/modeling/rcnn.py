@@ -305,8 +305,9 @@ class DensePoseRCNN(nn.Module):
         features of the people's crops (the facing classifier's trunk) and, for its people heads,
         their (sum K_i, 3, *PEOPLE_CROP) crops (None without them)."""
         x = to_facing_input(images.float(), self.transform.pixel_mean, self.transform.pixel_std)
-        cut = lambda size: person_crops(x, boxes, size).contiguous(memory_format=torch.channels_last).to(images.dtype)  # noqa: E731
-        return self.facing.features(cut(FACING_CROP)), (cut(PEOPLE_CROP) if self.facing.people is not None else None)
+        crops = [person_crops(x, boxes, size).contiguous(memory_format=torch.channels_last).to(images.dtype)
+                 for size in ((FACING_CROP, PEOPLE_CROP) if self.facing.people is not None else (FACING_CROP,))]
+        return self.facing.features(crops[0]), (crops[1] if len(crops) > 1 else None)
 
     def settle_charts(self, coarse_segm: Tensor, fine_segm: Tensor, p_camera: Tensor | None) -> Tensor:
         """(N, 25, S, S) chart logits weighed by the head ruler and by the people's (N,) P(facing the
