@@ -19,23 +19,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from densepose.engine.export import write_model_file
-from densepose.engine.facing_train import crop_features, jitter_boxes, read_people, train_head
+from densepose.engine.facing_heads import MAX_FACING_MEMBERS
+from densepose.engine.facing_train import crop_features, jitter_boxes, read_people, read_right, train_head
 from densepose.errors import UserError
 from densepose.modeling.facing_people import PEOPLE_CROP, load_movenet_trunk
 from densepose.modeling.model_file import read_model_file
 from densepose.modeling.rcnn import DensePoseRCNN
-
-#: Most people heads a facing classifier may average.
-MAX_PEOPLE_MEMBERS = 8
-
-
-def _read_right(logits: Tensor, labels: Tensor) -> float:
-    """Share of the people clearly facing one way (torso-front share > 0.75 or < 0.25) read right."""
-    clear = (labels > 0.75) | (labels < 0.25)
-    return float(((logits > 0) == (labels > 0.5))[clear].float().mean()) if clear.any() else float("nan")
 
 
 def train_people_heads(model_path: str | Path, folders: Sequence[str | Path], movenet_json: str | Path,
@@ -43,8 +34,8 @@ def train_people_heads(model_path: str | Path, folders: Sequence[str | Path], mo
                        jittered_copies: int = 0, log: Callable[[str], None] = print) -> dict:
     """Write ``out``: the model file at ``model_path`` with ``members`` facing heads on MoveNet
     Lightning's crop features (the module docstring); returns its meta."""
-    if not 1 <= members <= MAX_PEOPLE_MEMBERS:
-        raise UserError(f"people heads: give 1 to {MAX_PEOPLE_MEMBERS}, not {members}")
+    if not 1 <= members <= MAX_FACING_MEMBERS:
+        raise UserError(f"people heads: give 1 to {MAX_FACING_MEMBERS}, not {members}")
     if jittered_copies < 0:
         raise UserError(f"jittered copies must be 0 or more, got {jittered_copies}")
     start = time.time()
@@ -80,9 +71,9 @@ def train_people_heads(model_path: str | Path, folders: Sequence[str | Path], mo
         lite_logits = model.facing.lite0_logits(lite_c4.float())
     record = {"data": [str(f) for f in folders], "people": int(len(labels)), "members": members, "epochs": epochs,
               "jittered_copies": jittered_copies, "trunk": Path(movenet_json).name,
-              "held_out_accuracy_people_heads": round(_read_right(people_logits, labels[held]), 4),
-              "held_out_accuracy_lite0_heads": round(_read_right(lite_logits, labels[held]), 4),
-              "held_out_accuracy": round(_read_right((people_logits + lite_logits) / 2, labels[held]), 4)}
+              "held_out_accuracy_people_heads": round(read_right(people_logits, labels[held]), 4),
+              "held_out_accuracy_lite0_heads": round(read_right(lite_logits, labels[held]), 4),
+              "held_out_accuracy": round(read_right((people_logits + lite_logits) / 2, labels[held]), 4)}
     log(f"held-out people read right: people heads {record['held_out_accuracy_people_heads']:.3f}, "
         f"the file's heads {record['held_out_accuracy_lite0_heads']:.3f}, both {record['held_out_accuracy']:.3f}")
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

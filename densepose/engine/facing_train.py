@@ -193,13 +193,17 @@ def train_head(head: nn.Module, logits: Callable[[Tensor], Tensor], feats: Tenso
     head.eval().requires_grad_(False)
 
 
-@torch.no_grad()
-def accuracy(classifier: FacingClassifier, feats: Tensor, labels: Tensor) -> float:
-    """Share of people clearly facing one way (torso-front share > 0.75 or < 0.25) read right from
-    their crop by the classifier's Lite0 heads (``feats`` are their C4 features)."""
-    logits = classifier.lite0_logits(feats.float())
+def read_right(logits: Tensor, labels: Tensor) -> float:
+    """Share of the people clearly facing one way (torso-front share > 0.75 or < 0.25) whose (N,)
+    facing logits are on the side of their (N,) labels."""
     clear = (labels > 0.75) | (labels < 0.25)
     return float(((logits > 0) == (labels > 0.5))[clear].float().mean()) if clear.any() else float("nan")
+
+
+@torch.no_grad()
+def accuracy(classifier: FacingClassifier, feats: Tensor, labels: Tensor) -> float:
+    """`read_right` of the classifier's Lite0 heads on people's crops (``feats`` their C4 features)."""
+    return read_right(classifier.lite0_logits(feats.float()), labels)
 
 
 def train_facing(model_path: str | Path, folders: Sequence[str | Path], out: str | Path, epochs: int = 12,
