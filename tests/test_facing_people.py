@@ -10,7 +10,7 @@ import torch
 
 from densepose.errors import UserError
 from densepose.modeling import DensePoseRCNN
-from densepose.modeling.facing import FACING_MEAN, FACING_STD, RATIO_COLUMNS, person_crops
+from densepose.modeling.facing import FACING_MEAN, FACING_STD, RATIO_COLUMNS, person_crops, to_facing_input
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing, load_movenet_trunk
 from densepose.modeling.mobilenet_v2 import MobileNetV2, convert_movenet_weights
 from densepose.io.tfjs_graph import read_tfjs_graph
@@ -141,3 +141,27 @@ def test_training_the_lite0_heads_again_keeps_the_people_heads(tmp_path):
     assert written.config.facing_people_members == 2
     people = {k: v for k, v in start.state_dict().items() if k.startswith("facing.people.")}
     assert people and all(torch.equal(written.weights[k], v) for k, v in people.items())
+
+
+
+def test_the_people_heads_read_only_the_detections_the_person_check_keeps():
+    """The people trunk is the dearest part of the facing classifier: it reads the rows the person
+    check keeps, and their P(facing the camera) is the one all rows would have had."""
+    torch.manual_seed(0)
+    model = DensePoseRCNN(facing_config(facing_people_members=1, person_check_on=True)).eval()
+    last = model.person_check.layers[-1]
+    last.weight.data.zero_()
+    last.bias.data.zero_()  # P(person) 0.5: checked scores are 0.71 x the detector's
+    read = []
+    model.facing.people.register_forward_pre_hook(lambda module, args: read.append(args[0].shape[0]))
+    images = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(1))
+    boxes = torch.tensor([[2.0, 2, 20, 50], [30, 4, 50, 40], [60, 2, 80, 50], [90, 6, 110, 44], [100, 20, 126, 48]])
+    scores = torch.tensor([0.9, 0.2, 0.8, 0.25, 0.6])
+    with torch.no_grad():
+        kept, p_camera = model._second_look([(boxes, scores)], images, [(64, 128)], 0.3)
+        assert read == [3]
+        x = to_facing_input(images, model.transform.pixel_mean, model.transform.pixel_std)
+        everyone = model.facing(person_crops(x, [boxes]), person_crops(x, [boxes], PEOPLE_CROP)).sigmoid()
+    rows = [0, 2, 4]  # 0.9, 0.8 and 0.6 stay above 0.3 after the check; 0.2 and 0.25 do not
+    torch.testing.assert_close(kept[0][0], boxes[rows])
+    torch.testing.assert_close(p_camera, everyone[rows])

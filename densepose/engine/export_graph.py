@@ -189,8 +189,8 @@ class ExportPipeline(nn.Module):
             maps = {**maps, "fine_segm": model.settle_charts(maps["coarse_segm"], maps["fine_segm"], p_camera)}
         covered, wider = getattr(cfg, "drop_covered_fraction", 0.0), getattr(cfg, "drop_wider_iou", 0.0)
         if getattr(cfg, "person_check_on", False) or covered > 0 or wider > 0:
-            # The eager model drops these rows before its heads run; the graph runs the heads on all
-            # rows (one batch) and drops them here: the same outputs.
+            # The eager model drops these rows before its heads (and its facing people heads) run;
+            # the graph runs them on all rows (one batch) and drops them here: the same outputs.
             keep = (scores > cfg.score_thresh_test) & ~repeated_boxes(boxes, scores, covered, wider)
             boxes, scores, maps = boxes[keep], scores[keep], {k: v[keep] for k, v in maps.items()}
         return boxes, scores, maps
@@ -198,7 +198,7 @@ class ExportPipeline(nn.Module):
     def _crop_features(self, x: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor | None]:
         """Normalised padded image (1, 3, h, w), boxes (N, 4) -> the (N, 112, 12, 6) C4 features of
         the people's crops and their crops for the people heads (None without), as
-        `DensePoseRCNN.crop_features` (cut by the graph's RoIAlign op)."""
+        `DensePoseRCNN.facing_crops` cuts them (here by the graph's RoIAlign op)."""
         model = self.model
         image = to_facing_input(x, model.transform.pixel_mean, model.transform.pixel_std)
         cut = lambda size: torch.ops.densepose_export.roi_align(  # noqa: E731

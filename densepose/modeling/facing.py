@@ -120,11 +120,14 @@ class FacingClassifier(nn.Module):
         of the heads' logits); with ``people`` heads, the mean of that and of theirs on
         ``people_crops`` (N, 3, *PEOPLE_CROP) of the same people (`person_crops`)."""
         logits = self.lite0_logits(c4)
-        if self.people is None:
-            return logits
+        return logits if self.people is None else self.with_people(logits, people_crops)
+
+    def with_people(self, lite0_logits: Tensor, people_crops: Tensor | None) -> Tensor:
+        """(N,) the Lite0 heads' mean logit (`lite0_logits`) -> (N,) its mean with the people heads'
+        on ``people_crops`` (N, 3, *PEOPLE_CROP) of the same people."""
         if people_crops is None:
             raise ValueError("a facing classifier with people heads reads their crops as well as the C4 features")
-        return (logits + self.people(people_crops)) / 2
+        return (lite0_logits + self.people(people_crops)) / 2
 
     def lite0_logits(self, c4: Tensor) -> Tensor:
         """(N, 112, 12, 6) C4 features -> (N,) the mean logit of the heads on them."""

@@ -300,14 +300,12 @@ class DensePoseRCNN(nn.Module):
         roi_feat = zoomed_roi_features(self._dp_features, feats, dp_boxes, heights, zoom and zoom.mirrored())
         return self._dp_forward(roi_feat, mask_extra, kp_extra)[-1]
 
-    def crop_features(self, images: Tensor, boxes: list[Tensor]) -> tuple[Tensor, Tensor | None]:
-        """(B, 3, H, W) normalised images, per-image boxes (K_i, 4) -> the (sum K_i, 112, 12, 6) C4
-        features of the people's crops (the facing classifier's trunk) and, for its people heads,
-        their (sum K_i, 3, *PEOPLE_CROP) crops (None without them)."""
+    def facing_crops(self, images: Tensor, boxes: list[Tensor], size: tuple[int, int] = FACING_CROP) -> Tensor:
+        """(B, 3, H, W) normalised images, per-image boxes (K_i, 4) -> the people's (sum K_i, 3, *size)
+        crops in the facing classifier's normalisation (``FACING_CROP`` for its Lite0 trunk,
+        ``PEOPLE_CROP`` for its people heads), in the images' dtype."""
         x = to_facing_input(images.float(), self.transform.pixel_mean, self.transform.pixel_std)
-        crops = [person_crops(x, boxes, size).contiguous(memory_format=torch.channels_last).to(images.dtype)
-                 for size in ((FACING_CROP, PEOPLE_CROP) if self.facing.people is not None else (FACING_CROP,))]
-        return self.facing.features(crops[0]), (crops[1] if len(crops) > 1 else None)
+        return person_crops(x, boxes, size).contiguous(memory_format=torch.channels_last).to(images.dtype)
 
     def settle_charts(self, coarse_segm: Tensor, fine_segm: Tensor, p_camera: Tensor | None) -> Tensor:
         """(N, 25, S, S) chart logits weighed by the head ruler and by the people's (N,) P(facing the
@@ -339,11 +337,11 @@ class DensePoseRCNN(nn.Module):
         detections kept (checked score >= the threshold, not `repeated_boxes`) -> (per image
         (boxes, scores) kept, (K,) P(facing the camera) of the kept rows, or None)."""
         cfg = self.cfg
-        p_camera = None
+        logits = None  # the Lite0 heads' facing logits, per image
         if cfg.densepose_on and cfg.facing_on:
             counts = [b.shape[0] for b, _ in dets]
-            c4, people_crops = self.crop_features(images, [b for b, _ in dets])
-            p_camera = self.facing.classify(c4, people_crops).float().sigmoid().split(counts)
+            c4 = self.facing.features(self.facing_crops(images, [b for b, _ in dets]))
+            logits = self.facing.lite0_logits(c4).split(counts)
             if cfg.person_check_on:
                 p_person = self.person_check(c4).float().sigmoid().split(counts)
                 dets = [(b, checked_scores(s, p, cut_by_bottom(b, height)))
@@ -352,8 +350,13 @@ class DensePoseRCNN(nn.Module):
             floor = score_thresh if score_thresh is not None else math.nextafter(cfg.score_thresh_test, math.inf)
             rows = [(s >= floor) & ~repeated_boxes(b, s, cfg.drop_covered_fraction, cfg.drop_wider_iou) for b, s in dets]
             dets = [(b[r], s[r]) for (b, s), r in zip(dets, rows)]
-            p_camera = None if p_camera is None else [p[r] for p, r in zip(p_camera, rows)]
-        return dets, (torch.cat(p_camera) if p_camera is not None else None)
+            logits = None if logits is None else [p[r] for p, r in zip(logits, rows)]
+        if logits is None:
+            return dets, None
+        logits = torch.cat(logits)
+        if self.facing.people is not None and len(logits):  # the people trunk reads the kept rows only
+            logits = self.facing.with_people(logits, self.facing_crops(images, [b for b, _ in dets], PEOPLE_CROP))
+        return dets, logits.float().sigmoid()
 
     def _heads(self, feats: list[Tensor], dets: list[tuple[Tensor, Tensor]], images: Tensor,
                sizes: Sequence[tuple[int, int]], score_thresh: float | None = None,
