@@ -12,6 +12,9 @@ ground-truth points:
 
 * chart accuracy: the predicted chart is the true one; *turned*: it is the true chart's
   turned-around partner; coarse-part accuracy (the 14 parts of ``dp_masks``).
+* where the points go (`point_kinds`): background, the true chart, its turned-around partner, its
+  mirror image (``CHART_FLIP``: the other side's limb, the same front or back), another chart of
+  the same coarse part (a limb's front for its back), or another part.
 * by facing: people whose shoulders show which way they face (the left shoulder right of the right
   one in the image: facing the camera; the other way round: facing away; shoulders closer than 15 %
   of the box width: skipped). For each limb group, the share of its points labelled with a front
@@ -58,6 +61,24 @@ def facing_of(keypoints: list[float] | None, box_width: float) -> str | None:
     return "camera" if dx > 0 else "away"
 
 
+#: The kinds of `point_kinds`, in the order they are tested.
+POINT_KINDS = ("background", "exact", "turned", "mirrored", "same part", "other part")
+
+
+def point_kinds(truth: np.ndarray, seen: np.ndarray) -> dict[str, int]:
+    """True and predicted charts (n,) of n points -> how many fall in each of ``POINT_KINDS`` (each
+    point in the first kind it fits)."""
+    from densepose.surface.parts import CHART_FLIP, CHART_TO_MASK_PART, CHART_TURN
+
+    left = np.ones(len(truth), dtype=bool)
+    counts = {}
+    for kind, fits in zip(POINT_KINDS, (seen == 0, seen == truth, seen == CHART_TURN[truth], seen == CHART_FLIP[truth],
+                                        CHART_TO_MASK_PART[seen] == CHART_TO_MASK_PART[truth], left)):
+        counts[kind] = int((fits & left).sum())
+        left &= ~fits
+    return counts
+
+
 def score(predictor, data: Path) -> dict:
     """Per-point tallies over the rendered set ``data`` -> the summary described in the module doc."""
     from densepose.io.images import load_image
@@ -70,6 +91,7 @@ def score(predictor, data: Path) -> dict:
         if "dp_I" in a:
             by_image.setdefault(a["image_id"], []).append(a)
     exact = turned = coarse = points = 0
+    kinds = dict.fromkeys(POINT_KINDS, 0)
     uv_pairs: list[np.ndarray] = []  # (n, 5): kappa group, true U, V, predicted U, V at right-chart points
     groups = {f: {g: [0, 0, 0] for g in GROUPS} for f in ("camera", "away")}
     head = {f: [0, 0] for f in ("camera", "away")}
@@ -104,6 +126,8 @@ def score(predictor, data: Path) -> dict:
             turned += int((seen == CHART_TURN[truth]).sum())
             coarse += int((CHART_TO_MASK_PART[seen] == CHART_TO_MASK_PART[truth]).sum())
             points += len(truth)
+            for kind, n in point_kinds(truth, seen).items():
+                kinds[kind] += n
             facing = facing_of(a.get("keypoints"), bw)
             if facing is None:
                 continue
@@ -121,7 +145,7 @@ def score(predictor, data: Path) -> dict:
     points = max(points, 1)
     return {
         "people": people, "points": points, "chart_accuracy": exact / points, "turned": turned / points,
-        "coarse_part_accuracy": coarse / points,
+        "coarse_part_accuracy": coarse / points, "point_kinds": {k: n / points for k, n in kinds.items()},
         "by_facing": {f: {g: {"front": t[0] / max(t[2], 1), "back": t[1] / max(t[2], 1), "points": t[2]}
                           for g, t in gs.items()} for f, gs in groups.items()},
         "head_sides_right": {f: {"right": c[0] / max(c[1], 1), "people": c[1]} for f, c in head.items()},
@@ -168,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {args.model or 'bundled'}; {summary['people']} people, {summary['points']} points")
     print(f"chart accuracy {summary['chart_accuracy']:.3f}; turned-around chart {summary['turned']:.3f}; "
           f"coarse part {summary['coarse_part_accuracy']:.3f}")
+    print("points: " + "; ".join(f"{k} {v:.3f}" for k, v in summary["point_kinds"].items()))
     for facing, groups in summary["by_facing"].items():
         cells = "  ".join(f"{g} {v['front']:.2f}/{v['back']:.2f}" for g, v in groups.items())
         print(f"facing {facing:6s} front/back: {cells}")

@@ -25,3 +25,13 @@ def test_uv_correlation_per_chart_group():
     assert list(out) == ["torso"] and out["torso"]["points"] == 500
     assert out["torso"]["u"] > 0.999 and abs(out["torso"]["v"]) < 0.15
     assert orientation.uv_correlation(np.zeros((0, 5)), KAPPA_GROUP_NAMES) == {}
+
+
+def test_each_point_goes_to_the_first_kind_it_fits():
+    """Upper leg right back (7) read as itself, the left front (10: turned around), the left back
+    (8: mirrored), its own front (9), the lower leg (11) or background; the head's right (23) read
+    as its left is turned around, not mirrored (both tables map it to 24)."""
+    truth = np.array([7, 7, 7, 7, 7, 7, 23, 2])
+    seen = np.array([7, 10, 8, 9, 11, 0, 24, 2])
+    assert orientation.point_kinds(truth, seen) == {"background": 1, "exact": 2, "turned": 2, "mirrored": 1,
+                                                   "same part": 1, "other part": 1}
