@@ -139,7 +139,7 @@ def test_demo_paints_grace_hoppers_head_and_uniform(precision):
     of it torso, and her shoulders arms, not legs. The model file: 54-60 % of the uniform labelled,
     35-43 % torso (fp32 / bf16); the file and code before its heads read the 512 features and grown
     boxes: 14-15 % and 5-6 %, which fail the bounds (the uniform was left blank). Her face 97-98 %
-    head, of the labelled pixels below her chin 2 % upper legs and 24-29 % upper arms (25-29 % with
+    head, of the labelled pixels below her chin 2 % upper legs and 24-30 % upper arms (25-29 % with
     one facing head); the file before the head ruler: 72-73 % head (the rest torso), 38-40 % upper
     legs, 1 % upper arms."""
     import numpy as np
