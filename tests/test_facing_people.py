@@ -143,7 +143,6 @@ def test_training_the_lite0_heads_again_keeps_the_people_heads(tmp_path):
     assert people and all(torch.equal(written.weights[k], v) for k, v in people.items())
 
 
-
 def test_the_people_heads_read_only_the_detections_the_person_check_keeps():
     """The people trunk is the dearest part of the facing classifier: it reads the rows the person
     check keeps, and their P(facing the camera) is the one all rows would have had."""
