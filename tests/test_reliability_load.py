@@ -260,3 +260,29 @@ def test_equal_weights_are_stored_once_and_read_back_as_separate_tensors(tmp_pat
     assert torch.equal(read[other], read[big])
     read[other].add_(1.0)  # a tool changing one name in place leaves the other as it was
     assert torch.equal(read[big], tiny_file_dict["model"][big])
+
+
+def test_weights_float16_holds_exactly_are_stored_so_and_half_rounds_the_rest(tmp_path, tiny_file_dict, capsys):
+    from densepose.engine.export import write_model_file
+    from densepose.modeling.model_file import read_model_file
+
+    weights = {k: v.clone() for k, v in tiny_file_dict["model"].items()}
+    exact, rough = [k for k, v in weights.items() if v.is_floating_point() and v.numel() > 100][:2]
+    weights[exact] = (torch.arange(weights[exact].numel()) % 64 / 16 - 2).reshape(weights[exact].shape).float()
+    write_model_file(tmp_path / "m.pt", tiny_file_dict["config"], weights, {}, "test")
+    raw = torch.load(tmp_path / "m.pt", weights_only=True)["model"]
+    assert raw[exact].dtype == torch.float16 and raw[rough].dtype == torch.float32
+    read = read_model_file(tmp_path / "m.pt").weights
+    assert read[exact].dtype == torch.float32 and torch.equal(read[exact], weights[exact])
+    assert torch.equal(read[rough], weights[rough])
+    # --half: every weight as float16, each within 2^-11 of its value, the file about half the size
+    assert main(["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "h.pt"), "--half"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert all(v.dtype != torch.float32 for v in torch.load(tmp_path / "h.pt", weights_only=True)["model"].values())
+    halved = read_model_file(tmp_path / "h.pt").weights
+    torch.testing.assert_close(halved[rough], weights[rough], rtol=2**-11, atol=1e-7)
+    assert (tmp_path / "h.pt").stat().st_size < 0.6 * (tmp_path / "m.pt").stat().st_size
+    densepose.api.load(tmp_path / "h.pt")
+    # a model file written again (here with other test sizes) keeps its float16 weights
+    assert main(["export", str(tmp_path / "h.pt"), "--out", str(tmp_path / "again.pt"), "--test-sizes", "96"]) == 0
+    assert (tmp_path / "again.pt").stat().st_size < 0.6 * (tmp_path / "m.pt").stat().st_size

@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="settings",
                    help="model settings to write into the model file, e.g. drop_group_boxes=true "
                    "multisize_max_height=192 (fields of densepose.modeling.config.ModelConfig)")
+    p.add_argument("--half", action="store_true",
+                   help="store every weight as float16: half the file, each weight within 2^-11 of its value "
+                   "(weights that float16 holds exactly are always stored so)")
     onto = p.add_mutually_exclusive_group()
     onto.add_argument("--onto", metavar="MODEL_FILE",
                       help="write MODEL_FILE again with every weight of the checkpoint (a run started from it "
@@ -42,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from densepose.errors import UserError
 
     if args.format != "model":
-        if args.test_sizes or args.settings or args.onto or args.densepose_onto:
-            raise UserError("--test-sizes, --set, --onto and --densepose-onto write a model file (--format model); "
-                            "a graph tests at one size")
+        if args.test_sizes or args.settings or args.onto or args.densepose_onto or args.half:
+            raise UserError("--test-sizes, --set, --half, --onto and --densepose-onto write a model file "
+                            "(--format model); a graph tests at one size")
         from densepose.engine.export_graph import export_model_graph
 
         names = export_model_graph(args.checkpoint, args.out, args.format)
@@ -54,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     onto = args.onto or args.densepose_onto
     if onto:
         flag = "--onto" if args.onto else "--densepose-onto"
-        if args.test_sizes or args.settings:
+        if args.test_sizes or args.settings or args.half:
             raise UserError(f"{flag} keeps the model file's settings: write them with a second "
-                            "`densepose export MODEL --set ...`")
+                            "`densepose export MODEL --set ...` (or --half)")
         from densepose.engine.export import export_onto
 
         meta = export_onto(args.checkpoint, onto, args.out, densepose_only=bool(args.densepose_onto))
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         what = "the DensePose branch" if args.densepose_onto else "the weights"
         print(f"wrote {args.out}: {onto} with {what} of {taken['source']} (iteration {taken['iteration']})")
         return 0
-    meta = export_model(args.checkpoint, args.out, args.test_sizes, args.settings)
+    meta = export_model(args.checkpoint, args.out, args.test_sizes, args.settings, half=args.half)
     size = Path(args.out).stat().st_size / 2**20
     print(f"wrote {args.out} ({size:.1f} MiB, {meta['parameters'] / 1e6:.2f} M parameters, "
           f"iteration {meta['iteration']} of {meta['source']})")

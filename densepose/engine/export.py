@@ -35,14 +35,15 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[int] | None = None,
-                 settings: Sequence[str] = (), log: Callable[[str], None] = print) -> dict:
+                 settings: Sequence[str] = (), log: Callable[[str], None] = print, half: bool = False) -> dict:
     """Write the model file of ``checkpoint`` (file, run folder, or a model file) to ``out``; returns its ``meta``.
 
     ``test_sizes``: the shorter sides the model file tests at (the first is ``min_size_test``, the
     others ``extra_test_sizes``); default: those of the run's config. ``settings``: ``key=value``
     strings that set fields of the model config (``ModelConfig``), e.g. ``drop_group_boxes=true``;
     the weights must still fit it, except those of a part a setting turns off (``head_ruler_on=false``,
-    ``facing_on=false``), which are left out and said so through ``log``.
+    ``facing_on=false``), which are left out and said so through ``log``. ``half``: store every
+    float weight as float16 (`stored_small`).
     """
     src = resolve_checkpoint(checkpoint)
     state = ckpt.load_checkpoint(src)
@@ -70,7 +71,7 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
     meta = {**source_meta, "source": str(source_meta.get("source") or src),
             "iteration": iteration if isinstance(iteration, int) else -1,
             "model_preset": str(config.get("model_preset") or source_meta.get("model_preset", ""))}
-    return write_model_file(out, model_config, weights, meta, str(src))
+    return write_model_file(out, model_config, weights, meta, str(src), half)
 
 
 def export_onto(checkpoint: str | Path, onto: str | Path, out: str | Path, densepose_only: bool = False) -> dict:
@@ -101,16 +102,34 @@ def export_onto(checkpoint: str | Path, onto: str | Path, out: str | Path, dense
 
 
 def write_model_file(out: str | Path, model_config: dict, weights: dict[str, torch.Tensor], meta: dict,
-                     where: str) -> dict:
+                     where: str, half: bool = False) -> dict:
     """Check ``model_config`` and ``weights`` as a model file is checked when read (``where`` names
     their source in errors), then write them with ``meta`` and its parameter count to ``out``
-    atomically; returns that meta."""
+    atomically; returns that meta. Weights are stored as `stored_small` keeps them (``half``:
+    every float weight rounded to float16)."""
     checked = model_file_from_dict({"config": model_config, "model": weights}, where)
     meta = {**meta, "parameters": int(sum(v.numel() for v in checked.weights.values() if v.is_floating_point()))}
     buf = io.BytesIO()
-    torch.save({"config": checked.config.to_dict(), "model": stored_once(checked.weights), "meta": meta}, buf)
+    stored = stored_once(stored_small(checked.weights, half))
+    torch.save({"config": checked.config.to_dict(), "model": stored, "meta": meta}, buf)
     atomic_write_bytes(out, buf.getvalue())
     return meta
+
+
+def stored_small(weights: dict[str, torch.Tensor], half: bool = False) -> dict[str, torch.Tensor]:
+    """``weights`` with each float32 tensor that float16 holds exactly stored as float16 (half the
+    bytes, the same values once read back as float32: MoveNet's weights came as float16); with
+    ``half``, every float32 tensor within float16's range rounded to it (a relative error of at
+    most 2^-11, finer than the bfloat16 the CPU computes in by default)."""
+    out = {}
+    for name, value in weights.items():
+        if value.dtype == torch.float32 and value.numel():
+            small = value.to(torch.float16)
+            exact = torch.equal(small.float(), value)
+            if exact or (half and bool(torch.isfinite(small).all())):
+                value = small
+        out[name] = value
+    return out
 
 
 def stored_once(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

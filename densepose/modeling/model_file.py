@@ -33,7 +33,7 @@ from densepose.modeling.config import ModelConfig
 _MAY_BE_ZERO = frozenset({"freeze_at", "dp_max_rois_per_image", "dp_zoom_size", "facing_people_members"})
 #: Fields whose values must be > 0 (divisors, anchor shapes, box-delta scales).
 _POSITIVE = frozenset({"pixel_std", "anchor_sizes", "aspect_ratios", "box_reg_weights", "facing_power",
-                       "head_ruler_power"})
+                       "head_ruler_power", "skeleton_prior_power"})
 #: Upper bounds that keep a hostile config from allocating without end (generous for real models).
 _MAX_WIDTH = 8192  # *_dim, *_channels, *_width
 _MAX_IMAGE_SIDE = 16384  # min_size_*, max_size, dp_zoom_size
@@ -133,7 +133,8 @@ def model_config_from_dict(values: Any, where: str) -> ModelConfig:
 def check_weights(state: Any, where: str) -> dict[str, Tensor]:
     """A state dict (name -> tensor) whose floating-point values are all finite, each name with a
     tensor of its own (a file stores equal tensors once, `densepose.engine.export.stored_once`: a
-    copy keeps an in-place change to one name from reaching the others)."""
+    copy keeps an in-place change to one name from reaching the others), float16 ones (a file
+    stores weights as float16 where it can, `densepose.engine.export.stored_small`) as float32."""
     if not isinstance(state, dict):
         raise UserError(f"{where}: 'model' must be a state dict (name -> tensor), not {type(state).__name__}")
     storages: set[int] = set()
@@ -142,7 +143,9 @@ def check_weights(state: Any, where: str) -> dict[str, Tensor]:
             raise UserError(f"{where}: 'model' must map names to tensors; entry {name!r} is {type(value).__name__}")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise UserError(f"{where}: weight {name} holds NaN or infinite values (a diverged training run?)")
-        if value.untyped_storage().data_ptr() in storages and value.numel():
+        if value.dtype == torch.float16:
+            state[name] = value.float()
+        elif value.untyped_storage().data_ptr() in storages and value.numel():
             state[name] = value.clone()
         storages.add(value.untyped_storage().data_ptr())
     return state
@@ -242,7 +245,7 @@ def _bounds(name: str, typ: Any) -> tuple[float, float]:
             return 0.0, 1.0
         if name == "pixel_mean":
             return 0.0, 255.0
-        if name in ("facing_power", "head_ruler_power"):
+        if name in ("facing_power", "head_ruler_power", "skeleton_prior_power"):
             return 0.0, _MAX_CHART_POWER
         return 0.0, 1e6
     if name.endswith(("_dim", "_channels", "_width")):
