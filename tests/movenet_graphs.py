@@ -20,9 +20,9 @@ def _attr(stride: int, fused: list[str], padding: str = "SAME") -> dict:
             "fused_ops": {"list": {"s": [b64(f) for f in fused]}}}
 
 
-def make_movenet_graph(alpha: float, seed: int = 0) -> tuple[list[dict], list[tuple[str, np.ndarray]]]:
+def make_movenet_graph(alpha: float, seed: int = 0, heads: bool = False) -> tuple[list[dict], list[tuple[str, np.ndarray]]]:
     """Nodes and (name, array) weights of a MoveNet-like trunk, written from the MobileNetV2 table
-    (not from the module under test)."""
+    (not from the module under test); with ``heads``, also Lightning's FPN and heads."""
     rng = np.random.default_rng(seed)
     nodes: list[dict] = [{"name": "input", "op": "Placeholder"}]
     weights: list[tuple[str, np.ndarray]] = []
@@ -57,8 +57,55 @@ def make_movenet_graph(alpha: float, seed: int = 0) -> tuple[list[dict], list[tu
                 nodes.append({"name": f"{PREFIX}{name}_add/add", "op": "AddV2", "input": [x, y]})
                 y = f"{PREFIX}{name}_add/add"
             x, cin, n = y, cout, n + 1
-    conv("Conv_1", "out_relu/Relu6", x, cin, 1280, 1, 1, True)
+    top = conv("Conv_1", "out_relu/Relu6", x, cin, 1280, 1, 1, True)
+    if heads:
+        _add_fpn_and_heads(nodes, weights, top, rng)
     return nodes, weights
+
+
+def _add_fpn_and_heads(nodes: list[dict], weights: list[tuple[str, np.ndarray]], top: str, rng) -> None:
+    """MoveNet Lightning's FPN on blocks 2, 5, 9 and the 1280 convolution, and its four heads, with
+    the node and weight names of the TF.js file (CenterNet's feature extractor and ``<head>_0``)."""
+    fe = PREFIX[: -len("model/")]
+    root = PREFIX.split("center_net")[0]
+
+    def add_conv(name: str, x: str, w_name: str, b_name: str | None, shape: tuple, fused: list[str],
+                 depthwise: bool = False, padding: str = "SAME") -> str:
+        fan_in = shape[0] * shape[1] * (1 if depthwise else shape[2])
+        weights.append((w_name, (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)))
+        inputs = [x, w_name]
+        if b_name is not None:
+            weights.append((b_name, (rng.standard_normal(shape[2] if depthwise else shape[3]) * 0.1).astype(np.float32)))
+            inputs.append(b_name)
+        op = "DepthwiseConv2dNative" if depthwise else "_FusedConv2D"
+        nodes.append({"name": name, "op": op, "input": inputs, "attr": _attr(1, fused, padding)})
+        return name
+
+    def separable(name: str, reluname: str, x: str, w_dw: str, w_pw: str, b_pw: str, cin: int, cout: int) -> str:
+        dw = add_conv(f"{name}/depthwise", x, w_dw, None, (3, 3, cin, 1), [], depthwise=True)
+        return add_conv(reluname, dw, w_pw, b_pw, (1, 1, cin, cout), ["BiasAdd", "Relu"], padding="VALID")
+
+    x = add_conv(f"{fe}conv2d/BiasAdd", top, f"{fe}conv2d/Conv2D/ReadVariableOp", f"{fe}conv2d/BiasAdd/ReadVariableOp",
+                 (1, 1, 1280, 64), ["BiasAdd"])
+    for i, (block, cin, cout) in enumerate(((9, 64, 32), (5, 32, 24), (2, 24, 24))):
+        suffix = "" if i == 0 else f"_{i}"
+        up = f"{fe}up_sampling2d{suffix}/resize/ResizeBilinear"
+        nodes.append({"name": up, "op": "ResizeBilinear", "input": [x, f"{fe}up_sampling2d{suffix}/mul"]})
+        lateral = add_conv(f"{fe}conv2d_{i + 1}/BiasAdd", f"{PREFIX}block_{block}_add/add",
+                           f"{fe}conv2d_{i + 1}/Conv2D/ReadVariableOp", f"{fe}conv2d_{i + 1}/BiasAdd/ReadVariableOp",
+                           (1, 1, cin, cin), ["BiasAdd"])
+        add = f"{fe}tf.__operators__.add{suffix}/AddV2"
+        nodes.append({"name": add, "op": "AddV2", "input": [up, lateral]})
+        sep = f"{fe}separable_conv2d{suffix}/separable_conv2d"
+        x = separable(sep, f"{fe}re_lu{suffix}/Relu", add, f"{sep}/ReadVariableOp", f"{sep}_weights", f"{sep}_bn_offset",
+                      cin, cout)
+    for k, (head, outputs) in enumerate((("center_0", 1), ("kpt_heatmap_0", 17), ("kpt_regress_0", 34),
+                                         ("kpt_offset_0", 34))):
+        base, sep = f"{root}{head}/", f"{root}{head}/separable_conv2d_{k + 3}/"
+        hidden = separable(f"{sep}separable_conv2d", f"{base}re_lu_{k + 3}/Relu", x, f"{sep}separable_conv2d/ReadVariableOp",
+                           f"{sep}separable_conv2d/ReadVariableOp_1", f"{sep}BiasAdd/ReadVariableOp", 24, 96)
+        add_conv(f"{base}conv2d_{k + 4}/BiasAdd", hidden, f"{base}conv2d_{k + 4}/Conv2D/ReadVariableOp",
+                 f"{base}conv2d_{k + 4}/BiasAdd/ReadVariableOp", (1, 1, 96, outputs), ["BiasAdd"])
 
 
 def write_tfjs(folder: Path, nodes: list[dict], weights: list[tuple[str, np.ndarray]], shards: int = 2) -> Path:

@@ -13,6 +13,7 @@ from densepose.modeling import DensePoseRCNN
 from densepose.modeling.facing import FACING_MEAN, FACING_STD, RATIO_COLUMNS, person_crops, to_facing_input
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing, load_movenet_trunk
 from densepose.modeling.mobilenet_v2 import MobileNetV2, convert_movenet_weights
+from densepose.modeling.second_look import second_look
 from densepose.io.tfjs_graph import read_tfjs_graph
 from facing_data import TORSO_BACK, TORSO_FRONT, facing_config, write_bright_dark_people
 from movenet_graphs import make_movenet_graph, write_tfjs
@@ -152,12 +153,12 @@ def test_the_people_heads_read_only_the_detections_the_person_check_keeps():
     last.weight.data.zero_()
     last.bias.data.zero_()  # P(person) 0.5: checked scores are 0.71 x the detector's
     read = []
-    model.facing.people.register_forward_pre_hook(lambda module, args: read.append(args[0].shape[0]))
+    model.facing.people.stem.register_forward_pre_hook(lambda module, args: read.append(args[0].shape[0]))
     images = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(1))
     boxes = torch.tensor([[2.0, 2, 20, 50], [30, 4, 50, 40], [60, 2, 80, 50], [90, 6, 110, 44], [100, 20, 126, 48]])
     scores = torch.tensor([0.9, 0.2, 0.8, 0.25, 0.6])
     with torch.no_grad():
-        kept, p_camera = model._second_look([(boxes, scores)], images, [(64, 128)], 0.3)
+        kept, p_camera, _ = second_look(model, [(boxes, scores)], images, [(64, 128)], 0.3)
         assert read == [3]
         x = to_facing_input(images, model.transform.pixel_mean, model.transform.pixel_std)
         everyone = model.facing(person_crops(x, [boxes]), person_crops(x, [boxes], PEOPLE_CROP)).sigmoid()

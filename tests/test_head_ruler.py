@@ -180,10 +180,10 @@ def test_model_weighs_the_charts_by_ruler_and_facing_in_one_pass_as_one_after_th
 
 
 def test_exported_pipeline_applies_the_ruler_as_the_eager_model(monkeypatch):
-    import densepose.modeling.rcnn as rcnn
+    import densepose.modeling.second_look as second_look
 
     # A random model's head is small: measure the ruler from any head it finds.
-    monkeypatch.setattr(rcnn, "head_ruler_log_weight", partial(head_ruler_log_weight, min_head=0.0))
+    monkeypatch.setattr(second_look, "head_ruler_log_weight", partial(head_ruler_log_weight, min_head=0.0))
     torch.manual_seed(0)
     cfg = tiny_config(score_thresh_test=0.0, backbone_width=8, fpn_channels=16, dp_decoder_conv_dim=16,
                       dp_decoder_channels=16, dp_dim=32, box_fc_dim=32, min_size_test=64, max_size=128,

@@ -46,6 +46,9 @@ from densepose.errors import UserError
 from densepose.modeling.backbone import FrozenBatchNorm2d
 from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, to_facing_input
 from densepose.modeling.facing_people import PEOPLE_CROP
+from densepose.modeling.mobilenet_v2 import STAGE_ENDS
+from densepose.modeling.movenet import FPN_TAPS, keypoints_in_image
+from densepose.modeling.skeleton_prior import Skeleton
 from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
@@ -179,14 +182,21 @@ class ExportPipeline(nn.Module):
         maps = model.dp_predictor(model.dp_head(self._pool(source, map_boxes, model.dp_pooler)))
         if self.grows:
             maps = {**maps, "map_boxes": map_boxes}
-        p_camera = None
+        p_camera = skeleton = None
         if getattr(cfg, "facing_on", False):
             c4, people_crops = self._crop_features(x, boxes)
-            p_camera = model.facing.classify(c4, people_crops).sigmoid()
+            if getattr(cfg, "skeleton_prior_on", False):
+                taps = model.facing.people.taps(people_crops, FPN_TAPS)
+                p_camera = model.facing.with_people_features(model.facing.lite0_logits(c4), taps[STAGE_ENDS[2]]).sigmoid()
+                crop_box = crop_boxes(boxes)
+                keypoints = keypoints_in_image(model.keypoints(taps), crop_box, PEOPLE_CROP)
+                skeleton = Skeleton(keypoints, crop_box[:, 3] - crop_box[:, 1], map_boxes)
+            else:
+                p_camera = model.facing.classify(c4, people_crops).sigmoid()
             if getattr(cfg, "person_check_on", False):
                 scores = checked_scores(scores, model.person_check(c4).sigmoid(), cut_by_bottom(boxes, height))
-        if not self.detectron2:  # the head ruler and the facing, as the eager model weighs them
-            maps = {**maps, "fine_segm": model.settle_charts(maps["coarse_segm"], maps["fine_segm"], p_camera)}
+        if not self.detectron2:  # the head ruler, the facing and the skeleton, as the eager model weighs them
+            maps = {**maps, "fine_segm": model.settle_charts(maps["coarse_segm"], maps["fine_segm"], p_camera, skeleton)}
         covered, wider = getattr(cfg, "drop_covered_fraction", 0.0), getattr(cfg, "drop_wider_iou", 0.0)
         if getattr(cfg, "person_check_on", False) or covered > 0 or wider > 0:
             # The eager model drops these rows before its heads (and its facing people heads) run;

@@ -126,6 +126,12 @@ class ModelConfig:
     head_ruler_on: bool = False
     # The ruler's log ratios are multiplied by this: 1 is Bayes' rule, above 1 the ruler settles more
     head_ruler_power: float = 1.0
+    # Skeleton prior (`densepose.modeling.skeleton_prior`): the charts weighed by the bone of MoveNet's
+    # keypoints nearest each pixel, with ratios counted on renders (densepose add-skeleton-prior;
+    # needs the people heads' MoveNet trunk: facing_people_members > 0)
+    skeleton_prior_on: bool = False
+    # The prior's log ratios are multiplied by this
+    skeleton_prior_power: float = 1.0
     # Person check (`densepose.modeling.person_check`): a detection's score becomes score x
     # sqrt(P(one whole person)), read from the facing classifier's crop features (needs facing_on)
     person_check_on: bool = False

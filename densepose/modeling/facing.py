@@ -127,7 +127,11 @@ class FacingClassifier(nn.Module):
         on ``people_crops`` (N, 3, *PEOPLE_CROP) of the same people."""
         if people_crops is None:
             raise ValueError("a facing classifier with people heads reads their crops as well as the C4 features")
-        return (lite0_logits + self.people(people_crops)) / 2
+        return self.with_people_features(lite0_logits, self.people.features(people_crops))
+
+    def with_people_features(self, lite0_logits: Tensor, people_c4: Tensor) -> Tensor:
+        """As `with_people`, from the people trunk's (N, 96, 16, 8) C4 features of the crops."""
+        return (lite0_logits + self.people.classify(people_c4)) / 2
 
     def lite0_logits(self, c4: Tensor) -> Tensor:
         """(N, 112, 12, 6) C4 features -> (N,) the mean logit of the heads on them."""

@@ -52,10 +52,19 @@ class PeopleFacing(nn.Module):
 
     def features(self, crops: Tensor) -> Tensor:
         """(N, 3, 256, 128) crops (Lite0 normalisation) -> (N, 96, 16, 8) MoveNet C4 features."""
+        return self.taps(crops)[STAGE_ENDS[2]]
+
+    def taps(self, crops: Tensor, keep: tuple[int, ...] = ()) -> dict[int, Tensor]:
+        """Crops as `features` -> {block index: its output} for the blocks in ``keep`` and C4
+        (block 12), which `densepose.modeling.movenet.MoveNetKeypoints` reads."""
         x = self.stem(crops * self.input_scale + self.input_shift)
-        for block in self.blocks:
+        out = {}
+        for index, block in enumerate(self.blocks):
             x = block(x)
-        return x
+            if index in keep:
+                out[index] = x
+        out[STAGE_ENDS[2]] = x
+        return out
 
     def classify(self, c4: Tensor) -> Tensor:
         """(N, 96, 16, 8) features (`features`) -> (N,) the heads' mean logit."""

@@ -43,12 +43,12 @@ from densepose.modeling.roi_heads import (
     sample_proposals,
 )
 from densepose.modeling.flip_test import average_outputs, mirror_boxes, mirror_images, unmirror_outputs
-from densepose.modeling.facing import (FACING_CROP, RATIO_COLUMNS, FacingClassifier, facing_log_weight, person_crops,
-                                       to_facing_input, weigh_charts)
-from densepose.modeling.facing_people import PEOPLE_CROP
-from densepose.modeling.head_ruler import RULER_BINS, head_ruler_log_weight
-from densepose.modeling.person_check import checked_scores, cut_by_bottom, person_check_head
-from densepose.modeling.covered_boxes import repeated_boxes
+from densepose.modeling.facing import (FACING_CROP, RATIO_COLUMNS, FacingClassifier, person_crops, to_facing_input)
+from densepose.modeling.movenet import MoveNetKeypoints
+from densepose.modeling.second_look import second_look, settle_charts
+from densepose.modeling.head_ruler import RULER_BINS
+from densepose.modeling.skeleton_prior import SKELETON_BINS, Skeleton
+from densepose.modeling.person_check import person_check_head
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.multiscale import gather_merged, select_across_sizes, within_size_range
 from densepose.modeling.rpn import RPN
@@ -125,6 +125,12 @@ class DensePoseRCNN(nn.Module):
                 raise ValueError("head_ruler_on needs densepose_on")
             # log P(chart | height below the head's top) / P(chart); set by densepose.engine.head_ruler_fit
             self.register_buffer("head_ruler_log_ratio", torch.zeros(RULER_BINS, 25))
+        if cfg.skeleton_prior_on:
+            if not cfg.facing_people_members:
+                raise ValueError("skeleton_prior_on needs the people heads' MoveNet trunk (facing_people_members > 0)")
+            self.keypoints = MoveNetKeypoints().requires_grad_(False)  # MoveNet's own weights
+            # log P(chart | skeleton bin) / P(chart); set by densepose.engine.skeleton_prior_fit
+            self.register_buffer("skeleton_log_ratio", torch.zeros(SKELETON_BINS, 25))
         if cfg.person_check_on:
             if not cfg.facing_on:
                 raise ValueError("person_check_on needs facing_on (it reads the facing classifier's crop features)")
@@ -307,19 +313,10 @@ class DensePoseRCNN(nn.Module):
         x = to_facing_input(images.float(), self.transform.pixel_mean, self.transform.pixel_std)
         return person_crops(x, boxes, size).contiguous(memory_format=torch.channels_last).to(images.dtype)
 
-    def settle_charts(self, coarse_segm: Tensor, fine_segm: Tensor, p_camera: Tensor | None) -> Tensor:
-        """(N, 25, S, S) chart logits weighed by the head ruler and by the people's (N,) P(facing the
-        camera) (None: no facing classifier): the ruler settles the body part, the facing its side.
-        Both multiply the charts' probabilities and keep their total against the background, so
-        their log weights are added and the charts renormalised once (the same as one after the other)."""
-        log_weight = None
-        if self.cfg.head_ruler_on:
-            log_weight = head_ruler_log_weight(coarse_segm, fine_segm, self.head_ruler_log_ratio,
-                                               self.cfg.head_ruler_power)
-        if p_camera is not None:
-            facing = facing_log_weight(p_camera, self.facing_chart_ratio, fine_segm.shape[-1], self.cfg.facing_power)
-            log_weight = facing if log_weight is None else log_weight + facing
-        return fine_segm if log_weight is None else weigh_charts(fine_segm, log_weight)
+    def settle_charts(self, coarse_segm: Tensor, fine_segm: Tensor, p_camera: Tensor | None,
+                      skeleton: Skeleton | None = None) -> Tensor:
+        """`densepose.modeling.second_look.settle_charts` with this model's ratios and powers."""
+        return settle_charts(self, coarse_segm, fine_segm, p_camera, skeleton)
 
     def _detect(self, batch: ImageBatch, feats: list[Tensor], score_thresh: float | None) -> list[tuple[Tensor, Tensor]]:
         """RPN + box head: per image (boxes (N, 4) in resized pixels, scores (N,)), NMS'd, by score."""
@@ -331,44 +328,17 @@ class DensePoseRCNN(nn.Module):
             box_cfg = replace(cfg, score_thresh_test=math.nextafter(float(score_thresh), -math.inf))
         return box_inference(logits, deltas, proposals, batch.sizes, box_cfg, cfg.box_reg_weights)
 
-    def _second_look(self, dets: list[tuple[Tensor, Tensor]], images: Tensor, sizes: Sequence[tuple[int, int]],
-                     score_thresh: float | None) -> tuple[list[tuple[Tensor, Tensor]], Tensor | None]:
-        """Before any per-box head runs: the crop's P(facing the camera) and person check, then the
-        detections kept (checked score >= the threshold, not `repeated_boxes`) -> (per image
-        (boxes, scores) kept, (K,) P(facing the camera) of the kept rows, or None)."""
-        cfg = self.cfg
-        logits = None  # the Lite0 heads' facing logits, per image
-        if cfg.densepose_on and cfg.facing_on:
-            counts = [b.shape[0] for b, _ in dets]
-            c4 = self.facing.features(self.facing_crops(images, [b for b, _ in dets]))
-            logits = self.facing.lite0_logits(c4).split(counts)
-            if cfg.person_check_on:
-                p_person = self.person_check(c4).float().sigmoid().split(counts)
-                dets = [(b, checked_scores(s, p, cut_by_bottom(b, height)))
-                        for (b, s), p, (height, _) in zip(dets, p_person, sizes)]
-        if cfg.person_check_on or cfg.drop_covered_fraction > 0 or cfg.drop_wider_iou > 0:
-            floor = score_thresh if score_thresh is not None else math.nextafter(cfg.score_thresh_test, math.inf)
-            rows = [(s >= floor) & ~repeated_boxes(b, s, cfg.drop_covered_fraction, cfg.drop_wider_iou) for b, s in dets]
-            dets = [(b[r], s[r]) for (b, s), r in zip(dets, rows)]
-            logits = None if logits is None else [p[r] for p, r in zip(logits, rows)]
-        if logits is None:
-            return dets, None
-        logits = torch.cat(logits)
-        if self.facing.people is not None and len(logits):  # the people trunk reads the kept rows only
-            logits = self.facing.with_people(logits, self.facing_crops(images, [b for b, _ in dets], PEOPLE_CROP))
-        return dets, logits.float().sigmoid()
-
     def _heads(self, feats: list[Tensor], dets: list[tuple[Tensor, Tensor]], images: Tensor,
                sizes: Sequence[tuple[int, int]], score_thresh: float | None = None,
                flip_uv: Tensor | None = None, zoom: Zoom | None = None) -> list[dict[str, Tensor]]:
-        """The facing classifier and person check (`_second_look`), then the mask, keypoint and
+        """The facing classifier and person check (`second_look`), then the mask, keypoint and
         DensePose heads on the detections they keep, of the normalised ``images`` (B, 3, H, W),
         whose unpadded (h, w) are ``sizes`` -> per-image outputs in resized pixels; with
         ``flip_uv``, the DensePose outputs are averaged with those on the mirrored images; with
         ``zoom``, the DensePose head reads its small people from the zoomed images."""
         cfg = self.cfg
         fpn4 = feats[:4]
-        dets, p_camera = self._second_look(dets, images, sizes, score_thresh)
+        dets, p_camera, keypoints = second_look(self, dets, images, sizes, score_thresh)
         boxes = [b for b, _ in dets]
         counts = [b.shape[0] for b in boxes]
         results = [{"boxes": b, "scores": s} for b, s in dets]
@@ -398,7 +368,8 @@ class DensePoseRCNN(nn.Module):
             if flip_uv is not None and sum(counts):
                 mirrored = self._mirrored_densepose(images, sizes, [r["boxes"] for r in results], boxes, zoom)
                 out = average_outputs(out, unmirror_outputs(mirrored, flip_uv))
-            out = {**out, "fine_segm": self.settle_charts(out["coarse_segm"], out["fine_segm"], p_camera)}
+            skeleton = None if keypoints is None else Skeleton(*keypoints, torch.cat(boxes).float())
+            out = {**out, "fine_segm": self.settle_charts(out["coarse_segm"], out["fine_segm"], p_camera, skeleton)}
             if p_camera is not None:
                 for r, p in zip(results, p_camera.split(counts)):
                     r["facing"] = p

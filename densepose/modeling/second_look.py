@@ -1,0 +1,95 @@
+"""The second look at each detection, between the box head and the per-box heads, and the chart
+weights it gives the DensePose head's output.
+
+`second_look` cuts each detected person out of the image (`densepose.modeling.facing.person_crops`)
+and asks, on the crop: which way the person faces (the facing classifier's Lite0 heads), whether
+the box holds one whole person (the person check, which lowers the score); the detections that
+stay under the score threshold or that more confident ones repeat (`repeated_boxes`) are dropped
+there, and only the kept people go on to the people trunk (MoveNet's, for its facing heads and,
+with the skeleton prior, for MoveNet's keypoints) and to the per-box heads.
+
+`settle_charts` then weighs the DensePose head's charts by what was found: the head ruler
+(`densepose.modeling.head_ruler`), the facing (`densepose.modeling.facing`) and the skeleton
+prior (`densepose.modeling.skeleton_prior`). Each multiplies the charts' probabilities and keeps
+their total against the background, so their log weights are added and the charts renormalised
+once (the same as one after the other).
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+from torch import Tensor
+
+from densepose.modeling.covered_boxes import repeated_boxes
+from densepose.modeling.facing import crop_boxes, facing_log_weight, weigh_charts
+from densepose.modeling.facing_people import PEOPLE_CROP
+from densepose.modeling.head_ruler import head_ruler_log_weight
+from densepose.modeling.mobilenet_v2 import STAGE_ENDS
+from densepose.modeling.movenet import FPN_TAPS, keypoints_in_image
+from densepose.modeling.person_check import checked_scores, cut_by_bottom
+from densepose.modeling.skeleton_prior import Skeleton, skeleton_log_weight
+
+if TYPE_CHECKING:
+    from densepose.modeling.rcnn import DensePoseRCNN
+
+Detections = list[tuple[Tensor, Tensor]]  # per image (boxes (N, 4) in resized pixels, scores (N,))
+
+
+def second_look(model: DensePoseRCNN, dets: Detections, images: Tensor, sizes: Sequence[tuple[int, int]],
+                score_thresh: float | None) -> tuple[Detections, Tensor | None, tuple[Tensor, Tensor] | None]:
+    """The crops' P(facing the camera) and person check, then the detections kept (checked score
+    >= the threshold, not `repeated_boxes`), of the normalised ``images`` (B, 3, H, W) whose
+    unpadded (h, w) are ``sizes``.
+
+    Returns:
+        the kept detections per image; (K,) P(facing the camera) of the kept rows, or None (no
+        facing classifier); with the skeleton prior, the kept rows' (K, 17, 3) MoveNet keypoints in
+        the images' pixels and (K,) crop heights, else None.
+    """
+    cfg = model.cfg
+    logits = None  # the Lite0 heads' facing logits, per image
+    if cfg.densepose_on and cfg.facing_on:
+        counts = [b.shape[0] for b, _ in dets]
+        c4 = model.facing.features(model.facing_crops(images, [b for b, _ in dets]))
+        logits = model.facing.lite0_logits(c4).split(counts)
+        if cfg.person_check_on:
+            p_person = model.person_check(c4).float().sigmoid().split(counts)
+            dets = [(b, checked_scores(s, p, cut_by_bottom(b, height)))
+                    for (b, s), p, (height, _) in zip(dets, p_person, sizes)]
+    if cfg.person_check_on or cfg.drop_covered_fraction > 0 or cfg.drop_wider_iou > 0:
+        floor = score_thresh if score_thresh is not None else math.nextafter(cfg.score_thresh_test, math.inf)
+        rows = [(s >= floor) & ~repeated_boxes(b, s, cfg.drop_covered_fraction, cfg.drop_wider_iou) for b, s in dets]
+        dets = [(b[r], s[r]) for (b, s), r in zip(dets, rows)]
+        logits = None if logits is None else [p[r] for p, r in zip(logits, rows)]
+    if logits is None:
+        return dets, None, None
+    logits, skeleton = torch.cat(logits), None
+    if model.facing.people is not None and len(logits):  # the people trunk reads the kept rows only
+        crops = model.facing_crops(images, [b for b, _ in dets], PEOPLE_CROP)
+        taps = model.facing.people.taps(crops, FPN_TAPS if cfg.skeleton_prior_on else ())
+        logits = model.facing.with_people_features(logits, taps[STAGE_ENDS[2]])
+        if cfg.skeleton_prior_on:
+            crop_box = crop_boxes(torch.cat([b for b, _ in dets]).float())
+            keypoints = keypoints_in_image(model.keypoints(taps), crop_box, PEOPLE_CROP)
+            skeleton = (keypoints, crop_box[:, 3] - crop_box[:, 1])
+    return dets, logits.float().sigmoid(), skeleton
+
+
+def settle_charts(model: DensePoseRCNN, coarse_segm: Tensor, fine_segm: Tensor, p_camera: Tensor | None,
+                  skeleton: Skeleton | None = None) -> Tensor:
+    """(N, 25, S, S) chart logits weighed by ``model``'s head ruler, by the people's (N,) P(facing
+    the camera) (None: no facing classifier) and by the skeleton prior (``skeleton``: the people's
+    keypoints and where their maps lie; None: no prior): the ruler settles the body part, the
+    facing its side, the skeleton both (module docstring)."""
+    cfg, size = model.cfg, fine_segm.shape[-1]
+    weights = []
+    if cfg.head_ruler_on:
+        weights.append(head_ruler_log_weight(coarse_segm, fine_segm, model.head_ruler_log_ratio, cfg.head_ruler_power))
+    if p_camera is not None:
+        weights.append(facing_log_weight(p_camera, model.facing_chart_ratio, size, cfg.facing_power))
+    if skeleton is not None:
+        weights.append(skeleton_log_weight(skeleton.keypoints, skeleton.scale, skeleton.map_boxes, size,
+                                           model.skeleton_log_ratio, cfg.skeleton_prior_power))
+    return weigh_charts(fine_segm, sum(weights[1:], weights[0])) if weights else fine_segm

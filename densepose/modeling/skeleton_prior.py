@@ -1,0 +1,141 @@
+"""A skeleton prior: which charts a pixel can hold, from the bone of MoveNet's keypoints nearest to it.
+
+The DensePose head, trained on renders, confuses a person's left leg with their right (8 % of
+the renders' points, scoring nothing), an upper arm lying on the torso with the torso, hands and
+lower arms with their neighbours (MODELS.md, "Where the renders' GPS is lost"). MoveNet
+(`densepose.modeling.movenet`), trained on COCO's real people, places the 17 keypoints with
+left and right as COCO's annotators saw them. The prior turns them into chart weights:
+
+* `bone_bins`: each pixel's bin: the nearest of the ``BONES`` (segments between keypoints, both
+  ends seen: score >= ``MIN_KEYPOINT_SCORE``), where along it the pixel projects (before its
+  start, first half, second half, past its end: a hand lies past the wrist) and how far from it
+  (``DISTANCE_EDGES``, in heights of the person's crop); ``NO_BONE`` when no bone is seen;
+* `skeleton_log_ratio`: from chart counts per bin on renders
+  (``densepose.engine.skeleton_prior_fit``), ``log P(chart | bin) / P(chart)``, smoothed and
+  clipped, as the head ruler's (`densepose.modeling.head_ruler.ruler_log_ratio`);
+* `skeleton_log_weight`: per person and map pixel, the log ratios of its bin (times ``power``),
+  which `DensePoseRCNN.settle_charts` adds to the ruler's and the facing's log weights.
+
+Keypoints and maps meet in image pixels: the keypoints come in crop pixels of the crop box
+(`densepose.modeling.facing.crop_boxes`), the map's cells are the centres of an S x S grid over
+the DensePose box; distances are measured in the crop box's height, which the counting uses as well.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from densepose.modeling.head_ruler import MAX_LOG_RATIO, SMOOTHING
+
+#: Virtual keypoints appended to MoveNet's 17: the mid-shoulder (17) and the mid-hip (18).
+MID_SHOULDER, MID_HIP = 17, 18
+#: Bones: (start, end) keypoint indices (COCO order, then the two virtual ones).
+BONES: tuple[tuple[int, int], ...] = (
+    (0, MID_SHOULDER), (3, 4), (MID_SHOULDER, MID_HIP), (5, 11), (6, 12),  # head, neck, torso
+    (5, 7), (6, 8), (7, 9), (8, 10),  # upper arms, lower arms (left, right)
+    (11, 13), (12, 14), (13, 15), (14, 16),  # thighs, shins
+)
+#: Where along the bone: before its start, first half, second half, past its end.
+ALONG_EDGES = (0.0, 0.5, 1.0)
+#: Distance from the bone, in heights of the person's crop box: bins below each edge and one beyond.
+DISTANCE_EDGES = (0.015, 0.035, 0.07)
+BINS_PER_BONE = (len(ALONG_EDGES) + 1) * (len(DISTANCE_EDGES) + 1)
+#: The bin of pixels with no bone seen; the bins number one more.
+NO_BONE = len(BONES) * BINS_PER_BONE
+SKELETON_BINS = NO_BONE + 1
+#: A keypoint is used when MoveNet scores it at least this.
+MIN_KEYPOINT_SCORE = 0.3
+
+
+class Skeleton(NamedTuple):
+    """People's keypoints and where their maps lie, for `skeleton_log_weight`."""
+
+    keypoints: Tensor  # (N, 17, 3) x, y in image pixels, score
+    scale: Tensor  # (N,) the crop boxes' heights
+    map_boxes: Tensor  # (N, 4) xyxy boxes the maps cover
+
+
+def with_virtual_keypoints(keypoints: Tensor) -> Tensor:
+    """(N, 17, 3) x, y, score -> (N, 19, 3) with the mid-shoulder and mid-hip (score: the lower of the two)."""
+    def middle(a: int, b: int) -> Tensor:
+        xy = (keypoints[:, a, :2] + keypoints[:, b, :2]) / 2
+        return torch.cat([xy, torch.minimum(keypoints[:, a, 2:], keypoints[:, b, 2:])], 1)[:, None]
+    return torch.cat([keypoints, middle(5, 6), middle(11, 12)], 1)
+
+
+def _bucket(values: Tensor, edges: tuple[float, ...]) -> Tensor:
+    """How many of ``edges`` each value reaches (comparisons, not ``bucketize``: the graph export has them)."""
+    return (values[..., None] >= values.new_tensor(edges)).sum(-1)
+
+
+def bone_bins(points: Tensor, keypoints: Tensor, scale: Tensor) -> Tensor:
+    """Skeleton bins of pixels.
+
+    Args:
+        points: (N, P, 2) x, y of each person's pixels (image pixels).
+        keypoints: (N, 17, 3) x, y (image pixels), score.
+        scale: (N,) the length distances are measured in (the crop box's height).
+
+    Returns:
+        (N, P) int64 bin indices in 0 .. SKELETON_BINS - 1.
+    """
+    full = with_virtual_keypoints(keypoints.float())
+    start = full[:, [a for a, _ in BONES]]  # (N, B, 3)
+    end = full[:, [b for _, b in BONES]]
+    seen = (start[..., 2] >= MIN_KEYPOINT_SCORE) & (end[..., 2] >= MIN_KEYPOINT_SCORE)  # (N, B)
+    axis = end[..., :2] - start[..., :2]  # (N, B, 2)
+    rel = points.float()[:, :, None] - start[:, None, :, :2]  # (N, P, B, 2)
+    t = (rel * axis[:, None]).sum(-1) / (axis * axis).sum(-1).clamp(min=1e-6)[:, None]  # (N, P, B)
+    nearest = rel - t.clamp(0, 1)[..., None] * axis[:, None]
+    distance = nearest.norm(dim=-1) / scale.float().clamp(min=1e-6)[:, None, None]
+    distance = distance.masked_fill(~seen[:, None], float("inf"))
+    best, bone = distance.min(-1)  # (N, P)
+    along = _bucket(t.gather(-1, bone[..., None])[..., 0], ALONG_EDGES)
+    far = _bucket(best.clamp(max=1e6), DISTANCE_EDGES)
+    bins = bone * BINS_PER_BONE + along * (len(DISTANCE_EDGES) + 1) + far
+    return torch.where(torch.isfinite(best), bins, torch.full_like(bins, NO_BONE))
+
+
+def skeleton_log_ratio(counts: Tensor) -> Tensor:
+    """(SKELETON_BINS, 25) pixel counts of each chart per bin (column 0 unused) -> (SKELETON_BINS,
+    25) ``log P(chart | bin) / P(chart)``, smoothed, clipped to +-MAX_LOG_RATIO; zero in column 0
+    and in the ``NO_BONE`` bin."""
+    if counts.shape != (SKELETON_BINS, 25):
+        raise ValueError(f"skeleton prior counts: expected shape ({SKELETON_BINS}, 25), got {tuple(counts.shape)}")
+    charts = counts[:, 1:].double()
+    given_bin = (charts + SMOOTHING) / (charts.sum(1, keepdim=True) + SMOOTHING * charts.shape[1])
+    overall = (charts.sum(0) + SMOOTHING) / (charts.sum() + SMOOTHING * charts.shape[1])
+    log_ratio = (given_bin / overall).log().clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
+    log_ratio[NO_BONE] = 0
+    return torch.cat([torch.zeros(SKELETON_BINS, 1, dtype=log_ratio.dtype), log_ratio], 1).float()
+
+
+def map_cell_centres(boxes: Tensor, size: int) -> Tensor:
+    """(N, 4) xyxy boxes -> (N, size * size, 2) x, y of the centres of a size x size grid over each, row by row."""
+    steps = (torch.arange(size, device=boxes.device, dtype=torch.float32) + 0.5) / size
+    x = boxes[:, None, 0] + steps[None] * (boxes[:, 2] - boxes[:, 0])[:, None]  # (N, S)
+    y = boxes[:, None, 1] + steps[None] * (boxes[:, 3] - boxes[:, 1])[:, None]
+    return torch.stack([x[:, None, :].expand(-1, size, -1), y[:, :, None].expand(-1, -1, size)], -1).reshape(-1, size * size, 2)
+
+
+def skeleton_log_weight(keypoints: Tensor, scale: Tensor, map_boxes: Tensor, size: int, log_ratio: Tensor,
+                        power: float = 1.0) -> Tensor:
+    """The prior's log weights of charts 1..24 over each person's map.
+
+    Args:
+        keypoints: (N, 17, 3) x, y in image pixels, score.
+        scale: (N,) the crop boxes' heights.
+        map_boxes: (N, 4) the boxes the S x S maps cover (image pixels).
+        size: S.
+        log_ratio: (SKELETON_BINS, 25) from `skeleton_log_ratio`.
+        power: the log ratios are multiplied by it.
+
+    Returns:
+        (N, 24, S, S).
+    """
+    n = keypoints.shape[0]
+    bins = bone_bins(map_cell_centres(map_boxes.float(), size), keypoints, scale)  # (N, S*S)
+    weight = log_ratio[:, 1:].float()[bins] * power  # (N, S*S, 24)
+    return weight.permute(0, 2, 1).reshape(n, 24, size, size)
