@@ -9,7 +9,9 @@ movenet-multipose.json``, ``movenet-lightning.json`` or ``movenet-thunder.json``
 1. The graph's convolution part (MobileNetV2, FPN and heads) is run here op by op from the file's
    node list (TF semantics: NHWC, SAME padding, fused bias / ReLU / ReLU6, bilinear resize with
    half-pixel centres), independently of ``densepose.modeling.mobilenet_v2``; our trunk with the
-   converted weights must give the same C2..C5 (the script prints the largest difference).
+   converted weights must give the same C2..C5 (the script prints the largest difference); for
+   Lightning (``--alpha 1.0``), `densepose.modeling.movenet.MoveNetKeypoints` on the converted
+   weights must give the graph's four head maps as well.
 2. The graph's keypoint heads decode people on each photo (centre heat map peaks, the regressed
    keypoints refined on the keypoint heat maps); one PNG per photo with the skeletons, so one can
    see that the converted network sees people; ``--sheet`` also tiles them into one picture.
@@ -31,7 +33,8 @@ from densepose.io.images import load_image, write_png  # noqa: E402
 from densepose.io.tfjs_graph import TfjsGraph, read_tfjs_graph  # noqa: E402
 from densepose.modeling.backbone import FrozenBatchNorm2d  # noqa: E402
 from densepose.modeling.efficientnet_lite import same_padding  # noqa: E402
-from densepose.modeling.mobilenet_v2 import BN_EPS, MobileNetV2, convert_movenet_weights  # noqa: E402
+from densepose.modeling.mobilenet_v2 import BN_EPS, STAGE_ENDS, MobileNetV2, convert_movenet_weights  # noqa: E402
+from densepose.modeling.movenet import FPN_TAPS, MoveNetKeypoints, convert_movenet_keypoint_weights  # noqa: E402
 from densepose.modeling.transform import resize_by, resize_image  # noqa: E402
 from densepose.vis.draw import make_grid  # noqa: E402
 
@@ -152,6 +155,16 @@ def draw_people(image: np.ndarray, people: list[np.ndarray], scale: float) -> np
     return np.asarray(pil)
 
 
+def _our_head_maps(trunk: MobileNetV2, keypoint_net: MoveNetKeypoints, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Our trunk's blocks 2, 5, 9 and 12 into `MoveNetKeypoints` -> its four head maps."""
+    taps, y = {}, trunk.stem(x)
+    for index, block in enumerate(trunk.blocks[: STAGE_ENDS[2] + 1]):
+        y = block(y)
+        if index in (*FPN_TAPS, STAGE_ENDS[2]):
+            taps[index] = y
+    return keypoint_net.maps(taps)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_json")
@@ -164,6 +177,10 @@ def main() -> None:
     graph = read_tfjs_graph(args.model_json)
     trunk = MobileNetV2(args.alpha, lambda c: FrozenBatchNorm2d(c, BN_EPS)).eval()
     trunk.load_state_dict(convert_movenet_weights(graph))
+    keypoint_net = None
+    if args.alpha == 1.0:
+        keypoint_net = MoveNetKeypoints().eval()
+        keypoint_net.load_state_dict(convert_movenet_keypoint_weights(graph))
     photos = args.photos or sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "shared/data/photos").glob("*"))
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,6 +196,10 @@ def main() -> None:
         with torch.no_grad():
             ours = trunk(x / 127.5 - 1)
             theirs = [runner.run(runner.find(s)) for s in TRUNK_OUTPUTS]
+            if keypoint_net is not None:
+                ours, theirs = [*ours, *_our_head_maps(trunk, keypoint_net, x / 127.5 - 1)], \
+                    [*theirs, *(runner.run(runner.head_output(s)) for s in ("kpt_heatmap_0", "center_0", "kpt_regress_0",
+                                                                            "kpt_offset_0"))]
             diff = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(ours, theirs))
             worst = max(worst, diff)
             people = decode_people([runner.run(runner.head_output(s)) for s in HEADS])
@@ -187,7 +208,8 @@ def main() -> None:
         write_png(out_dir / (Path(path).stem + ".png"), picture)
         small = resize_by(torch.from_numpy(picture.copy()).permute(2, 0, 1).float(), 240 / h)
         pictures.append(small.round().clamp(0, 255).byte().permute(1, 2, 0).numpy())
-        print(f"{Path(path).name}: {len(people)} people; trunk vs graph, largest difference / largest value {diff:.2e}")
+        what = "trunk and keypoint heads" if keypoint_net is not None else "trunk"
+        print(f"{Path(path).name}: {len(people)} people; {what} vs graph, largest difference / largest value {diff:.2e}")
     print(f"largest relative difference over all photos: {worst:.2e}")
     if args.sheet:
         write_png(args.sheet, make_grid(pictures, ncols=3))
