@@ -197,9 +197,9 @@ def main() -> None:
             ours = trunk(x / 127.5 - 1)
             theirs = [runner.run(runner.find(s)) for s in TRUNK_OUTPUTS]
             if keypoint_net is not None:
-                ours, theirs = [*ours, *_our_head_maps(trunk, keypoint_net, x / 127.5 - 1)], \
-                    [*theirs, *(runner.run(runner.head_output(s)) for s in ("kpt_heatmap_0", "center_0", "kpt_regress_0",
-                                                                            "kpt_offset_0"))]
+                heads = ("kpt_heatmap_0", "center_0", "kpt_regress_0", "kpt_offset_0")
+                ours = [*ours, *_our_head_maps(trunk, keypoint_net, x / 127.5 - 1)]
+                theirs = [*theirs, *(runner.run(runner.head_output(s)) for s in heads)]
             diff = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(ours, theirs))
             worst = max(worst, diff)
             people = decode_people([runner.run(runner.head_output(s)) for s in HEADS])
@@ -209,7 +209,8 @@ def main() -> None:
         small = resize_by(torch.from_numpy(picture.copy()).permute(2, 0, 1).float(), 240 / h)
         pictures.append(small.round().clamp(0, 255).byte().permute(1, 2, 0).numpy())
         what = "trunk and keypoint heads" if keypoint_net is not None else "trunk"
-        print(f"{Path(path).name}: {len(people)} people; {what} vs graph, largest difference / largest value {diff:.2e}")
+        print(f"{Path(path).name}: {len(people)} people; {what} vs graph, "
+              f"largest difference / largest value {diff:.2e}")
     print(f"largest relative difference over all photos: {worst:.2e}")
     if args.sheet:
         write_png(args.sheet, make_grid(pictures, ncols=3))

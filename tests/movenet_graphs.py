@@ -20,7 +20,8 @@ def _attr(stride: int, fused: list[str], padding: str = "SAME") -> dict:
             "fused_ops": {"list": {"s": [b64(f) for f in fused]}}}
 
 
-def make_movenet_graph(alpha: float, seed: int = 0, heads: bool = False) -> tuple[list[dict], list[tuple[str, np.ndarray]]]:
+def make_movenet_graph(alpha: float, seed: int = 0,
+                       heads: bool = False) -> tuple[list[dict], list[tuple[str, np.ndarray]]]:
     """Nodes and (name, array) weights of a MoveNet-like trunk, written from the MobileNetV2 table
     (not from the module under test); with ``heads``, also Lightning's FPN and heads."""
     rng = np.random.default_rng(seed)
@@ -75,7 +76,8 @@ def _add_fpn_and_heads(nodes: list[dict], weights: list[tuple[str, np.ndarray]],
         weights.append((w_name, (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)))
         inputs = [x, w_name]
         if b_name is not None:
-            weights.append((b_name, (rng.standard_normal(shape[2] if depthwise else shape[3]) * 0.1).astype(np.float32)))
+            bias = rng.standard_normal(shape[2] if depthwise else shape[3]) * 0.1
+            weights.append((b_name, bias.astype(np.float32)))
             inputs.append(b_name)
         op = "DepthwiseConv2dNative" if depthwise else "_FusedConv2D"
         nodes.append({"name": name, "op": op, "input": inputs, "attr": _attr(1, fused, padding)})
@@ -97,13 +99,14 @@ def _add_fpn_and_heads(nodes: list[dict], weights: list[tuple[str, np.ndarray]],
         add = f"{fe}tf.__operators__.add{suffix}/AddV2"
         nodes.append({"name": add, "op": "AddV2", "input": [up, lateral]})
         sep = f"{fe}separable_conv2d{suffix}/separable_conv2d"
-        x = separable(sep, f"{fe}re_lu{suffix}/Relu", add, f"{sep}/ReadVariableOp", f"{sep}_weights", f"{sep}_bn_offset",
-                      cin, cout)
+        x = separable(sep, f"{fe}re_lu{suffix}/Relu", add, f"{sep}/ReadVariableOp", f"{sep}_weights",
+                      f"{sep}_bn_offset", cin, cout)
     for k, (head, outputs) in enumerate((("center_0", 1), ("kpt_heatmap_0", 17), ("kpt_regress_0", 34),
                                          ("kpt_offset_0", 34))):
         base, sep = f"{root}{head}/", f"{root}{head}/separable_conv2d_{k + 3}/"
-        hidden = separable(f"{sep}separable_conv2d", f"{base}re_lu_{k + 3}/Relu", x, f"{sep}separable_conv2d/ReadVariableOp",
-                           f"{sep}separable_conv2d/ReadVariableOp_1", f"{sep}BiasAdd/ReadVariableOp", 24, 96)
+        hidden = separable(f"{sep}separable_conv2d", f"{base}re_lu_{k + 3}/Relu", x,
+                           f"{sep}separable_conv2d/ReadVariableOp", f"{sep}separable_conv2d/ReadVariableOp_1",
+                           f"{sep}BiasAdd/ReadVariableOp", 24, 96)
         add_conv(f"{base}conv2d_{k + 4}/BiasAdd", hidden, f"{base}conv2d_{k + 4}/Conv2D/ReadVariableOp",
                  f"{base}conv2d_{k + 4}/BiasAdd/ReadVariableOp", (1, 1, 96, outputs), ["BiasAdd"])
 

@@ -186,7 +186,8 @@ def test_the_model_and_its_export_graph_weigh_by_movenets_keypoints_alike():
 def _synth_folder(root: Path) -> Path:
     """One 96 x 64 render with one person (box [16, 8, 32, 80] xywh), head, torso and legs in its dense truth."""
     (root / "images").mkdir(parents=True)
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 64, 3), dtype=np.uint8)).save(root / "images" / "00000000.png")
+    pixels = np.random.default_rng(0).integers(0, 255, (96, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(root / "images" / "00000000.png")
     instance, part = np.zeros((96, 64), np.uint8), np.zeros((96, 64), np.uint8)
     instance[8:88, 16:48] = 1
     part[8:20, 16:48], part[20:50, 16:48], part[50:88, 16:32], part[50:88, 32:48] = 23, 2, 9, 10

@@ -187,7 +187,8 @@ class ExportPipeline(nn.Module):
             c4, people_crops = self._crop_features(x, boxes)
             if getattr(cfg, "skeleton_prior_on", False):
                 taps = model.facing.people.taps(people_crops, FPN_TAPS)
-                p_camera = model.facing.with_people_features(model.facing.lite0_logits(c4), taps[STAGE_ENDS[2]]).sigmoid()
+                lite0 = model.facing.lite0_logits(c4)
+                p_camera = model.facing.with_people_features(lite0, taps[STAGE_ENDS[2]]).sigmoid()
                 crop_box = crop_boxes(boxes)
                 keypoints = keypoints_in_image(model.keypoints(taps), crop_box, PEOPLE_CROP)
                 skeleton = Skeleton(keypoints, crop_box[:, 3] - crop_box[:, 1], map_boxes)
@@ -196,7 +197,8 @@ class ExportPipeline(nn.Module):
             if getattr(cfg, "person_check_on", False):
                 scores = checked_scores(scores, model.person_check(c4).sigmoid(), cut_by_bottom(boxes, height))
         if not self.detectron2:  # the head ruler, the facing and the skeleton, as the eager model weighs them
-            maps = {**maps, "fine_segm": model.settle_charts(maps["coarse_segm"], maps["fine_segm"], p_camera, skeleton)}
+            fine = model.settle_charts(maps["coarse_segm"], maps["fine_segm"], p_camera, skeleton)
+            maps = {**maps, "fine_segm": fine}
         covered, wider = getattr(cfg, "drop_covered_fraction", 0.0), getattr(cfg, "drop_wider_iou", 0.0)
         if getattr(cfg, "person_check_on", False) or covered > 0 or wider > 0:
             # The eager model drops these rows before its heads (and its facing people heads) run;

@@ -51,7 +51,8 @@ def _boxes_by_image(folder: Path) -> dict[str, list[list[float]]]:
         for ann in data["annotations"]:
             boxes[names[ann["image_id"]]].append([float(v) for v in ann["bbox"]])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: not the annotations of a `densepose synth` folder ({exc.__class__.__name__})") from None
+        raise UserError(f"{path}: not the annotations of a `densepose synth` folder "
+                        f"({exc.__class__.__name__})") from None
     return boxes
 
 
@@ -125,7 +126,8 @@ def add_skeleton_prior(model_path: str | Path, movenet_json: str | Path, folders
     from densepose.io.tfjs_graph import read_tfjs_graph
 
     if is_detectron2_file(model_path):
-        raise UserError(f"{model_path}: a detectron2 model file; the skeleton prior is added to this toolkit's model files")
+        raise UserError(f"{model_path}: a detectron2 model file; the skeleton prior is added to this toolkit's "
+                        "model files")
     source = read_model_file(model_path)
     if not source.config.facing_people_members:
         raise UserError(f"{model_path}: the skeleton prior needs a model with people heads on MoveNet's trunk")

@@ -24,13 +24,14 @@ log = logging.getLogger("densepose.train")
 UNTRAINED_PARTS = {"facing_on": ("a facing classifier (densepose train-facing)",
                                  ("facing_power", "facing_members", "facing_people_members")),
                    "person_check_on": ("a person check (densepose train-person-check)", ("person_check_members",)),
-                   "head_ruler_on": ("a head ruler (densepose add-head-ruler)", ("head_ruler_power",))}
+                   "head_ruler_on": ("a head ruler (densepose add-head-ruler)", ("head_ruler_power",)),
+                   "skeleton_prior_on": ("a skeleton prior (densepose add-skeleton-prior)", ("skeleton_prior_power",))}
 
 
 def with_start_settings(model_config: Any, start: ModelFile) -> Any:
     """``model_config`` with the parts of ``start`` that training does not learn switched on, with
     their settings (`UNTRAINED_PARTS`), so a model fine-tuned from the bundled one still weighs its
-    charts by each person's facing and head and checks its detections."""
+    charts by each person's facing, head and skeleton and checks its detections."""
     return _with_untrained_parts(model_config, start.config.to_dict(), "the start model file")
 
 

@@ -83,18 +83,25 @@ def head_extent(coarse_segm: Tensor, fine_segm: Tensor, min_head: float) -> tupl
     return top, height, seen
 
 
-def ruler_log_ratio(counts: Tensor) -> Tensor:
-    """(RULER_BINS, 25) pixel counts of each chart per bin (column 0, background, unused) ->
-    (RULER_BINS, 25) ``log P(chart | bin) / P(chart)``, smoothed, clipped to +-MAX_LOG_RATIO;
-    zero in column 0 and in the bins above the top of the head (d < 0)."""
-    if counts.shape != (RULER_BINS, 25):
-        raise ValueError(f"head ruler counts: expected shape ({RULER_BINS}, 25), got {tuple(counts.shape)}")
+def chart_log_ratio(counts: Tensor, no_prior: slice | int) -> Tensor:
+    """Bayes' rule for a counted prior: (B, 25) pixel counts of each chart per bin (column 0,
+    background, unused) -> (B, 25) ``log P(chart | bin) / P(chart)``, counts smoothed by
+    ``SMOOTHING``, clipped to +-MAX_LOG_RATIO; zero in column 0 and in the bins ``no_prior``
+    selects. The head ruler's and the skeleton prior's (`densepose.modeling.skeleton_prior`) ratios."""
     charts = counts[:, 1:].double()
     given_bin = (charts + SMOOTHING) / (charts.sum(1, keepdim=True) + SMOOTHING * charts.shape[1])
     overall = (charts.sum(0) + SMOOTHING) / (charts.sum() + SMOOTHING * charts.shape[1])
     log_ratio = (given_bin / overall).log().clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
-    log_ratio[:FIRST_BIN_BELOW_TOP] = 0
-    return torch.cat([torch.zeros(RULER_BINS, 1, dtype=log_ratio.dtype), log_ratio], 1).float()
+    log_ratio[no_prior] = 0
+    return torch.cat([torch.zeros(counts.shape[0], 1, dtype=log_ratio.dtype), log_ratio], 1).float()
+
+
+def ruler_log_ratio(counts: Tensor) -> Tensor:
+    """(RULER_BINS, 25) pixel counts of each chart per bin (column 0, background, unused) ->
+    (RULER_BINS, 25) `chart_log_ratio`, zero in the bins above the top of the head (d < 0)."""
+    if counts.shape != (RULER_BINS, 25):
+        raise ValueError(f"head ruler counts: expected shape ({RULER_BINS}, 25), got {tuple(counts.shape)}")
+    return chart_log_ratio(counts, slice(0, FIRST_BIN_BELOW_TOP))
 
 
 def apply_head_ruler(coarse_segm: Tensor, fine_segm: Tensor, log_ratio: Tensor, power: float = 1.0,

@@ -146,9 +146,10 @@ _FE = "center_net_mobile_net_v2fpn_feature_extractor/model_1/"
 _FPN_CONVS = {"conv2d": "top", "conv2d_1": "lateral16", "conv2d_2": "lateral8", "conv2d_3": "lateral4"}
 _FPN_SMOOTH = {"separable_conv2d": "smooth16", "separable_conv2d_1": "smooth8", "separable_conv2d_2": "smooth4"}
 _HEADS = {"kpt_heatmap_0": "heatmap", "center_0": "center", "kpt_regress_0": "regress", "kpt_offset_0": "offset"}
-_HEAD_KEY = re.compile(r"(kpt_heatmap_0|center_0|kpt_regress_0|kpt_offset_0)/(separable_conv2d_\d+/separable_conv2d/"
-                       r"ReadVariableOp(?:_1)?|separable_conv2d_\d+/BiasAdd/ReadVariableOp|conv2d_\d+/(?:Conv2D|BiasAdd)/"
-                       r"ReadVariableOp)$")
+_HEAD_KEY = re.compile(r"(kpt_heatmap_0|center_0|kpt_regress_0|kpt_offset_0)/("
+                       r"separable_conv2d_\d+/separable_conv2d/ReadVariableOp(?:_1)?"
+                       r"|separable_conv2d_\d+/BiasAdd/ReadVariableOp"
+                       r"|conv2d_\d+/(?:Conv2D|BiasAdd)/ReadVariableOp)$")
 
 
 def _conv(value: np.ndarray, depthwise: bool = False) -> Tensor:

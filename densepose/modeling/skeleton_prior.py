@@ -12,7 +12,7 @@ left and right as COCO's annotators saw them. The prior turns them into chart we
   (``DISTANCE_EDGES``, in heights of the person's crop); ``NO_BONE`` when no bone is seen;
 * `skeleton_log_ratio`: from chart counts per bin on renders
   (``densepose.engine.skeleton_prior_fit``), ``log P(chart | bin) / P(chart)``, smoothed and
-  clipped, as the head ruler's (`densepose.modeling.head_ruler.ruler_log_ratio`);
+  clipped, as the head ruler's (`densepose.modeling.head_ruler.chart_log_ratio`);
 * `skeleton_log_weight`: per person and map pixel, the log ratios of its bin (times ``power``),
   which `DensePoseRCNN.settle_charts` adds to the ruler's and the facing's log weights.
 
@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from densepose.modeling.head_ruler import MAX_LOG_RATIO, SMOOTHING
+from densepose.modeling.head_ruler import chart_log_ratio
 
 #: Virtual keypoints appended to MoveNet's 17: the mid-shoulder (17) and the mid-hip (18).
 MID_SHOULDER, MID_HIP = 17, 18
@@ -100,16 +100,11 @@ def bone_bins(points: Tensor, keypoints: Tensor, scale: Tensor) -> Tensor:
 
 def skeleton_log_ratio(counts: Tensor) -> Tensor:
     """(SKELETON_BINS, 25) pixel counts of each chart per bin (column 0 unused) -> (SKELETON_BINS,
-    25) ``log P(chart | bin) / P(chart)``, smoothed, clipped to +-MAX_LOG_RATIO; zero in column 0
-    and in the ``NO_BONE`` bin."""
+    25) ``log P(chart | bin) / P(chart)`` (`densepose.modeling.head_ruler.chart_log_ratio`), zero
+    in the ``NO_BONE`` bin."""
     if counts.shape != (SKELETON_BINS, 25):
         raise ValueError(f"skeleton prior counts: expected shape ({SKELETON_BINS}, 25), got {tuple(counts.shape)}")
-    charts = counts[:, 1:].double()
-    given_bin = (charts + SMOOTHING) / (charts.sum(1, keepdim=True) + SMOOTHING * charts.shape[1])
-    overall = (charts.sum(0) + SMOOTHING) / (charts.sum() + SMOOTHING * charts.shape[1])
-    log_ratio = (given_bin / overall).log().clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
-    log_ratio[NO_BONE] = 0
-    return torch.cat([torch.zeros(SKELETON_BINS, 1, dtype=log_ratio.dtype), log_ratio], 1).float()
+    return chart_log_ratio(counts, NO_BONE)
 
 
 def map_cell_centres(boxes: Tensor, size: int) -> Tensor:
@@ -117,7 +112,8 @@ def map_cell_centres(boxes: Tensor, size: int) -> Tensor:
     steps = (torch.arange(size, device=boxes.device, dtype=torch.float32) + 0.5) / size
     x = boxes[:, None, 0] + steps[None] * (boxes[:, 2] - boxes[:, 0])[:, None]  # (N, S)
     y = boxes[:, None, 1] + steps[None] * (boxes[:, 3] - boxes[:, 1])[:, None]
-    return torch.stack([x[:, None, :].expand(-1, size, -1), y[:, :, None].expand(-1, -1, size)], -1).reshape(-1, size * size, 2)
+    grid = torch.stack([x[:, None, :].expand(-1, size, -1), y[:, :, None].expand(-1, -1, size)], -1)
+    return grid.reshape(-1, size * size, 2)
 
 
 def skeleton_log_weight(keypoints: Tensor, scale: Tensor, map_boxes: Tensor, size: int, log_ratio: Tensor,
