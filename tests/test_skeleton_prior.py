@@ -231,3 +231,16 @@ def test_add_skeleton_prior_refuses_a_model_without_people_heads(tmp_path, capsy
                  "--out", str(tmp_path / "s.pt")]) == 2
     assert "needs a model with people heads on MoveNet's trunk" in capsys.readouterr().err
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_add_skeleton_prior_names_a_missing_render(tmp_path, capsys, lightning_graph):
+    torch.manual_seed(0)
+    model = DensePoseRCNN(facing_config(facing_people_members=1))
+    torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "meta": {}}, tmp_path / "m.pt")
+    data = _synth_folder(tmp_path / "synth")
+    (data / "images" / "00000000.png").unlink()
+    assert main(["add-skeleton-prior", str(tmp_path / "m.pt"), "--movenet", str(lightning_graph), "--data", str(data),
+                 "--out", str(tmp_path / "s.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "00000000.npz: its render" in err and "00000000.* is missing" in err
+    assert not (tmp_path / "s.pt").exists()

@@ -107,7 +107,10 @@ def count_skeleton_charts(people: PeopleFacing, keypoint_net: MoveNetKeypoints, 
                 raise UserError(f"{path}: not a dense truth file of `densepose synth` ({exc})") from None
             boxes = boxes_of[folder].get(path.stem, [])
             if boxes:
-                array = read_image(next(folder.glob(f"images/{path.stem}.*"))).array
+                image_path = next(folder.glob(f"images/{path.stem}.*"), None)
+                if image_path is None:
+                    raise UserError(f"{path}: its render {folder / 'images' / path.stem}.* is missing")
+                array = read_image(image_path).array
                 image = torch.from_numpy(array.copy()).permute(2, 0, 1)
                 counts += image_counts(people, keypoint_net, image, boxes, truth["instance"], truth["I"])
             if i % 250 == 0 or i == len(files):
