@@ -46,8 +46,7 @@ from densepose.errors import UserError
 from densepose.modeling.backbone import FrozenBatchNorm2d
 from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, to_facing_input
 from densepose.modeling.facing_people import PEOPLE_CROP
-from densepose.modeling.mobilenet_v2 import STAGE_ENDS
-from densepose.modeling.movenet import FPN_TAPS, keypoints_in_image
+from densepose.modeling.second_look import people_look
 from densepose.modeling.skeleton_prior import Skeleton
 from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
@@ -185,15 +184,11 @@ class ExportPipeline(nn.Module):
         p_camera = skeleton = None
         if getattr(cfg, "facing_on", False):
             c4, people_crops = self._crop_features(x, boxes)
-            if getattr(cfg, "skeleton_prior_on", False):
-                taps = model.facing.people.taps(people_crops, FPN_TAPS)
-                lite0 = model.facing.lite0_logits(c4)
-                p_camera = model.facing.with_people_features(lite0, taps[STAGE_ENDS[2]]).sigmoid()
-                crop_box = crop_boxes(boxes)
-                keypoints = keypoints_in_image(model.keypoints(taps), crop_box, PEOPLE_CROP)
-                skeleton = Skeleton(keypoints, crop_box[:, 3] - crop_box[:, 1], map_boxes)
-            else:
-                p_camera = model.facing.classify(c4, people_crops).sigmoid()
+            logits = model.facing.lite0_logits(c4)
+            if people_crops is not None:
+                logits, keypoints = people_look(model, logits, people_crops, boxes)
+                skeleton = None if keypoints is None else Skeleton(*keypoints, map_boxes)
+            p_camera = logits.sigmoid()
             if getattr(cfg, "person_check_on", False):
                 scores = checked_scores(scores, model.person_check(c4).sigmoid(), cut_by_bottom(boxes, height))
         if not self.detectron2:  # the head ruler, the facing and the skeleton, as the eager model weighs them

@@ -30,11 +30,11 @@ from densepose.engine.head_ruler_fit import dense_files
 from densepose.errors import UserError
 from densepose.io.images import read_image
 from densepose.modeling.detectron2 import is_detectron2_file
-from densepose.modeling.facing import FACING_MEAN, FACING_STD, crop_boxes, person_crops
+from densepose.modeling.facing import FACING_MEAN, FACING_STD, person_crops
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing
-from densepose.modeling.model_file import load_model_file, model_config_from_dict, read_model_file
-from densepose.modeling.movenet import FPN_TAPS, MoveNetKeypoints, convert_movenet_keypoint_weights, keypoints_in_image
-from densepose.modeling.skeleton_prior import SKELETON_BINS, bone_bins, skeleton_log_ratio
+from densepose.modeling.model_file import build_model, model_config_from_dict, read_model_file
+from densepose.modeling.movenet import FPN_TAPS, MoveNetKeypoints, convert_movenet_keypoint_weights
+from densepose.modeling.skeleton_prior import SKELETON_BINS, bone_bins, crop_keypoints, skeleton_log_ratio
 from densepose.synth.writer import load_dense
 
 #: People shorter than this (pixels) are not counted: MoveNet cannot place their joints.
@@ -61,10 +61,7 @@ def person_keypoints(people: PeopleFacing, keypoint_net: MoveNetKeypoints, image
     """(3, H, W) RGB 0..255, (K, 4) xyxy boxes -> (K, 17, 3) MoveNet keypoints in image pixels and
     (K,) crop heights, the people cut out as the model cuts its detections."""
     x = ((image.float() - FACING_MEAN) / FACING_STD)[None]
-    crops = person_crops(x, [boxes], PEOPLE_CROP)
-    crop_box = crop_boxes(boxes)
-    keypoints = keypoint_net(people.taps(crops, FPN_TAPS))
-    return keypoints_in_image(keypoints, crop_box, PEOPLE_CROP), crop_box[:, 3] - crop_box[:, 1]
+    return crop_keypoints(keypoint_net, people.taps(person_crops(x, [boxes], PEOPLE_CROP), FPN_TAPS), boxes)
 
 
 def image_counts(people: PeopleFacing, keypoint_net: MoveNetKeypoints, image: torch.Tensor, boxes_xywh: list,
@@ -138,7 +135,7 @@ def add_skeleton_prior(model_path: str | Path, movenet_json: str | Path, folders
     model_config_from_dict(config.to_dict(), "add-skeleton-prior --power")  # its range, before the counting
     keypoint_net = MoveNetKeypoints()
     keypoint_net.load_state_dict(convert_movenet_keypoint_weights(read_tfjs_graph(movenet_json)))
-    people = load_model_file(model_path).facing.people
+    people = build_model(source).facing.people  # the file read once
     counts = count_skeleton_charts(people.eval(), keypoint_net.eval(), folders, max_images, log)
     weights = {k: v for k, v in source.weights.items() if not k.startswith(("keypoints.", "skeleton_log_ratio"))}
     weights.update({f"keypoints.{k}": v for k, v in keypoint_net.state_dict().items()})

@@ -89,7 +89,7 @@ class MoveNetKeypoints(nn.Module):
     """MoveNet Lightning after block 12 (module docstring).
 
     forward(taps) with ``taps`` the trunk's outputs after blocks 2, 5, 9 and 12 (`FPN_TAPS` and C4;
-    `densepose.modeling.facing_people.PeopleFacing.features` with ``taps=True``) of (N, 3, H, W)
+    `densepose.modeling.facing_people.PeopleFacing.taps` with ``keep=FPN_TAPS``) of (N, 3, H, W)
     crops -> (N, 17, 3): each keypoint's x, y in crop pixels (0 .. W, 0 .. H) and its score.
     """
 
@@ -135,24 +135,44 @@ def decode_keypoints(heatmap: Tensor, center: Tensor, regress: Tensor, offset: T
     scores = heatmap.sigmoid()
     best = (scores / to_guess).flatten(2).argmax(2)  # (N, 17)
     ky, kx = best // w, best % w
-    at = (index[:, None], torch.arange(k, device=heatmap.device)[None], ky, kx)
-    fine = offset.view(n, k, 2, h, w)
-    y = (ky + fine[at[0], at[1], 0, ky, kx]) * OUTPUT_STRIDE
-    x = (kx + fine[at[0], at[1], 1, ky, kx]) * OUTPUT_STRIDE
-    return torch.stack([x, y, scores[at]], dim=-1)
+    person, keypoint = index[:, None], torch.arange(k, device=heatmap.device)[None]
+    fine = offset.view(n, k, 2, h, w)[person, keypoint, :, ky, kx]  # (N, 17, 2): (dy, dx) at each peak
+    y = (ky + fine[..., 0]) * OUTPUT_STRIDE
+    x = (kx + fine[..., 1]) * OUTPUT_STRIDE
+    return torch.stack([x, y, scores[person, keypoint, ky, kx]], dim=-1)
 
 
 _FE = "center_net_mobile_net_v2fpn_feature_extractor/model_1/"
-_FPN_CONVS = {"conv2d": "top", "conv2d_1": "lateral16", "conv2d_2": "lateral8", "conv2d_3": "lateral4"}
-_FPN_SMOOTH = {"separable_conv2d": "smooth16", "separable_conv2d_1": "smooth8", "separable_conv2d_2": "smooth4"}
-_HEADS = {"kpt_heatmap_0": "heatmap", "center_0": "center", "kpt_regress_0": "regress", "kpt_offset_0": "offset"}
-_HEAD_KEY = re.compile(r"(kpt_heatmap_0|center_0|kpt_regress_0|kpt_offset_0)/("
-                       r"separable_conv2d_\d+/separable_conv2d/ReadVariableOp(?:_1)?"
-                       r"|separable_conv2d_\d+/BiasAdd/ReadVariableOp"
-                       r"|conv2d_\d+/(?:Conv2D|BiasAdd)/ReadVariableOp)$")
+#: Graph layer -> ours (the FPN's and the heads').
+_LAYERS = {"conv2d": "top", "conv2d_1": "lateral16", "conv2d_2": "lateral8", "conv2d_3": "lateral4",
+           "separable_conv2d": "smooth16", "separable_conv2d_1": "smooth8", "separable_conv2d_2": "smooth4",
+           "kpt_heatmap_0": "heatmap", "center_0": "center", "kpt_regress_0": "regress", "kpt_offset_0": "offset"}
+#: (graph weight name after ``StatefulPartitionedCall/``, its layer captured) -> our key, ``{}`` our layer.
+_KEY_RULES = tuple((re.compile(pattern), key) for pattern, key in (
+    (rf"^{_FE}(conv2d(?:_\d)?)/Conv2D/ReadVariableOp$", "{}.weight"),
+    (rf"^{_FE}(conv2d(?:_\d)?)/BiasAdd/ReadVariableOp$", "{}.bias"),
+    (rf"^{_FE}(separable_conv2d(?:_\d)?)/separable_conv2d/ReadVariableOp$", "{}.depthwise.weight"),
+    (rf"^{_FE}(separable_conv2d(?:_\d)?)/separable_conv2d_weights$", "{}.pointwise.weight"),
+    (rf"^{_FE}(separable_conv2d(?:_\d)?)/separable_conv2d_bn_offset$", "{}.pointwise.bias"),
+    (r"^(\w+_0)/separable_conv2d_\d+/separable_conv2d/ReadVariableOp$", "{}.0.depthwise.weight"),
+    (r"^(\w+_0)/separable_conv2d_\d+/separable_conv2d/ReadVariableOp_1$", "{}.0.pointwise.weight"),
+    (r"^(\w+_0)/separable_conv2d_\d+/BiasAdd/ReadVariableOp$", "{}.0.pointwise.bias"),
+    (r"^(\w+_0)/conv2d_\d+/Conv2D/ReadVariableOp$", "{}.1.weight"),
+    (r"^(\w+_0)/conv2d_\d+/BiasAdd/ReadVariableOp$", "{}.1.bias"),
+))
 
 
-def _conv(value: np.ndarray, depthwise: bool = False) -> Tensor:
+def _our_key(name: str) -> str | None:
+    local = name.split("StatefulPartitionedCall/", 1)[-1]
+    for rule, key in _KEY_RULES:
+        m = rule.match(local)
+        if m and m[1] in _LAYERS:
+            return key.format(_LAYERS[m[1]])
+    return None
+
+
+def _conv(value: np.ndarray, depthwise: bool) -> Tensor:
+    """A graph weight -> ours: HWIO -> OIHW, a depthwise H W C 1 -> C 1 H W, a bias as it is."""
     weight = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
     if weight.dim() == 1:
         return weight
@@ -172,32 +192,9 @@ def convert_movenet_keypoint_weights(graph: TfjsGraph) -> dict[str, Tensor]:
             index = int(key.split(".")[1]) - STAGE_ENDS[2] - 1
             out[f"blocks.{index}." + key.split(".", 2)[2]] = value
     for name, value in graph.weights.items():
-        local = name.split("StatefulPartitionedCall/", 1)[-1]
-        if local.startswith(_FE):
-            part = local[len(_FE):]
-            layer = part.split("/")[0]
-            if layer in _FPN_CONVS:
-                out[f"{_FPN_CONVS[layer]}.{'bias' if '/BiasAdd/' in part else 'weight'}"] = _conv(value)
-            elif layer in _FPN_SMOOTH:
-                ours = _FPN_SMOOTH[layer]
-                if part.endswith("separable_conv2d/ReadVariableOp"):
-                    out[f"{ours}.depthwise.weight"] = _conv(value, depthwise=True)
-                elif part.endswith("_weights"):
-                    out[f"{ours}.pointwise.weight"] = _conv(value)
-                elif part.endswith("_bn_offset"):
-                    out[f"{ours}.pointwise.bias"] = _conv(value)
-            continue
-        m = _HEAD_KEY.search(local)
-        if m:
-            head, what = _HEADS[m[1]], m[2]
-            if what.endswith("separable_conv2d/ReadVariableOp"):
-                out[f"{head}.0.depthwise.weight"] = _conv(value, depthwise=True)
-            elif what.endswith("separable_conv2d/ReadVariableOp_1"):
-                out[f"{head}.0.pointwise.weight"] = _conv(value)
-            elif what.startswith("separable_conv2d"):
-                out[f"{head}.0.pointwise.bias"] = _conv(value)
-            else:
-                out[f"{head}.1.{'bias' if '/BiasAdd/' in what else 'weight'}"] = _conv(value)
+        key = _our_key(name)
+        if key is not None:
+            out[key] = _conv(value, depthwise=key.endswith("depthwise.weight"))
     wanted = MoveNetKeypoints().state_dict()
     missing = sorted(set(wanted) - set(out))
     if missing or any(out[k].shape != v.shape for k, v in wanted.items()):

@@ -23,13 +23,13 @@ import torch
 from torch import Tensor
 
 from densepose.modeling.covered_boxes import repeated_boxes
-from densepose.modeling.facing import crop_boxes, facing_log_weight, weigh_charts
+from densepose.modeling.facing import facing_log_weight, weigh_charts
 from densepose.modeling.facing_people import PEOPLE_CROP
 from densepose.modeling.head_ruler import head_ruler_log_weight
 from densepose.modeling.mobilenet_v2 import STAGE_ENDS
-from densepose.modeling.movenet import FPN_TAPS, keypoints_in_image
+from densepose.modeling.movenet import FPN_TAPS
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
-from densepose.modeling.skeleton_prior import Skeleton, skeleton_log_weight
+from densepose.modeling.skeleton_prior import Skeleton, crop_keypoints, skeleton_log_weight
 
 if TYPE_CHECKING:
     from densepose.modeling.rcnn import DensePoseRCNN
@@ -68,13 +68,20 @@ def second_look(model: DensePoseRCNN, dets: Detections, images: Tensor, sizes: S
     logits, skeleton = torch.cat(logits), None
     if model.facing.people is not None and len(logits):  # the people trunk reads the kept rows only
         crops = model.facing_crops(images, [b for b, _ in dets], PEOPLE_CROP)
-        taps = model.facing.people.taps(crops, FPN_TAPS if cfg.skeleton_prior_on else ())
-        logits = model.facing.with_people_features(logits, taps[STAGE_ENDS[2]])
-        if cfg.skeleton_prior_on:
-            crop_box = crop_boxes(torch.cat([b for b, _ in dets]).float())
-            keypoints = keypoints_in_image(model.keypoints(taps), crop_box, PEOPLE_CROP)
-            skeleton = (keypoints, crop_box[:, 3] - crop_box[:, 1])
+        logits, skeleton = people_look(model, logits, crops, torch.cat([b for b, _ in dets]))
     return dets, logits.float().sigmoid(), skeleton
+
+
+def people_look(model: DensePoseRCNN, lite0_logits: Tensor, people_crops: Tensor,
+                boxes: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+    """The people trunk on (K, 3, *PEOPLE_CROP) crops of (K, 4) boxes, for the eager model and its
+    exported graph alike -> (K,) facing logits, the Lite0 heads' (``lite0_logits``) averaged with
+    the people heads'; with the skeleton prior, MoveNet's keypoints in the boxes' pixels and the
+    crop heights (`densepose.modeling.skeleton_prior.crop_keypoints`), else None."""
+    skeleton_on = model.cfg.skeleton_prior_on
+    taps = model.facing.people.taps(people_crops, FPN_TAPS if skeleton_on else ())
+    logits = model.facing.with_people_features(lite0_logits, taps[STAGE_ENDS[2]])
+    return logits, (crop_keypoints(model.keypoints, taps, boxes) if skeleton_on else None)
 
 
 def settle_charts(model: DensePoseRCNN, coarse_segm: Tensor, fine_segm: Tensor, p_camera: Tensor | None,

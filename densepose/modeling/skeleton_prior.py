@@ -27,7 +27,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from densepose.modeling.facing import crop_boxes
+from densepose.modeling.facing_people import PEOPLE_CROP
 from densepose.modeling.head_ruler import chart_log_ratio
+from densepose.modeling.movenet import MoveNetKeypoints, keypoints_in_image
 
 #: Virtual keypoints appended to MoveNet's 17: the mid-shoulder (17) and the mid-hip (18).
 MID_SHOULDER, MID_HIP = 17, 18
@@ -55,6 +58,14 @@ class Skeleton(NamedTuple):
     keypoints: Tensor  # (N, 17, 3) x, y in image pixels, score
     scale: Tensor  # (N,) the crop boxes' heights
     map_boxes: Tensor  # (N, 4) xyxy boxes the maps cover
+
+
+def crop_keypoints(keypoint_net: MoveNetKeypoints, taps: dict[int, Tensor], boxes: Tensor) -> tuple[Tensor, Tensor]:
+    """MoveNet on the people trunk's ``taps`` of the (K, 3, *PEOPLE_CROP) crops of (K, 4) xyxy
+    ``boxes`` (`densepose.modeling.facing.person_crops`) -> (K, 17, 3) keypoints in the boxes'
+    image pixels and (K,) crop heights: a `Skeleton`'s ``keypoints`` and ``scale``."""
+    crop_box = crop_boxes(boxes.float())
+    return keypoints_in_image(keypoint_net(taps), crop_box, PEOPLE_CROP), crop_box[:, 3] - crop_box[:, 1]
 
 
 def with_virtual_keypoints(keypoints: Tensor) -> Tensor:
