@@ -10,6 +10,7 @@ import torch
 from densepose.errors import UserError
 from densepose.modeling import DensePoseRCNN, efficientnet_lite_config
 from densepose.modeling.backbone import Backbone, load_backbone_weights
+from densepose.modeling import efficientnet_lite
 from densepose.modeling.efficientnet_lite import (
     EfficientNetLite,
     EfficientNetLiteClassifier,
@@ -112,7 +113,7 @@ def test_trunk_levels_padding_and_freezing():
     assert same_padding(224, 3, 2) == (0, 1) and same_padding(225, 3, 2) == (1, 1) and same_padding(14, 5, 1) == (2, 2)
 
 
-def test_folded_frozen_bn_equals_convolution_then_batch_norm():
+def test_folded_frozen_bn_equals_convolution_then_batch_norm(monkeypatch):
     """Frozen BN is folded into each convolution (speed); the trunk's output must not change.
 
     Reference: the same weights in a trunk with eval-mode ``nn.BatchNorm2d`` (never folded), on
@@ -123,6 +124,8 @@ def test_folded_frozen_bn_equals_convolution_then_batch_norm():
     torch.manual_seed(0)
     folded = EfficientNetLite(lambda c: FrozenBatchNorm2d(c, 1e-3)).eval()
     plain = EfficientNetLite(lambda c: torch.nn.BatchNorm2d(c, eps=1e-3)).eval()
+    # The reference runs each norm as a module after its convolution (eval-mode batch norms fold too).
+    monkeypatch.setattr(efficientnet_lite, "norm_as_affine", lambda norm: None)
     state = {}
     for k, v in plain.state_dict().items():
         if k.endswith("running_var"):
@@ -135,8 +138,13 @@ def test_folded_frozen_bn_equals_convolution_then_batch_norm():
     for h, w in ((64, 96), (67, 101)):
         x = torch.randn(1, 3, h, w)
         with torch.no_grad():
-            for a, b in zip(folded(x), plain(x)):
+            reference = plain(x)
+            monkeypatch.undo()
+            for a, b, c in zip(folded(x), reference, plain(x)):
                 torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+                torch.testing.assert_close(c, b, rtol=1e-4, atol=1e-4)  # the eval-mode norms folded
+            monkeypatch.setattr(efficientnet_lite, "norm_as_affine", lambda norm: None)
+    monkeypatch.undo()
     # and gradients reach the convolution weights through the folding
     folded.blocks[-1].project.conv.weight.requires_grad_(True)
     folded(torch.randn(1, 3, 64, 64))[-1].sum().backward()
@@ -207,3 +215,52 @@ def test_stride_two_convolutions_pad_as_tensorflow_same(kernel, size):
                                           layer.conv.weight * scale[:, None, None, None], shift, 2, 0, 1, 8)
     with torch.no_grad():
         torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_convolution_folds_its_norm_once_while_its_weights_stay(monkeypatch):
+    """Inference folds each fixed norm into its convolution once, not on every call (a few hundred
+    small ops an image, 10 ms on two cores); the folded weights follow every change of the weights
+    (in place, a new state, another dtype) and of the norm's mode, and gradients still reach
+    weights that need them."""
+    from densepose.modeling.backbone import FrozenBatchNorm2d
+
+    torch.manual_seed(0)
+    folds = []
+    fold = efficientnet_lite.norm_as_affine
+    monkeypatch.setattr(efficientnet_lite, "norm_as_affine", lambda norm: folds.append(norm) or fold(norm))
+    trunk = EfficientNetLite(lambda c: torch.nn.BatchNorm2d(c, eps=1e-3), freeze_at=5).eval()
+    convs = sum(1 for m in trunk.modules() if isinstance(m, efficientnet_lite.ConvBN))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        first = trunk(x)
+        trunk(x)
+    assert len(folds) == convs
+    fresh = EfficientNetLite(lambda c: torch.nn.BatchNorm2d(c, eps=1e-3)).eval()
+
+    def same_as_fresh(trunk: torch.nn.Module, x: torch.Tensor) -> None:
+        fresh.load_state_dict(trunk.state_dict())
+        fresh.to(next(trunk.parameters()).dtype)
+        with torch.no_grad():
+            for a, b in zip(trunk(x), fresh(x)):
+                torch.testing.assert_close(a, b)
+
+    with torch.no_grad():
+        trunk.blocks[3].depthwise.bn.running_var.mul_(4.0)  # in place
+    same_as_fresh(trunk, x)
+    trunk.load_state_dict({k: v * 1.1 if k.endswith("conv.weight") else v for k, v in trunk.state_dict().items()})
+    same_as_fresh(trunk, x)
+    same_as_fresh(trunk.double(), x.double())
+    trunk.float().train()  # batch statistics now: not the folded running ones
+    with torch.no_grad():
+        assert not torch.allclose(trunk(x)[-1], first[-1], atol=1e-3)
+    trunk.eval()
+    with torch.inference_mode():  # folded here, used below by a step that needs the input's gradient
+        trunk(x)
+    x.requires_grad_(True)
+    trunk(x)[-1].sum().backward()
+    assert x.grad.abs().sum() > 0
+    frozen = EfficientNetLite(lambda c: FrozenBatchNorm2d(c, 1e-3))
+    frozen.blocks[-1].project.conv.weight.requires_grad_(True)
+    frozen(torch.randn(1, 3, 64, 64))[-1].sum().backward()
+    frozen(torch.randn(1, 3, 64, 64))[-1].sum().backward()
+    assert frozen.blocks[-1].project.conv.weight.grad.abs().sum() > 0

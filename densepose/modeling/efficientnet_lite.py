@@ -71,16 +71,32 @@ def _zero_first_row_and_column(weight: Tensor) -> Tensor:
     return torch.cat([weight.new_zeros(o, i, k + 1, 1), weight], dim=3)
 
 
+def norm_as_affine(norm: nn.Module) -> tuple[Tensor, Tensor] | None:
+    """(C,) scale and shift when ``norm`` is a fixed per-channel ``x * scale + shift``: a frozen
+    batch norm (``scale_shift()``) or a batch norm in eval mode with running statistics; else None."""
+    fold = getattr(norm, "scale_shift", None)
+    if fold is not None:
+        return fold()
+    if isinstance(norm, nn.BatchNorm2d) and not norm.training and norm.running_var is not None:
+        scale = (norm.running_var + norm.eps).rsqrt()
+        scale = scale * norm.weight if norm.affine else scale
+        shift = -norm.running_mean * scale
+        return scale, shift + norm.bias if norm.affine else shift
+    return None
+
+
 class ConvBN(nn.Module):
     """Conv (no bias, SAME padding) + norm + optional ReLU6. ``groups=cin`` makes it depthwise.
 
-    A frozen batch norm (one with ``scale_shift()``) is folded into the convolution's weight and
-    bias on every call: on the CPU the separate multiply and add cost more than the depthwise
-    convolutions themselves. Stride-1 SAME padding is symmetric, so it is the convolution's own.
-    Stride 2 pads one pixel more on the right/bottom; on even sizes (every size here: inputs are
-    padded to a multiple of 32) that is the same as a (k+1) x (k+1) kernel whose first row and
-    column are zero, with symmetric padding k // 2, so no padded copy of the input is made (a
-    copy of the 6x expanded activations cost more than the extra multiplies); odd sizes are padded.
+    A fixed norm (`norm_as_affine`: frozen, or a batch norm in eval mode) is folded into the
+    convolution's weight and bias (`_cached_weights`): on the CPU the separate multiply and add
+    cost more than the depthwise convolutions themselves.
+
+    Stride-1 SAME padding is symmetric, so it is the convolution's own. Stride 2 pads one pixel
+    more on the right/bottom; on even sizes (every size here: inputs are padded to a multiple of
+    32) that is the same as a (k+1) x (k+1) kernel whose first row and column are zero, with
+    symmetric padding k // 2, so no padded copy of the input is made (a copy of the 6x expanded
+    activations cost more than the extra multiplies); odd sizes are padded.
     """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, norm: nn.Module, act: bool, groups: int = 1):
@@ -90,22 +106,49 @@ class ConvBN(nn.Module):
         self.act = act
         self.kernel, self.stride = kernel, stride
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _weights(self, even: bool) -> tuple[Tensor, Tensor | None, int | tuple[int, ...]]:
+        """(weight, bias, padding) of the convolution with the frozen norm folded in, for inputs
+        of even (``even``) or odd size."""
         conv = self.conv
-        fold = getattr(self.bn, "scale_shift", None)
+        fold = norm_as_affine(self.bn)
         weight, bias, padding = conv.weight, None, conv.padding
         if fold is not None:
-            scale, bias = fold()
+            scale, bias = fold
             weight = weight * scale[:, None, None, None]
-        if self.kernel > 1 and self.stride > 1:
-            if x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0:
-                weight, padding = _zero_first_row_and_column(weight), self.kernel // 2
-            else:
-                top, bottom = same_padding(x.shape[-2], self.kernel, self.stride)
-                left, right = same_padding(x.shape[-1], self.kernel, self.stride)
-                x = F.pad(x, (left, right, top, bottom))
+        if self.kernel > 1 and self.stride > 1 and even:  # see the class docstring
+            weight, padding = _zero_first_row_and_column(weight), self.kernel // 2
+        return weight, bias, padding
+
+    def _cached_weights(self, even: bool) -> tuple[Tensor, Tensor | None, int | tuple[int, ...]]:
+        """`_weights`, kept while the tensors it reads are unchanged (same storage, dtype, device
+        and in-place version): a few hundred small folding ops per image cost more than the
+        depthwise convolutions they feed. Training (the weights need their gradient) and graph
+        tracing recompute them."""
+        if torch.is_grad_enabled() and self.conv.weight.requires_grad or torch.compiler.is_compiling():
+            return self._weights(even)
+        weight = self.conv.weight
+        key = [even, self.bn.training, weight.dtype, weight.device]
+        for t in (weight, *self.bn._parameters.values(), *self.bn._buffers.values()):
+            if t is not None:
+                key += (t.data_ptr(), t._version)
+        cached = self.__dict__.get("_folded")
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in any mode
+                cached = (key, self._weights(even))
+            self.__dict__["_folded"] = cached
+        return cached[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        conv = self.conv
+        strided = self.kernel > 1 and self.stride > 1
+        even = not strided or (x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0)
+        weight, bias, padding = self._cached_weights(even)
+        if not even:
+            top, bottom = same_padding(x.shape[-2], self.kernel, self.stride)
+            left, right = same_padding(x.shape[-1], self.kernel, self.stride)
+            x = F.pad(x, (left, right, top, bottom))
         x = F.conv2d(x, weight, bias, conv.stride, padding, 1, conv.groups)
-        if fold is None:
+        if bias is None:  # a norm that is not fixed (training, or a group norm)
             x = self.bn(x)
         # In place: no backward pass needs a convolution's or a norm's output, only their inputs.
         return F.relu6(x, inplace=True) if self.act else x
