@@ -269,3 +269,23 @@ def test_anchor_counts_and_shapes():
     centre_last = (anchors[4][-1, :2] + anchors[4][-1, 2:]) / 2
     torch.testing.assert_close(centre_last, torch.tensor([2 * 64.0, 1 * 64.0]))
     assert math.isclose(float((anchors[4][1, 2] - anchors[4][1, 0])), 512.0)
+
+
+def test_anchors_of_a_feature_size_are_made_once_and_follow_their_cells():
+    """Images of one size share their anchors: the second call returns the first call's tensors
+    (before, every call built them again: 1 ms an image); other sizes, and cells moved to another
+    dtype, get their own."""
+    gen = AnchorGenerator((32, 64), (0.5, 1.0, 2.0), (4, 8))
+    shapes = [(8, 10), (4, 5)]
+    first = gen(shapes)
+    again = gen([torch.Size(s) for s in shapes])
+    assert all(a is b for a, b in zip(first, again))
+    other = gen([(6, 10), (3, 5)])
+    assert [a.shape[0] for a in other] == [6 * 10 * 3, 3 * 5 * 3]
+    for made, fresh in zip(first + other, gen._anchors(shapes) + gen._anchors([(6, 10), (3, 5)])):
+        torch.testing.assert_close(made, fresh, rtol=0, atol=0)
+    doubled = gen.double()(shapes)
+    assert doubled[0].dtype == torch.float64 and doubled[0] is not first[0]
+    with torch.inference_mode():
+        made_inside = gen([(2, 2), (1, 1)])
+    assert not made_inside[0].is_inference()  # usable by a later training step

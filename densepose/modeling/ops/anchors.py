@@ -17,6 +17,10 @@ def cell_anchors(size: float, aspect_ratios: tuple[float, ...]) -> Tensor:
     return torch.tensor(out, dtype=torch.float32)
 
 
+#: Feature sizes whose anchors `AnchorGenerator` keeps.
+_KEPT_SIZES = 8
+
+
 class AnchorGenerator(nn.Module):
     """Anchors for each FPN level (P2..P6 by default: sizes 32..512, strides 4..64).
 
@@ -33,7 +37,22 @@ class AnchorGenerator(nn.Module):
             self.register_buffer(f"cell{i}", cell_anchors(s, aspect_ratios), persistent=False)
 
     def forward(self, feature_shapes: list[tuple[int, int]]) -> list[Tensor]:
-        """[(H_l, W_l)] -> [(H_l * W_l * A, 4)] anchors in padded-image pixels."""
+        """[(H_l, W_l)] -> [(H_l * W_l * A, 4)] anchors in padded-image pixels; the anchors of the
+        last few feature sizes are kept (images of one size share them; not under graph tracing)."""
+        if torch.compiler.is_compiling():
+            return self._anchors(feature_shapes)
+        cells = [getattr(self, f"cell{i}") for i in range(len(self.strides))]
+        key = (tuple(tuple(int(d) for d in hw) for hw in feature_shapes),
+               *((c.data_ptr(), c._version, c.dtype, c.device) for c in cells))
+        cache = self.__dict__.setdefault("_recent", {})
+        if key not in cache:
+            if len(cache) >= _KEPT_SIZES:
+                cache.pop(next(iter(cache)))
+            with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in any mode
+                cache[key] = self._anchors(feature_shapes)
+        return cache[key]
+
+    def _anchors(self, feature_shapes: list[tuple[int, int]]) -> list[Tensor]:
         out = []
         for i, ((h, w), stride) in enumerate(zip(feature_shapes, self.strides)):
             cell = getattr(self, f"cell{i}")
