@@ -179,13 +179,16 @@ def weigh_charts(fine_segm: Tensor, log_weight: Tensor) -> Tensor:
     charts = fine_segm[:, 1:].float()
     weighted = charts + log_weight
     # Adding log weights multiplies the probabilities; the shift keeps the charts' total against the background.
-    weighted = weighted - _logsumexp(weighted) + _logsumexp(charts)
+    weighted = weighted + (_logsumexp(charts) - _logsumexp(weighted))
     return torch.cat([fine_segm[:, :1], weighted.to(fine_segm.dtype)], dim=1)
 
 
 def _logsumexp(x: Tensor) -> Tensor:
-    """``x.logsumexp(1, keepdim=True)`` spelt out: torch.export cannot trace the built-in's
-    empty-tensor branch when the batch is the number of detections."""
+    """``x.logsumexp(1, keepdim=True)``; spelt out under graph tracing: torch.export cannot trace
+    the built-in's empty-tensor branch when the batch is the number of detections (the built-in is
+    six times faster on the CPU)."""
+    if not torch.compiler.is_compiling():
+        return x.logsumexp(1, keepdim=True)
     top = x.amax(1, keepdim=True)
     return top + (x - top).exp().sum(1, keepdim=True).log()
 

@@ -306,12 +306,17 @@ class DensePoseRCNN(nn.Module):
         roi_feat = zoomed_roi_features(self._dp_features, feats, dp_boxes, heights, zoom and zoom.mirrored())
         return self._dp_forward(roi_feat, mask_extra, kp_extra)[-1]
 
-    def facing_crops(self, images: Tensor, boxes: list[Tensor], size: tuple[int, int] = FACING_CROP) -> Tensor:
-        """(B, 3, H, W) normalised images, per-image boxes (K_i, 4) -> the people's (sum K_i, 3, *size)
-        crops in the facing classifier's normalisation (``FACING_CROP`` for its Lite0 trunk,
-        ``PEOPLE_CROP`` for its people heads), in the images' dtype."""
-        x = to_facing_input(images.float(), self.transform.pixel_mean, self.transform.pixel_std)
-        return person_crops(x, boxes, size).contiguous(memory_format=torch.channels_last).to(images.dtype)
+    def facing_input(self, images: Tensor) -> Tensor:
+        """(B, 3, H, W) normalised images -> float32, in the facing classifier's normalisation
+        (`densepose.modeling.facing.to_facing_input`), which `facing_crops` cuts from."""
+        return to_facing_input(images.float(), self.transform.pixel_mean, self.transform.pixel_std)
+
+    def facing_crops(self, facing_input: Tensor, boxes: list[Tensor], dtype: torch.dtype,
+                     size: tuple[int, int] = FACING_CROP) -> Tensor:
+        """(B, 3, H, W) images from `facing_input`, per-image boxes (K_i, 4) -> the people's (sum
+        K_i, 3, *size) crops (``FACING_CROP`` for the classifier's Lite0 trunk, ``PEOPLE_CROP``
+        for its people heads), in ``dtype`` (the images')."""
+        return person_crops(facing_input, boxes, size).contiguous(memory_format=torch.channels_last).to(dtype)
 
     def settle_charts(self, coarse_segm: Tensor, fine_segm: Tensor, p_camera: Tensor | None,
                       skeleton: Skeleton | None = None) -> Tensor:

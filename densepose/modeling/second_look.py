@@ -52,7 +52,8 @@ def second_look(model: DensePoseRCNN, dets: Detections, images: Tensor, sizes: S
     logits = None  # the Lite0 heads' facing logits, per image
     if cfg.densepose_on and cfg.facing_on:
         counts = [b.shape[0] for b, _ in dets]
-        c4 = model.facing.features(model.facing_crops(images, [b for b, _ in dets]))
+        facing_input = model.facing_input(images)  # once for both crops
+        c4 = model.facing.features(model.facing_crops(facing_input, [b for b, _ in dets], images.dtype))
         logits = model.facing.lite0_logits(c4).split(counts)
         if cfg.person_check_on:
             p_person = model.person_check(c4).float().sigmoid().split(counts)
@@ -67,7 +68,7 @@ def second_look(model: DensePoseRCNN, dets: Detections, images: Tensor, sizes: S
         return dets, None, None
     logits, skeleton = torch.cat(logits), None
     if model.facing.people is not None and len(logits):  # the people trunk reads the kept rows only
-        crops = model.facing_crops(images, [b for b, _ in dets], PEOPLE_CROP)
+        crops = model.facing_crops(facing_input, [b for b, _ in dets], images.dtype, PEOPLE_CROP)
         logits, skeleton = people_look(model, logits, crops, torch.cat([b for b, _ in dets]))
     return dets, logits.float().sigmoid(), skeleton
 

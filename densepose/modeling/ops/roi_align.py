@@ -73,6 +73,14 @@ def _sample_positions(start: Tensor, bin_size: Tensor, out: int, sr: int) -> Ten
     return start[:, None] + grid[None, :] * bin_size[:, None]
 
 
+def _mean_of_bins(samples: Tensor, sr: int) -> Tensor:
+    """(N, C, H, W) -> (N, C, H / sr, W / sr): the mean of each sr x sr block, as ``F.avg_pool2d(x,
+    sr)`` but summed from strided views, which the CPU does in a third of avg_pool2d's time on these
+    tall, narrow sample maps."""
+    rows = sum(samples[:, :, i::sr] for i in range(1, sr)) + samples[:, :, 0::sr]
+    return (sum(rows[..., j::sr] for j in range(1, sr)) + rows[..., 0::sr]) * (1.0 / (sr * sr))
+
+
 def roi_align(
     features: Tensor,
     rois: Tensor,
@@ -143,7 +151,9 @@ def roi_align(
                       align_corners=True)  # (N, C, kmax*sy, sx)
     # Zero the samples far outside, then average each bin's sr x sr samples: the rows of one RoI
     # are consecutive and sy = ph * sr, so sr x sr pooling never mixes two RoIs.
-    s = F.avg_pool2d(s * v.view(n, 1, kmax * sy, sx).to(s.dtype), sr)  # (N, C, kmax*ph, pw)
+    if not bool(valid.all()):  # boxes inside the map (nearly all) skip a pass over every sample
+        s = s * v.view(n, 1, kmax * sy, sx).to(s.dtype)
+    s = _mean_of_bins(s, sr)  # (N, C, kmax*ph, pw)
     s = s.view(n, c, kmax, ph, pw).transpose(1, 2)  # (N, kmax, C, ph, pw)
     out = s[0] if n == 1 else s[bidx, slot]  # (K, C, ph, pw)
     return out.contiguous().to(out_dtype)
