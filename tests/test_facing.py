@@ -305,3 +305,17 @@ def test_add_facing_heads_averages_the_heads_logits(tmp_path, capsys):
         assert main(["add-facing-heads", *map(str, args), "--out", str(tmp_path / "bad.pt")]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_facing_input_is_the_images_themselves_in_the_classifiers_own_normalisation():
+    """The Lite0 detectors normalise as the classifier does: no pass over the image (1.8 ms an
+    image before), and exactly what the arithmetic gives; another normalisation is converted."""
+    from densepose.modeling.facing import FACING_MEAN, FACING_STD, to_facing_input
+
+    pixels = torch.rand(1, 3, 40, 30) * 255
+    same = (pixels - FACING_MEAN) / FACING_STD
+    mean, std = torch.full((3, 1, 1), FACING_MEAN), torch.full((3, 1, 1), FACING_STD)
+    assert to_facing_input(same, mean, std) is same
+    assert torch.equal((same * std + mean - FACING_MEAN) / FACING_STD, same)
+    mean, std = torch.tensor([103.5, 116.3, 123.7]).view(3, 1, 1), torch.tensor([57.4, 57.1, 58.4]).view(3, 1, 1)
+    torch.testing.assert_close(to_facing_input((pixels - mean) / std, mean, std), same)
