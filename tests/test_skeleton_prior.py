@@ -36,6 +36,17 @@ from densepose.modeling.skeleton_prior import (
     skeleton_log_ratio,
     skeleton_log_weight,
 )
+from densepose.modeling.skeleton_uv import (
+    MIN_UV_COUNT,
+    UV_ALONG,
+    UV_BINS,
+    UV_BINS_PER_BONE,
+    UV_NO_BONE,
+    blend_uv,
+    uv_bins,
+    uv_stats,
+    uv_sums,
+)
 from densepose.synth.writer import encode_dense
 from facing_data import facing_config
 from movenet_graphs import make_movenet_graph, write_tfjs
@@ -131,8 +142,8 @@ def test_the_prior_moves_a_thigh_the_head_cannot_place_to_the_side_the_keypoints
         counts[bone * BINS_PER_BONE: (bone + 1) * BINS_PER_BONE, chart] += 1000
     log_ratio = skeleton_log_ratio(counts)
     assert log_ratio[NO_BONE].abs().max() == 0 and log_ratio[:, 0].abs().max() == 0
-    weight = skeleton_log_weight(_standing(), torch.tensor([100.0]), torch.tensor([[0.0, 0.0, 100.0, 100.0]]), 100,
-                                 log_ratio)
+    weight = skeleton_log_weight(Skeleton(_standing(), torch.tensor([100.0]), torch.tensor([[0.0, 0.0, 100.0, 100.0]])),
+                                 100, log_ratio)
     assert weight.shape == (1, 24, 100, 100)
     # On the left thigh (image right, x 56, y 70) the left leg's chart gains, the right leg's loses.
     at_left = weight[0, :, 70, 56]
@@ -145,6 +156,9 @@ def _skeleton_model(**overrides) -> DensePoseRCNN:
     torch.manual_seed(0)
     model = DensePoseRCNN(facing_config(facing_people_members=1, skeleton_prior_on=True, **overrides)).eval()
     model.skeleton_log_ratio.copy_(torch.randn(SKELETON_BINS, 25).clamp(-4, 4))
+    if model.cfg.skeleton_uv_on:
+        stats = torch.cat([torch.rand(UV_BINS, 25, 2), torch.rand(UV_BINS, 25, 2) * 200], -1)
+        model.skeleton_uv_stats.copy_(stats)
     return model
 
 
@@ -156,7 +170,7 @@ def test_the_model_adds_the_priors_log_weight_to_the_rulers_and_the_facings():
     skeleton = Skeleton(_standing(), torch.tensor([100.0]), torch.tensor([[0.0, 0.0, 100.0, 100.0]]))
     p_camera = torch.tensor([0.8])
     without = model.settle_charts(coarse, fine, p_camera)
-    expected = weigh_charts(without, skeleton_log_weight(*skeleton, 20, model.skeleton_log_ratio, 1.5))
+    expected = weigh_charts(without, skeleton_log_weight(skeleton, 20, model.skeleton_log_ratio, 1.5))
     torch.testing.assert_close(model.settle_charts(coarse, fine, p_camera, skeleton), expected, atol=1e-4, rtol=1e-4)
 
 
@@ -168,19 +182,70 @@ def test_a_skeleton_prior_needs_the_people_heads_trunk():
 def test_the_model_and_its_export_graph_weigh_by_movenets_keypoints_alike():
     from densepose.engine.export_graph import ExportPipeline, labels_uv
 
-    model = _skeleton_model()
+    model = _skeleton_model(skeleton_uv_on=True)
     image = (torch.rand(3, 70, 90, generator=torch.Generator().manual_seed(2)) * 255).to(torch.uint8)
     with torch.no_grad():
         eager = model([image.float()])[0]
         pipeline = ExportPipeline(model)
         out = dict(zip(pipeline.output_names, pipeline(image)))
-        plain_model = _skeleton_model()
-        plain_model.cfg = replace(plain_model.cfg, skeleton_prior_on=False)
+        plain_model = _skeleton_model(skeleton_uv_on=True)
+        plain_model.cfg = replace(plain_model.cfg, skeleton_prior_on=False, skeleton_uv_on=False)
         plain = plain_model([image.float()])[0]
     assert len(eager["boxes"]) and not torch.allclose(eager["fine_segm"], plain["fine_segm"])
+    assert not torch.allclose(eager["u"], plain["u"]) and not torch.allclose(eager["v"], plain["v"])
     torch.testing.assert_close(out["boxes"], eager["boxes"], atol=1e-4, rtol=1e-4)
-    labels, _, _ = labels_uv(eager["coarse_segm"], eager["fine_segm"], eager["u"], eager["v"])
+    labels, u, v = labels_uv(eager["coarse_segm"], eager["fine_segm"], eager["u"], eager["v"])
     assert torch.equal(out["labels"], labels)
+    torch.testing.assert_close(out["u"], u, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out["v"], v, atol=1e-4, rtol=1e-4)
+
+
+def test_uv_bins_step_along_the_bone_and_tell_its_sides_apart():
+    # The left thigh runs from the left hip (56, 60) to the left knee (57, 80).
+    # The left lower arm from the elbow (64, 45) to the wrist (66, 62); the hand lies past it.
+    points = torch.tensor([[[55.0, 62.0], [57.0, 62.0], [55.0, 78.0], [67.0, 70.0], [200.0, 70.0]]])
+    bins = uv_bins(points, _standing(), torch.tensor([100.0]))[0]
+    assert (bins[:3] // UV_BINS_PER_BONE == LEFT_THIGH).all()
+    assert bins[3] // UV_BINS_PER_BONE == BONES.index((7, 9))
+    sides = 2 * 4  # left / right, each with the distance bins
+    along = (bins[:4] % UV_BINS_PER_BONE) // sides
+    assert along.tolist() == [1, 1, UV_ALONG, UV_ALONG + 1]  # first step, first step, last step, past the wrist
+    assert bins[1] - bins[0] == -4  # the same step and distance, the bone's other side
+    assert bins[4] % 4 == 3  # far from every bone
+    assert (uv_bins(points, _standing(score=0.1), torch.tensor([100.0])) == UV_NO_BONE).all()
+
+
+def test_uv_stats_are_the_truths_means_and_precisions_where_enough_was_counted():
+    u = torch.linspace(0.2, 0.4, 100)
+    bins = torch.cat([torch.full((100,), 7), torch.full((MIN_UV_COUNT - 1,), 8), torch.full((50,), UV_NO_BONE)])
+    charts = torch.cat([torch.full((100,), 5), torch.full((MIN_UV_COUNT - 1,), 5), torch.full((50,), 5)])
+    uu = torch.cat([u, torch.full((MIN_UV_COUNT - 1,), 0.5), torch.full((50,), 0.5)])
+    stats = uv_stats(uv_sums(bins, charts, uu, 1 - uu))
+    assert stats.shape == (UV_BINS, 25, 4)
+    torch.testing.assert_close(stats[7, 5, :2], torch.tensor([0.3, 0.7]))
+    torch.testing.assert_close(stats[7, 5, 2:], 1 / u.var(unbiased=False).repeat(2), rtol=1e-4, atol=0)
+    assert stats[8, 5, 2:].abs().sum() == 0 and stats[UV_NO_BONE, :, 2:].abs().sum() == 0  # too few; no bone
+    assert stats[:, 0, 2:].abs().sum() == 0
+
+
+def test_blend_uv_moves_each_chart_by_the_inverse_variance_weight():
+    stats = torch.zeros(UV_BINS, 25, 4)
+    box = torch.tensor([[0.0, 0.0, 100.0, 100.0]])
+    left_thigh = uv_bins(torch.tensor([[[56.5, 70.5]]]), _standing(), torch.tensor([100.0]))[0, 0]
+    stats[left_thigh, UPPER_LEG_LEFT] = torch.tensor([0.9, 0.1, 100.0, 25.0])
+    u, v = torch.full((1, 25, 100, 100), 0.3), torch.full((1, 25, 100, 100), 0.6)
+    new_u, new_v = blend_uv(u, v, Skeleton(_standing(), torch.tensor([100.0]), box), stats, 0.02)
+    # weights 2 / (1 + 2) and 0.5 / (1 + 0.5): the map's pixel (70, 56) is at (56.5, 70.5)
+    assert new_u[0, UPPER_LEG_LEFT, 70, 56].item() == pytest.approx(0.3 + 2 / 3 * 0.6)
+    assert new_v[0, UPPER_LEG_LEFT, 70, 56].item() == pytest.approx(0.6 - 1 / 3 * 0.5)
+    changed = (new_u != u) | (new_v != v)
+    assert changed[0, UPPER_LEG_LEFT].any() and not changed[0, :UPPER_LEG_LEFT].any()
+    assert not changed[0, UPPER_LEG_LEFT + 1:].any()
+
+
+def test_uv_from_the_skeleton_needs_the_skeleton_prior():
+    with pytest.raises(ValueError, match="skeleton_uv_on needs skeleton_prior_on"):
+        DensePoseRCNN(facing_config(facing_people_members=1, skeleton_uv_on=True))
 
 
 def _synth_folder(root: Path) -> Path:
@@ -191,8 +256,8 @@ def _synth_folder(root: Path) -> Path:
     instance, part = np.zeros((96, 64), np.uint8), np.zeros((96, 64), np.uint8)
     instance[8:88, 16:48] = 1
     part[8:20, 16:48], part[20:50, 16:48], part[50:88, 16:32], part[50:88, 32:48] = 23, 2, 9, 10
-    zeros = np.zeros(part.shape, np.float32)
-    atomic_write_bytes(root / "dense" / "00000000.npz", encode_dense(instance, part, zeros, zeros))
+    u, v = np.full(part.shape, 0.25, np.float32), np.full(part.shape, 0.75, np.float32)
+    atomic_write_bytes(root / "dense" / "00000000.npz", encode_dense(instance, part, u, v))
     (root / "annotations.json").write_text(json.dumps({
         "images": [{"id": 1, "file_name": "00000000.png", "height": 96, "width": 64}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [16, 8, 32, 80]}],
@@ -208,9 +273,13 @@ def test_add_skeleton_prior_writes_a_model_file_with_movenet_and_the_counts(tmp_
     data = _synth_folder(tmp_path / "synth")
     assert main(["add-skeleton-prior", str(tmp_path / "m.pt"), "--movenet", str(lightning_graph), "--data", str(data),
                  "--out", str(tmp_path / "s.pt"), "--power", "0.8"]) == 0
-    assert "skeleton prior from 2560 pixels, power 0.8" in capsys.readouterr().out
+    assert "skeleton prior from 2560 pixels, power 0.8, U, V means with head variance 0.02" in capsys.readouterr().out
     loaded = load_model_file(tmp_path / "s.pt")
     assert loaded.cfg.skeleton_prior_on and loaded.cfg.skeleton_prior_power == 0.8
+    assert loaded.cfg.skeleton_uv_on and loaded.cfg.skeleton_uv_variance == 0.02
+    counted = loaded.skeleton_uv_stats[..., 2] > 0
+    assert counted.any() and (loaded.skeleton_uv_stats[..., 0][counted] == 0.25).all()
+    assert (loaded.skeleton_uv_stats[..., 1][counted] == 0.75).all()
     _, net = _keypoint_net(lightning_graph)
     for key, value in net.state_dict().items():
         torch.testing.assert_close(loaded.keypoints.state_dict()[key], value)
@@ -244,3 +313,18 @@ def test_add_skeleton_prior_names_a_missing_render(tmp_path, capsys, lightning_g
     err = capsys.readouterr().err
     assert "00000000.npz: its render" in err and "00000000.* is missing" in err
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_add_skeleton_prior_without_uv_and_a_variance_out_of_range(tmp_path, capsys, lightning_graph):
+    torch.manual_seed(0)
+    model = DensePoseRCNN(facing_config(facing_people_members=1))
+    torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "meta": {}}, tmp_path / "m.pt")
+    data = _synth_folder(tmp_path / "synth")
+    args = ["add-skeleton-prior", str(tmp_path / "m.pt"), "--movenet", str(lightning_graph), "--data", str(data),
+            "--out", str(tmp_path / "s.pt")]
+    assert main([*args, "--uv-variance", "2"]) == 2
+    assert "--uv-variance must be between 0 and 1" in capsys.readouterr().err
+    assert main([*args, "--uv-variance", "0"]) == 0
+    loaded = load_model_file(tmp_path / "s.pt")
+    assert loaded.cfg.skeleton_prior_on and not loaded.cfg.skeleton_uv_on
+    assert not hasattr(loaded, "skeleton_uv_stats")

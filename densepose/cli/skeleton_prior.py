@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--power", type=float, default=1.0,
                    help="the prior's log ratios are multiplied by this (1: Bayes' rule; default 1)")
     p.add_argument("--max-images", type=int, default=None, metavar="N", help="read at most N images of each folder")
+    p.add_argument("--uv-variance", type=float, default=0.02, metavar="S",
+                   help="the variance of the head's own U, V error: each chart's U, V move towards the means by "
+                   "MoveNet's nearest bone by S p / (1 + S p), p the means' precision (default 0.02; 0: leave U, V)")
     p.add_argument("--half", action="store_true", help="store every weight as float16 (`densepose export --half`)")
     p.set_defaults(func=run)
 
@@ -35,5 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_images is not None and args.max_images < 1:
         raise UserError(f"--max-images must be at least 1, not {args.max_images}")
-    add_skeleton_prior(args.model, args.movenet, args.data, args.out, args.power, args.max_images, half=args.half)
+    if not 0 <= args.uv_variance <= 1:
+        raise UserError(f"--uv-variance must be between 0 and 1 (U, V lie in 0..1), not {args.uv_variance}")
+    add_skeleton_prior(args.model, args.movenet, args.data, args.out, args.power, args.max_images, half=args.half,
+                       uv_variance=args.uv_variance)
     return 0

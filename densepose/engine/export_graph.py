@@ -46,8 +46,8 @@ from densepose.errors import UserError
 from densepose.modeling.backbone import FrozenBatchNorm2d
 from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, to_facing_input
 from densepose.modeling.facing_people import PEOPLE_CROP
-from densepose.modeling.second_look import people_look
-from densepose.modeling.skeleton_prior import Skeleton
+from densepose.modeling.second_look import people_look, settle_uv
+from densepose.modeling.skeleton_prior import Skeleton, on_map
 from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
@@ -187,13 +187,14 @@ class ExportPipeline(nn.Module):
             logits = model.facing.lite0_logits(c4)
             if people_crops is not None:
                 logits, keypoints = people_look(model, logits, people_crops, boxes)
-                skeleton = None if keypoints is None else Skeleton(*keypoints, map_boxes)
+                if keypoints is not None:
+                    skeleton = on_map(Skeleton(*keypoints, map_boxes), maps["fine_segm"].shape[-1])
             p_camera = logits.sigmoid()
             if getattr(cfg, "person_check_on", False):
                 scores = checked_scores(scores, model.person_check(c4).sigmoid(), cut_by_bottom(boxes, height))
         if not self.detectron2:  # the head ruler, the facing and the skeleton, as the eager model weighs them
             fine = model.settle_charts(maps["coarse_segm"], maps["fine_segm"], p_camera, skeleton)
-            maps = {**maps, "fine_segm": fine}
+            maps = {**maps, "fine_segm": fine, **settle_uv(model, maps["u"], maps["v"], skeleton)}
         covered, wider = getattr(cfg, "drop_covered_fraction", 0.0), getattr(cfg, "drop_wider_iou", 0.0)
         if getattr(cfg, "person_check_on", False) or covered > 0 or wider > 0:
             # The eager model drops these rows before its heads (and its facing people heads) run;

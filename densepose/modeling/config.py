@@ -132,6 +132,12 @@ class ModelConfig:
     skeleton_prior_on: bool = False
     # The prior's log ratios are multiplied by this
     skeleton_prior_power: float = 1.0
+    # U, V from the skeleton (`densepose.modeling.skeleton_uv`): each chart's U and V moved towards
+    # the means of the truth by MoveNet's nearest bone, counted on renders (densepose
+    # add-skeleton-prior; needs skeleton_prior_on)
+    skeleton_uv_on: bool = False
+    # The variance of the DensePose head's own U, V error: larger trusts the bones' means more
+    skeleton_uv_variance: float = 0.02
     # Person check (`densepose.modeling.person_check`): a detection's score becomes score x
     # sqrt(P(one whole person)), read from the facing classifier's crop features (needs facing_on)
     person_check_on: bool = False

@@ -45,9 +45,10 @@ from densepose.modeling.roi_heads import (
 from densepose.modeling.flip_test import average_outputs, mirror_boxes, mirror_images, unmirror_outputs
 from densepose.modeling.facing import (FACING_CROP, RATIO_COLUMNS, FacingClassifier, person_crops, to_facing_input)
 from densepose.modeling.movenet import MoveNetKeypoints
-from densepose.modeling.second_look import second_look, settle_charts
+from densepose.modeling.second_look import second_look, settle_charts, settle_uv
 from densepose.modeling.head_ruler import RULER_BINS
-from densepose.modeling.skeleton_prior import SKELETON_BINS, Skeleton
+from densepose.modeling.skeleton_prior import SKELETON_BINS, Skeleton, on_map
+from densepose.modeling.skeleton_uv import UV_BINS
 from densepose.modeling.person_check import person_check_head
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.multiscale import gather_merged, select_across_sizes, within_size_range
@@ -131,6 +132,11 @@ class DensePoseRCNN(nn.Module):
             self.keypoints = MoveNetKeypoints().requires_grad_(False)  # MoveNet's own weights
             # log P(chart | skeleton bin) / P(chart); set by densepose.engine.skeleton_prior_fit
             self.register_buffer("skeleton_log_ratio", torch.zeros(SKELETON_BINS, 25))
+        if cfg.skeleton_uv_on:
+            if not cfg.skeleton_prior_on:
+                raise ValueError("skeleton_uv_on needs skeleton_prior_on (MoveNet's keypoints)")
+            # mean U, V and their precision per skeleton U, V bin and chart; set by densepose.engine.skeleton_prior_fit
+            self.register_buffer("skeleton_uv_stats", torch.zeros(UV_BINS, 25, 4))
         if cfg.person_check_on:
             if not cfg.facing_on:
                 raise ValueError("person_check_on needs facing_on (it reads the facing classifier's crop features)")
@@ -373,8 +379,11 @@ class DensePoseRCNN(nn.Module):
             if flip_uv is not None and sum(counts):
                 mirrored = self._mirrored_densepose(images, sizes, [r["boxes"] for r in results], boxes, zoom)
                 out = average_outputs(out, unmirror_outputs(mirrored, flip_uv))
-            skeleton = None if keypoints is None else Skeleton(*keypoints, torch.cat(boxes).float())
+            skeleton = None  # with the prior: the maps' nearest bones, found once for both priors
+            if keypoints is not None:
+                skeleton = on_map(Skeleton(*keypoints, torch.cat(boxes).float()), out["fine_segm"].shape[-1])
             out = {**out, "fine_segm": self.settle_charts(out["coarse_segm"], out["fine_segm"], p_camera, skeleton)}
+            out = {**out, **settle_uv(self, out["u"], out["v"], skeleton)}
             if p_camera is not None:
                 for r, p in zip(results, p_camera.split(counts)):
                     r["facing"] = p

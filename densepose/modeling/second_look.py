@@ -30,6 +30,7 @@ from densepose.modeling.mobilenet_v2 import STAGE_ENDS
 from densepose.modeling.movenet import FPN_TAPS
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
 from densepose.modeling.skeleton_prior import Skeleton, crop_keypoints, skeleton_log_weight
+from densepose.modeling.skeleton_uv import blend_uv
 
 if TYPE_CHECKING:
     from densepose.modeling.rcnn import DensePoseRCNN
@@ -98,6 +99,15 @@ def settle_charts(model: DensePoseRCNN, coarse_segm: Tensor, fine_segm: Tensor, 
     if p_camera is not None:
         weights.append(facing_log_weight(p_camera, model.facing_chart_ratio, size, cfg.facing_power))
     if skeleton is not None:
-        weights.append(skeleton_log_weight(skeleton.keypoints, skeleton.scale, skeleton.map_boxes, size,
-                                           model.skeleton_log_ratio, cfg.skeleton_prior_power))
+        weights.append(skeleton_log_weight(skeleton, size, model.skeleton_log_ratio, cfg.skeleton_prior_power))
     return weigh_charts(fine_segm, sum(weights[1:], weights[0])) if weights else fine_segm
+
+
+def settle_uv(model: DensePoseRCNN, u: Tensor, v: Tensor, skeleton: Skeleton | None) -> dict[str, Tensor]:
+    """{"u", "v"}: the (N, 25, S, S) maps moved towards the means by MoveNet's bones
+    (`densepose.modeling.skeleton_uv.blend_uv`) when the model has the U, V prior and the people
+    their ``skeleton``; else as they are."""
+    if skeleton is None or not model.cfg.skeleton_uv_on:
+        return {"u": u, "v": v}
+    u, v = blend_uv(u, v, skeleton, model.skeleton_uv_stats, model.cfg.skeleton_uv_variance)
+    return {"u": u, "v": v}

@@ -52,12 +52,23 @@ SKELETON_BINS = NO_BONE + 1
 MIN_KEYPOINT_SCORE = 0.3
 
 
+class NearestBone(NamedTuple):
+    """Where pixels lie by the nearest seen bone of their person (`nearest_bone`), each (N, P)."""
+
+    bone: Tensor  # int64 index into ``BONES``
+    along: Tensor  # the pixel's projection on the bone: 0 at its start, 1 at its end
+    left: Tensor  # bool: on the left of the bone seen from its start to its end (image axes, y down)
+    distance: Tensor  # from the bone, in crop heights; inf where no bone is seen
+
+
 class Skeleton(NamedTuple):
-    """People's keypoints and where their maps lie, for `skeleton_log_weight`."""
+    """People's keypoints and where their maps lie, for `skeleton_log_weight` and
+    `densepose.modeling.skeleton_uv.blend_uv`."""
 
     keypoints: Tensor  # (N, 17, 3) x, y in image pixels, score
     scale: Tensor  # (N,) the crop boxes' heights
     map_boxes: Tensor  # (N, 4) xyxy boxes the maps cover
+    bones: NearestBone | None = None  # the map cells' nearest bones, found once for both priors (`on_map`)
 
 
 def crop_keypoints(keypoint_net: MoveNetKeypoints, taps: dict[int, Tensor], boxes: Tensor) -> tuple[Tensor, Tensor]:
@@ -76,21 +87,18 @@ def with_virtual_keypoints(keypoints: Tensor) -> Tensor:
     return torch.cat([keypoints, middle(5, 6), middle(11, 12)], 1)
 
 
-def _bucket(values: Tensor, edges: tuple[float, ...]) -> Tensor:
+def bucket(values: Tensor, edges: tuple[float, ...]) -> Tensor:
     """How many of ``edges`` each value reaches (comparisons, not ``bucketize``: the graph export has them)."""
     return (values[..., None] >= values.new_tensor(edges)).sum(-1)
 
 
-def bone_bins(points: Tensor, keypoints: Tensor, scale: Tensor) -> Tensor:
-    """Skeleton bins of pixels.
+def nearest_bone(points: Tensor, keypoints: Tensor, scale: Tensor) -> NearestBone:
+    """The nearest of the ``BONES`` whose two ends are seen (score >= ``MIN_KEYPOINT_SCORE``).
 
     Args:
         points: (N, P, 2) x, y of each person's pixels (image pixels).
         keypoints: (N, 17, 3) x, y (image pixels), score.
         scale: (N,) the length distances are measured in (the crop box's height).
-
-    Returns:
-        (N, P) int64 bin indices in 0 .. SKELETON_BINS - 1.
     """
     full = with_virtual_keypoints(keypoints.float())
     start = full[:, [a for a, _ in BONES]]  # (N, B, 3)
@@ -104,11 +112,24 @@ def bone_bins(points: Tensor, keypoints: Tensor, scale: Tensor) -> Tensor:
     nx, ny = rx - clamped * ax, ry - clamped * ay
     squared = (nx * nx + ny * ny).masked_fill(~seen[:, None], float("inf"))
     nearest, bone = squared.min(-1)  # (N, P)
-    best = nearest.sqrt() / scale.float().clamp(min=1e-6)[:, None]
-    along = _bucket(t.gather(-1, bone[..., None])[..., 0], ALONG_EDGES)
-    far = _bucket(best.clamp(max=1e6), DISTANCE_EDGES)
-    bins = bone * BINS_PER_BONE + along * (len(DISTANCE_EDGES) + 1) + far
-    return torch.where(torch.isfinite(best), bins, torch.full_like(bins, NO_BONE))
+    at = bone[..., None]
+    left = (ax * ry - ay * rx).gather(-1, at)[..., 0] > 0
+    distance = nearest.sqrt() / scale.float().clamp(min=1e-6)[:, None]
+    return NearestBone(bone, t.gather(-1, at)[..., 0], left, distance)
+
+
+def bone_bins(points: Tensor, keypoints: Tensor, scale: Tensor) -> Tensor:
+    """Skeleton bins of pixels (arguments as `nearest_bone`) -> (N, P) int64 bin indices in 0 ..
+    SKELETON_BINS - 1: the nearest bone, where along it, how far from it (module docstring)."""
+    return bins_of(nearest_bone(points, keypoints, scale))
+
+
+def bins_of(near: NearestBone) -> Tensor:
+    """`bone_bins` of pixels whose nearest bones are found."""
+    along = bucket(near.along, ALONG_EDGES)
+    far = bucket(near.distance.clamp(max=1e6), DISTANCE_EDGES)
+    bins = near.bone * BINS_PER_BONE + along * (len(DISTANCE_EDGES) + 1) + far
+    return torch.where(torch.isfinite(near.distance), bins, torch.full_like(bins, NO_BONE))
 
 
 def skeleton_log_ratio(counts: Tensor) -> Tensor:
@@ -129,21 +150,22 @@ def map_cell_centres(boxes: Tensor, size: int) -> Tensor:
     return grid.reshape(-1, size * size, 2)
 
 
-def skeleton_log_weight(keypoints: Tensor, scale: Tensor, map_boxes: Tensor, size: int, log_ratio: Tensor,
-                        power: float = 1.0) -> Tensor:
-    """The prior's log weights of charts 1..24 over each person's map.
+def map_bones(skeleton: Skeleton, size: int) -> NearestBone:
+    """The nearest bones of the cells of each person's S x S map (``size``: S), as found by `on_map`
+    or found now."""
+    if skeleton.bones is not None and skeleton.bones.bone.shape[-1] == size * size:
+        return skeleton.bones
+    return nearest_bone(map_cell_centres(skeleton.map_boxes.float(), size), skeleton.keypoints, skeleton.scale)
 
-    Args:
-        keypoints: (N, 17, 3) x, y in image pixels, score.
-        scale: (N,) the crop boxes' heights.
-        map_boxes: (N, 4) the boxes the S x S maps cover (image pixels).
-        size: S.
-        log_ratio: (SKELETON_BINS, 25) from `skeleton_log_ratio`.
-        power: the log ratios are multiplied by it.
 
-    Returns:
-        (N, 24, S, S).
-    """
-    bins = bone_bins(map_cell_centres(map_boxes.float(), size), keypoints, scale)  # (N, S*S)
+def on_map(skeleton: Skeleton, size: int) -> Skeleton:
+    """``skeleton`` with its S x S maps' nearest bones found, once for the chart and U, V priors."""
+    return skeleton._replace(bones=map_bones(skeleton, size))
+
+
+def skeleton_log_weight(skeleton: Skeleton, size: int, log_ratio: Tensor, power: float = 1.0) -> Tensor:
+    """The prior's log weights of charts 1..24 over each person's S x S map (``size``: S), from
+    (SKELETON_BINS, 25) ``log_ratio`` (`skeleton_log_ratio`) times ``power`` -> (N, 24, S, S)."""
+    bins = bins_of(map_bones(skeleton, size))  # (N, S*S)
     table = (log_ratio[:, 1:].float() * power).t().contiguous()  # (24, SKELETON_BINS)
     return table[:, bins].transpose(0, 1).unflatten(2, (size, size))  # a view, not a copy
