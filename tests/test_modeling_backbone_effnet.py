@@ -259,6 +259,14 @@ def test_a_convolution_folds_its_norm_once_while_its_weights_stay(monkeypatch):
     x.requires_grad_(True)
     trunk(x)[-1].sum().backward()
     assert x.grad.abs().sum() > 0
+    # a frozen convolution under a norm whose scale and shift still learn (eval-mode batch norm)
+    learning_norm = trunk.blocks[-1].project
+    learning_norm.conv.weight.requires_grad_(False)
+    learning_norm.bn.weight.requires_grad_(True)
+    with torch.no_grad():
+        trunk(x)  # folded and kept
+    trunk(x)[-1].sum().backward()
+    assert learning_norm.bn.weight.grad.abs().sum() > 0
     frozen = EfficientNetLite(lambda c: FrozenBatchNorm2d(c, 1e-3))
     frozen.blocks[-1].project.conv.weight.requires_grad_(True)
     frozen(torch.randn(1, 3, 64, 64))[-1].sum().backward()

@@ -107,8 +107,8 @@ class ConvBN(nn.Module):
         self.kernel, self.stride = kernel, stride
 
     def _weights(self, even: bool) -> tuple[Tensor, Tensor | None, int | tuple[int, ...]]:
-        """(weight, bias, padding) of the convolution with the frozen norm folded in, for inputs
-        of even (``even``) or odd size."""
+        """(weight, bias, padding) of the convolution with its fixed norm (`norm_as_affine`) folded
+        in, for inputs of even (``even``) or odd size."""
         conv = self.conv
         fold = norm_as_affine(self.bn)
         weight, bias, padding = conv.weight, None, conv.padding
@@ -122,15 +122,15 @@ class ConvBN(nn.Module):
     def _cached_weights(self, even: bool) -> tuple[Tensor, Tensor | None, int | tuple[int, ...]]:
         """`_weights`, kept while the tensors it reads are unchanged (same storage, dtype, device
         and in-place version): a few hundred small folding ops per image cost more than the
-        depthwise convolutions they feed. Training (the weights need their gradient) and graph
-        tracing recompute them."""
-        if torch.is_grad_enabled() and self.conv.weight.requires_grad or torch.compiler.is_compiling():
-            return self._weights(even)
+        depthwise convolutions they feed. Training (the convolution's or the norm's weights need
+        their gradient) and graph tracing recompute them."""
         weight = self.conv.weight
+        sources = [t for t in (weight, *self.bn._parameters.values(), *self.bn._buffers.values()) if t is not None]
+        if torch.compiler.is_compiling() or torch.is_grad_enabled() and any(t.requires_grad for t in sources):
+            return self._weights(even)
         key = [even, self.bn.training, weight.dtype, weight.device]
-        for t in (weight, *self.bn._parameters.values(), *self.bn._buffers.values()):
-            if t is not None:
-                key += (t.data_ptr(), t._version)
+        for t in sources:
+            key += (t.data_ptr(), t._version)
         cached = self.__dict__.get("_folded")
         if cached is None or cached[0] != key:
             with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in any mode
