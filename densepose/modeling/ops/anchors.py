@@ -50,9 +50,10 @@ class AnchorGenerator(nn.Module):
                 cache.pop(next(iter(cache)))
             with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in any mode
                 cache[key] = self._anchors(feature_shapes)
-        return cache[key]
+        return list(cache[key])  # the caller's own list; the tensors are shared, never written
 
     def _anchors(self, feature_shapes: list[tuple[int, int]]) -> list[Tensor]:
+        """`forward`, computed."""
         out = []
         for i, ((h, w), stride) in enumerate(zip(feature_shapes, self.strides)):
             cell = getattr(self, f"cell{i}")
