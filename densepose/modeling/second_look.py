@@ -12,7 +12,8 @@ with the skeleton prior, for MoveNet's keypoints) and to the per-box heads.
 (`densepose.modeling.head_ruler`), the facing (`densepose.modeling.facing`) and the skeleton
 prior (`densepose.modeling.skeleton_prior`). Each multiplies the charts' probabilities and keeps
 their total against the background, so their log weights are added and the charts renormalised
-once (the same as one after the other).
+once (the same as one after the other). `settle_uv` moves the U, V maps by the same keypoints
+(`densepose.modeling.skeleton_uv`).
 """
 from __future__ import annotations
 
