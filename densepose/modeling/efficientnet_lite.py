@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.errors import UserError
+from densepose.modeling.ops.kept import kept, tensor_state
 
 #: (kernel, stride, expansion, out channels, repeats) per stage of Lite0.
 LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
@@ -124,19 +125,11 @@ class ConvBN(nn.Module):
         and in-place version): a few hundred small folding ops per image cost more than the
         depthwise convolutions they feed. Training (the convolution's or the norm's weights need
         their gradient) and graph tracing recompute them."""
-        weight = self.conv.weight
-        sources = [t for t in (weight, *self.bn._parameters.values(), *self.bn._buffers.values()) if t is not None]
+        sources = [t for t in (self.conv.weight, *self.bn._parameters.values(), *self.bn._buffers.values())
+                   if t is not None]
         if torch.compiler.is_compiling() or torch.is_grad_enabled() and any(t.requires_grad for t in sources):
             return self._weights(even)
-        key = [even, self.bn.training, weight.dtype, weight.device]
-        for t in sources:
-            key += (t.data_ptr(), t._version)
-        cached = self.__dict__.get("_folded")
-        if cached is None or cached[0] != key:
-            with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in any mode
-                cached = (key, self._weights(even))
-            self.__dict__["_folded"] = cached
-        return cached[1]
+        return kept(self, (even, self.bn.training, tensor_state(sources)), lambda: self._weights(even))
 
     def forward(self, x: Tensor) -> Tensor:
         conv = self.conv

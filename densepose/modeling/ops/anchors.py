@@ -6,6 +6,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from densepose.modeling.ops.kept import kept, tensor_state
+
 
 def cell_anchors(size: float, aspect_ratios: tuple[float, ...]) -> Tensor:
     """(A, 4) anchors centred on (0, 0) with area size**2 and h / w = ratio."""
@@ -41,16 +43,10 @@ class AnchorGenerator(nn.Module):
         last few feature sizes are kept (images of one size share them; not under graph tracing)."""
         if torch.compiler.is_compiling():
             return self._anchors(feature_shapes)
-        cells = [getattr(self, f"cell{i}") for i in range(len(self.strides))]
-        key = (tuple(tuple(int(d) for d in hw) for hw in feature_shapes),
-               *((c.data_ptr(), c._version, c.dtype, c.device) for c in cells))
-        cache = self.__dict__.setdefault("_recent", {})
-        if key not in cache:
-            if len(cache) >= _KEPT_SIZES:
-                cache.pop(next(iter(cache)))
-            with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in any mode
-                cache[key] = self._anchors(feature_shapes)
-        return list(cache[key])  # the caller's own list; the tensors are shared, never written
+        shapes = tuple(tuple(int(d) for d in hw) for hw in feature_shapes)
+        key = (shapes, tensor_state(getattr(self, f"cell{i}") for i in range(len(self.strides))))
+        anchors = kept(self, key, lambda: self._anchors(feature_shapes), _KEPT_SIZES)
+        return list(anchors)  # the caller's own list; the tensors are shared, never written
 
     def _anchors(self, feature_shapes: list[tuple[int, int]]) -> list[Tensor]:
         """`forward`, computed."""
