@@ -163,9 +163,16 @@ def on_map(skeleton: Skeleton, size: int) -> Skeleton:
     return skeleton._replace(bones=map_bones(skeleton, size))
 
 
+def values_on_map(table: Tensor, bins: Tensor, size: int) -> Tensor:
+    """(B, C) values per bin and the (N, S * S) bins of each person's S x S map (``size``: S) ->
+    (N, C, S, S), a view of the gathered rows: whole rows of a bin-major table, then viewed
+    channel-first, are a tenth of the time of a gather along the bins of a channel-first table."""
+    n = bins.shape[0]
+    rows = table.index_select(0, bins.reshape(-1)).view(n, size * size, table.shape[1])
+    return rows.permute(0, 2, 1).unflatten(-1, (size, size))
+
+
 def skeleton_log_weight(skeleton: Skeleton, size: int, log_ratio: Tensor, power: float = 1.0) -> Tensor:
     """The prior's log weights of charts 1..24 over each person's S x S map (``size``: S), from
     (SKELETON_BINS, 25) ``log_ratio`` (`skeleton_log_ratio`) times ``power`` -> (N, 24, S, S)."""
-    bins = bins_of(map_bones(skeleton, size))  # (N, S*S)
-    table = (log_ratio[:, 1:].float() * power).t().contiguous()  # (24, SKELETON_BINS)
-    return table[:, bins].transpose(0, 1).unflatten(2, (size, size))  # a view, not a copy
+    return values_on_map(log_ratio[:, 1:].float() * power, bins_of(map_bones(skeleton, size)), size)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from densepose.modeling.skeleton_prior import (
-    BONES, DISTANCE_EDGES, NearestBone, Skeleton, bucket, map_bones, nearest_bone,
+    BONES, DISTANCE_EDGES, NearestBone, Skeleton, bucket, map_bones, nearest_bone, values_on_map,
 )
 
 #: Steps along a bone from its start to its end; one bin more before the start and one past the end.
@@ -86,17 +86,14 @@ def blend_uv(u: Tensor, v: Tensor, skeleton: Skeleton, stats: Tensor, head_varia
     Returns:
         u, v: (N, 25, S, S), channel 0 as it was.
     """
-    n, _, size, _ = u.shape
+    size = u.shape[-1]
     bins = uv_bins_of(map_bones(skeleton, size))  # (N, S*S)
     table = stats[:, 1:].float()  # (UV_BINS, 24, 4)
     weight = table[..., 2:] * head_variance
     weight = weight / (1 + weight)  # (UV_BINS, 24, 2) on the means
     keep, shift = 1 - weight, weight * table[..., :2]  # map' = keep * map + shift
     table = torch.stack([keep[..., 0], shift[..., 0], keep[..., 1], shift[..., 1]], 1).reshape(UV_BINS, 4 * 24)
-    # Whole rows of the table, then a view in the maps' layout: a gather along the bins of a
-    # channel-first table, or a copy of the rows to channel-first, costs more than the blend.
-    rows = table.index_select(0, bins.reshape(-1)).view(n, size * size, 4, 24).permute(0, 2, 3, 1)
-    rows = rows.unflatten(-1, (size, size))  # (N, 4, 24, S, S)
+    rows = values_on_map(table, bins, size).unflatten(1, (4, 24))  # (N, 4, 24, S, S), a view
 
     def blend(maps: Tensor, keep: Tensor, shift: Tensor) -> Tensor:
         return torch.cat([maps[:, :1], torch.addcmul(shift, keep, maps[:, 1:].float()).to(maps.dtype)], 1)
