@@ -36,8 +36,8 @@ from densepose.modeling.facing import FACING_MEAN, FACING_STD, person_crops
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing
 from densepose.modeling.model_file import build_model, model_config_from_dict, read_model_file
 from densepose.modeling.movenet import FPN_TAPS, MoveNetKeypoints, convert_movenet_keypoint_weights
-from densepose.modeling.skeleton_prior import SKELETON_BINS, bone_bins, crop_keypoints, skeleton_log_ratio
-from densepose.modeling.skeleton_uv import UV_BINS, uv_bins, uv_stats, uv_sums
+from densepose.modeling.skeleton_prior import SKELETON_BINS, bins_of, crop_keypoints, nearest_bone, skeleton_log_ratio
+from densepose.modeling.skeleton_uv import UV_BINS, uv_bins_of, uv_stats, uv_sums
 from densepose.synth.writer import load_dense
 
 #: People shorter than this (pixels) are not counted: MoveNet cannot place their joints.
@@ -87,11 +87,11 @@ def image_counts(people: PeopleFacing, keypoint_net: MoveNetKeypoints, image: to
         if not len(rows):
             continue
         points = torch.from_numpy(np.stack([cols + 0.5, rows + 0.5], 1)).float()[None]
-        person = keypoints[row:row + 1], scale[row:row + 1]
+        near = nearest_bone(points, keypoints[row:row + 1], scale[row:row + 1])  # once for both bins
         charts = part[rows, cols]
-        np.add.at(counts, (bone_bins(points, *person)[0].numpy(), charts), 1)
+        np.add.at(counts, (bins_of(near)[0].numpy(), charts), 1)
         u, v = (torch.from_numpy(truth[key][rows, cols].astype(np.float32)) for key in ("U", "V"))
-        sums += uv_sums(uv_bins(points, *person)[0], torch.from_numpy(charts.astype(np.int64)), u, v)
+        sums += uv_sums(uv_bins_of(near)[0], torch.from_numpy(charts.astype(np.int64)), u, v)
     return counts, sums
 
 
