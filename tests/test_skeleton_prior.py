@@ -265,14 +265,23 @@ def _synth_folder(root: Path) -> Path:
     return root
 
 
-def test_add_skeleton_prior_writes_a_model_file_with_movenet_and_the_counts(tmp_path, capsys, lightning_graph):
+def _add_skeleton_prior_args(tmp_path: Path, graph: Path, people_members: int = 1,
+                             with_trunk: bool = False) -> list[str]:
+    """``add-skeleton-prior`` of a model file with ``people_members`` people heads (MoveNet's trunk
+    loaded into them ``with_trunk``) on the one render of `_synth_folder`, written to s.pt."""
     torch.manual_seed(0)
-    model = DensePoseRCNN(facing_config(facing_people_members=1))
-    load_movenet_trunk(model.facing.people, lightning_graph)
+    model = DensePoseRCNN(facing_config(facing_people_members=people_members))
+    if with_trunk:
+        load_movenet_trunk(model.facing.people, graph)
     torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "meta": {}}, tmp_path / "m.pt")
     data = _synth_folder(tmp_path / "synth")
-    assert main(["add-skeleton-prior", str(tmp_path / "m.pt"), "--movenet", str(lightning_graph), "--data", str(data),
-                 "--out", str(tmp_path / "s.pt"), "--power", "0.8"]) == 0
+    return ["add-skeleton-prior", str(tmp_path / "m.pt"), "--movenet", str(graph), "--data", str(data),
+            "--out", str(tmp_path / "s.pt")]
+
+
+def test_add_skeleton_prior_writes_a_model_file_with_movenet_and_the_counts(tmp_path, capsys, lightning_graph):
+    args = _add_skeleton_prior_args(tmp_path, lightning_graph, with_trunk=True)
+    assert main([*args, "--power", "0.8"]) == 0
     assert "skeleton prior from 2560 pixels, power 0.8, U, V means with head variance 0.02" in capsys.readouterr().out
     loaded = load_model_file(tmp_path / "s.pt")
     assert loaded.cfg.skeleton_prior_on and loaded.cfg.skeleton_prior_power == 0.8
@@ -292,36 +301,22 @@ def test_add_skeleton_prior_writes_a_model_file_with_movenet_and_the_counts(tmp_
 
 
 def test_add_skeleton_prior_refuses_a_model_without_people_heads(tmp_path, capsys, lightning_graph):
-    torch.manual_seed(0)
-    model = DensePoseRCNN(facing_config())
-    torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "meta": {}}, tmp_path / "m.pt")
-    data = _synth_folder(tmp_path / "synth")
-    assert main(["add-skeleton-prior", str(tmp_path / "m.pt"), "--movenet", str(lightning_graph), "--data", str(data),
-                 "--out", str(tmp_path / "s.pt")]) == 2
+    assert main(_add_skeleton_prior_args(tmp_path, lightning_graph, people_members=0)) == 2
     assert "needs a model with people heads on MoveNet's trunk" in capsys.readouterr().err
     assert not (tmp_path / "s.pt").exists()
 
 
 def test_add_skeleton_prior_names_a_missing_render(tmp_path, capsys, lightning_graph):
-    torch.manual_seed(0)
-    model = DensePoseRCNN(facing_config(facing_people_members=1))
-    torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "meta": {}}, tmp_path / "m.pt")
-    data = _synth_folder(tmp_path / "synth")
-    (data / "images" / "00000000.png").unlink()
-    assert main(["add-skeleton-prior", str(tmp_path / "m.pt"), "--movenet", str(lightning_graph), "--data", str(data),
-                 "--out", str(tmp_path / "s.pt")]) == 2
+    args = _add_skeleton_prior_args(tmp_path, lightning_graph)
+    (tmp_path / "synth" / "images" / "00000000.png").unlink()
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert "00000000.npz: its render" in err and "00000000.* is missing" in err
     assert not (tmp_path / "s.pt").exists()
 
 
 def test_add_skeleton_prior_without_uv_and_a_variance_out_of_range(tmp_path, capsys, lightning_graph):
-    torch.manual_seed(0)
-    model = DensePoseRCNN(facing_config(facing_people_members=1))
-    torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "meta": {}}, tmp_path / "m.pt")
-    data = _synth_folder(tmp_path / "synth")
-    args = ["add-skeleton-prior", str(tmp_path / "m.pt"), "--movenet", str(lightning_graph), "--data", str(data),
-            "--out", str(tmp_path / "s.pt")]
+    args = _add_skeleton_prior_args(tmp_path, lightning_graph)
     assert main([*args, "--uv-variance", "2"]) == 2
     assert "--uv-variance must be between 0 and 1" in capsys.readouterr().err
     assert main([*args, "--uv-variance", "0"]) == 0
