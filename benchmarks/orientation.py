@@ -165,6 +165,20 @@ def uv_correlation(pairs: np.ndarray, names: tuple[str, ...]) -> dict:
     return out
 
 
+def rendered_set(data: str | None, tmp: Path, num: int, seed: int, workers: int) -> Path | None:
+    """The `densepose synth` folder ``data``, or ``num`` images rendered with ``seed`` into ``tmp``
+    (None when rendering fails)."""
+    if data:
+        return Path(data)
+    from densepose.cli.main import main as cli
+
+    out = tmp / "renders"
+    if cli(["synth", "--out", str(out), "--num", str(num), "--seed", str(seed), "--workers", str(workers),
+            "--no-progress"]) != 0:
+        return None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -180,13 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(args.data) if args.data else Path(tmp) / "renders"
-        if not args.data:
-            from densepose.cli.main import main as cli
-
-            if cli(["synth", "--out", str(data), "--num", str(args.num), "--seed", str(args.seed),
-                    "--workers", str(args.threads), "--no-progress"]) != 0:
-                return 1
+        data = rendered_set(args.data, Path(tmp), args.num, args.seed, args.threads)
+        if data is None:
+            return 1
         predictor = load(args.model, min_score=0.3, precision="fp32")
         summary = score(predictor, data)
     print(f"model {args.model or 'bundled'}; {summary['people']} people, {summary['points']} points")
