@@ -34,7 +34,8 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
     from PIL import Image
     from tqdm import tqdm
 
-    from densepose.modeling.postprocess import densepose_to_iuv_batch
+    from densepose.modeling.guided_silhouette import snap_with_settings
+    from densepose.modeling.postprocess import densepose_to_iuv_batch, int_box
 
     coco = load_gt(annotations)
     surface = load_surface(surface)
@@ -72,7 +73,11 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
                 # The maps cover the grown boxes of a model with a DensePose box margin: those are
                 # the results' bbox, and the detection boxes are kept for box AP.
                 map_boxes = out["dp_boxes"].detach().float().cpu() if "dp_boxes" in out else boxes
-                iuvs += densepose_to_iuv_batch(out["coarse_segm"], out["fine_segm"], out["u"], out["v"], map_boxes)
+                for iuv, box in zip(densepose_to_iuv_batch(out["coarse_segm"], out["fine_segm"], out["u"], out["v"],
+                                                           map_boxes), map_boxes.tolist()):
+                    labels, uv = snap_with_settings(getattr(model, "cfg", None), arr, arr.shape[:2], iuv[0],
+                                                    (iuv[1], iuv[2]), int_box(box)[:2])
+                    iuvs.append(np.stack([labels, *uv]))
                 bbox.append(_xywh(map_boxes))
                 det_bbox.append(_xywh(boxes))
                 score.append(out["scores"].detach().double().cpu().numpy())

@@ -143,6 +143,13 @@ class ModelConfig:
     person_check_on: bool = False
     # How many heads the check averages (`person_check.PersonCheckEnsemble`; 1: one head)
     person_check_members: int = 1
+    # Silhouettes moved onto the image's edges (`densepose.modeling.guided_silhouette`): each
+    # person's body mask filtered with the image as guide over windows of this half-size, in pixels
+    # of the image as the model reads it (0: off); the body is where it reaches guided_threshold
+    guided_radius: int = 0
+    # The filter's regularisation, in squared colour steps (colours 0..1): smaller follows fainter edges
+    guided_eps: float = 0.001
+    guided_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         for f in fields(self):  # YAML/JSON give lists; keep tuples so configs compare and hash

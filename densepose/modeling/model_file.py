@@ -30,10 +30,11 @@ from densepose.errors import UserError
 from densepose.modeling.config import ModelConfig
 
 #: Fields that may be 0; every other integer is a count or a size and must be >= 1.
-_MAY_BE_ZERO = frozenset({"freeze_at", "dp_max_rois_per_image", "dp_zoom_size", "facing_people_members"})
+_MAY_BE_ZERO = frozenset({"freeze_at", "dp_max_rois_per_image", "dp_zoom_size", "facing_people_members",
+                          "guided_radius"})
 #: Fields whose values must be > 0 (divisors, anchor shapes, box-delta scales).
 _POSITIVE = frozenset({"pixel_std", "anchor_sizes", "aspect_ratios", "box_reg_weights", "facing_power",
-                       "head_ruler_power", "skeleton_prior_power", "skeleton_uv_variance"})
+                       "head_ruler_power", "skeleton_prior_power", "skeleton_uv_variance", "guided_eps"})
 #: Upper bounds that keep a hostile config from allocating without end (generous for real models).
 _MAX_WIDTH = 8192  # *_dim, *_channels, *_width
 _MAX_IMAGE_SIDE = 16384  # min_size_*, max_size, dp_zoom_size

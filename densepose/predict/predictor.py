@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from densepose.errors import UserError
+from densepose.modeling.guided_silhouette import snap_with_settings
 from densepose.predict.cpu import resolve_precision
 from densepose.predict.results import ImageResult, PersonResult, chart_outputs_to_result
 
@@ -134,6 +135,8 @@ class Predictor:
             labels, u, v, origin = chart_outputs_to_result(
                 map_boxes[k], out["coarse_segm"][k], out["fine_segm"][k], out["u"][k], out["v"][k]
             )
+            labels, (u, v) = snap_with_settings(getattr(self.model, "cfg", None), array, (fh, fw), labels, (u, v),
+                                                origin)
             people.append(PersonResult(boxes[k].numpy().astype(np.float32), float(scores[k]), labels, u, v, origin, chart,
                                        _confidences(out, k, labels, map_boxes[k]),
                                        float(out["facing"][k]) if "facing" in out else None,
