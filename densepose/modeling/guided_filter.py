@@ -35,7 +35,8 @@ def window_mean(x: np.ndarray, radius: int) -> np.ndarray:
     size = 2 * radius + 1
     ones = torch.ones(c, 1, 1, size)
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
-    sums = F.conv2d(F.conv2d(t, ones, padding=(0, radius), groups=c), ones.transpose(2, 3), padding=(radius, 0), groups=c)[0]
+    rows = F.conv2d(t, ones, padding=(0, radius), groups=c)
+    sums = F.conv2d(rows, ones.transpose(2, 3), padding=(radius, 0), groups=c)[0]
     def counts(n: int) -> np.ndarray:
         at = np.arange(n)
         return (np.minimum(at + radius + 1, n) - np.maximum(at - radius, 0)).astype(np.float32)

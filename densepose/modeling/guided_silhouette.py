@@ -109,7 +109,8 @@ def snap_silhouette(image: np.ndarray, frame_hw: tuple[int, int], labels: np.nda
 
 
 def snap_with_settings(cfg, image: np.ndarray, frame_hw: tuple[int, int], labels: np.ndarray,
-                       maps: tuple[np.ndarray, ...], origin: tuple[int, int]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+                       maps: tuple[np.ndarray, ...], origin: tuple[int, int]
+                       ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """`snap_silhouette` with a model's settings (``cfg``: its `ModelConfig`; a model without them,
     a detectron2 file's, has it off); the labels and maps as they are when it is off."""
     radius = getattr(cfg, "guided_radius", 0)
