@@ -1,6 +1,7 @@
 """Where a model's silhouettes lose mask IoU, on rendered people.
 
-    python benchmarks/mask_errors.py [--model PATH] [--data DIR] [--num 60] [--seed 999] [--pictures DIR] [--json OUT.json]
+    python benchmarks/mask_errors.py [--model PATH] [--data DIR] [--num 60] [--seed 999] [--pictures DIR]
+        [--json OUT.json]
 
 GPSm multiplies each person's GPS by the IoU of their silhouette, as the evaluator measures it:
 the prediction's body (I > 0) against the union of the 14 ``dp_masks`` zoomed to the annotated
@@ -133,13 +134,15 @@ def score(predictor, data: Path, worst: int = 0) -> tuple[dict, list[tuple[float
             ious.append((seen & truth).sum() / max((seen | truth).sum(), 1))
             if worst:
                 wrong = sum(kinds.values()) / area
-                pictures.append((wrong, f"{Path(im['file_name']).stem}_{a['id']}", overlay(image, seen, truth, a["bbox"])))
+                name = f"{Path(im['file_name']).stem}_{a['id']}"
+                pictures.append((wrong, name, overlay(image, seen, truth, a["bbox"])))
                 pictures = sorted(pictures, key=lambda p: -p[0])[:worst]
     return summarise(rows, ious), pictures
 
 
 def summarise(rows: list[tuple[float, float, dict[str, int]]], ious: list[float]) -> dict:
-    """Per person (height, true area, error kinds) and mask IoU -> mean shares of the true area, overall and by height."""
+    """Per person (height, true area, error kinds) and mask IoU -> mean shares of the true area,
+    overall and by height."""
     def shares(sel: list[tuple[float, float, dict[str, int]]]) -> dict[str, float]:
         return {k: float(np.mean([kinds[k] / area for _, area, kinds in sel])) if sel else 0.0 for k in KINDS}
     by_height = {}
