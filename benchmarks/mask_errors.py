@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -154,29 +153,20 @@ def summarise(rows: list[tuple[float, float, dict[str, int]]], ious: list[float]
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
     from PIL import Image
 
-    from densepose.api import load
-    from orientation import rendered_set
+    from orientation import add_render_set_arguments, rendered_set
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=None, help="model file (default: the bundled model)")
-    ap.add_argument("--data", default=None, help="a `densepose synth` folder (default: render --num images)")
-    ap.add_argument("--num", type=int, default=60)
-    ap.add_argument("--seed", type=int, default=999)
-    ap.add_argument("--threads", type=int, default=2)
+    add_render_set_arguments(ap)
     ap.add_argument("--pictures", default=None, help="write the worst people's overlays here")
     ap.add_argument("--worst", type=int, default=12, help="how many people --pictures writes")
     ap.add_argument("--json", default=None, help="write the summary here")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = rendered_set(args.data, Path(tmp), args.num, args.seed, args.threads)
-        if data is None:
+    with rendered_set(args) as found:
+        if found is None:
             return 1
-        predictor = load(args.model, min_score=0.3, precision="fp32")
-        summary, pictures = score(predictor, data, args.worst if args.pictures else 0)
+        summary, pictures = score(found[1], found[0], args.worst if args.pictures else 0)
     print(f"model {args.model or 'bundled'}; {summary['people']} people; mean mask IoU {summary['mask_iou']:.3f}")
     print("shares of the true area: " + "; ".join(f"{k} {summary[k]:.3f}" for k in KINDS))
     for name, row in summary["by_height"].items():

@@ -32,7 +32,9 @@ import argparse
 import json
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -165,40 +167,44 @@ def uv_correlation(pairs: np.ndarray, names: tuple[str, ...]) -> dict:
     return out
 
 
-def rendered_set(data: str | None, tmp: Path, num: int, seed: int, workers: int) -> Path | None:
-    """The `densepose synth` folder ``data``, or ``num`` images rendered with ``seed`` into ``tmp``
-    (None when rendering fails)."""
-    if data:
-        return Path(data)
-    from densepose.cli.main import main as cli
-
-    out = tmp / "renders"
-    if cli(["synth", "--out", str(out), "--num", str(num), "--seed", str(seed), "--workers", str(workers),
-            "--no-progress"]) != 0:
-        return None
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    from densepose.api import load
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_render_set_arguments(ap: argparse.ArgumentParser) -> None:
+    """The model and render-set options of the benchmarks that score a model on rendered people."""
     ap.add_argument("--model", default=None, help="model file (default: the bundled model)")
     ap.add_argument("--data", default=None, help="a `densepose synth` folder (default: render --num images)")
     ap.add_argument("--num", type=int, default=60)
     ap.add_argument("--seed", type=int, default=999)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", default=None, help="write the summary here")
-    args = ap.parse_args(argv)
+
+
+@contextmanager
+def rendered_set(args: argparse.Namespace) -> Iterator[tuple[Path, object] | None]:
+    """(the `densepose synth` folder ``args.data``, or ``args.num`` images rendered with ``args.seed``
+    into a temporary folder kept while the block runs; the model as the benchmarks read it: score
+    >= 0.3, fp32), or None when rendering fails."""
+    import torch
+
+    from densepose.api import load
+    from densepose.cli.main import main as cli
+
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        data = rendered_set(args.data, Path(tmp), args.num, args.seed, args.threads)
-        if data is None:
+        data = Path(args.data) if args.data else Path(tmp) / "renders"
+        if not args.data and cli(["synth", "--out", str(data), "--num", str(args.num), "--seed", str(args.seed),
+                                  "--workers", str(args.threads), "--no-progress"]) != 0:
+            yield None
+            return
+        yield data, load(args.model, min_score=0.3, precision="fp32")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_render_set_arguments(ap)
+    ap.add_argument("--json", default=None, help="write the summary here")
+    args = ap.parse_args(argv)
+    with rendered_set(args) as found:
+        if found is None:
             return 1
-        predictor = load(args.model, min_score=0.3, precision="fp32")
-        summary = score(predictor, data)
+        summary = score(found[1], found[0])
     print(f"model {args.model or 'bundled'}; {summary['people']} people, {summary['points']} points")
     print(f"chart accuracy {summary['chart_accuracy']:.3f}; turned-around chart {summary['turned']:.3f}; "
           f"coarse part {summary['coarse_part_accuracy']:.3f}")
