@@ -91,26 +91,16 @@ def score(predictor, data: Path, worst: int = 0) -> tuple[dict, list[tuple[float
     people's (share of wrong pixels, name, overlay picture))."""
     from pycocotools import mask as mask_utils
 
-    from densepose.io.images import load_image
+    from orientation import predicted_renders
     from real_photos import match_rows
 
-    coco = json.loads((data / "annotations.json").read_text())
-    by_image: dict[int, list[dict]] = {}
-    for a in coco["annotations"]:
-        by_image.setdefault(a["image_id"], []).append(a)
     rows: list[tuple[float, float, dict[str, int]]] = []  # (height, true area, kinds) per person
     pictures: list[tuple[float, str, np.ndarray]] = []
     ious = []
-    for im in coco["images"]:
-        anns = [a for a in by_image.get(im["id"], []) if not a.get("iscrowd")]
-        if not any(a.get("dp_masks") for a in anns):
-            continue
-        image = load_image(data / "images" / im["file_name"])[0]
+    for im, anns, image, result, det in predicted_renders(predictor, data, lambda a: a.get("dp_masks") and
+                                                         not a.get("iscrowd")):
+        anns = [a for a in anns if not a.get("iscrowd")]
         h, w = image.shape[:2]
-        result = predictor(image)
-        if not len(result):
-            continue
-        det = np.array([p.box for p in result], dtype=np.float64)
         boxes = np.array([[x, y, x + bw, y + bh] for x, y, bw, bh in (a["bbox"] for a in anns)], dtype=np.float64)
         person, _ = match_rows(det, np.array([p.score for p in result]), boxes, np.zeros((0, 4)))
         people = [mask_utils.decode(a["segmentation"]).astype(bool) if isinstance(a.get("segmentation"), dict)
@@ -167,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         if found is None:
             return 1
         summary, pictures = score(found[1], found[0], args.worst if args.pictures else 0)
+    if args.json:  # written first: the summary is kept whatever happens to the pictures
+        Path(args.json).write_text(json.dumps(summary, indent=1))
     print(f"model {args.model or 'bundled'}; {summary['people']} people; mean mask IoU {summary['mask_iou']:.3f}")
     print("shares of the true area: " + "; ".join(f"{k} {summary[k]:.3f}" for k in KINDS))
     for name, row in summary["by_height"].items():
@@ -177,8 +169,6 @@ def main(argv: list[str] | None = None) -> int:
         for rank, (_, name, picture) in enumerate(pictures):
             Image.fromarray(picture).save(out / f"{rank:02d}_{name}.png")
         print(f"{len(pictures)} pictures written to {out}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=1))
     return 0
 
 

@@ -34,7 +34,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -81,34 +81,41 @@ def point_kinds(truth: np.ndarray, seen: np.ndarray) -> dict[str, int]:
     return counts
 
 
-def score(predictor, data: Path) -> dict:
-    """Per-point tallies over the rendered set ``data`` -> the summary described in the module doc."""
+def predicted_renders(predictor, data: Path, wanted: Callable[[dict], bool]
+                      ) -> Iterator[tuple[dict, list[dict], np.ndarray, list, np.ndarray]]:
+    """The model on each render of the `densepose synth` folder ``data`` that holds an annotation
+    ``wanted`` accepts -> for each with a detection: (its image record, all its annotations, its
+    (H, W, 3) pixels, the predictor's people, their (N, 4) xyxy boxes)."""
     from densepose.io.images import load_image
-    from densepose.surface.parts import CHART_TO_KAPPA_GROUP, CHART_TO_MASK_PART, CHART_TURN, KAPPA_GROUP_NAMES
-    from real_photos import box_iou
 
     coco = json.loads((data / "annotations.json").read_text())
     by_image: dict[int, list[dict]] = {}
     for a in coco["annotations"]:
-        if "dp_I" in a:
-            by_image.setdefault(a["image_id"], []).append(a)
+        by_image.setdefault(a["image_id"], []).append(a)
+    for im in coco["images"]:
+        anns = by_image.get(im["id"], [])
+        if not any(wanted(a) for a in anns):
+            continue
+        image = load_image(data / "images" / im["file_name"])[0]
+        result = predictor(image)
+        if len(result):
+            yield im, anns, image, result, np.array([p.box for p in result], dtype=np.float64)
+
+
+def score(predictor, data: Path) -> dict:
+    """Per-point tallies over the rendered set ``data`` -> the summary described in the module doc."""
+    from densepose.surface.parts import CHART_TO_KAPPA_GROUP, CHART_TO_MASK_PART, CHART_TURN, KAPPA_GROUP_NAMES
+    from real_photos import box_iou
+
     exact = turned = coarse = points = 0
     kinds = dict.fromkeys(POINT_KINDS, 0)
     uv_pairs: list[np.ndarray] = []  # (n, 5): kappa group, true U, V, predicted U, V at right-chart points
     groups = {f: {g: [0, 0, 0] for g in GROUPS} for f in ("camera", "away")}
     head = {f: [0, 0] for f in ("camera", "away")}
     people = 0
-    for im in coco["images"]:
-        anns = by_image.get(im["id"])
-        if not anns:
-            continue
-        image = load_image(data / "images" / im["file_name"])[0]
+    for _, anns, image, result, det in predicted_renders(predictor, data, lambda a: "dp_I" in a):
         h, w = image.shape[:2]
-        result = predictor(image)
-        if not len(result):
-            continue
-        det = np.array([p.box for p in result], dtype=np.float64)
-        for a in anns:
+        for a in (a for a in anns if "dp_I" in a):
             x, y, bw, bh = a["bbox"]
             iou = box_iou(det, np.array([[x, y, x + bw, y + bh]]))[:, 0]
             best = int(np.argmax(iou))
