@@ -103,3 +103,16 @@ def test_model_file_settings_are_checked(key, value):
     values[key] = value
     with pytest.raises(UserError, match=key):
         model_config_from_dict(values, "m.pt")
+
+
+def test_export_says_that_the_graph_keeps_the_heads_silhouettes(tmp_path, caplog):
+    import torch
+
+    from densepose.engine.export_graph import export_graph
+    from densepose.modeling import DensePoseRCNN, tiny_config
+
+    torch.manual_seed(0)
+    model = DensePoseRCNN(tiny_config(guided_radius=4, backbone_width=8, fpn_channels=16)).eval()
+    with caplog.at_level("WARNING"):
+        export_graph(model, tmp_path / "m.ts", "torchscript", example=torch.rand(3, 80, 100) * 255)
+    assert "guided_radius 4" in caplog.text and (tmp_path / "m.ts").is_file()

@@ -262,6 +262,10 @@ def export_graph(model: nn.Module, out: str | os.PathLike, fmt: str, example: Te
     if getattr(getattr(model, "cfg", None), "dp_zoom_size", 0):
         log.warning("export: the graph reads every person at the test size; the model's small people read at "
                     "%d (`densepose predict`) are not part of it", model.cfg.dp_zoom_size)
+    if getattr(getattr(model, "cfg", None), "guided_radius", 0):
+        log.warning("export: the graph gives each person's maps as the head draws them; the model's silhouettes "
+                    "moved onto the photo's edges (guided_radius %d, `densepose predict`) are not part of it",
+                    model.cfg.guided_radius)
     pipeline = ExportPipeline(model.float().eval()).eval()
     example = example_image(model) if example is None else example
     out = Path(out)
