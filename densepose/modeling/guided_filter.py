@@ -114,22 +114,22 @@ def guided_filter(guide: np.ndarray, p: np.ndarray, radius: int, eps: float, sub
     """
     guide = guide.astype(np.float32, copy=False)
     p = p.astype(np.float32, copy=False)
-    out = p.copy()
     if subsample <= 1:
         ys, xs = np.nonzero(_varies(p, 2 * radius))
+        coefficients = _coefficients(guide, p, radius, eps)[:, ys, xs] if len(ys) else None
+    else:
+        s, small_radius = subsample, max(1, round(radius / subsample))
+        small_p = _shrink(p, s)
+        # Full-size pixels whose block sees p vary within the radius: the exact filter's band reaches
+        # twice as far, but on masks its output crosses a threshold only this near their edge (the
+        # same figures on three sets of 200 renders, in 15 % less time).
+        blocks = _varies(small_p, small_radius)
+        ys, xs = np.nonzero(np.repeat(np.repeat(blocks, s, axis=0), s, axis=1)[: p.shape[0], : p.shape[1]])
+        coefficients = None
         if len(ys):
-            coefficients = _coefficients(guide, p, radius, eps)[:, ys, xs]
-            out[ys, xs] = (coefficients[:3] * guide[:, ys, xs]).sum(0) + coefficients[3]
-        return out
-    s, small_radius = subsample, max(1, round(radius / subsample))
-    small_p = _shrink(p, s)
-    # Full-size pixels whose block sees p vary within the radius: the exact filter's band reaches twice
-    # as far, but on masks its output crosses a threshold only this near their edge (the same figures
-    # on three sets of 200 renders, in 15 % less time).
-    blocks = _varies(small_p, small_radius)
-    ys, xs = np.nonzero(np.repeat(np.repeat(blocks, s, axis=0), s, axis=1)[: p.shape[0], : p.shape[1]])
-    if len(ys):
-        fitted = _coefficients(_shrink(guide, s), small_p, small_radius, eps)
-        coefficients = _bilinear_at(fitted, s, ys, xs)
+            fitted = _coefficients(_shrink(guide, s), small_p, small_radius, eps)
+            coefficients = _bilinear_at(fitted, s, ys, xs)
+    out = p.copy()
+    if coefficients is not None:
         out[ys, xs] = (coefficients[:3] * guide[:, ys, xs]).sum(0) + coefficients[3]
     return out

@@ -3,7 +3,7 @@
 The DensePose head's body-against-background maps are soft and coarse at their edges, and a
 person's outline comes out a pixel or two off, mostly too wide (MODELS.md, "Where the silhouettes
 lose mask IoU"). The person's body mask, filtered with the image itself as guide
-(`densepose.modeling.ops.guided_filter`), keeps its values inside regions of even colour and
+(`densepose.modeling.guided_filter`), keeps its values inside regions of even colour and
 changes them across colour edges; where the filtered mask reaches ``threshold`` is the new body.
 Pixels it adds take the chart and U, V of the nearest body pixel; pixels it drops become background.
 The filter fits its coefficients on the image shrunk by half the radius (the fast guided filter),
@@ -18,14 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from densepose.modeling.guided_filter import guided_filter
+from densepose.modeling.transform import resize_shape
 
 
 def radius_in_image(radius: float, image_hw: tuple[int, int], min_size: int, max_size: int) -> int:
-    """``radius`` in pixels of the image resized to shorter side ``min_size`` (longer at most
-    ``max_size``, as `densepose.modeling.transform` resizes) -> pixels of the (h, w) image, >= 1."""
-    h, w = image_hw
-    scale = min(min_size / min(h, w), max_size / max(h, w))
-    return max(1, round(radius / scale))
+    """``radius`` in pixels of the image as the model resizes it (`densepose.modeling.transform.resize_shape`:
+    shorter side ``min_size``, longer at most ``max_size``) -> pixels of the (h, w) image, >= 1."""
+    longer = max(image_hw)
+    return max(1, round(radius * longer / max(resize_shape(*image_hw, min_size, max_size))))
 
 
 def image_under(image: np.ndarray, frame_hw: tuple[int, int], rows: slice, cols: slice) -> np.ndarray:
@@ -91,18 +91,15 @@ def snap_silhouette(image: np.ndarray, frame_hw: tuple[int, int], labels: np.nda
     under = image_under(image, frame_hw, slice(y0 + top, y0 + bottom), slice(x0 + left, x0 + right))
     guide = np.moveaxis(under, -1, 0).astype(np.float32) * np.float32(1 / 255)
     snapped = guided_filter(guide, body, radius, eps, subsample=max(1, radius // 2)) >= threshold
-    added = snapped & ~body
-    if not added.any() and not (body & ~snapped).any():
+    if np.array_equal(snapped, body):
         return labels, maps
-    if added.any():  # an added pixel reads the arrays at its nearest body pixel
-        ay, ax = np.nonzero(added)
-        from_y, from_x = nearest_body(body, ay, ax, reach)
+    ay, ax = np.nonzero(snapped & ~body)  # an added pixel reads the arrays at its nearest body pixel
+    from_y, from_x = nearest_body(body, ay, ax, reach)
     out = []
     for array in (labels, *maps):
         new = array.copy()
         region = new[inside]
-        if added.any():
-            region[ay, ax] = array[inside][from_y, from_x]
+        region[ay, ax] = array[inside][from_y, from_x]
         region[~snapped] = 0
         out.append(new)
     return out[0], tuple(out[1:])
