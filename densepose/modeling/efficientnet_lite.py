@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.errors import UserError
+from densepose.modeling.ops.fused_conv import compute_dtype, conv2d_clamped
 from densepose.modeling.ops.kept import kept, tensor_state
 
 #: (kernel, stride, expansion, out channels, repeats) per stage of Lite0.
@@ -107,9 +108,9 @@ class ConvBN(nn.Module):
         self.act = act
         self.kernel, self.stride = kernel, stride
 
-    def _weights(self, even: bool) -> tuple[Tensor, Tensor | None, int | tuple[int, ...]]:
+    def _weights(self, even: bool, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor | None, int | tuple[int, ...]]:
         """(weight, bias, padding) of the convolution with its fixed norm (`norm_as_affine`) folded
-        in, for inputs of even (``even``) or odd size."""
+        in, for inputs of even (``even``) or odd size; in ``dtype`` when given (a fixed norm only)."""
         conv = self.conv
         fold = norm_as_affine(self.bn)
         weight, bias, padding = conv.weight, None, conv.padding
@@ -118,32 +119,37 @@ class ConvBN(nn.Module):
             weight = weight * scale[:, None, None, None]
         if self.kernel > 1 and self.stride > 1 and even:  # see the class docstring
             weight, padding = _zero_first_row_and_column(weight), self.kernel // 2
+        if fold is not None and dtype is not None:  # cast once here, not by autocast on every call
+            weight, bias = weight.to(dtype), bias.to(dtype)
         return weight, bias, padding
 
-    def _cached_weights(self, even: bool) -> tuple[Tensor, Tensor | None, int | tuple[int, ...]]:
+    def _cached_weights(self, even: bool, dtype: torch.dtype) -> tuple[Tensor, Tensor | None, int | tuple[int, ...]]:
         """`_weights`, kept while the tensors it reads are unchanged (same storage, dtype, device
         and in-place version): a few hundred small folding ops per image cost more than the
         depthwise convolutions they feed. Training (the convolution's or the norm's weights need
-        their gradient) and graph tracing recompute them."""
+        their gradient) and graph tracing recompute them, in the weights' own dtype."""
         sources = [t for t in (self.conv.weight, *self.bn._parameters.values(), *self.bn._buffers.values())
                    if t is not None]
         if torch.compiler.is_compiling() or torch.is_grad_enabled() and any(t.requires_grad for t in sources):
             return self._weights(even)
-        return kept(self, (even, self.bn.training, tensor_state(sources)), lambda: self._weights(even))
+        # Two keys: a strided convolution sees even and odd sizes, or one model runs in two precisions.
+        return kept(self, (even, dtype, self.bn.training, tensor_state(sources)), lambda: self._weights(even, dtype),
+                    keep=2)
 
     def forward(self, x: Tensor) -> Tensor:
         conv = self.conv
         strided = self.kernel > 1 and self.stride > 1
         even = not strided or (x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0)
-        weight, bias, padding = self._cached_weights(even)
+        weight, bias, padding = self._cached_weights(even, compute_dtype(x))
         if not even:
             top, bottom = same_padding(x.shape[-2], self.kernel, self.stride)
             left, right = same_padding(x.shape[-1], self.kernel, self.stride)
             x = F.pad(x, (left, right, top, bottom))
-        x = F.conv2d(x, weight, bias, conv.stride, padding, 1, conv.groups)
-        if bias is None:  # a norm that is not fixed (training, or a group norm)
-            x = self.bn(x)
-        # In place: no backward pass needs a convolution's or a norm's output, only their inputs.
+        relu6 = (0.0, 6.0) if self.act else None
+        if bias is not None:  # the norm is folded in: the convolution and its ReLU6 are one call
+            return conv2d_clamped(x, weight, bias, conv.stride, padding, conv.groups, relu6)
+        x = self.bn(F.conv2d(x, weight, bias, conv.stride, padding, 1, conv.groups))  # a norm that is not fixed
+        # In place: no backward pass needs a norm's output, only its input.
         return F.relu6(x, inplace=True) if self.act else x
 
 
