@@ -108,7 +108,8 @@ class ConvBN(nn.Module):
         self.act = act
         self.kernel, self.stride = kernel, stride
 
-    def _weights(self, even: bool, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor | None, int | tuple[int, ...]]:
+    def _weights(self, even: bool, dtype: torch.dtype | None = None
+                 ) -> tuple[Tensor, Tensor | None, int | tuple[int, ...]]:
         """(weight, bias, padding) of the convolution with its fixed norm (`norm_as_affine`) folded
         in, for inputs of even (``even``) or odd size; in ``dtype`` when given (a fixed norm only)."""
         conv = self.conv
