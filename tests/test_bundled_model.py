@@ -43,6 +43,9 @@ def test_bundled_model_ships():
     # Each person's silhouette is moved onto the photo's edges ("Silhouettes on the image's edges":
     # GPSm AP +1.7-2.0, IOU AP +3.4-4.4 on three sets of 200 held-out renders).
     assert (config.guided_radius, config.guided_eps, config.guided_threshold) == (4, 0.001, 0.4)
+    # People ranked by their maps ("Ranking people by their maps": GPS AP +4.6-4.8, GPSm AP +4.0-4.5
+    # on three sets of 200 held-out renders; box AP unchanged).
+    assert config.dense_score_on
 
 
 def test_demo_command_end_to_end(tmp_path, capsys):

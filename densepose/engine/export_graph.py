@@ -266,6 +266,9 @@ def export_graph(model: nn.Module, out: str | os.PathLike, fmt: str, example: Te
         log.warning("export: the graph gives each person's maps as the head draws them; the model's silhouettes "
                     "moved onto the photo's edges (guided_radius %d, `densepose predict`) are not part of it",
                     model.cfg.guided_radius)
+    if getattr(getattr(model, "cfg", None), "dense_score_on", False):
+        log.warning("export: the graph gives the detection scores; the model's dense scores, which rank people by "
+                    "their maps in `densepose predict --json` (dense_score_on), are not part of it")
     pipeline = ExportPipeline(model.float().eval()).eval()
     example = example_image(model) if example is None else example
     out = Path(out)

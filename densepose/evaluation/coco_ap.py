@@ -58,7 +58,7 @@ def coco_ap(coco: CocoDensePose, dets: Detections, warnings: Counter) -> dict:
                 _check_segmentations(records, dets)
             recs = copy.deepcopy(records) if kind != "bbox" else [
                 {"image_id": r["image_id"], "category_id": r["category_id"], "bbox": r.get("detection_bbox", r["bbox"]),
-                 "score": r["score"]} for r in records]
+                 "score": r.get("detection_score", r["score"])} for r in records]
             try:
                 cdt = cgt.loadRes(recs) if recs else _empty_results(cgt)
                 ev = COCOeval(cgt, cdt, kind)

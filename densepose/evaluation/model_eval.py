@@ -34,6 +34,7 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
     from PIL import Image
     from tqdm import tqdm
 
+    from densepose.modeling.dense_score import dense_scores
     from densepose.modeling.guided_silhouette import snap_with_settings
     from densepose.modeling.postprocess import densepose_to_iuv_batch, int_box
 
@@ -53,7 +54,7 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
         settings["flip_uv"] = flip_tables(getattr(model, "chart", "anny")).to(device)
     if zoom is not None:
         settings["dp_zoom_size"] = int(zoom)
-    image_id, bbox, det_bbox, score, iuvs, keypoints = [], [], [], [], [], []
+    image_id, bbox, det_bbox, score, det_score, iuvs, keypoints = [], [], [], [], [], [], []
     was_training = model.training
     model.eval()
     try:
@@ -80,7 +81,10 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
                     iuvs.append(np.stack([labels, *uv]))
                 bbox.append(_xywh(map_boxes))
                 det_bbox.append(_xywh(boxes))
-                score.append(out["scores"].detach().double().cpu().numpy())
+                scores = out["scores"].detach().double().cpu()
+                dense = dense_scores(getattr(model, "cfg", None), scores, out["coarse_segm"], out["fine_segm"])
+                score.append((scores if dense is None else dense.double()).numpy())
+                det_score.append(scores.numpy())
                 image_id += [i] * len(boxes)
                 if "keypoints" in out:
                     keypoints.append(out["keypoints"].detach().double().cpu().numpy().reshape(len(boxes), -1))
@@ -89,7 +93,8 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
     dets = detections_from_arrays(
         image_id, np.concatenate(bbox) if bbox else np.zeros((0, 4)), np.concatenate(score) if score else np.zeros(0),
         iuvs, np.concatenate(keypoints) if keypoints and len(keypoints) == len(bbox) else None,
-        detection_bbox=np.concatenate(det_bbox) if det_bbox else None)
+        detection_bbox=np.concatenate(det_bbox) if det_bbox else None,
+        detection_score=np.concatenate(det_score) if det_score else None)
     return evaluate(coco, dets, surface, kappa=kappa, exact=exact, min_iou=min_iou, progress=progress)
 
 
@@ -100,13 +105,14 @@ def _xywh(boxes) -> np.ndarray:
 
 
 def detections_from_arrays(image_id, bbox, score, iuvs: list[np.ndarray], keypoints=None,
-                           source: str = "<model>", detection_bbox=None) -> Detections:
+                           source: str = "<model>", detection_bbox=None, detection_score=None) -> Detections:
     """In-memory detections -> ``Detections`` with a packed IUV buffer.
 
     Args:
         image_id: (N,); bbox: (N, 4) xywh; score: (N,); iuvs: N uint8 (3, H, W) at box size;
         keypoints: (N, 17 * 3) or None; detection_bbox: (N, 4) xywh the detector's boxes, for box
-        AP, where ``bbox`` are grown ones (a model's DensePose box margin), or None.
+        AP, where ``bbox`` are grown ones (a model's DensePose box margin), or None; detection_score:
+        (N,) the detector's scores, for box AP, where ``score`` are dense scores, or None.
     """
     n = len(iuvs)
     hw = np.array([a.shape[1:] for a in iuvs], dtype=np.int64).reshape(n, 2)
@@ -120,6 +126,10 @@ def detections_from_arrays(image_id, bbox, score, iuvs: list[np.ndarray], keypoi
     if detection_bbox is not None and not np.array_equal(np.asarray(detection_bbox).reshape(n, 4), np.asarray(bbox).reshape(n, 4)):
         for e, b in zip(extras, np.asarray(detection_bbox, dtype=np.float64).reshape(n, 4)):
             e["detection_bbox"] = b.tolist()
+    detection_score = None if detection_score is None else np.asarray(detection_score, dtype=np.float64).reshape(n)
+    if detection_score is not None and not np.array_equal(detection_score, np.asarray(score).reshape(n)):
+        for e, s in zip(extras, detection_score):
+            e["detection_score"] = float(s)
     extras = extras if any(extras) else None
     return Detections(source, np.asarray(image_id, dtype=np.int64).reshape(n), np.ones(n, dtype=np.int64),
                       np.asarray(bbox, dtype=np.float64).reshape(n, 4), np.asarray(score, dtype=np.float64).reshape(n),

@@ -3,8 +3,10 @@
 COCO results JSON (the challenge / detectron2 format): a list with one record per detection,
 ``image_id``, ``category_id``, ``bbox`` (xywh), ``score``, ``uv_shape`` ([3, H, W]) and ``uv_data``
 (``densepose.data.uv_encoding``), optionally ``segmentation`` and ``keypoints`` for mask and
-keypoint AP, and ``detection_bbox`` (xywh): the detector's box, which box AP then reads, when
-``bbox`` is the larger region a model's DensePose maps cover (``densepose predict`` writes it).
+keypoint AP, ``detection_bbox`` (xywh): the detector's box, which box AP then reads, when
+``bbox`` is the larger region a model's DensePose maps cover, and ``detection_score``: the
+detector's score, which box AP then reads, when ``score`` ranks people by their maps
+(`densepose.modeling.dense_score`; ``densepose predict`` writes both).
 The IUV array of a detection covers its box at integer size:
 ``H = max(int(h), 1)``, ``W = max(int(w), 1)`` (what detectron2's post-processing produces).
 
@@ -55,7 +57,8 @@ class Detections:
         uv_data: N base64 PNG strings (JSON input) or None.
         packed: (T,) uint8 packed IUV buffer (NPZ input) or None; ``offset`` (N,) its starts.
         extras: per detection, the fields for pycocotools (``segmentation``, ``keypoints``, and
-            ``detection_bbox``, the box that box AP reads when ``bbox`` is a grown DensePose box) or None.
+            ``detection_bbox``, the box that box AP reads when ``bbox`` is a grown DensePose box, and
+            ``detection_score``, the score it reads when ``score`` is a dense score) or None.
     """
 
     source: str
@@ -208,6 +211,10 @@ def parse_results(records, source: str = "<memory>") -> Detections:
         extra = {}
         if "detection_bbox" in rec:  # the detector's box when bbox is the region of the IUV (grown)
             extra["detection_bbox"] = _xywh_box(rec["detection_bbox"], where, "detection_bbox")
+        if "detection_score" in rec:  # the detector's score when score ranks people by their maps
+            if not _is_num(rec["detection_score"]) or not math.isfinite(rec["detection_score"]):
+                raise UserError(f"{where}: detection_score must be a finite number, got {rec['detection_score']!r}")
+            extra["detection_score"] = float(rec["detection_score"])
         if rec.get("segmentation"):
             extra["segmentation"] = rec["segmentation"]
         if rec.get("keypoints"):

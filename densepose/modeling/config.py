@@ -150,6 +150,9 @@ class ModelConfig:
     # The filter's regularisation, in squared colour steps (colours 0..1): smaller follows fainter edges
     guided_eps: float = 0.001
     guided_threshold: float = 0.5
+    # People ranked by their maps (`densepose.modeling.dense_score`): the COCO results' score is the
+    # detection score times the DensePose head's certainty of its maps; box AP keeps the detection score
+    dense_score_on: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):  # YAML/JSON give lists; keep tuples so configs compare and hash

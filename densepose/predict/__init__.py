@@ -18,7 +18,8 @@ output is in the pixels of the input file, also when a huge file was decoded dow
     people overlap, the higher-scoring person's body is on top (also in the IUV picture). Unlike
     Detectron's INDS, no person gets index 0.
 ``<stem>.npz``
-    ``boxes`` (N, 4) float32 xyxy, ``scores`` (N,) float32, ``map_boxes`` (N, 4) float32 xyxy of
+    ``boxes`` (N, 4) float32 xyxy, ``scores`` (N,) float32, ``dense_scores`` (N,) float32 (NaN for
+    a model without them, `PersonResult.dense_score`), ``map_boxes`` (N, 4) float32 xyxy of
     the region each person's maps cover (the box itself, or the grown box a model's DensePose head
     read: ``dp_margin_x``), ``origins`` (N, 2) int32 pixel of each person map's top-left corner,
     ``image_size`` [H, W], ``file_name``, and per person k (0-based, by descending score)
@@ -29,7 +30,9 @@ output is in the pixels of the input file, also when a huge file was decoded dow
     COCO results in the official DensePose encoding (``bbox`` xywh, ``score``, ``uv_shape``,
     ``uv_data`` from `densepose.data.uv_encoding`), plus ``file_name``; ``bbox`` is the region the
     IUV covers, so for a model whose DensePose head reads grown boxes the detector's own box is
-    ``detection_bbox`` (box AP of such a file measures the grown boxes); ``image_id`` by
+    ``detection_bbox`` (box AP of such a file measures the grown boxes); for a model that ranks
+    people by their maps (``dense_score_on``) ``score`` is the dense score and the detector's own
+    is ``detection_score``, which box AP reads; ``image_id`` by
     `densepose.predict.image_ids.assign_image_ids`: ``--coco-json`` (matched by file name), else
     the ``annotations.json`` of a ``densepose synth`` dataset the images come from, else the number
     of an all-digit name (``000000000785.jpg`` -> 785), else a CRC of the name; unique within a

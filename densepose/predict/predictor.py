@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from densepose.errors import UserError
+from densepose.modeling.dense_score import dense_scores
 from densepose.modeling.guided_silhouette import snap_with_settings
 from densepose.predict.cpu import resolve_precision
 from densepose.predict.results import ImageResult, PersonResult, chart_outputs_to_result
@@ -128,6 +129,8 @@ class Predictor:
         map_boxes = _in_frame(out["dp_boxes"], (h, w), (fh, fw)) if "dp_boxes" in out else boxes
         scores = out["scores"].float()
         chart = getattr(self.model, "chart", "anny")
+        cfg = getattr(self.model, "cfg", None)
+        dense = dense_scores(cfg, scores, out["coarse_segm"], out["fine_segm"]) if len(scores) else None
         people = []
         for k in torch.argsort(scores, descending=True).tolist():
             if scores[k] < self.min_score:
@@ -135,12 +138,12 @@ class Predictor:
             labels, u, v, origin = chart_outputs_to_result(
                 map_boxes[k], out["coarse_segm"][k], out["fine_segm"][k], out["u"][k], out["v"][k]
             )
-            labels, (u, v) = snap_with_settings(getattr(self.model, "cfg", None), array, (fh, fw), labels, (u, v),
-                                                origin)
+            labels, (u, v) = snap_with_settings(cfg, array, (fh, fw), labels, (u, v), origin)
             people.append(PersonResult(boxes[k].numpy().astype(np.float32), float(scores[k]), labels, u, v, origin, chart,
                                        _confidences(out, k, labels, map_boxes[k]),
                                        float(out["facing"][k]) if "facing" in out else None,
-                                       map_boxes[k].numpy().astype(np.float32) if "dp_boxes" in out else None))
+                                       map_boxes[k].numpy().astype(np.float32) if "dp_boxes" in out else None,
+                                       None if dense is None else float(dense[k])))
         return ImageResult(people, array, frame_size=(fh, fw))
 
     def __call__(self, image: Any) -> ImageResult:

@@ -71,9 +71,16 @@ def read_npz(path: str | os.PathLike) -> tuple[list[PersonResult], dict]:
             PersonResult(
                 data["boxes"][k], float(data["scores"][k]), data[f"labels_{k}"], data[f"u_{k}"], data[f"v_{k}"],
                 (int(data["origins"][k][0]), int(data["origins"][k][1])), confidences=confidences[k],
-                map_box=_map_box(data, k),
+                map_box=_map_box(data, k), dense_score=_dense_score(data, k),
             )
             for k in range(n)
         ]
-        meta = {key: data[key] for key, m in zip(data.files, per_person) if m is None}
+        meta = {key: data[key] for key, m in zip(data.files, per_person) if m is None and key != "dense_scores"}
     return people, meta
+
+
+def _dense_score(data, k: int) -> float | None:
+    """Person k's dense score from an NPZ (NaN, or a file written before they existed: None)."""
+    if "dense_scores" not in data.files or np.isnan(data["dense_scores"][k]):
+        return None
+    return float(data["dense_scores"][k])

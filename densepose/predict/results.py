@@ -36,6 +36,10 @@ class PersonResult:
             ``densepose.modeling.facing``; 0.5 for a person seen from the side), else None.
         map_box: (4,) float32 xyxy of the region the maps cover, when it is not ``box``: models
             whose DensePose head reads a grown box (``ModelConfig.dp_margin_x``), else None.
+        dense_score: ``score`` times the DensePose head's certainty of this person's maps, which
+            ranks people by how right their parts and U, V are likely to be (models with
+            ``ModelConfig.dense_score_on``, `densepose.modeling.dense_score`), else None. The COCO
+            results' ``score`` when set.
     """
 
     box: np.ndarray
@@ -48,6 +52,7 @@ class PersonResult:
     confidences: dict[str, np.ndarray] = field(default_factory=dict)
     facing: float | None = None
     map_box: np.ndarray | None = None
+    dense_score: float | None = None
 
     @property
     def maps_box(self) -> np.ndarray:

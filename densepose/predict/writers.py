@@ -53,6 +53,8 @@ def npz_bytes(results: list[PersonResult], height: int, width: int, file_name: s
     arrays = {
         "boxes": np.array([r.box for r in results], np.float32).reshape(-1, 4),
         "scores": np.array([r.score for r in results], np.float32),
+        # NaN for people without one (a model without ModelConfig.dense_score_on)
+        "dense_scores": np.array([np.nan if r.dense_score is None else r.dense_score for r in results], np.float32),
         "origins": np.array([r.origin for r in results], np.int32).reshape(-1, 2),
         # The box each person's maps cover (the detection box unless the model grows it).
         "map_boxes": np.array([r.maps_box for r in results], np.float32).reshape(-1, 4),
@@ -88,7 +90,8 @@ def coco_records(results: list[PersonResult], image_id: int, file_name: str | No
             # The region the IUV covers (the box the DensePose head read). Unrounded: the evaluator
             # requires uv_shape == (int(h), int(w)) of exactly this bbox.
             "bbox": _xywh(r.maps_box),
-            "score": round(float(r.score), 5),
+            # The dense score ranks people by their maps for DensePose AP; box AP reads detection_score.
+            "score": round(float(r.score if r.dense_score is None else r.dense_score), 5),
             "uv_shape": uv_shape,
             "uv_data": uv_data,
         }
@@ -96,6 +99,8 @@ def coco_records(results: list[PersonResult], image_id: int, file_name: str | No
             rec["facing"] = round(float(r.facing), 4)
         if r.map_box is not None:  # the detector's own box (an extra key)
             rec["detection_bbox"] = _xywh(r.box)
+        if r.dense_score is not None:  # the detector's own score (an extra key)
+            rec["detection_score"] = round(float(r.score), 5)
         if file_name is not None:
             rec["file_name"] = file_name
         records.append(rec)
