@@ -7,6 +7,7 @@ from PIL import Image
 
 import densepose.api
 from densepose.cli.main import main
+from held_out_renders import render_held_out
 
 
 def test_bundled_model_ships():
@@ -65,10 +66,7 @@ def test_demo_command_end_to_end(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def new_renders(tmp_path_factory):
     """6 renders of dressed people among props, from a seed never trained on."""
-    data = tmp_path_factory.mktemp("synth")
-    assert main(["synth", "--out", str(data), "--num", "6", "--seed", "99991", "--min-people", "1",
-                 "--max-people", "3", "--negatives", "0", "--crowds", "0", "--no-progress"]) == 0
-    return data
+    return render_held_out(tmp_path_factory.mktemp("synth"), 6, 99991)
 
 
 def _scores(data, surface, flip: bool = False, zoom: int | None = None, model=None) -> dict:

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 import densepose.api
-from densepose.cli.main import main
 from densepose.evaluation import evaluate
 from densepose.evaluation.coco_ap import coco_ap
 from densepose.evaluation.results import parse_results
 from densepose.modeling.config import ModelConfig
 from densepose.modeling.dense_score import dense_scores, map_certainty
 from densepose.predict import PersonResult, coco_records, npz_bytes, read_npz
+from held_out_renders import render_held_out
 
 
 def _maps(body: float, charts: list[float], size: int = 8, square: slice = slice(2, 6)):
@@ -105,10 +105,7 @@ def test_the_predictor_gives_each_person_a_dense_score_when_the_model_asks():
 @pytest.fixture(scope="module")
 def ranking_renders(tmp_path_factory):
     """24 renders of dressed people among props, from a seed never trained on."""
-    data = tmp_path_factory.mktemp("ranking")
-    assert main(["synth", "--out", str(data), "--num", "24", "--seed", "77001", "--min-people", "1",
-                 "--max-people", "3", "--negatives", "0", "--crowds", "0", "--no-progress"]) == 0
-    return data
+    return render_held_out(tmp_path_factory.mktemp("ranking"), 24, 77001)
 
 
 def test_ranking_people_by_their_maps_scores_higher_on_new_realistic_synthetic_people(ranking_renders, anny_surface):
