@@ -255,18 +255,19 @@ def export_graph(model: nn.Module, out: str | os.PathLike, fmt: str, example: Te
     """Write ``model``'s `ExportPipeline` as TorchScript or ONNX to ``out``; returns the output names."""
     if fmt not in FORMATS:
         raise UserError(f"export: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    extra = getattr(getattr(model, "cfg", None), "extra_test_sizes", ())
+    cfg = getattr(model, "cfg", None)  # None: a module without a ModelConfig, which has none of these steps
+    extra = getattr(cfg, "extra_test_sizes", ())
     if extra:
         log.warning("export: the graph tests at shorter side %d only; the model's extra test sizes %s "
-                    "(merged in `densepose predict`) are not part of it", model.cfg.min_size_test, list(extra))
-    if getattr(getattr(model, "cfg", None), "dp_zoom_size", 0):
+                    "(merged in `densepose predict`) are not part of it", cfg.min_size_test, list(extra))
+    if getattr(cfg, "dp_zoom_size", 0):
         log.warning("export: the graph reads every person at the test size; the model's small people read at "
-                    "%d (`densepose predict`) are not part of it", model.cfg.dp_zoom_size)
-    if getattr(getattr(model, "cfg", None), "guided_radius", 0):
+                    "%d (`densepose predict`) are not part of it", cfg.dp_zoom_size)
+    if getattr(cfg, "guided_radius", 0):
         log.warning("export: the graph gives each person's maps as the head draws them; the model's silhouettes "
                     "moved onto the photo's edges (guided_radius %d, `densepose predict`) are not part of it",
-                    model.cfg.guided_radius)
-    if getattr(getattr(model, "cfg", None), "dense_score_on", False):
+                    cfg.guided_radius)
+    if getattr(cfg, "dense_score_on", False):
         log.warning("export: the graph gives the detection scores; the model's dense scores, which rank people by "
                     "their maps in `densepose predict --json` (dense_score_on), are not part of it")
     pipeline = ExportPipeline(model.float().eval()).eval()
