@@ -24,8 +24,9 @@ def compute_dtype(x: Tensor) -> torch.dtype:
     return x.dtype
 
 
-def fusion_possible(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
-    """Whether `conv2d_clamped` can run as one oneDNN call on these tensors."""
+def fusion_possible(x: Tensor, weight: Tensor, bias: Tensor | None, dtype: torch.dtype | None = None) -> bool:
+    """Whether `conv2d_clamped` can run as one oneDNN call on these tensors (``dtype``: their
+    `compute_dtype`, when the caller has it)."""
     tensors = [t for t in (x, weight, bias) if t is not None]
     if any(type(t) is not Tensor or t.device.type != "cpu" for t in tensors):  # FakeTensor, proxies, GPU
         return False
@@ -33,7 +34,7 @@ def fusion_possible(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
         return False
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False
-    dtype = compute_dtype(x)
+    dtype = compute_dtype(x) if dtype is None else dtype
     if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return False
     return dtype in (torch.float32, torch.bfloat16) and x.dim() == 4 and torch.backends.mkldnn.is_available()
@@ -43,11 +44,11 @@ def conv2d_clamped(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple
                    padding: int | tuple[int, int], groups: int, clamp: tuple[float, float] | None) -> Tensor:
     """``F.conv2d(x, weight, bias, stride, padding, 1, groups)`` clamped to ``clamp`` = (low, high)
     (ReLU6 is (0, 6)); None: not clamped. (N, C, H, W) -> (N, O, H', W'), in `compute_dtype` (x)."""
-    if not fusion_possible(x, weight, bias):
+    dtype = compute_dtype(x)
+    if not fusion_possible(x, weight, bias, dtype):
         y = F.conv2d(x, weight, bias, stride, padding, 1, groups)
         # In place, as ReLU6: its backward reads the output, not the input.
         return y if clamp is None else F.hardtanh(y, float(clamp[0]), float(clamp[1]), inplace=True)
-    dtype = compute_dtype(x)
     pad = [padding, padding] if isinstance(padding, int) else list(padding)
     attr, scalars = ("none", []) if clamp is None else ("hardtanh", [float(clamp[0]), float(clamp[1])])
     return torch.ops.mkldnn._convolution_pointwise(
