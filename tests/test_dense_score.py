@@ -130,3 +130,19 @@ def test_ranking_people_by_their_maps_scores_higher_on_new_realistic_synthetic_p
     assert ranked["densepose"]["gps"]["AP"] >= plain["densepose"]["gps"]["AP"] + 0.02, (plain, ranked)
     assert ranked["densepose"]["gpsm"]["AP"] >= plain["densepose"]["gpsm"]["AP"] + 0.02, (plain, ranked)
     assert ranked["coco"]["bbox"]["AP"] == plain["coco"]["bbox"]["AP"]
+
+
+def test_export_says_that_the_graph_gives_the_detection_scores(tmp_path, caplog):
+    from densepose.engine.export_graph import export_graph
+    from densepose.modeling import DensePoseRCNN, tiny_config
+
+    torch.manual_seed(0)
+    model = DensePoseRCNN(tiny_config(dense_score_on=True, backbone_width=8, fpn_channels=16)).eval()
+    with caplog.at_level("WARNING"):
+        export_graph(model, tmp_path / "m.ts", "torchscript", example=torch.rand(3, 80, 100) * 255)
+    assert "dense_score_on" in caplog.text and (tmp_path / "m.ts").is_file()
+    caplog.clear()
+    model.cfg = replace(model.cfg, dense_score_on=False)
+    with caplog.at_level("WARNING"):
+        export_graph(model, tmp_path / "m2.ts", "torchscript", example=torch.rand(3, 80, 100) * 255)
+    assert "dense_score_on" not in caplog.text
