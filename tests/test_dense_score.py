@@ -130,6 +130,11 @@ def test_ranking_people_by_their_maps_scores_higher_on_new_realistic_synthetic_p
     assert ranked["densepose"]["gps"]["AP"] >= plain["densepose"]["gps"]["AP"] + 0.02, (plain, ranked)
     assert ranked["densepose"]["gpsm"]["AP"] >= plain["densepose"]["gpsm"]["AP"] + 0.02, (plain, ranked)
     assert ranked["coco"]["bbox"]["AP"] == plain["coco"]["bbox"]["AP"]
+    # `evaluate_model` (the training runs' evaluation) builds its detections as `predict` does.
+    from densepose.evaluation import evaluate_model
+
+    direct = evaluate_model(predictor.model, ranking_renders / "images", gt, anny_surface, progress=False)
+    assert direct["densepose"] == ranked["densepose"] and direct["coco"]["bbox"] == ranked["coco"]["bbox"]
 
 
 def test_export_says_that_the_graph_gives_the_detection_scores(tmp_path, caplog):

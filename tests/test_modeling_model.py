@@ -10,7 +10,7 @@ import torch
 from densepose.modeling import DensePoseRCNN, ModelConfig, light_config, r50_fpn_config, tiny_config
 from densepose.modeling.backbone import Backbone, convert_detectron2_keys, load_backbone_weights
 from densepose.modeling.densepose_head import coarse_targets, densepose_losses, pack_targets, point_samples
-from densepose.modeling.postprocess import densepose_to_iuv, densepose_to_iuv_batch
+from densepose.modeling.postprocess import densepose_to_iuv
 from densepose.errors import UserError
 
 
@@ -163,7 +163,7 @@ def test_densepose_loss_values_and_reductions():
     torch.testing.assert_close(mean["loss_densepose_U"], (0.5 * d * d).mean())
 
 
-def test_densepose_to_iuv_matches_manual_and_batch():
+def test_densepose_to_iuv_matches_manual():
     g = torch.Generator().manual_seed(0)
     coarse = torch.randn(3, 2, 112, 112, generator=g)
     fine = torch.randn(3, 25, 112, 112, generator=g)
@@ -173,9 +173,6 @@ def test_densepose_to_iuv_matches_manual_and_batch():
     single = [densepose_to_iuv(coarse[i], fine[i], u[i], v[i], boxes[i]) for i in range(3)]
     assert single[0].shape == (3, 80, 50) and single[0].dtype == np.uint8  # int(50.7), int(80.5)
     assert single[2].shape == (3, 20, 30)
-    batch = densepose_to_iuv_batch(coarse, fine, u, v, boxes)
-    for a, b in zip(single, batch):
-        assert np.array_equal(a, b)
     # Manual: resize, argmax, mask by coarse, channel pick.
     rs = lambda t: torch.nn.functional.interpolate(t[None], size=(20, 30), mode="bilinear", align_corners=False)[0]
     lab = rs(fine[2]).argmax(0) * (rs(coarse[2]).argmax(0) > 0)

@@ -34,9 +34,7 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
     from PIL import Image
     from tqdm import tqdm
 
-    from densepose.modeling.dense_score import dense_scores
-    from densepose.modeling.guided_silhouette import snap_with_settings
-    from densepose.modeling.postprocess import densepose_to_iuv_batch, int_box
+    from densepose.predict.predictor import Predictor, kept_order
 
     coco = load_gt(annotations)
     surface = load_surface(surface)
@@ -56,6 +54,8 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
         settings["dp_zoom_size"] = int(zoom)
     image_id, bbox, det_bbox, score, det_score, iuvs, keypoints = [], [], [], [], [], [], []
     was_training = model.training
+    # Every detection the model returns is kept (its own test threshold applies).
+    predictor = Predictor(model, device, min_score=0.0, precision="fp32")
     model.eval()
     try:
         with torch.no_grad():
@@ -68,38 +68,33 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
                     raise UserError(f"{path}: cannot read image ({exc.__class__.__name__}: {exc})") from None
                 img = torch.from_numpy(np.array(arr)).permute(2, 0, 1).float().to(device)
                 out = model([img], **settings)[0]
-                boxes = out["boxes"].detach().float().cpu()
-                if not len(boxes):
-                    continue
-                # The maps cover the grown boxes of a model with a DensePose box margin: those are
-                # the results' bbox, and the detection boxes are kept for box AP.
-                map_boxes = out["dp_boxes"].detach().float().cpu() if "dp_boxes" in out else boxes
-                for iuv, box in zip(densepose_to_iuv_batch(out["coarse_segm"], out["fine_segm"], out["u"], out["v"],
-                                                           map_boxes), map_boxes.tolist()):
-                    labels, uv = snap_with_settings(getattr(model, "cfg", None), arr, arr.shape[:2], iuv[0],
-                                                    (iuv[1], iuv[2]), int_box(box)[:2])
-                    iuvs.append(np.stack([labels, *uv]))
-                bbox.append(_xywh(map_boxes))
-                det_bbox.append(_xywh(boxes))
-                scores = out["scores"].detach().double().cpu()
-                dense = dense_scores(getattr(model, "cfg", None), scores, out["coarse_segm"], out["fine_segm"])
-                score.append((scores if dense is None else dense.double()).numpy())
-                det_score.append(scores.numpy())
-                image_id += [i] * len(boxes)
-                if "keypoints" in out:
-                    keypoints.append(out["keypoints"].detach().double().cpu().numpy().reshape(len(boxes), -1))
+                # The people as `predict` gives them: labels, snapped silhouettes, dense scores.
+                people = predictor.image_result(arr, arr.shape[:2], out)
+                for person in people:
+                    iuvs.append(person.iuv)
+                    # The maps cover the grown boxes of a model with a DensePose box margin: those
+                    # are the results' bbox, and the detection boxes are kept for box AP.
+                    bbox.append(person.box if person.map_box is None else person.map_box)
+                    det_bbox.append(person.box)
+                    score.append(person.score if person.dense_score is None else person.dense_score)
+                    det_score.append(person.score)
+                image_id += [i] * len(people)
+                if "keypoints" in out and people:
+                    rows = kept_order(out["scores"], predictor.min_score)
+                    keypoints.append(out["keypoints"][rows].detach().double().cpu().numpy().reshape(len(rows), -1))
     finally:
         model.train(was_training)
+    n = len(iuvs)
     dets = detections_from_arrays(
-        image_id, np.concatenate(bbox) if bbox else np.zeros((0, 4)), np.concatenate(score) if score else np.zeros(0),
-        iuvs, np.concatenate(keypoints) if keypoints and len(keypoints) == len(bbox) else None,
-        detection_bbox=np.concatenate(det_bbox) if det_bbox else None,
-        detection_score=np.concatenate(det_score) if det_score else None)
+        image_id, _xywh(bbox), np.asarray(score, dtype=np.float64), iuvs,
+        np.concatenate(keypoints) if keypoints and sum(len(k) for k in keypoints) == n else None,
+        detection_bbox=_xywh(det_bbox), detection_score=np.asarray(det_score, dtype=np.float64))
     return evaluate(coco, dets, surface, kappa=kappa, exact=exact, min_iou=min_iou, progress=progress)
 
 
-def _xywh(boxes) -> np.ndarray:
-    xywh = boxes.double().numpy().copy()
+def _xywh(boxes: list[np.ndarray]) -> np.ndarray:
+    """N (4,) xyxy boxes -> (N, 4) float64 xywh."""
+    xywh = np.asarray(boxes, dtype=np.float64).reshape(len(boxes), 4)
     xywh[:, 2:] -= xywh[:, :2]
     return xywh
 

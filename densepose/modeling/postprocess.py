@@ -94,10 +94,3 @@ def densepose_to_iuv(coarse_segm: Tensor, fine_segm: Tensor, u: Tensor, v: Tenso
     """One detection -> the official uint8 (3, int h, int w) = [I, U*255, V*255]."""
     labels, uu, vv = densepose_to_labels_uv(coarse_segm, fine_segm, u, v, box_xyxy)
     return quantize_iuv(labels.cpu().numpy(), uu.cpu().numpy(), vv.cpu().numpy())
-
-
-def densepose_to_iuv_batch(coarse_segm: Tensor, fine_segm: Tensor, u: Tensor, v: Tensor,
-                           boxes_xyxy: Tensor) -> list[np.ndarray]:
-    """N detections (coarse (N,C,S,S), fine/u/v (N,25,S,S), boxes (N,4)) -> list of uint8 (3, h_i, w_i)."""
-    return [densepose_to_iuv(coarse_segm[i], fine_segm[i], u[i], v[i], box)
-            for i, box in enumerate(boxes_xyxy.tolist())]

@@ -119,9 +119,18 @@ class Predictor:
             if frame_sizes is not None:
                 frames[-1] = tuple(frame_sizes[k])
         outputs = self.forward([self.to_tensor(a) for a in arrays])
-        return [self._people(arr, frame, out) for arr, frame, out in zip(arrays, frames, outputs)]
+        return [self.image_result(arr, frame, out) for arr, frame, out in zip(arrays, frames, outputs)]
 
-    def _people(self, array: np.ndarray, frame: tuple[int, int], out: dict[str, torch.Tensor]) -> ImageResult:
+    def image_result(self, array: np.ndarray, frame: tuple[int, int], out: dict[str, torch.Tensor]) -> ImageResult:
+        """One image's people from the model's raw outputs (`forward`), highest score first.
+
+        Every person scoring at least ``min_score`` gets labels and U, V at the size of the box
+        their maps cover, the silhouette snapped to the image's edges and the dense score, as the
+        model's settings ask (`snap_with_settings`, `dense_scores`). ``array``: the RGB image the
+        model read; ``frame``: the (h, w) the results are reported in (``array``'s own size, or the
+        larger picture it is a downscaled copy of). `evaluate_model` builds its detections here too,
+        so a model is scored on what ``predict`` writes.
+        """
         h, w = array.shape[:2]
         fh, fw = frame
         boxes = _in_frame(out["boxes"], (h, w), (fh, fw))
@@ -132,9 +141,7 @@ class Predictor:
         cfg = getattr(self.model, "cfg", None)
         dense = dense_scores(cfg, scores, out["coarse_segm"], out["fine_segm"]) if len(scores) else None
         people = []
-        for k in torch.argsort(scores, descending=True).tolist():
-            if scores[k] < self.min_score:
-                continue
+        for k in kept_order(scores, self.min_score):
             labels, u, v, origin = chart_outputs_to_result(
                 map_boxes[k], out["coarse_segm"][k], out["fine_segm"][k], out["u"][k], out["v"][k]
             )
@@ -148,6 +155,13 @@ class Predictor:
 
     def __call__(self, image: Any) -> ImageResult:
         return self.predict_batch([image])[0]
+
+
+def kept_order(scores: torch.Tensor, min_score: float) -> list[int]:
+    """Indices of the (N,) ``scores`` at least ``min_score``, highest first (ties in input order)."""
+    values = scores.float().cpu()
+    order = torch.sort(values, descending=True, stable=True).indices.tolist()
+    return [k for k in order if values[k] >= min_score]
 
 
 def parse_test_sizes(min_size: int | Sequence[int] | None) -> int | tuple[int, ...] | None:
