@@ -47,6 +47,9 @@ def test_bundled_model_ships():
     # People ranked by their maps ("Ranking people by their maps": GPS AP +4.6-4.8, GPSm AP +4.0-4.5
     # on three sets of 200 held-out renders; box AP unchanged).
     assert config.dense_score_on
+    # Charts chosen from probabilities averaged over 7 x 7 map cells ("Charts chosen by their
+    # neighbourhood": GPS AP +0.3-0.5, GPSm AP +0.1-0.3 on three sets of 200 held-out renders).
+    assert config.chart_smoothing == 7
 
 
 def test_demo_command_end_to_end(tmp_path, capsys):

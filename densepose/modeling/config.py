@@ -153,6 +153,9 @@ class ModelConfig:
     # People ranked by their maps (`densepose.modeling.dense_score`): the COCO results' score is the
     # detection score times the DensePose head's certainty of its maps; box AP keeps the detection score
     dense_score_on: bool = False
+    # Chart probabilities averaged over this many cells square of the 112 x 112 map before each
+    # pixel's chart is chosen (`densepose.modeling.chart_smoothing`; odd; 0: off)
+    chart_smoothing: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):  # YAML/JSON give lists; keep tuples so configs compare and hash
@@ -161,6 +164,8 @@ class ModelConfig:
                 setattr(self, f.name, tuple(v))
         if self.dp_uv_reduction not in ("sum", "mean"):
             raise UserError(f"model config: dp_uv_reduction must be 'sum' or 'mean', not {self.dp_uv_reduction!r}")
+        if self.chart_smoothing < 0 or (self.chart_smoothing > 1 and self.chart_smoothing % 2 == 0):
+            raise UserError(f"model config: chart_smoothing must be 0 or an odd window, not {self.chart_smoothing!r}")
         if self.norm not in ("frozen_bn", "bn", "gn"):
             raise UserError(f"model config: norm must be frozen_bn, bn or gn, not {self.norm!r}")
 

@@ -12,8 +12,9 @@ with the skeleton prior, for MoveNet's keypoints) and to the per-box heads.
 (`densepose.modeling.head_ruler`), the facing (`densepose.modeling.facing`) and the skeleton
 prior (`densepose.modeling.skeleton_prior`). Each multiplies the charts' probabilities and keeps
 their total against the background, so their log weights are added and the charts renormalised
-once (the same as one after the other). `settle_uv` moves the U, V maps by the same keypoints
-(`densepose.modeling.skeleton_uv`).
+once (the same as one after the other); with the model's ``chart_smoothing`` the settled charts'
+probabilities are then averaged over a small window (`densepose.modeling.chart_smoothing`).
+`settle_uv` moves the U, V maps by the same keypoints (`densepose.modeling.skeleton_uv`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch import Tensor
 
+from densepose.modeling.chart_smoothing import smooth_charts
 from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.facing import facing_log_weight, weigh_charts
 from densepose.modeling.facing_people import PEOPLE_CROP
@@ -92,7 +94,7 @@ def settle_charts(model: DensePoseRCNN, coarse_segm: Tensor, fine_segm: Tensor, 
     """(N, 25, S, S) chart logits weighed by ``model``'s head ruler, by the people's (N,) P(facing
     the camera) (None: no facing classifier) and by the skeleton prior (``skeleton``: the people's
     keypoints and where their maps lie; None: no prior): the ruler settles the body part, the
-    facing its side, the skeleton both (module docstring)."""
+    facing its side, the skeleton both (module docstring); then smoothed (``chart_smoothing``)."""
     cfg, size = model.cfg, fine_segm.shape[-1]
     weights = []
     if cfg.head_ruler_on:
@@ -101,7 +103,8 @@ def settle_charts(model: DensePoseRCNN, coarse_segm: Tensor, fine_segm: Tensor, 
         weights.append(facing_log_weight(p_camera, model.facing_chart_ratio, size, cfg.facing_power))
     if skeleton is not None:
         weights.append(skeleton_log_weight(skeleton, size, model.skeleton_log_ratio, cfg.skeleton_prior_power))
-    return weigh_charts(fine_segm, sum(weights[1:], weights[0])) if weights else fine_segm
+    settled = weigh_charts(fine_segm, sum(weights[1:], weights[0])) if weights else fine_segm
+    return smooth_charts(settled, getattr(cfg, "chart_smoothing", 0))
 
 
 def settle_uv(model: DensePoseRCNN, u: Tensor, v: Tensor, skeleton: Skeleton | None) -> dict[str, Tensor]:
