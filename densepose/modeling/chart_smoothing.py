@@ -13,8 +13,10 @@ graph all read the smoothed maps.
 """
 from __future__ import annotations
 
-import torch.nn.functional as F
+import torch
 from torch import Tensor
+
+from densepose.modeling.guided_filter import box_mean
 
 
 def smooth_charts(fine_segm: Tensor, window: int) -> Tensor:
@@ -22,6 +24,6 @@ def smooth_charts(fine_segm: Tensor, window: int) -> Tensor:
     cells (odd; 0 or 1: the logits as they are), in the logits' dtype."""
     if window <= 1:
         return fine_segm
-    p = fine_segm.float().softmax(1)
-    p = F.avg_pool2d(p, window, stride=1, padding=window // 2, count_include_pad=False)
+    with torch.autocast(fine_segm.device.type, enabled=False):  # sums of probabilities: in float32
+        p = box_mean(fine_segm.float().softmax(1), window // 2)
     return p.clamp(min=1e-8).log().to(fine_segm.dtype)

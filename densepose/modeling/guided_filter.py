@@ -28,19 +28,24 @@ import torch.nn.functional as F
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 
-def window_mean(x: np.ndarray, radius: int) -> np.ndarray:
-    """(C, H, W) float32 -> (C, H, W): the mean over each pixel's (2 radius + 1)² window, cut at the borders.
-    Two depthwise convolutions of ones (rows, then columns), divided by each window's pixel count."""
-    c, h, w = x.shape
-    size = 2 * radius + 1
-    ones = torch.ones(c, 1, 1, size)
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
+def box_mean(t: torch.Tensor, radius: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, H, W): the mean over each pixel's (2 radius + 1)² window, cut at the
+    borders. Two depthwise convolutions of ones (rows, then columns), divided by each window's
+    pixel count."""
+    c, h, w = t.shape[1:]
+    ones = t.new_ones(c, 1, 1, 2 * radius + 1)
     rows = F.conv2d(t, ones, padding=(0, radius), groups=c)
-    sums = F.conv2d(rows, ones.transpose(2, 3), padding=(radius, 0), groups=c)[0]
-    def counts(n: int) -> np.ndarray:
-        at = np.arange(n)
-        return (np.minimum(at + radius + 1, n) - np.maximum(at - radius, 0)).astype(np.float32)
-    return sums.numpy() / (counts(h)[:, None] * counts(w)[None, :])
+    sums = F.conv2d(rows, ones.transpose(2, 3), padding=(radius, 0), groups=c)
+
+    def counts(n: int) -> torch.Tensor:
+        at = torch.arange(n, device=t.device)
+        return ((at + radius + 1).clamp(max=n) - (at - radius).clamp(min=0)).to(t.dtype)
+    return sums / (counts(h)[:, None] * counts(w)[None, :])
+
+
+def window_mean(x: np.ndarray, radius: int) -> np.ndarray:
+    """(C, H, W) float32 -> (C, H, W): `box_mean` of a numpy array."""
+    return box_mean(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None], radius)[0].numpy()
 
 
 def _varies(p: np.ndarray, radius: int) -> np.ndarray:
