@@ -86,3 +86,14 @@ def test_charts_chosen_by_their_neighbourhood_score_higher_on_new_realistic_synt
     print({m: (round(plain[m]["AP"], 4), round(smoothed[m]["AP"], 4)) for m in plain})
     assert smoothed["gps"]["AP"] >= plain["gps"]["AP"] + 0.002, (plain, smoothed)
     assert smoothed["gpsm"]["AP"] >= plain["gpsm"]["AP"], (plain, smoothed)
+
+
+def test_model_files_may_leave_it_off_and_check_the_window():
+    from densepose.modeling import tiny_config
+    from densepose.modeling.model_file import model_config_from_dict
+
+    base = dict(vars(tiny_config()))
+    assert model_config_from_dict({**base, "chart_smoothing": 0}, "f").chart_smoothing == 0
+    assert model_config_from_dict({**base, "chart_smoothing": 7}, "f").chart_smoothing == 7
+    with pytest.raises(UserError, match="chart_smoothing"):
+        model_config_from_dict({**base, "chart_smoothing": 6}, "f")

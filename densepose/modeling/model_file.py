@@ -31,7 +31,7 @@ from densepose.modeling.config import ModelConfig
 
 #: Fields that may be 0; every other integer is a count or a size and must be >= 1.
 _MAY_BE_ZERO = frozenset({"freeze_at", "dp_max_rois_per_image", "dp_zoom_size", "facing_people_members",
-                          "guided_radius"})
+                          "guided_radius", "chart_smoothing"})
 #: Fields whose values must be > 0 (divisors, anchor shapes, box-delta scales).
 _POSITIVE = frozenset({"pixel_std", "anchor_sizes", "aspect_ratios", "box_reg_weights", "facing_power",
                        "head_ruler_power", "skeleton_prior_power", "skeleton_uv_variance", "guided_eps"})

@@ -104,7 +104,7 @@ def settle_charts(model: DensePoseRCNN, coarse_segm: Tensor, fine_segm: Tensor, 
     if skeleton is not None:
         weights.append(skeleton_log_weight(skeleton, size, model.skeleton_log_ratio, cfg.skeleton_prior_power))
     settled = weigh_charts(fine_segm, sum(weights[1:], weights[0])) if weights else fine_segm
-    return smooth_charts(settled, getattr(cfg, "chart_smoothing", 0))
+    return smooth_charts(settled, cfg.chart_smoothing)
 
 
 def settle_uv(model: DensePoseRCNN, u: Tensor, v: Tensor, skeleton: Skeleton | None) -> dict[str, Tensor]:
