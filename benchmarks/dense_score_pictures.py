@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from orientation import add_render_set_arguments, predicted_renders, rendered_set  # noqa: E402
 
+from densepose.synth.writer import load_dense  # noqa: E402
+
 TILE_HEIGHT = 160
 GAP = 4
 
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         data, predictor = got
         people = []
         for im, _, image, result, _ in predicted_renders(predictor, data, lambda a: True):
-            dense = np.load(data / "dense" / (Path(im["file_name"]).stem + ".npz"))
+            dense = load_dense(data / "dense" / (Path(im["file_name"]).stem + ".npz"))
             for person in result:
                 if person.score < args.min_score or person.dense_score is None:
                     continue

@@ -74,9 +74,9 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
                     iuvs.append(person.iuv)
                     # The maps cover the grown boxes of a model with a DensePose box margin: those
                     # are the results' bbox, and the detection boxes are kept for box AP.
-                    bbox.append(person.box if person.map_box is None else person.map_box)
+                    bbox.append(person.maps_box)
                     det_bbox.append(person.box)
-                    score.append(person.score if person.dense_score is None else person.dense_score)
+                    score.append(person.ranking_score)
                     det_score.append(person.score)
                 image_id += [i] * len(people)
                 if "keypoints" in out and people:

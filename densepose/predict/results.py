@@ -60,6 +60,12 @@ class PersonResult:
         return self.box if self.map_box is None else self.map_box
 
     @property
+    def ranking_score(self) -> float:
+        """The score DensePose AP ranks this person by, the COCO results' ``score``: ``dense_score``,
+        else ``score``."""
+        return self.score if self.dense_score is None else self.dense_score
+
+    @property
     def iuv(self) -> np.ndarray:
         """uint8 (3, h, w) [I, U*255, V*255]: the official quantised result (what ``uv_data`` encodes)."""
         from densepose.data.uv_encoding import quantize_iuv

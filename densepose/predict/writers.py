@@ -91,7 +91,7 @@ def coco_records(results: list[PersonResult], image_id: int, file_name: str | No
             # requires uv_shape == (int(h), int(w)) of exactly this bbox.
             "bbox": _xywh(r.maps_box),
             # The dense score ranks people by their maps for DensePose AP; box AP reads detection_score.
-            "score": round(float(r.score if r.dense_score is None else r.dense_score), 5),
+            "score": round(float(r.ranking_score), 5),
             "uv_shape": uv_shape,
             "uv_data": uv_data,
         }
