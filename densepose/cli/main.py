@@ -11,8 +11,8 @@ import sys
 
 from densepose.errors import UserError
 
-COMMANDS = ("surface", "synth", "evaluate", "train", "facing", "person_check", "head_ruler", "skeleton_prior", "export",
-            "predict", "annotate")
+COMMANDS = ("surface", "synth", "evaluate", "train", "facing", "person_check", "head_ruler", "skeleton_prior",
+            "keypoints", "export", "predict", "annotate")
 
 
 def build_parser() -> argparse.ArgumentParser:

