@@ -158,6 +158,15 @@ def test_train_keypoints_trains_the_keypoint_network_alone_and_counts_the_prior_
     torch.testing.assert_close(loaded.facing.people.stem.conv.weight, old.facing.people.stem.conv.weight)  # trunk fixed
     assert meta["skeleton_prior"]["keypoints_from"] == "the model file"
     assert not torch.equal(loaded.skeleton_log_ratio, old.skeleton_log_ratio)  # counted again
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.pt", "m.pt", "synth"]  # no file left half-made
+
+
+def test_train_keypoints_leaves_no_model_file_when_the_prior_cannot_be_counted(tmp_path, capsys):
+    data = _folder(tmp_path / "synth", ids=(1, 2, 3, 10))
+    args = ["--data", str(data), "--prior-data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "k.pt")]
+    assert main(["train-keypoints", str(_model_file(tmp_path / "m.pt")), *args, "--iterations", "1", "--batch", "2"]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "synth"]
 
 
 def test_train_keypoints_needs_a_keypoint_network_and_enough_people(tmp_path, capsys):

@@ -269,12 +269,17 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
               "iterations": iterations, "lr": lr, "batch": batch, "seed": seed,
               "held_out_before": {k: round(v, 4) for k, v in before.items()},
               "held_out_after": {k: round(v, 4) for k, v in after.items()}}
-    # The prior's tables still hold the old keypoints' counts: the file is written, then counted again.
-    write_model_file(out, source.config.to_dict(), weights, {**source.meta, "keypoints": record}, str(model_path))
+    # The prior's tables still hold the old keypoints' counts: a file beside ``out`` carries the new
+    # network until the prior is counted again, so ``out`` never holds the two mismatched.
+    trained = Path(out).with_name(Path(out).name + ".keypoints.tmp")
+    write_model_file(trained, source.config.to_dict(), weights, {**source.meta, "keypoints": record}, str(model_path))
     log(f"keypoints trained ({time.time() - start:.0f} s); counting the skeleton prior with them")
     config = source.config
-    return add_skeleton_prior(out, None, prior_folders, out, config.skeleton_prior_power, half=half, log=log,
-                              uv_variance=config.skeleton_uv_variance if config.skeleton_uv_on else 0.0)
+    try:
+        return add_skeleton_prior(trained, None, prior_folders, out, config.skeleton_prior_power, half=half, log=log,
+                                  uv_variance=config.skeleton_uv_variance if config.skeleton_uv_on else 0.0)
+    finally:
+        trained.unlink(missing_ok=True)
 
 
 def _accuracy_line(accuracy: dict[str, float]) -> str:
