@@ -89,7 +89,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="a `densepose synth` folder")
     ap.add_argument("--model", default=None, help="model file with a skeleton prior (default: the bundled model)")
     ap.add_argument("--noise", type=float, default=0.03, help="noise of the third run, in crop heights (0: skip it)")
-    ap.add_argument("--min-iou", type=float, default=0.5, help="box IoU with an annotated person to take their keypoints")
+    ap.add_argument("--min-iou", type=float, default=0.5,
+                    help="box IoU with an annotated person to take their keypoints")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     model = args.model or str(bundled_model_path())

@@ -1,4 +1,5 @@
-"""Training a model file's MoveNet keypoint network on the renders' true keypoints (densepose.engine.keypoints_train)."""
+"""Training a model file's MoveNet keypoint network on the renders' true keypoints
+(densepose.engine.keypoints_train)."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,6 @@ from densepose.data.coco import KEYPOINT_FLIP
 from densepose.engine.keypoints_train import (
     KeypointPeople,
     keypoint_losses,
-    keypoints_in_crop,
     people_crops,
     read_keypoint_people,
 )
@@ -22,7 +22,7 @@ from densepose.modeling import DensePoseRCNN
 from densepose.modeling.facing import crop_boxes
 from densepose.modeling.facing_people import PEOPLE_CROP
 from densepose.modeling.model_file import load_model_file
-from densepose.modeling.movenet import FPN_TAPS, keypoints_in_image
+from densepose.modeling.movenet import FPN_TAPS, keypoints_in_crop, keypoints_in_image
 from densepose.synth.writer import encode_dense
 from facing_data import facing_config
 
@@ -46,7 +46,7 @@ def test_keypoints_in_crop_undo_keypoints_in_image():
     boxes = torch.tensor([[16.0, 8.0, 48.0, 88.0], [100.0, 40.0, 180.0, 90.0]])
     crop = torch.rand(2, 17, 3) * torch.tensor([W, H, 1.0])
     image = keypoints_in_image(crop, crop_boxes(boxes), PEOPLE_CROP)
-    torch.testing.assert_close(keypoints_in_crop(image, boxes), crop, atol=1e-4, rtol=0)
+    torch.testing.assert_close(keypoints_in_crop(image, crop_boxes(boxes), PEOPLE_CROP), crop, atol=1e-4, rtol=0)
 
 
 def _folder(root: Path, ids=(1,)) -> Path:
@@ -95,7 +95,8 @@ def _maps_peaked_at(truth: torch.Tensor, shift: float = 0.0) -> tuple[torch.Tens
 
 
 def test_the_heat_map_loss_is_lowest_at_the_true_keypoints_and_ignores_unlabelled_ones():
-    truth = keypoints_in_crop(torch.from_numpy(_with_visibility(KEYPOINTS))[None], torch.tensor([[16.0, 8, 48, 88]]))
+    truth = keypoints_in_crop(torch.from_numpy(_with_visibility(KEYPOINTS))[None],
+                              crop_boxes(torch.tensor([[16.0, 8, 48, 88]])), PEOPLE_CROP)
     right = keypoint_losses(_maps_peaked_at(truth), truth)["heatmap"]
     wrong = keypoint_losses(_maps_peaked_at(truth, shift=3.0), truth)["heatmap"]
     assert right < 0.5 * wrong
@@ -164,7 +165,8 @@ def test_train_keypoints_trains_the_keypoint_network_alone_and_counts_the_prior_
 def test_train_keypoints_leaves_no_model_file_when_the_prior_cannot_be_counted(tmp_path, capsys):
     data = _folder(tmp_path / "synth", ids=(1, 2, 3, 10))
     args = ["--data", str(data), "--prior-data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "k.pt")]
-    assert main(["train-keypoints", str(_model_file(tmp_path / "m.pt")), *args, "--iterations", "1", "--batch", "2"]) == 2
+    model = str(_model_file(tmp_path / "m.pt"))
+    assert main(["train-keypoints", model, *args, "--iterations", "1", "--batch", "2"]) == 2
     assert "nowhere" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "synth"]
 

@@ -36,7 +36,7 @@ from densepose.io.images import load_image
 from densepose.modeling.facing import FACING_MEAN, FACING_STD, crop_boxes, person_crops
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing
 from densepose.modeling.model_file import build_model, read_model_file
-from densepose.modeling.movenet import FPN_TAPS, OUTPUT_STRIDE, MoveNetKeypoints
+from densepose.modeling.movenet import FPN_TAPS, OUTPUT_STRIDE, MoveNetKeypoints, keypoints_in_crop
 
 #: Heat-map spread of a keypoint, in cells of MoveNet's stride-4 grid; the centre's is twice it.
 SIGMA = 1.5
@@ -91,15 +91,6 @@ def read_keypoint_people(folders: Sequence[str | Path], min_height: float = 32.0
                           np.asarray(image_ids))
 
 
-def keypoints_in_crop(keypoints: Tensor, boxes: Tensor) -> Tensor:
-    """(N, 17, 3) image-pixel keypoints of people cut at (N, 4) xyxy ``boxes`` -> crop pixels of
-    ``PEOPLE_CROP`` (the inverse of `densepose.modeling.movenet.keypoints_in_image`)."""
-    crop = crop_boxes(boxes.float())
-    x = (keypoints[..., 0] - crop[:, None, 0]) / (crop[:, 2] - crop[:, 0])[:, None] * PEOPLE_CROP[1]
-    y = (keypoints[..., 1] - crop[:, None, 1]) / (crop[:, 3] - crop[:, 1])[:, None] * PEOPLE_CROP[0]
-    return torch.stack([x, y, keypoints[..., 2]], -1)
-
-
 def people_crops(people: KeypointPeople, boxes: np.ndarray, mirror: np.ndarray | None = None,
                  images: dict | None = None) -> tuple[Tensor, Tensor]:
     """Every person of ``people`` cut at their row of (N, 4) ``boxes`` -> (N, 3, *PEOPLE_CROP) crops
@@ -107,15 +98,15 @@ def people_crops(people: KeypointPeople, boxes: np.ndarray, mirror: np.ndarray |
     ``mirror`` is True mirrored, with left and right keypoints swapped. ``images``: a cache of
     decoded images by index."""
     images = {} if images is None else images
-    crops = []
-    for row, box in enumerate(boxes):
-        index = int(people.image[row])
+    crops = torch.empty(len(boxes), 3, *PEOPLE_CROP)
+    for index in np.unique(people.image).tolist():  # each image normalised once for all its people
+        rows = np.flatnonzero(people.image == index)
         if index not in images:
             images[index] = torch.from_numpy(load_image(people.files[index])[0].copy()).permute(2, 0, 1)
         pixels = (images[index].float()[None] - FACING_MEAN) / FACING_STD
-        crops.append(person_crops(pixels, [torch.from_numpy(box[None]).float()], PEOPLE_CROP))
-    crops = torch.cat(crops)
-    keypoints = keypoints_in_crop(torch.from_numpy(people.keypoints), torch.from_numpy(boxes))
+        crops[torch.from_numpy(rows)] = person_crops(pixels, [torch.from_numpy(boxes[rows]).float()], PEOPLE_CROP)
+    keypoints = keypoints_in_crop(torch.from_numpy(people.keypoints), crop_boxes(torch.from_numpy(boxes)),
+                                  PEOPLE_CROP)
     if mirror is not None and mirror.any():
         flip = torch.from_numpy(mirror)
         crops[flip] = crops[flip].flip(-1)
@@ -192,10 +183,13 @@ def keypoint_accuracy(people_net: PeopleFacing, keypoint_net: MoveNetKeypoints, 
         near5 += int(((error < 0.05) & ok).sum())
         near10 += int(((error < 0.1) & ok).sum())
         labelled += int(ok.sum())
+
+        def miss(i: int, j: int) -> Tensor:  # how far each prediction of joint i lies from the truth of joint j
+            return (found[:, i, :2] - truth[:, j, :2]).norm(dim=-1)
+
         for a, b in SWAP_PAIRS:
             apart = ok[:, a] & ok[:, b] & ((truth[:, a, :2] - truth[:, b, :2]).norm(dim=-1) / PEOPLE_CROP[0] > 0.1)
-            same = (found[:, a, :2] - truth[:, a, :2]).norm(dim=-1) + (found[:, b, :2] - truth[:, b, :2]).norm(dim=-1)
-            crossed = (found[:, a, :2] - truth[:, b, :2]).norm(dim=-1) + (found[:, b, :2] - truth[:, a, :2]).norm(dim=-1)
+            same, crossed = miss(a, a) + miss(b, b), miss(a, b) + miss(b, a)
             swapped += int((apart & (crossed < same)).sum())
             pairs += int(apart.sum())
     return {"pck5": near5 / max(labelled, 1), "pck10": near10 / max(labelled, 1), "swapped": swapped / max(pairs, 1)}

@@ -153,15 +153,15 @@ def add_skeleton_prior(model_path: str | Path, movenet_json: str | Path | None, 
     if uv_variance:
         config = replace(config, skeleton_uv_variance=uv_variance)
     model_config_from_dict(config.to_dict(), "add-skeleton-prior --power / --uv-variance")  # ranges, before counting
-    keypoint_net = MoveNetKeypoints()
-    if movenet_json is not None:
-        keypoint_net.load_state_dict(convert_movenet_keypoint_weights(read_tfjs_graph(movenet_json)))
-    elif source.config.skeleton_prior_on:
-        keypoint_net.load_state_dict({k[len("keypoints."):]: v.float() for k, v in source.weights.items()
-                                      if k.startswith("keypoints.")})
-    else:
+    if movenet_json is None and not source.config.skeleton_prior_on:
         raise UserError(f"{model_path}: no keypoint network of its own; give MoveNet Lightning's graph (--movenet)")
-    people = build_model(source).facing.people  # the file read once
+    model = build_model(source)  # the file read once
+    if movenet_json is None:
+        keypoint_net = model.keypoints  # the file's own, as `densepose train-keypoints` left it
+    else:
+        keypoint_net = MoveNetKeypoints()
+        keypoint_net.load_state_dict(convert_movenet_keypoint_weights(read_tfjs_graph(movenet_json)))
+    people = model.facing.people
     counts, sums = count_skeleton_charts(people.eval(), keypoint_net.eval(), folders, max_images, log)
     weights = {k: v for k, v in source.weights.items()
                if not k.startswith(("keypoints.", "skeleton_log_ratio", "skeleton_uv_stats"))}

@@ -211,3 +211,11 @@ def keypoints_in_image(keypoints: Tensor, crop_box: Tensor, crop_size: tuple[int
     x = crop_box[:, None, 0] + keypoints[..., 0] * sx[:, None]
     y = crop_box[:, None, 1] + keypoints[..., 1] * sy[:, None]
     return torch.stack([x, y, keypoints[..., 2]], -1)
+
+
+def keypoints_in_crop(keypoints: Tensor, crop_box: Tensor, crop_size: tuple[int, int]) -> Tensor:
+    """(N, 17, 3) keypoints in image pixels -> crop pixels of (N, 4) xyxy crop boxes cut at
+    ``crop_size`` (h, w) (scores unchanged): the inverse of `keypoints_in_image`."""
+    x = (keypoints[..., 0] - crop_box[:, None, 0]) / (crop_box[:, 2] - crop_box[:, 0])[:, None] * crop_size[1]
+    y = (keypoints[..., 1] - crop_box[:, None, 1]) / (crop_box[:, 3] - crop_box[:, 1])[:, None] * crop_size[0]
+    return torch.stack([x, y, keypoints[..., 2]], -1)
