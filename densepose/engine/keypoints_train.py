@@ -17,7 +17,6 @@ ones on the renders given (`densepose.engine.skeleton_prior_fit.add_skeleton_pri
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor
 
 from densepose.data.coco import KEYPOINT_FLIP
+from densepose.data.synth_folders import read_synth_folders
 from densepose.engine.export import write_model_file
 from densepose.engine.facing_train import jitter_boxes
 from densepose.engine.skeleton_prior_fit import add_skeleton_prior
@@ -64,31 +64,21 @@ class KeypointPeople:
 
 def read_keypoint_people(folders: Sequence[str | Path], min_height: float = 32.0) -> KeypointPeople:
     """The people of ``densepose synth`` folders at least ``min_height`` pixels tall with a keypoint."""
-    files, boxes, keypoints, image, image_ids = [], [], [], [], []
-    for folder in map(Path, folders):
-        path = folder / "annotations.json"
+    renders = read_synth_folders(folders)
+    kept, keypoints = [], []
+    for person in renders.people:
         try:
-            coco = json.loads(path.read_text())
-            index = {}
-            for im in coco["images"]:
-                index[im["id"]] = len(files)
-                files.append(folder / "images" / im["file_name"])
-            for ann in coco["annotations"]:
-                x, y, w, h = ann["bbox"]
-                kps = np.asarray(ann.get("keypoints") or [0.0] * 51, np.float32).reshape(17, 3)
-                if ann.get("iscrowd") or h < min_height or not (kps[:, 2] > 0).any():
-                    continue
-                boxes.append([x, y, x + w, y + h])
-                keypoints.append(kps)
-                image.append(index[ann["image_id"]])
-                image_ids.append(ann["image_id"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"{path}: not the annotations of a `densepose synth` folder "
-                            f"({exc.__class__.__name__})") from None
-    if not boxes:
+            kps = np.asarray(person.annotation.get("keypoints") or [0.0] * 51, np.float32).reshape(17, 3)
+        except (ValueError, TypeError):
+            raise UserError(f"{renders.folder[person.image]}/annotations.json: keypoints that are not 17 "
+                            f"(x, y, v) triples") from None
+        if not person.crowd and person.height >= min_height and (kps[:, 2] > 0).any():
+            kept.append(person)
+            keypoints.append(kps)
+    if not kept:
         raise UserError(f"no person with keypoints and {min_height}+ pixels in {[str(f) for f in folders]}")
-    return KeypointPeople(files, np.asarray(boxes, np.float32), np.stack(keypoints), np.asarray(image),
-                          np.asarray(image_ids))
+    return KeypointPeople(renders.files, np.asarray([p.box for p in kept], np.float32), np.stack(keypoints),
+                          np.asarray([p.image for p in kept]), np.asarray([renders.image_ids[p.image] for p in kept]))
 
 
 def people_crops(people: KeypointPeople, boxes: np.ndarray, mirror: np.ndarray | None = None,

@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from densepose.data.synth_folders import read_synth_folders
 from densepose.engine.export import write_model_file
 from densepose.engine.facing_train import crop_features, train_head
 from densepose.errors import UserError
-from densepose.io.json_files import read_json
 from densepose.io.images import load_image
 from densepose.modeling.model_file import read_model_file
 from densepose.modeling.ops.boxes import box_iou, contained_fraction
@@ -87,26 +87,15 @@ class Candidates:
 
 def read_render_images(folders: Sequence[str | Path], max_images: int | None = None) -> RenderImages:
     """The first ``max_images`` images of each folder (all when None) with their annotated boxes."""
-    out = RenderImages([], [], [], [], [])
-    for folder in map(Path, folders):
-        path = folder / "annotations.json"
-        if not path.is_file():
-            raise UserError(f"{folder}: no annotations.json (pass a `densepose synth` output folder)")
-        coco = read_json(path, "annotation file")
-        boxes: dict[int, tuple[list, list]] = {}
-        for ann in coco["annotations"]:
-            x, y, w, h = ann["bbox"]
-            boxes.setdefault(ann["image_id"], ([], []))[1 if ann.get("iscrowd") else 0].append([x, y, x + w, y + h])
-        for im in coco["images"][:max_images]:
-            people, crowd = boxes.get(im["id"], ([], []))
-            out.files.append(folder / "images" / im["file_name"])
-            out.image_ids.append(im["id"])
-            out.folder.append(str(folder))
-            out.people.append(np.asarray(people, np.float32).reshape(-1, 4))
-            out.crowd.append(np.asarray(crowd, np.float32).reshape(-1, 4))
-    if not out.files:
+    renders = read_synth_folders(folders, max_images)
+    if not renders.files:
         raise UserError(f"no images in {list(folders)}")
-    return out
+    people: list[list] = [[] for _ in renders.files]
+    crowd: list[list] = [[] for _ in renders.files]
+    for person in renders.people:
+        (crowd if person.crowd else people)[person.image].append(person.box)
+    return RenderImages(renders.files, renders.image_ids, [np.asarray(b, np.float32).reshape(-1, 4) for b in people],
+                        [np.asarray(b, np.float32).reshape(-1, 4) for b in crowd], renders.folder)
 
 
 def label_detections(boxes: np.ndarray, people: np.ndarray, crowd: np.ndarray) -> np.ndarray:

@@ -17,7 +17,6 @@ weights, nothing else changed. No training.
 """
 from __future__ import annotations
 
-import json
 import time
 import zipfile
 from collections import defaultdict
@@ -28,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from densepose.data.synth_folders import read_synth_folders
 from densepose.engine.export import write_model_file
 from densepose.engine.head_ruler_fit import dense_files
 from densepose.errors import UserError
@@ -45,18 +45,12 @@ from densepose.synth.writer import load_dense
 MIN_PERSON_HEIGHT = 24
 
 
-def _boxes_by_image(folder: Path) -> dict[str, list[list[float]]]:
-    """``annotations.json`` beside ``folder``'s ``dense/`` -> image stem -> xywh boxes in annotation order."""
-    path = folder / "annotations.json"
-    try:
-        data = json.loads(path.read_text())
-        names = {im["id"]: Path(im["file_name"]).stem for im in data["images"]}
-        boxes: dict[str, list[list[float]]] = defaultdict(list)
-        for ann in data["annotations"]:
-            boxes[names[ann["image_id"]]].append([float(v) for v in ann["bbox"]])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: not the annotations of a `densepose synth` folder "
-                        f"({exc.__class__.__name__})") from None
+def _boxes_by_image(folder: Path) -> dict[str, list[tuple[float, float, float, float]]]:
+    """``annotations.json`` beside ``folder``'s ``dense/`` -> image stem -> xyxy boxes in annotation order."""
+    renders = read_synth_folders([folder])
+    boxes: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
+    for person in renders.people:
+        boxes[renders.files[person.image].stem].append(person.box)
     return boxes
 
 
@@ -68,15 +62,14 @@ def person_keypoints(people: PeopleFacing, keypoint_net: MoveNetKeypoints, image
     return crop_keypoints(keypoint_net, people.taps(person_crops(x, [boxes], PEOPLE_CROP), FPN_TAPS), boxes)
 
 
-def image_counts(people: PeopleFacing, keypoint_net: MoveNetKeypoints, image: torch.Tensor, boxes_xywh: list,
+def image_counts(people: PeopleFacing, keypoint_net: MoveNetKeypoints, image: torch.Tensor, boxes_xyxy: list,
                  truth: dict[str, np.ndarray]) -> tuple[np.ndarray, torch.Tensor]:
     """One render and its dense truth (``instance``, ``I``, ``U``, ``V``; instance k + 1 is the
     k-th box) -> (SKELETON_BINS, 25) part counts per skeleton bin and (UV_BINS, 25, 5) U, V sums
     per U, V bin (`densepose.modeling.skeleton_uv.uv_sums`) over its people."""
     counts = np.zeros((SKELETON_BINS, 25), np.int64)
     sums = torch.zeros(UV_BINS, 25, 5, dtype=torch.float64)
-    boxes = torch.tensor(boxes_xywh, dtype=torch.float32).reshape(-1, 4)
-    boxes[:, 2:] += boxes[:, :2]
+    boxes = torch.tensor(boxes_xyxy, dtype=torch.float32).reshape(-1, 4)
     tall = (boxes[:, 3] - boxes[:, 1]) >= MIN_PERSON_HEIGHT
     if not tall.any():
         return counts, sums
