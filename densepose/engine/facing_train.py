@@ -30,8 +30,7 @@ from densepose.engine.export import write_model_file
 from densepose.errors import UserError
 from densepose.io.images import load_image
 from densepose.modeling.efficientnet_lite import packaged_weights_path, read_efficientnet_weights, split_classifier_keys
-from densepose.modeling.facing import (FACING_CROP, FACING_MEAN, FACING_STD, RATIO_COLUMNS, FacingClassifier,
-                                       person_crops)
+from densepose.modeling.facing import FACING_CROP, RATIO_COLUMNS, FacingClassifier, image_person_crops
 from densepose.modeling.model_file import read_model_file
 from densepose.modeling.rcnn import DensePoseRCNN
 from densepose.surface.parts import NUM_CHARTS
@@ -140,9 +139,8 @@ def crop_features(features: Callable[[Tensor], Tensor], files: Sequence[Path], b
 
     for img_index in np.unique(image):
         rows = order[image[order] == img_index]
-        pixels = load_image(files[img_index])[0]
-        pixels = (torch.tensor(pixels).permute(2, 0, 1).float()[None] - FACING_MEAN) / FACING_STD
-        crops.append(person_crops(pixels, [torch.from_numpy(boxes[rows]).float()], size))
+        pixels = torch.tensor(load_image(files[img_index])[0]).permute(2, 0, 1)
+        crops.append(image_person_crops(pixels, torch.from_numpy(boxes[rows]), size))
         done += len(rows)
         if sum(len(c) for c in crops) >= batch:
             flush()

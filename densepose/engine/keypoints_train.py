@@ -33,7 +33,7 @@ from densepose.engine.facing_train import jitter_boxes
 from densepose.engine.skeleton_prior_fit import add_skeleton_prior
 from densepose.errors import UserError
 from densepose.io.images import load_image
-from densepose.modeling.facing import FACING_MEAN, FACING_STD, crop_boxes, person_crops
+from densepose.modeling.facing import crop_boxes, image_person_crops
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing
 from densepose.modeling.model_file import build_model, read_model_file
 from densepose.modeling.movenet import FPN_TAPS, OUTPUT_STRIDE, MoveNetKeypoints, keypoints_in_crop
@@ -93,8 +93,7 @@ def people_crops(people: KeypointPeople, boxes: np.ndarray, mirror: np.ndarray |
         rows = np.flatnonzero(people.image == index)
         if index not in images:
             images[index] = torch.from_numpy(load_image(people.files[index])[0].copy()).permute(2, 0, 1)
-        pixels = (images[index].float()[None] - FACING_MEAN) / FACING_STD
-        crops[torch.from_numpy(rows)] = person_crops(pixels, [torch.from_numpy(boxes[rows]).float()], PEOPLE_CROP)
+        crops[torch.from_numpy(rows)] = image_person_crops(images[index], torch.from_numpy(boxes[rows]), PEOPLE_CROP)
     keypoints = keypoints_in_crop(torch.from_numpy(people.keypoints), crop_boxes(torch.from_numpy(boxes)),
                                   PEOPLE_CROP)
     if mirror is not None and mirror.any():

@@ -33,7 +33,7 @@ from densepose.engine.head_ruler_fit import dense_files
 from densepose.errors import UserError
 from densepose.io.images import read_image
 from densepose.modeling.detectron2 import is_detectron2_file
-from densepose.modeling.facing import FACING_MEAN, FACING_STD, person_crops
+from densepose.modeling.facing import image_person_crops
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing
 from densepose.modeling.model_file import build_model, model_config_from_dict, read_model_file
 from densepose.modeling.movenet import FPN_TAPS, MoveNetKeypoints, convert_movenet_keypoint_weights
@@ -58,8 +58,7 @@ def person_keypoints(people: PeopleFacing, keypoint_net: MoveNetKeypoints, image
                      boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(3, H, W) RGB 0..255, (K, 4) xyxy boxes -> (K, 17, 3) MoveNet keypoints in image pixels and
     (K,) crop heights, the people cut out as the model cuts its detections."""
-    x = ((image.float() - FACING_MEAN) / FACING_STD)[None]
-    return crop_keypoints(keypoint_net, people.taps(person_crops(x, [boxes], PEOPLE_CROP), FPN_TAPS), boxes)
+    return crop_keypoints(keypoint_net, people.taps(image_person_crops(image, boxes, PEOPLE_CROP), FPN_TAPS), boxes)
 
 
 def image_counts(people: PeopleFacing, keypoint_net: MoveNetKeypoints, image: torch.Tensor, boxes_xyxy: list,

@@ -77,6 +77,12 @@ def person_crops(images: Tensor, boxes: list[Tensor], size: tuple[int, int] = FA
     return roi_align(images, rois, size, spatial_scale=1.0, sampling_ratio=CROP_SAMPLING_RATIO, aligned=True)
 
 
+def image_person_crops(image: Tensor, boxes: Tensor, size: tuple[int, int] = FACING_CROP) -> Tensor:
+    """(3, H, W) RGB 0..255 of one image and its (K, 4) xyxy boxes -> (K, 3, *size) crops in the
+    classifier's normalisation (`person_crops`): the trainers' way in from a decoded image."""
+    return person_crops(((image.float() - FACING_MEAN) / FACING_STD)[None], [boxes.float()], size)
+
+
 def facing_head(head_dim: int = 64, in_channels: int = C4_CHANNELS,
                 crop: tuple[int, int] = FACING_CROP) -> nn.Sequential:
     """(N, in_channels, H / 16, W / 16) C4 features of (H, W) ``crop``s (12 x 6 for ``FACING_CROP``)
