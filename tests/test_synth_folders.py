@@ -53,6 +53,9 @@ def test_max_images_keeps_the_first_images_and_their_people(tmp_path):
     folder = _folder(tmp_path, [_person(2, [10, 20, 30, 40]), _person(1, [0, 0, 5, 50])])
     renders = read_synth_folders([folder], max_images=1)
     assert renders.image_ids == [1] and [p.box for p in renders.people] == [(0, 0, 5, 50)]
+    folder = _folder(tmp_path, [_person(2, [10, 20, 30, 40]), _person(7, [0, 0, 5, 50])])
+    with pytest.raises(UserError, match=r"not the annotations .*KeyError"):  # a missing image, even past max_images
+        read_synth_folders([folder], max_images=1)
 
 
 @pytest.mark.parametrize("reader", sorted(READERS))

@@ -57,22 +57,23 @@ def read_synth_folders(folders: Sequence[str | Path], max_images: int | None = N
             raise UserError(f"{folder}: no annotations.json (pass a `densepose synth` output folder)")
         coco = read_json(path, "annotation file")
         try:
-            index = {}
-            for im in coco["images"][:max_images]:
-                index[im["id"]] = len(out.files)
-                out.files.append(folder / "images" / str(im["file_name"]))
-                out.image_ids.append(im["id"])
-                out.folder.append(str(folder))
+            index: dict = {}  # image id -> its index in ``out.files``; None past ``max_images``
+            for number, im in enumerate(coco["images"]):
+                kept = max_images is None or number < max_images
+                index[im["id"]] = len(out.files) if kept else None
+                if kept:
+                    out.files.append(folder / "images" / str(im["file_name"]))
+                    out.image_ids.append(im["id"])
+                    out.folder.append(str(folder))
             for ann in coco["annotations"]:
                 x, y, w, h = (float(v) for v in ann["bbox"])
                 if not all(map(math.isfinite, (x, y, w, h))):
                     raise ValueError("a bbox that is not finite")
-                image = index.get(ann["image_id"])
-                if image is None:
-                    if max_images is None:
-                        raise KeyError(f"image_id {ann['image_id']}")
-                    continue
-                out.people.append(SynthPerson(image, (x, y, x + w, y + h), ann))
+                if ann["image_id"] not in index:
+                    raise KeyError(f"image_id {ann['image_id']} is not among its images")
+                image = index[ann["image_id"]]
+                if image is not None:
+                    out.people.append(SynthPerson(image, (x, y, x + w, y + h), ann))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise UserError(f"{path}: not the annotations of a `densepose synth` folder "
                             f"({exc.__class__.__name__}: {exc})") from None
