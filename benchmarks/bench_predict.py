@@ -13,7 +13,8 @@ compares thread counts on this machine as it is (other processes included): the 
 ``densepose predict --threads`` is half the usable CPUs (`densepose.predict.cpu.default_threads`).
 ``--precision auto`` (default) is what ``densepose predict`` uses: bf16 on CPUs with AVX512-BF16/AMX.
 Lines: the model forward; the whole call (forward + per-person post-processing); the detector
-alone; and the labelling of one person (`densepose.modeling.postprocess.densepose_to_labels_uv`).
+alone; the labelling of one person (`densepose.modeling.postprocess.densepose_to_labels_uv`) and
+the moving of their silhouette onto the image's edges (`densepose.modeling.guided_silhouette`).
 """
 from __future__ import annotations
 
@@ -46,19 +47,29 @@ def _images(paths: list[str]) -> list[np.ndarray]:
     return [load_image(p)[0] for p in paths]
 
 
-def _labelling_ms(out: dict[str, torch.Tensor], min_score: float) -> list[float]:
-    """ms of `densepose_to_labels_uv` for each person of one image's raw outputs kept at ``min_score``."""
-    from densepose.modeling.postprocess import densepose_to_labels_uv
+def _per_person_ms(out: dict[str, torch.Tensor], min_score: float, cfg, image: np.ndarray
+                   ) -> tuple[list[float], list[float]]:
+    """ms of `chart_outputs_to_result` (maps -> labels, U, V at box size) and of `snap_with_settings`
+    (the silhouette moved onto the image's edges) for each person of one image's raw outputs kept
+    at ``min_score``; no silhouette times when the model has that step off."""
+    from densepose.modeling.guided_silhouette import snap_with_settings
+    from densepose.predict.results import chart_outputs_to_result
 
-    times: list[float] = []
+    labelling: list[float] = []
+    snapping: list[float] = []
     if "fine_segm" not in out:  # a model without a DensePose head
-        return times
+        return labelling, snapping
     boxes = out.get("dp_boxes", out["boxes"])
     for k in torch.nonzero(out["scores"] >= min_score)[:, 0].tolist():
         t0 = time.perf_counter()
-        densepose_to_labels_uv(out["coarse_segm"][k], out["fine_segm"][k], out["u"][k], out["v"][k], boxes[k])
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
+        labels, u, v, origin = chart_outputs_to_result(boxes[k], out["coarse_segm"][k], out["fine_segm"][k],
+                                                       out["u"][k], out["v"][k])
+        t1 = time.perf_counter()
+        snap_with_settings(cfg, image, image.shape[:2], labels, (u, v), origin)
+        labelling.append((t1 - t0) * 1e3)
+        if getattr(cfg, "guided_radius", 0):
+            snapping.append((time.perf_counter() - t1) * 1e3)
+    return labelling, snapping
 
 
 def _run(model, what: str, images: list[np.ndarray], args, threads: int) -> None:
@@ -69,7 +80,7 @@ def _run(model, what: str, images: list[np.ndarray], args, threads: int) -> None
           f"{f'small people read at {args.zoom}; ' if args.zoom else ''}threads {threads}; shorter side {args.size or 'model default'}; "
           f"min score {predictor.min_score}; {len(images)} image(s): {[im.shape[:2] for im in images]}")
     # Split the time: model forward alone, then the whole call (forward + per-person post-processing).
-    forward_ms, total_ms, people, person_ms = [], [], [], []
+    forward_ms, total_ms, people, person_ms, snap_ms = [], [], [], [], []
     for rep in range(args.repeats + 1):
         for im in images:
             x = predictor.to_tensor(im)
@@ -82,7 +93,9 @@ def _run(model, what: str, images: list[np.ndarray], args, threads: int) -> None
                 forward_ms.append((t1 - t0) * 1e3)
                 total_ms.append((t2 - t1) * 1e3)
                 people.append(len(res))
-                person_ms += _labelling_ms(out, predictor.min_score)
+                labelling, snapping = _per_person_ms(out, predictor.min_score, getattr(model, "cfg", None), im)
+                person_ms += labelling
+                snap_ms += snapping
     # The floor: no box passes, so the DensePose head never runs (backbone + RPN + box head only).
     floor = Predictor(model, "cpu", 1.01, min_size=args.size, precision=args.precision)
     floor_ms = []
@@ -97,6 +110,9 @@ def _run(model, what: str, images: list[np.ndarray], args, threads: int) -> None
     if person_ms:
         print(f"  labelling one person (maps -> labels, U, V at box size): {np.median(person_ms):.1f} ms (median; "
               f"mean {np.mean(person_ms):.1f}; {len(person_ms)} people)")
+    if snap_ms:
+        print(f"  silhouette of one person onto the image's edges: {np.median(snap_ms):.1f} ms (median; "
+              f"mean {np.mean(snap_ms):.1f}; {len(snap_ms)} people)")
     print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

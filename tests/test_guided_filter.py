@@ -77,3 +77,17 @@ def test_only_the_band_around_the_masks_edge_changes():
     far = np.ones((40, 40), dtype=bool)
     far[10:30, 10:30] = False  # within 2 radius + 1 of the square's edges
     assert np.array_equal(out[far], mask[far])
+
+
+def test_box_mean_is_the_mean_of_each_window_cut_at_the_borders():
+    import torch
+
+    from densepose.modeling.guided_filter import box_mean
+
+    t = torch.rand(2, 3, 7, 10, generator=torch.Generator().manual_seed(0))
+    for radius in (1, 3, 8):  # 8: windows larger than the map
+        want = torch.empty_like(t)
+        for y in range(7):
+            for x in range(10):
+                want[..., y, x] = t[..., max(y - radius, 0): y + radius + 1, max(x - radius, 0): x + radius + 1].mean((-2, -1))
+        torch.testing.assert_close(box_mean(t, radius), want, rtol=0, atol=1e-6)

@@ -6,8 +6,8 @@ guide's colours ``I``, regularised by ``eps`` (``a`` shrinks to 0 where the colo
 than ``eps``, and ``q`` to the window mean of ``p``). A soft or binary mask filtered this way
 keeps its values inside regions of even colour and changes them across the image's edges, so
 its 0.5 level moves onto them. The coefficients of every window covering a pixel are averaged.
-Windows at the border are cut, not padded. Window sums are two depthwise convolutions (rows,
-then columns), O(radius) per pixel: the radius stays small (`guided_silhouette` shrinks the image
+Windows at the border are cut, not padded. Window sums are sums of shifted views (rows, then
+columns), O(radius) per pixel: the radius stays small (`guided_silhouette` shrinks the image
 rather than widen the window).
 
 ``subsample`` s > 1 is the fast guided filter (He and Sun, 2015): the coefficients are fitted on
@@ -30,12 +30,18 @@ from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 def box_mean(t: torch.Tensor, radius: int) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, H, W): the mean over each pixel's (2 radius + 1)² window, cut at the
-    borders. Two depthwise convolutions of ones (rows, then columns), divided by each window's
-    pixel count."""
-    c, h, w = t.shape[1:]
-    ones = t.new_ones(c, 1, 1, 2 * radius + 1)
-    rows = F.conv2d(t, ones, padding=(0, radius), groups=c)
-    sums = F.conv2d(rows, ones.transpose(2, 3), padding=(radius, 0), groups=c)
+    borders. Window sums of rows, then of columns, each added up from 2 radius + 1 shifted views
+    of the zero-padded input (the sums of a depthwise convolution of ones, in a quarter of its time
+    on the CPU), divided by each window's pixel count."""
+    h, w = t.shape[-2:]
+    size = 2 * radius + 1
+    padded = F.pad(t, (radius, radius, radius, radius))
+    rows = padded[..., 0:w].clone()
+    for shift in range(1, size):
+        rows += padded[..., shift : shift + w]
+    sums = rows[..., 0:h, :].clone()
+    for shift in range(1, size):
+        sums += rows[..., shift : shift + h, :]
 
     def counts(n: int) -> torch.Tensor:
         at = torch.arange(n, device=t.device)
