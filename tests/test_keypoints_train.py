@@ -162,6 +162,44 @@ def test_train_keypoints_trains_the_keypoint_network_alone_and_counts_the_prior_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.pt", "m.pt", "synth"]  # no file left half-made
 
 
+def test_train_keypoints_with_its_own_trunk_trains_a_copy_and_leaves_the_facing_heads_trunk(tmp_path, capsys):
+    data = _folder(tmp_path / "synth", ids=(1, 2, 3, 10))
+    source = _model_file(tmp_path / "m.pt")
+    out = tmp_path / "k.pt"
+    assert main(["train-keypoints", str(source), "--data", str(data), "--prior-data", str(data), "--out", str(out),
+                 "--iterations", "5", "--batch", "3", "--own-trunk"]) == 0
+    loaded, old = load_model_file(out), load_model_file(source)
+    assert loaded.cfg.skeleton_own_trunk and len(loaded.keypoints.trunk) == 7  # blocks 6..12
+    assert torch.load(out, weights_only=True)["meta"]["keypoints"]["own_trunk"]
+    for index in (6, 12):  # the copy trained, the trunk the facing heads read unchanged
+        own, shared = loaded.keypoints.trunk[index - 6], loaded.facing.people.blocks[index]
+        assert not torch.equal(own.project.conv.weight, shared.project.conv.weight)
+        torch.testing.assert_close(shared.project.conv.weight, old.facing.people.blocks[index].project.conv.weight)
+    # Trained on from the written file, the copy is the file's own, not the trunk again.
+    again = tmp_path / "k2.pt"
+    assert main(["train-keypoints", str(out), "--data", str(data), "--prior-data", str(data), "--out", str(again),
+                 "--iterations", "1", "--batch", "3", "--lr", "1e-9", "--own-trunk"]) == 0
+    torch.testing.assert_close(load_model_file(again).keypoints.trunk[6].project.conv.weight,
+                               loaded.keypoints.trunk[6].project.conv.weight, rtol=0, atol=1e-6)
+
+
+def test_an_own_trunk_copied_from_the_people_trunk_gives_the_same_keypoints(tmp_path):
+    from densepose.engine.keypoints_train import with_own_keypoint_trunk
+    from densepose.modeling.model_file import build_model, read_model_file
+
+    source = read_model_file(_model_file(tmp_path / "m.pt"))
+    plain, own = build_model(source), build_model(with_own_keypoint_trunk(source))
+    crops = torch.randn(2, 3, H, W, generator=torch.Generator().manual_seed(0))
+
+    def maps(model):  # the four maps (heat maps, centre, regression, offsets), all in one
+        return torch.cat([m.flatten(1) for m in model.keypoints.maps(model.facing.people.taps(crops, FPN_TAPS))], 1)
+    with torch.no_grad():
+        torch.testing.assert_close(maps(own), maps(plain))
+        for block in own.keypoints.trunk:  # and it is what the keypoints read
+            block.project.conv.weight.mul_(0.5)
+        assert not torch.allclose(maps(own), maps(plain))
+
+
 def test_train_keypoints_leaves_no_model_file_when_the_prior_cannot_be_counted(tmp_path, capsys):
     data = _folder(tmp_path / "synth", ids=(1, 2, 3, 10))
     args = ["--data", str(data), "--prior-data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "k.pt")]

@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-height", type=float, default=32.0, help="people shorter than this (pixels) are skipped")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--half", action="store_true", help="store every weight as float16 (`densepose export --half`)")
+    p.add_argument("--own-trunk", action="store_true",
+                   help="train the keypoint network's own copy of the people trunk's stride-16 blocks (6..12) too; "
+                   "the facing heads keep reading the trunk's (copied from the trunk when the file has none)")
     p.set_defaults(func=run)
 
 
@@ -33,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from densepose.engine.keypoints_train import train_keypoints
 
     train_keypoints(args.model, args.data, args.prior_data, args.out, iterations=args.iterations, lr=args.lr,
-                    batch=args.batch, seed=args.seed, min_height=args.min_height, half=args.half)
+                    batch=args.batch, seed=args.seed, min_height=args.min_height, half=args.half,
+                    own_trunk=args.own_trunk)
     return 0

@@ -12,6 +12,8 @@ training. Each step cuts ``batch`` people out of their renders as the model cuts
 box drawn around the annotated one as the detector's boxes lie (`facing_train.jitter_boxes`),
 half of them mirrored (keypoints' left and right swapped), runs the people trunk (fixed: the
 facing heads read it) and trains everything after it: CenterNet's losses on MoveNet's four maps.
+With ``own_trunk`` the keypoint network gets its own copy of the trunk's stride-16 blocks
+(`MoveNetKeypoints` ``own_trunk``), started from the trunk's weights and trained along.
 The skeleton prior was counted with the old keypoints, so it is counted again with the new
 ones on the renders given (`densepose.engine.skeleton_prior_fit.add_skeleton_prior`).
 """
@@ -35,7 +37,8 @@ from densepose.errors import UserError
 from densepose.io.images import load_image
 from densepose.modeling.facing import crop_boxes, image_person_crops
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing
-from densepose.modeling.model_file import build_model, read_model_file
+from densepose.modeling.mobilenet_v2 import STAGE_ENDS
+from densepose.modeling.model_file import ModelFile, build_model, read_model_file
 from densepose.modeling.movenet import FPN_TAPS, OUTPUT_STRIDE, MoveNetKeypoints, keypoints_in_crop
 
 #: Heat-map spread of a keypoint, in cells of MoveNet's stride-4 grid; the centre's is twice it.
@@ -186,11 +189,14 @@ def keypoint_accuracy(people_net: PeopleFacing, keypoint_net: MoveNetKeypoints, 
 
 def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior_folders: Sequence[str | Path],
                     out: str | Path, iterations: int = 2000, lr: float = 2e-4, batch: int = 32, seed: int = 0,
-                    min_height: float = 32.0, half: bool = False, log: Callable[[str], None] = print) -> dict:
+                    min_height: float = 32.0, half: bool = False, own_trunk: bool = False,
+                    log: Callable[[str], None] = print) -> dict:
     """Write ``out``: the model file at ``model_path`` with its keypoint network trained on the
     people of ``folders`` (module docstring) and its skeleton prior counted again with it on
     ``prior_folders`` (`densepose.engine.skeleton_prior_fit.add_skeleton_prior`, the file's power
-    and U, V variance; ``half``: every weight stored as float16); returns its meta.
+    and U, V variance; ``half``: every weight stored as float16); returns its meta. ``own_trunk``:
+    train the network's own copy of the trunk's blocks 6..12 too, copied from the trunk when the
+    file has none (module docstring).
 
     AdamW at ``lr`` after 50 warm-up steps, a tenth of it for the last fifth; people of images
     whose id is a multiple of 10 are held out and `keypoint_accuracy` reports them before and after.
@@ -202,6 +208,8 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
     source = read_model_file(model_path)
     if not source.config.skeleton_prior_on:
         raise UserError(f"{model_path}: no keypoint network to train (densepose add-skeleton-prior --movenet adds one)")
+    if own_trunk and not source.config.skeleton_own_trunk:
+        source = with_own_keypoint_trunk(source)
     model = build_model(source).eval()
     people_net, keypoint_net = model.facing.people, model.keypoints
     people_net.requires_grad_(False)
@@ -249,7 +257,7 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
     weights = dict(source.weights)
     weights.update({f"keypoints.{k}": v.detach().clone() for k, v in keypoint_net.state_dict().items()})
     record = {"data": [str(f) for f in folders], "people": int(len(train.boxes)), "held_out": int(len(test.boxes)),
-              "iterations": iterations, "lr": lr, "batch": batch, "seed": seed,
+              "iterations": iterations, "lr": lr, "batch": batch, "seed": seed, "own_trunk": own_trunk,
               "held_out_before": {k: round(v, 4) for k, v in before.items()},
               "held_out_after": {k: round(v, 4) for k, v in after.items()}}
     # The prior's tables still hold the old keypoints' counts: a file beside ``out`` carries the new
@@ -263,6 +271,19 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
                                   uv_variance=config.skeleton_uv_variance if config.skeleton_uv_on else 0.0)
     finally:
         trained.unlink(missing_ok=True)
+
+
+def with_own_keypoint_trunk(source: ModelFile) -> ModelFile:
+    """``source`` with ``skeleton_own_trunk`` on, its keypoint network's own blocks 6..12 copies
+    of the people trunk's (so the file's keypoints are as before until they are trained)."""
+    first = FPN_TAPS[1] + 1
+    weights = dict(source.weights)
+    for key, value in source.weights.items():
+        if key.startswith("facing.people.blocks."):
+            index, rest = key[len("facing.people.blocks."):].split(".", 1)
+            if first <= int(index) <= STAGE_ENDS[2]:
+                weights[f"keypoints.trunk.{int(index) - first}.{rest}"] = value.clone()
+    return replace(source, config=replace(source.config, skeleton_own_trunk=True), weights=weights)
 
 
 def _accuracy_line(accuracy: dict[str, float]) -> str:

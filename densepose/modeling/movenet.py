@@ -91,11 +91,17 @@ class MoveNetKeypoints(nn.Module):
     forward(taps) with ``taps`` the trunk's outputs after blocks 2, 5, 9 and 12 (`FPN_TAPS` and C4;
     `densepose.modeling.facing_people.PeopleFacing.taps` with ``keep=FPN_TAPS``) of (N, 3, H, W)
     crops -> (N, 17, 3): each keypoint's x, y in crop pixels (0 .. W, 0 .. H) and its score.
+
+    ``own_trunk``: the network has its own copy of the trunk's stride-16 blocks 6..12 (``trunk``,
+    trained with it on renders) and reads the trunk's taps after block 5 and earlier only; the
+    people trunk's blocks, which the facing heads read, stay MoveNet's. They run on a 16 x 8 grid:
+    the copy adds little time.
     """
 
-    def __init__(self):
+    def __init__(self, own_trunk: bool = False):
         super().__init__()
         lightning = MobileNetV2(1.0, lambda c: FrozenBatchNorm2d(c, BN_EPS))
+        self.trunk = nn.ModuleList(lightning.blocks[FPN_TAPS[1] + 1: STAGE_ENDS[2] + 1]) if own_trunk else None
         self.blocks = nn.ModuleList(lightning.blocks[STAGE_ENDS[2] + 1:])
         self.tail = lightning.head
         self.top = nn.Conv2d(1280, 64, 1)
@@ -106,6 +112,8 @@ class MoveNetKeypoints(nn.Module):
     def maps(self, taps: dict[int, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """-> heatmap logits (N, 17, h, w), centre logits (N, 1, h, w), regression and offsets
         (N, 34, h, w) on the stride-4 grid (h, w = H / 4, W / 4)."""
+        if self.trunk is not None:
+            taps = self.own_taps(taps)
         x = taps[STAGE_ENDS[2]]
         for block in self.blocks:
             x = block(x)
@@ -114,6 +122,16 @@ class MoveNetKeypoints(nn.Module):
         x = self.smooth8(_upsample_add(x, self.lateral8(taps[FPN_TAPS[1]])))
         x = self.smooth4(_upsample_add(x, self.lateral4(taps[FPN_TAPS[0]])))
         return self.heatmap(x), self.center(x), self.regress(x), self.offset(x)
+
+    def own_taps(self, taps: dict[int, Tensor]) -> dict[int, Tensor]:
+        """The trunk's ``taps`` with those after block 9 and C4 from this network's own blocks 6..12."""
+        x, own = taps[FPN_TAPS[1]], dict(taps)
+        for index, block in enumerate(self.trunk, start=FPN_TAPS[1] + 1):
+            x = block(x)
+            if index == FPN_TAPS[2]:
+                own[index] = x
+        own[STAGE_ENDS[2]] = x
+        return own
 
     def forward(self, taps: dict[int, Tensor]) -> Tensor:
         return decode_keypoints(*(m.float() for m in self.maps(taps)))

@@ -129,9 +129,11 @@ class DensePoseRCNN(nn.Module):
         if cfg.skeleton_prior_on:
             if not cfg.facing_people_members:
                 raise ValueError("skeleton_prior_on needs the people heads' MoveNet trunk (facing_people_members > 0)")
-            self.keypoints = MoveNetKeypoints().requires_grad_(False)  # MoveNet's own weights
+            self.keypoints = MoveNetKeypoints(cfg.skeleton_own_trunk).requires_grad_(False)  # MoveNet's own weights
             # log P(chart | skeleton bin) / P(chart); set by densepose.engine.skeleton_prior_fit
             self.register_buffer("skeleton_log_ratio", torch.zeros(SKELETON_BINS, 25))
+        if cfg.skeleton_own_trunk and not cfg.skeleton_prior_on:
+            raise ValueError("skeleton_own_trunk needs skeleton_prior_on (MoveNet's keypoint network)")
         if cfg.skeleton_uv_on:
             if not cfg.skeleton_prior_on:
                 raise ValueError("skeleton_uv_on needs skeleton_prior_on (MoveNet's keypoints)")
