@@ -234,8 +234,8 @@ def test_add_skeleton_prior_without_movenet_uses_the_files_own_keypoint_network(
 def test_the_bundled_keypoints_place_the_joints_of_new_renders(tmp_path):
     """The bundled file's keypoint network, trained on renders (MODELS.md, "Keypoints trained on the
     renders"), on 30 renders of a seed never trained on, cut at jittered boxes: within 10 % of the
-    crop height for 0.899 of the labelled joints with the shared assets (procedural garments and
-    skies without them, a clone without ../shared: see MODELS.md). The file before, without its own
+    crop height for 0.899 of the labelled joints with the shared assets and 0.899 without them
+    (procedural garments and skies, a clone without ../shared). The file before, without its own
     trunk blocks: 0.868 and 0.874; trained 2,000 steps on one render folder: 0.835 and 0.848;
     MoveNet Lightning's own weights: 0.768 and 0.773."""
     from densepose.api import bundled_model_path
