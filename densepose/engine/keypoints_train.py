@@ -37,9 +37,9 @@ from densepose.errors import UserError
 from densepose.io.images import load_image
 from densepose.modeling.facing import crop_boxes, image_person_crops
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing
-from densepose.modeling.mobilenet_v2 import STAGE_ENDS
 from densepose.modeling.model_file import ModelFile, build_model, read_model_file
-from densepose.modeling.movenet import FPN_TAPS, OUTPUT_STRIDE, MoveNetKeypoints, keypoints_in_crop
+from densepose.modeling.movenet import (FPN_TAPS, OUTPUT_STRIDE, OWN_TRUNK_BLOCKS, MoveNetKeypoints,
+                                        keypoints_in_crop)
 
 #: Heat-map spread of a keypoint, in cells of MoveNet's stride-4 grid; the centre's is twice it.
 SIGMA = 1.5
@@ -276,13 +276,12 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
 def with_own_keypoint_trunk(source: ModelFile) -> ModelFile:
     """``source`` with ``skeleton_own_trunk`` on, its keypoint network's own blocks 6..12 copies
     of the people trunk's (so the file's keypoints are as before until they are trained)."""
-    first = FPN_TAPS[1] + 1
     weights = dict(source.weights)
     for key, value in source.weights.items():
         if key.startswith("facing.people.blocks."):
             index, rest = key[len("facing.people.blocks."):].split(".", 1)
-            if first <= int(index) <= STAGE_ENDS[2]:
-                weights[f"keypoints.trunk.{int(index) - first}.{rest}"] = value.clone()
+            if int(index) in OWN_TRUNK_BLOCKS:
+                weights[f"keypoints.trunk.{int(index) - OWN_TRUNK_BLOCKS.start}.{rest}"] = value.clone()
     return replace(source, config=replace(source.config, skeleton_own_trunk=True), weights=weights)
 
 

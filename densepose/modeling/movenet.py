@@ -59,6 +59,9 @@ KEYPOINT_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "lef
                   "left_knee", "right_knee", "left_ankle", "right_ankle")
 #: Blocks whose outputs the FPN reads (strides 4, 8, 16).
 FPN_TAPS = (2, 5, 9)
+#: The people trunk's blocks of which the keypoint network may have its own copy (``own_trunk``):
+#: the stride-16 ones after the tap of block 5 (6..12).
+OWN_TRUNK_BLOCKS = range(FPN_TAPS[1] + 1, STAGE_ENDS[2] + 1)
 #: The stride of MoveNet's output grid.
 OUTPUT_STRIDE = 4
 #: MoveNet's distance softening in its centre and keypoint weighting (the graph's constant).
@@ -101,7 +104,7 @@ class MoveNetKeypoints(nn.Module):
     def __init__(self, own_trunk: bool = False):
         super().__init__()
         lightning = MobileNetV2(1.0, lambda c: FrozenBatchNorm2d(c, BN_EPS))
-        self.trunk = nn.ModuleList(lightning.blocks[FPN_TAPS[1] + 1: STAGE_ENDS[2] + 1]) if own_trunk else None
+        self.trunk = nn.ModuleList(lightning.blocks[OWN_TRUNK_BLOCKS.start: OWN_TRUNK_BLOCKS.stop]) if own_trunk else None
         self.blocks = nn.ModuleList(lightning.blocks[STAGE_ENDS[2] + 1:])
         self.tail = lightning.head
         self.top = nn.Conv2d(1280, 64, 1)
@@ -125,8 +128,8 @@ class MoveNetKeypoints(nn.Module):
 
     def own_taps(self, taps: dict[int, Tensor]) -> dict[int, Tensor]:
         """The trunk's ``taps`` with those after block 9 and C4 from this network's own blocks 6..12."""
-        x, own = taps[FPN_TAPS[1]], dict(taps)
-        for index, block in enumerate(self.trunk, start=FPN_TAPS[1] + 1):
+        x, own = taps[OWN_TRUNK_BLOCKS.start - 1], dict(taps)
+        for index, block in zip(OWN_TRUNK_BLOCKS, self.trunk):
             x = block(x)
             if index == FPN_TAPS[2]:
                 own[index] = x
