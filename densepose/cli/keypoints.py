@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+#: `densepose.modeling.movenet.OWN_TRUNK_STARTS`, written out: the command line loads without torch
+OWN_TRUNK_STARTS = (3, 6)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -26,9 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-height", type=float, default=32.0, help="people shorter than this (pixels) are skipped")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--half", action="store_true", help="store every weight as float16 (`densepose export --half`)")
-    p.add_argument("--own-trunk", action="store_true",
-                   help="train the keypoint network's own copy of the people trunk's stride-16 blocks (6..12) too; "
-                   "the facing heads keep reading the trunk's (copied from the trunk when the file has none)")
+    p.add_argument("--own-trunk", type=int, nargs="?", const=6, choices=OWN_TRUNK_STARTS, metavar="FIRST",
+                   help="train the keypoint network's own copy of the people trunk's blocks FIRST..12 too (3 or 6; "
+                   "6 when not given: the stride-16 blocks); the facing heads keep reading the trunk's (copied "
+                   "from the trunk where the file has none)")
     p.set_defaults(func=run)
 
 
@@ -37,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
 
     train_keypoints(args.model, args.data, args.prior_data, args.out, iterations=args.iterations, lr=args.lr,
                     batch=args.batch, seed=args.seed, min_height=args.min_height, half=args.half,
-                    own_trunk=args.own_trunk)
+                    own_trunk_from=args.own_trunk)
     return 0

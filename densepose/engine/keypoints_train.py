@@ -12,8 +12,8 @@ training. Each step cuts ``batch`` people out of their renders as the model cuts
 box drawn around the annotated one as the detector's boxes lie (`facing_train.jitter_boxes`),
 half of them mirrored (keypoints' left and right swapped), runs the people trunk (fixed: the
 facing heads read it) and trains everything after it: CenterNet's losses on MoveNet's four maps.
-With ``own_trunk`` the keypoint network gets its own copy of the trunk's stride-16 blocks
-(`MoveNetKeypoints` ``own_trunk``), started from the trunk's weights and trained along.
+With ``own_trunk_from`` the keypoint network gets its own copy of the trunk's blocks from that
+one to 12 (`MoveNetKeypoints` ``own_trunk_from``), started from the trunk's weights and trained along.
 The skeleton prior was counted with the old keypoints, so it is counted again with the new
 ones on the renders given (`densepose.engine.skeleton_prior_fit.add_skeleton_prior`).
 """
@@ -37,9 +37,10 @@ from densepose.errors import UserError
 from densepose.io.images import load_image
 from densepose.modeling.facing import crop_boxes, image_person_crops
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing
+from densepose.modeling.mobilenet_v2 import STAGE_ENDS
 from densepose.modeling.model_file import ModelFile, build_model, read_model_file
-from densepose.modeling.movenet import (FPN_TAPS, OUTPUT_STRIDE, OWN_TRUNK_BLOCKS, MoveNetKeypoints,
-                                        keypoints_in_crop)
+from densepose.modeling.movenet import (FPN_TAPS, OUTPUT_STRIDE, MoveNetKeypoints, keypoints_in_crop,
+                                        own_trunk_blocks)
 
 #: Heat-map spread of a keypoint, in cells of MoveNet's stride-4 grid; the centre's is twice it.
 SIGMA = 1.5
@@ -189,14 +190,14 @@ def keypoint_accuracy(people_net: PeopleFacing, keypoint_net: MoveNetKeypoints, 
 
 def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior_folders: Sequence[str | Path],
                     out: str | Path, iterations: int = 2000, lr: float = 2e-4, batch: int = 32, seed: int = 0,
-                    min_height: float = 32.0, half: bool = False, own_trunk: bool = False,
+                    min_height: float = 32.0, half: bool = False, own_trunk_from: int | None = None,
                     log: Callable[[str], None] = print) -> dict:
     """Write ``out``: the model file at ``model_path`` with its keypoint network trained on the
     people of ``folders`` (module docstring) and its skeleton prior counted again with it on
     ``prior_folders`` (`densepose.engine.skeleton_prior_fit.add_skeleton_prior`, the file's power
-    and U, V variance; ``half``: every weight stored as float16); returns its meta. ``own_trunk``:
-    train the network's own copy of the trunk's blocks 6..12 too, copied from the trunk when the
-    file has none (module docstring).
+    and U, V variance; ``half``: every weight stored as float16); returns its meta.
+    ``own_trunk_from`` (3 or 6): train the network's own copy of the trunk's blocks from this one
+    to 12 too, copied from the trunk where the file has none (`with_own_keypoint_trunk`).
 
     AdamW at ``lr`` after 50 warm-up steps, a tenth of it for the last fifth; people of images
     whose id is a multiple of 10 are held out and `keypoint_accuracy` reports them before and after.
@@ -208,8 +209,8 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
     source = read_model_file(model_path)
     if not source.config.skeleton_prior_on:
         raise UserError(f"{model_path}: no keypoint network to train (densepose add-skeleton-prior --movenet adds one)")
-    if own_trunk and not source.config.skeleton_own_trunk:
-        source = with_own_keypoint_trunk(source)
+    if own_trunk_from is not None:
+        source = with_own_keypoint_trunk(source, own_trunk_from)
     model = build_model(source).eval()
     people_net, keypoint_net = model.facing.people, model.keypoints
     people_net.requires_grad_(False)
@@ -256,8 +257,9 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
     log("held out after: " + _accuracy_line(after))
     weights = dict(source.weights)
     weights.update({f"keypoints.{k}": v.detach().clone() for k, v in keypoint_net.state_dict().items()})
+    own_from = source.config.skeleton_own_trunk_from if source.config.skeleton_own_trunk else None
     record = {"data": [str(f) for f in folders], "people": int(len(train.boxes)), "held_out": int(len(test.boxes)),
-              "iterations": iterations, "lr": lr, "batch": batch, "seed": seed, "own_trunk": own_trunk,
+              "iterations": iterations, "lr": lr, "batch": batch, "seed": seed, "own_trunk_from": own_from,
               "held_out_before": {k: round(v, 4) for k, v in before.items()},
               "held_out_after": {k: round(v, 4) for k, v in after.items()}}
     # The prior's tables still hold the old keypoints' counts: a file beside ``out`` carries the new
@@ -273,16 +275,25 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
         trained.unlink(missing_ok=True)
 
 
-def with_own_keypoint_trunk(source: ModelFile) -> ModelFile:
-    """``source`` with ``skeleton_own_trunk`` on, its keypoint network's own blocks 6..12 copies
-    of the people trunk's (so the file's keypoints are as before until they are trained)."""
-    weights = dict(source.weights)
+def with_own_keypoint_trunk(source: ModelFile, first: int) -> ModelFile:
+    """``source`` with its keypoint network's own copy of the people trunk's blocks from ``first``
+    (3 or 6, `movenet.OWN_TRUNK_STARTS`) to 12, or from where the file's own copy starts if that is
+    earlier. The file's own blocks are kept; the blocks before them are copies of the people trunk's,
+    so the file's keypoints are as before until they are trained."""
+    config = source.config
+    has = config.skeleton_own_trunk_from if config.skeleton_own_trunk else STAGE_ENDS[2] + 1  # the file's copy
+    blocks = own_trunk_blocks(min(first, has))
+    weights = {k: v for k, v in source.weights.items() if not k.startswith("keypoints.trunk.")}
     for key, value in source.weights.items():
-        if key.startswith("facing.people.blocks."):
+        if key.startswith("keypoints.trunk."):  # the file's own blocks, at their place in the longer copy
+            index, rest = key[len("keypoints.trunk."):].split(".", 1)
+            weights[f"keypoints.trunk.{int(index) + has - blocks.start}.{rest}"] = value
+        elif key.startswith("facing.people.blocks."):
             index, rest = key[len("facing.people.blocks."):].split(".", 1)
-            if int(index) in OWN_TRUNK_BLOCKS:
-                weights[f"keypoints.trunk.{int(index) - OWN_TRUNK_BLOCKS.start}.{rest}"] = value.clone()
-    return replace(source, config=replace(source.config, skeleton_own_trunk=True), weights=weights)
+            if blocks.start <= int(index) < has:
+                weights[f"keypoints.trunk.{int(index) - blocks.start}.{rest}"] = value.clone()
+    return replace(source, weights=weights,
+                   config=replace(config, skeleton_own_trunk=True, skeleton_own_trunk_from=blocks.start))
 
 
 def _accuracy_line(accuracy: dict[str, float]) -> str:

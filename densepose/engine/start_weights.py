@@ -26,7 +26,8 @@ UNTRAINED_PARTS = {"facing_on": ("a facing classifier (densepose train-facing)",
                    "person_check_on": ("a person check (densepose train-person-check)", ("person_check_members",)),
                    "head_ruler_on": ("a head ruler (densepose add-head-ruler)", ("head_ruler_power",)),
                    "skeleton_prior_on": ("a skeleton prior (densepose add-skeleton-prior)",
-                                         ("skeleton_prior_power", "skeleton_own_trunk")),
+                                         ("skeleton_prior_power", "skeleton_own_trunk",
+                                          "skeleton_own_trunk_from")),
                    "skeleton_uv_on": ("U, V from the skeleton (densepose add-skeleton-prior)",
                                       ("skeleton_uv_variance",))}
 

@@ -130,10 +130,11 @@ class ModelConfig:
     # keypoints nearest each pixel, with ratios counted on renders (densepose add-skeleton-prior;
     # needs the people heads' MoveNet trunk: facing_people_members > 0)
     skeleton_prior_on: bool = False
-    # MoveNet's keypoint network has its own copy of the people trunk's stride-16 blocks (6..12),
-    # trained with it on the renders' keypoints, while the facing heads read the trunk's own
-    # (densepose train-keypoints --own-trunk; needs skeleton_prior_on)
+    # MoveNet's keypoint network has its own copy of the people trunk's blocks from
+    # skeleton_own_trunk_from (3 or 6) to 12, trained with it on the renders' keypoints, while the
+    # facing heads read the trunk's own (densepose train-keypoints --own-trunk; needs skeleton_prior_on)
     skeleton_own_trunk: bool = False
+    skeleton_own_trunk_from: int = 6
     # The prior's log ratios are multiplied by this
     skeleton_prior_power: float = 1.0
     # U, V from the skeleton (`densepose.modeling.skeleton_uv`): each chart's U and V moved towards

@@ -59,13 +59,22 @@ KEYPOINT_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "lef
                   "left_knee", "right_knee", "left_ankle", "right_ankle")
 #: Blocks whose outputs the FPN reads (strides 4, 8, 16).
 FPN_TAPS = (2, 5, 9)
-#: The people trunk's blocks of which the keypoint network may have its own copy (``own_trunk``):
-#: the stride-16 ones after the tap of block 5 (6..12).
-OWN_TRUNK_BLOCKS = range(FPN_TAPS[1] + 1, STAGE_ENDS[2] + 1)
+#: Where the keypoint network's own copy of the people trunk may start (``own_trunk_from``): just
+#: after a tap the FPN reads, so the taps before it come from the people trunk. The copy runs to
+#: block 12 (C4, `STAGE_ENDS`): 3..12 (strides 8 and 16) or 6..12 (stride 16).
+OWN_TRUNK_STARTS = (FPN_TAPS[0] + 1, FPN_TAPS[1] + 1)
 #: The stride of MoveNet's output grid.
 OUTPUT_STRIDE = 4
 #: MoveNet's distance softening in its centre and keypoint weighting (the graph's constant).
 DISTANCE_SOFTENING = 1.8
+
+
+def own_trunk_blocks(first: int) -> range:
+    """The people trunk's blocks the keypoint network has its own copy of when it starts at ``first``."""
+    if first not in OWN_TRUNK_STARTS:
+        raise ValueError(f"the keypoint network's own trunk starts at block {' or '.join(map(str, OWN_TRUNK_STARTS))}, "
+                         f"not {first}")
+    return range(first, STAGE_ENDS[2] + 1)
 
 
 class SeparableConv(nn.Module):
@@ -95,16 +104,19 @@ class MoveNetKeypoints(nn.Module):
     `densepose.modeling.facing_people.PeopleFacing.taps` with ``keep=FPN_TAPS``) of (N, 3, H, W)
     crops -> (N, 17, 3): each keypoint's x, y in crop pixels (0 .. W, 0 .. H) and its score.
 
-    ``own_trunk``: the network has its own copy of the trunk's stride-16 blocks 6..12 (``trunk``,
-    trained with it on renders) and reads the trunk's taps after block 5 and earlier only; the
-    people trunk's blocks, which the facing heads read, stay MoveNet's. They run on a 16 x 8 grid:
-    the copy adds little time.
+    ``own_trunk_from``: the network has its own copy of the trunk's blocks from this one to 12
+    (``trunk``, trained with it on renders; 3 or 6, `OWN_TRUNK_STARTS`) and reads the trunk's taps
+    before it only; the people trunk's blocks, which the facing heads read, stay MoveNet's. On a
+    256 x 128 crop they run on 32 x 16 (blocks 3..5) and 16 x 8 grids: the copy adds little time.
+    None: no copy, every tap is the trunk's.
     """
 
-    def __init__(self, own_trunk: bool = False):
+    def __init__(self, own_trunk_from: int | None = None):
         super().__init__()
         lightning = MobileNetV2(1.0, lambda c: FrozenBatchNorm2d(c, BN_EPS))
-        self.trunk = nn.ModuleList(lightning.blocks[OWN_TRUNK_BLOCKS.start: OWN_TRUNK_BLOCKS.stop]) if own_trunk else None
+        self.own_blocks = own_trunk_blocks(own_trunk_from) if own_trunk_from is not None else range(0)
+        own = lightning.blocks[self.own_blocks.start: self.own_blocks.stop]
+        self.trunk = nn.ModuleList(own) if self.own_blocks else None
         self.blocks = nn.ModuleList(lightning.blocks[STAGE_ENDS[2] + 1:])
         self.tail = lightning.head
         self.top = nn.Conv2d(1280, 64, 1)
@@ -127,11 +139,11 @@ class MoveNetKeypoints(nn.Module):
         return self.heatmap(x), self.center(x), self.regress(x), self.offset(x)
 
     def own_taps(self, taps: dict[int, Tensor]) -> dict[int, Tensor]:
-        """The trunk's ``taps`` with those after block 9 and C4 from this network's own blocks 6..12."""
-        x, own = taps[OWN_TRUNK_BLOCKS.start - 1], dict(taps)
-        for index, block in zip(OWN_TRUNK_BLOCKS, self.trunk):
+        """The trunk's ``taps`` with those after ``own_blocks`` (C4 among them) from this network's own blocks."""
+        x, own = taps[self.own_blocks.start - 1], dict(taps)
+        for index, block in zip(self.own_blocks, self.trunk):
             x = block(x)
-            if index == FPN_TAPS[2]:
+            if index in FPN_TAPS:
                 own[index] = x
         own[STAGE_ENDS[2]] = x
         return own
