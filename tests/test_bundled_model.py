@@ -51,11 +51,11 @@ def test_bundled_model_ships():
     # neighbourhood": GPS AP +0.3-0.5, GPSm AP +0.1-0.3 on three sets of 200 held-out renders).
     assert config.chart_smoothing == 7
     # MoveNet's network after its trunk trained on the renders' annotated keypoints (2,000 steps on
-    # data/synth_d, 5,000 more on all five render folders, then 2,500 more with its own copy of the
-    # trunk's stride-16 blocks; the meta keeps the last run), and the prior and its U, V means
-    # counted again with them ("Keypoints trained on the renders").
+    # data/synth_d, 5,000 more on all five render folders, 2,500 more with its own copy of the
+    # trunk's stride-16 blocks, then 2,500 more with the copy started at block 3; the meta keeps the
+    # last run), and the prior and its U, V means counted again with them ("Keypoints trained on the renders").
     trained = saved["meta"]["keypoints"]
-    assert config.skeleton_own_trunk and trained["own_trunk"]
+    assert config.skeleton_own_trunk and config.skeleton_own_trunk_from == trained["own_trunk_from"] == 3
     assert trained["iterations"] == 2500 and len(trained["data"]) == 5
     assert trained["held_out_after"]["pck10"] > trained["held_out_before"]["pck10"] > 0.8
     assert saved["meta"]["skeleton_prior"]["keypoints_from"] == "the model file"
