@@ -257,9 +257,9 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
     log("held out after: " + _accuracy_line(after))
     weights = dict(source.weights)
     weights.update({f"keypoints.{k}": v.detach().clone() for k, v in keypoint_net.state_dict().items()})
-    own_from = source.config.skeleton_own_trunk_from if source.config.skeleton_own_trunk else None
     record = {"data": [str(f) for f in folders], "people": int(len(train.boxes)), "held_out": int(len(test.boxes)),
-              "iterations": iterations, "lr": lr, "batch": batch, "seed": seed, "own_trunk_from": own_from,
+              "iterations": iterations, "lr": lr, "batch": batch, "seed": seed,
+              "own_trunk_from": source.config.keypoint_own_trunk_from,
               "held_out_before": {k: round(v, 4) for k, v in before.items()},
               "held_out_after": {k: round(v, 4) for k, v in after.items()}}
     # The prior's tables still hold the old keypoints' counts: a file beside ``out`` carries the new
@@ -281,7 +281,8 @@ def with_own_keypoint_trunk(source: ModelFile, first: int) -> ModelFile:
     earlier. The file's own blocks are kept; the blocks before them are copies of the people trunk's,
     so the file's keypoints are as before until they are trained."""
     config = source.config
-    has = config.skeleton_own_trunk_from if config.skeleton_own_trunk else STAGE_ENDS[2] + 1  # the file's copy
+    own = config.keypoint_own_trunk_from  # where the file's own copy starts, if it has one
+    has = STAGE_ENDS[2] + 1 if own is None else own
     blocks = own_trunk_blocks(min(first, has))
     weights = {k: v for k, v in source.weights.items() if not k.startswith("keypoints.trunk.")}
     for key, value in source.weights.items():

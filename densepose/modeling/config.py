@@ -174,6 +174,11 @@ class ModelConfig:
         if self.norm not in ("frozen_bn", "bn", "gn"):
             raise UserError(f"model config: norm must be frozen_bn, bn or gn, not {self.norm!r}")
 
+    @property
+    def keypoint_own_trunk_from(self) -> int | None:
+        """The first people-trunk block the keypoint network has its own copy of; None: no copy."""
+        return self.skeleton_own_trunk_from if self.skeleton_own_trunk else None
+
     def to_dict(self) -> dict:
         return asdict(self)
 

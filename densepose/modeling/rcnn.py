@@ -129,8 +129,8 @@ class DensePoseRCNN(nn.Module):
         if cfg.skeleton_prior_on:
             if not cfg.facing_people_members:
                 raise ValueError("skeleton_prior_on needs the people heads' MoveNet trunk (facing_people_members > 0)")
-            own_from = cfg.skeleton_own_trunk_from if cfg.skeleton_own_trunk else None
-            self.keypoints = MoveNetKeypoints(own_from).requires_grad_(False)  # MoveNet's own weights
+            # MoveNet's own weights
+            self.keypoints = MoveNetKeypoints(cfg.keypoint_own_trunk_from).requires_grad_(False)
             # log P(chart | skeleton bin) / P(chart); set by densepose.engine.skeleton_prior_fit
             self.register_buffer("skeleton_log_ratio", torch.zeros(SKELETON_BINS, 25))
         if cfg.skeleton_own_trunk and not cfg.skeleton_prior_on:
