@@ -1,7 +1,10 @@
-"""``densepose train-keypoints``: train a model file's keypoint network on renders and count its skeleton prior again.
+"""``densepose train-keypoints``: train a model file's keypoint network on renders and count its skeleton prior again;
+``densepose average-keypoints``: average the trained network with the one it started from.
 
     densepose train-keypoints densepose/assets/model_light.pt --data data/synth_d \\
         --prior-data data/synth_a data/synth_b data/synth_c data/synth_portraits --out model_kp.pt --half
+    densepose average-keypoints densepose/assets/model_light.pt model_kp.pt \\
+        --prior-data data/synth_a data/synth_b data/synth_c data/synth_portraits --out model_avg.pt --half
 """
 from __future__ import annotations
 
@@ -34,6 +37,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "6 when not given: the stride-16 blocks); the facing heads keep reading the trunk's (copied "
                    "from the trunk where the file has none)")
     p.set_defaults(func=run)
+
+    p = subparsers.add_parser(
+        "average-keypoints", help="average a train-keypoints output's keypoint network with the one it started from",
+        description="Average the weights of the keypoint network of TRAINED (a `densepose train-keypoints` output) "
+        "with those of START (the file it was trained from), as WiSE-FT averages a network before and after "
+        "fine-tuning; then count the skeleton prior again with the averaged keypoints on --prior-data. The rest "
+        "of TRAINED (config, settings, other weights) is kept.")
+    p.add_argument("start", help="the model file train-keypoints started from")
+    p.add_argument("trained", help="the model file train-keypoints wrote")
+    p.add_argument("--prior-data", nargs="+", required=True, metavar="DIR",
+                   help="`densepose synth` folders to count the skeleton prior on")
+    p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--weight", type=float, default=0.5, help="the start's share of each weight (default: %(default)s)")
+    p.add_argument("--half", action="store_true", help="store every weight as float16 (`densepose export --half`)")
+    p.set_defaults(func=run_average)
+
+
+def run_average(args: argparse.Namespace) -> int:
+    from densepose.engine.keypoints_average import average_keypoints
+
+    average_keypoints(args.start, args.trained, args.prior_data, args.out, weight=args.weight, half=args.half)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
