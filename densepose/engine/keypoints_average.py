@@ -18,8 +18,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from densepose.engine.export import write_model_file
-from densepose.engine.skeleton_prior_fit import add_skeleton_prior
+from densepose.engine.keypoints_train import write_with_prior_counted
 from densepose.errors import UserError
 from densepose.modeling.model_file import read_model_file
 
@@ -61,14 +60,6 @@ def average_keypoints(start_path: str | Path, trained_path: str | Path, prior_fo
             raise UserError(f"{path}: no keypoint network (densepose add-skeleton-prior --movenet adds one)")
     weights = averaged_keypoint_weights(start.weights, trained.weights, weight)
     record = {**trained.meta.get("keypoints", {}), "averaged_with": {"file": str(start_path), "weight": weight}}
-    # As in train-keypoints: the new network waits in a file beside ``out`` until its prior is counted.
-    averaged = Path(out).with_name(Path(out).name + ".keypoints.tmp")
-    write_model_file(averaged, trained.config.to_dict(), weights, {**trained.meta, "keypoints": record},
-                     str(trained_path), half=half)
     log(f"keypoint networks averaged ({weight:g} of {start_path}); counting the skeleton prior with them")
-    config = trained.config
-    try:
-        return add_skeleton_prior(averaged, None, prior_folders, out, config.skeleton_prior_power, half=half, log=log,
-                                  uv_variance=config.skeleton_uv_variance if config.skeleton_uv_on else 0.0)
-    finally:
-        averaged.unlink(missing_ok=True)
+    return write_with_prior_counted(trained.config, weights, {**trained.meta, "keypoints": record}, str(trained_path),
+                                    prior_folders, out, half=half, log=log, half_before=half)

@@ -35,6 +35,7 @@ from densepose.engine.facing_train import jitter_boxes
 from densepose.engine.skeleton_prior_fit import add_skeleton_prior
 from densepose.errors import UserError
 from densepose.io.images import load_image
+from densepose.modeling.config import ModelConfig
 from densepose.modeling.facing import crop_boxes, image_person_crops
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing
 from densepose.modeling.mobilenet_v2 import STAGE_ENDS
@@ -262,17 +263,27 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
               "own_trunk_from": source.config.keypoint_own_trunk_from,
               "held_out_before": {k: round(v, 4) for k, v in before.items()},
               "held_out_after": {k: round(v, 4) for k, v in after.items()}}
+    log(f"keypoints trained ({time.time() - start:.0f} s); counting the skeleton prior with them")
+    return write_with_prior_counted(source.config, weights, {**source.meta, "keypoints": record}, str(model_path),
+                                    prior_folders, out, half=half, log=log)
+
+
+def write_with_prior_counted(config: ModelConfig, weights: dict[str, Tensor], meta: dict, where: str,
+                             prior_folders: Sequence[str | Path], out: str | Path, half: bool = False,
+                             log: Callable[[str], None] = print, half_before: bool = False) -> dict:
+    """Write ``out``: the model file of ``config``, ``weights`` and ``meta`` (``where``: their source,
+    for errors) with its skeleton prior and U, V means counted again on ``prior_folders`` with the
+    keypoint network ``weights`` hold (the config's power and U, V variance; ``half``: every weight
+    stored as float16, and with ``half_before`` already when the prior is counted); returns its meta."""
     # The prior's tables still hold the old keypoints' counts: a file beside ``out`` carries the new
     # network until the prior is counted again, so ``out`` never holds the two mismatched.
-    trained = Path(out).with_name(Path(out).name + ".keypoints.tmp")
-    write_model_file(trained, source.config.to_dict(), weights, {**source.meta, "keypoints": record}, str(model_path))
-    log(f"keypoints trained ({time.time() - start:.0f} s); counting the skeleton prior with them")
-    config = source.config
+    pending = Path(out).with_name(Path(out).name + ".keypoints.tmp")
+    write_model_file(pending, config.to_dict(), weights, meta, where, half=half_before)
     try:
-        return add_skeleton_prior(trained, None, prior_folders, out, config.skeleton_prior_power, half=half, log=log,
+        return add_skeleton_prior(pending, None, prior_folders, out, config.skeleton_prior_power, half=half, log=log,
                                   uv_variance=config.skeleton_uv_variance if config.skeleton_uv_on else 0.0)
     finally:
-        trained.unlink(missing_ok=True)
+        pending.unlink(missing_ok=True)
 
 
 def with_own_keypoint_trunk(source: ModelFile, first: int) -> ModelFile:
