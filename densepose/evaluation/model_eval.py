@@ -35,6 +35,7 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
     from tqdm import tqdm
 
     from densepose.predict.predictor import Predictor, kept_order
+    from densepose.predict.writers import written_score
 
     coco = load_gt(annotations)
     surface = load_surface(surface)
@@ -76,8 +77,8 @@ def evaluate_model(model, image_dir, annotations, surface="anny", device=None, *
                     # are the results' bbox, and the detection boxes are kept for box AP.
                     bbox.append(person.maps_box)
                     det_bbox.append(person.box)
-                    score.append(person.ranking_score)
-                    det_score.append(person.score)
+                    score.append(written_score(person.ranking_score))
+                    det_score.append(written_score(person.score))
                 image_id += [i] * len(people)
                 if "keypoints" in out and people:
                     rows = kept_order(out["scores"], predictor.min_score)

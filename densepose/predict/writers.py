@@ -79,6 +79,13 @@ def _xywh(box: np.ndarray) -> list[float]:
     return [x0, y0, x1 - x0, y1 - y0]
 
 
+def written_score(score: float) -> float:
+    """A score as the COCO results hold it: five decimals. Two people whose scores round alike tie,
+    and the evaluator then keeps their order, so `evaluate_model` rounds as well to score a model
+    exactly on what ``predict --json`` writes."""
+    return round(float(score), 5)
+
+
 def coco_records(results: list[PersonResult], image_id: int, file_name: str | None = None) -> list[dict]:
     """COCO DensePose results (official ``uv_shape``/``uv_data`` encoding) for one image."""
     records = []
@@ -91,7 +98,7 @@ def coco_records(results: list[PersonResult], image_id: int, file_name: str | No
             # requires uv_shape == (int(h), int(w)) of exactly this bbox.
             "bbox": _xywh(r.maps_box),
             # The dense score ranks people by their maps for DensePose AP; box AP reads detection_score.
-            "score": round(float(r.ranking_score), 5),
+            "score": written_score(r.ranking_score),
             "uv_shape": uv_shape,
             "uv_data": uv_data,
         }
@@ -100,7 +107,7 @@ def coco_records(results: list[PersonResult], image_id: int, file_name: str | No
         if r.map_box is not None:  # the detector's own box (an extra key)
             rec["detection_bbox"] = _xywh(r.box)
         if r.dense_score is not None:  # the detector's own score (an extra key)
-            rec["detection_score"] = round(float(r.score), 5)
+            rec["detection_score"] = written_score(r.score)
         if file_name is not None:
             rec["file_name"] = file_name
         records.append(rec)
