@@ -284,3 +284,16 @@ def test_the_bundled_keypoints_place_the_joints_of_new_renders(tmp_path):
     model = build_model(read_model_file(bundled_model_path())).eval()
     accuracy = keypoint_accuracy(model.facing.people, model.keypoints, read_keypoint_people([data]))
     assert accuracy["pck10"] >= 0.875, accuracy
+
+
+def test_train_keypoints_half_counts_the_prior_with_the_float16_weights_the_file_holds(tmp_path, capsys):
+    """The prior is counted again from the file's own keypoints: the same tables, to the bit."""
+    data = _folder(tmp_path / "synth", ids=(1, 2, 3, 10))
+    out, again = tmp_path / "k.pt", tmp_path / "again.pt"
+    assert main(["train-keypoints", str(_model_file(tmp_path / "m.pt")), "--data", str(data), "--prior-data",
+                 str(data), "--out", str(out), "--iterations", "5", "--batch", "3", "--lr", "0.02", "--half"]) == 0
+    assert main(["add-skeleton-prior", str(out), "--data", str(data), "--out", str(again), "--half"]) == 0
+    written, recounted = torch.load(out, weights_only=True)["model"], torch.load(again, weights_only=True)["model"]
+    for name in ("skeleton_log_ratio", "skeleton_uv_stats"):
+        if name in written:
+            assert torch.equal(written[name], recounted[name]), name

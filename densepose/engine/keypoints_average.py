@@ -62,4 +62,4 @@ def average_keypoints(start_path: str | Path, trained_path: str | Path, prior_fo
     record = {**trained.meta.get("keypoints", {}), "averaged_with": {"file": str(start_path), "weight": weight}}
     log(f"keypoint networks averaged ({weight:g} of {start_path}); counting the skeleton prior with them")
     return write_with_prior_counted(trained.config, weights, {**trained.meta, "keypoints": record}, str(trained_path),
-                                    prior_folders, out, half=half, log=log, half_before=half)
+                                    prior_folders, out, half=half, log=log)

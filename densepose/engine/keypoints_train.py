@@ -270,15 +270,16 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
 
 def write_with_prior_counted(config: ModelConfig, weights: dict[str, Tensor], meta: dict, where: str,
                              prior_folders: Sequence[str | Path], out: str | Path, half: bool = False,
-                             log: Callable[[str], None] = print, half_before: bool = False) -> dict:
+                             log: Callable[[str], None] = print) -> dict:
     """Write ``out``: the model file of ``config``, ``weights`` and ``meta`` (``where``: their source,
     for errors) with its skeleton prior and U, V means counted again on ``prior_folders`` with the
     keypoint network ``weights`` hold (the config's power and U, V variance; ``half``: every weight
-    stored as float16, and with ``half_before`` already when the prior is counted); returns its meta."""
+    stored as float16, the keypoint network's before the prior is counted with it, so that the
+    file's prior is the one its own network gives); returns its meta."""
     # The prior's tables still hold the old keypoints' counts: a file beside ``out`` carries the new
     # network until the prior is counted again, so ``out`` never holds the two mismatched.
     pending = Path(out).with_name(Path(out).name + ".keypoints.tmp")
-    write_model_file(pending, config.to_dict(), weights, meta, where, half=half_before)
+    write_model_file(pending, config.to_dict(), weights, meta, where, half=half)
     try:
         return add_skeleton_prior(pending, None, prior_folders, out, config.skeleton_prior_power, half=half, log=log,
                                   uv_variance=config.skeleton_uv_variance if config.skeleton_uv_on else 0.0)
