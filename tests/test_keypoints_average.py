@@ -52,3 +52,23 @@ def test_average_keypoints_refuses_networks_of_different_layers_and_weights_outs
     assert main(["average-keypoints", str(plain), str(trained), *args]) == 2
     assert "no keypoint network" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_average_keypoints_measures_the_averaged_network_on_the_held_out_people(tmp_path, capsys):
+    from densepose.engine.keypoints_train import held_out_split, keypoint_accuracy, read_keypoint_people
+
+    data = _folder(tmp_path / "synth", ids=(1, 2, 3, 10))
+    source, trained = _trained(tmp_path, data, "--iterations", "60", "--lr", "0.005")
+    out = tmp_path / "a.pt"
+    assert main(["average-keypoints", str(source), str(trained), "--prior-data", str(data), "--out", str(out),
+                 "--data", str(data), "--half", "--weight", "0.25"]) == 0
+    assert "held out (1 people), averaged: within 5 %" in capsys.readouterr().out
+    record = torch.load(out, weights_only=True)["meta"]["keypoints"]
+    averaged = load_model_file(out)  # the network as the file stores it
+    _, test = held_out_split(read_keypoint_people([data]))
+    with torch.no_grad():
+        expected = keypoint_accuracy(averaged.facing.people, averaged.keypoints, test)
+    assert record["held_out_averaged"] == {k: round(v, 4) for k, v in expected.items()}
+    trained_record = torch.load(trained, weights_only=True)["meta"]["keypoints"]
+    assert record["held_out_after"] == trained_record["held_out_after"]  # the training run's, as it was
+    assert record["held_out_averaged"] != record["held_out_after"]  # the two networks place the joints differently

@@ -50,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="`densepose synth` folders to count the skeleton prior on")
     p.add_argument("--out", required=True, help="model file to write")
     p.add_argument("--weight", type=float, default=0.5, help="the start's share of each weight (default: %(default)s)")
+    p.add_argument("--data", nargs="+", default=[], metavar="DIR",
+                   help="`densepose synth` folders whose held-out people (image id a multiple of 10) the averaged "
+                   "keypoints are measured on, as train-keypoints measures its own (the meta's held_out_averaged)")
+    p.add_argument("--min-height", type=float, default=32.0, help="people shorter than this (pixels) are skipped")
     p.add_argument("--half", action="store_true", help="store every weight as float16 (`densepose export --half`)")
     p.set_defaults(func=run_average)
 
@@ -57,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_average(args: argparse.Namespace) -> int:
     from densepose.engine.keypoints_average import average_keypoints
 
-    average_keypoints(args.start, args.trained, args.prior_data, args.out, weight=args.weight, half=args.half)
+    average_keypoints(args.start, args.trained, args.prior_data, args.out, weight=args.weight, half=args.half,
+                      folders=args.data, min_height=args.min_height)
     return 0
 
 

@@ -18,9 +18,15 @@ from typing import Callable, Sequence
 
 import torch
 
-from densepose.engine.keypoints_train import write_with_prior_counted
+from densepose.engine.keypoints_train import (
+    accuracy_line,
+    held_out_split,
+    keypoint_accuracy,
+    read_keypoint_people,
+    write_with_prior_counted,
+)
 from densepose.errors import UserError
-from densepose.modeling.model_file import read_model_file
+from densepose.modeling.model_file import ModelFile, build_model, read_model_file
 
 #: The state-dict prefix of the keypoint network (`densepose.modeling.movenet.MoveNetKeypoints`).
 PREFIX = "keypoints."
@@ -47,11 +53,16 @@ def averaged_keypoint_weights(start: dict[str, torch.Tensor], trained: dict[str,
 
 def average_keypoints(start_path: str | Path, trained_path: str | Path, prior_folders: Sequence[str | Path],
                       out: str | Path, weight: float = 0.5, half: bool = False,
+                      folders: Sequence[str | Path] = (), min_height: float = 32.0,
                       log: Callable[[str], None] = print) -> dict:
     """Write ``out``: the model file at ``trained_path`` with its keypoint network averaged with the
     one of ``start_path`` (``weight``: the start's share, in (0, 1)) and its skeleton prior and U, V
     means counted again with it on ``prior_folders`` (the file's power and U, V variance; ``half``:
-    every weight stored as float16, the averaged ones before the prior is counted); returns its meta."""
+    every weight stored as float16, the averaged ones before the prior is counted); returns its meta.
+    With ``folders`` (`densepose synth` folders, people shorter than ``min_height`` skipped), the
+    averaged network, as the file stores it, is measured on their held-out people as train-keypoints
+    measures (`keypoint_accuracy`), into the meta's ``keypoints.held_out_averaged``; the training run's
+    ``held_out_after`` stays that of the trained network."""
     if not 0 < weight < 1:
         raise UserError(f"average-keypoints: the start's weight must lie between 0 and 1, got {weight}")
     start, trained = read_model_file(start_path), read_model_file(trained_path)
@@ -60,6 +71,17 @@ def average_keypoints(start_path: str | Path, trained_path: str | Path, prior_fo
             raise UserError(f"{path}: no keypoint network (densepose add-skeleton-prior --movenet adds one)")
     weights = averaged_keypoint_weights(start.weights, trained.weights, weight)
     record = {**trained.meta.get("keypoints", {}), "averaged_with": {"file": str(start_path), "weight": weight}}
+    if folders:
+        _, test = held_out_split(read_keypoint_people(folders, min_height))
+        if not len(test.boxes):
+            raise UserError(f"average-keypoints: no held-out people (image id a multiple of 10) in "
+                            f"{[str(f) for f in folders]}")
+        stored = {k: v.half() if half and v.is_floating_point() else v for k, v in weights.items()}
+        model = build_model(ModelFile(trained.config, stored, trained.meta)).eval()
+        with torch.no_grad():
+            accuracy = keypoint_accuracy(model.facing.people, model.keypoints, test)
+        log(f"held out ({len(test.boxes)} people), averaged: " + accuracy_line(accuracy))
+        record["held_out_averaged"] = {k: round(v, 4) for k, v in accuracy.items()}
     log(f"keypoint networks averaged ({weight:g} of {start_path}); counting the skeleton prior with them")
     return write_with_prior_counted(trained.config, weights, {**trained.meta, "keypoints": record}, str(trained_path),
                                     prior_folders, out, half=half, log=log)

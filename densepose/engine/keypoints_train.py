@@ -160,6 +160,12 @@ def keypoint_losses(maps: tuple[Tensor, Tensor, Tensor, Tensor], keypoints: Tens
 
 
 @torch.no_grad()
+def held_out_split(people: KeypointPeople) -> tuple[KeypointPeople, KeypointPeople]:
+    """(people to train on, people held out): those of images whose id is a multiple of 10 are held out."""
+    held = people.image_ids % 10 == 0
+    return people.rows(np.flatnonzero(~held)), people.rows(np.flatnonzero(held))
+
+
 def keypoint_accuracy(people_net: PeopleFacing, keypoint_net: MoveNetKeypoints, people: KeypointPeople,
                       seed: int = 5, batch: int = 64) -> dict[str, float]:
     """The keypoints decoded on ``people`` cut at jittered boxes (fixed ``seed``): the share of
@@ -215,15 +221,13 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
     model = build_model(source).eval()
     people_net, keypoint_net = model.facing.people, model.keypoints
     people_net.requires_grad_(False)
-    people = read_keypoint_people(folders, min_height)
-    held = people.image_ids % 10 == 0
-    train, test = people.rows(np.flatnonzero(~held)), people.rows(np.flatnonzero(held))
+    train, test = held_out_split(read_keypoint_people(folders, min_height))
     if len(train.boxes) < batch or not len(test.boxes):
         raise UserError(f"train-keypoints: {len(train.boxes)} people to train on and {len(test.boxes)} held out "
                         f"in {[str(f) for f in folders]}; give more renders or a smaller --batch")
     log(f"{len(train.boxes)} people to train on, {len(test.boxes)} held out (image id a multiple of 10)")
     before = keypoint_accuracy(people_net, keypoint_net.eval(), test)
-    log("held out before: " + _accuracy_line(before))
+    log("held out before: " + accuracy_line(before))
     keypoint_net.train().requires_grad_(True)
     optimizer = torch.optim.AdamW(keypoint_net.parameters(), lr=lr, weight_decay=1e-4)
     rng = np.random.default_rng(seed)
@@ -255,7 +259,7 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
                 + f" ({time.time() - start:.0f} s)")
             window = {}
     after = keypoint_accuracy(people_net, keypoint_net.eval(), test)
-    log("held out after: " + _accuracy_line(after))
+    log("held out after: " + accuracy_line(after))
     weights = dict(source.weights)
     weights.update({f"keypoints.{k}": v.detach().clone() for k, v in keypoint_net.state_dict().items()})
     record = {"data": [str(f) for f in folders], "people": int(len(train.boxes)), "held_out": int(len(test.boxes)),
@@ -309,6 +313,6 @@ def with_own_keypoint_trunk(source: ModelFile, first: int) -> ModelFile:
                    config=replace(config, skeleton_own_trunk=True, skeleton_own_trunk_from=blocks.start))
 
 
-def _accuracy_line(accuracy: dict[str, float]) -> str:
+def accuracy_line(accuracy: dict[str, float]) -> str:
     return (f"within 5 % of the crop height {accuracy['pck5']:.3f}, within 10 % {accuracy['pck10']:.3f}, "
             f"limb pairs swapped {accuracy['swapped']:.3f}")
