@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from densepose.engine.export import stored_small
 from densepose.engine.keypoints_train import (
     accuracy_line,
     held_out_split,
@@ -76,10 +77,8 @@ def average_keypoints(start_path: str | Path, trained_path: str | Path, prior_fo
         if not len(test.boxes):
             raise UserError(f"average-keypoints: no held-out people (image id a multiple of 10) in "
                             f"{[str(f) for f in folders]}")
-        stored = {k: v.half() if half and v.is_floating_point() else v for k, v in weights.items()}
-        model = build_model(ModelFile(trained.config, stored, trained.meta)).eval()
-        with torch.no_grad():
-            accuracy = keypoint_accuracy(model.facing.people, model.keypoints, test)
+        model = build_model(ModelFile(trained.config, stored_small(weights, half), trained.meta)).eval()
+        accuracy = keypoint_accuracy(model.facing.people, model.keypoints, test)
         log(f"held out ({len(test.boxes)} people), averaged: " + accuracy_line(accuracy))
         record["held_out_averaged"] = {k: round(v, 4) for k, v in accuracy.items()}
     log(f"keypoint networks averaged ({weight:g} of {start_path}); counting the skeleton prior with them")

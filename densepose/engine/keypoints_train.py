@@ -159,13 +159,13 @@ def keypoint_losses(maps: tuple[Tensor, Tensor, Tensor, Tensor], keypoints: Tens
     return {"heatmap": heat, "offset": off, "centre": centre, "regress": REGRESS_WEIGHT * reg}
 
 
-@torch.no_grad()
 def held_out_split(people: KeypointPeople) -> tuple[KeypointPeople, KeypointPeople]:
     """(people to train on, people held out): those of images whose id is a multiple of 10 are held out."""
     held = people.image_ids % 10 == 0
     return people.rows(np.flatnonzero(~held)), people.rows(np.flatnonzero(held))
 
 
+@torch.no_grad()
 def keypoint_accuracy(people_net: PeopleFacing, keypoint_net: MoveNetKeypoints, people: KeypointPeople,
                       seed: int = 5, batch: int = 64) -> dict[str, float]:
     """The keypoints decoded on ``people`` cut at jittered boxes (fixed ``seed``): the share of
