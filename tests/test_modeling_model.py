@@ -369,3 +369,21 @@ def test_labels_uv_equal_the_full_resize_without_resizing_every_map(monkeypatch,
         torch.testing.assert_close(vv, ref_v, atol=1e-5, rtol=0)
         assert (labels > 0).any() and (labels == 0).any()
     assert resized_channels and max(resized_channels) <= 2  # U and V of the chosen chart only
+
+
+def test_a_replaced_config_reaches_the_proposals():
+    """``model.cfg = dataclasses.replace(model.cfg, ...)`` (how tests and tools try one setting of a
+    model file) changes how many proposals the RPN gives. Before, the RPN kept the config it was
+    built with, so the replaced top-k was silently ignored."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = DensePoseRCNN(tiny_config(score_thresh_test=0.0, rpn_post_nms_topk_test=40)).eval()
+    counts = []
+    model.rpn.register_forward_hook(lambda module, args, out: counts.append([len(p) for p in out[0]]))
+    image = torch.rand(3, 96, 128) * 255
+    with torch.no_grad():
+        model([image])
+        model.cfg = replace(model.cfg, rpn_post_nms_topk_test=7)
+        model([image])
+    assert counts[0] == [40] and counts[-1] == [7], counts

@@ -226,9 +226,9 @@ def test_rpn_proposals_are_the_same_with_every_image_s_nms_at_once(monkeypatch):
     sizes = [(96, 128), (80, 112), (96, 100)]
     feats = [torch.randn(3, 16, 96 // s, 128 // s) for s in (4, 8, 16, 32, 64)]
     with torch.no_grad():
-        alone, _ = rpn(feats, sizes)
+        alone, _ = rpn(feats, sizes, ModelConfig())
         monkeypatch.setattr(rpn_module, "_nms_images_together", lambda device: True)
-        together, _ = rpn(feats, sizes)
+        together, _ = rpn(feats, sizes, ModelConfig())
     assert [p.shape[0] for p in alone] == [p.shape[0] for p in together] and alone[0].shape[0] > 100
     assert all(torch.equal(a, t) for a, t in zip(alone, together))
 

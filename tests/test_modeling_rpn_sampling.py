@@ -47,7 +47,7 @@ def test_rpn_losses_of_the_batch_equal_the_image_by_image_losses():
     gt_boxes[1][0] = torch.tensor([10.0, 10.0, 11.0, 11.5])  # tiny: only its best anchors claim it
     logits = torch.randn(4, 3000, generator=g)
     deltas = torch.randn(4, 3000, 4, generator=g) * 0.1
-    got = rpn._losses(anchors, logits, deltas, gt_boxes)
+    got = rpn._losses(anchors, logits, deltas, gt_boxes, cfg)
     want = _losses_image_by_image(cfg, anchors, logits, deltas, gt_boxes)
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-7)

@@ -183,7 +183,7 @@ class DensePoseRCNN(nn.Module):
             batch = self.transform(images, targets)
             feats = self.backbone(batch.tensor)
             gt_boxes = [t["boxes"] for t in batch.targets]
-            proposals, losses = self.rpn(feats, batch.sizes, gt_boxes)
+            proposals, losses = self.rpn(feats, batch.sizes, self.cfg, gt_boxes)
             losses.update(self._train_heads(feats, feats[:4], proposals, batch.sizes, batch.targets))
             return losses
         # Explicit sizes are the only ones; the config's default adds its extra test sizes.
@@ -335,7 +335,7 @@ class DensePoseRCNN(nn.Module):
     def _detect(self, batch: ImageBatch, feats: list[Tensor], score_thresh: float | None) -> list[tuple[Tensor, Tensor]]:
         """RPN + box head: per image (boxes (N, 4) in resized pixels, scores (N,)), NMS'd, by score."""
         cfg = self.cfg
-        proposals, _ = self.rpn(feats, batch.sizes)
+        proposals, _ = self.rpn(feats, batch.sizes, self.cfg)
         logits, deltas = self.box_head(self.box_pooler(feats[:4], proposals))
         box_cfg = cfg
         if score_thresh is not None:  # a copy: box_inference keeps scores > score_thresh_test

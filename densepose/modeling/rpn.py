@@ -40,27 +40,31 @@ class RPNHead(nn.Module):
 
 
 class RPN(nn.Module):
+    """Region proposals. Its anchors and head are built from ``cfg`` once; the settings of each call
+    (top-k, NMS, the losses' sampling) come from the ``cfg`` passed to ``forward``, the owner's
+    current one, so a model whose config is replaced (``model.cfg = dataclasses.replace(...)``)
+    proposes by the new settings."""
+
     def __init__(self, cfg, channels: int, strides: tuple[int, ...]):
         super().__init__()
-        self.cfg = cfg
         self.anchor_generator = AnchorGenerator(cfg.anchor_sizes, cfg.aspect_ratios, strides)
         self.head = RPNHead(channels, self.anchor_generator.num_anchors)
 
-    def forward(self, feats: list[Tensor], image_sizes: list[tuple[int, int]],
+    def forward(self, feats: list[Tensor], image_sizes: list[tuple[int, int]], cfg,
                 gt_boxes: list[Tensor] | None = None) -> tuple[list[Tensor], dict[str, Tensor]]:
-        """Features [P2..P6] -> (proposals per image (K_i, 4), losses (training only))."""
+        """Features [P2..P6] -> (proposals per image (K_i, 4), losses (training only)), by the
+        settings of ``cfg``."""
         anchors = self.anchor_generator([f.shape[-2:] for f in feats])
         logits, deltas = self.head(feats)
-        proposals = self._proposals(anchors, logits, deltas, image_sizes)
+        proposals = self._proposals(anchors, logits, deltas, image_sizes, cfg)
         losses: dict[str, Tensor] = {}
         if self.training:
             assert gt_boxes is not None
-            losses = self._losses(torch.cat(anchors), torch.cat(logits, 1), torch.cat(deltas, 1), gt_boxes)
+            losses = self._losses(torch.cat(anchors), torch.cat(logits, 1), torch.cat(deltas, 1), gt_boxes, cfg)
         return proposals, losses
 
     @torch.no_grad()
-    def _proposals(self, anchors, logits, deltas, image_sizes) -> list[Tensor]:
-        cfg = self.cfg
+    def _proposals(self, anchors, logits, deltas, image_sizes, cfg) -> list[Tensor]:
         pre = cfg.rpn_pre_nms_topk_train if self.training else cfg.rpn_pre_nms_topk_test
         post = cfg.rpn_post_nms_topk_train if self.training else cfg.rpn_post_nms_topk_test
         n = logits[0].shape[0]
@@ -86,12 +90,11 @@ class RPN(nn.Module):
             out.append(b[batched_nms(b, s, lv, cfg.rpn_nms_thresh, max_output=post)])
         return out
 
-    def _losses(self, anchors: Tensor, logits: Tensor, deltas: Tensor, gt_boxes: list[Tensor]) -> dict[str, Tensor]:
+    def _losses(self, anchors: Tensor, logits: Tensor, deltas: Tensor, gt_boxes: list[Tensor], cfg) -> dict[str, Tensor]:
         """Objectness and box losses of every image at once: anchors (A, 4), logits (N, A), deltas
         (N, A, 4), per image its GT boxes (G_i, 4). Matching and sampling run on the batch (the
         images' GT padded, the padding at IoU -1): the device sees no per-image calls, and two syncs
         for the whole batch (the sampled anchors and the foreground ones)."""
-        cfg = self.cfg
         n = logits.shape[0]
         gt, gt_ok = pad_groups(gt_boxes)
         gt = gt.to(anchors.dtype)  # (N, G, 4)
