@@ -65,27 +65,30 @@ def test_coarse_part_miou_counts_a_left_right_swap_as_wrong():
 @pytest.mark.slow
 def test_bundled_model_on_real_photos(shared_dir):
     """The shipped model on the labelled real photos (MODELS.md, "On real photos"), with a margin.
-    At its own score threshold (``default_min_score`` 0.55, on scores lowered by the person check of
+    At its own score threshold (``default_min_score`` 0.6, on scores lowered by the person check of
     five heads trained with pairs, shifted boxes, small parts and pseudo-labelled street frames as
-    negatives, covered and wider boxes dropped): recall 0.912, 0.08 false people per image; the file
-    before (one head trained on renders with fragments and background, threshold 0.5): 0.912 and
-    0.19, which fails the bound, as do the file before the wider-box rule (0.912 and 0.38), the file
-    before the covered rule (0.929 and 0.65), the file before the person check (0.929 and 1.04 at its
-    0.6), the same weights without the group-box and height-range filters (2.00 at 0.5) and the
-    ResNet-18 model shipped before them (recall 0.071, 4.9 false people per image). The skier
-    (DensePose head on grown boxes, facing weights squared, ``facing_power`` 2): 0.509 coarse-part
-    mIoU with the official model, 0.052 of his pixels on the turned-around chart; 0.481 with the
-    weights as measured, 0.453 on the detection boxes and 0.423 when the heads read the size his box
-    was found at (all fail the bound), 0.212 and 0.383 without the facing classifier.
+    negatives, covered and wider boxes dropped), the detector ranking 300 of 1,000 proposals per
+    level: recall 0.929, 0.08 false people per image; the file before (100 of 300 proposals, covered
+    boxes dropped at 0.9, threshold 0.55): 0.912 and 0.08, which fails the recall bound ("More of
+    the detector's proposals"); before it one head trained on renders with fragments and background
+    (threshold 0.5): 0.912 and 0.19, which fails both, as do the file before the wider-box rule
+    (0.912 and 0.38), the file before the covered rule (0.929 and 0.65), the file before the person
+    check (0.929 and 1.04 at its 0.6), the same weights without the group-box and height-range
+    filters (2.00 at 0.5) and the ResNet-18 model shipped before them (recall 0.071, 4.9 false
+    people per image). The skier (DensePose head on grown boxes, facing weights squared,
+    ``facing_power`` 2): 0.511 coarse-part mIoU with the official model, 0.016 of his pixels on the
+    turned-around chart; 0.481 with the weights as measured, 0.453 on the detection boxes and 0.423
+    when the heads read the size his box was found at (all fail the bound), 0.212 and 0.383 without
+    the facing classifier.
     The targets of the project are recall >= 0.9, <= 0.1 false people per image and skier >= 0.5."""
     import densepose.api
 
     predictor = densepose.api.load(precision="fp32")
-    assert predictor.min_score == 0.55
+    assert predictor.min_score == 0.6
     scores, skier = real_photos.score_model(predictor, shared_dir / "data")
     total = real_photos.summary(scores, skier)
     assert total["people"] == 113 and total["images"] == 26
-    assert total["recall"] >= 0.9, total
+    assert total["recall"] >= 0.92, total
     assert total["false_positives_per_image"] <= 0.1, total
     assert total["skier_coarse_miou"] >= 0.5, total
     assert total["skier_turned_chart"] <= 0.2, total
@@ -136,12 +139,15 @@ def test_scale_shows_a_resized_copy_and_reports_in_the_original_pixels():
 @pytest.mark.slow
 def test_bundled_model_on_greyscale_real_photos(shared_dir):
     """The same set in greyscale (``--grey``), as black-and-white photos and infrared cameras give it:
-    recall 0.858, 0.31 false people per image, skier 0.427 (MODELS.md, "What still fails"): the
-    detector leans on colour; Grace Hopper is missed. A bound that keeps it from getting worse."""
+    recall 0.858, 0.19 false people per image, skier 0.487 (MODELS.md, "What still fails"): the
+    detector leans on colour. The file before (100 of 300 proposals, covered boxes dropped at 0.9,
+    threshold 0.55): 0.850 and 0.27, which fails the bound on false people; it missed Grace Hopper,
+    whom the model file finds among its 300 proposals.
+    A bound that keeps it from getting worse."""
     import densepose.api
 
     predictor = densepose.api.load(precision="fp32")
     scores, skier = real_photos.score_model(predictor, shared_dir / "data", grey=True)
     total = real_photos.summary(scores, skier)
     assert total["recall"] >= 0.83, total
-    assert total["false_positives_per_image"] <= 0.4, total
+    assert total["false_positives_per_image"] <= 0.25, total
