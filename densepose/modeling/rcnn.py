@@ -335,7 +335,7 @@ class DensePoseRCNN(nn.Module):
     def _detect(self, batch: ImageBatch, feats: list[Tensor], score_thresh: float | None) -> list[tuple[Tensor, Tensor]]:
         """RPN + box head: per image (boxes (N, 4) in resized pixels, scores (N,)), NMS'd, by score."""
         cfg = self.cfg
-        proposals, _ = self.rpn(feats, batch.sizes, self.cfg)
+        proposals, _ = self.rpn(feats, batch.sizes, cfg)
         logits, deltas = self.box_head(self.box_pooler(feats[:4], proposals))
         box_cfg = cfg
         if score_thresh is not None:  # a copy: box_inference keeps scores > score_thresh_test

@@ -158,7 +158,7 @@ class Detectron2DensePoseRCNN(nn.Module):
                    flip_uv: Tensor | None = None) -> list[dict[str, Tensor]]:
         cfg = self.cfg
         feats = self.features(batch.tensor)
-        proposals, _ = self.rpn(feats, batch.sizes, self.cfg)
+        proposals, _ = self.rpn(feats, batch.sizes, cfg)
         logits, deltas = self.box_head(self.box_pooler(feats[:4], proposals))
         thresh = cfg.score_thresh_test if score_thresh is None else math.nextafter(float(score_thresh), -math.inf)
         dets = detectron2_box_inference(logits, deltas, proposals, batch.sizes, thresh, cfg.nms_thresh_test,
