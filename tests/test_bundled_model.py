@@ -55,7 +55,7 @@ def test_bundled_model_ships():
     # neighbourhood": GPS AP +0.3-0.5, GPSm AP +0.1-0.3 on three sets of 200 held-out renders).
     assert config.chart_smoothing == 7
     # The detector ranks 300 of the RPN's 1,000 best proposals per level at test time (100 of 300
-    # before; "More of the detector's proposals": GPSm AP +0.3-1.2 and box AP +1.3-2.1 on five sets
+    # before; "More of the detector's proposals": GPSm AP +0.3-1.2 and box AP +0.3-2.1 on five sets
     # of 200 held-out renders), boxes 85 % inside more confident ones are dropped and people kept
     # from 0.6 (the real photos' false people stay at 0.08 per image; test_real_photos.py).
     assert (config.rpn_pre_nms_topk_test, config.rpn_post_nms_topk_test) == (1000, 300)
