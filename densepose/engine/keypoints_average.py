@@ -20,7 +20,9 @@ import torch
 
 from densepose.engine.export import stored_small
 from densepose.engine.keypoints_train import (
+    KEYPOINT_PREFIX,
     accuracy_line,
+    accuracy_record,
     held_out_split,
     keypoint_accuracy,
     read_keypoint_people,
@@ -29,17 +31,14 @@ from densepose.engine.keypoints_train import (
 from densepose.errors import UserError
 from densepose.modeling.model_file import ModelFile, build_model, read_model_file
 
-#: The state-dict prefix of the keypoint network (`densepose.modeling.movenet.MoveNetKeypoints`).
-PREFIX = "keypoints."
-
 
 def averaged_keypoint_weights(start: dict[str, torch.Tensor], trained: dict[str, torch.Tensor],
                               weight: float) -> dict[str, torch.Tensor]:
     """``trained``'s weights with each float tensor of the keypoint network replaced by
     ``weight * start + (1 - weight) * trained`` (computed in float32, kept in ``trained``'s dtype).
     UserError when the two networks do not have the same tensors."""
-    names = {k for k in trained if k.startswith(PREFIX)}
-    if not names or names != {k for k in start if k.startswith(PREFIX)}:
+    names = {k for k in trained if k.startswith(KEYPOINT_PREFIX)}
+    if not names or names != {k for k in start if k.startswith(KEYPOINT_PREFIX)}:
         raise UserError("the two files' keypoint networks have different layers (one with its own trunk blocks, "
                         "the other without?); average a train-keypoints output with the file it started from")
     averaged = dict(trained)
@@ -80,7 +79,7 @@ def average_keypoints(start_path: str | Path, trained_path: str | Path, prior_fo
         model = build_model(ModelFile(trained.config, stored_small(weights, half), trained.meta)).eval()
         accuracy = keypoint_accuracy(model.facing.people, model.keypoints, test)
         log(f"held out ({len(test.boxes)} people), averaged: " + accuracy_line(accuracy))
-        record["held_out_averaged"] = {k: round(v, 4) for k, v in accuracy.items()}
+        record["held_out_averaged"] = accuracy_record(accuracy)
     log(f"keypoint networks averaged ({weight:g} of {start_path}); counting the skeleton prior with them")
     return write_with_prior_counted(trained.config, weights, {**trained.meta, "keypoints": record}, str(trained_path),
                                     prior_folders, out, half=half, log=log)

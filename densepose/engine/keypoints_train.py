@@ -47,6 +47,8 @@ from densepose.modeling.movenet import (FPN_TAPS, OUTPUT_STRIDE, MoveNetKeypoint
 SIGMA = 1.5
 #: Weight of the centre-to-keypoint regression's L1 loss (in cells) against the others.
 REGRESS_WEIGHT = 0.1
+#: The state-dict prefix of the keypoint network (`densepose.modeling.movenet.MoveNetKeypoints`).
+KEYPOINT_PREFIX = "keypoints."
 #: Limb pairs (COCO indices) whose left and right `keypoint_accuracy` checks for swaps.
 SWAP_PAIRS = ((7, 8), (9, 10), (13, 14), (15, 16))
 
@@ -261,12 +263,11 @@ def train_keypoints(model_path: str | Path, folders: Sequence[str | Path], prior
     after = keypoint_accuracy(people_net, keypoint_net.eval(), test)
     log("held out after: " + accuracy_line(after))
     weights = dict(source.weights)
-    weights.update({f"keypoints.{k}": v.detach().clone() for k, v in keypoint_net.state_dict().items()})
+    weights.update({KEYPOINT_PREFIX + k: v.detach().clone() for k, v in keypoint_net.state_dict().items()})
     record = {"data": [str(f) for f in folders], "people": int(len(train.boxes)), "held_out": int(len(test.boxes)),
               "iterations": iterations, "lr": lr, "batch": batch, "seed": seed,
               "own_trunk_from": source.config.keypoint_own_trunk_from,
-              "held_out_before": {k: round(v, 4) for k, v in before.items()},
-              "held_out_after": {k: round(v, 4) for k, v in after.items()}}
+              "held_out_before": accuracy_record(before), "held_out_after": accuracy_record(after)}
     log(f"keypoints trained ({time.time() - start:.0f} s); counting the skeleton prior with them")
     return write_with_prior_counted(source.config, weights, {**source.meta, "keypoints": record}, str(model_path),
                                     prior_folders, out, half=half, log=log)
@@ -311,6 +312,11 @@ def with_own_keypoint_trunk(source: ModelFile, first: int) -> ModelFile:
                 weights[f"keypoints.trunk.{int(index) - blocks.start}.{rest}"] = value.clone()
     return replace(source, weights=weights,
                    config=replace(config, skeleton_own_trunk=True, skeleton_own_trunk_from=blocks.start))
+
+
+def accuracy_record(accuracy: dict[str, float]) -> dict[str, float]:
+    """`keypoint_accuracy`'s figures as a model file's meta keeps them: four decimals."""
+    return {k: round(v, 4) for k, v in accuracy.items()}
 
 
 def accuracy_line(accuracy: dict[str, float]) -> str:

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densepose.modeling.config import ModelConfig
 from densepose.modeling.matching import match, sample_fg_bg_masks
 from densepose.modeling.ops.groups import pad_groups
 from densepose.modeling.ops import (
@@ -45,12 +46,12 @@ class RPN(nn.Module):
     current one, so a model whose config is replaced (``model.cfg = dataclasses.replace(...)``)
     proposes by the new settings."""
 
-    def __init__(self, cfg, channels: int, strides: tuple[int, ...]):
+    def __init__(self, cfg: ModelConfig, channels: int, strides: tuple[int, ...]):
         super().__init__()
         self.anchor_generator = AnchorGenerator(cfg.anchor_sizes, cfg.aspect_ratios, strides)
         self.head = RPNHead(channels, self.anchor_generator.num_anchors)
 
-    def forward(self, feats: list[Tensor], image_sizes: list[tuple[int, int]], cfg,
+    def forward(self, feats: list[Tensor], image_sizes: list[tuple[int, int]], cfg: ModelConfig,
                 gt_boxes: list[Tensor] | None = None) -> tuple[list[Tensor], dict[str, Tensor]]:
         """Features [P2..P6] -> (proposals per image (K_i, 4), losses (training only)), by the
         settings of ``cfg``."""
@@ -64,7 +65,7 @@ class RPN(nn.Module):
         return proposals, losses
 
     @torch.no_grad()
-    def _proposals(self, anchors, logits, deltas, image_sizes, cfg) -> list[Tensor]:
+    def _proposals(self, anchors, logits, deltas, image_sizes, cfg: ModelConfig) -> list[Tensor]:
         pre = cfg.rpn_pre_nms_topk_train if self.training else cfg.rpn_pre_nms_topk_test
         post = cfg.rpn_post_nms_topk_train if self.training else cfg.rpn_post_nms_topk_test
         n = logits[0].shape[0]
@@ -90,7 +91,8 @@ class RPN(nn.Module):
             out.append(b[batched_nms(b, s, lv, cfg.rpn_nms_thresh, max_output=post)])
         return out
 
-    def _losses(self, anchors: Tensor, logits: Tensor, deltas: Tensor, gt_boxes: list[Tensor], cfg) -> dict[str, Tensor]:
+    def _losses(self, anchors: Tensor, logits: Tensor, deltas: Tensor, gt_boxes: list[Tensor],
+                cfg: ModelConfig) -> dict[str, Tensor]:
         """Objectness and box losses of every image at once: anchors (A, 4), logits (N, A), deltas
         (N, A, 4), per image its GT boxes (G_i, 4). Matching and sampling run on the batch (the
         images' GT padded, the padding at IoU -1): the device sees no per-image calls, and two syncs
