@@ -168,7 +168,7 @@ def test_onnx_of_a_model_with_the_crop_checks_and_grown_boxes_matches_the_eager_
     """The bundled model's pieces: head ruler, facing classifier of three heads (and two on MoveNet's
     trunk, on larger crops) and person check
     (batch norms and EfficientNet-Lite stages on a data-dependent number of crops), covered and wider
-    boxes dropped, DensePose head on grown boxes. torch.export could not trace the first two; ONNX Runtime's default graph optimisation
+    boxes dropped, boxes voted, DensePose head on grown boxes. torch.export could not trace the first two; ONNX Runtime's default graph optimisation
     broke the stride-2 convolutions' padded weights. Run with the default session options."""
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -176,7 +176,7 @@ def test_onnx_of_a_model_with_the_crop_checks_and_grown_boxes_matches_the_eager_
 
     torch.manual_seed(0)
     model = DensePoseRCNN(replace(_small_model().cfg, facing_on=True, person_check_on=True, drop_covered_fraction=0.5,
-                                  drop_wider_iou=0.3, dp_margin_x=0.1, dp_margin_y=0.05, head_ruler_on=True,
+                                  drop_wider_iou=0.3, dp_margin_x=0.1, dp_margin_y=0.05, head_ruler_on=True, box_vote_iou=0.6,
                                   facing_members=3, facing_people_members=2)).eval()
     model.head_ruler_log_ratio.normal_()  # the head ruler's table: traced with the rest
     model.person_check.layers[-1].bias.data.fill_(2.0)  # keep most detections: a random check rejects them

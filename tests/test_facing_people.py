@@ -13,6 +13,7 @@ from densepose.modeling import DensePoseRCNN
 from densepose.modeling.facing import FACING_MEAN, FACING_STD, RATIO_COLUMNS, person_crops, to_facing_input
 from densepose.modeling.facing_people import PEOPLE_CROP, PeopleFacing, load_movenet_trunk
 from densepose.modeling.mobilenet_v2 import MobileNetV2, convert_movenet_weights
+from densepose.modeling.roi_heads import Detected
 from densepose.modeling.second_look import second_look
 from densepose.io.tfjs_graph import read_tfjs_graph
 from facing_data import TORSO_BACK, TORSO_FRONT, facing_config, write_bright_dark_people
@@ -158,10 +159,10 @@ def test_the_people_heads_read_only_the_detections_the_person_check_keeps():
     boxes = torch.tensor([[2.0, 2, 20, 50], [30, 4, 50, 40], [60, 2, 80, 50], [90, 6, 110, 44], [100, 20, 126, 48]])
     scores = torch.tensor([0.9, 0.2, 0.8, 0.25, 0.6])
     with torch.no_grad():
-        kept, p_camera, _ = second_look(model, [(boxes, scores)], images, [(64, 128)], 0.3)
+        kept, p_camera, _ = second_look(model, [Detected(boxes, scores, boxes)], images, [(64, 128)], 0.3)
         assert read == [3]
         x = to_facing_input(images, model.transform.pixel_mean, model.transform.pixel_std)
         everyone = model.facing(person_crops(x, [boxes]), person_crops(x, [boxes], PEOPLE_CROP)).sigmoid()
     rows = [0, 2, 4]  # 0.9, 0.8 and 0.6 stay above 0.3 after the check; 0.2 and 0.25 do not
-    torch.testing.assert_close(kept[0][0], boxes[rows])
+    torch.testing.assert_close(kept[0].boxes, boxes[rows])
     torch.testing.assert_close(p_camera, everyone[rows])

@@ -8,6 +8,7 @@ import torch
 from densepose.errors import UserError
 from densepose.modeling import DensePoseRCNN, tiny_config
 from densepose.modeling.flip_test import flip_tables, mirror_boxes, mirror_images, unmirror_outputs
+from densepose.modeling.roi_heads import Detected
 from densepose.predict.predictor import Predictor
 from densepose.surface.parts import CHART_FLIP
 
@@ -85,7 +86,7 @@ def test_the_flip_test_answers_alike_for_an_image_and_its_mirror(flip):
         for pixels, b in ((image, boxes), (image.flip(-1), mirror_boxes(boxes, 160))):
             batch = model.transform([pixels], None)
             assert batch.sizes == [(128, 160)]  # 128 px is the tiny model's test size: no resize
-            answers.append(model._heads(model.backbone(batch.tensor), [(b, scores)], batch.tensor, batch.sizes,
+            answers.append(model._heads(model.backbone(batch.tensor), [Detected(b, scores, b)], batch.tensor, batch.sizes,
                                         None, tables)[0])
     direct, mirrored = answers
     back = unmirror_outputs(mirrored, _quantising_tables())

@@ -5,6 +5,7 @@ import torch
 from densepose.modeling import DensePoseRCNN, tiny_config
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.ops.boxes import contained_fraction
+from densepose.modeling.roi_heads import Detected
 
 
 def _boxes(rows):
@@ -47,7 +48,7 @@ def test_the_model_drops_group_boxes_when_its_config_asks(monkeypatch):
     walkers = _boxes([[20, 10, 40, 90], [38, 12, 60, 88], [18, 8, 62, 92]])  # input pixels
 
     def detect(batch, feats, score_thresh):  # the same people at every size
-        return [(walkers * sy, torch.tensor([0.9, 0.8, 0.95])) for sy, _ in batch.scales]
+        return [Detected(walkers * sy, torch.tensor([0.9, 0.8, 0.95]), walkers * sy) for sy, _ in batch.scales]
 
     monkeypatch.setattr(model, "_detect", detect)
     image = torch.rand(3, 128, 128) * 255

@@ -6,6 +6,7 @@ from densepose.errors import UserError
 from densepose.modeling import DensePoseRCNN, tiny_config
 from densepose.modeling.model_file import model_config_from_dict
 from densepose.modeling.multiscale import gather_merged, select_across_sizes
+from densepose.modeling.roi_heads import Detected
 
 
 def merge_scales(per_size, iou_threshold, max_detections):
@@ -186,7 +187,7 @@ def test_the_model_applies_the_height_ranges_before_merging(monkeypatch):
     box = torch.tensor([[10.0, 10, 50, 110]])  # input pixels (the test image is 128 x 128)
 
     def detect(batch, feats, score_thresh):  # the 128 pass scores 0.9, the 64 pass 0.8
-        return [(box * sy, torch.tensor([0.9 if sy == 1 else 0.8])) for sy, _ in batch.scales]
+        return [Detected(box * sy, torch.tensor([0.9 if sy == 1 else 0.8]), box * sy) for sy, _ in batch.scales]
 
     monkeypatch.setattr(model, "_detect", detect)
     image = torch.rand(3, 128, 128) * 255

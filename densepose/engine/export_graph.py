@@ -51,7 +51,8 @@ from densepose.modeling.skeleton_prior import Skeleton, on_map
 from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
-from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, grow_boxes, nonempty
+from densepose.modeling.ops import (MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, grow_boxes,
+                                   nonempty, vote_boxes)
 from densepose.modeling.rcnn import DP_OUTPUT_KEYS
 
 log = logging.getLogger(__name__)
@@ -171,13 +172,21 @@ class ExportPipeline(nn.Module):
             scores = torch.where(nonempty(boxes), scores, torch.full_like(scores, -1.0))
         keep = torch.ops.densepose_export.nms(boxes, scores, cfg.nms_thresh_test, cfg.score_thresh_test,
                                               cfg.detections_per_image)
+        # As `box_inference`: the rows are chosen on the boxes as regressed; the heads and the
+        # outputs read the voted ones (`refined`).
+        refined = boxes[keep]
+        if getattr(cfg, "box_vote_iou", 0.0) > 0:
+            voters = torch.where(scores > cfg.score_thresh_test, scores, torch.zeros_like(scores))
+            refined = vote_boxes(refined, boxes, voters, cfg.box_vote_iou)
         boxes, scores = boxes[keep], scores[keep]
         if getattr(cfg, "drop_group_boxes", False):
             pairs = group_boxes(boxes, scores)
-            boxes, scores = boxes[~pairs], scores[~pairs]
+            boxes, scores, refined = boxes[~pairs], scores[~pairs], refined[~pairs]
         uses_decoder = getattr(model, "dp_decoder", None) is not None
         source = [model.dp_decoder(feats[:4])] if uses_decoder else feats[:4]
-        map_boxes = clip_boxes(grow_boxes(boxes, cfg.dp_margin_x, cfg.dp_margin_y), height, width) if self.grows else boxes
+        map_boxes = refined
+        if self.grows:
+            map_boxes = clip_boxes(grow_boxes(refined, cfg.dp_margin_x, cfg.dp_margin_y), height, width)
         maps = model.dp_predictor(model.dp_head(self._pool(source, map_boxes, model.dp_pooler)))
         if self.grows:
             maps = {**maps, "map_boxes": map_boxes}
@@ -200,8 +209,8 @@ class ExportPipeline(nn.Module):
             # The eager model drops these rows before its heads (and its facing people heads) run;
             # the graph runs them on all rows (one batch) and drops them here: the same outputs.
             keep = (scores > cfg.score_thresh_test) & ~repeated_boxes(boxes, scores, covered, wider)
-            boxes, scores, maps = boxes[keep], scores[keep], {k: v[keep] for k, v in maps.items()}
-        return boxes, scores, maps
+            refined, scores, maps = refined[keep], scores[keep], {k: v[keep] for k, v in maps.items()}
+        return refined, scores, maps
 
     def _crop_features(self, x: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor | None]:
         """Normalised padded image (1, 3, h, w), boxes (N, 4) -> the (N, 112, 12, 6) C4 features of

@@ -61,6 +61,9 @@ class ModelConfig:
     # (--min-score); a property of the model, whose scores are calibrated as its training made them.
     default_min_score: float = 0.5
     nms_thresh_test: float = 0.5
+    # Box voting at test time (`ops.vote_boxes`): each box NMS keeps becomes the score-weighted mean
+    # of the boxes (scores > score_thresh_test) that overlap it by at least this IoU. 0: off.
+    box_vote_iou: float = 0.0
     detections_per_image: int = 100
     # Drop detections that box two people side by side (`densepose.modeling.group_boxes`).
     drop_group_boxes: bool = False

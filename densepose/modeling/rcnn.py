@@ -5,7 +5,7 @@ model resizes (shorter side ``min_size``, longer <= ``max_size``), normalises wi
 and pads to a multiple of 32 itself (`densepose.modeling.transform.RCNNTransform`). In eval, images
 are run in groups of equal padded size, so a batch gives every image its one-at-a-time answer.
 Training returns a dict of scalar losses; eval returns per image ``boxes`` (N, 4) xyxy in input
-pixels, ``scores`` (N,) (lowered by the person check when ``person_check_on``), ``coarse_segm``
+pixels (voted by the boxes around them when ``box_vote_iou`` is set), ``scores`` (N,) (lowered by the person check when ``person_check_on``), ``coarse_segm``
 (N, 2, 112, 112), ``fine_segm``/``u``/``v`` (N, 25, 112, 112), ``masks`` (N, 1, 28, 28)
 probabilities / ``keypoints`` (N, 17, 3) (x, y, score) in input pixels / ``facing`` (N,) when
 those heads are on, and ``dp_boxes`` (N, 4), the grown boxes the DensePose maps cover, when
@@ -14,7 +14,7 @@ those heads are on, and ``dp_boxes`` (N, 4), the grown boxes the DensePose maps 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from functools import partial
 from typing import Callable, NamedTuple, Sequence
 
 import torch
@@ -33,6 +33,7 @@ from densepose.modeling.densepose_head import (
 from densepose.modeling.ops import MultiScaleRoIAlign, clip_boxes, grow_boxes
 from densepose.modeling.roi_heads import (
     BoxHead,
+    Detected,
     KeypointHead,
     MaskHead,
     box_inference,
@@ -59,10 +60,9 @@ from densepose.modeling.zoom import Zoom, zoom_batch, zoom_padding_groups, zoome
 DP_OUTPUT_KEYS = ("coarse_segm", "fine_segm", "u", "v")
 
 
-def _rows_where(dets: list[tuple[Tensor, Tensor]], keep: Callable[[Tensor, Tensor], Tensor]) -> list[tuple[Tensor, Tensor]]:
-    """Per image (boxes (N, 4), scores (N,)) -> the rows where ``keep(boxes, scores)`` (N,) bool is True."""
-    rows = [keep(boxes, scores) for boxes, scores in dets]
-    return [(boxes[r], scores[r]) for (boxes, scores), r in zip(dets, rows)]
+def _rows_where(dets: list[Detected], keep: Callable[[Tensor, Tensor], Tensor]) -> list[Detected]:
+    """Per image `Detected` -> the rows where ``keep(boxes, scores)`` (N,) bool is True."""
+    return [d.rows(keep(d.boxes, d.scores)) for d in dets]
 
 
 class _SizeRun(NamedTuple):
@@ -71,7 +71,7 @@ class _SizeRun(NamedTuple):
     group: list[int]  # indices of the images in the batch
     batch: ImageBatch
     feats: list[Tensor] | None  # kept for the largest size only
-    dets: list[tuple[Tensor, Tensor]]  # per image (boxes (N, 4) in resized pixels, scores (N,))
+    dets: list[Detected]  # per image, in resized pixels
 
 
 class DensePoseRCNN(nn.Module):
@@ -283,9 +283,12 @@ class DensePoseRCNN(nn.Module):
                 entries[i].append((r, j))
         merged = []  # per image: the kept detections in input pixels, by decreasing detector score
         for image_entries in entries:
-            found = [{"boxes": boxes_to_input(runs[r].dets[j][0].float(), runs[r].batch.scales[j],
-                                              runs[r].batch.input_sizes[j]), "scores": runs[r].dets[j][1]}
-                     for r, j in image_entries]
+            found = []
+            for r, j in image_entries:
+                det, to_input = runs[r].dets[j], partial(boxes_to_input, scale=runs[r].batch.scales[j],
+                                                         input_size=runs[r].batch.input_sizes[j])
+                found.append({"boxes": to_input(det.boxes.float()), "scores": det.scores,
+                              "refined": to_input(det.refined.float())})
             rows, order = select_across_sizes([f["boxes"] for f in found], [f["scores"] for f in found],
                                               cfg.nms_thresh_test, cfg.detections_per_image, cfg.drop_group_boxes)
             merged.append(gather_merged([{k: v[rows_k] for k, v in f.items()} for f, rows_k in zip(found, rows)], order))
@@ -293,8 +296,10 @@ class DensePoseRCNN(nn.Module):
         for run in runs:
             if run.feats is None:
                 continue
-            chosen = [(merged[i]["boxes"] * merged[i]["boxes"].new_tensor([sx, sy, sx, sy]), merged[i]["scores"])
-                      for i, (sy, sx) in zip(run.group, run.batch.scales)]  # input pixels -> this size's
+            chosen = []
+            for i, (sy, sx) in zip(run.group, run.batch.scales):  # input pixels -> this size's
+                scale = merged[i]["boxes"].new_tensor([sx, sy, sx, sy])
+                chosen.append(Detected(merged[i]["boxes"] * scale, merged[i]["scores"], merged[i]["refined"] * scale))
             zoom = zoom_batch(self.transform, self.backbone, [images[i] for i in run.group], run.batch, largest,
                               zoom_size, max_size, cfg.dp_zoom_max_height) if zoom_size else None
             heads = self._heads(run.feats, chosen, run.batch.tensor, run.batch.sizes, score_thresh, flip_uv, zoom)
@@ -332,17 +337,16 @@ class DensePoseRCNN(nn.Module):
         """`densepose.modeling.second_look.settle_charts` with this model's ratios and powers."""
         return settle_charts(self, coarse_segm, fine_segm, p_camera, skeleton)
 
-    def _detect(self, batch: ImageBatch, feats: list[Tensor], score_thresh: float | None) -> list[tuple[Tensor, Tensor]]:
-        """RPN + box head: per image (boxes (N, 4) in resized pixels, scores (N,)), NMS'd, by score."""
+    def _detect(self, batch: ImageBatch, feats: list[Tensor], score_thresh: float | None) -> list[Detected]:
+        """RPN + box head: per image `Detected` in resized pixels, NMS'd, by score."""
         cfg = self.cfg
         proposals, _ = self.rpn(feats, batch.sizes, cfg)
         logits, deltas = self.box_head(self.box_pooler(feats[:4], proposals))
-        box_cfg = cfg
-        if score_thresh is not None:  # a copy: box_inference keeps scores > score_thresh_test
-            box_cfg = replace(cfg, score_thresh_test=math.nextafter(float(score_thresh), -math.inf))
-        return box_inference(logits, deltas, proposals, batch.sizes, box_cfg, cfg.box_reg_weights)
+        # box_inference keeps scores > min_score; scores >= score_thresh are asked for.
+        min_score = None if score_thresh is None else math.nextafter(float(score_thresh), -math.inf)
+        return box_inference(logits, deltas, proposals, batch.sizes, cfg, cfg.box_reg_weights, min_score)
 
-    def _heads(self, feats: list[Tensor], dets: list[tuple[Tensor, Tensor]], images: Tensor,
+    def _heads(self, feats: list[Tensor], dets: list[Detected], images: Tensor,
                sizes: Sequence[tuple[int, int]], score_thresh: float | None = None,
                flip_uv: Tensor | None = None, zoom: Zoom | None = None) -> list[dict[str, Tensor]]:
         """The facing classifier and person check (`second_look`), then the mask, keypoint and
@@ -353,9 +357,9 @@ class DensePoseRCNN(nn.Module):
         cfg = self.cfg
         fpn4 = feats[:4]
         dets, p_camera, keypoints = second_look(self, dets, images, sizes, score_thresh)
-        boxes = [b for b, _ in dets]
+        boxes = [d.refined for d in dets]
         counts = [b.shape[0] for b in boxes]
-        results = [{"boxes": b, "scores": s} for b, s in dets]
+        results = [{"boxes": d.refined, "scores": d.scores} for d in dets]
         mask_extra = kp_extra = None
         if cfg.mask_on:
             logits_m, feat_m = self.mask_head(self.mask_pooler(fpn4, boxes))

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.modeling.matching import match, sample_fg_bg_masks
-from densepose.modeling.ops import box_iou, clip_boxes, decode_boxes, encode_boxes, nms, roi_align
+from densepose.modeling.ops import box_iou, clip_boxes, decode_boxes, encode_boxes, nms, roi_align, vote_boxes
 from densepose.modeling.ops.groups import pad_groups
 from densepose.modeling.rpn import _smooth_l1
 
@@ -123,8 +124,31 @@ def box_losses(logits: Tensor, deltas: Tensor, samples: ProposalSamples, weights
     return {"loss_cls": loss_cls, "loss_box_reg": loss_reg}
 
 
-def box_inference(logits: Tensor, deltas: Tensor, proposals: list[Tensor], image_sizes, cfg, weights):
-    """Scores, decoded + clipped boxes, score threshold, NMS, top-k -> per image (boxes, scores)."""
+class Detected(NamedTuple):
+    """One image's detections at test time."""
+
+    boxes: Tensor  # (N, 4) as the box head regressed them: what every selection step reads
+    scores: Tensor  # (N,)
+    refined: Tensor  # (N, 4) what the per-box heads read and the outputs give: voted, or ``boxes``
+
+    def rows(self, keep: Tensor) -> Detected:
+        """The detections where ``keep`` (N,) bool is True (or at the indices ``keep``)."""
+        return Detected(self.boxes[keep], self.scores[keep], self.refined[keep])
+
+
+def box_inference(logits: Tensor, deltas: Tensor, proposals: list[Tensor], image_sizes, cfg, weights,
+                  min_score: float | None = None) -> list[Detected]:
+    """Scores, decoded + clipped boxes, score threshold, NMS, top-k -> per image `Detected`.
+
+    Keeps scores > ``min_score`` (``cfg.score_thresh_test`` when None). With ``cfg.box_vote_iou``
+    the kept rows' ``refined`` boxes are voted (`vote_boxes`) by the boxes scoring >
+    ``cfg.score_thresh_test`` that overlap them by that IoU; the voters do not depend on
+    ``min_score``. Which rows are kept is decided on the ``boxes`` alone: voting moves the boxes of
+    the people found, never which people are found.
+    """
+    threshold = cfg.score_thresh_test if min_score is None else min_score
+    vote_iou = getattr(cfg, "box_vote_iou", 0.0)
+    floor = min(threshold, cfg.score_thresh_test) if vote_iou > 0 else threshold
     scores = F.softmax(logits, dim=1)[:, 1]
     boxes_all = decode_boxes(deltas, torch.cat(proposals), weights)
     out = []
@@ -134,10 +158,15 @@ def box_inference(logits: Tensor, deltas: Tensor, proposals: list[Tensor], image
         b = clip_boxes(boxes_all[start:start + k], h, w)
         s = scores[start:start + k]
         start += k
-        ok = (s > cfg.score_thresh_test) & ((b[:, 2] - b[:, 0]) > 0) & ((b[:, 3] - b[:, 1]) > 0)
+        ok = (s > floor) & ((b[:, 2] - b[:, 0]) > 0) & ((b[:, 3] - b[:, 1]) > 0)
         b, s = b[ok], s[ok]
-        keep = nms(b, s, cfg.nms_thresh_test, max_output=cfg.detections_per_image)
-        out.append((b[keep], s[keep]))
+        candidates = torch.nonzero(s > threshold).squeeze(1)
+        keep = candidates[nms(b[candidates], s[candidates], cfg.nms_thresh_test, max_output=cfg.detections_per_image)]
+        refined = b[keep]
+        if vote_iou > 0:
+            voters = torch.where(s > cfg.score_thresh_test, s, torch.zeros_like(s)).index_put((keep,), s[keep])
+            refined = vote_boxes(refined, b, voters, vote_iou)
+        out.append(Detected(b[keep], s[keep], refined))
     return out
 
 

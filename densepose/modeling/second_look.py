@@ -32,17 +32,16 @@ from densepose.modeling.head_ruler import head_ruler_log_weight
 from densepose.modeling.mobilenet_v2 import STAGE_ENDS
 from densepose.modeling.movenet import FPN_TAPS
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
+from densepose.modeling.roi_heads import Detected
 from densepose.modeling.skeleton_prior import Skeleton, crop_keypoints, skeleton_log_weight
 from densepose.modeling.skeleton_uv import blend_uv
 
 if TYPE_CHECKING:
     from densepose.modeling.rcnn import DensePoseRCNN
 
-Detections = list[tuple[Tensor, Tensor]]  # per image (boxes (N, 4) in resized pixels, scores (N,))
 
-
-def second_look(model: DensePoseRCNN, dets: Detections, images: Tensor, sizes: Sequence[tuple[int, int]],
-                score_thresh: float | None) -> tuple[Detections, Tensor | None, tuple[Tensor, Tensor] | None]:
+def second_look(model: DensePoseRCNN, dets: list[Detected], images: Tensor, sizes: Sequence[tuple[int, int]],
+                score_thresh: float | None) -> tuple[list[Detected], Tensor | None, tuple[Tensor, Tensor] | None]:
     """The crops' P(facing the camera) and person check, then the detections kept (checked score
     >= the threshold, not `repeated_boxes`), of the normalised ``images`` (B, 3, H, W) whose
     unpadded (h, w) are ``sizes``.
@@ -55,25 +54,26 @@ def second_look(model: DensePoseRCNN, dets: Detections, images: Tensor, sizes: S
     cfg = model.cfg
     logits = None  # the Lite0 heads' facing logits, per image
     if cfg.densepose_on and cfg.facing_on:
-        counts = [b.shape[0] for b, _ in dets]
+        counts = [d.boxes.shape[0] for d in dets]
         facing_input = model.facing_input(images)  # once for both crops
-        c4 = model.facing.features(model.facing_crops(facing_input, [b for b, _ in dets], images.dtype))
+        c4 = model.facing.features(model.facing_crops(facing_input, [d.boxes for d in dets], images.dtype))
         logits = model.facing.lite0_logits(c4).split(counts)
         if cfg.person_check_on:
             p_person = model.person_check(c4).float().sigmoid().split(counts)
-            dets = [(b, checked_scores(s, p, cut_by_bottom(b, height)))
-                    for (b, s), p, (height, _) in zip(dets, p_person, sizes)]
+            dets = [d._replace(scores=checked_scores(d.scores, p, cut_by_bottom(d.boxes, height)))
+                    for d, p, (height, _) in zip(dets, p_person, sizes)]
     if cfg.person_check_on or cfg.drop_covered_fraction > 0 or cfg.drop_wider_iou > 0:
         floor = score_thresh if score_thresh is not None else math.nextafter(cfg.score_thresh_test, math.inf)
-        rows = [(s >= floor) & ~repeated_boxes(b, s, cfg.drop_covered_fraction, cfg.drop_wider_iou) for b, s in dets]
-        dets = [(b[r], s[r]) for (b, s), r in zip(dets, rows)]
+        rows = [(d.scores >= floor) & ~repeated_boxes(d.boxes, d.scores, cfg.drop_covered_fraction, cfg.drop_wider_iou)
+                for d in dets]
+        dets = [d.rows(r) for d, r in zip(dets, rows)]
         logits = None if logits is None else [p[r] for p, r in zip(logits, rows)]
     if logits is None:
         return dets, None, None
     logits, skeleton = torch.cat(logits), None
     if model.facing.people is not None and len(logits):  # the people trunk reads the kept rows only
-        crops = model.facing_crops(facing_input, [b for b, _ in dets], images.dtype, PEOPLE_CROP)
-        logits, skeleton = people_look(model, logits, crops, torch.cat([b for b, _ in dets]))
+        crops = model.facing_crops(facing_input, [d.boxes for d in dets], images.dtype, PEOPLE_CROP)
+        logits, skeleton = people_look(model, logits, crops, torch.cat([d.boxes for d in dets]))
     return dets, logits.float().sigmoid(), skeleton
 
 

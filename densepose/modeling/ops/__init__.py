@@ -10,6 +10,7 @@ from densepose.modeling.ops.boxes import (
     grow_boxes,
     nms,
     nonempty,
+    vote_boxes,
 )
 from densepose.modeling.ops.nms_images import batched_nms_per_image
 from densepose.modeling.ops.roi_align import MultiScaleRoIAlign, assign_fpn_levels, boxes_to_rois, roi_align
@@ -17,4 +18,5 @@ from densepose.modeling.ops.roi_align import MultiScaleRoIAlign, assign_fpn_leve
 __all__ = [
     "AnchorGenerator", "MultiScaleRoIAlign", "assign_fpn_levels", "batched_nms", "batched_nms_per_image", "box_area",
     "box_iou", "boxes_to_rois", "clip_boxes", "decode_boxes", "encode_boxes", "grow_boxes", "nms", "nonempty", "roi_align",
+    "vote_boxes",
 ]

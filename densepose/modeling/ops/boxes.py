@@ -39,6 +39,23 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
 
 
+def vote_boxes(kept: Tensor, boxes: Tensor, weights: Tensor, iou_threshold: float) -> Tensor:
+    """Box voting (Gidaris & Komodakis, ICCV 2015): each kept box (K, 4) -> (K, 4), the mean of the
+    ``boxes`` (N, 4) that overlap it by IoU >= ``iou_threshold``, weighted by ``weights`` (N,) (their
+    scores; 0 for boxes that do not vote). The box head regresses every proposal near a person on its
+    own; their weighted mean lies closer to the person than the one box NMS keeps. Each box votes
+    for the kept box it overlaps most only, so a box between two people side by side does not pull
+    them together. A kept box with no voter stays as it is."""
+    # A last, empty row (IoU 0 with every box): argmax needs a row even when K is 0, and the
+    # exported graph cannot branch on K.
+    iou = box_iou(torch.cat([kept.float(), kept.new_zeros((1, 4), dtype=torch.float32)]), boxes.float())  # (K + 1, N)
+    nearest = (torch.arange(kept.shape[0] + 1, device=kept.device)[:, None] == iou.argmax(dim=0)[None, :])[:-1]
+    w = ((iou[:-1] >= iou_threshold) & nearest) * weights.float()[None, :]  # (K, N)
+    total = w.sum(dim=1, keepdim=True)
+    voted = (w @ boxes.float()) / total.clamp(min=1e-12)
+    return torch.where(total > 0, voted, kept.float()).to(kept.dtype)
+
+
 def contained_fraction(a: Tensor, b: Tensor) -> Tensor:
     """(N, 4), (M, 4) xyxy -> (N, M): the fraction of each box of ``a`` lying inside each box of ``b``."""
     return box_intersection(a, b) / box_area(a)[:, None].clamp(min=1e-9)
