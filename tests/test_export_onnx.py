@@ -176,7 +176,8 @@ def test_onnx_of_a_model_with_the_crop_checks_and_grown_boxes_matches_the_eager_
 
     torch.manual_seed(0)
     model = DensePoseRCNN(replace(_small_model().cfg, facing_on=True, person_check_on=True, drop_covered_fraction=0.5,
-                                  drop_wider_iou=0.3, dp_margin_x=0.1, dp_margin_y=0.05, head_ruler_on=True, box_vote_iou=0.6,
+                                  drop_wider_iou=0.3, dp_margin_x=0.1, dp_margin_y=0.05, head_ruler_on=True,
+                                  box_vote_iou=0.6,
                                   facing_members=3, facing_people_members=2)).eval()
     model.head_ruler_log_ratio.normal_()  # the head ruler's table: traced with the rest
     model.person_check.layers[-1].bias.data.fill_(2.0)  # keep most detections: a random check rejects them

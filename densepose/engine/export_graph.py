@@ -51,9 +51,9 @@ from densepose.modeling.skeleton_prior import Skeleton, on_map
 from densepose.modeling.covered_boxes import repeated_boxes
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
-from densepose.modeling.ops import (MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, grow_boxes,
-                                   nonempty, vote_boxes)
+from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, grow_boxes, nonempty
 from densepose.modeling.rcnn import DP_OUTPUT_KEYS
+from densepose.modeling.roi_heads import refined_rows
 
 log = logging.getLogger(__name__)
 
@@ -174,10 +174,7 @@ class ExportPipeline(nn.Module):
                                               cfg.detections_per_image)
         # As `box_inference`: the rows are chosen on the boxes as regressed; the heads and the
         # outputs read the voted ones (`refined`).
-        refined = boxes[keep]
-        if getattr(cfg, "box_vote_iou", 0.0) > 0:
-            voters = torch.where(scores > cfg.score_thresh_test, scores, torch.zeros_like(scores))
-            refined = vote_boxes(refined, boxes, voters, cfg.box_vote_iou)
+        refined = refined_rows(boxes, scores, keep, cfg)
         boxes, scores = boxes[keep], scores[keep]
         if getattr(cfg, "drop_group_boxes", False):
             pairs = group_boxes(boxes, scores)

@@ -5,11 +5,12 @@ model resizes (shorter side ``min_size``, longer <= ``max_size``), normalises wi
 and pads to a multiple of 32 itself (`densepose.modeling.transform.RCNNTransform`). In eval, images
 are run in groups of equal padded size, so a batch gives every image its one-at-a-time answer.
 Training returns a dict of scalar losses; eval returns per image ``boxes`` (N, 4) xyxy in input
-pixels (voted by the boxes around them when ``box_vote_iou`` is set), ``scores`` (N,) (lowered by the person check when ``person_check_on``), ``coarse_segm``
-(N, 2, 112, 112), ``fine_segm``/``u``/``v`` (N, 25, 112, 112), ``masks`` (N, 1, 28, 28)
-probabilities / ``keypoints`` (N, 17, 3) (x, y, score) in input pixels / ``facing`` (N,) when
-those heads are on, and ``dp_boxes`` (N, 4), the grown boxes the DensePose maps cover, when
-``dp_margin_x`` / ``dp_margin_y`` are set (else the maps cover ``boxes``).
+pixels (voted by the boxes around them when ``box_vote_iou`` is set), ``scores`` (N,) (lowered by
+the person check when ``person_check_on``), ``coarse_segm`` (N, 2, 112, 112),
+``fine_segm``/``u``/``v`` (N, 25, 112, 112), ``masks`` (N, 1, 28, 28) probabilities /
+``keypoints`` (N, 17, 3) (x, y, score) in input pixels / ``facing`` (N,) when those heads are on,
+and ``dp_boxes`` (N, 4), the grown boxes the DensePose maps cover, when ``dp_margin_x`` /
+``dp_margin_y`` are set (else the maps cover ``boxes``).
 """
 from __future__ import annotations
 

@@ -141,14 +141,13 @@ def box_inference(logits: Tensor, deltas: Tensor, proposals: list[Tensor], image
     """Scores, decoded + clipped boxes, score threshold, NMS, top-k -> per image `Detected`.
 
     Keeps scores > ``min_score`` (``cfg.score_thresh_test`` when None). With ``cfg.box_vote_iou``
-    the kept rows' ``refined`` boxes are voted (`vote_boxes`) by the boxes scoring >
-    ``cfg.score_thresh_test`` that overlap them by that IoU; the voters do not depend on
-    ``min_score``. Which rows are kept is decided on the ``boxes`` alone: voting moves the boxes of
-    the people found, never which people are found.
+    the kept rows' ``refined`` boxes are voted by the boxes scoring > ``cfg.score_thresh_test`` that
+    overlap them by that IoU (`refined_rows`); the voters do not depend on ``min_score``. Which rows
+    are kept is decided on the ``boxes`` alone: voting moves the boxes of the people found, never
+    which people are found.
     """
     threshold = cfg.score_thresh_test if min_score is None else min_score
-    vote_iou = getattr(cfg, "box_vote_iou", 0.0)
-    floor = min(threshold, cfg.score_thresh_test) if vote_iou > 0 else threshold
+    floor = min(threshold, cfg.score_thresh_test) if getattr(cfg, "box_vote_iou", 0.0) > 0 else threshold
     scores = F.softmax(logits, dim=1)[:, 1]
     boxes_all = decode_boxes(deltas, torch.cat(proposals), weights)
     out = []
@@ -162,12 +161,20 @@ def box_inference(logits: Tensor, deltas: Tensor, proposals: list[Tensor], image
         b, s = b[ok], s[ok]
         candidates = torch.nonzero(s > threshold).squeeze(1)
         keep = candidates[nms(b[candidates], s[candidates], cfg.nms_thresh_test, max_output=cfg.detections_per_image)]
-        refined = b[keep]
-        if vote_iou > 0:
-            voters = torch.where(s > cfg.score_thresh_test, s, torch.zeros_like(s)).index_put((keep,), s[keep])
-            refined = vote_boxes(refined, b, voters, vote_iou)
-        out.append(Detected(b[keep], s[keep], refined))
+        out.append(Detected(b[keep], s[keep], refined_rows(b, s, keep, cfg)))
     return out
+
+
+def refined_rows(boxes: Tensor, scores: Tensor, keep: Tensor, cfg) -> Tensor:
+    """The ``keep`` rows (K,) of ``boxes`` (N, 4) as the heads read them -> (K, 4): with
+    ``cfg.box_vote_iou``, voted (`vote_boxes`) by the boxes scoring > ``cfg.score_thresh_test``,
+    each kept row by itself too whatever its score; else as they are."""
+    vote_iou = getattr(cfg, "box_vote_iou", 0.0)
+    if vote_iou <= 0:
+        return boxes[keep]
+    voters = torch.where(scores > cfg.score_thresh_test, scores, torch.zeros_like(scores))
+    voters = voters.index_put((keep,), scores[keep])
+    return vote_boxes(boxes[keep], boxes, voters, vote_iou)
 
 
 class MaskHead(nn.Module):
