@@ -214,6 +214,26 @@ def test_batched_nms_is_per_group():
     assert nms(boxes, scores, 0.5).tolist() == [0, 3]
 
 
+@pytest.mark.parametrize("block", [16, 256])
+def test_nms_told_the_groups_keeps_what_one_comparison_of_all_keeps(block):
+    """Boxes of different groups never overlap (``batched_nms`` shifts them apart): told the groups,
+    `nms` compares each kept box with its own group's later boxes only, and keeps the same boxes in
+    the same order, with ties in the scores and with a cap on the count."""
+    g = torch.Generator().manual_seed(block)
+    for trial in range(6):
+        n = 400
+        groups = torch.randint(0, 5, (n,), generator=g)
+        xy = torch.rand(n, 2, generator=g) * 150 + groups[:, None] * 1000.0
+        boxes = torch.cat([xy, xy + 5 + torch.rand(n, 2, generator=g) * 60], 1)
+        scores = torch.rand(n, generator=g)
+        if trial % 2:
+            scores = (scores * 10).round() / 10  # many ties
+        for cap in (None, 30):
+            alone = nms(boxes, scores, 0.5, block=block, max_output=cap)
+            assert torch.equal(nms(boxes, scores, 0.5, block=block, max_output=cap, groups=groups), alone)
+            assert torch.equal(batched_nms(boxes, scores, groups, 0.5, max_output=cap), alone)
+
+
 @pytest.mark.parametrize("block", [16, 64, 1024])
 def test_nms_of_a_padded_batch_equals_each_image_alone(block):
     """`batched_nms_per_image` keeps, for every image, exactly the boxes `batched_nms` keeps of that
