@@ -139,6 +139,15 @@ def test_roi_align_gather_path_matches(monkeypatch):
         monkeypatch.setattr(ra, "_CHUNK_ELEMS", 1)
         torch.testing.assert_close(ra._roi_align_gather(feat, rois, 4, 4, x0, y0, rw, rh, 2), ref)
         monkeypatch.undo()
+        # Its gradient is the training path's (grid_sample's).
+        weight = torch.randn(3, 3, 4, 4, generator=g, dtype=torch.float64)
+        grads = []
+        for pool in (lambda f: ra._roi_align_gather(f, rois, 4, 4, x0, y0, rw, rh, 2),
+                     lambda f: roi_align(f, rois, 4, 0.5, 2, aligned)):
+            f = feat.clone().requires_grad_(True)
+            (pool(f) * weight).sum().backward()
+            grads.append(f.grad)
+        torch.testing.assert_close(grads[0], grads[1])
 
 
 def test_roi_align_batch_and_tiny_maps():

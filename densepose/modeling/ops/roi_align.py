@@ -50,55 +50,50 @@ def _axis_taps(start: Tensor, bin_size: Tensor, out: int, sr: int, size: int) ->
     return index, weight
 
 
-def _roi_align_bags(features: Tensor, rois: Tensor, ph: int, pw: int, x0: Tensor, y0: Tensor, rw: Tensor,
-                    rh: Tensor, sr: int) -> Tensor:
-    """Inference path: each output bin is one weighted sum of the map's channels-last rows (its
-    ``sr * sr`` samples' four bilinear neighbours, ``(2 sr)**2`` rows), one ``F.embedding_bag`` for every
-    bin of every RoI. No sample grid is built and no samples are averaged afterwards: on the CPU it
-    runs in a fifth to a tenth of ``grid_sample``'s time. Same result as the other two paths."""
-    n, c, h, w = features.shape
+def _bin_taps(rois: Tensor, ph: int, pw: int, x0: Tensor, y0: Tensor, rw: Tensor, rh: Tensor, sr: int, h: int,
+              w: int) -> tuple[Tensor, Tensor]:
+    """The channels-last rows (row = (b * H + y) * W + x) each output bin reads, and their weights:
+    (K, ph * pw, (2 sr)**2) each, the ``sr * sr`` samples' four bilinear neighbours; a bin is the
+    weighted sum of its rows."""
     k = rois.shape[0]
     y_index, y_weight = _axis_taps(y0, rh / ph, ph, sr, h)  # (K, ph, 2 sr)
     x_index, x_weight = _axis_taps(x0, rw / pw, pw, sr, w)  # (K, pw, 2 sr)
-    first_row = rois[:, 0].long() * (h * w)  # (K,) row of each RoI's image in ``rows``
+    first_row = rois[:, 0].long() * (h * w)  # (K,) the first row of each RoI's image
     index = (first_row[:, None, None, None, None] + (y_index * w)[:, :, None, :, None]
              + x_index[:, None, :, None, :])  # (K, ph, pw, 2 sr, 2 sr)
     weight = y_weight[:, :, None, :, None] * x_weight[:, None, :, None, :]
+    return index.reshape(k, ph * pw, -1), weight.reshape(k, ph * pw, -1)
+
+
+def _roi_align_bags(features: Tensor, rois: Tensor, ph: int, pw: int, x0: Tensor, y0: Tensor, rw: Tensor,
+                    rh: Tensor, sr: int) -> Tensor:
+    """Inference path: every bin of every RoI in one ``F.embedding_bag`` over the map's channels-last
+    rows (`_bin_taps`). No sample grid is built and no samples are averaged afterwards: on the CPU
+    it runs in a fifth to a tenth of ``grid_sample``'s time. Same result as the other two paths."""
+    n, c, h, w = features.shape
+    index, weight = _bin_taps(rois, ph, pw, x0, y0, rw, rh, sr, h, w)
     rows = features.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view when ``features`` is channels-last
-    taps = (2 * sr) ** 2
+    taps = index.shape[-1]
     bins = F.embedding_bag(index.reshape(-1, taps), rows, per_sample_weights=weight.reshape(-1, taps).to(rows.dtype),
                            mode="sum")  # (K * ph * pw, C)
-    return bins.view(k, ph, pw, c).permute(0, 3, 1, 2).contiguous()
+    return bins.view(-1, ph, pw, c).permute(0, 3, 1, 2).contiguous()
 
 
 def _roi_align_gather(features: Tensor, rois: Tensor, ph: int, pw: int, x0: Tensor, y0: Tensor, rw: Tensor,
                       rh: Tensor, sr: int) -> Tensor:
-    """Deterministic path: explicit 4-corner gathers (backward = index_put with accumulate, which
-    has a deterministic CUDA kernel, unlike grid_sample's backward). Same result as grid_sample."""
+    """Deterministic path: the rows of `_bin_taps` gathered and weighed explicitly, in chunks of RoIs
+    (backward = index_put with accumulate, which has a deterministic CUDA kernel, unlike
+    grid_sample's backward). Same result as the other two paths."""
     n, c, h, w = features.shape
     k = rois.shape[0]
-    ylo, yhi, wylo, wyhi, vy = _axis_weights(y0, rh / ph, ph, sr, h)
-    xlo, xhi, wxlo, wxhi, vx = _axis_weights(x0, rw / pw, pw, sr, w)
-    # Gather from channels-last rows: row index = (b * H + y) * W + x.
-    flat = features.permute(0, 2, 3, 1).reshape(n * h * w, c)
-    base = rois[:, 0].long() * (h * w)  # (K,)
-    sy, sx = ph * sr, pw * sr
+    index, weight = _bin_taps(rois, ph, pw, x0, y0, rw, rh, sr, h, w)
+    rows = features.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    step = max(1, _CHUNK_ELEMS // max(index[0].numel() * c, 1))
     out = []
-    per_roi = sy * sx * c
-    step = max(1, _CHUNK_ELEMS // max(per_roi, 1))
     for s in range(0, k, step):
-        e = min(k, s + step)
-        acc = None
-        for yi, wy in ((ylo[s:e], wylo[s:e]), (yhi[s:e], wyhi[s:e])):
-            for xi, wx in ((xlo[s:e], wxlo[s:e]), (xhi[s:e], wxhi[s:e])):
-                idx = base[s:e, None, None] + yi[:, :, None] * w + xi[:, None, :]  # (k, sy, sx)
-                wgt = (wy[:, :, None] * wx[:, None, :]) * (vy[s:e, :, None] & vx[s:e, None, :])
-                term = flat[idx.reshape(-1)].reshape(e - s, sy, sx, c) * wgt[..., None]
-                acc = term if acc is None else acc + term
-        # Average the sr x sr samples of each bin.
-        acc = acc.reshape(e - s, ph, sr, pw, sr, c).mean(dim=(2, 4))
-        out.append(acc.permute(0, 3, 1, 2))
-    return torch.cat(out, dim=0).contiguous()
+        taps = rows[index[s:s + step].reshape(-1)].view(*index[s:s + step].shape, c)  # (k, ph * pw, taps, C)
+        out.append((taps * weight[s:s + step, :, :, None].to(rows.dtype)).sum(dim=2))
+    return torch.cat(out, dim=0).view(k, ph, pw, c).permute(0, 3, 1, 2).contiguous()
 
 
 def _sample_positions(start: Tensor, bin_size: Tensor, out: int, sr: int) -> Tensor:
