@@ -1,0 +1,76 @@
+"""benchmarks/missed_people.py: which annotated people the detections miss, and their traits."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # it imports real_photos as the script does
+_spec = importlib.util.spec_from_file_location("missed_people", REPO / "benchmarks" / "missed_people.py")
+missed_people = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(missed_people)
+
+
+def _person(image_id: int, bbox: list[float], area: float, joints: int = 17) -> dict:
+    return {"image_id": image_id, "bbox": bbox, "area": area, "num_keypoints": joints, "dp_x": [1.0]}
+
+
+def _annotations() -> dict:
+    return {
+        "images": [{"id": 1, "file_name": "a.png", "width": 200, "height": 200},
+                   {"id": 2, "file_name": "b.png", "width": 200, "height": 200}],
+        "annotations": [
+            _person(1, [10, 10, 40, 120], 3000),  # found
+            _person(1, [100, 20, 40, 120], 3000),  # a detection half on them: a near miss
+            _person(2, [20, 150, 90, 30], 500, joints=4),  # lying, under 64 px, sparse, few joints: missed
+            {"image_id": 2, "bbox": [150, 10, 40, 100], "area": 4000, "num_keypoints": 17},  # no dp: not scored
+            {"image_id": 2, "bbox": [0, 0, 60, 60], "area": 3600, "iscrowd": 1},
+        ],
+    }
+
+
+def test_people_are_matched_as_coco_does_and_the_missed_described():
+    results = [
+        {"image_id": 1, "bbox": [8, 8, 44, 126], "score": 0.9},
+        # the grown maps box (bbox) would cover the second person; the detector's own box does not
+        {"image_id": 1, "bbox": [95, 15, 60, 140], "detection_bbox": [100, 20, 40, 50], "score": 0.8,
+         "detection_score": 0.8},
+        {"image_id": 1, "bbox": [100, 20, 40, 120], "score": 0.2},  # under --min-score
+        {"image_id": 2, "bbox": [150, 10, 40, 100], "score": 0.9},  # the person without dp
+    ]
+    rows = missed_people.person_rows(_annotations(), results, min_score=0.3)
+    assert [r["found"] for r in rows] == [True, False, False]
+    assert rows[1]["best_iou"] == pytest.approx(50 / 120) and rows[1]["near miss"]
+    third = rows[2]
+    assert third["best_iou"] == 0 and not third["near miss"]
+    assert third["lying"] and third["under 64 px"] and third["sparse"] and third["few joints"]
+    assert not any(rows[0][t] for t in missed_people.TRAITS)
+    s = missed_people.summarise(rows)
+    assert (s["people"], s["missed"]) == (3, 2)
+    assert s["traits"]["near miss"] == {"missed": 0.5, "found": 0.0}
+    assert s["traits"]["lying"] == {"missed": 0.5, "found": 0.0}
+    # A lower threshold keeps the third detection, which finds the second person.
+    assert [r["found"] for r in missed_people.person_rows(_annotations(), results, 0.1)] == [True, True, False]
+
+
+def test_the_script_writes_the_summary_and_a_sheet_of_the_missed(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.full((200, 200, 3), 90, dtype=np.uint8)).save(tmp_path / "images" / name)
+    (tmp_path / "annotations.json").write_text(json.dumps(_annotations()))
+    (tmp_path / "P.json").write_text(json.dumps([{"image_id": 1, "bbox": [8, 8, 44, 126], "score": 0.9}]))
+    sheet = tmp_path / "missed.png"
+    assert missed_people.main(["--data", str(tmp_path), "--results", str(tmp_path / "P.json"),
+                               "--pictures", str(sheet)]) == 0
+    out = capsys.readouterr().out
+    assert "3 people with DensePose points, 2 missed (0.67)" in out and "lying" in out
+    assert Image.open(sheet).size == (2 * missed_people.TILE[0], missed_people.TILE[1])
+    with pytest.raises(SystemExit, match="not found"):
+        missed_people.main(["--data", str(tmp_path), "--results", str(tmp_path / "none.json")])
