@@ -36,34 +36,31 @@ TRAITS = ("near miss", "lying", "under 64 px", "sparse", "few joints")
 TILE, COLUMNS = (96, 160), 10
 
 
-def _xyxy(box: list[float]) -> list[float]:
-    x, y, w, h = box
-    return [x, y, x + w, y + h]
-
-
 def person_rows(annotations: dict, results: list[dict], min_score: float) -> list[dict]:
     """Per annotated person with DensePose points: ``found``, ``best_iou`` with any kept detection,
     the `TRAITS`, and ``image_id`` / ``bbox`` (xywh)."""
     from densepose.modeling.ops.boxes import box_iou_xywh
-    from real_photos import match_rows
+    from real_photos import match_rows, xywh_to_xyxy
 
     by_image: dict[int, list[dict]] = {}
     for r in results:
         if r.get("detection_score", r["score"]) >= min_score:
             by_image.setdefault(r["image_id"], []).append(r)
+    anns_of: dict[int, list[dict]] = {}
+    for a in annotations["annotations"]:
+        anns_of.setdefault(a["image_id"], []).append(a)
     rows = []
     for image in annotations["images"]:
-        anns = [a for a in annotations["annotations"] if a["image_id"] == image["id"]]
+        anns = anns_of.get(image["id"], [])
         people = [a for a in anns if not a.get("iscrowd", 0) and "dp_x" in a]
         if not people:
             continue
-        crowds = np.array([_xyxy(a["bbox"]) for a in anns if a.get("iscrowd", 0)]).reshape(-1, 4)
+        crowds = xywh_to_xyxy([a["bbox"] for a in anns if a.get("iscrowd", 0)])
         dets = by_image.get(image["id"], [])
         det_xywh = np.array([r.get("detection_bbox", r["bbox"]) for r in dets], dtype=np.float64).reshape(-1, 4)
         scores = np.array([r.get("detection_score", r["score"]) for r in dets], dtype=np.float64)
         people_xywh = np.array([a["bbox"] for a in people], dtype=np.float64)
-        det_xyxy = np.c_[det_xywh[:, :2], det_xywh[:, :2] + det_xywh[:, 2:]]
-        matched, _ = match_rows(det_xyxy, scores, np.array([_xyxy(a["bbox"]) for a in people]), crowds)
+        matched, _ = match_rows(xywh_to_xyxy(det_xywh), scores, xywh_to_xyxy(people_xywh), crowds)
         best = box_iou_xywh(people_xywh[:, None], det_xywh[None]).max(axis=1) if len(dets) else np.zeros(len(people))
         for j, a in enumerate(people):
             w, h = a["bbox"][2], a["bbox"][3]

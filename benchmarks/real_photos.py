@@ -87,13 +87,14 @@ def load_set(data_dir: Path, annotations: Path = ANNOTATIONS) -> list[tuple[dict
         else:
             pixels = load_image(data_dir / im["file_name"])[0]
         anns = [a for a in coco["annotations"] if a["image_id"] == im["id"]]
-        people = _xyxy([a["bbox"] for a in anns if not a["iscrowd"]])
-        ignore = _xyxy([a["bbox"] for a in anns if a["iscrowd"]])
+        people = xywh_to_xyxy([a["bbox"] for a in anns if not a["iscrowd"]])
+        ignore = xywh_to_xyxy([a["bbox"] for a in anns if a["iscrowd"]])
         out.append((im, pixels, people, ignore))
     return out
 
 
-def _xyxy(boxes: list[list[float]]) -> np.ndarray:
+def xywh_to_xyxy(boxes: list[list[float]]) -> np.ndarray:
+    """COCO xywh boxes -> (N, 4) xyxy."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
 
