@@ -2,7 +2,7 @@
 wider boxes."""
 import torch
 
-from densepose.modeling.covered_boxes import covered_boxes, repeated_boxes, wider_boxes
+from densepose.modeling.covered_boxes import covered_boxes, demote_repeated, repeated_boxes, wider_boxes
 
 
 def _boxes(*rows):
@@ -60,6 +60,35 @@ def test_a_wider_box_around_a_walker_and_half_his_neighbour_is_dropped():
     assert repeated_boxes(boxes, torch.tensor([0.95, 0.6, 0.9]), 0.9, 0.3).tolist() == [False, False, True]
     assert not wider_boxes(boxes, torch.tensor([0.95, 0.6, 0.9]), 0.0).any()  # 0: off
     assert not repeated_boxes(boxes, torch.tensor([0.95, 0.6, 0.9]), 0.0, 0.0).any()
+
+
+def test_a_repeated_box_keeps_a_fraction_of_its_score_where_the_model_says_so():
+    walker, neighbour = [0, 0, 10, 30], [14, 0, 24, 30]
+    around = [0, 0, 18, 30]  # the wider box of the test above
+    boxes, scores = _boxes(walker, neighbour, around), torch.tensor([0.95, 0.6, 0.9])
+    lowered, kept = demote_repeated(boxes, scores, 0.9, 0.3, 0.3)
+    torch.testing.assert_close(lowered, torch.tensor([0.95, 0.6, 0.27]))
+    assert kept.all()
+    same, kept = demote_repeated(boxes, scores, 0.9, 0.3, 0.0)  # 0: dropped, as before the setting
+    assert torch.equal(same, scores) and kept.tolist() == [True, True, False]
+    # the rules read the scores as they came: a box lowered under 0.5 still counts as covering
+    inside = _boxes([0, 0, 10, 30], [0, 0, 16, 30], [1, 1, 9, 29])  # the third covered by the first
+    lowered, _ = demote_repeated(inside, torch.tensor([0.9, 0.8, 0.7]), 0.9, 0.3, 0.1)
+    torch.testing.assert_close(lowered, torch.tensor([0.9, 0.08, 0.07]))
+
+
+def test_model_files_check_the_repeated_score_fraction():
+    import pytest
+
+    from densepose.errors import UserError
+    from densepose.modeling import tiny_config
+    from densepose.modeling.model_file import model_config_from_dict
+
+    base = {k: v for k, v in vars(tiny_config()).items()}
+    assert tiny_config().repeated_score_fraction == 0.0  # files without the setting drop repeats
+    assert model_config_from_dict({**base, "repeated_score_fraction": 0.3}, "f").repeated_score_fraction == 0.3
+    with pytest.raises(UserError, match="repeated_score_fraction"):
+        model_config_from_dict({**base, "repeated_score_fraction": 1.5}, "f")
 
 
 def test_wider_boxes_keep_people_of_one_size_and_the_more_confident_box():

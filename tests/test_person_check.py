@@ -154,6 +154,32 @@ def test_the_export_graph_drops_repeated_boxes_as_the_eager_model(setting, monke
     torch.testing.assert_close(out["scores"], eager["scores"], atol=1e-5, rtol=1e-5)
 
 
+def test_repeated_boxes_lowered_not_dropped_by_the_eager_model_and_the_export_graph(monkeypatch):
+    from densepose.engine.export_graph import ExportPipeline
+    from densepose.modeling import covered_boxes
+
+    monkeypatch.setattr(covered_boxes, "WIDER_AREA", 1.0)  # the untrained boxes are all of one size
+
+    model = _checked_model()
+    model.cfg = replace(model.cfg, detections_per_image=12, drop_wider_iou=0.3)
+    image = (torch.rand(3, 70, 90, generator=torch.Generator().manual_seed(2)) * 255).to(torch.uint8)
+    with torch.no_grad():
+        _sure(model, 20.0)
+        model.box_head.cls_score.bias.data[1] += 1.0
+        dropped = model([image.float()])[0]
+        model.cfg = replace(model.cfg, repeated_score_fraction=0.3)
+        lowered = model([image.float()])[0]
+        out = dict(zip(ExportPipeline(model).output_names, ExportPipeline(model)(image)))
+        shown = model([image.float()], score_thresh=0.5)[0]  # a user's threshold: the lowered rows are gone
+    assert len(dropped["scores"]) < len(lowered["scores"])
+    assert (lowered["scores"] < 0.3).sum() == len(lowered["scores"]) - len(dropped["scores"])
+    torch.testing.assert_close(out["boxes"], lowered["boxes"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out["scores"], lowered["scores"], atol=1e-5, rtol=1e-5)
+    kept = dropped["scores"] >= 0.5
+    torch.testing.assert_close(shown["boxes"], dropped["boxes"][kept])
+    torch.testing.assert_close(shown["scores"], dropped["scores"][kept])
+
+
 class _EveryOther(torch.nn.Module):
     """A stand-in person check: sure of the first, third, ... detection it is shown, rejecting the rest."""
 

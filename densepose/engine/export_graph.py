@@ -48,7 +48,7 @@ from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_box
 from densepose.modeling.facing_people import PEOPLE_CROP
 from densepose.modeling.second_look import people_look, settle_uv
 from densepose.modeling.skeleton_prior import Skeleton, on_map
-from densepose.modeling.covered_boxes import repeated_boxes
+from densepose.modeling.covered_boxes import demote_repeated
 from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.person_check import checked_scores, cut_by_bottom
 from densepose.modeling.ops import MultiScaleRoIAlign, assign_fpn_levels, clip_boxes, decode_boxes, grow_boxes, nonempty
@@ -205,7 +205,8 @@ class ExportPipeline(nn.Module):
         if getattr(cfg, "person_check_on", False) or covered > 0 or wider > 0:
             # The eager model drops these rows before its heads (and its facing people heads) run;
             # the graph runs them on all rows (one batch) and drops them here: the same outputs.
-            keep = (scores > cfg.score_thresh_test) & ~repeated_boxes(boxes, scores, covered, wider)
+            scores, kept = demote_repeated(boxes, scores, covered, wider, getattr(cfg, "repeated_score_fraction", 0.0))
+            keep = (scores > cfg.score_thresh_test) & kept
             refined, scores, maps = refined[keep], scores[keep], {k: v[keep] for k, v in maps.items()}
         return refined, scores, maps
 

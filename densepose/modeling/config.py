@@ -73,6 +73,9 @@ class ModelConfig:
     # Drop detections at least 1.5x the area of a more confident one (score >= 0.5) that they overlap
     # by at least this IoU: a box around a person and half their neighbour (`covered_boxes`). 0: off.
     drop_wider_iou: float = 0.0
+    # The two rules above lower a detection's score to this fraction of it instead of dropping it
+    # (`covered_boxes.demote_repeated`): kept for ranked lists, under default_min_score. 0: dropped.
+    repeated_score_fraction: float = 0.0
     # Mask head
     mask_on: bool = False
     mask_pool: int = 14

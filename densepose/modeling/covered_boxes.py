@@ -13,6 +13,12 @@ next one, or the walker and the sign post beside him. It overlaps that person's 
 chance (IoU >= ``min_iou``), is at least ``WIDER_AREA`` times its area and scores lower; the
 uncovered part (the neighbour's half) keeps it clear of the covered rule. `wider_boxes` finds
 those. Two people side by side overlap at similar sizes, so the area ratio keeps them.
+
+Either rule also catches real people: one half hidden behind two others, one lying across the
+feet of another. `demote_repeated` therefore lowers the score of a repeated box (to a fraction of
+it, below the model's ``default_min_score``) rather than dropping it, where the model says so:
+the people a user is shown are the same, and a ranked list (AP) still reaches the hidden people
+after every confident one.
 """
 from __future__ import annotations
 
@@ -30,6 +36,21 @@ WIDER_AREA = 1.5
 def repeated_boxes(boxes: Tensor, scores: Tensor, min_covered: float, min_wider_iou: float) -> Tensor:
     """(N,) bool: `covered_boxes` or `wider_boxes` (each off at 0) of (N, 4) ``boxes``, (N,) ``scores``."""
     return covered_boxes(boxes, scores, min_covered) | wider_boxes(boxes, scores, min_wider_iou)
+
+
+def demote_repeated(boxes: Tensor, scores: Tensor, min_covered: float, min_wider_iou: float,
+                    keep_fraction: float) -> tuple[Tensor, Tensor]:
+    """The (N,) scores of (N, 4) ``boxes`` with their `repeated_boxes` settled -> (scores, kept).
+
+    With ``keep_fraction`` > 0 a repeated row's score becomes that fraction of it and every row is
+    kept; at 0 the scores stay and the repeated rows are not kept (``kept`` (N,) bool False).
+    Both rules read the scores as they came in.
+    """
+    repeated = repeated_boxes(boxes, scores, min_covered, min_wider_iou)
+    if keep_fraction <= 0:  # a setting, not data: the traced graph keeps whichever branch it has
+        return scores, ~repeated
+    lowered = torch.where(repeated, scores * keep_fraction, scores)
+    return lowered, torch.ones_like(repeated)
 
 
 def _ahead(scores: Tensor, cover_score: float) -> Tensor:

@@ -4,8 +4,8 @@ weights it gives the DensePose head's output.
 `second_look` cuts each detected person out of the image (`densepose.modeling.facing.person_crops`)
 and asks, on the crop: which way the person faces (the facing classifier's Lite0 heads), whether
 the box holds one whole person (the person check, which lowers the score); the detections that
-stay under the score threshold or that more confident ones repeat (`repeated_boxes`) are dropped
-there, and only the kept people go on to the people trunk (MoveNet's, for its facing heads and,
+more confident ones repeat (`repeated_boxes`) are dropped or have their score lowered
+(`demote_repeated`), those under the score threshold are dropped there, and only the kept people go on to the people trunk (MoveNet's, for its facing heads and,
 with the skeleton prior, for MoveNet's keypoints) and to the per-box heads.
 
 `settle_charts` then weighs the DensePose head's charts by what was found: the head ruler
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from densepose.modeling.chart_smoothing import smooth_charts
-from densepose.modeling.covered_boxes import repeated_boxes
+from densepose.modeling.covered_boxes import demote_repeated
 from densepose.modeling.facing import facing_log_weight, weigh_charts
 from densepose.modeling.facing_people import PEOPLE_CROP
 from densepose.modeling.head_ruler import head_ruler_log_weight
@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
 def second_look(model: DensePoseRCNN, dets: list[Detected], images: Tensor, sizes: Sequence[tuple[int, int]],
                 score_thresh: float | None) -> tuple[list[Detected], Tensor | None, tuple[Tensor, Tensor] | None]:
-    """The crops' P(facing the camera) and person check, then the detections kept (checked score
-    >= the threshold, not `repeated_boxes`), of the normalised ``images`` (B, 3, H, W) whose
+    """The crops' P(facing the camera) and person check, then the detections kept (checked and
+    `demote_repeated` score >= the threshold, not dropped as repeated), of the normalised ``images`` (B, 3, H, W) whose
     unpadded (h, w) are ``sizes``.
 
     Returns:
@@ -64,9 +64,10 @@ def second_look(model: DensePoseRCNN, dets: list[Detected], images: Tensor, size
                     for d, p, (height, _) in zip(dets, p_person, sizes)]
     if cfg.person_check_on or cfg.drop_covered_fraction > 0 or cfg.drop_wider_iou > 0:
         floor = score_thresh if score_thresh is not None else math.nextafter(cfg.score_thresh_test, math.inf)
-        rows = [(d.scores >= floor) & ~repeated_boxes(d.boxes, d.scores, cfg.drop_covered_fraction, cfg.drop_wider_iou)
-                for d in dets]
-        dets = [d.rows(r) for d, r in zip(dets, rows)]
+        settled = [demote_repeated(d.boxes, d.scores, cfg.drop_covered_fraction, cfg.drop_wider_iou,
+                                   cfg.repeated_score_fraction) for d in dets]
+        rows = [(scores >= floor) & kept for scores, kept in settled]
+        dets = [d._replace(scores=scores).rows(r) for d, (scores, _), r in zip(dets, settled, rows)]
         logits = None if logits is None else [p[r] for p, r in zip(logits, rows)]
     if logits is None:
         return dets, None, None
