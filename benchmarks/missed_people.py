@@ -18,6 +18,17 @@ described by what sets them apart, each as the share of the missed against that 
 
 ``--pictures`` writes a sheet of the missed people, each cut from its image with a margin and
 labelled with its height in pixels and its best IoU with a detection.
+
+``--stages`` runs the model that wrote the results (``--model``, default the bundled one) again on
+the images of the missed people, at ``--min-score``, and says where in its pipeline each was lost
+(`lost_at`): the first stage after which no box it passes on overlaps them by IoU >= 0.5.
+
+* never boxed: no detection at either test size (after each size's height window);
+* merged away: by the NMS across test sizes or the group-box rule;
+* person check: its checked score fell under the min score;
+* repeat rules: the covered-box or wider-box rule dropped it or lowered its score under the min
+  score (`densepose.modeling.covered_boxes`);
+* box matched to another: a box of theirs was kept, and matched to someone else.
 """
 from __future__ import annotations
 
@@ -32,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: The properties of a person the summary compares between the missed and the found.
 TRAITS = ("near miss", "lying", "under 64 px", "sparse", "few joints")
+#: Where a missed person was lost (`lost_at`), in the pipeline's order.
+STAGES = ("never boxed", "merged away", "person check", "repeat rules", "box matched to another")
 #: One tile of the picture sheet, (width, height) pixels, and tiles per row.
 TILE, COLUMNS = (96, 160), 10
 
@@ -73,6 +86,70 @@ def person_rows(annotations: dict, results: list[dict], min_score: float) -> lis
     return rows
 
 
+def lost_at(model, image, people_xyxy: np.ndarray, min_score: float) -> list[str]:
+    """For each of the (P, 4) xyxy people of ``image`` (3, H, W) float RGB, the first of `STAGES`
+    after which none of the boxes ``model`` passes on overlaps them by IoU >= 0.5.
+
+    The model runs once, at ``min_score``, with the functions between its stages wrapped to
+    record what they are given and what they keep: ``select_across_sizes`` (the detections of each
+    test size, and the merge) and ``demote_repeated`` (the checked scores, and the repeat rules).
+    """
+    from unittest import mock
+
+    import torch
+
+    from densepose.modeling import rcnn, second_look
+    from densepose.modeling.ops.boxes import box_iou
+
+    seen: dict[str, torch.Tensor] = {}
+    select, demote = rcnn.select_across_sizes, second_look.demote_repeated
+    cfg = model.cfg
+    height, width = image.shape[-2:]
+    scale = model.transform.target_size(height, width, max((cfg.min_size_test, *cfg.extra_test_sizes)))[0] / height
+
+    def merged(boxes, scores, *args):
+        rows, order = select(boxes, scores, *args)
+        seen["never boxed"] = torch.cat(boxes)
+        seen["merged away"] = torch.cat([b[r] for b, r in zip(boxes, rows)])
+        return rows, order
+
+    def settled(boxes, scores, *args):
+        lowered, kept = demote(boxes, scores, *args)
+        seen.setdefault("never boxed", boxes / scale)  # one test size: no merge, its detections are these
+        seen["person check"] = boxes[scores >= min_score] / scale  # the largest size's pixels -> input
+        seen["repeat rules"] = boxes[kept & (lowered >= min_score)] / scale
+        return lowered, kept
+
+    with mock.patch.object(rcnn, "select_across_sizes", merged), \
+            mock.patch.object(second_look, "demote_repeated", settled), torch.no_grad():
+        model([image], score_thresh=min_score)
+    people = torch.as_tensor(people_xyxy, dtype=torch.float32).reshape(-1, 4)
+    out = []
+    for person in people:
+        stage = next((s for s in STAGES[:-1] if s in seen and (len(seen[s]) == 0 or
+                      box_iou(person[None], seen[s].float()).max() < 0.5)), STAGES[-1])
+        out.append(stage)
+    return out
+
+
+def stage_rows(rows: list[dict], annotations: dict, images: Path, model, min_score: float) -> None:
+    """Adds ``lost at`` (`lost_at`) to each missed person of ``rows``, image by image."""
+    import torch
+    from PIL import Image
+    from real_photos import xywh_to_xyxy
+
+    names = {i["id"]: i["file_name"] for i in annotations["images"]}
+    by_image: dict[int, list[dict]] = {}
+    for r in rows:
+        if not r["found"]:
+            by_image.setdefault(r["image_id"], []).append(r)
+    for image_id, missed in by_image.items():
+        with Image.open(images / names[image_id]) as im:
+            pixels = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).float()
+        for r, stage in zip(missed, lost_at(model, pixels, xywh_to_xyxy([r["bbox"] for r in missed]), min_score)):
+            r["lost at"] = stage
+
+
 def summarise(rows: list[dict]) -> dict:
     """People, missed, and per trait its share among the missed and among the found."""
     missed = [r for r in rows if not r["found"]]
@@ -110,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-score", type=float, default=0.3, help="detections kept from this detector score")
     p.add_argument("--pictures", type=Path, help="write a sheet of the missed people to this PNG")
     p.add_argument("--count", type=int, default=40, help="missed people on the sheet")
+    p.add_argument("--stages", action="store_true", help="run the model again: where each missed person was lost")
+    p.add_argument("--model", help="with --stages: the model file that wrote the results (default: the bundled one)")
     args = p.parse_args(argv)
     for path in (args.data / "annotations.json", args.results):
         if not path.is_file():
@@ -122,6 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'trait':<12} {'missed':>7} {'found':>7}")
     for trait, v in s["traits"].items():
         print(f"{trait:<12} {v['missed']:>7.2f} {v['found']:>7.2f}")
+    if args.stages:
+        import densepose.api
+
+        model = densepose.api.build_model_from_checkpoint(args.model or densepose.api.bundled_model_path())
+        stage_rows(rows, annotations, args.data / "images", model.eval(), args.min_score)
+        missed = [r for r in rows if not r["found"]]
+        print(f"{'lost at':<24} {'missed':>7}")
+        for stage in STAGES:
+            print(f"{stage:<24} {sum(r['lost at'] == stage for r in missed):>7}")
     if args.pictures:
         sheet(rows, annotations, args.data / "images", args.count).save(args.pictures)
         print(f"wrote {args.pictures}")

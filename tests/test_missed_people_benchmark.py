@@ -74,3 +74,58 @@ def test_the_script_writes_the_summary_and_a_sheet_of_the_missed(tmp_path, capsy
     assert Image.open(sheet).size == (2 * missed_people.TILE[0], missed_people.TILE[1])
     with pytest.raises(SystemExit, match="not found"):
         missed_people.main(["--data", str(tmp_path), "--results", str(tmp_path / "none.json")])
+
+
+def _stage_model(extra_sizes: tuple[int, ...]):
+    """A small untrained model with a person check that is sure of every box, scores above 0.5."""
+    from dataclasses import replace
+
+    import torch
+    from facing_data import facing_config
+
+    from densepose.modeling import DensePoseRCNN
+
+    torch.manual_seed(0)
+    model = DensePoseRCNN(facing_config(person_check_on=True)).eval()
+    model.cfg = replace(model.cfg, extra_test_sizes=extra_sizes, detections_per_image=12)
+    last = model.person_check.layers[-1]
+    last.weight.data.zero_()
+    last.bias.data.fill_(20.0)
+    model.box_head.cls_score.bias.data[1] += 1.0
+    return model
+
+
+@pytest.mark.parametrize("extra_sizes", [(), (48,)])
+def test_stages_say_where_each_person_was_lost(extra_sizes, monkeypatch):
+    """People placed on the model's own detections: kept boxes are "box matched to another"; with
+    the check rejecting every box they are lost at the check, with a repeat rule (the wider-box
+    rule at any area) some of them there; a person where no box ever was is never boxed."""
+    from dataclasses import replace
+
+    import torch
+
+    from densepose.modeling import covered_boxes
+
+    model = _stage_model(extra_sizes)
+    image = torch.rand(3, 70, 90, generator=torch.Generator().manual_seed(2)) * 255
+    with torch.no_grad():
+        kept = model([image], score_thresh=0.3)[0]
+    boxes = kept["boxes"].numpy()
+    assert len(boxes) > 1
+    nowhere = np.array([[-500.0, -500.0, -490.0, -480.0]])  # off the image: no box overlaps it
+    people = np.concatenate([boxes, nowhere])
+    stages = missed_people.lost_at(model, image, people, 0.3)
+    assert stages == ["box matched to another"] * len(boxes) + ["never boxed"]
+
+    model.person_check.layers[-1].bias.data.fill_(-20.0)  # P(person) ~ 0: every checked score ~ 0
+    assert missed_people.lost_at(model, image, boxes, 0.3) == ["person check"] * len(boxes)
+
+    model.person_check.layers[-1].bias.data.fill_(20.0)
+    monkeypatch.setattr(covered_boxes, "WIDER_AREA", 1.0)  # the untrained boxes are all of one size
+    model.cfg = replace(model.cfg, drop_wider_iou=0.3)
+    with torch.no_grad():
+        left = model([image], score_thresh=0.3)[0]["boxes"]
+    assert 0 < len(left) < len(boxes)
+    stages = missed_people.lost_at(model, image, boxes, 0.3)
+    assert stages.count("repeat rules") == len(boxes) - len(left)
+    assert set(stages) == {"repeat rules", "box matched to another"}
