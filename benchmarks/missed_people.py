@@ -17,7 +17,8 @@ described by what sets them apart, each as the share of the missed against that 
   something).
 
 ``--pictures`` writes a sheet of the missed people, each cut from its image with a margin and
-labelled with its height in pixels and its best IoU with a detection.
+labelled with its height in pixels and its best IoU with a detection (and, with ``--stages``,
+where it was lost).
 
 ``--stages`` runs the model that wrote the results (``--model``, default the bundled one) again on
 the images of the missed people, at ``--min-score``, and says where in its pipeline each was lost
@@ -28,7 +29,7 @@ the images of the missed people, at ``--min-score``, and says where in its pipel
 * person check: its checked score fell under the min score;
 * repeat rules: the covered-box or wider-box rule dropped it or lowered its score under the min
   score (`densepose.modeling.covered_boxes`);
-* box matched to another: a box of theirs was kept, and matched to someone else.
+* taken by another: a box of theirs was kept, and matched to someone else.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 #: The properties of a person the summary compares between the missed and the found.
 TRAITS = ("near miss", "lying", "under 64 px", "sparse", "few joints")
 #: Where a missed person was lost (`lost_at`), in the pipeline's order.
-STAGES = ("never boxed", "merged away", "person check", "repeat rules", "box matched to another")
+STAGES = ("never boxed", "merged away", "person check", "repeat rules", "taken by another")
 #: One tile of the picture sheet, (width, height) pixels, and tiles per row.
 TILE, COLUMNS = (96, 160), 10
 
@@ -175,7 +176,10 @@ def sheet(rows: list[dict], annotations: dict, images: Path, count: int):
         with Image.open(images / names[r["image_id"]]) as im:
             tile = im.convert("RGB").crop((int(x - 0.15 * w), int(y - 0.15 * h), int(x + 1.15 * w),
                                            int(y + 1.15 * h))).resize(TILE)
-        ImageDraw.Draw(tile).text((2, 2), f"{int(h)} {r['best_iou']:.2f}", fill=(255, 0, 0))
+        draw = ImageDraw.Draw(tile)
+        draw.text((2, 2), f"{int(h)} {r['best_iou']:.2f}", fill=(255, 0, 0))
+        if "lost at" in r:  # --stages
+            draw.text((2, TILE[1] - 12), r["lost at"], fill=(255, 0, 0))
         out.paste(tile, ((k % cols) * TILE[0], (k // cols) * TILE[1]))
     return out
 

@@ -232,7 +232,8 @@ def test_repeated_boxes_lowered_score_higher_on_new_realistic_synthetic_people(m
     """Repeated boxes lowered to 0.3 of their score (``repeated_score_fraction``) against the same file
     dropping them, on the 24 renders: box AP 0.526 -> 0.544, GPS AP 0.418 -> 0.426, GPSm AP 0.486 ->
     0.491 with the shared assets; 0.534 -> 0.545, 0.400 -> 0.407, 0.453 -> 0.456 without them (a
-    clone without ../shared). On 200 renders the gain is 1.7-2.2 box AP and 0.8-1.4 GPSm AP (MODELS.md). The people shown at the file's threshold are the same
+    clone without ../shared). On 200 renders the gain is 1.7-2.2 box AP and 0.8-1.4 GPSm AP
+    (MODELS.md). The people shown at the file's threshold are the same
     (`test_repeated_boxes_lowered_not_dropped_by_the_eager_model_and_the_export_graph`); the ranked
     list reaches the people half hidden behind others after every confident one."""
     from densepose.evaluation import evaluate_model

@@ -71,8 +71,9 @@ def test_a_repeated_box_keeps_a_fraction_of_its_score_where_the_model_says_so():
     assert kept.all()
     same, kept = demote_repeated(boxes, scores, 0.9, 0.3, 0.0)  # 0: dropped, as before the setting
     assert torch.equal(same, scores) and kept.tolist() == [True, True, False]
-    # the rules read the scores as they came: a box lowered under 0.5 still counts as covering
-    inside = _boxes([0, 0, 10, 30], [0, 0, 16, 30], [1, 1, 9, 29])  # the third covered by the first
+    # the rules read the scores as they came: the wider second box, lowered under 0.5, still covers
+    # the third, which lies inside it and not inside the first
+    inside = _boxes([0, 0, 10, 30], [0, 0, 16, 30], [11, 1, 15, 29])
     lowered, _ = demote_repeated(inside, torch.tensor([0.9, 0.8, 0.7]), 0.9, 0.3, 0.1)
     torch.testing.assert_close(lowered, torch.tensor([0.9, 0.08, 0.07]))
 

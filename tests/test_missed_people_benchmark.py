@@ -97,8 +97,8 @@ def _stage_model(extra_sizes: tuple[int, ...]):
 
 @pytest.mark.parametrize("extra_sizes", [(), (48,)])
 def test_stages_say_where_each_person_was_lost(extra_sizes, monkeypatch):
-    """People placed on the model's own detections: kept boxes are "box matched to another"; with
-    the check rejecting every box they are lost at the check, with a repeat rule (the wider-box
+    """People placed on the model's own detections pass every stage (what is left for a missed
+    person is "taken by another": a kept box went to someone else); with the check rejecting every box they are lost at the check, with a repeat rule (the wider-box
     rule at any area) some of them there; a person where no box ever was is never boxed."""
     from dataclasses import replace
 
@@ -115,7 +115,7 @@ def test_stages_say_where_each_person_was_lost(extra_sizes, monkeypatch):
     nowhere = np.array([[-500.0, -500.0, -490.0, -480.0]])  # off the image: no box overlaps it
     people = np.concatenate([boxes, nowhere])
     stages = missed_people.lost_at(model, image, people, 0.3)
-    assert stages == ["box matched to another"] * len(boxes) + ["never boxed"]
+    assert stages == ["taken by another"] * len(boxes) + ["never boxed"]
 
     model.person_check.layers[-1].bias.data.fill_(-20.0)  # P(person) ~ 0: every checked score ~ 0
     assert missed_people.lost_at(model, image, boxes, 0.3) == ["person check"] * len(boxes)
@@ -128,4 +128,17 @@ def test_stages_say_where_each_person_was_lost(extra_sizes, monkeypatch):
     assert 0 < len(left) < len(boxes)
     stages = missed_people.lost_at(model, image, boxes, 0.3)
     assert stages.count("repeat rules") == len(boxes) - len(left)
-    assert set(stages) == {"repeat rules", "box matched to another"}
+    assert set(stages) == {"repeat rules", "taken by another"}
+
+
+def test_the_sheet_labels_each_person_with_where_they_were_lost(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((200, 200, 3), 90, dtype=np.uint8)).save(tmp_path / "a.png")
+    annotations = {"images": [{"id": 1, "file_name": "a.png"}]}
+    row = {"image_id": 1, "bbox": [10, 10, 40, 120], "found": False, "best_iou": 0.0}
+    plain = np.asarray(missed_people.sheet([row], annotations, tmp_path, 1))
+    staged = np.asarray(missed_people.sheet([{**row, "lost at": "never boxed"}], annotations, tmp_path, 1))
+    bottom = slice(missed_people.TILE[1] - 14, None)
+    assert (plain[bottom] == 90).all() and (staged[bottom] != plain[bottom]).any()
+    assert (staged[:14] == plain[:14]).all()  # the height and IoU label as before

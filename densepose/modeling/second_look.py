@@ -5,8 +5,9 @@ weights it gives the DensePose head's output.
 and asks, on the crop: which way the person faces (the facing classifier's Lite0 heads), whether
 the box holds one whole person (the person check, which lowers the score); the detections that
 more confident ones repeat (`repeated_boxes`) are dropped or have their score lowered
-(`demote_repeated`), those under the score threshold are dropped there, and only the kept people go on to the people trunk (MoveNet's, for its facing heads and,
-with the skeleton prior, for MoveNet's keypoints) and to the per-box heads.
+(`demote_repeated`), those under the score threshold are dropped, and only the kept people go on
+to the people trunk (MoveNet's, for its facing heads and, with the skeleton prior, for MoveNet's
+keypoints) and to the per-box heads.
 
 `settle_charts` then weighs the DensePose head's charts by what was found: the head ruler
 (`densepose.modeling.head_ruler`), the facing (`densepose.modeling.facing`) and the skeleton
@@ -43,8 +44,8 @@ if TYPE_CHECKING:
 def second_look(model: DensePoseRCNN, dets: list[Detected], images: Tensor, sizes: Sequence[tuple[int, int]],
                 score_thresh: float | None) -> tuple[list[Detected], Tensor | None, tuple[Tensor, Tensor] | None]:
     """The crops' P(facing the camera) and person check, then the detections kept (checked and
-    `demote_repeated` score >= the threshold, not dropped as repeated), of the normalised ``images`` (B, 3, H, W) whose
-    unpadded (h, w) are ``sizes``.
+    `demote_repeated` score >= the threshold, not dropped as repeated), of the normalised
+    ``images`` (B, 3, H, W) whose unpadded (h, w) are ``sizes``.
 
     Returns:
         the kept detections per image; (K,) P(facing the camera) of the kept rows, or None (no
