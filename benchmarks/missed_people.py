@@ -136,8 +136,9 @@ def lost_at(model, image, people_xyxy: np.ndarray, min_score: float) -> list[str
 def stage_rows(rows: list[dict], annotations: dict, images: Path, model, min_score: float) -> None:
     """Adds ``lost at`` (`lost_at`) to each missed person of ``rows``, image by image."""
     import torch
-    from PIL import Image
     from real_photos import xywh_to_xyxy
+
+    from densepose.io.images import load_image
 
     names = {i["id"]: i["file_name"] for i in annotations["images"]}
     by_image: dict[int, list[dict]] = {}
@@ -145,8 +146,8 @@ def stage_rows(rows: list[dict], annotations: dict, images: Path, model, min_sco
         if not r["found"]:
             by_image.setdefault(r["image_id"], []).append(r)
     for image_id, missed in by_image.items():
-        with Image.open(images / names[image_id]) as im:
-            pixels = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).float()
+        # read as `densepose predict` read it (EXIF orientation, size limits)
+        pixels = torch.from_numpy(load_image(images / names[image_id])[0]).permute(2, 0, 1).float()
         for r, stage in zip(missed, lost_at(model, pixels, xywh_to_xyxy([r["bbox"] for r in missed]), min_score)):
             r["lost at"] = stage
 

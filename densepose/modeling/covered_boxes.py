@@ -15,10 +15,10 @@ uncovered part (the neighbour's half) keeps it clear of the covered rule. `wider
 those. Two people side by side overlap at similar sizes, so the area ratio keeps them.
 
 Either rule also catches real people: people half hidden behind others, or in front of a larger
-person whose box holds theirs. `demote_repeated` therefore lowers the score of a repeated box (to a fraction of
-it, below the model's ``default_min_score``) rather than dropping it, where the model says so:
-the people a user is shown are the same, and a ranked list (AP) still reaches the hidden people
-after every confident one.
+person whose box holds theirs. `demote_repeated` therefore lowers the score of a repeated box (to
+a fraction of it, below the model's ``default_min_score``) rather than dropping it, where the
+model says so: the people a user is shown are the same, and a ranked list (AP) still reaches the
+hidden people after every confident one.
 """
 from __future__ import annotations
 
