@@ -44,9 +44,7 @@ def _detections(cfg: ModelConfig, min_score: float | None):
                               [100, 20, 140, 120], [103, 20, 143, 122],
                               [200, 10, 240, 110], [60, 10, 100, 110]])
     p = torch.tensor([0.95, 0.7, 0.6, 0.9, 0.04, 0.55, 0.2])
-    logits = torch.stack([torch.zeros(7), torch.log(p / (1 - p))], dim=1)
-    return box_inference(logits, torch.zeros(7, 4), [proposals], [(200, 300)], cfg, (10.0, 10.0, 5.0, 5.0),
-                         min_score)[0]
+    return box_inference([p], [proposals], cfg, min_score)[0]
 
 
 def test_voting_moves_the_boxes_of_the_people_found_never_which_are_found():

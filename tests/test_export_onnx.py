@@ -140,6 +140,29 @@ def test_cli_exports_a_torchscript_file_that_matches_the_eager_model(tmp_path, c
         _assert_matches(got, _eager(model, image), atol=1e-4, max_label_mismatch=0.0)
 
 
+def test_torchscript_of_a_model_that_reads_its_boxes_twice_matches_the_eager_model(tmp_path):
+    """``box_head_passes`` 2: the graph reads again the rows the eager model reads again (those
+    scoring at least ``box_again_min_score``, a number the trace must not bake in) and gives its
+    boxes and scores, which differ from those of one read."""
+    from dataclasses import replace
+
+    once = _small_model()
+    for layer in (once.box_head.cls_score, once.box_head.bbox_pred):  # scores and moves as a trained head's
+        layer.weight.data.normal_(std=0.3, generator=torch.Generator().manual_seed(3))
+    model = DensePoseRCNN(replace(once.cfg, box_head_passes=2, box_again_min_score=0.5)).eval()
+    model.load_state_dict(once.state_dict())
+    example = torch.rand(*TRACE_SIZE, generator=torch.Generator().manual_seed(2)) * 255
+    export_graph(model, tmp_path / "m.ts", "torchscript", example=example)
+    scripted = torch.jit.load(str(tmp_path / "m.ts"))
+    for image in _images():
+        with torch.no_grad():
+            got = {k: t.numpy() for k, t in zip(["boxes", "scores", "labels", "u", "v"], scripted(image))}
+        want = _eager(model, image)
+        _assert_matches(got, want, atol=1e-4, max_label_mismatch=0.0)
+        single = _eager(once, image)
+        assert want["scores"].shape != single["scores"].shape or not np.allclose(want["scores"], single["scores"])
+
+
 def test_group_boxes_trace_for_any_number_of_boxes():
     """The graph drops group boxes like the eager model: the rule traces without baking in the count."""
     from densepose.modeling.group_boxes import group_boxes
@@ -177,7 +200,7 @@ def test_onnx_of_a_model_with_the_crop_checks_and_grown_boxes_matches_the_eager_
     torch.manual_seed(0)
     model = DensePoseRCNN(replace(_small_model().cfg, facing_on=True, person_check_on=True, drop_covered_fraction=0.5,
                                   drop_wider_iou=0.3, dp_margin_x=0.1, dp_margin_y=0.05, head_ruler_on=True,
-                                  box_vote_iou=0.6,
+                                  box_vote_iou=0.6, box_head_passes=2, box_again_min_score=0.3,
                                   facing_members=3, facing_people_members=2)).eval()
     model.head_ruler_log_ratio.normal_()  # the head ruler's table: traced with the rest
     model.person_check.layers[-1].bias.data.fill_(2.0)  # keep most detections: a random check rejects them

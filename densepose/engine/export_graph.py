@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from densepose.engine import export_ops  # noqa: F401  (registers torch.ops.densepose_export)
 from densepose.errors import UserError
 from densepose.modeling.backbone import FrozenBatchNorm2d
+from densepose.modeling.box_passes import read_boxes
 from densepose.modeling.facing import CROP_SAMPLING_RATIO, FACING_CROP, crop_boxes, to_facing_input
 from densepose.modeling.facing_people import PEOPLE_CROP
 from densepose.modeling.second_look import people_look, settle_uv
@@ -165,10 +166,14 @@ class ExportPipeline(nn.Module):
         x = F.pad(x, (0, (d - width % d) % d, 0, (d - height % d) % d))[None]
         feats = model.features(x) if self.detectron2 else model.backbone(x)
         proposals = self._proposals(feats, height, width)
-        logits, deltas = model.box_head(self._pool(feats[:4], proposals, model.box_pooler))
-        scores = F.softmax(logits, dim=1)[:, 0 if self.detectron2 else 1]
-        boxes = clip_boxes(decode_boxes(deltas, proposals, cfg.box_reg_weights), height, width)
-        if not self.detectron2:  # our own model drops empty boxes before NMS
+        read = lambda boxes: model.box_head(self._pool(feats[:4], boxes[0], model.box_pooler))  # noqa: E731
+        if self.detectron2:
+            logits, deltas = read([proposals])
+            scores = F.softmax(logits, dim=1)[:, 0]
+            boxes = clip_boxes(decode_boxes(deltas, proposals, cfg.box_reg_weights), height, width)
+        else:  # our own model may read its boxes again, and drops empty boxes before NMS
+            (scores,), (boxes,) = read_boxes(read, [proposals], [(height, width)], cfg.box_reg_weights,
+                                             cfg.box_head_passes, cfg.box_again_min_score)
             scores = torch.where(nonempty(boxes), scores, torch.full_like(scores, -1.0))
         keep = torch.ops.densepose_export.nms(boxes, scores, cfg.nms_thresh_test, cfg.score_thresh_test,
                                               cfg.detections_per_image)

@@ -65,6 +65,11 @@ class ModelConfig:
     # of the boxes (scores > score_thresh_test) that overlap it by at least this IoU. 0: off.
     box_vote_iou: float = 0.0
     detections_per_image: int = 100
+    # How many times the box head reads each box at test time (`densepose.modeling.box_passes`): 2
+    # reads it again at the box it regressed, the passes' boxes and scores averaged; 1: once. Rows
+    # scoring under box_again_min_score after the first read are read once.
+    box_head_passes: int = 1
+    box_again_min_score: float = 0.0
     # Drop detections that box two people side by side (`densepose.modeling.group_boxes`).
     drop_group_boxes: bool = False
     # Drop detections of which at least this fraction lies inside more confident detections (scores

@@ -40,6 +40,7 @@ _MAX_WIDTH = 8192  # *_dim, *_channels, *_width
 _MAX_IMAGE_SIDE = 16384  # min_size_*, max_size, dp_zoom_size
 _MAX_COUNT = 100_000  # any other integer
 _MAX_CHART_POWER = 10.0  # chart weights to this power are already all or nothing
+_MAX_BOX_HEAD_PASSES = 8  # each pass reads every row again; more than a few move nothing
 #: Lists that may be empty.
 _MAY_BE_EMPTY = frozenset({"extra_test_sizes"})
 
@@ -249,6 +250,8 @@ def _bounds(name: str, typ: Any) -> tuple[float, float]:
         if name in ("facing_power", "head_ruler_power", "skeleton_prior_power"):
             return 0.0, _MAX_CHART_POWER
         return 0.0, 1e6
+    if name == "box_head_passes":
+        return 1, _MAX_BOX_HEAD_PASSES
     if name.endswith(("_dim", "_channels", "_width")):
         return 1, _MAX_WIDTH
     if name.startswith("min_size") or name in ("max_size", "extra_test_sizes", "dp_zoom_size"):

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from densepose.modeling.backbone import Backbone, load_backbone_weights
+from densepose.modeling.box_passes import read_boxes
 from densepose.modeling.config import ModelConfig
 from densepose.modeling.densepose_head import (
     CascadeFusion,
@@ -342,10 +343,11 @@ class DensePoseRCNN(nn.Module):
         """RPN + box head: per image `Detected` in resized pixels, NMS'd, by score."""
         cfg = self.cfg
         proposals, _ = self.rpn(feats, batch.sizes, cfg)
-        logits, deltas = self.box_head(self.box_pooler(feats[:4], proposals))
+        scores, boxes = read_boxes(lambda boxes: self.box_head(self.box_pooler(feats[:4], boxes)), proposals,
+                                   batch.sizes, cfg.box_reg_weights, cfg.box_head_passes, cfg.box_again_min_score)
         # box_inference keeps scores > min_score; scores >= score_thresh are asked for.
         min_score = None if score_thresh is None else math.nextafter(float(score_thresh), -math.inf)
-        return box_inference(logits, deltas, proposals, batch.sizes, cfg, cfg.box_reg_weights, min_score)
+        return box_inference(scores, boxes, cfg, min_score)
 
     def _heads(self, feats: list[Tensor], dets: list[Detected], images: Tensor,
                sizes: Sequence[tuple[int, int]], score_thresh: float | None = None,

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.modeling.matching import match, sample_fg_bg_masks
-from densepose.modeling.ops import box_iou, clip_boxes, decode_boxes, encode_boxes, nms, roi_align, vote_boxes
+from densepose.modeling.ops import box_iou, encode_boxes, nms, roi_align, vote_boxes
 from densepose.modeling.ops.groups import pad_groups
 from densepose.modeling.rpn import _smooth_l1
 
@@ -136,9 +136,9 @@ class Detected(NamedTuple):
         return Detected(self.boxes[keep], self.scores[keep], self.refined[keep])
 
 
-def box_inference(logits: Tensor, deltas: Tensor, proposals: list[Tensor], image_sizes, cfg, weights,
-                  min_score: float | None = None) -> list[Detected]:
-    """Scores, decoded + clipped boxes, score threshold, NMS, top-k -> per image `Detected`.
+def box_inference(scores: list[Tensor], boxes: list[Tensor], cfg, min_score: float | None = None) -> list[Detected]:
+    """Per image person scores (P_i,) and clipped boxes (P_i, 4) (`box_passes.read_boxes`) -> score
+    threshold, NMS, top-k -> per image `Detected`.
 
     Keeps scores > ``min_score`` (``cfg.score_thresh_test`` when None). With ``cfg.box_vote_iou``
     the kept rows' ``refined`` boxes are voted by the boxes scoring > ``cfg.score_thresh_test`` that
@@ -148,15 +148,8 @@ def box_inference(logits: Tensor, deltas: Tensor, proposals: list[Tensor], image
     """
     threshold = cfg.score_thresh_test if min_score is None else min_score
     floor = min(threshold, cfg.score_thresh_test) if getattr(cfg, "box_vote_iou", 0.0) > 0 else threshold
-    scores = F.softmax(logits, dim=1)[:, 1]
-    boxes_all = decode_boxes(deltas, torch.cat(proposals), weights)
     out = []
-    start = 0
-    for props, (h, w) in zip(proposals, image_sizes):
-        k = props.shape[0]
-        b = clip_boxes(boxes_all[start:start + k], h, w)
-        s = scores[start:start + k]
-        start += k
+    for b, s in zip(boxes, scores):
         ok = (s > floor) & ((b[:, 2] - b[:, 0]) > 0) & ((b[:, 3] - b[:, 1]) > 0)
         b, s = b[ok], s[ok]
         candidates = torch.nonzero(s > threshold).squeeze(1)
