@@ -25,6 +25,20 @@ def test_only_more_confident_detections_of_at_least_the_cover_score_cover():
     assert covered_boxes(same, torch.tensor([0.7, 0.7]), 0.9).tolist() == [False, True]
 
 
+def test_a_part_inside_a_person_scoring_a_hair_above_them_is_covered():
+    """basketball1.png in bf16: a patch of the shirt (0.727) inside the player's box (0.715)."""
+    person, patch = [446, 49, 629, 464], [556, 306, 601, 392]
+    assert covered_boxes(_boxes(person, patch), torch.tensor([0.715, 0.727]), 0.85).tolist() == [False, True]
+    # Clearly more confident than the person: the patch stays (as the rule was before).
+    assert covered_boxes(_boxes(person, patch), torch.tensor([0.715, 0.8]), 0.85).tolist() == [False, False]
+    # A box under four times the person's area does not cover them at a near tie.
+    behind = [10, 10, 40, 70]  # 1,800 px inside a 7,200 px box: four times, a box of 7,199 is not
+    assert covered_boxes(_boxes([0, 0, 60, 120], behind), torch.tensor([0.7, 0.72]), 0.85).tolist() == [False, True]
+    assert covered_boxes(_boxes([0, 0, 60, 119.9], behind), torch.tensor([0.7, 0.72]), 0.85).tolist() == [False, False]
+    # The larger box must itself reach the cover score.
+    assert not covered_boxes(_boxes(person, patch), torch.tensor([0.45, 0.48]), 0.85).any()
+
+
 def test_a_person_whose_head_shows_above_the_one_in_front_is_kept():
     front = [0, 10, 20, 60]
     behind = [2, 0, 18, 40]  # a quarter of it (the head) above the front person's box
