@@ -166,7 +166,7 @@ class ExportPipeline(nn.Module):
         x = F.pad(x, (0, (d - width % d) % d, 0, (d - height % d) % d))[None]
         feats = model.features(x) if self.detectron2 else model.backbone(x)
         proposals = self._proposals(feats, height, width)
-        read = lambda boxes: model.box_head(self._pool(feats[:4], boxes[0], model.box_pooler))  # noqa: E731
+        read = lambda per_image: model.box_head(self._pool(feats[:4], per_image[0], model.box_pooler))  # noqa: E731
         if self.detectron2:
             logits, deltas = read([proposals])
             scores = F.softmax(logits, dim=1)[:, 0]

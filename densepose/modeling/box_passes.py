@@ -37,7 +37,8 @@ def read_boxes(read: BoxReader, proposals: list[Tensor], sizes: Sequence[tuple],
         return _split(scores, proposals), _split(boxes, proposals)
     again = torch.nonzero(scores >= again_min_score).squeeze(1)
     group = _grouping(again, proposals)
-    score_sum, box_sum, last = scores[again], boxes[again], boxes[again]
+    score_sum, last = scores[again], boxes[again]
+    box_sum = last
     for _ in range(passes - 1):
         per_image = group(last)
         logits, deltas = read(per_image)

@@ -343,7 +343,7 @@ class DensePoseRCNN(nn.Module):
         """RPN + box head: per image `Detected` in resized pixels, NMS'd, by score."""
         cfg = self.cfg
         proposals, _ = self.rpn(feats, batch.sizes, cfg)
-        scores, boxes = read_boxes(lambda boxes: self.box_head(self.box_pooler(feats[:4], boxes)), proposals,
+        scores, boxes = read_boxes(lambda per_image: self.box_head(self.box_pooler(feats[:4], per_image)), proposals,
                                    batch.sizes, cfg.box_reg_weights, cfg.box_head_passes, cfg.box_again_min_score)
         # box_inference keeps scores > min_score; scores >= score_thresh are asked for.
         min_score = None if score_thresh is None else math.nextafter(float(score_thresh), -math.inf)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densepose.modeling.matching import match, sample_fg_bg_masks
-from densepose.modeling.ops import box_iou, encode_boxes, nms, roi_align, vote_boxes
+from densepose.modeling.ops import box_iou, encode_boxes, nms, nonempty, roi_align, vote_boxes
 from densepose.modeling.ops.groups import pad_groups
 from densepose.modeling.rpn import _smooth_l1
 
@@ -150,7 +150,7 @@ def box_inference(scores: list[Tensor], boxes: list[Tensor], cfg, min_score: flo
     floor = min(threshold, cfg.score_thresh_test) if getattr(cfg, "box_vote_iou", 0.0) > 0 else threshold
     out = []
     for b, s in zip(boxes, scores):
-        ok = (s > floor) & ((b[:, 2] - b[:, 0]) > 0) & ((b[:, 3] - b[:, 1]) > 0)
+        ok = (s > floor) & nonempty(b)
         b, s = b[ok], s[ok]
         candidates = torch.nonzero(s > threshold).squeeze(1)
         keep = candidates[nms(b[candidates], s[candidates], cfg.nms_thresh_test, max_output=cfg.detections_per_image)]
