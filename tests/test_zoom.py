@@ -8,7 +8,7 @@ import torch
 
 from densepose.errors import UserError
 from densepose.modeling import DensePoseRCNN, tiny_config
-from densepose.modeling.zoom import Zoom, zoomed_roi_features
+from densepose.modeling.zoom import CROP_MARGIN, Zoom, crop_around, zoomed_roi_features
 from densepose.modeling.transform import ImageBatch
 
 DP_KEYS = ("coarse_segm", "fine_segm", "u", "v")
@@ -25,14 +25,38 @@ def test_small_people_are_pooled_from_the_zoomed_features_at_scaled_boxes_in_ord
     heights = [b[:, 3] - b[:, 1] for b in boxes]
     factors = [torch.tensor([1.5, 2.0, 1.5, 2.0]), torch.ones(4), torch.tensor([3.0, 3.0, 3.0, 3.0])]
     batch = ImageBatch(torch.zeros(3, 3, 8, 8), [(8, 8)] * 3, [(1.0, 1.0)] * 3, [(8, 8)] * 3)
-    zoom = Zoom(batch, factors, max_height=100.0, backbone=lambda x: [torch.tensor(2.0)])
+    zoom = Zoom(lambda: batch, factors, max_height=100.0, backbone=lambda x: [torch.tensor(2.0)])
     out = zoomed_roi_features(_pool, [torch.tensor(1.0)], boxes, heights, zoom)
     assert out[:, 0].tolist() == [2.0, 1.0, 2.0]  # the small, the tall, the small person of image 3
     assert out[0, 1:].tolist() == [0, 0, 15, 100] and out[1, 1:].tolist() == [0, 0, 10, 200]
     assert out[2, 1:].tolist() == [15, 15, 27, 60]
     assert zoomed_roi_features(_pool, [torch.tensor(1.0)], boxes, heights, None)[:, 0].tolist() == [1.0] * 3
-    tall = Zoom(batch, factors, max_height=1.0, backbone=lambda x: pytest.fail("no small person: no zoomed pass"))
+    tall = Zoom(lambda: pytest.fail("no small person: the images are not even resized"), factors, max_height=1.0,
+                backbone=lambda x: pytest.fail("no small person: no zoomed pass"))
     assert zoomed_roi_features(_pool, [torch.tensor(1.0)], boxes, heights, tall)[:, 0].tolist() == [1.0] * 3
+
+
+def test_the_zoomed_pass_reads_only_a_crop_around_the_small_people_on_the_trunk_s_stride():
+    assert CROP_MARGIN == 64
+    # 64 px around x 100..120, y 100..150, widened to multiples of 32: x 32..192, y 32..224.
+    assert crop_around(torch.tensor([[100.0, 100, 120, 150]]), (256, 384), 64, 32) == (32, 32, 192, 224)
+    # Two people: the crop holds both; it stops at the image's edges.
+    both = torch.tensor([[10.0, 20, 30, 60], [300, 200, 350, 250]])
+    assert crop_around(both, (256, 384), 64, 32) == (0, 0, 384, 256)
+    assert crop_around(torch.tensor([[5.0, 5, 5.5, 5.5]]), (256, 384), 0, 32) == (0, 0, 32, 32)
+
+    crops = []
+
+    def backbone(x):
+        crops.append(tuple(x.shape))
+        return [torch.tensor(2.0)]
+
+    batch = ImageBatch(torch.zeros(2, 3, 256, 384), [(256, 384)] * 2, [(1.0, 1.0)] * 2, [(256, 384)] * 2)
+    zoom = Zoom(lambda: batch, [torch.ones(4)] * 2, max_height=100.0, backbone=backbone, stride=32)
+    boxes = [torch.tensor([[100.0, 100, 120, 150]]), torch.zeros(0, 4)]
+    out = zoomed_roi_features(_pool, [torch.tensor(1.0)], boxes, [b[:, 3] - b[:, 1] for b in boxes], zoom)
+    assert crops == [(1, 3, 192, 160)]  # one pass, for the one image with a small person, on its crop
+    assert out.tolist() == [[2.0, 68, 68, 88, 118]]  # pooled from the crop's features, the box in its pixels
 
 
 @pytest.mark.parametrize("flip", [False, True])

@@ -8,8 +8,11 @@ pixels the trunk sees at 1.5 times the resolution. Large people read that way lo
 become taller than the people the head was trained on), so only the people shorter than
 ``max_height`` at the largest test size are read from the larger size (MODELS.md, "Small people
 read at a larger size"). Boxes, scores and the per-box checks stay those of the test sizes; only
-the DensePose maps of the small people change. It costs one more trunk pass, at the larger size,
-for the images that have small people.
+the DensePose maps of the small people change. An image without small people costs nothing more:
+it is not even resized. One with small people costs one more trunk pass, at the larger size, over
+the part of the image around them only (`Zoom.small_features`): a crop around the small people,
+grown by ``CROP_MARGIN`` and cut on the trunk's stride, so that inside it the trunk's cells are
+those of the whole image's.
 """
 from __future__ import annotations
 
@@ -23,6 +26,11 @@ from densepose.errors import UserError
 from densepose.modeling.flip_test import mirror_images
 from densepose.modeling.transform import ImageBatch
 
+#: The margin kept around the small people, in zoomed pixels, in the crop the trunk reads at the
+#: larger size: the DensePose head's features of a box then come from cells whose view of the
+#: image the crop's edge barely cuts (MODELS.md, "Small people read at a larger size").
+CROP_MARGIN = 64
+
 #: ``pool(feats, boxes)``: (sum K_i, C, S, S) RoI features of per-image boxes (K_i, 4) from FPN levels.
 Pool = Callable[[list[Tensor], list[Tensor]], Tensor]
 
@@ -31,29 +39,61 @@ Pool = Callable[[list[Tensor], list[Tensor]], Tensor]
 class Zoom:
     """The images of a batch at the larger size, and which of its people the head reads there.
 
-    ``batch``: the images at the larger size; ``factors``: per image (4,) from the base batch's
-    resized pixels to these (x, y, x, y); ``max_height``: people shorter than this, in the base
-    batch's pixels, are read at the larger size; ``backbone``: the trunk + FPN, run on ``batch``
-    the first time a small person needs it.
+    ``resize``: makes the images at the larger size (an `ImageBatch`), called the first time a
+    small person needs them (`batch`); ``factors``: per image (4,) from the base batch's resized
+    pixels to these (x, y, x, y); ``max_height``: people shorter than this, in the base batch's
+    pixels, are read at the larger size; ``backbone``: the trunk + FPN, run on the crops of the
+    images around their small people (`small_features`); ``stride``: the trunk's total stride,
+    which the crops' corners are multiples of; ``mirror``: the mirror images of what ``resize``
+    makes (the flip test).
     """
 
-    batch: ImageBatch
+    resize: Callable[[], ImageBatch]
     factors: list[Tensor]
     max_height: float
     backbone: Callable[[Tensor], list[Tensor]]
-    _feats: list[Tensor] | None = field(default=None, repr=False)
+    stride: int = 32
+    mirror: bool = False
+    _batch: ImageBatch | None = field(default=None, repr=False)
 
-    def feats(self) -> list[Tensor]:
-        if self._feats is None:
-            self._feats = self.backbone(self.batch.tensor)
-        return self._feats
+    @property
+    def batch(self) -> ImageBatch:
+        """The images at the larger size, resized once, when first asked for."""
+        if self._batch is None:
+            batch = self.resize()
+            if self.mirror:
+                batch = ImageBatch(mirror_images(batch.tensor, batch.sizes), batch.sizes, batch.scales, batch.input_sizes)
+            self._batch = batch
+        return self._batch
+
+    def small_features(self, pool: Pool, boxes: list[Tensor]) -> Tensor:
+        """(sum K_i, C, S, S) RoI features of per-image ``boxes`` (K_i, 4) in the larger size's
+        pixels, each image's pooled from the trunk run on its crop around them (`crop_around`)."""
+        rows = []
+        for image, b in zip(self.batch.tensor, boxes):
+            if b.shape[0] == 0:
+                continue
+            x0, y0, x1, y1 = crop_around(b, image.shape[-2:], CROP_MARGIN, self.stride)
+            feats = self.backbone(image[None, :, y0:y1, x0:x1].contiguous(memory_format=torch.channels_last))
+            rows.append(pool(feats, [b - b.new_tensor([x0, y0, x0, y0])]))
+        return torch.cat(rows)
 
     def mirrored(self) -> Zoom:
         """The same at the mirror images (the flip test): a base box mirrored in the base image and
-        scaled by ``factors`` is the zoomed box mirrored in the zoomed image."""
-        tensor = mirror_images(self.batch.tensor, self.batch.sizes)
-        return Zoom(ImageBatch(tensor, self.batch.sizes, self.batch.scales, self.batch.input_sizes),
-                    self.factors, self.max_height, self.backbone)
+        scaled by ``factors`` is the zoomed box mirrored in the zoomed image. Both resize once."""
+        return Zoom(lambda: self.batch, self.factors, self.max_height, self.backbone, self.stride, not self.mirror)
+
+
+def crop_around(boxes: Tensor, size: tuple[int, int], margin: int, stride: int) -> tuple[int, int, int, int]:
+    """(K >= 1, 4) boxes in an image of (height, width) -> the (x0, y0, x1, y1) pixels of the crop
+    holding them and ``margin`` pixels around, its corners on multiples of ``stride`` (the sides of a
+    padded batch are), inside the image."""
+    h, w = int(size[0]), int(size[1])
+    lo = (boxes[:, :2].min(0).values - margin).floor().clamp_min(0)
+    hi = (boxes[:, 2:].max(0).values + margin).ceil()
+    x0, y0 = (int(v) // stride * stride for v in lo.tolist())
+    x1, y1 = (min(-(-int(v) // stride) * stride, side) for v, side in zip(hi.tolist(), (w, h)))
+    return x0, y0, max(x1, x0 + stride), max(y1, y0 + stride)
 
 
 def _zoomed_cap(transform, max_size: int | None, base_size: int, size: int) -> int:
@@ -79,10 +119,13 @@ def zoom_batch(transform, backbone, images: list[Tensor], base: ImageBatch, base
     if size <= base_size:
         raise UserError(f"zoom: the size small people are read at ({size}) must be larger than the largest "
                         f"test size ({base_size})")
-    batch = transform(images, None, size, _zoomed_cap(transform, max_size, base_size, size))
-    factors = [torch.tensor([zx / bx, zy / by, zx / bx, zy / by], device=base.tensor.device)
-               for (zy, zx), (by, bx) in zip(batch.scales, base.scales)]
-    return Zoom(batch, factors, max_height, backbone)
+    cap = _zoomed_cap(transform, max_size, base_size, size)
+    factors = []
+    for image, (by, bx) in zip(images, base.scales):  # the scales the transform will resize by
+        h, w = int(image.shape[-2]), int(image.shape[-1])
+        zh, zw = transform.target_size(h, w, size, cap)
+        factors.append(torch.tensor([zw / w / bx, zh / h / by, zw / w / bx, zh / h / by], device=base.tensor.device))
+    return Zoom(lambda: transform(images, None, size, cap), factors, max_height, backbone, transform.size_divisibility)
 
 
 def zoomed_roi_features(pool: Pool, feats: list[Tensor], boxes: list[Tensor], heights: list[Tensor],
@@ -96,7 +139,7 @@ def zoomed_roi_features(pool: Pool, feats: list[Tensor], boxes: list[Tensor], he
     is_small = torch.cat(small)
     if not bool(is_small.any()):
         return pool(feats, boxes)
-    near = pool(zoom.feats(), [b[s] * f for b, s, f in zip(boxes, small, zoom.factors)])
+    near = zoom.small_features(pool, [b[s] * f for b, s, f in zip(boxes, small, zoom.factors)])
     if bool(is_small.all()):
         return near
     rest = pool(feats, [b[~s] for b, s in zip(boxes, small)])
