@@ -70,8 +70,8 @@ def register(subparsers) -> None:
                    "detectron2's, or one written by `densepose surface symmetry` (default: the anny chart's, built in)")
     p.add_argument("--zoom", type=int, default=None, metavar="SIZE",
                    help="read the people shorter than 128 px at the test size from the image resized to this larger "
-                   "shorter side, e.g. --zoom 768: finer parts and U, V for small people, for one more pass at that "
-                   "size (0: off; default: the model file's)")
+                   "shorter side, e.g. --zoom 768: finer parts and U, V for small people, for one more trunk pass over a "
+                   "crop around them (0: at the test size; default: the model file's, 768 for the bundled model)")
     p.add_argument("--iuv", action="store_true", help="write <stem>_IUV.png")
     p.add_argument("--iuv-layout", choices=IUV_LAYOUTS, default="detectron",
                    help="channel order of <stem>_IUV.png: detectron (default, I in the blue channel of an RGB "
