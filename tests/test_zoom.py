@@ -8,7 +8,8 @@ import torch
 
 from densepose.errors import UserError
 from densepose.modeling import DensePoseRCNN, tiny_config
-from densepose.modeling.zoom import CROP_MARGIN, Zoom, crop_around, zoomed_roi_features
+from densepose.modeling.zoom import (CROP_MARGIN, SMALL_FLIP_TABLE, Zoom, crop_around, small_flip_tables,
+                                     zoomed_roi_features)
 from densepose.modeling.transform import ImageBatch
 
 DP_KEYS = ("coarse_segm", "fine_segm", "u", "v")
@@ -114,3 +115,58 @@ def test_a_model_file_s_zoom_size_is_off_or_an_image_side():
     assert model_config_from_dict({**base, "dp_zoom_size": 768}, "f").dp_zoom_size == 768
     with pytest.raises(UserError, match="dp_zoom_size"):
         model_config_from_dict({**base, "dp_zoom_size": 10**6}, "f")  # a hostile file's endless allocation
+
+
+def test_the_flip_test_of_the_small_people_alone_is_the_flip_test_on_their_rows():
+    """``dp_zoom_flip``: the people read at the larger size get exactly the flip test's answer (their
+    maps averaged with those of the mirror image of their crop), everyone else their plain one."""
+    torch.manual_seed(0)
+    cfg = tiny_config(score_thresh_test=0.0, detections_per_image=30, dp_margin_x=0.1, dp_margin_y=0.05,
+                      dp_zoom_flip=True)
+    model = DensePoseRCNN(cfg).eval()
+    tables = torch.rand(24, SMALL_FLIP_TABLE, SMALL_FLIP_TABLE, 2)
+    model.zoom_flip_uv.copy_(tables)
+    image = torch.rand(3, cfg.min_size_test, cfg.min_size_test * 4 // 3) * 255
+    zoom = 2 * cfg.min_size_test
+    with torch.no_grad():
+        heights = (lambda b: b[:, 3] - b[:, 1])(model([image])[0]["boxes"])
+        cut = float(heights.median())
+        model.cfg = dataclasses.replace(cfg, dp_zoom_max_height=cut)
+        small_flipped = model([image], dp_zoom_size=zoom)[0]
+        everyone_flipped = model([image], dp_zoom_size=zoom, flip_uv=tables)[0]
+        model.cfg = dataclasses.replace(cfg, dp_zoom_max_height=cut, dp_zoom_flip=False)
+        zoomed = model([image], dp_zoom_size=zoom)[0]
+    small = heights < cut
+    assert 0 < int(small.sum()) < len(heights)
+    torch.testing.assert_close(small_flipped["boxes"], zoomed["boxes"])
+    for key in DP_KEYS:
+        torch.testing.assert_close(small_flipped[key][~small], zoomed[key][~small])
+        torch.testing.assert_close(small_flipped[key][small], everyone_flipped[key][small], atol=1e-5, rtol=1e-5)
+        assert bool(((small_flipped[key][small] - zoomed[key][small]).flatten(1).abs().amax(1) > 1e-4).all()), key
+
+
+def test_small_flip_tables_keep_the_nearest_cells_and_export_adds_them(tmp_path, monkeypatch):
+    from densepose.cli.main import main
+    from densepose.modeling import flip_test
+    from densepose.modeling.model_file import load_model_file
+
+    full = torch.rand(24, 256, 256, 2)
+    small = small_flip_tables(full)
+    assert small.shape == (24, 64, 64, 2)
+    torch.testing.assert_close(small[:, 0, 0], full[:, 0, 0])
+    torch.testing.assert_close(small[:, 63, 63], full[:, 255, 255])
+    torch.testing.assert_close(small[:, 21, 42], full[:, 85, 170])  # 21 * 255 / 63 = 85
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pt"
+    torch.save({"config": {"model": tiny_config().to_dict()}, "model": DensePoseRCNN(tiny_config()).state_dict()}, path)
+    monkeypatch.setattr(flip_test, "flip_tables", lambda chart: full)  # the Anny chart's, without building it
+    out = tmp_path / "flipped.pt"
+    assert main(["export", str(path), "--out", str(out), "--set", "dp_zoom_size=256", "dp_zoom_flip=true"]) == 0
+    model = load_model_file(out)
+    assert model.cfg.dp_zoom_flip and model.cfg.dp_zoom_size == 256
+    torch.testing.assert_close(model.zoom_flip_uv, small)
+    assert main(["export", str(out), "--out", str(tmp_path / "off.pt"), "--set", "dp_zoom_flip=false"]) == 0
+    assert not hasattr(load_model_file(tmp_path / "off.pt"), "zoom_flip_uv")
+    with pytest.raises(UserError, match="dp_zoom_flip"):
+        tiny_config(dp_zoom_flip=True, cascade=True)

@@ -60,6 +60,7 @@ def export_model(checkpoint: str | Path, out: str | Path, test_sizes: Sequence[i
         model_config["min_size_test"], model_config["extra_test_sizes"] = test_sizes[0], list(test_sizes[1:])
     if settings:
         before, model_config = model_config, _with_settings(model_config, settings, str(src))
+        weights = _with_small_flip_tables(model_config, weights, log)
         dropped = _weights_turned_off(before, model_config, weights)
         if dropped:
             weights = {k: v for k, v in weights.items() if k not in dropped}
@@ -169,3 +170,15 @@ def _with_settings(model_config: dict, settings: Sequence[str], where: str) -> d
         key, value = split_override(text)
         set_value(cfg, key, value, where="export --set")
     return cfg.to_dict()
+
+
+def _with_small_flip_tables(model_config: dict, weights: dict, log: Callable[[str], None]) -> dict:
+    """``weights`` with the small flip tables (``zoom_flip_uv``) of the Anny chart when the settings
+    turn on ``dp_zoom_flip`` and the weights have none (turned off, `_weights_turned_off` leaves them out)."""
+    if not model_config.get("dp_zoom_flip") or "zoom_flip_uv" in weights:
+        return weights
+    from densepose.modeling.flip_test import flip_tables
+    from densepose.modeling.zoom import small_flip_tables
+
+    log("dp_zoom_flip: the anny chart's flip tables added (zoom_flip_uv)")
+    return {**weights, "zoom_flip_uv": small_flip_tables(flip_tables("anny"))}

@@ -108,6 +108,10 @@ class ModelConfig:
     # larger (densepose.modeling.zoom): finer maps of small people for one more trunk pass. 0: off.
     dp_zoom_size: int = 0
     dp_zoom_max_height: float = 128.0
+    # The flip test for the people read at dp_zoom_size alone (`densepose.modeling.zoom.flip_small_people`):
+    # each is read again in the mirror image of its crop, the two answers averaged; the model then
+    # carries small flip tables (`zoom_flip_uv`). Not with cascade.
+    dp_zoom_flip: bool = False
     dp_pool_aligned: bool = False  # reference POOLER_TYPE ROIAlign (not V2)
     dp_num_convs: int = 8
     dp_dim: int = 512
@@ -182,6 +186,8 @@ class ModelConfig:
             raise UserError(f"model config: dp_uv_reduction must be 'sum' or 'mean', not {self.dp_uv_reduction!r}")
         if self.chart_smoothing < 0 or (self.chart_smoothing > 1 and self.chart_smoothing % 2 == 0):
             raise UserError(f"model config: chart_smoothing must be 0 or an odd window, not {self.chart_smoothing!r}")
+        if self.dp_zoom_flip and self.cascade:
+            raise UserError("model config: dp_zoom_flip reads the DensePose head alone; it does not run with cascade")
         if self.norm not in ("frozen_bn", "bn", "gn"):
             raise UserError(f"model config: norm must be frozen_bn, bn or gn, not {self.norm!r}")
 

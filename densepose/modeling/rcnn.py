@@ -57,7 +57,8 @@ from densepose.modeling.group_boxes import group_boxes
 from densepose.modeling.multiscale import gather_merged, select_across_sizes, within_size_range
 from densepose.modeling.rpn import RPN
 from densepose.modeling.transform import ImageBatch, RCNNTransform, boxes_to_input
-from densepose.modeling.zoom import Zoom, zoom_batch, zoom_padding_groups, zoomed_roi_features
+from densepose.modeling.zoom import (SMALL_FLIP_TABLE, Zoom, flip_small_people, zoom_batch, zoom_padding_groups,
+                                     zoomed_roi_features)
 
 DP_OUTPUT_KEYS = ("coarse_segm", "fine_segm", "u", "v")
 
@@ -142,6 +143,8 @@ class DensePoseRCNN(nn.Module):
                 raise ValueError("skeleton_uv_on needs skeleton_prior_on (MoveNet's keypoints)")
             # mean U, V and their precision per skeleton U, V bin and chart; set by densepose.engine.skeleton_prior_fit
             self.register_buffer("skeleton_uv_stats", torch.zeros(UV_BINS, 25, 4))
+        if cfg.dp_zoom_flip:  # the chart's flip tables, small (`zoom.small_flip_tables`); set by densepose export
+            self.register_buffer("zoom_flip_uv", torch.zeros(24, SMALL_FLIP_TABLE, SMALL_FLIP_TABLE, 2))
         if cfg.person_check_on:
             if not cfg.facing_on:
                 raise ValueError("person_check_on needs facing_on (it reads the facing classifier's crop features)")
@@ -389,6 +392,9 @@ class DensePoseRCNN(nn.Module):
             if flip_uv is not None and sum(counts):
                 mirrored = self._mirrored_densepose(images, sizes, [r["boxes"] for r in results], boxes, zoom)
                 out = average_outputs(out, unmirror_outputs(mirrored, flip_uv))
+            elif zoom is not None and cfg.dp_zoom_flip and sum(counts):
+                out = flip_small_people(out, lambda f: self._dp_forward(f, None, None)[-1], self._dp_features, boxes,
+                                        heights, zoom, self.zoom_flip_uv)
             skeleton = None  # with the prior: the maps' nearest bones, found once for both priors
             if keypoints is not None:
                 skeleton = on_map(Skeleton(*keypoints, torch.cat(boxes).float()), out["fine_segm"].shape[-1])

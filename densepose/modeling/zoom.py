@@ -23,13 +23,17 @@ import torch
 from torch import Tensor
 
 from densepose.errors import UserError
-from densepose.modeling.flip_test import mirror_images
+from densepose.modeling.flip_test import average_outputs, mirror_boxes, mirror_images, unmirror_outputs
 from densepose.modeling.transform import ImageBatch
 
 #: The margin kept around the small people, in zoomed pixels, in the crop the trunk reads at the
 #: larger size: the DensePose head's features of a box then come from cells whose view of the
 #: image the crop's edge barely cuts (MODELS.md, "Small people read at a larger size").
 CROP_MARGIN = 64
+
+#: Cells per chart side of the flip tables a model carries for the flip test of its small people
+#: (`flip_small_people`): the nearest cells of the surface's 256, 0.4 MB in float16.
+SMALL_FLIP_TABLE = 64
 
 #: ``pool(feats, boxes)``: (sum K_i, C, S, S) RoI features of per-image boxes (K_i, 4) from FPN levels.
 Pool = Callable[[list[Tensor], list[Tensor]], Tensor]
@@ -147,3 +151,36 @@ def zoomed_roi_features(pool: Pool, feats: list[Tensor], boxes: list[Tensor], he
     out[is_small] = near.to(out.dtype)
     out[~is_small] = rest
     return out
+
+
+def small_flip_tables(tables: Tensor, side: int = SMALL_FLIP_TABLE) -> Tensor:
+    """(24, T, T, 2) flip tables (`densepose.modeling.flip_test.flip_tables`) -> (24, side, side, 2),
+    each cell that of ``tables`` nearest to it."""
+    nearest = torch.round(torch.arange(side, dtype=torch.float64) * (tables.shape[1] - 1) / (side - 1)).long()
+    return tables[:, nearest][:, :, nearest].contiguous()
+
+
+def flip_small_people(out: dict[str, Tensor], read: Callable[[Tensor], dict[str, Tensor]], pool: Pool,
+                      boxes: list[Tensor], heights: list[Tensor], zoom: Zoom, flip_uv: Tensor) -> dict[str, Tensor]:
+    """The flip test of the people `zoomed_roi_features` read at the larger size, and of no one else.
+
+    ``out``: the DensePose outputs (sum K_i rows) of the per-image ``boxes`` (K_i, 4, in the base
+    batch's pixels) of people ``heights`` (K_i,) tall; ``read``: RoI features -> DensePose outputs;
+    ``flip_uv``: the chart's flip tables. Each small person is read again in the mirror image of
+    the crop it was read from (one more trunk pass over that crop), carried back through the tables
+    and averaged with its first answer, as the flip test does for everyone at the cost of a pass
+    over the whole mirror image. The other rows are as they were."""
+    small = [h < zoom.max_height for h in heights]
+    is_small = torch.cat(small)
+    if not bool(is_small.any()):
+        return out
+    mirrored = zoom.mirrored()
+    scaled = [b[s] * f for b, s, f in zip(boxes, small, zoom.factors)]
+    feats = mirrored.small_features(pool, [mirror_boxes(b, w) for b, (_, w) in zip(scaled, mirrored.batch.sizes)])
+    again = unmirror_outputs(read(feats), flip_uv)
+    averaged = average_outputs({key: out[key][is_small] for key in again}, again)
+    result = dict(out)
+    for key in again:
+        result[key] = out[key].clone()
+        result[key][is_small] = averaged[key].to(out[key].dtype)
+    return result
