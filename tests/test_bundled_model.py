@@ -78,6 +78,10 @@ def test_bundled_model_ships():
     # the trunk reading a crop around them ("Small people read at a larger size": GPSm AP +0.3-0.5,
     # IOU AP +0.9-1.2 on five sets of 200 held-out renders; the people found are the same).
     assert (config.dp_zoom_size, config.dp_zoom_max_height) == (768, 128.0)
+    # Those people are also read in the mirror image of their crop, the two answers averaged, through
+    # the Anny chart's flip tables that the file carries at 64 cells a side ("The flip test of the
+    # small people": GPSm AP +0.2-0.3 on five sets of 200 held-out renders, for a crop pass).
+    assert config.dp_zoom_flip and tuple(saved["model"]["zoom_flip_uv"].shape) == (24, 64, 64, 2)
     # MoveNet's network after its trunk trained on the renders' annotated keypoints (2,000 steps on
     # data/synth_d, 5,000 more on all five render folders, 2,500 more with its own copy of the
     # trunk's stride-16 blocks, 2,500 more with the copy started at block 3, then 2,500 more,
@@ -135,10 +139,12 @@ def _bundled(**settings):
     reorders people by maps that the part changes, and on six renders that moves AP by as much as
     the part does ("Ranking people by their maps" in MODELS.md has its own test, on 24 renders).
     They read small people at the test size (``dp_zoom_size=0``, the file reads them at 768) unless
-    they set it, as their figures were measured."""
+    they set it, and without the flip test of those people (``dp_zoom_flip=False``), as their figures
+    were measured."""
     from dataclasses import replace
 
     settings.setdefault("dp_zoom_size", 0)
+    settings.setdefault("dp_zoom_flip", False)
     model = densepose.api.build_model_from_checkpoint(densepose.api.bundled_model_path())
     model.cfg = replace(model.cfg, **settings)
     return model
