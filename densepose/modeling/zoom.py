@@ -70,6 +70,12 @@ class Zoom:
             self._batch = batch
         return self._batch
 
+    def small_people(self, boxes: list[Tensor], heights: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """Per-image (K_i, 4) ``boxes`` in the base batch's pixels of people ``heights`` (K_i,) tall ->
+        per image, which of them are read at the larger size ((K_i,) bool) and their boxes there."""
+        small = [h < self.max_height for h in heights]
+        return small, [b[s] * f for b, s, f in zip(boxes, small, self.factors)]
+
     def small_features(self, pool: Pool, boxes: list[Tensor]) -> Tensor:
         """(sum K_i, C, S, S) RoI features of per-image ``boxes`` (K_i, 4) in the larger size's
         pixels, each image's pooled from the trunk run on its crop around them (`crop_around`)."""
@@ -139,11 +145,11 @@ def zoomed_roi_features(pool: Pool, feats: list[Tensor], boxes: list[Tensor], he
     from the zoomed batch's features at their boxes scaled by its factors."""
     if zoom is None:
         return pool(feats, boxes)
-    small = [h < zoom.max_height for h in heights]
+    small, scaled = zoom.small_people(boxes, heights)
     is_small = torch.cat(small)
     if not bool(is_small.any()):
         return pool(feats, boxes)
-    near = zoom.small_features(pool, [b[s] * f for b, s, f in zip(boxes, small, zoom.factors)])
+    near = zoom.small_features(pool, scaled)
     if bool(is_small.all()):
         return near
     rest = pool(feats, [b[~s] for b, s in zip(boxes, small)])
@@ -170,12 +176,11 @@ def flip_small_people(out: dict[str, Tensor], read: Callable[[Tensor], dict[str,
     the crop it was read from (one more trunk pass over that crop), carried back through the tables
     and averaged with its first answer, as the flip test does for everyone at the cost of a pass
     over the whole mirror image. The other rows are as they were."""
-    small = [h < zoom.max_height for h in heights]
+    small, scaled = zoom.small_people(boxes, heights)
     is_small = torch.cat(small)
     if not bool(is_small.any()):
         return out
     mirrored = zoom.mirrored()
-    scaled = [b[s] * f for b, s, f in zip(boxes, small, zoom.factors)]
     feats = mirrored.small_features(pool, [mirror_boxes(b, w) for b, (_, w) in zip(scaled, mirrored.batch.sizes)])
     again = unmirror_outputs(read(feats), flip_uv)
     averaged = average_outputs({key: out[key][is_small] for key in again}, again)
