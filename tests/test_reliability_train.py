@@ -151,10 +151,11 @@ def test_fine_tuning_from_the_bundled_model_starts_from_its_weights(tmp_path, da
                  "model.min_size_train=[96]", "model.max_size=128", "eval_period=0"]) == 0
     trained = torch.load(run / "model_0000001.pt", weights_only=True)
     assert trained["config"]["weights"] == str(densepose.api.bundled_model_path())
-    # The facing classifier, the person check and the head ruler are not trained by `densepose train`: they come
-    # along from the start file, with the settings they are read by (three facing heads, five check heads, the power).
+    # The facing classifier, the person check, the head ruler and the small people's flip tables are not trained
+    # by `densepose train`: they come along from the start file, with the settings they are read by (three
+    # facing heads, five check heads, the power, the zoom size).
     for key in ("facing_on", "facing_power", "facing_members", "person_check_on", "person_check_members",
-                "head_ruler_on", "head_ruler_power"):
+                "head_ruler_on", "head_ruler_power", "dp_zoom_flip", "dp_zoom_size"):
         assert trained["config"]["model"][key] == bundled["config"][key], key
     assert trained["model"].keys() == bundled["model"].keys()
     assert all(torch.equal(trained["model"][k], v) for k, v in bundled["model"].items())

@@ -29,7 +29,9 @@ UNTRAINED_PARTS = {"facing_on": ("a facing classifier (densepose train-facing)",
                                          ("skeleton_prior_power", "skeleton_own_trunk",
                                           "skeleton_own_trunk_from")),
                    "skeleton_uv_on": ("U, V from the skeleton (densepose add-skeleton-prior)",
-                                      ("skeleton_uv_variance",))}
+                                      ("skeleton_uv_variance",)),
+                   "dp_zoom_flip": ("the small people's flip tables (densepose export --set dp_zoom_flip=true)",
+                                    ("dp_zoom_size", "dp_zoom_max_height"))}
 
 
 def with_start_settings(model_config: Any, start: ModelFile) -> Any:
