@@ -76,7 +76,7 @@ def test_bundled_model_ships():
     assert (config.box_head_passes, config.box_again_min_score) == (2, 0.2)
     # People shorter than 128 px at the test size get their maps from the image at shorter side 768,
     # the trunk reading a crop around them ("Small people read at a larger size": GPSm AP +0.3-0.5,
-    # IOU AP +0.9-1.2 on five sets of 200 held-out renders; the people found are the same).
+    # IOU AP +0.9-1.5 on five sets of 200 held-out renders; the people found are the same).
     assert (config.dp_zoom_size, config.dp_zoom_max_height) == (768, 128.0)
     # Those people are also read in the mirror image of their crop, the two answers averaged, through
     # the Anny chart's flip tables that the file carries at 64 cells a side ("The flip test of the
