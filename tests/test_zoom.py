@@ -52,11 +52,13 @@ def test_the_zoomed_pass_reads_only_a_crop_around_the_small_people_on_the_trunk_
         crops.append(tuple(x.shape))
         return [torch.tensor(2.0)]
 
-    batch = ImageBatch(torch.zeros(2, 3, 256, 384), [(256, 384)] * 2, [(1.0, 1.0)] * 2, [(256, 384)] * 2)
+    batch = ImageBatch(torch.rand(2, 3, 256, 384), [(256, 384)] * 2, [(1.0, 1.0)] * 2, [(256, 384)] * 2)
     zoom = Zoom(lambda: batch, [torch.ones(4)] * 2, max_height=100.0, backbone=backbone, stride=32)
     boxes = [torch.tensor([[100.0, 100, 120, 150]]), torch.zeros(0, 4)]
     out = zoomed_roi_features(_pool, [torch.tensor(1.0)], boxes, [b[:, 3] - b[:, 1] for b in boxes], zoom)
     assert crops == [(1, 3, 192, 160)]  # one pass, for the one image with a small person, on its crop
+    # The mirror of the mirror images is the images (each resized once, from the zoom it mirrors).
+    torch.testing.assert_close(zoom.mirrored().mirrored().batch.tensor, zoom.batch.tensor)
     assert out.tolist() == [[2.0, 68, 68, 88, 118]]  # pooled from the crop's features, the box in its pixels
 
 

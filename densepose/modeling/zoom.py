@@ -91,7 +91,7 @@ class Zoom:
     def mirrored(self) -> Zoom:
         """The same at the mirror images (the flip test): a base box mirrored in the base image and
         scaled by ``factors`` is the zoomed box mirrored in the zoomed image. Both resize once."""
-        return Zoom(lambda: self.batch, self.factors, self.max_height, self.backbone, self.stride, not self.mirror)
+        return Zoom(lambda: self.batch, self.factors, self.max_height, self.backbone, self.stride, mirror=True)
 
 
 def crop_around(boxes: Tensor, size: tuple[int, int], margin: int, stride: int) -> tuple[int, int, int, int]:
